@@ -1,0 +1,37 @@
+# Every target sets up the virtualenv from a fresh clone first.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+MODULES ?= examples
+PYTEST_ARGS ?=
+
+.PHONY: dev test lint typecheck unit crds bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+dev: $(STAMP)
+	$(BIN)/podtask dev $(MODULES)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+test: lint typecheck
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+crds: $(STAMP)
+	$(BIN)/python -m podtask.crds crds
+
+bench: $(STAMP)
+	$(BIN)/python bench/e2e_throughput.py
+
+clean:
+	rm -rf $(VENV) .podtask .mypy_cache .ruff_cache .pytest_cache

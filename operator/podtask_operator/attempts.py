@@ -1,0 +1,98 @@
+"""`classify_attempt`: what one finished attempt was, from its pod and the runner's report."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from podtask.resources import AttemptReport, RunError
+
+# Errors after which another attempt cannot do better.
+NON_RETRYABLE_ERRORS = frozenset(
+    {"AbortTaskRunError", "TaskModuleImportError", "TaskNotFoundError", "PayloadValidationError"}
+)
+# Pod-level reasons that mean the node or the cluster lost the pod, not the task failing.
+LOST_POD_REASONS = frozenset({"Evicted", "NodeLost", "Preempting", "Shutdown", "Terminated"})
+OOM_EXIT_CODE = 137
+# The runner exits 2 when it could not talk to the API: a system problem, not the task's.
+RUNNER_UNREACHABLE_EXIT_CODE = 2
+
+
+class AttemptOutcome(StrEnum):
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    ABORTED = "Aborted"
+    OUT_OF_MEMORY = "OutOfMemory"
+    CRASHED = "Crashed"
+    LOST = "Lost"
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    outcome: AttemptOutcome
+    exit_code: int | None
+    reason: str
+    error: RunError | None = None
+    output: Any = None
+
+
+def _terminated_state(pod: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    for status in pod.get("status", {}).get("containerStatuses") or []:
+        terminated = (status.get("state") or {}).get("terminated")
+        if terminated:
+            return terminated  # type: ignore[no-any-return]
+    return None
+
+
+def pod_is_finished(pod: Mapping[str, Any]) -> bool:
+    return pod.get("status", {}).get("phase") in ("Succeeded", "Failed")
+
+
+def classify_attempt(
+    pod: Mapping[str, Any] | None, report: AttemptReport | None, attempt: int
+) -> AttemptResult | None:
+    """The attempt's result, or None while its pod is still running.
+
+    `pod` is None when the pod is gone. A report counts only for this attempt.
+    """
+    if report is not None and report.attempt != attempt:
+        report = None
+    if pod is not None and not pod_is_finished(pod):
+        return None
+    terminated = _terminated_state(pod) if pod is not None else None
+    exit_code = terminated.get("exitCode") if terminated else None
+    container_reason = (terminated or {}).get("reason") or ""
+    pod_reason = (pod or {}).get("status", {}).get("reason") or ""
+
+    if report is not None and report.ok:
+        return AttemptResult(AttemptOutcome.SUCCEEDED, exit_code, "Completed", output=report.output)
+    if pod is None:
+        error = RunError(type="PodLost", message="the attempt's pod disappeared before it finished")
+        return AttemptResult(AttemptOutcome.LOST, None, "PodDeleted", error=error)
+    if pod_reason in LOST_POD_REASONS:
+        message = pod.get("status", {}).get("message") or f"the pod was lost ({pod_reason})"
+        return AttemptResult(
+            AttemptOutcome.LOST, exit_code, pod_reason, RunError(type=pod_reason, message=message)
+        )
+    if container_reason == "OOMKilled" or exit_code == OOM_EXIT_CODE:
+        error = RunError(type="OutOfMemoryError", message="the task ran out of memory (OOMKilled)")
+        return AttemptResult(AttemptOutcome.OUT_OF_MEMORY, exit_code, "OOMKilled", error=error)
+    if report is not None and report.error is not None:
+        outcome = (
+            AttemptOutcome.ABORTED
+            if report.error.type in NON_RETRYABLE_ERRORS
+            else AttemptOutcome.FAILED
+        )
+        return AttemptResult(outcome, exit_code, "Error", error=report.error)
+    if exit_code == RUNNER_UNREACHABLE_EXIT_CODE:
+        error = RunError(type="RunnerUnreachable", message="the runner could not reach the API")
+        return AttemptResult(AttemptOutcome.LOST, exit_code, "RunnerUnreachable", error=error)
+    message = (terminated or {}).get("message") or (
+        f"the task process exited with code {exit_code} without reporting a result"
+    )
+    reason = container_reason or "Crashed"
+    return AttemptResult(
+        AttemptOutcome.CRASHED, exit_code, reason, RunError(type="TaskCrashed", message=message)
+    )

@@ -1,0 +1,57 @@
+"""kopf handlers: they only dispatch watch events to the `RunReconciler`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+from podtask.resources import FINAL_PHASES, GROUP, LABEL_RUN, VERSION
+
+from podtask_operator.attempts import pod_is_finished
+from podtask_operator.cluster import Cluster, load_api_client
+from podtask_operator.reconcile import RunReconciler
+from podtask_operator.settings import OperatorSettings
+
+_FINAL = frozenset(p.value for p in FINAL_PHASES)
+
+
+@kopf.on.startup()
+async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    # Only event handlers: kopf keeps no per-object progress, so it writes nothing of its own.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage()
+    settings.posting.level = logging.WARNING
+    settings.batching.batch_window = 0.02
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    operator_settings = OperatorSettings()
+    cluster = Cluster(load_api_client(), operator_settings.namespace)
+    memo.cluster = cluster
+    memo.reconciler = RunReconciler(cluster, operator_settings)
+
+
+@kopf.on.cleanup()
+async def close(memo: kopf.Memo, **_: Any) -> None:
+    memo.cluster.close()
+
+
+@kopf.on.event(GROUP, VERSION, "taskruns")
+async def taskrun_changed(
+    type: str, name: str, status: kopf.Status, memo: kopf.Memo, **_: Any
+) -> None:
+    reconciler: RunReconciler = memo.reconciler
+    if type == "DELETED":
+        reconciler.forget(name)
+        return
+    if status.get("phase") in _FINAL:
+        return
+    await reconciler.reconcile(name)
+
+
+@kopf.on.event("", "v1", "pods", labels={LABEL_RUN: kopf.PRESENT})
+async def pod_changed(
+    type: str, body: kopf.Body, labels: Mapping[str, str], memo: kopf.Memo, **_: Any
+) -> None:
+    if type == "DELETED" or pod_is_finished(body):
+        await memo.reconciler.reconcile(labels[LABEL_RUN])

@@ -1,0 +1,137 @@
+"""Classifying a finished attempt, and what the run does next."""
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from podtask.resources import AttemptReport, RunError, RunPhase, TaskRunSpec, TaskRunStatus
+from podtask_operator.attempts import AttemptOutcome, classify_attempt
+from podtask_operator.lifecycle import end_attempt, start_attempt
+from podtask_operator.reconcile import status_patch
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def pod(
+    phase: str, exit_code: int | None = None, reason: str = "", pod_reason: str = ""
+) -> dict[str, Any]:
+    status: dict[str, Any] = {"phase": phase}
+    if pod_reason:
+        status["reason"] = pod_reason
+    if exit_code is not None:
+        status["containerStatuses"] = [
+            {"name": "task", "state": {"terminated": {"exitCode": exit_code, "reason": reason}}}
+        ]
+    return {"status": status}
+
+
+def ok(attempt: int = 1) -> AttemptReport:
+    return AttemptReport(attempt=attempt, ok=True, output={"message": "hi"})
+
+
+def failed(error_type: str, attempt: int = 1) -> AttemptReport:
+    return AttemptReport(attempt=attempt, ok=False, error=RunError(type=error_type, message="boom"))
+
+
+@pytest.mark.parametrize(
+    ("the_pod", "report", "outcome"),
+    [
+        (pod("Succeeded", 0, "Completed"), ok(), AttemptOutcome.SUCCEEDED),
+        (pod("Failed", 1, "Error"), failed("ValueError"), AttemptOutcome.FAILED),
+        (pod("Failed", 1, "Error"), failed("AbortTaskRunError"), AttemptOutcome.ABORTED),
+        (pod("Failed", 1, "Error"), failed("TaskModuleImportError"), AttemptOutcome.ABORTED),
+        (pod("Failed", 137, "OOMKilled"), None, AttemptOutcome.OUT_OF_MEMORY),
+        (pod("Failed", 137, "Error"), None, AttemptOutcome.OUT_OF_MEMORY),
+        (pod("Failed", 137, "ContainerStatusUnknown", "NodeLost"), None, AttemptOutcome.LOST),
+        (pod("Failed", None, "", "Evicted"), None, AttemptOutcome.LOST),
+        (pod("Failed", 2, "Error"), None, AttemptOutcome.LOST),
+        (pod("Failed", 139, "Error"), None, AttemptOutcome.CRASHED),
+        (pod("Succeeded", 0, "Completed"), ok(attempt=2), AttemptOutcome.CRASHED),
+        (None, None, AttemptOutcome.LOST),
+    ],
+)
+def test_classify_attempt(
+    the_pod: dict[str, Any] | None, report: AttemptReport | None, outcome: AttemptOutcome
+) -> None:
+    result = classify_attempt(the_pod, report, attempt=1)
+    assert result is not None
+    assert result.outcome is outcome
+
+
+def test_running_pod_is_not_finished() -> None:
+    assert classify_attempt(pod("Running"), ok(), attempt=1) is None
+    assert classify_attempt(pod("Pending"), None, attempt=1) is None
+
+
+def test_success_carries_the_output() -> None:
+    result = classify_attempt(pod("Succeeded", 0, "Completed"), ok(), attempt=1)
+    assert result is not None and result.output == {"message": "hi"}
+
+
+def _executing(spec: TaskRunSpec) -> TaskRunStatus:
+    return start_attempt("run-abc123", spec, TaskRunStatus(), NOW)
+
+
+def test_start_attempt_numbers_pods_and_keeps_history(spec: TaskRunSpec) -> None:
+    status = _executing(spec)
+    assert status.phase == RunPhase.EXECUTING
+    assert (status.attempt, status.machine, status.started_at) == (1, "medium-1x", NOW)
+    assert status.attempts[0].pod == "run-abc123-1"
+
+
+def test_failure_with_attempts_left_waits_for_the_backoff(spec: TaskRunSpec) -> None:
+    status = _executing(spec)
+    result = classify_attempt(pod("Failed", 1, "Error"), failed("ValueError"), attempt=1)
+    assert result is not None
+    end = end_attempt(spec, status, result, NOW, random=lambda: 0.0)
+    assert end.retry
+    assert end.status.phase == RunPhase.WAITING_TO_RETRY
+    assert end.status.next_attempt_at == NOW + timedelta(milliseconds=1000)
+    assert end.status.attempts[0].exit_code == 1
+    assert end.status.attempts[0].error is not None
+
+
+def test_abort_fails_at_once_with_the_error(spec: TaskRunSpec) -> None:
+    status = _executing(spec)
+    result = classify_attempt(pod("Failed", 1, "Error"), failed("AbortTaskRunError"), attempt=1)
+    assert result is not None
+    end = end_attempt(spec, status, result, NOW + timedelta(seconds=2))
+    assert not end.retry
+    assert end.status.phase == RunPhase.FAILED
+    assert end.status.error is not None and end.status.error.type == "AbortTaskRunError"
+    assert end.status.duration == "2.0s"
+
+
+def test_last_attempt_failure_is_final(spec: TaskRunSpec) -> None:
+    status = _executing(
+        spec.model_copy(update={"retry": spec.retry.model_copy(update={"max_attempts": 1})})
+    )
+    result = classify_attempt(pod("Failed", 1, "Error"), failed("ValueError"), attempt=1)
+    assert result is not None
+    one_try = spec.model_copy(update={"retry": spec.retry.model_copy(update={"max_attempts": 1})})
+    end = end_attempt(one_try, status, result, NOW)
+    assert end.status.phase == RunPhase.FAILED and not end.retry
+
+
+def test_oom_retries_on_the_policy_machine(spec: TaskRunSpec) -> None:
+    status = _executing(spec)
+    result = classify_attempt(pod("Failed", 137, "OOMKilled"), None, attempt=1)
+    assert result is not None
+    end = end_attempt(spec, status, result, NOW, random=lambda: 0.0)
+    second = start_attempt("run-abc123", spec, end.status, NOW + timedelta(seconds=1))
+    assert second.attempt == 2
+    assert second.machine == "large-1x"
+    assert [a.machine for a in second.attempts] == ["medium-1x", "large-1x"]
+
+
+def test_status_patch_sends_changes_and_clears_removed_keys(spec: TaskRunSpec) -> None:
+    waiting = TaskRunStatus(
+        phase=RunPhase.WAITING_TO_RETRY, attempt=1, next_attempt_at=NOW, report=ok()
+    )
+    started = start_attempt("run-abc123", spec, waiting, NOW)
+    patch = status_patch(waiting, started)
+    assert patch["phase"] == "Executing"
+    assert patch["nextAttemptAt"] is None
+    assert "report" not in patch
+    assert status_patch(started, started) == {}

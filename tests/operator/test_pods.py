@@ -1,0 +1,73 @@
+"""The attempt pod's manifest: valid Kubernetes, sized from the preset, locked down."""
+
+from typing import Any
+
+import kubernetes_validate
+import pytest
+
+from podtask.machines import machine_preset, pod_resources
+from podtask.resources import TaskRunSpec
+from podtask_operator.pods import label_value, pod_for_attempt
+from podtask_operator.settings import OperatorSettings
+
+
+def _pod(
+    run: dict[str, Any], spec: TaskRunSpec, settings: OperatorSettings, machine: str = "medium-1x"
+) -> dict[str, Any]:
+    return pod_for_attempt(run, spec, 2, machine, "tok.sig", settings)
+
+
+@pytest.mark.parametrize("k8s_version", ["1.30"])
+def test_pod_is_valid_against_the_official_schema(
+    run: dict[str, Any], spec: TaskRunSpec, settings: OperatorSettings, k8s_version: str
+) -> None:
+    kubernetes_validate.validate(_pod(run, spec, settings), k8s_version, strict=True)
+
+
+@pytest.mark.parametrize("machine", ["micro", "small-1x", "medium-1x", "large-2x"])
+def test_resources_follow_the_preset(
+    run: dict[str, Any], spec: TaskRunSpec, settings: OperatorSettings, machine: str
+) -> None:
+    container = _pod(run, spec, settings, machine)["spec"]["containers"][0]
+    preset = machine_preset(machine)
+    assert container["resources"] == pod_resources(preset, cpu_request_ratio=0.75)
+    limits = container["resources"]["limits"]
+    assert limits["cpu"] == f"{round(preset.cpu * 1000)}m"
+    assert limits["memory"] == f"{round(preset.memory_gb * 1024)}Mi"
+
+
+def test_identity_ownership_and_security(
+    run: dict[str, Any], spec: TaskRunSpec, settings: OperatorSettings
+) -> None:
+    pod = _pod(run, spec, settings)
+    meta = pod["metadata"]
+    assert meta["name"] == "run-abc123-2"
+    assert meta["namespace"] == "tasks"
+    assert meta["labels"]["podtask.dev/run"] == "run-abc123"
+    assert meta["labels"]["podtask.dev/attempt"] == "2"
+    assert meta["labels"]["podtask.dev/task"] == "hello-world"
+    assert meta["labels"]["podtask.dev/queue"] == "emails"
+    assert meta["labels"]["podtask.dev/machine"] == "medium-1x"
+    assert meta["labels"]["podtask.dev/concurrency-key"] == label_value("user/42 with spaces")
+    owner = meta["ownerReferences"][0]
+    assert (owner["kind"], owner["uid"], owner["controller"]) == ("TaskRun", "0000-1111", True)
+    podspec = pod["spec"]
+    assert podspec["restartPolicy"] == "Never"
+    assert podspec["automountServiceAccountToken"] is False
+    assert podspec["securityContext"]["runAsNonRoot"] is True
+    container = podspec["containers"][0]
+    assert container["image"] == "registry.example/tasks:v3"
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["PODTASK_ATTEMPT_TOKEN"] == "tok.sig"
+    assert env["PODTASK_RUN_ID"] == "run-abc123"
+    assert env["PODTASK_ATTEMPT"] == "2"
+    assert env["PODTASK_API_URL"] == settings.api_url
+
+
+def test_label_values_stay_valid() -> None:
+    assert label_value("emails") == "emails"
+    hashed = label_value("user/42 with spaces")
+    assert hashed.startswith("h-") and len(hashed) <= 63
+    assert label_value("x" * 64) != "x" * 64
