@@ -21,6 +21,9 @@ def main(argv: list[str] | None = None) -> None:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s [operator] %(name)s: %(message)s",
     )
+    if not args.verbose:
+        # kopf logs every handler call at INFO: one line per watch event is noise here.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     kopf.run(
         standalone=True,
         namespaces=[settings.namespace],

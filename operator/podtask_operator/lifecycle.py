@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from podtask.resources import Attempt, RunPhase, TaskRunSpec, TaskRunStatus
-from podtask.retry import next_retry_at
+from podtask.retry import next_attempt_machine, next_retry_at
 
 from podtask_operator.attempts import AttemptOutcome, AttemptResult
 from podtask_operator.pods import pod_name
@@ -43,15 +43,6 @@ def format_duration(seconds: float) -> str:
         return f"{minutes}m{secs}s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h{minutes}m"
-
-
-def next_attempt_machine(spec: TaskRunSpec, status: TaskRunStatus) -> str:
-    """The machine for the next attempt: after an OOM, the policy's bigger machine if set."""
-    if status.attempts and status.attempts[-1].reason == "OOMKilled":
-        oom = spec.retry.out_of_memory
-        if oom is not None and oom.machine:
-            return oom.machine
-    return status.machine or spec.machine
 
 
 def start_attempt(

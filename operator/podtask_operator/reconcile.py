@@ -8,12 +8,14 @@ into a second attempt.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random as _random
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from kubernetes.client.exceptions import ApiException
 from podtask.attempt_tokens import sign_attempt_token
 from podtask.resources import RunError, RunPhase, TaskRunSpec, TaskRunStatus
 from pydantic import ValidationError
@@ -25,6 +27,8 @@ from podtask_operator.pods import pod_for_attempt, pod_name
 from podtask_operator.settings import OperatorSettings
 
 log = logging.getLogger(__name__)
+
+RETRY_SECONDS = 5
 
 # The runner's report belongs to the API; the operator never writes it.
 _API_OWNED = frozenset({"report"})
@@ -38,6 +42,13 @@ def status_patch(old: TaskRunStatus, new: TaskRunStatus) -> dict[str, Any]:
     for key in _API_OWNED:
         patch.pop(key, None)
     return patch
+
+
+def _body_message(exc: ApiException) -> str:
+    try:
+        return str(json.loads(exc.body or "")["message"])
+    except (TypeError, ValueError, KeyError):
+        return str(exc.body)
 
 
 def utcnow() -> datetime:
@@ -72,10 +83,17 @@ class RunReconciler:
     async def reconcile(self, name: str) -> None:
         lock = self._locks.setdefault(name, asyncio.Lock())
         async with lock:
-            run = await self._cluster.get_run(name)
-            if run is None:
+            try:
+                run = await self._cluster.get_run(name)
+                if run is None:
+                    return
+                await self._reconcile(run)
+            except Exception:
+                # Watch events are not redelivered: without this, a run whose reconcile
+                # failed would wait for its next change, which may never come.
+                log.exception("run %s: reconcile failed; trying again in %ss", name, RETRY_SECONDS)
+                self._wake_at(name, self._clock() + timedelta(seconds=RETRY_SECONDS))
                 return
-            await self._reconcile(run)
         if run.get("status", {}).get("phase") in {p.value for p in RunPhase if p.is_final}:
             self.forget(name)
 
@@ -124,7 +142,19 @@ class RunReconciler:
         pod = pod_for_attempt(
             run, spec, started.attempt, started.machine or spec.machine, token, self._settings
         )
-        await self._cluster.create_pod(pod)
+        try:
+            await self._cluster.create_pod(pod)
+        except ApiException as exc:
+            if exc.status is None or not 400 <= exc.status < 500 or exc.status == 429:
+                raise
+            # The cluster refuses this pod (a bad image name, a quota, a policy): retrying
+            # the same manifest cannot succeed, so the run ends and says why.
+            await self._fail(
+                name,
+                "PodRejected",
+                f"the cluster refused the attempt's pod: {exc.reason}: {_body_message(exc)}",
+            )
+            return
         await self._write(name, status, started)
         log.info(
             "run %s: attempt %d started in pod %s",
@@ -147,11 +177,18 @@ class RunReconciler:
     async def _fail_invalid(self, name: str, run: dict[str, Any], exc: ValidationError) -> None:
         if (run.get("status") or {}).get("phase") == RunPhase.SYSTEM_FAILURE.value:
             return
-        error = RunError(type="InvalidTaskRun", message=f"the TaskRun is invalid: {exc}")
-        now = self._clock().isoformat()
+        await self._fail(name, "InvalidTaskRun", f"the TaskRun is invalid: {exc}")
+
+    async def _fail(self, name: str, error_type: str, message: str) -> None:
+        """End the run as a SystemFailure: podtask, not the task, could not go on."""
+        error = RunError(type=error_type, message=message)
         await self._cluster.patch_run_status(
             name,
-            {"phase": RunPhase.SYSTEM_FAILURE.value, "error": error.to_wire(), "finishedAt": now},
+            {
+                "phase": RunPhase.SYSTEM_FAILURE.value,
+                "error": error.to_wire(),
+                "finishedAt": self._clock().isoformat(),
+            },
         )
 
     def _wake_at(self, name: str, due: datetime) -> None:

@@ -1,4 +1,4 @@
-"""Retry maths: how long to wait before the next attempt of a run.
+"""Retry policy: how long to wait before the next attempt of a run, and on which machine.
 
 `min(max_timeout, min_timeout * factor^(n-1) * (1 + random))`, the random part
 only when the policy randomizes, exactly as Trigger.dev documents it.
@@ -10,7 +10,7 @@ import random as _random
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from podtask.resources import RetryPolicy
+from podtask.resources import RetryPolicy, TaskRunSpec, TaskRunStatus
 
 
 def retry_delay_ms(
@@ -29,3 +29,13 @@ def next_retry_at(
     random: Callable[[], float] = _random.random,
 ) -> datetime:
     return now + timedelta(milliseconds=retry_delay_ms(policy, attempt, random))
+
+
+def next_attempt_machine(spec: TaskRunSpec, status: TaskRunStatus) -> str:
+    """The machine for the attempt after `status.attempt`: after an OOM, the policy's bigger
+    machine if it names one."""
+    if status.attempts and status.attempts[-1].reason == "OOMKilled":
+        oom = spec.retry.out_of_memory
+        if oom is not None and oom.machine:
+            return oom.machine
+    return status.machine or spec.machine

@@ -1,7 +1,6 @@
 from typing import Any
 
 import pytest
-
 from podtask.resources import TaskRunSpec
 from podtask_operator.settings import OperatorSettings
 

@@ -4,7 +4,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-
 from podtask.resources import AttemptReport, RunError, RunPhase, TaskRunSpec, TaskRunStatus
 from podtask_operator.attempts import AttemptOutcome, classify_attempt
 from podtask_operator.lifecycle import end_attempt, start_attempt

@@ -1,5 +1,4 @@
 import pytest
-
 from podtask import PRESETS, TaskDeclarationError, machine_preset
 from podtask.machines import pod_resources
 

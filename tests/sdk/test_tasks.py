@@ -1,5 +1,4 @@
 import pytest
-
 from podtask import RetryPolicy, TaskDeclarationError, task
 from podtask.attempt_tokens import InvalidAttemptToken, sign_attempt_token, verify_attempt_token
 from podtask.retry import retry_delay_ms
@@ -54,7 +53,7 @@ def test_attempt_tokens_are_scoped_and_expire() -> None:
         verify_attempt_token(secret, token, now=1061)
     with pytest.raises(InvalidAttemptToken, match="signature"):
         verify_attempt_token(b"o" * 32, token, now=1030)
-    body, _, sig = token.partition(".")
+    _, _, sig = token.partition(".")
     forged = sign_attempt_token(secret, "run-other", 2, ttl_seconds=60, now=1000).split(".")[0]
     with pytest.raises(InvalidAttemptToken):
         verify_attempt_token(secret, f"{forged}.{sig}", now=1030)

@@ -1,0 +1,113 @@
+"""`create_app(settings)`: the FastAPI application, wired to its cluster."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from podtask.limits import MAX_OUTPUT_BYTES, MAX_PAYLOAD_BYTES
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from podtask_api import public_routes, runner_routes
+from podtask_api.cluster import KubernetesCluster
+from podtask_api.errors import ApiError, error_response, install_error_handlers
+from podtask_api.services import Services
+from podtask_api.settings import ApiSettings
+
+# Room for the options, the error's traceback and JSON escaping around the largest value.
+MAX_REQUEST_BODY_BYTES = max(MAX_PAYLOAD_BYTES, MAX_OUTPUT_BYTES) * 2 + 256 * 1024
+
+
+def _too_large(limit: int) -> ApiError:
+    return ApiError(
+        413,
+        "request_too_large",
+        f"the request body is over {limit} bytes; payloads may be at most "
+        f"{MAX_PAYLOAD_BYTES} bytes of JSON",
+    )
+
+
+class RequestBodyLimit:
+    """Refuse oversized bodies, declared or chunked, without holding more than the limit."""
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_REQUEST_BODY_BYTES) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await error_response(_too_large(self.limit))(scope, receive, send)
+            return
+        # Read the body here, up to the limit, so that an oversized chunked body gets a 413
+        # (FastAPI would turn an error raised while it reads into a generic 400).
+        chunks: list[bytes] = []
+        received = 0
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away
+            chunk = message.get("body", b"")
+            received += len(chunk)
+            if received > self.limit:
+                await error_response(_too_large(self.limit))(scope, receive, send)
+                return
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+class JsonBodies:
+    """Read every request body as JSON, the only body format this API takes.
+
+    `curl -d` sends `application/x-www-form-urlencoded` unless told otherwise;
+    a user who pasted JSON should get their run, not a 422 about a form.
+    """
+
+    _NOT_JSON = (b"", b"application/x-www-form-urlencoded", b"text/plain")
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] in ("POST", "PUT", "PATCH"):
+            headers = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
+            declared = dict(scope["headers"]).get(b"content-type", b"")
+            if declared.split(b";")[0].strip().lower() in self._NOT_JSON:
+                scope = {**scope, "headers": [*headers, (b"content-type", b"application/json")]}
+        await self.app(scope, receive, send)
+
+
+def create_app(settings: ApiSettings | None = None) -> FastAPI:
+    """The API for `settings`, over the Kubernetes cluster and namespace they point at."""
+    settings = settings or ApiSettings()
+    cluster = KubernetesCluster.connect(settings.namespace, settings.kubeconfig)
+    app = FastAPI(
+        title="podtask API",
+        version="0.1.0",
+        description="Trigger podtask tasks, read their runs, and serve the runner's callbacks.",
+    )
+    app.state.services = Services(settings=settings, cluster=cluster)
+    install_error_handlers(app)
+    app.add_middleware(RequestBodyLimit)
+    app.add_middleware(JsonBodies)
+    app.include_router(public_routes.router)
+    app.include_router(runner_routes.router)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app

@@ -1,0 +1,208 @@
+"""The API's view of the cluster: read Tasks and TaskRuns, create runs, record reports.
+
+`KubernetesCluster` does it with the official (synchronous) client, so the
+routes call it in a thread. Its errors are translated here into the few
+outcomes the routes distinguish.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+from podtask.resources import GROUP, VERSION
+from urllib3.exceptions import HTTPError
+
+TASKS = "tasks"
+TASK_RUNS = "taskruns"
+
+# Seconds: connect, then read. A hung cluster becomes a 503, not a hung request.
+_REQUEST_TIMEOUT = (5, 30)
+
+
+class ClusterError(Exception):
+    """The cluster did not do what was asked; `str()` is safe to show to callers."""
+
+
+class ObjectNotFound(ClusterError):
+    pass
+
+
+class ObjectAlreadyExists(ClusterError):
+    pass
+
+
+class ResourceNotInstalled(ClusterError):
+    """The resource type or the namespace does not exist (CRDs not installed?)."""
+
+
+class ObjectRejected(ClusterError):
+    """The cluster refused the object as invalid (a 400 or 422 from Kubernetes)."""
+
+
+class AttemptNotCurrent(ClusterError):
+    """The run's attempt moved between the read a report was checked against and its write.
+
+    `run` is the run as read again after the refused write.
+    """
+
+    def __init__(self, message: str, run: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.run = run
+
+
+class ClusterUnavailable(ClusterError):
+    """The cluster could not be reached or failed; `status` is what the API answers."""
+
+    def __init__(self, message: str, status: int = 503) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _status_body(body: Any) -> dict[str, Any]:
+    if isinstance(body, bytes):
+        body = body.decode(errors="replace")
+    try:
+        parsed = json.loads(body) if isinstance(body, str) else {}
+    except ValueError:
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
+
+
+def translate_api_error(
+    status: int | None, body: Any, *, kind: str, name: str | None
+) -> ClusterError:
+    """A Kubernetes API error as one of the outcomes the routes tell apart."""
+    parsed = _status_body(body)
+    message = str(parsed.get("message") or f"HTTP {status}")
+    details = parsed.get("details") or {}
+    if status == 404:
+        about_other = bool(details.get("name")) and details.get("name") != name
+        if name is None or about_other or "could not find the requested resource" in message:
+            return ResourceNotInstalled(
+                f"the cluster has no {kind} resource here ({message}); "
+                "are the podtask CRDs installed and the namespace created?"
+            )
+        return ObjectNotFound(message)
+    if status == 409:
+        return ObjectAlreadyExists(message)
+    if status in (400, 422):
+        return ObjectRejected(message)
+    if status in (401, 403):
+        return ClusterUnavailable(
+            f"the API is not allowed to use {kind} objects in the cluster: {message}", 502
+        )
+    if status is not None and (status >= 500 or status == 429):
+        return ClusterUnavailable(f"the Kubernetes API failed: {message}", 503)
+    return ClusterUnavailable(f"the Kubernetes API answered {status}: {message}", 502)
+
+
+class KubernetesCluster:
+    """Tasks and TaskRuns in one namespace of a Kubernetes API; every method may block."""
+
+    def __init__(self, namespace: str, api_client: Any) -> None:
+        self.namespace = namespace
+        self._api = client.CustomObjectsApi(api_client)
+
+    @classmethod
+    def connect(cls, namespace: str, kubeconfig: str | None = None) -> KubernetesCluster:
+        """Load `kubeconfig`, else in-cluster config inside a pod, else KUBECONFIG/~/.kube."""
+        configuration = client.Configuration()
+        if kubeconfig is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
+            config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+        else:
+            config.load_kube_config(  # type: ignore[no-untyped-call]
+                config_file=kubeconfig, client_configuration=configuration, persist_config=False
+            )
+        return cls(namespace, client.ApiClient(configuration))
+
+    def _call(self, kind: str, subject: str | None, method: Any, **kwargs: Any) -> dict[str, Any]:
+        try:
+            result = method(
+                group=GROUP,
+                version=VERSION,
+                namespace=self.namespace,
+                _request_timeout=_REQUEST_TIMEOUT,
+                **kwargs,
+            )
+        except ApiException as exc:
+            raise translate_api_error(exc.status, exc.body, kind=kind, name=subject) from exc
+        except HTTPError as exc:
+            raise ClusterUnavailable(
+                f"the Kubernetes API cannot be reached: {type(exc).__name__}"
+            ) from exc
+        if not isinstance(result, dict):
+            raise ClusterUnavailable(
+                "the Kubernetes API answered with something not an object", 502
+            )
+        return result
+
+    def get_task(self, name: str) -> dict[str, Any]:
+        return self._call(
+            "Task", name, self._api.get_namespaced_custom_object, plural=TASKS, name=name
+        )
+
+    def get_run(self, name: str) -> dict[str, Any]:
+        return self._call(
+            "TaskRun", name, self._api.get_namespaced_custom_object, plural=TASK_RUNS, name=name
+        )
+
+    def create_run(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self._call(
+            "TaskRun",
+            None,
+            self._api.create_namespaced_custom_object,
+            plural=TASK_RUNS,
+            body=body,
+        )
+
+    def record_report(self, run: dict[str, Any], report: dict[str, Any]) -> None:
+        """Set `status.report` of `run` wholesale, only if its attempt is still as in `run`.
+
+        `run` is the object as the caller last read it and judged the report against.
+        Raises `AttemptNotCurrent` (with the run read again) when the attempt has moved
+        since, and `ObjectRejected` when the cluster refused the write for another reason.
+        """
+        name = run["metadata"]["name"]
+        guard = report_guard(run)
+        # A JSON patch, not a merge patch: a merge patch would merge the output with the
+        # previous report's and drop every null inside it. The `test` makes the attempt
+        # check and the write one atomic step.
+        write = (
+            {"op": "add", "path": "/status/report", "value": report}
+            if isinstance(run.get("status"), dict)
+            else {"op": "add", "path": "/status", "value": {"report": report}}
+        )
+        try:
+            self._call(
+                "TaskRun",
+                name,
+                self._api.patch_namespaced_custom_object_status,
+                plural=TASK_RUNS,
+                name=name,
+                body=[guard, write],
+                _content_type="application/json-patch+json",
+            )
+        except ObjectRejected as exc:
+            # Kubernetes answers a failed `test` with the same 422 as an invalid object; what
+            # tells them apart is whether the guarded value has changed since.
+            fresh = self.get_run(name)
+            if report_guard(fresh) == guard:
+                raise
+            raise AttemptNotCurrent(
+                f"run {name!r} moved on while the report was written", fresh
+            ) from exc
+
+
+def report_guard(run: dict[str, Any]) -> dict[str, Any]:
+    """The JSON-patch `test` that holds while the run's attempt is as it was in `run`."""
+    status = run.get("status")
+    if isinstance(status, dict) and "attempt" in status:
+        return {"op": "test", "path": "/status/attempt", "value": status["attempt"]}
+    # Before the operator first writes the attempt there is no value to test; the
+    # resourceVersion pins the whole object instead (any write since fails the test).
+    version = (run.get("metadata") or {}).get("resourceVersion")
+    return {"op": "test", "path": "/metadata/resourceVersion", "value": version}

@@ -1,0 +1,72 @@
+"""The runner's completion report: its request shape and the `AttemptReport` it becomes.
+
+Pure. The report is bounded before it is stored, since it lands in the
+TaskRun's status and Kubernetes objects must stay small.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from podtask.limits import MAX_OUTPUT_BYTES
+from podtask.resources import AttemptReport, RunError
+from pydantic import BaseModel, ConfigDict, StrictBool, model_validator
+
+from podtask_api.errors import ApiError
+from podtask_api.triggers import encoded_size
+
+MAX_ERROR_MESSAGE_CHARS = 8 * 1024
+MAX_ERROR_STACK_CHARS = 64 * 1024
+_CUT = "…(truncated)…"
+
+
+class CompletionReport(BaseModel):
+    """`POST .../complete`: what the runner says about the attempt it ran."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    ok: StrictBool
+    output: Any = None
+    error: RunError | None = None
+
+    @model_validator(mode="after")
+    def _failure_has_error(self) -> CompletionReport:
+        if not self.ok and self.error is None:
+            raise ValueError("a failed attempt (ok: false) must say what the error was")
+        return self
+
+
+def bounded_error(error: RunError) -> RunError:
+    """The error with its message's head and its traceback's tail (where the cause is) kept."""
+    message = error.message
+    if len(message) > MAX_ERROR_MESSAGE_CHARS:
+        message = message[:MAX_ERROR_MESSAGE_CHARS] + _CUT
+    stack = error.stack
+    if stack is not None and len(stack) > MAX_ERROR_STACK_CHARS:
+        stack = _CUT + stack[-MAX_ERROR_STACK_CHARS:]
+    return RunError(type=error.type[:256], message=message, stack=stack)
+
+
+def attempt_report(
+    report: CompletionReport, attempt: int, *, now: datetime | None = None
+) -> dict[str, Any]:
+    """The `status.report` to store, in full: absent values are explicit nulls."""
+    if report.ok:
+        size = encoded_size(report.output, "output")
+        if size > MAX_OUTPUT_BYTES:
+            raise ApiError(
+                413,
+                "output_too_large",
+                f"the output is {size} bytes of JSON, over the limit of {MAX_OUTPUT_BYTES} bytes",
+                {"size": size, "limit": MAX_OUTPUT_BYTES},
+            )
+    fields: dict[str, Any] = {
+        "attempt": attempt,
+        "ok": report.ok,
+        "output": report.output if report.ok else None,
+        "error": None if report.error is None or report.ok else bounded_error(report.error),
+    }
+    if now is not None:
+        fields["reported_at"] = now
+    return AttemptReport(**fields).model_dump(mode="json", by_alias=True)

@@ -1,0 +1,159 @@
+"""What the API shows of a `TaskRun`: the public run view and the runner's attempt view.
+
+Pure functions of the TaskRun object as the cluster returns it (a dict).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from podtask.machines import DEFAULT_MACHINE, PRESETS, MachinePreset
+from podtask.resources import Attempt, RunPhase, TaskRunSpec, TaskRunStatus
+from podtask.retry import next_attempt_machine
+
+from podtask_api.errors import ApiError
+
+PENDING = "Pending"
+
+
+def _spec(run: dict[str, Any]) -> TaskRunSpec:
+    return TaskRunSpec.model_validate(run.get("spec") or {})
+
+
+def _status(run: dict[str, Any]) -> TaskRunStatus:
+    return TaskRunStatus.model_validate(run.get("status") or {})
+
+
+def _wire_time(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _duration_ms(status: TaskRunStatus) -> int | None:
+    if status.started_at is None or status.finished_at is None:
+        return None
+    return max(0, round((status.finished_at - status.started_at).total_seconds() * 1000))
+
+
+def run_view(run: dict[str, Any]) -> dict[str, Any]:
+    """The run as `GET /api/v1/runs/{id}` shows it."""
+    spec = _spec(run)
+    status = _status(run)
+    metadata = run.get("metadata") or {}
+    return {
+        "id": metadata.get("name"),
+        "taskId": spec.task_id,
+        "version": spec.version,
+        "status": str(status.phase) if status.phase is not None else PENDING,
+        "attempt": status.attempt,
+        "attempts": [a.to_wire() for a in status.attempts],
+        "payload": spec.payload,
+        "output": status.output,
+        "error": status.error.to_wire() if status.error is not None else None,
+        "tags": spec.tags,
+        "metadata": spec.metadata,
+        "queue": spec.queue.name,
+        "machine": status.machine or spec.machine,
+        "concurrencyKey": spec.concurrency_key,
+        "idempotencyKey": spec.idempotency_key,
+        "priority": spec.priority,
+        "createdAt": metadata.get("creationTimestamp"),
+        "startedAt": _wire_time(status.started_at),
+        "finishedAt": _wire_time(status.finished_at),
+        "nextAttemptAt": _wire_time(status.next_attempt_at),
+        "duration": status.duration,
+        "durationMs": _duration_ms(status),
+    }
+
+
+def attempt_conflict(run: dict[str, Any], attempt: int) -> ApiError | None:
+    """Why the runner of `attempt` may not fetch or report it now, if it may not.
+
+    The operator creates attempt N's pod before it records `status.attempt = N`, and only it
+    signs tokens, one per pod it creates: a valid token for N proves N has started, so a run
+    still on N-1 is no reason to wait. Only a later attempt or a final phase ends N.
+    """
+    name = (run.get("metadata") or {}).get("name")
+    status = _status(run)
+    if status.phase is not None and RunPhase(status.phase).is_final:
+        return ApiError(
+            409,
+            "run_finished",
+            f"run {name!r} already finished as {status.phase}; attempt {attempt} is over",
+        )
+    if status.attempt > attempt:
+        return ApiError(
+            409,
+            "attempt_superseded",
+            f"run {name!r} is on attempt {status.attempt}; attempt {attempt} is superseded",
+        )
+    if status.attempt < attempt - 1:
+        return ApiError(
+            409,
+            "attempt_not_started",
+            f"run {name!r} has not started attempt {attempt} yet (it is on attempt "
+            f"{status.attempt}); try again shortly",
+        )
+    return None
+
+
+def _attempt_entry(status: TaskRunStatus, attempt: int) -> Attempt | None:
+    for entry in status.attempts:
+        if entry.number == attempt:
+            return entry
+    return None
+
+
+def attempt_machine(spec: TaskRunSpec, status: TaskRunStatus, attempt: int) -> str:
+    """The machine preset `attempt` runs on, also before the operator has recorded it."""
+    entry = _attempt_entry(status, attempt)
+    if entry is not None:
+        return entry.machine
+    if status.attempt < attempt:
+        # Started but not recorded yet: the operator chose it by this same rule.
+        return next_attempt_machine(spec, status)
+    return status.machine or spec.machine
+
+
+def _preset(*names: str) -> MachinePreset:
+    # Presets are checked at trigger time; a Task deployed with an unknown one still runs.
+    for name in names:
+        if name in PRESETS:
+            return PRESETS[name]
+    return PRESETS[DEFAULT_MACHINE]
+
+
+def attempt_view(
+    run: dict[str, Any], attempt: int, *, now: datetime | None = None
+) -> dict[str, Any]:
+    """What the runner of `attempt` needs: module, payload, and everything `Context` holds."""
+    spec = _spec(run)
+    status = _status(run)
+    run_id = (run.get("metadata") or {}).get("name")
+    entry = _attempt_entry(status, attempt)
+    machine = _preset(attempt_machine(spec, status, attempt), spec.machine)
+    started_at = (entry.started_at if entry else None) or now or datetime.now(UTC)
+    return {
+        "runId": run_id,
+        "attempt": attempt,
+        "taskId": spec.task_id,
+        "module": spec.module,
+        "payload": spec.payload,
+        "maxDurationSeconds": spec.max_duration_seconds,
+        "context": {
+            "runId": run_id,
+            "attempt": attempt,
+            "taskId": spec.task_id,
+            "queue": spec.queue.name,
+            "machine": {"name": machine.name, "cpu": machine.cpu, "memoryGb": machine.memory_gb},
+            "startedAt": _wire_time(started_at),
+            "tags": spec.tags,
+            "metadata": spec.metadata,
+            "concurrencyKey": spec.concurrency_key,
+            "idempotencyKey": spec.idempotency_key,
+            "parentRunId": spec.parent_run_id,
+            "isTest": spec.is_test,
+        },
+    }

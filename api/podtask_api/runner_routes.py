@@ -1,0 +1,86 @@
+"""The runner's callbacks: fetch an attempt, report its outcome. Each needs the attempt token."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Response
+
+from podtask_api.auth import require_attempt_token
+from podtask_api.cluster import AttemptNotCurrent, ObjectNotFound
+from podtask_api.errors import ApiError
+from podtask_api.reports import CompletionReport, attempt_report
+from podtask_api.run_views import attempt_conflict, attempt_view
+from podtask_api.services import Services, services
+
+
+def _authorized(
+    run_id: str,
+    attempt: int,
+    svc: Annotated[Services, Depends(services)],
+    authorization: Annotated[str | None, Header()] = None,
+) -> None:
+    secret = svc.settings.runner_token_secret.get_secret_value().encode()
+    require_attempt_token(authorization, secret, run_id, attempt)
+
+
+# Each retry follows an operator write that landed between our read and our write; one
+# attempt sees a couple at most, so the bound only keeps a misbehaving writer from looping us.
+REPORT_WRITE_TRIES = 5
+
+router = APIRouter(
+    prefix="/api/v1/runner/runs/{run_id}/attempts/{attempt}",
+    dependencies=[Depends(_authorized)],
+)
+
+
+def _run_not_found(run_id: str) -> ApiError:
+    return ApiError(404, "run_not_found", f"there is no run {run_id!r}")
+
+
+async def _current_run(svc: Services, run_id: str, attempt: int) -> dict[str, Any]:
+    try:
+        run = await svc.call(svc.cluster.get_run, run_id)
+    except ObjectNotFound:
+        raise _run_not_found(run_id) from None
+    conflict = attempt_conflict(run, attempt)
+    if conflict is not None:
+        raise conflict
+    return run
+
+
+@router.get("")
+async def fetch_attempt(
+    run_id: str, attempt: int, svc: Annotated[Services, Depends(services)]
+) -> dict[str, Any]:
+    return attempt_view(await _current_run(svc, run_id, attempt), attempt)
+
+
+@router.post("/complete", status_code=204)
+async def complete_attempt(
+    run_id: str,
+    attempt: int,
+    report: CompletionReport,
+    svc: Annotated[Services, Depends(services)],
+) -> Response:
+    run = await _current_run(svc, run_id, attempt)
+    stored = attempt_report(report, attempt)
+    for _ in range(REPORT_WRITE_TRIES):
+        try:
+            await svc.call(svc.cluster.record_report, run, stored)
+        except ObjectNotFound:
+            raise _run_not_found(run_id) from None
+        except AttemptNotCurrent as moved:
+            # The run changed between our read and our write: judge the report again.
+            conflict = attempt_conflict(moved.run, attempt)
+            if conflict is not None:
+                raise conflict from None
+            run = moved.run
+        else:
+            return Response(status_code=204)
+    raise ApiError(
+        503,
+        "run_busy",
+        f"run {run_id!r} changed under each of {REPORT_WRITE_TRIES} tries to record the "
+        "report; try again",
+    )

@@ -1,0 +1,49 @@
+"""What every route reaches through the app: its settings and its cluster.
+
+Cluster calls block, so routes make them through `Services.call`, which runs
+each in a worker thread and turns cluster failures into `ApiError`s.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from fastapi import Request
+from starlette.concurrency import run_in_threadpool
+
+from podtask_api.cluster import (
+    ClusterUnavailable,
+    KubernetesCluster,
+    ObjectRejected,
+    ResourceNotInstalled,
+)
+from podtask_api.errors import ApiError
+from podtask_api.settings import ApiSettings
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: ApiSettings
+    cluster: KubernetesCluster
+
+    async def call(self, operation: Callable[..., T], *args: Any) -> T:
+        """Run one cluster call in a thread; errors every route treats alike become ApiErrors."""
+        try:
+            return await run_in_threadpool(operation, *args)
+        except ClusterUnavailable as exc:
+            raise ApiError(exc.status, "cluster_unavailable", str(exc)) from exc
+        except ResourceNotInstalled as exc:
+            raise ApiError(503, "cluster_not_ready", str(exc)) from exc
+        except ObjectRejected as exc:
+            raise ApiError(
+                422, "rejected_by_cluster", f"the cluster refused the object: {exc}"
+            ) from exc
+
+
+def services(request: Request) -> Services:
+    found: Services = request.app.state.services
+    return found

@@ -1,0 +1,9 @@
+"""An embedded, Kubernetes-API-compatible dev cluster: API server, storage and a local kubelet.
+
+For development and tests only: it binds to loopback, has no authentication, and runs pod
+commands as local processes instead of containers.
+"""
+
+from podtask_devcluster.cluster import EmbeddedCluster
+
+__all__ = ["EmbeddedCluster"]

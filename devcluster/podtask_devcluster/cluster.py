@@ -1,0 +1,275 @@
+"""`EmbeddedCluster`: the API server, its storage, the kubelet and the garbage collector,
+running on their own event loop in a background thread; plus the kubeconfig that points
+kubectl, kopf and the kubernetes client at it."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import copy
+import socket
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import TypeVar
+
+import uvicorn
+
+from podtask_devcluster.discovery import ResourceCatalog
+from podtask_devcluster.garbage import GarbageCollector
+from podtask_devcluster.kubelet import Kubelet
+from podtask_devcluster.registry import Registry
+from podtask_devcluster.server import VERBS, ApiServer
+from podtask_devcluster.store import JsonObject, ObjectStore, storage_key
+
+T = TypeVar("T")
+START_TIMEOUT_SECONDS = 30.0
+STOP_TIMEOUT_SECONDS = 30.0
+CONTEXT_NAME = "podtask-dev"
+
+
+def kubeconfig_text(url: str, namespace: str = "default") -> str:
+    return (
+        "apiVersion: v1\n"
+        "kind: Config\n"
+        "clusters:\n"
+        f"- name: {CONTEXT_NAME}\n"
+        "  cluster:\n"
+        f"    server: {url}\n"
+        "contexts:\n"
+        f"- name: {CONTEXT_NAME}\n"
+        "  context:\n"
+        f"    cluster: {CONTEXT_NAME}\n"
+        f"    user: {CONTEXT_NAME}\n"
+        f"    namespace: {namespace}\n"
+        f"current-context: {CONTEXT_NAME}\n"
+        "users:\n"
+        f"- name: {CONTEXT_NAME}\n"
+        "  user: {}\n"
+        "preferences: {}\n"
+    )
+
+
+class EmbeddedCluster:
+    """A Kubernetes-API-compatible dev cluster persisted under `state_dir`.
+
+    `start()` returns once the server accepts connections; `stop()` (or leaving the `with`
+    block) ends watches, kills pod processes and closes the database. Objects and the
+    resourceVersion counter survive a stop/start with the same `state_dir`.
+    """
+
+    def __init__(
+        self,
+        state_dir: Path,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        workdir: Path | None = None,
+    ) -> None:
+        self.state_dir = Path(state_dir)
+        self.host = host
+        self.port = port
+        self.workdir = Path(workdir) if workdir is not None else Path.cwd()
+        self.database_path = self.state_dir / "cluster.db"
+        self.kubeconfig_path = self.state_dir / "kubeconfig"
+        self.log_dir = self.state_dir / "logs"
+        self._observers: list[Callable[[JsonObject], None]] = []
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._ready = threading.Event()
+        self._startup_error: BaseException | None = None
+        self._stop_requested: asyncio.Event | None = None
+        self._server: ApiServer | None = None
+        self._registry: Registry | None = None
+        self._bound_port: int | None = None
+        self._last_counts: dict[str, int] = {}
+
+    # ------------------------------------------------------------ public API
+
+    @property
+    def url(self) -> str:
+        if self._bound_port is None:
+            raise RuntimeError("the cluster is not started")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self._bound_port}"
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> EmbeddedCluster:
+        if self.running:
+            return self
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        # proto must say TCP explicitly: asyncio only sets TCP_NODELAY on accepted sockets whose
+        # proto is IPPROTO_TCP, and without it every response waits ~40 ms for a delayed ACK.
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((self.host, self.port))
+        except OSError:
+            sock.close()
+            raise
+        sock.listen(512)
+        sock.setblocking(False)
+        self._bound_port = sock.getsockname()[1]
+        self.kubeconfig_path.write_text(kubeconfig_text(self.url))
+        self._ready.clear()
+        self._startup_error = None
+        self._thread = threading.Thread(
+            target=self._thread_main, args=(sock,), name="podtask-devcluster", daemon=True
+        )
+        self._thread.start()
+        if not self._ready.wait(START_TIMEOUT_SECONDS):
+            raise RuntimeError("the dev cluster did not start in time")
+        if self._startup_error is not None:
+            self._thread.join(5)
+            self._thread = None
+            raise RuntimeError("the dev cluster failed to start") from self._startup_error
+        return self
+
+    def stop(self) -> None:
+        thread, loop, stop = self._thread, self._loop, self._stop_requested
+        if thread is None:
+            return
+        if loop is not None and stop is not None and thread.is_alive():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(stop.set)
+        thread.join(STOP_TIMEOUT_SECONDS)
+        self._thread = None
+
+    def __enter__(self) -> EmbeddedCluster:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def request_counts(self) -> dict[str, int]:
+        """HTTP requests served since start, by Kubernetes verb (create, update, patch, delete,
+        deletecollection, get, list, watch; discovery and health checks count as
+        `nonresource`)."""
+        counts = {verb: 0 for verb in VERBS}
+        server = self._server
+        source = dict(server.counts) if server is not None else self._last_counts
+        counts.update(source)
+        return counts
+
+    def add_create_observer(self, callback: Callable[[JsonObject], None]) -> None:
+        """Call `callback(obj)` for every object the API creates, synchronously, on the server's
+        thread, after it is stored and before the client gets its answer. The callback may read
+        the store (`objects(...)`) to see the cluster exactly as of that creation; it must not
+        block and must not change the object it is given."""
+        self._observers.append(callback)
+
+    def remove_create_observer(self, callback: Callable[[JsonObject], None]) -> None:
+        with contextlib.suppress(ValueError):
+            self._observers.remove(callback)
+
+    def objects(
+        self, plural: str, *, group: str = "", namespace: str | None = None
+    ) -> list[JsonObject]:
+        """Copies of the stored objects of one resource (all namespaces when None), read
+        directly from the store; safe from any thread, and from a create observer."""
+
+        def read() -> list[JsonObject]:
+            assert self._registry is not None
+            return copy.deepcopy(
+                self._registry.store.objects_of(storage_key(group, plural), namespace)
+            )
+
+        return self.call(read)
+
+    def call(self, function: Callable[[], T]) -> T:
+        """Run `function` on the cluster's loop thread (directly if already there)."""
+        loop = self._loop
+        if loop is None or not self.running:
+            raise RuntimeError("the cluster is not running")
+        with contextlib.suppress(RuntimeError):
+            if asyncio.get_running_loop() is loop:
+                return function()
+        if threading.current_thread() is self._thread:
+            return function()
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+        def run() -> None:
+            try:
+                future.set_result(function())
+            except BaseException as error:
+                future.set_exception(error)
+
+        loop.call_soon_threadsafe(run)
+        return future.result(STOP_TIMEOUT_SECONDS)
+
+    # ------------------------------------------------------------ the loop thread
+
+    def _thread_main(self, sock: socket.socket) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(self._serve(sock))
+        except BaseException as error:
+            if not self._ready.is_set():
+                self._startup_error = error
+                self._ready.set()
+            else:
+                raise
+        finally:
+            with contextlib.suppress(Exception):
+                loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+            self._loop = None
+            sock.close()
+
+    async def _serve(self, sock: socket.socket) -> None:
+        self._stop_requested = asyncio.Event()
+        stopping = asyncio.Event()
+        store = ObjectStore(self.database_path)
+        registry = Registry(store, ResourceCatalog())
+        registry.create_observers = self._observers
+        registry.bootstrap()
+        kubelet = Kubelet(registry, self.log_dir, self.workdir)
+        collector = GarbageCollector(registry)
+        kubelet.start()
+        collector.start()
+        server = ApiServer(registry, self.log_dir, stopping, kubelet.still_writing)
+        server.server_address = f"{self.host}:{self._bound_port}"
+        self._registry = registry
+        self._server = server
+        config = uvicorn.Config(
+            server.app,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=3,
+            timeout_keep_alive=30,
+        )
+        http = uvicorn.Server(config)
+        serving = asyncio.get_running_loop().create_task(http.serve(sockets=[sock]))
+        try:
+            while not http.started:
+                if serving.done():
+                    serving.result()
+                    raise RuntimeError("uvicorn exited during start-up")
+                await asyncio.sleep(0.01)
+            self._ready.set()
+            await self._stop_requested.wait()
+        finally:
+            stopping.set()
+            store.close_watchers()
+            http.should_exit = True
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(serving, STOP_TIMEOUT_SECONDS)
+            await kubelet.stop()
+            await collector.stop()
+            self._last_counts = dict(server.counts)
+            self._server = None
+            store.close()

@@ -1,0 +1,333 @@
+"""The resource catalog (built-in resources plus those that CustomResourceDefinitions add) and
+the discovery documents built from it: /api, /api/v1, /apis, /apis/{group}[/{version}]."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from podtask_devcluster.store import storage_key
+from podtask_devcluster.tables import PrinterColumn
+
+ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
+CRD_GROUP = "apiextensions.k8s.io"
+CRD_PLURAL = "customresourcedefinitions"
+
+
+@dataclass(frozen=True)
+class ResourceType:
+    group: str
+    version: str
+    plural: str
+    singular: str
+    kind: str
+    namespaced: bool
+    verbs: tuple[str, ...] = ALL_VERBS
+    short_names: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    status_subresource: bool = False
+    log_subresource: bool = False
+    # None for built-ins; the CRD's columns (maybe none) for custom resources.
+    printer_columns: tuple[PrinterColumn, ...] | None = None
+    storage_version: bool = True
+
+    @property
+    def storage_key(self) -> str:
+        return storage_key(self.group, self.plural)
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def group_version(self) -> tuple[str, str]:
+        return self.group, self.version
+
+    @property
+    def is_custom(self) -> bool:
+        return self.printer_columns is not None
+
+    def api_resources(self) -> list[dict[str, Any]]:
+        main: dict[str, Any] = {
+            "name": self.plural,
+            "singularName": self.singular,
+            "namespaced": self.namespaced,
+            "kind": self.kind,
+            "verbs": list(self.verbs),
+        }
+        if self.short_names:
+            main["shortNames"] = list(self.short_names)
+        if self.categories:
+            main["categories"] = list(self.categories)
+        resources = [main]
+        if self.status_subresource:
+            resources.append(
+                {
+                    "name": f"{self.plural}/status",
+                    "singularName": "",
+                    "namespaced": self.namespaced,
+                    "kind": self.kind,
+                    "verbs": ["get", "patch", "update"],
+                }
+            )
+        if self.log_subresource:
+            resources.append(
+                {
+                    "name": f"{self.plural}/log",
+                    "singularName": "",
+                    "namespaced": self.namespaced,
+                    "kind": "Pod",
+                    "verbs": ["get"],
+                }
+            )
+        return resources
+
+
+def _builtin(
+    group: str,
+    version: str,
+    plural: str,
+    kind: str,
+    *,
+    namespaced: bool = True,
+    short: Iterable[str] = (),
+    categories: Iterable[str] = (),
+    status: bool = False,
+    log: bool = False,
+) -> ResourceType:
+    return ResourceType(
+        group=group,
+        version=version,
+        plural=plural,
+        singular=kind.lower(),
+        kind=kind,
+        namespaced=namespaced,
+        short_names=tuple(short),
+        categories=tuple(categories),
+        status_subresource=status,
+        log_subresource=log,
+    )
+
+
+BUILTIN_RESOURCES: tuple[ResourceType, ...] = (
+    _builtin("", "v1", "pods", "Pod", short=["po"], categories=["all"], status=True, log=True),
+    _builtin("", "v1", "namespaces", "Namespace", namespaced=False, short=["ns"], status=True),
+    _builtin("", "v1", "events", "Event", short=["ev"]),
+    _builtin("", "v1", "secrets", "Secret"),
+    _builtin("", "v1", "configmaps", "ConfigMap", short=["cm"]),
+    _builtin("", "v1", "services", "Service", short=["svc"], categories=["all"], status=True),
+    _builtin("", "v1", "serviceaccounts", "ServiceAccount", short=["sa"]),
+    _builtin("", "v1", "endpoints", "Endpoints", short=["ep"]),
+    _builtin("coordination.k8s.io", "v1", "leases", "Lease"),
+    _builtin("events.k8s.io", "v1", "events", "Event", short=["ev"]),
+    _builtin(
+        CRD_GROUP,
+        "v1",
+        CRD_PLURAL,
+        "CustomResourceDefinition",
+        namespaced=False,
+        short=["crd", "crds"],
+        categories=["api-extensions"],
+        status=True,
+    ),
+    _builtin(
+        "apps", "v1", "deployments", "Deployment", short=["deploy"], categories=["all"], status=True
+    ),
+    _builtin("rbac.authorization.k8s.io", "v1", "roles", "Role"),
+    _builtin("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding"),
+    _builtin("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", namespaced=False),
+    _builtin(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "clusterrolebindings",
+        "ClusterRoleBinding",
+        namespaced=False,
+    ),
+)
+
+
+def resources_from_crd(crd: dict[str, Any]) -> list[ResourceType]:
+    """One ResourceType per served version of a CustomResourceDefinition."""
+    spec = crd.get("spec") or {}
+    names = spec.get("names") or {}
+    group = str(spec.get("group", ""))
+    plural = str(names.get("plural", ""))
+    kind = str(names.get("kind", ""))
+    if not group or not plural or not kind:
+        return []
+    found = []
+    for version in spec.get("versions") or []:
+        if not version.get("served", True):
+            continue
+        subresources = version.get("subresources") or {}
+        found.append(
+            ResourceType(
+                group=group,
+                version=str(version.get("name", "")),
+                plural=plural,
+                singular=str(names.get("singular") or kind.lower()),
+                kind=kind,
+                namespaced=spec.get("scope", "Namespaced") == "Namespaced",
+                short_names=tuple(names.get("shortNames") or ()),
+                categories=tuple(names.get("categories") or ()),
+                status_subresource="status" in subresources,
+                printer_columns=tuple(
+                    PrinterColumn.from_crd(c) for c in version.get("additionalPrinterColumns") or []
+                ),
+                storage_version=bool(version.get("storage", False)),
+            )
+        )
+    return found
+
+
+@dataclass
+class ResourceCatalog:
+    """What the server serves, by (group, version, plural)."""
+
+    _types: dict[tuple[str, str, str], ResourceType] = field(default_factory=dict)
+    _by_crd: dict[str, list[ResourceType]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for resource in BUILTIN_RESOURCES:
+            self._types[(resource.group, resource.version, resource.plural)] = resource
+
+    def lookup(self, group: str, version: str, plural: str) -> ResourceType | None:
+        return self._types.get((group, version, plural))
+
+    def by_storage_key(self, key: str) -> ResourceType | None:
+        for resource in self._types.values():
+            if resource.storage_key == key and resource.storage_version:
+                return resource
+        for resource in self._types.values():
+            if resource.storage_key == key:
+                return resource
+        return None
+
+    def register_crd(self, crd: dict[str, Any]) -> None:
+        name = str(crd["metadata"]["name"])
+        self.unregister_crd(name)
+        resources = resources_from_crd(crd)
+        for resource in resources:
+            self._types[(resource.group, resource.version, resource.plural)] = resource
+        self._by_crd[name] = resources
+
+    def unregister_crd(self, name: str) -> None:
+        for resource in self._by_crd.pop(name, []):
+            self._types.pop((resource.group, resource.version, resource.plural), None)
+
+    def all(self) -> list[ResourceType]:
+        return list(self._types.values())
+
+    # ------------------------------------------------------------ documents
+
+    def group_versions(self, group: str) -> list[str]:
+        versions = sorted({r.version for r in self._types.values() if r.group == group})
+        return sorted(versions, key=_version_priority)
+
+    def api_versions(self, server_address: str) -> dict[str, Any]:
+        return {
+            "kind": "APIVersions",
+            "versions": ["v1"],
+            "serverAddressByClientCIDRs": [
+                {"clientCIDR": "0.0.0.0/0", "serverAddress": server_address}
+            ],
+        }
+
+    def api_group(self, group: str) -> dict[str, Any] | None:
+        versions = self.group_versions(group)
+        if not group or not versions:
+            return None
+        entries = [{"groupVersion": f"{group}/{v}", "version": v} for v in versions]
+        return {
+            "kind": "APIGroup",
+            "apiVersion": "v1",
+            "name": group,
+            "versions": entries,
+            "preferredVersion": entries[0],
+        }
+
+    def api_group_list(self) -> dict[str, Any]:
+        groups = sorted({r.group for r in self._types.values() if r.group})
+        return {
+            "kind": "APIGroupList",
+            "apiVersion": "v1",
+            "groups": [g for g in (self.api_group(name) for name in groups) if g is not None],
+        }
+
+    def api_resource_list(self, group: str, version: str) -> dict[str, Any] | None:
+        resources = [r for r in self._types.values() if r.group == group and r.version == version]
+        if not resources:
+            return None
+        return {
+            "kind": "APIResourceList",
+            "apiVersion": "v1",
+            "groupVersion": f"{group}/{version}" if group else version,
+            "resources": [
+                entry
+                for r in sorted(resources, key=lambda r: r.plural)
+                for entry in r.api_resources()
+            ],
+        }
+
+
+def _version_priority(version: str) -> tuple[int, int, int, str]:
+    """Kubernetes version ordering: GA before beta before alpha, higher numbers first."""
+    match = re.fullmatch(r"v(\d+)(?:(alpha|beta)(\d+))?", version)
+    if not match:
+        return (3, 0, 0, version)
+    major = int(match[1])
+    stage = {"": 0, "beta": 1, "alpha": 2}[match[2] or ""]
+    minor = int(match[3] or 0)
+    return (stage, -major, -minor, version)
+
+
+# ---------------------------------------------------------------- OpenAPI v3 (minimal)
+#
+# kubectl (apply/create/replace with the default --validate=strict) asks the OpenAPI v3
+# documents whether the server supports the `fieldValidation` query parameter for a kind; when
+# it does, kubectl leaves validation to the server instead of downloading full schemas. These
+# documents carry just that: one PATCH operation per kind, tagged with its group-version-kind
+# and the parameter. The server accepts the parameter and validates what it validates.
+
+_FIELD_VALIDATION = {
+    "name": "fieldValidation",
+    "in": "query",
+    "description": "How the server treats unknown or duplicate fields.",
+    "schema": {"type": "string", "uniqueItems": True},
+}
+
+
+def openapi_v3_index(catalog: ResourceCatalog) -> dict[str, Any]:
+    paths: dict[str, Any] = {}
+    for resource in catalog.all():
+        prefix = "api" if not resource.group else "apis"
+        key = f"{prefix}/{resource.api_version}"
+        paths[key] = {"serverRelativeURL": f"/openapi/v3/{key}"}
+    return {"paths": paths}
+
+
+def openapi_v3_document(catalog: ResourceCatalog, group: str, version: str) -> dict[str, Any]:
+    paths: dict[str, Any] = {}
+    for resource in catalog.all():
+        if resource.group != group or resource.version != version:
+            continue
+        root = "/api/v1" if not group else f"/apis/{group}/{version}"
+        scope = "/namespaces/{namespace}" if resource.namespaced else ""
+        gvk = {"group": group, "version": version, "kind": resource.kind}
+        paths[f"{root}{scope}/{resource.plural}/{{name}}"] = {
+            "patch": {
+                "operationId": f"patch{resource.kind}",
+                "parameters": [_FIELD_VALIDATION],
+                "x-kubernetes-action": "patch",
+                "x-kubernetes-group-version-kind": gvk,
+                "responses": {"200": {"description": "OK"}},
+            },
+        }
+    return {
+        "openapi": "3.0.0",
+        "info": {"title": "podtask dev cluster", "version": version},
+        "paths": paths,
+        "components": {"schemas": {}},
+    }

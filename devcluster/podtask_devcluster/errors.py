@@ -1,0 +1,127 @@
+"""API errors and their wire form, the `Status` object the real API server answers with."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ApiError(Exception):
+    """A failed API request; `status()` is the body a Kubernetes client expects."""
+
+    def __init__(
+        self,
+        code: int,
+        reason: str,
+        message: str,
+        *,
+        name: str | None = None,
+        group: str | None = None,
+        kind: str | None = None,
+        causes: list[dict[str, str]] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.reason = reason
+        self.message = message
+        self.name = name
+        self.group = group
+        self.kind = kind
+        self.causes = causes
+
+    def status(self) -> dict[str, Any]:
+        details: dict[str, Any] = {}
+        if self.name is not None:
+            details["name"] = self.name
+        if self.group is not None:
+            details["group"] = self.group
+        if self.kind is not None:
+            details["kind"] = self.kind
+        if self.causes:
+            details["causes"] = self.causes
+        body: dict[str, Any] = {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.message,
+            "reason": self.reason,
+            "code": self.code,
+        }
+        if details:
+            body["details"] = details
+        return body
+
+
+def qualified(group: str, plural: str) -> str:
+    return f"{plural}.{group}" if group else plural
+
+
+def not_found(group: str, plural: str, name: str) -> ApiError:
+    return ApiError(
+        404,
+        "NotFound",
+        f'{qualified(group, plural)} "{name}" not found',
+        name=name,
+        group=group,
+        kind=plural,
+    )
+
+
+def already_exists(group: str, plural: str, name: str) -> ApiError:
+    return ApiError(
+        409,
+        "AlreadyExists",
+        f'{qualified(group, plural)} "{name}" already exists',
+        name=name,
+        group=group,
+        kind=plural,
+    )
+
+
+def conflict(group: str, plural: str, name: str, why: str | None = None) -> ApiError:
+    why = why or (
+        "the object has been modified; please apply your changes to the latest version "
+        "and try again"
+    )
+    return ApiError(
+        409,
+        "Conflict",
+        f'Operation cannot be fulfilled on {qualified(group, plural)} "{name}": {why}',
+        name=name,
+        group=group,
+        kind=plural,
+    )
+
+
+def invalid(group: str, kind: str, name: str, field: str, detail: str) -> ApiError:
+    return ApiError(
+        422,
+        "Invalid",
+        f'{kind}{"." + group if group else ""} "{name}" is invalid: {field}: {detail}',
+        name=name,
+        group=group,
+        kind=kind,
+        causes=[{"reason": "FieldValueInvalid", "message": detail, "field": field}],
+    )
+
+
+def bad_request(message: str) -> ApiError:
+    return ApiError(400, "BadRequest", message)
+
+
+def method_not_allowed(message: str) -> ApiError:
+    return ApiError(405, "MethodNotAllowed", message)
+
+
+def gone(message: str) -> ApiError:
+    # The real server answers "too old resource version" with reason Expired and code 410;
+    # clients (kopf, client-go, the python client) key on the code.
+    return ApiError(410, "Expired", message)
+
+
+def unsupported_media_type(message: str) -> ApiError:
+    return ApiError(415, "UnsupportedMediaType", message)
+
+
+def not_acceptable(message: str) -> ApiError:
+    return ApiError(406, "NotAcceptable", message)

@@ -1,0 +1,637 @@
+"""HTTP routes of the embedded API server: request parsing, content negotiation (JSON or
+Table), watch streams, pod logs, discovery, health and request accounting. The rules about
+objects themselves are in `registry`."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+import yaml
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from podtask_devcluster import errors, tables
+from podtask_devcluster.discovery import ResourceType, openapi_v3_document, openapi_v3_index
+from podtask_devcluster.podlogs import follow_log, log_path, read_log
+from podtask_devcluster.registry import DeleteOptions, Registry
+from podtask_devcluster.selectors import (
+    FieldSelector,
+    SelectorError,
+    parse_field_selector,
+    parse_label_selector,
+)
+from podtask_devcluster.store import JsonObject, WatchEvent
+
+log = logging.getLogger(__name__)
+
+KUBERNETES_VERSION = {"major": "1", "minor": "30", "gitVersion": "v1.30.0"}
+BOOKMARK_INTERVAL_SECONDS = 10.0
+NAMESPACE_SUBRESOURCES = ("status", "finalize")
+VERBS = ("create", "update", "patch", "delete", "deletecollection", "get", "list", "watch")
+
+
+def _dumps(body: Any) -> bytes:
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def json_response(body: Any, status: int = 200) -> Response:
+    return Response(_dumps(body), status_code=status, media_type="application/json")
+
+
+def error_response(error: errors.ApiError) -> Response:
+    return json_response(error.status(), error.code)
+
+
+def _not_found_path() -> errors.ApiError:
+    return errors.ApiError(404, "NotFound", "the server could not find the requested resource")
+
+
+def table_version(accept: str | None) -> str | None:
+    """`v1`/`v1beta1` when the client accepts a meta.k8s.io Table, else None."""
+    if not accept:
+        return None
+    for alternative in accept.split(","):
+        params = {}
+        for part in alternative.split(";")[1:]:
+            key, _, value = part.strip().partition("=")
+            params[key.strip()] = value.strip()
+        if params.get("as") == "Table" and params.get("g", "meta.k8s.io") == "meta.k8s.io":
+            version = params.get("v", "v1")
+            if version in ("v1", "v1beta1"):
+                return version
+    return None
+
+
+@dataclass(frozen=True)
+class Target:
+    resource: ResourceType
+    namespace: str | None
+    name: str | None
+    subresource: str | None
+    watch_path: bool
+
+
+class ApiServer:
+    def __init__(
+        self,
+        registry: Registry,
+        log_dir: Path,
+        stopping: asyncio.Event,
+        still_writing: Callable[[str, str, str], Callable[[], bool]],
+    ) -> None:
+        self.registry = registry
+        self.catalog = registry.catalog
+        self.store = registry.store
+        self.log_dir = log_dir
+        self.stopping = stopping
+        self.still_writing = still_writing
+        self.server_address = "127.0.0.1:0"
+        # Every key exists from the start, so other threads can copy the counter safely.
+        self.counts: collections.Counter[str] = collections.Counter(
+            {verb: 0 for verb in (*VERBS, "nonresource")}
+        )
+        self.app = Starlette(
+            routes=[
+                Route(
+                    "/{path:path}",
+                    self.dispatch,
+                    methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"],
+                )
+            ]
+        )
+
+    # ------------------------------------------------------------ entry point
+
+    async def dispatch(self, request: Request) -> Response:
+        parts = [p for p in request.url.path.split("/") if p]
+        try:
+            return await self._route(request, parts)
+        except errors.ApiError as error:
+            return error_response(error)
+        except SelectorError as error:
+            return error_response(errors.bad_request(str(error)))
+        except Exception as error:
+            log.exception("internal error serving %s %s", request.method, request.url.path)
+            return json_response(
+                errors.ApiError(500, "InternalError", f"internal error: {error}").status(), 500
+            )
+
+    async def _route(self, request: Request, parts: list[str]) -> Response:
+        if not parts or parts[0] not in ("api", "apis"):
+            self.counts["nonresource"] += 1
+            return self._non_resource(parts)
+        if parts[0] == "api":
+            if len(parts) == 1:
+                self.counts["nonresource"] += 1
+                return json_response(self.catalog.api_versions(self.server_address))
+            group, version, rest = "", parts[1], parts[2:]
+        else:
+            if len(parts) < 3:
+                self.counts["nonresource"] += 1
+                if len(parts) == 1:
+                    return json_response(self.catalog.api_group_list())
+                group_doc = self.catalog.api_group(parts[1])
+                if group_doc is None:
+                    raise _not_found_path()
+                return json_response(group_doc)
+            group, version, rest = parts[1], parts[2], parts[3:]
+        if not rest:
+            self.counts["nonresource"] += 1
+            resource_list = self.catalog.api_resource_list(group, version)
+            if resource_list is None:
+                raise _not_found_path()
+            return json_response(resource_list)
+        target = self._target(group, version, rest)
+        return await self._resource(request, target)
+
+    def _non_resource(self, parts: list[str]) -> Response:
+        path = "/".join(parts)
+        if path == "version":
+            return json_response(
+                {
+                    **KUBERNETES_VERSION,
+                    "gitCommit": "podtask-devcluster",
+                    "gitTreeState": "clean",
+                    "buildDate": "2024-01-01T00:00:00Z",
+                    "goVersion": "python",
+                    "compiler": "python",
+                    "platform": "linux/amd64",
+                }
+            )
+        if path in ("healthz", "readyz", "livez") or path.startswith(
+            ("healthz/", "readyz/", "livez/")
+        ):
+            return Response(b"ok", media_type="text/plain")
+        if parts[:2] == ["openapi", "v3"]:
+            if len(parts) == 2:
+                return json_response(openapi_v3_index(self.catalog))
+            rest = parts[2:]
+            if rest[0] == "api" and len(rest) == 2:
+                return json_response(openapi_v3_document(self.catalog, "", rest[1]))
+            if rest[0] == "apis" and len(rest) == 3:
+                return json_response(openapi_v3_document(self.catalog, rest[1], rest[2]))
+        if path == "metrics":
+            return Response(self.metrics_text().encode(), media_type="text/plain; version=0.0.4")
+        if not parts:
+            return json_response(
+                {
+                    "paths": [
+                        "/api",
+                        "/api/v1",
+                        "/apis",
+                        "/healthz",
+                        "/livez",
+                        "/metrics",
+                        "/readyz",
+                        "/version",
+                    ]
+                }
+            )
+        raise _not_found_path()
+
+    def metrics_text(self) -> str:
+        lines = [
+            "# HELP apiserver_request_total Requests served by the podtask dev cluster, by verb.",
+            "# TYPE apiserver_request_total counter",
+        ]
+        for verb, count in sorted(self.counts.items()):
+            lines.append(f'apiserver_request_total{{verb="{verb}"}} {count}')
+        return "\n".join(lines) + "\n"
+
+    def _target(self, group: str, version: str, rest: list[str]) -> Target:
+        watch_path = False
+        if rest[0] == "watch":
+            watch_path = True
+            rest = rest[1:]
+        namespace: str | None = None
+        if (
+            rest
+            and rest[0] == "namespaces"
+            and len(rest) >= 3
+            and (rest[2] not in NAMESPACE_SUBRESOURCES)
+        ):
+            namespace = rest[1]
+            rest = rest[2:]
+        if not rest or len(rest) > 3:
+            raise _not_found_path()
+        resource = self.catalog.lookup(group, version, rest[0])
+        if resource is None:
+            raise _not_found_path()
+        if namespace is not None and not resource.namespaced:
+            raise _not_found_path()
+        name = rest[1] if len(rest) > 1 else None
+        subresource = rest[2] if len(rest) > 2 else None
+        if subresource is not None and not (
+            (subresource == "status" and resource.status_subresource)
+            or (subresource == "log" and resource.log_subresource)
+        ):
+            raise _not_found_path()
+        return Target(resource, namespace, name, subresource, watch_path)
+
+    # ------------------------------------------------------------ resources
+
+    async def _resource(self, request: Request, target: Target) -> Response:
+        params = {k: v[-1] for k, v in parse_qs(request.url.query, keep_blank_values=True).items()}
+        method = request.method
+        resource = target.resource
+        namespace = target.namespace or ""
+        dry_run = bool(params.get("dryRun"))
+        if method in ("GET", "HEAD"):
+            if target.subresource == "log" and target.name is not None:
+                self.counts["get"] += 1
+                return await self._logs(request, namespace, target.name, params)
+            watching = target.watch_path or params.get("watch") in ("true", "1")
+            if watching:
+                self.counts["watch"] += 1
+                fields = parse_field_selector(params.get("fieldSelector"))
+                if target.name is not None:
+                    fields = FieldSelector(
+                        (
+                            *fields.requirements,
+                            *parse_field_selector(f"metadata.name={target.name}").requirements,
+                        )
+                    )
+                return self._watch(request, target, params, fields)
+            if target.name is not None:
+                self.counts["get"] += 1
+                obj = self.registry.get(resource, namespace, target.name)
+                return self._object_response(request, resource, obj, params)
+            self.counts["list"] += 1
+            return self._list(request, target, params)
+        if method == "POST":
+            self.counts["create"] += 1
+            if target.name is not None:
+                raise errors.method_not_allowed(
+                    f"POST is not supported on a named {resource.kind} (use PUT or PATCH)"
+                )
+            body = await self._body(request)
+            created = self.registry.create(resource, target.namespace, body, dry_run=dry_run)
+            return self._object_response(request, resource, created, params, status=201)
+        if target.name is None:
+            if method == "DELETE":
+                self.counts["deletecollection"] += 1
+                options = await self._delete_options(request, params)
+                deleted = self.registry.delete_collection(
+                    resource,
+                    target.namespace,
+                    parse_label_selector(params.get("labelSelector")),
+                    parse_field_selector(params.get("fieldSelector")),
+                    options,
+                )
+                return json_response(self._list_body(resource, deleted, None, None, None))
+            raise errors.method_not_allowed(f"{method} needs the name of a {resource.kind}")
+        if method == "PUT":
+            self.counts["update"] += 1
+            body = await self._body(request)
+            updated = self.registry.update(
+                resource,
+                namespace,
+                target.name,
+                body,
+                subresource=target.subresource,
+                dry_run=dry_run,
+            )
+            return self._object_response(request, resource, updated, params)
+        if method == "PATCH":
+            self.counts["patch"] += 1
+            raw = await request.body()
+            patched = self.registry.patch(
+                resource,
+                namespace,
+                target.name,
+                request.headers.get("content-type", ""),
+                raw,
+                subresource=target.subresource,
+                dry_run=dry_run,
+            )
+            return self._object_response(request, resource, patched, params)
+        if method == "DELETE":
+            self.counts["delete"] += 1
+            options = await self._delete_options(request, params)
+            removed = self.registry.delete(resource, namespace, target.name, options)
+            return self._object_response(request, resource, removed, params)
+        raise errors.method_not_allowed(f"method {method} is not supported")
+
+    async def _body(self, request: Request) -> Any:
+        raw = await request.body()
+        content_type = request.headers.get("content-type", "application/json").lower()
+        if "protobuf" in content_type:
+            raise errors.unsupported_media_type(
+                "the podtask dev cluster speaks JSON only, not protobuf"
+            )
+        try:
+            if "yaml" in content_type:
+                return yaml.safe_load(raw)
+            return json.loads(raw or b"null")
+        except (ValueError, yaml.YAMLError) as error:
+            raise errors.bad_request(f"the request body does not decode: {error}") from error
+
+    async def _delete_options(self, request: Request, params: dict[str, str]) -> DeleteOptions:
+        raw = await request.body()
+        body: JsonObject = {}
+        if raw.strip():
+            try:
+                decoded = json.loads(raw)
+            except ValueError as error:
+                raise errors.bad_request(f"invalid DeleteOptions: {error}") from error
+            if isinstance(decoded, dict):
+                body = decoded
+        grace: Any = body.get("gracePeriodSeconds", params.get("gracePeriodSeconds"))
+        policy = body.get("propagationPolicy") or params.get("propagationPolicy")
+        orphan = body.get("orphanDependents", params.get("orphanDependents"))
+        if policy is None and orphan in (True, "true"):
+            policy = "Orphan"
+        preconditions = body.get("preconditions") or {}
+        dry_run = bool(body.get("dryRun") or params.get("dryRun"))
+        try:
+            grace_seconds = int(grace) if grace not in (None, "") else None
+        except (TypeError, ValueError) as error:
+            raise errors.bad_request(f"invalid gracePeriodSeconds {grace!r}") from error
+        return DeleteOptions(
+            grace_period_seconds=grace_seconds,
+            propagation_policy=policy,
+            precondition_uid=preconditions.get("uid"),
+            precondition_resource_version=preconditions.get("resourceVersion"),
+            dry_run=dry_run,
+        )
+
+    # ------------------------------------------------------------ responses
+
+    def _object_response(
+        self,
+        request: Request,
+        resource: ResourceType,
+        obj: JsonObject,
+        params: dict[str, str],
+        status: int = 200,
+    ) -> Response:
+        presented = self.registry.present(resource, obj)
+        version = table_version(request.headers.get("accept"))
+        if version is not None and status == 200 and request.method == "GET":
+            table = tables.build_table(
+                [presented],
+                self._columns(resource),
+                table_version=version,
+                include_object=params.get("includeObject", "Metadata"),
+            )
+            return json_response(table)
+        return json_response(presented, status)
+
+    def _columns(self, resource: ResourceType) -> tuple[list[JsonObject], tables.RowFunction]:
+        return tables.columns_for(resource.group, resource.plural, resource.printer_columns)
+
+    def _list_body(
+        self,
+        resource: ResourceType,
+        items: list[JsonObject],
+        resource_version: str | None,
+        continue_token: str | None,
+        remaining: int | None,
+    ) -> JsonObject:
+        metadata: JsonObject = {
+            "resourceVersion": resource_version or str(self.store.resource_version)
+        }
+        if continue_token:
+            metadata["continue"] = continue_token
+        if remaining is not None:
+            metadata["remainingItemCount"] = remaining
+        return {
+            "kind": f"{resource.kind}List",
+            "apiVersion": resource.api_version,
+            "metadata": metadata,
+            "items": [self.registry.present(resource, obj) for obj in items],
+        }
+
+    def _list(self, request: Request, target: Target, params: dict[str, str]) -> Response:
+        limit_text = params.get("limit")
+        try:
+            limit = int(limit_text) if limit_text else None
+        except ValueError as error:
+            raise errors.bad_request(f"invalid limit {limit_text!r}") from error
+        result = self.registry.list_objects(
+            target.resource,
+            target.namespace,
+            parse_label_selector(params.get("labelSelector")),
+            parse_field_selector(params.get("fieldSelector")),
+            limit,
+            params.get("continue") or None,
+        )
+        body = self._list_body(
+            target.resource,
+            result.items,
+            result.resource_version,
+            result.continue_token,
+            result.remaining,
+        )
+        version = table_version(request.headers.get("accept"))
+        if version is not None:
+            return json_response(
+                tables.build_table(
+                    body["items"],
+                    self._columns(target.resource),
+                    table_version=version,
+                    include_object=params.get("includeObject", "Metadata"),
+                    list_metadata=body["metadata"],
+                )
+            )
+        return json_response(body)
+
+    # ------------------------------------------------------------ watch
+
+    def _watch(
+        self,
+        request: Request,
+        target: Target,
+        params: dict[str, str],
+        fields: FieldSelector,
+    ) -> Response:
+        resource = target.resource
+        labels = parse_label_selector(params.get("labelSelector"))
+        namespace = target.namespace if resource.namespaced else None
+        version_text = params.get("resourceVersion") or ""
+        send_initial = params.get("sendInitialEvents") == "true"
+        bookmarks = params.get("allowWatchBookmarks") in ("true", "1")
+        timeout_text = params.get("timeoutSeconds")
+        try:
+            timeout = float(timeout_text) if timeout_text else None
+        except ValueError as error:
+            raise errors.bad_request(f"invalid timeoutSeconds {timeout_text!r}") from error
+        table = table_version(request.headers.get("accept"))
+        include_object = params.get("includeObject", "Metadata")
+        key = resource.storage_key
+
+        # Snapshot and subscription happen in one synchronous step: no event can fall between.
+        backlog: list[tuple[str, JsonObject, JsonObject | None]] = []
+        expired: errors.ApiError | None = None
+        if not version_text or version_text == "0" or send_initial:
+            for obj in self.store.objects_of(key, namespace):
+                backlog.append(("ADDED", obj, None))
+        else:
+            try:
+                since = int(version_text)
+            except ValueError as error:
+                raise errors.bad_request(f"invalid resourceVersion {version_text!r}") from error
+            floor = self.store.history_floor(key)
+            if since < floor:
+                expired = errors.gone(f"too old resource version: {since} ({floor})")
+            else:
+                for event in self.store.events_since(key, since):
+                    backlog.append((event.type, event.object, event.previous))
+        watcher = self.store.add_watcher(key) if expired is None else None
+
+        def matches(obj: JsonObject | None) -> bool:
+            if obj is None:
+                return False
+            if namespace is not None and obj["metadata"].get("namespace") != namespace:
+                return False
+            return labels.matches(obj["metadata"].get("labels")) and fields.matches(obj)
+
+        first = True
+
+        def encode(kind: str, obj: JsonObject) -> bytes:
+            nonlocal first
+            presented: JsonObject = self.registry.present(resource, obj)
+            if table is not None:
+                presented = tables.build_table(
+                    [presented],
+                    self._columns(resource),
+                    table_version=table,
+                    include_object=include_object,
+                    with_headers=first,
+                )
+                first = False
+            return _dumps({"type": kind, "object": presented}) + b"\n"
+
+        def translate(kind: str, obj: JsonObject, previous: JsonObject | None) -> bytes | None:
+            now_matches = matches(obj)
+            if kind == "ADDED":
+                return encode("ADDED", obj) if now_matches else None
+            if kind == "DELETED":
+                return encode("DELETED", obj) if now_matches or matches(previous) else None
+            was_matching = matches(previous)
+            if now_matches:
+                return encode("MODIFIED" if was_matching else "ADDED", obj)
+            if was_matching:
+                return encode("DELETED", obj)
+            return None
+
+        def bookmark(initial_end: bool = False) -> bytes:
+            meta: JsonObject = {"resourceVersion": str(self.store.resource_version)}
+            if initial_end:
+                meta["annotations"] = {"k8s.io/initial-events-end": "true"}
+            return (
+                _dumps(
+                    {
+                        "type": "BOOKMARK",
+                        "object": {
+                            "kind": resource.kind,
+                            "apiVersion": resource.api_version,
+                            "metadata": meta,
+                        },
+                    }
+                )
+                + b"\n"
+            )
+
+        async def stream() -> AsyncIterator[bytes]:
+            try:
+                if expired is not None:
+                    yield _dumps({"type": "ERROR", "object": expired.status()}) + b"\n"
+                    return
+                assert watcher is not None
+                for kind, obj, previous in backlog:
+                    line = translate(kind, obj, previous)
+                    if line is not None:
+                        yield line
+                if send_initial and bookmarks:
+                    yield bookmark(initial_end=True)
+                deadline = time.monotonic() + timeout if timeout is not None else None
+                while not self.stopping.is_set():
+                    wait = BOOKMARK_INTERVAL_SECONDS if bookmarks and table is None else 3600.0
+                    if deadline is not None:
+                        wait = min(wait, deadline - time.monotonic())
+                        if wait <= 0:
+                            return
+                    try:
+                        event: WatchEvent | None = await asyncio.wait_for(watcher.queue.get(), wait)
+                    except TimeoutError:
+                        if bookmarks and table is None and watcher.queue.empty():
+                            yield bookmark()
+                        continue
+                    if event is None:
+                        return
+                    line = translate(event.type, event.object, event.previous)
+                    if line is not None:
+                        yield line
+            finally:
+                if watcher is not None:
+                    self.store.remove_watcher(watcher)
+
+        return StreamingResponse(
+            stream(),
+            media_type="application/json",
+            headers={"Cache-Control": "no-cache, private"},
+        )
+
+    # ------------------------------------------------------------ pod logs
+
+    async def _logs(
+        self, request: Request, namespace: str, name: str, params: dict[str, str]
+    ) -> Response:
+        pods = self.catalog.lookup("", "v1", "pods")
+        assert pods is not None
+        pod = self.registry.get(pods, namespace, name)
+        containers = [c.get("name", "") for c in (pod.get("spec") or {}).get("containers") or []]
+        container = params.get("container")
+        if not container:
+            if len(containers) != 1:
+                raise errors.bad_request(
+                    f"a container name must be specified for pod {name}, choose one of: "
+                    f"[{' '.join(containers)}]"
+                )
+            container = containers[0]
+        if container not in containers:
+            raise errors.bad_request(f"container {container} is not valid for pod {name}")
+        path = log_path(self.log_dir, namespace, name, container)
+        if not path.exists():
+            reason = "ContainerCreating"
+            for status in (pod.get("status") or {}).get("containerStatuses") or []:
+                waiting = (status.get("state") or {}).get("waiting") or {}
+                if status.get("name") == container and waiting.get("reason"):
+                    reason = waiting["reason"]
+            raise errors.bad_request(
+                f'container "{container}" in pod "{name}" is waiting to start: {reason}'
+            )
+        tail = _int_param(params, "tailLines")
+        limit = _int_param(params, "limitBytes")
+        if params.get("follow") in ("true", "1"):
+            still_writing = self.still_writing(namespace, name, container)
+            return StreamingResponse(
+                follow_log(path, tail, still_writing, self.stopping),
+                media_type="text/plain",
+            )
+        with contextlib.suppress(FileNotFoundError):
+            return Response(read_log(path, tail, limit), media_type="text/plain")
+        return Response(b"", media_type="text/plain")
+
+
+def _int_param(params: dict[str, str], name: str) -> int | None:
+    text = params.get(name)
+    if text is None or text == "":
+        return None
+    try:
+        return int(text)
+    except ValueError as error:
+        raise errors.bad_request(f"invalid {name} {text!r}") from error

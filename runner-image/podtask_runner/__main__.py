@@ -1,0 +1,234 @@
+"""`python -m podtask_runner`: run one attempt in a task pod and exit with its verdict.
+
+`python -m podtask_runner --local MODULE TASK_ID [--payload JSON]` runs one
+attempt the same way without an API or a cluster, for trying a task out.
+
+Exit codes tell the operator who failed: 0 the task succeeded, 1 the task
+failed (its error was reported), 2 the runner itself could not talk to the API
+or was started without its environment (or, locally, with bad arguments).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    from podtask.tasks import Task
+
+    from podtask_runner.attempt import AttemptOutcome
+
+EXIT_OK = 0
+EXIT_TASK_FAILED = 1
+EXIT_RUNNER_FAILED = 2
+
+LOCAL_RUN_ID = "local"
+
+_ENV = ("PODTASK_API_URL", "PODTASK_RUN_ID", "PODTASK_ATTEMPT", "PODTASK_ATTEMPT_TOKEN")
+
+
+class RunnerEnvironmentError(Exception):
+    """The pod was started without the variables the operator sets."""
+
+
+@dataclass(frozen=True)
+class RunnerEnvironment:
+    api_url: str
+    run_id: str
+    attempt: int
+    token: str
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> RunnerEnvironment:
+        missing = [name for name in _ENV if not env.get(name)]
+        if missing:
+            raise RunnerEnvironmentError(f"missing environment variables: {', '.join(missing)}")
+        try:
+            attempt = int(env["PODTASK_ATTEMPT"])
+        except ValueError:
+            raise RunnerEnvironmentError(
+                f"PODTASK_ATTEMPT must be a whole number, got {env['PODTASK_ATTEMPT']!r}"
+            ) from None
+        return cls(
+            api_url=env["PODTASK_API_URL"],
+            run_id=env["PODTASK_RUN_ID"],
+            attempt=attempt,
+            token=env["PODTASK_ATTEMPT_TOKEN"],
+        )
+
+
+def _say(message: str) -> None:
+    print(f"[podtask-runner] {message}", file=sys.stderr)
+
+
+def _line_buffered(stream: TextIO) -> None:
+    # The pod log should show each print as it happens, not when a buffer fills.
+    reconfigure = getattr(stream, "reconfigure", None)
+    if reconfigure is not None:
+        reconfigure(line_buffering=True)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m podtask_runner",
+        description="Run one attempt of a task. In a pod (no arguments) the attempt comes from "
+        "the API named by PODTASK_API_URL and friends; with --local it runs here, without "
+        "an API or a cluster, and the output is printed as JSON on the last line of stdout.",
+    )
+    parser.add_argument(
+        "--local",
+        nargs=2,
+        metavar=("MODULE", "TASK_ID"),
+        help="run TASK_ID from MODULE (a .py path or a dotted name) once, as attempt 1 of run "
+        f"{LOCAL_RUN_ID!r}",
+    )
+    parser.add_argument(
+        "--payload", metavar="JSON", help="the payload as JSON (with --local; default: null)"
+    )
+    return parser
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    _line_buffered(sys.stdout)
+    _line_buffered(sys.stderr)
+    # `python -m` puts the working directory on sys.path; the console script does not.
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    if args.local is None:
+        if args.payload is not None:
+            parser.error("--payload goes with --local; in a pod the payload comes from the API")
+        return _in_pod()
+    try:
+        # NaN and Infinity are refused here as the API refuses them in a trigger.
+        payload = (
+            None
+            if args.payload is None
+            else json.loads(args.payload, parse_constant=_refuse_constant)
+        )
+    except ValueError as exc:
+        parser.error(f"--payload is not valid JSON: {exc}")
+    module, task_id = args.local
+    return _local(module, task_id, payload)
+
+
+def _attempt(
+    label: str,
+    module: str,
+    task_id: str,
+    execute: Callable[[Task], AttemptOutcome],
+) -> AttemptOutcome:
+    """Import the module, find the task, `execute` it; log the start and the verdict."""
+    from podtask_runner.attempt import AttemptOutcome, find_task
+
+    _say(f"{label} (task {task_id}) starting")
+    started = time.monotonic()
+    try:
+        task = find_task(module, task_id)
+    except Exception as exc:
+        outcome = AttemptOutcome.failure(exc)
+    else:
+        outcome = execute(task)
+    elapsed = time.monotonic() - started
+    if outcome.error is not None:
+        # The traceback goes to the pod log as any crashing Python process would print it.
+        print(outcome.error.stack or "", file=sys.stderr, end="")
+        _say(f"{label} failed after {elapsed:.3f}s: {outcome.error.type}")
+    else:
+        _say(f"{label} completed in {elapsed:.3f}s")
+    return outcome
+
+
+def _local(module: str, task_id: str, payload: Any) -> int:
+    from podtask.context import Context, MachineContext
+    from podtask.machines import machine_preset
+
+    from podtask_runner.attempt import execute_attempt
+
+    def execute(task: Task) -> AttemptOutcome:
+        preset = machine_preset(task.machine)
+        ctx = Context(
+            run_id=LOCAL_RUN_ID,
+            attempt=1,
+            task_id=task.id,
+            queue=task.queue.name,
+            machine=MachineContext(preset.name, preset.cpu, preset.memory_gb),
+            started_at=datetime.now(UTC),
+        )
+        max_duration = task.max_duration_seconds
+        return execute_attempt(
+            task,
+            payload,
+            ctx,
+            max_duration_seconds=None if max_duration is None else float(max_duration),
+        )
+
+    outcome = _attempt(f"attempt 1 of run {LOCAL_RUN_ID}", module, task_id, execute)
+    if outcome.error is not None:
+        # The pod's runner reports the message to the API; here the terminal is the report.
+        _say(f"{outcome.error.type}: {outcome.error.message}")
+        return EXIT_TASK_FAILED
+    # Already checked to be JSON by execute_attempt; one line, after anything the task printed.
+    print(json.dumps(outcome.output, separators=(",", ":"), ensure_ascii=False))
+    return EXIT_OK
+
+
+def _in_pod() -> int:
+    try:
+        env = RunnerEnvironment.from_env(os.environ)
+    except RunnerEnvironmentError as exc:
+        _say(f"cannot start: {exc}")
+        return EXIT_RUNNER_FAILED
+
+    # Imported here so that a missing environment fails fast and cheaply.
+    from podtask_runner.attempt import context_from_wire, execute_attempt
+    from podtask_runner.callbacks import ApiCallError, AttemptCallbacks
+
+    callbacks = AttemptCallbacks(env.api_url, env.run_id, env.attempt, env.token)
+    try:
+        try:
+            attempt: dict[str, Any] = callbacks.fetch_attempt()
+            task_id = str(attempt["taskId"])
+            module = str(attempt["module"])
+            ctx = context_from_wire(attempt["context"])
+            max_duration = attempt.get("maxDurationSeconds")
+        except ApiCallError as exc:
+            _say(f"could not fetch attempt {env.attempt} of run {env.run_id}: {exc}")
+            return EXIT_RUNNER_FAILED
+        except (KeyError, TypeError, ValueError) as exc:
+            _say(f"the API sent an attempt the runner cannot read: {type(exc).__name__}: {exc}")
+            return EXIT_RUNNER_FAILED
+
+        def execute(task: Task) -> AttemptOutcome:
+            return execute_attempt(
+                task,
+                attempt.get("payload"),
+                ctx,
+                max_duration_seconds=None if max_duration is None else float(max_duration),
+            )
+
+        outcome = _attempt(f"attempt {env.attempt} of run {env.run_id}", module, task_id, execute)
+        try:
+            callbacks.report(outcome)
+        except ApiCallError as exc:
+            _say(f"could not report attempt {env.attempt} of run {env.run_id}: {exc}")
+            return EXIT_RUNNER_FAILED
+        return EXIT_OK if outcome.ok else EXIT_TASK_FAILED
+    finally:
+        callbacks.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,132 @@
+"""The runner's two calls to the API: fetch the attempt, report its outcome.
+
+Both carry the attempt token. Transient failures (connection errors, 5xx, 429,
+and an attempt the operator has not recorded yet) are retried with a short
+backoff; anything else ends the runner with `ApiCallError`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from podtask_runner.attempt import AttemptOutcome
+
+# The operator may start the pod a moment before its status says which attempt it is.
+ATTEMPT_NOT_STARTED = "attempt_not_started"
+
+
+class ApiCallError(Exception):
+    """The runner could not get an answer it can use from the API."""
+
+
+@dataclass(frozen=True)
+class CallRetry:
+    """How often and how patiently one API call is tried."""
+
+    attempts: int = 6
+    first_delay: float = 0.2
+    factor: float = 2.0
+    max_delay: float = 3.0
+
+    def delays(self) -> list[float]:
+        """The sleeps between tries: one fewer than `attempts`."""
+        return [
+            min(self.max_delay, self.first_delay * self.factor**n) for n in range(self.attempts - 1)
+        ]
+
+
+def is_transient(response: httpx.Response) -> bool:
+    if response.status_code >= 500 or response.status_code == 429:
+        return True
+    return response.status_code == 409 and _error_code(response) == ATTEMPT_NOT_STARTED
+
+
+def _error_code(response: httpx.Response) -> str | None:
+    try:
+        error = response.json().get("error") or {}
+    except (ValueError, AttributeError):
+        return None
+    code = error.get("code") if isinstance(error, dict) else None
+    return code if isinstance(code, str) else None
+
+
+def describe_response(response: httpx.Response) -> str:
+    """`HTTP 409 attempt_superseded: ...` from the API's error shape, without the body's data."""
+    try:
+        error = response.json().get("error") or {}
+        detail = f"{error.get('code')}: {error.get('message')}"
+    except (ValueError, AttributeError):
+        detail = response.reason_phrase
+    return f"HTTP {response.status_code} {detail}"
+
+
+class AttemptCallbacks:
+    """The API's runner endpoints for one run and attempt."""
+
+    def __init__(
+        self,
+        api_url: str,
+        run_id: str,
+        attempt: int,
+        token: str,
+        *,
+        retry: CallRetry | None = None,
+        timeout: httpx.Timeout | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self._path = f"/api/v1/runner/runs/{run_id}/attempts/{attempt}"
+        self._client = httpx.Client(
+            base_url=api_url.rstrip("/"),
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=timeout or httpx.Timeout(30.0, connect=5.0),
+            transport=transport,
+        )
+        self._retry = retry or CallRetry()
+        self._sleep = sleep
+
+    def close(self) -> None:
+        self._client.close()
+
+    def fetch_attempt(self) -> dict[str, Any]:
+        response = self._send("GET", self._path)
+        try:
+            body = response.json()
+        except ValueError:
+            raise ApiCallError("the API answered the attempt fetch with invalid JSON") from None
+        if not isinstance(body, dict):
+            raise ApiCallError("the API answered the attempt fetch with something not an object")
+        return body
+
+    def report(self, outcome: AttemptOutcome) -> None:
+        # The output was encoded once already; encoding again cannot fail.
+        content = json.dumps(outcome.to_wire(), separators=(",", ":"), ensure_ascii=False)
+        self._send(
+            "POST",
+            f"{self._path}/complete",
+            content=content.encode(),
+            headers={"Content-Type": "application/json"},
+        )
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        last_problem = "no attempt made"
+        for delay in [*self._retry.delays(), None]:
+            try:
+                response = self._client.request(method, path, **kwargs)
+            except httpx.TransportError as exc:
+                last_problem = f"{type(exc).__name__}: {exc}"
+            else:
+                if response.is_success:
+                    return response
+                last_problem = describe_response(response)
+                if not is_transient(response):
+                    break
+            if delay is not None:
+                self._sleep(delay)
+        raise ApiCallError(f"{method} {path} failed: {last_problem}")

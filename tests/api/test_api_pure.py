@@ -1,0 +1,185 @@
+"""Unit tests of auth, the error shape, reports, the report guard and cluster error translation."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from podtask.attempt_tokens import sign_attempt_token
+from podtask.resources import RunError
+from podtask_api.auth import (
+    api_key_digest,
+    api_key_is_valid,
+    bearer_token,
+    require_api_key,
+    require_attempt_token,
+)
+from podtask_api.cluster import (
+    ClusterUnavailable,
+    ObjectAlreadyExists,
+    ObjectNotFound,
+    ObjectRejected,
+    ResourceNotInstalled,
+    report_guard,
+    translate_api_error,
+)
+from podtask_api.errors import ApiError, validation_error
+from podtask_api.reports import (
+    MAX_ERROR_STACK_CHARS,
+    CompletionReport,
+    attempt_report,
+    bounded_error,
+)
+from pydantic import ValidationError
+
+
+def test_api_key_digest_compare() -> None:
+    digests = [api_key_digest("a"), api_key_digest("b").upper()]
+    assert api_key_is_valid("a", digests)
+    assert api_key_is_valid("b", digests)
+    assert not api_key_is_valid("c", digests)
+    assert not api_key_is_valid("a", [])
+    assert api_key_digest("a") == "ca978112ca1bbdcafac231b39a23dc4da786eff8147c4e72b9807785afee48bb"
+
+
+def test_bearer_token_parsing() -> None:
+    assert bearer_token("Bearer abc") == "abc"
+    assert bearer_token("bearer  abc ") == "abc"
+    assert bearer_token("Basic abc") is None
+    assert bearer_token("Bearer") is None
+    assert bearer_token(None) is None
+
+
+def test_require_api_key() -> None:
+    digests = (api_key_digest("k"),)
+    require_api_key("Bearer k", digests, required=True)
+    require_api_key(None, (), required=False)
+    for header in (None, "Bearer nope", "k"):
+        with pytest.raises(ApiError) as refused:
+            require_api_key(header, digests, required=True)
+        assert refused.value.status == 401
+
+
+def test_require_attempt_token() -> None:
+    secret = b"s"
+    token = sign_attempt_token(secret, "run-1", 2, ttl_seconds=60)
+    require_attempt_token(f"Bearer {token}", secret, "run-1", 2)
+    cases = [
+        (None, 401),
+        ("Bearer garbage", 401),
+        (f"Bearer {sign_attempt_token(b'other', 'run-1', 2, ttl_seconds=60)}", 401),
+        (
+            f"Bearer {sign_attempt_token(secret, 'run-1', 2, ttl_seconds=1, now=time.time() - 10)}",
+            401,
+        ),
+    ]
+    for header, status in cases:
+        with pytest.raises(ApiError) as refused:
+            require_attempt_token(header, secret, "run-1", 2)
+        assert refused.value.status == status
+    for run, attempt in (("run-2", 2), ("run-1", 1)):
+        with pytest.raises(ApiError) as forbidden:
+            require_attempt_token(f"Bearer {token}", secret, run, attempt)
+        assert forbidden.value.status == 403
+    with pytest.raises(ApiError) as disabled:
+        require_attempt_token(f"Bearer {token}", b"", "run-1", 2)
+    assert disabled.value.status == 503
+
+
+def test_validation_error_names_each_field() -> None:
+    error = validation_error(
+        [
+            {
+                "loc": ("body", "options", "machine"),
+                "msg": "unknown machine",
+                "type": "value_error",
+            },
+            {
+                "loc": ("body", "options", "colour"),
+                "msg": "Extra inputs",
+                "type": "extra_forbidden",
+            },
+        ]
+    )
+    assert error.status == 422
+    assert error.code == "invalid_request"
+    assert "options.colour" in error.message and "options.machine" in error.message
+    assert error.details == [
+        {"field": "options.machine", "message": "unknown machine", "type": "value_error"},
+        {"field": "options.colour", "message": "Extra inputs", "type": "extra_forbidden"},
+    ]
+    malformed = validation_error(
+        [{"loc": ("body", 5), "msg": "JSON decode", "type": "json_invalid"}]
+    )
+    assert (malformed.status, malformed.code) == (400, "invalid_json")
+
+
+def test_report_is_stored_in_full_with_nulls() -> None:
+    ok = attempt_report(CompletionReport(ok=True, output={"a": None}), 2)
+    assert ok["attempt"] == 2 and ok["ok"] is True
+    assert ok["output"] == {"a": None}
+    assert ok["error"] is None
+    assert "reportedAt" in ok
+    failed = attempt_report(
+        CompletionReport.model_validate(
+            {"ok": False, "output": None, "error": {"type": "E", "message": "m", "stack": None}}
+        ),
+        1,
+    )
+    assert failed["error"] == {"type": "E", "message": "m", "stack": None}
+
+
+def test_report_checks() -> None:
+    with pytest.raises(ValidationError, match="must say what the error was"):
+        CompletionReport.model_validate({"ok": False})
+    with pytest.raises(ValidationError):
+        CompletionReport.model_validate({"ok": "yes"})
+    with pytest.raises(ApiError) as too_large:
+        attempt_report(CompletionReport(ok=True, output="x" * (600 * 1024)), 1)
+    assert too_large.value.status == 413
+
+
+def test_bounded_error_keeps_the_traceback_tail() -> None:
+    stack = "head\n" + "x" * MAX_ERROR_STACK_CHARS + "\nValueError: the cause"
+    bounded = bounded_error(RunError(type="ValueError", message="m" * 10_000, stack=stack))
+    assert bounded.stack is not None and bounded.stack.endswith("ValueError: the cause")
+    assert "head" not in bounded.stack
+    assert len(bounded.message) < 10_000
+
+
+def _status(code: int, message: str, **details: str) -> str:
+    return json.dumps({"kind": "Status", "code": code, "message": message, "details": details})
+
+
+def test_translate_api_error() -> None:
+    def t(status: int | None, body: str, name: str | None = "hello") -> object:
+        return translate_api_error(status, body, kind="Task", name=name)
+
+    assert isinstance(t(404, _status(404, 'tasks "hello" not found', name="hello")), ObjectNotFound)
+    assert isinstance(
+        t(404, _status(404, "the server could not find the requested resource")),
+        ResourceNotInstalled,
+    )
+    assert isinstance(
+        t(404, _status(404, 'namespaces "x" not found', name="x"), None), ResourceNotInstalled
+    )
+    assert isinstance(t(409, _status(409, "exists")), ObjectAlreadyExists)
+    assert isinstance(t(422, _status(422, "invalid")), ObjectRejected)
+    unavailable = t(500, "not json")
+    assert isinstance(unavailable, ClusterUnavailable) and unavailable.status == 503
+    forbidden = t(403, _status(403, "forbidden"))
+    assert isinstance(forbidden, ClusterUnavailable) and forbidden.status == 502
+
+
+def test_report_guard_tests_the_attempt_as_read() -> None:
+    run = {"metadata": {"name": "run-1", "resourceVersion": "41"}, "status": {"attempt": 2}}
+    assert report_guard(run) == {"op": "test", "path": "/status/attempt", "value": 2}
+    # Before the operator wrote an attempt, nothing but the resourceVersion pins the run.
+    for status in ({}, {"status": {}}, {"status": {"phase": "Queued"}}):
+        unrecorded = {"metadata": {"name": "run-1", "resourceVersion": "41"}, **status}
+        assert report_guard(unrecorded) == {
+            "op": "test",
+            "path": "/metadata/resourceVersion",
+            "value": "41",
+        }

@@ -1,0 +1,69 @@
+"""The whole dev stack, started with the real `podtask dev` command, for end-to-end tests."""
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from podtask.devprocess import DevProcess
+
+ROOT = Path(__file__).resolve().parents[2]
+TASK_MODULES = Path(__file__).parent / "task_modules"
+FINAL = {"Completed", "Failed", "Crashed", "Canceled", "Expired", "TimedOut", "SystemFailure"}
+
+
+class Stack:
+    def __init__(self, dev: DevProcess) -> None:
+        self.dev = dev
+        self.http = httpx.Client(
+            base_url=dev.api_url, headers={"Authorization": f"Bearer {dev.api_key}"}, timeout=30
+        )
+
+    @property
+    def kube_env(self) -> dict[str, str]:
+        return {**os.environ, "KUBECONFIG": self.dev.kubeconfig}
+
+    def trigger(self, task_id: str, payload: Any, **options: Any) -> str:
+        body: dict[str, Any] = {"payload": payload}
+        if options:
+            body["options"] = options
+        response = self.http.post(f"/api/v1/tasks/{task_id}/trigger", json=body)
+        assert response.status_code in (200, 201), response.text
+        return str(response.json()["id"])
+
+    def run(self, run_id: str) -> dict[str, Any]:
+        response = self.http.get(f"/api/v1/runs/{run_id}")
+        assert response.status_code == 200, response.text
+        return response.json()  # type: ignore[no-any-return]
+
+    def wait_for(self, run_id: str, timeout: float = 60) -> dict[str, Any]:
+        return wait_until(lambda: (r := self.run(run_id))["status"] in FINAL and r, timeout)
+
+
+def wait_until(check: Callable[[], Any], timeout: float = 30, interval: float = 0.1) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {check}")
+        time.sleep(interval)
+
+
+def start_stack(state_dir: Path, *modules: str) -> DevProcess:
+    return DevProcess([str(ROOT / "examples"), *modules], state_dir, cwd=ROOT).start()
+
+
+@pytest.fixture(scope="package")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    dev = start_stack(
+        tmp_path_factory.mktemp("dev") / ".podtask", str(TASK_MODULES / "misbehaving.py")
+    )
+    try:
+        yield Stack(dev)
+    finally:
+        dev.stop()

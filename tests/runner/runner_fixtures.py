@@ -1,0 +1,144 @@
+"""Fixtures for the runner tests: the real API on a free port, over the embedded cluster.
+
+The tests play the operator: they create TaskRuns in the session's namespace and write the
+status it writes when it starts an attempt's pod.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+from podtask.attempt_tokens import sign_attempt_token
+from podtask.resources import QueueRef, TaskSpec
+from podtask_api.app import create_app
+from podtask_api.settings import ApiSettings
+from podtask_api.triggers import TriggerRequest, build_task_run, random_run_name
+
+from tests.embedded_kube import EmbeddedKube, KubeNamespace
+
+TASK_MODULES = Path(__file__).parent / "task_modules"
+SAMPLE_TASKS = str(TASK_MODULES / "runner_sample_tasks.py")
+SECRET = "runner-test-secret"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class LiveApi:
+    url: str
+    namespace: KubeNamespace
+
+    def start_run(
+        self,
+        task_id: str,
+        payload: Any = None,
+        *,
+        module: str = SAMPLE_TASKS,
+        attempt: int = 1,
+        recorded: bool = True,
+        max_duration: int | None = None,
+        tags: list[str] | None = None,
+    ) -> str:
+        """A run as the operator leaves it when it starts `attempt`'s pod: with the attempt
+        recorded in the status, or (`recorded=False`) the moment before it records it."""
+        spec = TaskSpec(
+            task_id=task_id,
+            image="local",
+            module=module,
+            version="1",
+            queue=QueueRef(name=task_id),
+            machine="small-2x",
+            max_duration_seconds=max_duration,
+        )
+        request = TriggerRequest.model_validate(
+            {"payload": payload, "options": {"tags": tags or []}}
+        )
+        name = random_run_name()
+        self.namespace.create_run(build_task_run(spec, request, name))
+        shown = attempt if recorded else attempt - 1
+        if shown > 0:
+            self.namespace.set_run_status(
+                name,
+                {
+                    "phase": "Executing" if recorded else "WaitingToRetry",
+                    "attempt": shown,
+                    "machine": "small-2x",
+                    "attempts": [
+                        {"number": n, "pod": f"{name}-{n}", "machine": "small-2x"}
+                        for n in range(1, shown + 1)
+                    ],
+                },
+            )
+        return name
+
+    def status(self, run: str) -> dict[str, Any]:
+        status: dict[str, Any] = self.namespace.run(run).get("status") or {}
+        return status
+
+    def report(self, run: str) -> dict[str, Any]:
+        report: dict[str, Any] = self.status(run)["report"]
+        return report
+
+    def runner_env(self, run: str, attempt: int = 1, **extra: str) -> dict[str, str]:
+        token = sign_attempt_token(SECRET.encode(), run, attempt, ttl_seconds=300)
+        return {
+            **os.environ,
+            "PODTASK_API_URL": self.url,
+            "PODTASK_RUN_ID": run,
+            "PODTASK_ATTEMPT": str(attempt),
+            "PODTASK_ATTEMPT_TOKEN": token,
+            **extra,
+        }
+
+    def run_runner(
+        self, run: str, attempt: int = 1, **extra: str
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "podtask_runner"],
+            env=self.runner_env(run, attempt, **extra),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+
+@pytest.fixture(scope="session")
+def live_api(embedded_kube: EmbeddedKube) -> Iterator[LiveApi]:
+    namespace = embedded_kube.new_namespace("runner")
+    settings = ApiSettings.model_validate(
+        {
+            "runner_token_secret": SECRET,
+            "namespace": namespace.name,
+            "kubeconfig": str(embedded_kube.kubeconfig),
+        }
+    )
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the test API did not start")
+        time.sleep(0.01)
+    yield LiveApi(url=f"http://127.0.0.1:{port}", namespace=namespace)
+    server.should_exit = True
+    thread.join(timeout=10)
