@@ -9,6 +9,7 @@ everything is, and stops them in reverse order on Ctrl-C.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import hashlib
 import json
 import os
@@ -30,6 +31,7 @@ from podtask.modules import load_tasks
 from podtask.resources import API_VERSION, GROUP, VERSION, TaskSpec
 
 DEV_IMAGE = "podtask-dev"
+PR_SET_PDEATHSIG = 1
 NAMESPACE = "default"
 
 
@@ -133,6 +135,16 @@ def _register(cluster_url: str, tasks: list[dict[str, Any]]) -> None:
                 kube.post(tasks_path, json=body).raise_for_status()
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: ask Linux to SIGTERM it if `podtask dev` itself dies.
+
+    Without it a `podtask dev` killed with SIGKILL would leave the parts running.
+    """
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 class DevStack:
     """The three processes of `podtask dev`, started in order and stopped in reverse."""
 
@@ -167,6 +179,7 @@ class DevStack:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
         self.processes.append((name, process))
         return process
@@ -222,6 +235,9 @@ class DevStack:
         return None
 
     def stop(self) -> None:
+        # A second Ctrl-C must not cut the teardown short and leave parts running.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         for _name, process in reversed(self.processes):
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
