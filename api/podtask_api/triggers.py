@@ -159,7 +159,7 @@ def build_task_run(
         tags=list(options.tags),
         metadata=dict(options.metadata),
         idempotency_key=options.idempotency_key,
-        ttl_seconds=options.ttl,
+        ttl_seconds=options.ttl or task.ttl_seconds,
         delay_until=_delay_until(options.delay, now or datetime.now(UTC)),
     )
     return {

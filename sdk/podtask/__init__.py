@@ -7,7 +7,7 @@ from podtask.context import Context, MachineContext
 from podtask.errors import AbortTaskRunError, TaskDeclarationError, TaskModuleImportError
 from podtask.machines import DEFAULT_MACHINE, PRESETS, MachinePreset, machine_preset
 from podtask.resources import QueueRef, RetryPolicy, RunPhase
-from podtask.tasks import Task, task
+from podtask.tasks import Task, queue, task
 
 __all__ = [
     "DEFAULT_MACHINE",
@@ -23,5 +23,6 @@ __all__ = [
     "TaskDeclarationError",
     "TaskModuleImportError",
     "machine_preset",
+    "queue",
     "task",
 ]

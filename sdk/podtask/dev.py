@@ -82,6 +82,7 @@ def task_resources(module_refs: Sequence[str]) -> list[dict[str, Any]]:
             queue=declared.queue,
             machine=declared.machine,
             max_duration_seconds=declared.max_duration_seconds,
+            ttl_seconds=declared.ttl_seconds,
         )
         objects.append(
             {

@@ -75,6 +75,9 @@ class TaskSpec(WireModel):
     queue: QueueRef
     machine: str
     max_duration_seconds: int | None = Field(default=None, ge=1)
+    ttl_seconds: int | None = Field(
+        default=None, ge=1, description="Default time a run may wait to start before it expires."
+    )
     schedule: str | None = None
 
 

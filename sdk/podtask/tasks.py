@@ -31,6 +31,7 @@ class Task:
     queue: QueueRef
     machine: str
     max_duration_seconds: int | None
+    ttl_seconds: int | None
     module: str
     source: str
 
@@ -80,6 +81,15 @@ def _model(
         raise TaskDeclarationError(f"task {task_id!r}: invalid {field}: {problems}") from None
 
 
+def queue(name: str, *, concurrency_limit: int | None = None) -> QueueRef:
+    """A queue that several tasks share: pass it as `queue=` to each of them."""
+    try:
+        return QueueRef(name=name, concurrency_limit=concurrency_limit)
+    except ValidationError as exc:
+        problems = "; ".join(err["msg"] for err in exc.errors())
+        raise TaskDeclarationError(f"queue {name!r} is invalid: {problems}") from None
+
+
 def task(
     *,
     id: str,
@@ -87,6 +97,7 @@ def task(
     queue: QueueRef | Mapping[str, Any] | None = None,
     machine: str = DEFAULT_MACHINE,
     max_duration: int | None = None,
+    ttl: int | None = None,
 ) -> Callable[[RunFunction], Task]:
     """Declare a task whose `run(payload, ctx)` is the decorated function (sync or async)."""
     if not isinstance(id, str) or not _TASK_ID.match(id) or len(id) > 63:
@@ -98,8 +109,12 @@ def task(
         machine_preset(machine)
     except TaskDeclarationError as exc:
         raise TaskDeclarationError(f"task {id!r}: {exc}") from None
-    if max_duration is not None and max_duration < 1:
-        raise TaskDeclarationError(f"task {id!r}: max_duration must be at least 1 second")
+    for name, seconds in (("max_duration", max_duration), ("ttl", ttl)):
+        if seconds is not None and (not isinstance(seconds, int) or seconds < 1):
+            raise TaskDeclarationError(
+                f"task {id!r}: {name} must be a whole number of seconds, at least 1 "
+                f"(got {seconds!r})"
+            )
     retry_policy = _model(RetryPolicy, retry, id, "retry")
     queue_ref = _model(QueueRef, queue, id, "queue", name=id)
 
@@ -111,6 +126,7 @@ def task(
             queue=queue_ref,
             machine=machine,
             max_duration_seconds=max_duration,
+            ttl_seconds=ttl,
             module=fn.__module__,
             source=_source_of(fn),
         )
