@@ -13,11 +13,16 @@ from podtask.resources import AttemptReport, RunError
 NON_RETRYABLE_ERRORS = frozenset(
     {"AbortTaskRunError", "TaskModuleImportError", "TaskNotFoundError", "PayloadValidationError"}
 )
+# The runner reports these when the pod was told to stop (SIGTERM) or ran past maxDuration.
+TERMINATED_ERROR = "TaskTerminatedError"
+TIMED_OUT_ERROR = "MaxDurationExceededError"
 # Pod-level reasons that mean the node or the cluster lost the pod, not the task failing.
 LOST_POD_REASONS = frozenset({"Evicted", "NodeLost", "Preempting", "Shutdown", "Terminated"})
 OOM_EXIT_CODE = 137
 # The runner exits 2 when it could not talk to the API: a system problem, not the task's.
 RUNNER_UNREACHABLE_EXIT_CODE = 2
+# 128 + SIGTERM: the runner stopped because its pod was deleted or evicted.
+TERMINATED_EXIT_CODE = 143
 
 
 class AttemptOutcome(StrEnum):
@@ -25,6 +30,7 @@ class AttemptOutcome(StrEnum):
     FAILED = "Failed"
     ABORTED = "Aborted"
     OUT_OF_MEMORY = "OutOfMemory"
+    TIMED_OUT = "TimedOut"
     CRASHED = "Crashed"
     LOST = "Lost"
 
@@ -79,6 +85,17 @@ def classify_attempt(
     if container_reason == "OOMKilled" or exit_code == OOM_EXIT_CODE:
         error = RunError(type="OutOfMemoryError", message="the task ran out of memory (OOMKilled)")
         return AttemptResult(AttemptOutcome.OUT_OF_MEMORY, exit_code, "OOMKilled", error=error)
+    if report is not None and report.error is not None and report.error.type == TIMED_OUT_ERROR:
+        return AttemptResult(
+            AttemptOutcome.TIMED_OUT, exit_code, "MaxDurationExceeded", report.error
+        )
+    if exit_code == TERMINATED_EXIT_CODE or (
+        report is not None and report.error is not None and report.error.type == TERMINATED_ERROR
+    ):
+        error = (report.error if report is not None else None) or RunError(
+            type=TERMINATED_ERROR, message="the attempt's pod was terminated (SIGTERM)"
+        )
+        return AttemptResult(AttemptOutcome.LOST, exit_code, "Terminated", error=error)
     if report is not None and report.error is not None:
         outcome = (
             AttemptOutcome.ABORTED

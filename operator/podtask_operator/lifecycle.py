@@ -22,6 +22,7 @@ _FINAL_PHASE_OF = {
     AttemptOutcome.FAILED: RunPhase.FAILED,
     AttemptOutcome.ABORTED: RunPhase.FAILED,
     AttemptOutcome.OUT_OF_MEMORY: RunPhase.CRASHED,
+    AttemptOutcome.TIMED_OUT: RunPhase.TIMED_OUT,
     AttemptOutcome.CRASHED: RunPhase.CRASHED,
     AttemptOutcome.LOST: RunPhase.SYSTEM_FAILURE,
 }

@@ -46,6 +46,9 @@ def failed(error_type: str, attempt: int = 1) -> AttemptReport:
         (pod("Failed", None, "", "Evicted"), None, AttemptOutcome.LOST),
         (pod("Failed", 2, "Error"), None, AttemptOutcome.LOST),
         (pod("Failed", 139, "Error"), None, AttemptOutcome.CRASHED),
+        (pod("Failed", 143, "Error"), None, AttemptOutcome.LOST),
+        (pod("Failed", 143, "Error"), failed("TaskTerminatedError"), AttemptOutcome.LOST),
+        (pod("Failed", 1, "Error"), failed("MaxDurationExceededError"), AttemptOutcome.TIMED_OUT),
         (pod("Succeeded", 0, "Completed"), ok(attempt=2), AttemptOutcome.CRASHED),
         (None, None, AttemptOutcome.LOST),
     ],
@@ -100,6 +103,14 @@ def test_abort_fails_at_once_with_the_error(spec: TaskRunSpec) -> None:
     assert end.status.phase == RunPhase.FAILED
     assert end.status.error is not None and end.status.error.type == "AbortTaskRunError"
     assert end.status.duration == "2.0s"
+
+
+def test_running_past_max_duration_times_out_without_retrying(spec: TaskRunSpec) -> None:
+    status = _executing(spec)
+    result = classify_attempt(pod("Failed", 1, "Error"), failed("MaxDurationExceededError"), 1)
+    assert result is not None
+    end = end_attempt(spec, status, result, NOW)
+    assert end.status.phase == RunPhase.TIMED_OUT and not end.retry
 
 
 def test_last_attempt_failure_is_final(spec: TaskRunSpec) -> None:
