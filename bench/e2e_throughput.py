@@ -24,6 +24,7 @@ from pathlib import Path
 
 import httpx
 import yaml
+
 from podtask.devprocess import DevProcess
 
 HERE = Path(__file__).resolve().parent

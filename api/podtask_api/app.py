@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
-from podtask.limits import MAX_OUTPUT_BYTES, MAX_PAYLOAD_BYTES
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from podtask.limits import MAX_BATCH_ITEMS, MAX_OUTPUT_BYTES, MAX_PAYLOAD_BYTES
 from podtask_api import public_routes, runner_routes
 from podtask_api.cluster import KubernetesCluster
 from podtask_api.errors import ApiError, error_response, install_error_handlers
@@ -14,31 +14,46 @@ from podtask_api.settings import ApiSettings
 
 # Room for the options, the error's traceback and JSON escaping around the largest value.
 MAX_REQUEST_BODY_BYTES = max(MAX_PAYLOAD_BYTES, MAX_OUTPUT_BYTES) * 2 + 256 * 1024
+# A batch holds up to MAX_BATCH_ITEMS payloads; all its TaskRuns are built in memory at once,
+# so its total is capped well below the sum of the item limits.
+BATCH_PATH = "/api/v1/tasks/batch"
+MAX_BATCH_REQUEST_BODY_BYTES = 16 * 1024 * 1024
 
 
-def _too_large(limit: int) -> ApiError:
-    return ApiError(
-        413,
-        "request_too_large",
-        f"the request body is over {limit} bytes; payloads may be at most "
-        f"{MAX_PAYLOAD_BYTES} bytes of JSON",
-    )
+def _too_large(limit: int, path: str) -> ApiError:
+    if path == BATCH_PATH:
+        rule = (
+            f"a batch of up to {MAX_BATCH_ITEMS} items may be at most {limit} bytes in all, "
+            f"each payload at most {MAX_PAYLOAD_BYTES} bytes of JSON; split the batch or pass "
+            "references to large data"
+        )
+    else:
+        rule = f"payloads may be at most {MAX_PAYLOAD_BYTES} bytes of JSON"
+    return ApiError(413, "request_too_large", f"the request body is over {limit} bytes; {rule}")
 
 
 class RequestBodyLimit:
     """Refuse oversized bodies, declared or chunked, without holding more than the limit."""
 
-    def __init__(self, app: ASGIApp, limit: int = MAX_REQUEST_BODY_BYTES) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        limit: int = MAX_REQUEST_BODY_BYTES,
+        batch_limit: int = MAX_BATCH_REQUEST_BODY_BYTES,
+    ) -> None:
         self.app = app
+        self.limits_by_path = {BATCH_PATH: batch_limit}
         self.limit = limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        path = scope.get("path", "")
+        limit = self.limits_by_path.get(path, self.limit)
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            await error_response(_too_large(self.limit))(scope, receive, send)
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await error_response(_too_large(limit, path))(scope, receive, send)
             return
         # Read the body here, up to the limit, so that an oversized chunked body gets a 413
         # (FastAPI would turn an error raised while it reads into a generic 400).
@@ -51,8 +66,8 @@ class RequestBodyLimit:
                 return  # the client went away
             chunk = message.get("body", b"")
             received += len(chunk)
-            if received > self.limit:
-                await error_response(_too_large(self.limit))(scope, receive, send)
+            if received > limit:
+                await error_response(_too_large(limit, path))(scope, receive, send)
                 return
             chunks.append(chunk)
             more = message.get("more_body", False)
@@ -104,6 +119,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.add_middleware(RequestBodyLimit)
     app.add_middleware(JsonBodies)
     app.include_router(public_routes.router)
+    app.include_router(public_routes.child_run_router)
     app.include_router(runner_routes.router)
 
     @app.get("/healthz")

@@ -13,14 +13,18 @@ from typing import Any
 
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
-from podtask.resources import GROUP, VERSION
 from urllib3.exceptions import HTTPError
+
+from podtask.resources import GROUP, VERSION
 
 TASKS = "tasks"
 TASK_RUNS = "taskruns"
 
 # Seconds: connect, then read. A hung cluster becomes a 503, not a hung request.
 _REQUEST_TIMEOUT = (5, 30)
+
+# Connections kept to the Kubernetes API: at least as many as a batch trigger uses at once.
+CONNECTION_POOL_SIZE = 32
 
 
 class ClusterError(Exception):
@@ -117,6 +121,11 @@ class KubernetesCluster:
             config.load_kube_config(  # type: ignore[no-untyped-call]
                 config_file=kubeconfig, client_configuration=configuration, persist_config=False
             )
+        # A batch trigger creates runs from several threads at once; without room in the pool
+        # urllib3 would open a connection per create and throw it away afterwards.
+        configuration.connection_pool_maxsize = max(
+            configuration.connection_pool_maxsize, CONNECTION_POOL_SIZE
+        )
         return cls(namespace, client.ApiClient(configuration))
 
     def _call(self, kind: str, subject: str | None, method: Any, **kwargs: Any) -> dict[str, Any]:
@@ -157,6 +166,15 @@ class KubernetesCluster:
             self._api.create_namespaced_custom_object,
             plural=TASK_RUNS,
             body=body,
+        )
+
+    def delete_run(self, name: str) -> None:
+        self._call(
+            "TaskRun",
+            name,
+            self._api.delete_namespaced_custom_object,
+            plural=TASK_RUNS,
+            name=name,
         )
 
     def record_report(self, run: dict[str, Any], report: dict[str, Any]) -> None:

@@ -9,10 +9,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from podtask.limits import MAX_OUTPUT_BYTES
-from podtask.resources import AttemptReport, RunError
 from pydantic import BaseModel, ConfigDict, StrictBool, model_validator
 
+from podtask.limits import MAX_OUTPUT_BYTES
+from podtask.resources import AttemptReport, RunError
 from podtask_api.errors import ApiError
 from podtask_api.triggers import encoded_size
 

@@ -11,7 +11,6 @@ from typing import Any
 from podtask.machines import DEFAULT_MACHINE, PRESETS, MachinePreset
 from podtask.resources import Attempt, RunPhase, TaskRunSpec, TaskRunStatus
 from podtask.retry import next_attempt_machine
-
 from podtask_api.errors import ApiError
 
 PENDING = "Pending"
@@ -59,6 +58,7 @@ def run_view(run: dict[str, Any]) -> dict[str, Any]:
         "concurrencyKey": spec.concurrency_key,
         "idempotencyKey": spec.idempotency_key,
         "priority": spec.priority,
+        "parentRunId": spec.parent_run_id,
         "createdAt": metadata.get("creationTimestamp"),
         "startedAt": _wire_time(status.started_at),
         "finishedAt": _wire_time(status.finished_at),

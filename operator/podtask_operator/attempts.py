@@ -85,24 +85,23 @@ def classify_attempt(
     if container_reason == "OOMKilled" or exit_code == OOM_EXIT_CODE:
         error = RunError(type="OutOfMemoryError", message="the task ran out of memory (OOMKilled)")
         return AttemptResult(AttemptOutcome.OUT_OF_MEMORY, exit_code, "OOMKilled", error=error)
-    if report is not None and report.error is not None and report.error.type == TIMED_OUT_ERROR:
-        return AttemptResult(
-            AttemptOutcome.TIMED_OUT, exit_code, "MaxDurationExceeded", report.error
+    if report is not None and report.error is not None:
+        # What the task reported wins over how its process ended: a task error whose
+        # cleanup was cut short by SIGTERM is still that task error.
+        error = report.error
+        if error.type == TIMED_OUT_ERROR:
+            return AttemptResult(AttemptOutcome.TIMED_OUT, exit_code, "MaxDurationExceeded", error)
+        if error.type == TERMINATED_ERROR:
+            return AttemptResult(AttemptOutcome.LOST, exit_code, "Terminated", error=error)
+        outcome = (
+            AttemptOutcome.ABORTED if error.type in NON_RETRYABLE_ERRORS else AttemptOutcome.FAILED
         )
-    if exit_code == TERMINATED_EXIT_CODE or (
-        report is not None and report.error is not None and report.error.type == TERMINATED_ERROR
-    ):
-        error = (report.error if report is not None else None) or RunError(
+        return AttemptResult(outcome, exit_code, "Error", error=error)
+    if exit_code == TERMINATED_EXIT_CODE:
+        error = RunError(
             type=TERMINATED_ERROR, message="the attempt's pod was terminated (SIGTERM)"
         )
         return AttemptResult(AttemptOutcome.LOST, exit_code, "Terminated", error=error)
-    if report is not None and report.error is not None:
-        outcome = (
-            AttemptOutcome.ABORTED
-            if report.error.type in NON_RETRYABLE_ERRORS
-            else AttemptOutcome.FAILED
-        )
-        return AttemptResult(outcome, exit_code, "Error", error=report.error)
     if exit_code == RUNNER_UNREACHABLE_EXIT_CODE:
         error = RunError(type="RunnerUnreachable", message="the runner could not reach the API")
         return AttemptResult(AttemptOutcome.LOST, exit_code, "RunnerUnreachable", error=error)

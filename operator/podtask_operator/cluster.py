@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import kubernetes
 import urllib3
 from kubernetes.client.exceptions import ApiException
+
 from podtask.resources import GROUP, VERSION
 
 log = logging.getLogger(__name__)

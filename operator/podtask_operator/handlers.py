@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import kopf
-from podtask.resources import FINAL_PHASES, GROUP, LABEL_RUN, VERSION
 
+from podtask.resources import FINAL_PHASES, GROUP, LABEL_RUN, VERSION
 from podtask_operator.attempts import pod_is_finished
 from podtask_operator.cluster import Cluster, load_api_client
 from podtask_operator.reconcile import RunReconciler

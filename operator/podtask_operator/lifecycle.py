@@ -13,7 +13,6 @@ from datetime import datetime
 
 from podtask.resources import Attempt, RunPhase, TaskRunSpec, TaskRunStatus
 from podtask.retry import next_attempt_machine, next_retry_at
-
 from podtask_operator.attempts import AttemptOutcome, AttemptResult
 from podtask_operator.pods import pod_name
 

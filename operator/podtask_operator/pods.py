@@ -17,7 +17,6 @@ from podtask.resources import (
     LABEL_TASK,
     TaskRunSpec,
 )
-
 from podtask_operator.settings import OperatorSettings
 
 CONTAINER_NAME = "task"

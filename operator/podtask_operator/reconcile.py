@@ -16,10 +16,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
-from podtask.attempt_tokens import sign_attempt_token
-from podtask.resources import RunError, RunPhase, TaskRunSpec, TaskRunStatus
 from pydantic import ValidationError
 
+from podtask.attempt_tokens import sign_attempt_token
+from podtask.resources import RunError, RunPhase, TaskRunSpec, TaskRunStatus
 from podtask_operator.attempts import classify_attempt
 from podtask_operator.cluster import Cluster
 from podtask_operator.lifecycle import end_attempt, start_attempt

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from podtask.machines import DEFAULT_CPU_REQUEST_RATIO, DEFAULT_MEMORY_REQUEST_RATIO
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from podtask.machines import DEFAULT_CPU_REQUEST_RATIO, DEFAULT_MEMORY_REQUEST_RATIO
 
 
 class OperatorSettings(BaseSettings):

@@ -5,7 +5,15 @@ attempt the same way without an API or a cluster, for trying a task out.
 
 Exit codes tell the operator who failed: 0 the task succeeded, 1 the task
 failed (its error was reported), 2 the runner itself could not talk to the API
-or was started without its environment (or, locally, with bad arguments).
+or was started without its environment (or, locally, with bad arguments), 143
+(128 + SIGTERM) the pod was told to stop.
+
+SIGTERM (cancel, eviction, pod deletion) is handled from the start: before the task
+runs (fetching the attempt, importing the module) it ends the runner at once; while
+the task runs it interrupts it, and the hooks that follow the outcome (on_error,
+on_complete, cleanup) still run (see `podtask_runner.attempt`). Then the runner tries
+briefly to report the attempt (as failed with `TaskTerminatedError`, unless its outcome
+was already decided) and exits 143, whatever the report did.
 """
 
 from __future__ import annotations
@@ -20,14 +28,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TextIO
 
+from podtask.errors import TaskTerminatedError
+from podtask_runner.interruptions import TERMINATED_MESSAGE, Interruptions
+
 if TYPE_CHECKING:
     from podtask.tasks import Task
-
     from podtask_runner.attempt import AttemptOutcome
+    from podtask_runner.callbacks import AttemptCallbacks
 
 EXIT_OK = 0
 EXIT_TASK_FAILED = 1
 EXIT_RUNNER_FAILED = 2
+EXIT_TERMINATED = 128 + 15  # SIGTERM, as a shell reports a process it ended
 
 LOCAL_RUN_ID = "local"
 
@@ -100,6 +112,12 @@ def _refuse_constant(name: str) -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
+    interruptions = Interruptions()
+    with interruptions.installed():
+        return _main(argv, interruptions)
+
+
+def _main(argv: list[str] | None, interruptions: Interruptions) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     _line_buffered(sys.stdout)
@@ -110,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.local is None:
         if args.payload is not None:
             parser.error("--payload goes with --local; in a pod the payload comes from the API")
-        return _in_pod()
+        return _in_pod(interruptions)
     try:
         # NaN and Infinity are refused here as the API refuses them in a trigger.
         payload = (
@@ -121,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         parser.error(f"--payload is not valid JSON: {exc}")
     module, task_id = args.local
-    return _local(module, task_id, payload)
+    return _local(module, task_id, payload, interruptions)
 
 
 def _attempt(
@@ -129,6 +147,7 @@ def _attempt(
     module: str,
     task_id: str,
     execute: Callable[[Task], AttemptOutcome],
+    interruptions: Interruptions,
 ) -> AttemptOutcome:
     """Import the module, find the task, `execute` it; log the start and the verdict."""
     from podtask_runner.attempt import AttemptOutcome, find_task
@@ -136,8 +155,12 @@ def _attempt(
     _say(f"{label} (task {task_id}) starting")
     started = time.monotonic()
     try:
-        task = find_task(module, task_id)
-    except Exception as exc:
+        # A slow import (a big library) is no reason to ignore a SIGTERM.
+        with interruptions.interrupting():
+            interruptions.check()
+            task = find_task(module, task_id)
+            interruptions.check()
+    except (Exception, TaskTerminatedError) as exc:
         outcome = AttemptOutcome.failure(exc)
     else:
         outcome = execute(task)
@@ -151,10 +174,9 @@ def _attempt(
     return outcome
 
 
-def _local(module: str, task_id: str, payload: Any) -> int:
+def _local(module: str, task_id: str, payload: Any, interruptions: Interruptions) -> int:
     from podtask.context import Context, MachineContext
     from podtask.machines import machine_preset
-
     from podtask_runner.attempt import execute_attempt
 
     def execute(task: Task) -> AttemptOutcome:
@@ -173,19 +195,24 @@ def _local(module: str, task_id: str, payload: Any) -> int:
             payload,
             ctx,
             max_duration_seconds=None if max_duration is None else float(max_duration),
+            interruptions=interruptions,
         )
 
-    outcome = _attempt(f"attempt 1 of run {LOCAL_RUN_ID}", module, task_id, execute)
+    label = f"attempt 1 of run {LOCAL_RUN_ID}"
+    outcome = _attempt(label, module, task_id, execute, interruptions)
     if outcome.error is not None:
         # The pod's runner reports the message to the API; here the terminal is the report.
         _say(f"{outcome.error.type}: {outcome.error.message}")
+    if interruptions.terminated:
+        return EXIT_TERMINATED
+    if outcome.error is not None:
         return EXIT_TASK_FAILED
     # Already checked to be JSON by execute_attempt; one line, after anything the task printed.
     print(json.dumps(outcome.output, separators=(",", ":"), ensure_ascii=False))
     return EXIT_OK
 
 
-def _in_pod() -> int:
+def _in_pod(interruptions: Interruptions) -> int:
     try:
         env = RunnerEnvironment.from_env(os.environ)
     except RunnerEnvironmentError as exc:
@@ -193,17 +220,30 @@ def _in_pod() -> int:
         return EXIT_RUNNER_FAILED
 
     # Imported here so that a missing environment fails fast and cheaply.
-    from podtask_runner.attempt import context_from_wire, execute_attempt
+    from podtask_runner.attempt import AttemptOutcome, context_from_wire, execute_attempt
     from podtask_runner.callbacks import ApiCallError, AttemptCallbacks
 
+    label = f"attempt {env.attempt} of run {env.run_id}"
     callbacks = AttemptCallbacks(env.api_url, env.run_id, env.attempt, env.token)
     try:
         try:
-            attempt: dict[str, Any] = callbacks.fetch_attempt()
+            with interruptions.interrupting():
+                interruptions.check()
+                attempt: dict[str, Any] = callbacks.fetch_attempt()
+                interruptions.check()
             task_id = str(attempt["taskId"])
             module = str(attempt["module"])
             ctx = context_from_wire(attempt["context"])
             max_duration = attempt.get("maxDurationSeconds")
+        except TaskTerminatedError:
+            _say(f"{label} stopped by SIGTERM before it started")
+            _report(
+                callbacks,
+                AttemptOutcome.failure(TaskTerminatedError(TERMINATED_MESSAGE)),
+                label,
+                hurried=True,
+            )
+            return EXIT_TERMINATED
         except ApiCallError as exc:
             _say(f"could not fetch attempt {env.attempt} of run {env.run_id}: {exc}")
             return EXIT_RUNNER_FAILED
@@ -217,17 +257,31 @@ def _in_pod() -> int:
                 attempt.get("payload"),
                 ctx,
                 max_duration_seconds=None if max_duration is None else float(max_duration),
+                interruptions=interruptions,
             )
 
-        outcome = _attempt(f"attempt {env.attempt} of run {env.run_id}", module, task_id, execute)
-        try:
-            callbacks.report(outcome)
-        except ApiCallError as exc:
-            _say(f"could not report attempt {env.attempt} of run {env.run_id}: {exc}")
+        outcome = _attempt(label, module, task_id, execute, interruptions)
+        reported = _report(callbacks, outcome, label, hurried=interruptions.terminated)
+        if interruptions.terminated:
+            return EXIT_TERMINATED
+        if not reported:
             return EXIT_RUNNER_FAILED
         return EXIT_OK if outcome.ok else EXIT_TASK_FAILED
     finally:
         callbacks.close()
+
+
+def _report(
+    callbacks: AttemptCallbacks, outcome: AttemptOutcome, label: str, *, hurried: bool
+) -> bool:
+    from podtask_runner.callbacks import ApiCallError
+
+    try:
+        callbacks.report(outcome, hurried=hurried)
+    except ApiCallError as exc:
+        _say(f"could not report {label}: {exc}")
+        return False
+    return True
 
 
 if __name__ == "__main__":

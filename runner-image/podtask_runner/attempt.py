@@ -1,31 +1,97 @@
 """Running one attempt of a task: from (task, payload, context) to an `AttemptOutcome`.
 
-Everything here is free of network IO so it can be tested in-process; the
-caller (`podtask_runner.__main__`) fetches the inputs and reports the outcome.
+Everything here is free of network IO so it can be tested in-process; the caller
+(`podtask_runner.__main__`) fetches the inputs and reports the outcome.
+
+The order of one attempt:
+
+    1. payload validation   when `run` annotates its payload with a pydantic model
+    2. on_start             first attempt of a run only; global hooks, then the task's
+    3. init                 global, then the task's; each one's return value becomes `ctx.init`
+    4. middleware + run     global middleware outermost, then the task's, then `run`
+    5. output check         the output must be JSON (a pydantic model is dumped to JSON)
+                            and at most `MAX_OUTPUT_BYTES`
+    6. on_success           global, then the task's
+    --- the outcome is decided here ---
+    7. on_error             failed attempts only (every one of them, not just the last)
+    8. on_complete          every attempt, with `AttemptResult(ok, output, error)`
+    9. cleanup              every attempt; the task's own, then the global ones in reverse
+
+What happens when something raises:
+
+- Anything in steps 1-6 that raises ends that part of the attempt: the attempt fails
+  with that exception (type, message and traceback are what the API records), the
+  steps after it up to 6 are skipped, and steps 7-9 run. `AbortTaskRunError` and
+  `PayloadValidationError` fail it the same way; the operator does not retry them.
+- Steps 7-9 cannot change the outcome. An exception in one of them is printed with its
+  traceback to stderr (the pod log) and otherwise ignored; the next hook still runs.
+- SIGTERM (cancel, eviction, pod deletion) during steps 1-6 raises `TaskTerminatedError`
+  in plain code, or cancels async code (which sees `CancelledError`); the attempt fails
+  with `TaskTerminatedError` and steps 7-9 run. During steps 7-9 it interrupts nothing.
+  Either way the runner then reports and exits with 143 (see `__main__`).
+- `max_duration` bounds steps 1-6 the same way, failing the attempt with
+  `MaxDurationExceededError`. Each of the hooks in steps 7-9 may then run until the
+  deadline, or for `AFTER_HOOK_GRACE_SECONDS` if that is later, before it is interrupted.
+- An interruption the code catches and swallows still fails the attempt.
+
+`payload` in every hook is the validated model instance once step 1 has passed (the
+JSON payload as it came if it failed); `ctx` carries `init` from step 3 on.
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
 import json
-import signal
-import threading
+import os
+import sys
 import time
 import traceback
-from collections.abc import Awaitable, Iterator, Mapping
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from contextlib import ExitStack
+from dataclasses import dataclass, replace
 from datetime import datetime
-from types import FrameType
 from typing import Any
 
-from podtask.context import Context, MachineContext
-from podtask.errors import TaskModuleImportError
+from pydantic import BaseModel, ValidationError
+
+from podtask.context import Context, MachineContext, running_in
+from podtask.errors import (
+    MaxDurationExceededError,
+    PayloadValidationError,
+    TaskModuleImportError,
+    TaskTerminatedError,
+)
+from podtask.hooks import (
+    AttemptResult,
+    TaskHooks,
+    attempt_hooks,
+    hook_name,
+    registered_global_hooks,
+)
 from podtask.limits import MAX_OUTPUT_BYTES
 from podtask.modules import import_task_module
 from podtask.resources import RunError
 from podtask.tasks import Task, registered_tasks
+from podtask_runner.author_code import AuthorCode
+from podtask_runner.interruptions import Deadline, Interruptions
+
+__all__ = [
+    "AFTER_HOOK_GRACE_SECONDS",
+    "AttemptOutcome",
+    "MaxDurationExceededError",
+    "OutputNotSerializableError",
+    "OutputTooLargeError",
+    "TaskNotFoundError",
+    "context_from_wire",
+    "encode_output",
+    "error_from_exception",
+    "execute_attempt",
+    "find_task",
+    "validated_payload",
+]
+
+# After the deadline, each after-outcome hook still gets this long before it is interrupted.
+AFTER_HOOK_GRACE_SECONDS = 5.0
 
 
 class TaskNotFoundError(Exception):
@@ -38,10 +104,6 @@ class OutputNotSerializableError(Exception):
 
 class OutputTooLargeError(Exception):
     """The task's JSON output is over `MAX_OUTPUT_BYTES`."""
-
-
-class MaxDurationExceededError(Exception):
-    """The attempt ran longer than the task's maxDuration."""
 
 
 @dataclass(frozen=True)
@@ -68,11 +130,32 @@ def error_from_exception(exc: BaseException) -> RunError:
     message = str(exc)
     if isinstance(exc, SystemExit):
         message = f"the task called sys.exit({exc.code!r})"
-    return RunError(
-        type=type(exc).__name__,
-        message=message,
-        stack="".join(traceback.format_exception(exc)),
-    )
+    return RunError(type=type(exc).__name__, message=message, stack=authors_traceback(exc))
+
+
+# Frames of the runner and of asyncio between the author's own say nothing to the author.
+_PLUMBING = tuple(
+    os.path.dirname(module.__file__ or "") + os.sep for module in (asyncio, sys.modules[__name__])
+)
+
+
+def authors_traceback(exc: BaseException) -> str:
+    """The formatted traceback with the runner's and asyncio's frames left out, as long as
+    some frames are left: an error of the runner's own keeps them all."""
+    formatted = traceback.TracebackException.from_exception(exc)
+    seen: set[int] = set()
+    pending = [formatted]
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        authors = [f for f in current.stack if not f.filename.startswith(_PLUMBING)]
+        if authors:
+            current.stack = traceback.StackSummary.from_list(authors)
+        pending.extend(e for e in (current.__cause__, current.__context__) if e is not None)
+        pending.extend(current.exceptions or ())
+    return "".join(formatted.format())
 
 
 def find_task(module_ref: str, task_id: str) -> Task:
@@ -82,7 +165,7 @@ def find_task(module_ref: str, task_id: str) -> Task:
     except TaskModuleImportError:
         raise
     except BaseException as exc:  # a module may call sys.exit() at import time
-        if isinstance(exc, KeyboardInterrupt):
+        if isinstance(exc, KeyboardInterrupt | TaskTerminatedError):
             raise
         raise TaskModuleImportError(
             f"task module {module_ref!r} failed to import: {type(exc).__name__}: {exc}"
@@ -121,7 +204,12 @@ def context_from_wire(data: Mapping[str, Any]) -> Context:
 
 
 def encode_output(task_id: str, output: Any) -> str:
-    """The output as compact JSON text, or the error that explains why it cannot be sent."""
+    """The output as compact JSON text, or the error that explains why it cannot be sent.
+
+    A pydantic model is sent as its JSON dump, as it would be over any JSON API.
+    """
+    if isinstance(output, BaseModel):
+        output = output.model_dump(mode="json")
     try:
         # NaN and Infinity are not JSON, and the TaskRun status would refuse them.
         text = json.dumps(output, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
@@ -140,61 +228,137 @@ def encode_output(task_id: str, output: Any) -> str:
     return text
 
 
-@contextmanager
-def _alarm(seconds: float | None, task_id: str) -> Iterator[None]:
-    """Interrupt synchronous task code after `seconds`; only the main thread gets signals."""
-    if seconds is None or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def expire(signum: int, frame: FrameType | None) -> None:
-        raise MaxDurationExceededError(_over_time_message(task_id, seconds))
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, max(seconds, 0.001))
+def validated_payload(task: Task, payload: Any) -> Any:
+    """The payload as `run` asked for it: its pydantic model when it annotates one."""
+    model = task.payload_model
+    if model is None:
+        return payload
     try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        return model.model_validate(payload)
+    except ValidationError as exc:
+        # The messages name fields and rules, never the values: payloads stay out of logs.
+        problems = tuple(
+            f"{'.'.join(str(p) for p in err['loc']) or '(the payload itself)'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise PayloadValidationError(
+            f"the payload of task {task.id!r} does not match {model.__name__}: "
+            + "; ".join(problems),
+            problems,
+        ) from None
 
 
-def _over_time_message(task_id: str, seconds: float) -> str:
-    return f"task {task_id!r} exceeded its maxDuration of {seconds:g} seconds"
-
-
-async def _awaited(
-    awaitable: Awaitable[Any], task_id: str, limit: float | None, remaining: float | None
-) -> Any:
-    if limit is None or remaining is None:
-        return await awaitable
-    try:
-        async with asyncio.timeout(max(remaining, 0.0)) as deadline:
-            return await awaitable
-    except TimeoutError:
-        # A TimeoutError of the task's own (a slow HTTP call, say) is the task's error.
-        if deadline.expired():
-            raise MaxDurationExceededError(_over_time_message(task_id, limit)) from None
-        raise
+def _over_time(task_id: str, seconds: float) -> Callable[[], BaseException]:
+    return lambda: MaxDurationExceededError(
+        f"task {task_id!r} exceeded its maxDuration of {seconds:g} seconds"
+    )
 
 
 def execute_attempt(
-    task: Task, payload: Any, ctx: Context, *, max_duration_seconds: float | None = None
+    task: Task,
+    payload: Any,
+    ctx: Context,
+    *,
+    max_duration_seconds: float | None = None,
+    global_hooks: TaskHooks | None = None,
+    interruptions: Interruptions | None = None,
+    after_hook_grace_seconds: float = AFTER_HOOK_GRACE_SECONDS,
 ) -> AttemptOutcome:
-    """Run the task once (a plain or an `async def` run) and check what it returned."""
-    started = time.monotonic()
-    try:
-        with _alarm(max_duration_seconds, task.id):
-            result = task.run(payload, ctx)
-        if inspect.isawaitable(result):
-            remaining = (
-                None
-                if max_duration_seconds is None
-                else max_duration_seconds - (time.monotonic() - started)
+    """Run one attempt of `task` with its hooks, in the order the module docstring gives.
+
+    `global_hooks` defaults to those registered with `podtask.hooks`. Without
+    `interruptions` (the runner passes its own, installed for the whole process), SIGTERM
+    and SIGALRM are handled for the duration of the call when it runs in the main thread.
+    """
+    hooks = attempt_hooks(
+        registered_global_hooks() if global_hooks is None else global_hooks, task.hooks
+    )
+    with ExitStack() as stack:
+        if interruptions is None:
+            interruptions = stack.enter_context(Interruptions().installed())
+        stack.enter_context(running_in(ctx))
+        # Not entered: the loop is only created if some of the author's code is async.
+        loop = asyncio.Runner()
+        stack.callback(loop.close)
+        author = AuthorCode(task.id, loop, interruptions, ctx)
+        deadline = (
+            None
+            if max_duration_seconds is None
+            else Deadline(
+                time.monotonic() + max_duration_seconds,
+                _over_time(task.id, max_duration_seconds),
             )
-            result = asyncio.run(_awaited(result, task.id, max_duration_seconds, remaining))
-        text = encode_output(task.id, result)
-    except (Exception, SystemExit) as exc:
-        return AttemptOutcome.failure(exc)
+        )
+
+        output: Any = None
+        text = ""
+        error: BaseException | None = None
+        try:
+            with interruptions.interrupting(deadline=deadline):
+                interruptions.check()
+                payload = validated_payload(task, payload)
+                if ctx.attempt == 1:
+                    for start_hook in hooks.on_start:
+                        author.call(start_hook, payload, ctx)
+                for init_hook in hooks.init:
+                    ctx = replace(ctx, init=author.call(init_hook, payload, ctx))
+                    author.publish(ctx)
+                output = author.through_middleware(hooks.middleware, task.run, payload, ctx)
+                text = encode_output(task.id, output)
+                for success_hook in hooks.on_success:
+                    author.call(success_hook, payload, output, ctx)
+                interruptions.check()
+        except BaseException as exc:
+            error = interruptions.explain(exc)
+
+        after = _AfterOutcome(task.id, author, interruptions, deadline, after_hook_grace_seconds)
+        if error is not None:
+            for error_hook in hooks.on_error:
+                after.run("on_error", error_hook, payload, error, ctx)
+        result = AttemptResult(
+            ok=error is None, output=output if error is None else None, error=error
+        )
+        for complete_hook in hooks.on_complete:
+            after.run("on_complete", complete_hook, payload, result, ctx)
+        for cleanup_hook in hooks.cleanup:
+            after.run("cleanup", cleanup_hook, payload, ctx)
+
+    if error is not None:
+        return AttemptOutcome.failure(error)
     # Round-trip so the reported output is exactly what JSON carries (tuples become lists).
     return AttemptOutcome(ok=True, output=json.loads(text))
+
+
+@dataclass(frozen=True)
+class _AfterOutcome:
+    """Runs the hooks that come after the outcome is decided and cannot change it."""
+
+    task_id: str
+    author: AuthorCode
+    interruptions: Interruptions
+    deadline: Deadline | None
+    grace_seconds: float
+
+    def run(self, kind: str, hook: Callable[..., Any], *args: Any) -> None:
+        name = hook_name(hook)
+        bound = None
+        if self.deadline is not None:
+            bound = Deadline(
+                max(self.deadline.at, time.monotonic() + self.grace_seconds),
+                lambda: MaxDurationExceededError(
+                    f"the {kind} hook {name} of task {self.task_id!r} ran past the attempt's "
+                    "maxDuration and its grace period"
+                ),
+            )
+        try:
+            # SIGTERM does not interrupt these: they are what a stopping attempt still runs.
+            with self.interruptions.interrupting(termination=False, deadline=bound):
+                self.author.call(hook, *args)
+        except BaseException as exc:
+            error = self.interruptions.explain(exc)
+            print(
+                f"[podtask-runner] the {kind} hook {name} of task {self.task_id!r} raised "
+                "(the attempt's outcome stands):\n"
+                + "".join(traceback.format_exception(error)).rstrip("\n"),
+                file=sys.stderr,
+            )

@@ -41,6 +41,11 @@ class CallRetry:
         ]
 
 
+# A stopping pod's report: two quick tries, well inside Kubernetes' default 30 s grace.
+HURRIED_RETRY = CallRetry(attempts=2, first_delay=0.2)
+HURRIED_TIMEOUT = httpx.Timeout(3.0, connect=1.0)
+
+
 def is_transient(response: httpx.Response) -> bool:
     if response.status_code >= 500 or response.status_code == 429:
         return True
@@ -104,7 +109,9 @@ class AttemptCallbacks:
             raise ApiCallError("the API answered the attempt fetch with something not an object")
         return body
 
-    def report(self, outcome: AttemptOutcome) -> None:
+    def report(self, outcome: AttemptOutcome, *, hurried: bool = False) -> None:
+        """Send the outcome; `hurried` (the pod is being stopped) tries briefly, for the
+        grace period Kubernetes gives a stopping pod is short and shared with the hooks."""
         # The output was encoded once already; encoding again cannot fail.
         content = json.dumps(outcome.to_wire(), separators=(",", ":"), ensure_ascii=False)
         self._send(
@@ -112,11 +119,23 @@ class AttemptCallbacks:
             f"{self._path}/complete",
             content=content.encode(),
             headers={"Content-Type": "application/json"},
+            retry=HURRIED_RETRY if hurried else None,
+            timeout=HURRIED_TIMEOUT if hurried else None,
         )
 
-    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        retry: CallRetry | None = None,
+        timeout: httpx.Timeout | None = None,
+        **kwargs: Any,
+    ) -> httpx.Response:
         last_problem = "no attempt made"
-        for delay in [*self._retry.delays(), None]:
+        if timeout is not None:
+            kwargs["timeout"] = timeout
+        for delay in [*(retry or self._retry).delays(), None]:
             try:
                 response = self._client.request(method, path, **kwargs)
             except httpx.TransportError as exc:

@@ -3,25 +3,49 @@
 This package is what task authors import. It depends on nothing else of ours.
 """
 
-from podtask.context import Context, MachineContext
-from podtask.errors import AbortTaskRunError, TaskDeclarationError, TaskModuleImportError
+from podtask import hooks
+from podtask.client import PodtaskApiError, configure
+from podtask.context import Context, MachineContext, current_context
+from podtask.errors import (
+    AbortTaskRunError,
+    MaxDurationExceededError,
+    PayloadValidationError,
+    TaskDeclarationError,
+    TaskModuleImportError,
+    TaskTerminatedError,
+)
+from podtask.hooks import AttemptResult
 from podtask.machines import DEFAULT_MACHINE, PRESETS, MachinePreset, machine_preset
 from podtask.resources import QueueRef, RetryPolicy, RunPhase
+from podtask.run_results import RunFailedError, RunHandle, RunResult
 from podtask.tasks import Task, queue, task
+from podtask.trigger_options import BatchItem
 
 __all__ = [
     "DEFAULT_MACHINE",
     "PRESETS",
     "AbortTaskRunError",
+    "AttemptResult",
+    "BatchItem",
     "Context",
     "MachineContext",
     "MachinePreset",
+    "MaxDurationExceededError",
+    "PayloadValidationError",
+    "PodtaskApiError",
     "QueueRef",
     "RetryPolicy",
+    "RunFailedError",
+    "RunHandle",
     "RunPhase",
+    "RunResult",
     "Task",
     "TaskDeclarationError",
     "TaskModuleImportError",
+    "TaskTerminatedError",
+    "configure",
+    "current_context",
+    "hooks",
     "machine_preset",
     "queue",
     "task",

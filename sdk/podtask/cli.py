@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 from pathlib import Path
 
@@ -29,7 +31,25 @@ def _parser() -> argparse.ArgumentParser:
         default=0,
         help="the embedded Kubernetes API's port (0: any free port)",
     )
+    index = commands.add_parser(
+        "index",
+        help="print the manifest (JSON) of the tasks and queues that task modules declare",
+    )
+    index.add_argument("modules", nargs="+", help="task modules: files, folders or dotted names")
     return parser
+
+
+def _print_index(module_refs: list[str]) -> int:
+    from podtask.manifest import load_manifest
+
+    # Dotted names import from here, as with `python -m`.
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    # Whatever the modules print while they import must not corrupt the JSON on stdout.
+    with contextlib.redirect_stdout(sys.stderr):
+        manifest = load_manifest(module_refs)
+    print(manifest.to_json())
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
             return run_dev(
                 args.modules or ["examples"], args.state_dir, args.port, args.cluster_port
             )
+        if args.command == "index":
+            return _print_index(args.modules)
     except PodtaskError as exc:
         print(f"podtask: {exc}", file=sys.stderr)
         return 2

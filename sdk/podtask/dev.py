@@ -2,7 +2,7 @@
 
 Each component runs as its own process (the same code that runs in a real
 cluster; only the cluster differs). This module only composes them: it starts
-them in order, registers the task modules as `Task` resources, prints where
+them in order, registers the task modules' manifest as `Task` resources, prints where
 everything is, and stops them in reverse order on Ctrl-C.
 """
 
@@ -27,8 +27,8 @@ from typing import Any, TextIO
 import httpx
 
 from podtask.crds import custom_resource_definitions
-from podtask.modules import load_tasks
-from podtask.resources import API_VERSION, GROUP, VERSION, TaskSpec
+from podtask.manifest import load_manifest
+from podtask.resources import API_VERSION, GROUP, VERSION
 
 DEV_IMAGE = "podtask-dev"
 PR_SET_PDEATHSIG = 1
@@ -67,32 +67,26 @@ class DevSecrets:
         return created
 
 
+def dev_version(module_ref: str) -> str:
+    """A version that changes whenever the module's source does."""
+    source = Path(module_ref)
+    digest = hashlib.sha256(source.read_bytes() if source.is_file() else module_ref.encode())
+    return "dev-" + digest.hexdigest()[:12]
+
+
 def task_resources(module_refs: Sequence[str]) -> list[dict[str, Any]]:
-    """The `Task` objects for every task the modules declare, versioned by their source."""
-    objects = []
-    for task_id, (module_ref, declared) in sorted(load_tasks(module_refs).items()):
-        source = Path(module_ref)
-        digest = hashlib.sha256(source.read_bytes() if source.is_file() else module_ref.encode())
-        spec = TaskSpec(
-            task_id=task_id,
-            image=DEV_IMAGE,
-            module=module_ref,
-            version="dev-" + digest.hexdigest()[:12],
-            retry=declared.retry,
-            queue=declared.queue,
-            machine=declared.machine,
-            max_duration_seconds=declared.max_duration_seconds,
-            ttl_seconds=declared.ttl_seconds,
-        )
-        objects.append(
-            {
-                "apiVersion": API_VERSION,
-                "kind": "Task",
-                "metadata": {"name": task_id, "namespace": NAMESPACE},
-                "spec": spec.to_wire(),
-            }
-        )
-    return objects
+    """The `Task` objects for every task in the modules' manifest, versioned by their source."""
+    return [
+        {
+            "apiVersion": API_VERSION,
+            "kind": "Task",
+            "metadata": {"name": task.id, "namespace": NAMESPACE},
+            "spec": task.task_spec(
+                image=DEV_IMAGE, default_version=dev_version(task.module)
+            ).to_wire(),
+        }
+        for task in load_manifest(module_refs).tasks
+    ]
 
 
 def _wait_ready(url: str, process: subprocess.Popen[bytes], name: str, log: Path) -> None:

@@ -1,19 +1,41 @@
-"""The `@task` decorator and the registry of tasks that imported modules declare."""
+"""The `@task` decorator and the registry of tasks that imported modules declare.
+
+Everything a task declares is checked here, when its module is imported: a mistake
+is a `TaskDeclarationError` that names the task and the option, not a failure in a
+pod later. The hooks' signatures and their order are described in `podtask.hooks`.
+"""
 
 from __future__ import annotations
 
 import inspect
 import re
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
-from typing import Any, TypeVar
+import typing
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, TypeVar, Unpack
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
+from podtask import client
 from podtask.context import Context
 from podtask.errors import TaskDeclarationError
-from podtask.machines import DEFAULT_MACHINE, machine_preset
+from podtask.hooks import (
+    HOOK_PARAMETERS,
+    CleanupHook,
+    CompleteHook,
+    ErrorHook,
+    InitHook,
+    Middleware,
+    StartHook,
+    SuccessHook,
+    TaskHooks,
+    signature_problem,
+)
+from podtask.machines import DEFAULT_MACHINE, PRESETS, MachinePreset, machine_preset
 from podtask.resources import QueueRef, RetryPolicy
+from podtask.run_results import RunHandle, RunResult
+from podtask.trigger_options import TriggerOptions
 
 RunFunction = Callable[[Any, Context], Any] | Callable[[Any, Context], Awaitable[Any]]
 
@@ -23,7 +45,7 @@ _TASK_ID = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 @dataclass(frozen=True)
 class Task:
-    """A declared task: its id, its `run` function and its configuration."""
+    """A declared task: its id, its `run` function, its configuration and its own hooks."""
 
     id: str
     run: RunFunction
@@ -34,13 +56,92 @@ class Task:
     ttl_seconds: int | None
     module: str
     source: str
+    hooks: TaskHooks = field(default_factory=TaskHooks)
 
     def __call__(self, payload: Any, ctx: Context) -> Any:
         return self.run(payload, ctx)
 
+    # Triggering from backend code, or from inside another task (the child then carries
+    # the parent's run id). Each delegates to `podtask.client` by this task's id.
+
+    def trigger(self, payload: Any = None, **options: Unpack[TriggerOptions]) -> RunHandle:
+        return client.trigger(self.id, payload, **options)
+
+    async def trigger_async(
+        self, payload: Any = None, **options: Unpack[TriggerOptions]
+    ) -> RunHandle:
+        return await client.trigger_async(self.id, payload, **options)
+
+    def trigger_and_wait(
+        self,
+        payload: Any = None,
+        *,
+        timeout: float | None = None,
+        **options: Unpack[TriggerOptions],
+    ) -> RunResult:
+        return client.trigger_and_wait(self.id, payload, timeout=timeout, **options)
+
+    async def trigger_and_wait_async(
+        self,
+        payload: Any = None,
+        *,
+        timeout: float | None = None,
+        **options: Unpack[TriggerOptions],
+    ) -> RunResult:
+        return await client.trigger_and_wait_async(self.id, payload, timeout=timeout, **options)
+
+    def batch_trigger(self, items: Iterable[Any]) -> list[RunHandle]:
+        return client.batch_trigger(self.id, items)
+
+    async def batch_trigger_async(self, items: Iterable[Any]) -> list[RunHandle]:
+        return await client.batch_trigger_async(self.id, items)
+
+    def batch_trigger_and_wait(
+        self, items: Iterable[Any], *, timeout: float | None = None
+    ) -> list[RunResult]:
+        return client.batch_trigger_and_wait(self.id, items, timeout=timeout)
+
+    async def batch_trigger_and_wait_async(
+        self, items: Iterable[Any], *, timeout: float | None = None
+    ) -> list[RunResult]:
+        return await client.batch_trigger_and_wait_async(self.id, items, timeout=timeout)
+
     @property
     def is_async(self) -> bool:
         return inspect.iscoroutinefunction(self.run)
+
+    @property
+    def payload_model(self) -> type[BaseModel] | None:
+        """The pydantic model `run` annotates its payload with, if it does.
+
+        Resolved when asked rather than at declaration, so that a model defined below
+        the task in its module (with string annotations) is found too.
+        """
+        return payload_model_of(self.run)
+
+
+def payload_model_of(run: Callable[..., Any]) -> type[BaseModel] | None:
+    """The `BaseModel` subclass that `run`'s first parameter is annotated with, else None."""
+    try:
+        first = next(iter(inspect.signature(run).parameters.values()), None)
+    except (TypeError, ValueError):
+        return None
+    if first is None:
+        return None
+    try:
+        annotation = typing.get_type_hints(run).get(first.name)
+    except Exception:
+        # Another parameter's annotation may name something only imported for type checkers;
+        # that is no reason to ignore the payload's own, if it resolves on its own.
+        annotation = first.annotation
+        if isinstance(annotation, str):
+            try:
+                annotation = eval(annotation, getattr(run, "__globals__", {}))
+            except Exception:
+                return None
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return None
 
 
 M = TypeVar("M", RetryPolicy, QueueRef)
@@ -72,6 +173,11 @@ def _model(
 ) -> M:
     if isinstance(value, kind):
         return value
+    if value is not None and not isinstance(value, Mapping):
+        raise TaskDeclarationError(
+            f"task {task_id!r}: {field} must be a {kind.__name__} or a dict, "
+            f"got {type(value).__name__} {value!r}"
+        )
     try:
         return kind.model_validate({**defaults, **dict(value or {})})
     except ValidationError as exc:
@@ -83,6 +189,8 @@ def _model(
 
 def queue(name: str, *, concurrency_limit: int | None = None) -> QueueRef:
     """A queue that several tasks share: pass it as `queue=` to each of them."""
+    if not isinstance(name, str) or not name:
+        raise TaskDeclarationError(f"queue name must be a non-empty string, got {name!r}")
     try:
         return QueueRef(name=name, concurrency_limit=concurrency_limit)
     except ValidationError as exc:
@@ -90,45 +198,163 @@ def queue(name: str, *, concurrency_limit: int | None = None) -> QueueRef:
         raise TaskDeclarationError(f"queue {name!r} is invalid: {problems}") from None
 
 
+def _machine_name(task_id: str, machine: str | MachinePreset) -> str:
+    if isinstance(machine, MachinePreset):
+        if PRESETS.get(machine.name) != machine:
+            valid = ", ".join(PRESETS)
+            raise TaskDeclarationError(
+                f"task {task_id!r}: machine {machine!r} is not one of the presets; "
+                f"valid machines are: {valid}"
+            )
+        return machine.name
+    try:
+        return machine_preset(machine).name
+    except (TaskDeclarationError, TypeError) as exc:
+        # An unhashable value (a dict, say) cannot be looked up: say what is valid all the same.
+        message = (
+            str(exc)
+            if isinstance(exc, TaskDeclarationError)
+            else f"unknown machine {machine!r}; valid machines are: {', '.join(PRESETS)}"
+        )
+        raise TaskDeclarationError(f"task {task_id!r}: {message}") from None
+
+
+def _whole_seconds(task_id: str, name: str, value: int | timedelta | None) -> int | None:
+    if value is None:
+        return None
+    seconds: float | None = None
+    if isinstance(value, timedelta):
+        seconds = value.total_seconds()
+    elif isinstance(value, int) and not isinstance(value, bool):
+        seconds = value
+    if seconds is None or seconds < 1 or seconds != int(seconds):
+        raise TaskDeclarationError(
+            f"task {task_id!r}: {name} must be a whole number of seconds (an int or a "
+            f"timedelta), at least 1 (got {value!r})"
+        )
+    return int(seconds)
+
+
+def _hook(task_id: str, kind: str, fn: object, *, option: str | None = None) -> tuple[Any, ...]:
+    if fn is None:
+        return ()
+    problem = signature_problem(fn, HOOK_PARAMETERS[kind])
+    if problem is not None:
+        raise TaskDeclarationError(f"task {task_id!r}: {option or kind} {problem}")
+    return (fn,)
+
+
+def _middleware(task_id: str, middleware: object) -> tuple[Any, ...]:
+    if middleware is None:
+        return ()
+    if isinstance(middleware, Sequence) and not isinstance(middleware, str):
+        layers: tuple[Any, ...] = ()
+        for n, layer in enumerate(middleware):
+            layers += _hook(task_id, "middleware", layer, option=f"middleware[{n}]")
+        return layers
+    return _hook(task_id, "middleware", middleware)
+
+
+def _task_hooks(
+    task_id: str,
+    *,
+    init: object,
+    cleanup: object,
+    middleware: object,
+    on_start: object,
+    on_success: object,
+    on_error: object,
+    on_failure: object,
+    on_complete: object,
+) -> TaskHooks:
+    if on_error is not None and on_failure is not None:
+        raise TaskDeclarationError(
+            f"task {task_id!r}: on_failure is another name for on_error; give one of them, not both"
+        )
+    return TaskHooks(
+        init=_hook(task_id, "init", init),
+        middleware=_middleware(task_id, middleware),
+        on_start=_hook(task_id, "on_start", on_start),
+        on_success=_hook(task_id, "on_success", on_success),
+        on_error=(
+            _hook(task_id, "on_error", on_error)
+            if on_failure is None
+            else _hook(task_id, "on_error", on_failure, option="on_failure")
+        ),
+        on_complete=_hook(task_id, "on_complete", on_complete),
+        cleanup=_hook(task_id, "cleanup", cleanup),
+    )
+
+
 def task(
     *,
     id: str,
     retry: RetryPolicy | Mapping[str, Any] | None = None,
     queue: QueueRef | Mapping[str, Any] | None = None,
-    machine: str = DEFAULT_MACHINE,
-    max_duration: int | None = None,
-    ttl: int | None = None,
+    machine: str | MachinePreset = DEFAULT_MACHINE,
+    max_duration: int | timedelta | None = None,
+    ttl: int | timedelta | None = None,
+    init: InitHook | None = None,
+    cleanup: CleanupHook | None = None,
+    middleware: Middleware | Sequence[Middleware] | None = None,
+    on_start: StartHook | None = None,
+    on_success: SuccessHook | None = None,
+    on_error: ErrorHook | None = None,
+    on_failure: ErrorHook | None = None,
+    on_complete: CompleteHook | None = None,
 ) -> Callable[[RunFunction], Task]:
-    """Declare a task whose `run(payload, ctx)` is the decorated function (sync or async)."""
+    """Declare a task whose `run(payload, ctx)` is the decorated function (sync or async).
+
+    `retry` and `queue` take the model (`RetryPolicy`, a shared `queue(...)`) or a dict;
+    `machine` a preset name (or a `MachinePreset` from `PRESETS`); `max_duration` and
+    `ttl` whole seconds or a `timedelta`. The hooks are described in `podtask.hooks`;
+    `middleware` may also be a list, outermost first.
+    """
     if not isinstance(id, str) or not _TASK_ID.match(id) or len(id) > 63:
         raise TaskDeclarationError(
             f"task id {id!r} is invalid: use lowercase letters, digits and '-' "
             "(at most 63 characters, starting and ending with a letter or digit)"
         )
-    try:
-        machine_preset(machine)
-    except TaskDeclarationError as exc:
-        raise TaskDeclarationError(f"task {id!r}: {exc}") from None
-    for name, seconds in (("max_duration", max_duration), ("ttl", ttl)):
-        if seconds is not None and (not isinstance(seconds, int) or seconds < 1):
-            raise TaskDeclarationError(
-                f"task {id!r}: {name} must be a whole number of seconds, at least 1 "
-                f"(got {seconds!r})"
-            )
+    machine_name = _machine_name(id, machine)
+    max_duration_seconds = _whole_seconds(id, "max_duration", max_duration)
+    ttl_seconds = _whole_seconds(id, "ttl", ttl)
     retry_policy = _model(RetryPolicy, retry, id, "retry")
+    oom = retry_policy.out_of_memory
+    if oom is not None and oom.machine is not None and oom.machine not in PRESETS:
+        raise TaskDeclarationError(
+            f"task {id!r}: invalid retry: out_of_memory.machine: unknown machine "
+            f"{oom.machine!r}; valid machines are: {', '.join(PRESETS)}"
+        )
     queue_ref = _model(QueueRef, queue, id, "queue", name=id)
+    if not queue_ref.name:
+        raise TaskDeclarationError(f"task {id!r}: invalid queue: name must not be empty")
+    task_hooks = _task_hooks(
+        id,
+        init=init,
+        cleanup=cleanup,
+        middleware=middleware,
+        on_start=on_start,
+        on_success=on_success,
+        on_error=on_error,
+        on_failure=on_failure,
+        on_complete=on_complete,
+    )
 
     def declare(fn: RunFunction) -> Task:
+        problem = signature_problem(fn, ("payload", "ctx"))
+        if problem is not None:
+            raise TaskDeclarationError(f"task {id!r}: run {problem}")
         declared = Task(
             id=id,
             run=fn,
             retry=retry_policy,
             queue=queue_ref,
-            machine=machine,
-            max_duration_seconds=max_duration,
-            ttl_seconds=ttl,
+            machine=machine_name,
+            max_duration_seconds=max_duration_seconds,
+            ttl_seconds=ttl_seconds,
             module=fn.__module__,
             source=_source_of(fn),
+            hooks=task_hooks,
         )
         existing = _registry.get(id)
         if existing is not None and existing.source != declared.source:

@@ -3,15 +3,23 @@ with one deployed task."""
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import threading
+import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
+import uvicorn
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
+
+from podtask.attempt_tokens import sign_attempt_token
 from podtask.resources import QueueRef, RetryPolicy, TaskSpec
 from podtask_api.app import create_app
 from podtask_api.auth import api_key_digest
 from podtask_api.settings import ApiSettings
-
 from tests.embedded_kube import EmbeddedKube, KubeNamespace
 
 API_KEY = "pt_test_key"
@@ -59,3 +67,48 @@ def client(embedded_kube: EmbeddedKube, namespace: KubeNamespace) -> Iterator[Te
         raise_server_exceptions=False,
     ) as test_client:
         yield test_client
+
+
+def assert_error(response: Any, status: int, code: str) -> dict[str, Any]:
+    """The error of a response in the API's one error shape, with this status and code."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"}
+    assert set(body["error"]) == {"code", "message", "details"}
+    assert body["error"]["code"] == code
+    error: dict[str, Any] = body["error"]
+    return error
+
+
+def attempt_token(run_id: str, attempt: int = 1, *, ttl: float = 60) -> str:
+    """The token the operator gives the pod of `attempt` of `run_id`."""
+    return sign_attempt_token(RUNNER_SECRET.encode(), run_id, attempt, ttl_seconds=ttl)
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextlib.contextmanager
+def served(app: FastAPI) -> Iterator[str]:
+    """`app` served by uvicorn on a free local port, in a thread; yields its base URL."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the API did not start"
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

@@ -8,11 +8,8 @@ client talking to a real server.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -20,8 +17,8 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
-from api_fixtures import API_KEY, HELLO, RUNNER_SECRET, settings_for
+from api_fixtures import API_KEY, HELLO, RUNNER_SECRET, free_port, served, settings_for
+
 from podtask.attempt_tokens import sign_attempt_token
 from podtask.resources import LABEL_QUEUE, LABEL_TASK
 from podtask_api.app import create_app
@@ -32,17 +29,9 @@ from podtask_api.cluster import (
     ObjectNotFound,
 )
 from podtask_devcluster.cluster import kubeconfig_text
-
 from tests.embedded_kube import EmbeddedKube, KubeNamespace
 
 RUNNER_TASKS = Path(__file__).parents[1] / "runner" / "task_modules" / "runner_sample_tasks.py"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class Stack:
@@ -71,26 +60,10 @@ class Stack:
 def stack(embedded_kube: EmbeddedKube) -> Iterator[Stack]:
     namespace = embedded_kube.new_namespace("api-http")
     namespace.deploy_task(HELLO)
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(settings_for(embedded_kube, namespace)),
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "the API did not start"
-        time.sleep(0.01)
-    running = Stack(embedded_kube, namespace, f"http://127.0.0.1:{port}")
-    yield running
-    running.http.close()
-    server.should_exit = True
-    thread.join(timeout=10)
+    with served(create_app(settings_for(embedded_kube, namespace))) as url:
+        running = Stack(embedded_kube, namespace, url)
+        yield running
+        running.http.close()
 
 
 def test_trigger_creates_a_task_run_in_the_cluster(stack: Stack) -> None:
@@ -207,7 +180,7 @@ def test_a_report_before_any_status_is_refused_once_the_run_changed(stack: Stack
 
 def test_an_unreachable_cluster_is_cluster_unavailable(tmp_path: Path) -> None:
     kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(kubeconfig_text(f"http://127.0.0.1:{_free_port()}"))
+    kubeconfig.write_text(kubeconfig_text(f"http://127.0.0.1:{free_port()}"))
     cluster = KubernetesCluster.connect("default", str(kubeconfig))
     with pytest.raises(ClusterUnavailable) as unavailable:
         cluster.get_task("hello-world")

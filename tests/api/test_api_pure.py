@@ -6,13 +6,19 @@ import json
 import time
 
 import pytest
+from pydantic import ValidationError
+
 from podtask.attempt_tokens import sign_attempt_token
 from podtask.resources import RunError
 from podtask_api.auth import (
+    API_KEY_HOLDER,
+    Caller,
     api_key_digest,
     api_key_is_valid,
+    authenticate_caller,
     bearer_token,
     require_api_key,
+    require_api_key_holder,
     require_attempt_token,
 )
 from podtask_api.cluster import (
@@ -31,7 +37,6 @@ from podtask_api.reports import (
     attempt_report,
     bounded_error,
 )
-from pydantic import ValidationError
 
 
 def test_api_key_digest_compare() -> None:
@@ -85,6 +90,45 @@ def test_require_attempt_token() -> None:
     with pytest.raises(ApiError) as disabled:
         require_attempt_token(f"Bearer {token}", b"", "run-1", 2)
     assert disabled.value.status == 503
+
+
+def test_a_caller_is_an_api_key_holder_or_a_run() -> None:
+    secret = b"s"
+    digests = (api_key_digest("k"),)
+    token = sign_attempt_token(secret, "run-1", 3, ttl_seconds=60)
+    assert authenticate_caller("Bearer k", digests, True, secret) == API_KEY_HOLDER
+    assert authenticate_caller(f"Bearer {token}", digests, True, secret) == Caller("run-1")
+    # Keys optional (dev mode): no header is a key holder, a token still a run.
+    assert authenticate_caller(None, (), False, secret) == API_KEY_HOLDER
+    assert authenticate_caller(f"Bearer {token}", (), False, secret) == Caller("run-1")
+    expired = sign_attempt_token(secret, "run-1", 3, ttl_seconds=1, now=time.time() - 10)
+    cases = [
+        (None, True, "an API key is required"),
+        ("Bearer nope", True, "API key is not valid"),
+        (f"Bearer {expired}", True, "expired"),
+        (f"Bearer {expired}", False, "expired"),
+        (f"Bearer {sign_attempt_token(b'x', 'run-1', 1, ttl_seconds=60)}", True, "signature"),
+    ]
+    for header, required, reason in cases:
+        with pytest.raises(ApiError, match=reason) as refused:
+            authenticate_caller(header, digests if required else (), required, secret)
+        assert refused.value.status == 401
+    # Without a secret the API cannot judge tokens: a token is then only a wrong key.
+    with pytest.raises(ApiError, match="API key is not valid"):
+        authenticate_caller(f"Bearer {token}", digests, True, b"")
+
+
+def test_a_run_reads_only_its_children() -> None:
+    child = {"spec": {"parentRunId": "run-1"}}
+    stranger = {"spec": {"parentRunId": "run-2"}}
+    assert Caller("run-1").may_read(child)
+    assert not Caller("run-1").may_read(stranger)
+    assert not Caller("run-1").may_read({"spec": {}})
+    assert API_KEY_HOLDER.may_read(stranger) and API_KEY_HOLDER.may_read({})
+    require_api_key_holder(API_KEY_HOLDER, "list runs")
+    with pytest.raises(ApiError, match="may not list runs") as forbidden:
+        require_api_key_holder(Caller("run-1"), "list runs")
+    assert forbidden.value.status == 403
 
 
 def test_validation_error_names_each_field() -> None:

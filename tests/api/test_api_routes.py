@@ -13,25 +13,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from api_fixtures import API_KEY, HELLO, RUNNER_SECRET, api_settings, settings_for
+from api_fixtures import (
+    API_KEY,
+    HELLO,
+    RUNNER_SECRET,
+    api_settings,
+    assert_error,
+    settings_for,
+)
 from fastapi.testclient import TestClient
+
 from podtask.attempt_tokens import sign_attempt_token
 from podtask.resources import LABEL_QUEUE, LABEL_TASK, OutOfMemoryPolicy, RetryPolicy
 from podtask_api.app import create_app
 from podtask_api.cluster import KubernetesCluster, ObjectRejected
 from podtask_devcluster.cluster import kubeconfig_text
-
 from tests.embedded_kube import EmbeddedKube, KubeNamespace
-
-
-def assert_error(response: Any, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"error"}
-    assert set(body["error"]) == {"code", "message", "details"}
-    assert body["error"]["code"] == code
-    error: dict[str, Any] = body["error"]
-    return error
 
 
 def test_healthz_needs_no_key(embedded_kube: EmbeddedKube, namespace: KubeNamespace) -> None:

@@ -8,21 +8,25 @@ from typing import Any
 
 import pytest
 from api_fixtures import HELLO
+from pydantic import ValidationError
+
 from podtask.resources import LABEL_QUEUE, LABEL_TASK, QueueRef, TaskRunSpec, TaskRunStatus
 from podtask.retry import next_attempt_machine
 from podtask_api.errors import ApiError
 from podtask_api.run_views import attempt_conflict, attempt_machine, attempt_view, run_view
 from podtask_api.triggers import (
+    BatchTriggerItem,
     TriggerOptions,
     TriggerRequest,
     build_task_run,
+    check_batch_payloads,
     check_payload_size,
     idempotent_run_name,
+    plan_batch,
     random_run_name,
     run_labels,
 )
 from podtask_operator.lifecycle import start_attempt
-from pydantic import ValidationError
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -86,6 +90,52 @@ def test_options_override_and_extend_the_snapshot() -> None:
     assert spec["idempotencyKey"] == "order-1"
     assert spec["ttlSeconds"] == 3600
     assert spec["delayUntil"] == "2024-05-01T12:00:30Z"
+
+
+def test_max_attempts_and_the_parent_run() -> None:
+    request = trigger(maxAttempts=1)
+    spec = build_task_run(HELLO, request, "run-x", parent_run_id="run-parent", now=NOW)["spec"]
+    assert spec["retry"]["maxAttempts"] == 1
+    assert spec["retry"]["minTimeoutMs"] == HELLO.retry.min_timeout_ms
+    assert spec["parentRunId"] == "run-parent"
+    assert HELLO.retry.max_attempts == 5
+    with pytest.raises(ValidationError):
+        TriggerOptions.model_validate({"maxAttempts": 0})
+
+
+def batch_item(task: str = "hello-world", payload: Any = None, **options: Any) -> BatchTriggerItem:
+    return BatchTriggerItem.model_validate({"task": task, "payload": payload, "options": options})
+
+
+def test_batch_plan_keeps_item_order_and_shares_repeated_keys() -> None:
+    items = [
+        batch_item(payload=0),
+        batch_item(payload=1, idempotencyKey="k"),
+        batch_item(payload=2),
+        batch_item(payload=3, idempotencyKey="k"),
+    ]
+    plan = plan_batch(items, {"hello-world": HELLO}, parent_run_id="run-p", now=NOW)
+    assert [run.index for run in plan.runs] == [0, 1, 2]
+    assert plan.run_of_item == [0, 1, 2, 1]
+    assert [plan.is_repeat(i) for i in range(4)] == [False, False, False, True]
+    assert plan.runs[1].name == idempotent_run_name("hello-world", "k")
+    assert {run.body["spec"]["parentRunId"] for run in plan.runs} == {"run-p"}
+    assert [run.body["spec"]["payload"] for run in plan.runs] == [0, 1, 2]
+
+
+def test_batch_payload_checks_name_each_item() -> None:
+    check_batch_payloads([batch_item(payload="ok")])
+    too_large = "x" * (512 * 1024)
+    items = [batch_item(payload=too_large), batch_item(), batch_item(payload=too_large)]
+    with pytest.raises(ApiError) as refused:
+        check_batch_payloads(items)
+    assert refused.value.status == 413
+    assert refused.value.message.startswith("item 0: the payload is 524290 bytes")
+    assert "(and 1 more item)" in refused.value.message
+    assert [d["item"] for d in refused.value.details] == [0, 2]
+    with pytest.raises(ApiError) as invalid:
+        check_batch_payloads([batch_item(), batch_item(payload=float("nan"))])
+    assert (invalid.value.status, invalid.value.details[0]["field"]) == (422, "items.1.payload")
 
 
 def test_delay_as_a_time() -> None:

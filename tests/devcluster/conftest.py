@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from devcluster_testing import KUBECTL, widget_crd
 from kubernetes import client, config
+
 from podtask_devcluster import EmbeddedCluster
 
 

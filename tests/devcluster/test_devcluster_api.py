@@ -13,6 +13,7 @@ import pytest
 from devcluster_testing import CRD_GROUP, wait_for, widget_crd
 from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
+
 from podtask_devcluster import EmbeddedCluster
 
 NS = "default"

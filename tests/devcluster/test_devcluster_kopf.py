@@ -11,6 +11,7 @@ import kopf
 from devcluster_testing import CRD_GROUP, wait_for, widget_crd
 from kubernetes import client
 from kubernetes.client.rest import ApiException
+
 from podtask_devcluster import EmbeddedCluster
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 from devcluster_testing import CRD_GROUP, KUBECTL, wait_for
 from kubernetes import client
+
 from podtask_devcluster import EmbeddedCluster
 
 Kubectl = Callable[..., subprocess.CompletedProcess[str]]

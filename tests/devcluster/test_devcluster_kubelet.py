@@ -12,6 +12,7 @@ import pytest
 from devcluster_testing import wait_for
 from kubernetes import client
 from kubernetes.client.rest import ApiException
+
 from podtask_devcluster import EmbeddedCluster
 
 NS = "default"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+
 from podtask_devcluster.quantities import parse_bytes, parse_quantity
 
 

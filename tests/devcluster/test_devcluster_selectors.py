@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from podtask_devcluster.selectors import (
     SelectorError,
     parse_field_selector,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+
 from podtask_devcluster.tables import (
     PrinterColumn,
     build_table,

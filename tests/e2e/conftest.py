@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from podtask.devprocess import DevProcess
 
 ROOT = Path(__file__).resolve().parents[2]

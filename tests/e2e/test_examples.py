@@ -2,8 +2,9 @@
 
 import json
 import subprocess
+import sys
 
-from tests.e2e.conftest import Stack
+from tests.e2e.conftest import ROOT, Stack
 
 
 def test_retry_example_fails_twice_then_succeeds(stack: Stack) -> None:
@@ -44,3 +45,76 @@ def test_heavy_task_runs_on_its_large_machine(stack: Stack) -> None:
     resources = pod["spec"]["containers"][0]["resources"]
     assert resources["limits"] == {"cpu": "4000m", "memory": "8192Mi"}
     assert resources["requests"] == {"cpu": "3000m", "memory": "8192Mi"}
+
+
+def test_lifecycle_hooks_run_in_order_around_run(stack: Stack) -> None:
+    run = stack.wait_for(stack.trigger("lifecycle-hooks", {"name": "hooks", "excited": True}))
+    assert run["status"] == "Completed", run
+    assert run["output"] == {
+        "greeting": "hello hooks!",
+        "connection": "db://example",
+        "wrappedBy": "timed",
+    }
+    logs = subprocess.run(
+        ["kubectl", "logs", f"{run['id']}-1"],
+        env=stack.kube_env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    order = [line.split(":")[0] for line in logs.splitlines() if not line.startswith("[")]
+    assert order == [
+        "on_start",
+        "init",
+        "middleware",
+        "run",
+        "middleware",
+        "on_success",
+        "on_complete",
+        "cleanup",
+    ], logs
+
+
+def test_an_invalid_payload_fails_at_once_without_retrying(stack: Stack) -> None:
+    run = stack.wait_for(stack.trigger("lifecycle-hooks", {"name": 42}))
+    assert run["status"] == "Failed"
+    assert run["error"]["type"] == "PayloadValidationError"
+    assert "name" in run["error"]["message"]
+    assert len(run["attempts"]) == 1
+
+
+def test_parent_waits_for_its_children_and_returns_their_output(stack: Stack) -> None:
+    run = stack.wait_for(stack.trigger("parent-task", {"n": 21}), timeout=90)
+    assert run["status"] == "Completed", run
+    output = run["output"]
+    assert output["child"] == {"doubled": 42, "parentRunId": run["id"]}
+    assert output["batch"] == [0, 2, 4]
+    child = stack.run(output["childRunId"])
+    assert child["parentRunId"] == run["id"]
+
+
+def test_podtask_index_lists_every_example() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "podtask.cli", "index", str(ROOT / "examples")],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    manifest = json.loads(done.stdout)
+    tasks = {t["id"]: t for t in manifest["tasks"]}
+    assert set(tasks) == {
+        "hello-world",
+        "retry-example",
+        "one-at-a-time",
+        "one-at-a-time-report",
+        "heavy-task",
+        "lifecycle-hooks",
+        "parent-task",
+        "child-task",
+    }
+    assert tasks["heavy-task"]["machine"] == "large-1x"
+    assert tasks["one-at-a-time"]["queue"] == {"name": "one-at-a-time", "concurrencyLimit": 1}
+    assert tasks["retry-example"]["retry"]["maxAttempts"] == 5
+    assert {"name": "one-at-a-time", "concurrencyLimit": 1} in manifest["queues"]

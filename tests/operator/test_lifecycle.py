@@ -4,6 +4,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+
 from podtask.resources import AttemptReport, RunError, RunPhase, TaskRunSpec, TaskRunStatus
 from podtask_operator.attempts import AttemptOutcome, classify_attempt
 from podtask_operator.lifecycle import end_attempt, start_attempt
@@ -48,6 +49,7 @@ def failed(error_type: str, attempt: int = 1) -> AttemptReport:
         (pod("Failed", 139, "Error"), None, AttemptOutcome.CRASHED),
         (pod("Failed", 143, "Error"), None, AttemptOutcome.LOST),
         (pod("Failed", 143, "Error"), failed("TaskTerminatedError"), AttemptOutcome.LOST),
+        (pod("Failed", 143, "Error"), failed("ValueError"), AttemptOutcome.FAILED),
         (pod("Failed", 1, "Error"), failed("MaxDurationExceededError"), AttemptOutcome.TIMED_OUT),
         (pod("Succeeded", 0, "Completed"), ok(attempt=2), AttemptOutcome.CRASHED),
         (None, None, AttemptOutcome.LOST),

@@ -4,6 +4,7 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
+
 from podtask.machines import machine_preset, pod_resources
 from podtask.resources import TaskRunSpec
 from podtask_operator.pods import label_value, pod_for_attempt

@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from podtask import Context, MachineContext, QueueRef, RetryPolicy
 from podtask.tasks import Task
 from podtask_runner.__main__ import RunnerEnvironment, RunnerEnvironmentError
@@ -40,6 +41,7 @@ def make_task(run: Any, task_id: str = "t") -> Task:
         queue=QueueRef(name=task_id),
         machine="micro",
         max_duration_seconds=None,
+        ttl_seconds=None,
         module=__name__,
         source="test",
     )
@@ -192,3 +194,29 @@ def test_callbacks_give_up_after_the_last_try() -> None:
     assert len(seen) == 4
     assert json.loads(seen[0].content) == {"ok": True, "output": 1, "error": None}
     assert seen[0].url.path.endswith("/attempts/1/complete")
+
+
+def test_the_traceback_shows_the_authors_frames_not_the_runners() -> None:
+    async def fetch(payload: Any) -> None:
+        raise ConnectionError("upstream down")
+
+    async def run(payload: Any, ctx: Context) -> None:
+        await fetch(payload)
+
+    outcome = execute_attempt(make_task(run), None, CTX)
+    assert outcome.error is not None and outcome.error.stack is not None
+    stack = outcome.error.stack
+    assert "in run" in stack and "in fetch" in stack
+    assert "podtask_runner" not in stack and "asyncio" not in stack
+    # An error raised by the runner itself keeps its frames: they are all there is.
+    not_json = execute_attempt(make_task(lambda payload, ctx: {1}), None, CTX)
+    assert not_json.error is not None and "in encode_output" in (not_json.error.stack or "")
+
+
+def test_a_hurried_report_tries_twice_only() -> None:
+    seen: list[httpx.Request] = []
+    callbacks = _callbacks([_error(503, "x")] * 4, seen)
+    with pytest.raises(ApiCallError, match="HTTP 503"):
+        callbacks.report(AttemptOutcome(ok=False), hurried=True)
+    assert len(seen) == 2
+    assert seen[0].extensions["timeout"]["read"] == 3.0

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import yaml
+
 from podtask.crds import crd_files, custom_resource_definitions
 
 CRDS = Path(__file__).resolve().parents[2] / "crds"

@@ -1,4 +1,5 @@
 import pytest
+
 from podtask import PRESETS, TaskDeclarationError, machine_preset
 from podtask.machines import pod_resources
 

@@ -1,4 +1,5 @@
 import pytest
+
 from podtask import RetryPolicy, TaskDeclarationError, task
 from podtask.attempt_tokens import InvalidAttemptToken, sign_attempt_token, verify_attempt_token
 from podtask.retry import retry_delay_ms

@@ -1,0 +1,570 @@
+"""Triggering tasks by id, and waiting for their runs, from any Python code, over the API.
+
+    from podtask.client import tasks
+
+    handle = tasks.trigger("hello-world", {"name": "Ada"}, tags=["docs"])
+    result = tasks.trigger_and_wait("hello-world", {"name": "Ada"})
+    print(result.unwrap())
+
+Configuration comes from `PODTASK_API_URL` and `PODTASK_API_KEY`, or from
+`configure(...)`, or from an explicit `PodtaskClient(api_url=..., api_key=...)`.
+Inside a task pod there is no API key: the client then uses the attempt's own
+token (`PODTASK_ATTEMPT_TOKEN`, set by the operator), and the API makes every
+run triggered with it a child of the running task's run (`parentRunId`), which
+that token may then read.
+
+Every call blocks; its twin with the `_async` suffix is a coroutine
+(`await tasks.trigger_async(...)`). Waiting polls `GET /api/v1/runs/{id}` with a
+gentle backoff (0.2 s, growing to 2 s) until the run reaches a final status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+import weakref
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Unpack
+from urllib.parse import quote
+
+import httpx
+
+from podtask.errors import PodtaskError
+from podtask.run_results import RunHandle, RunResult, is_finished
+from podtask.trigger_options import TriggerOptions, batch_body, trigger_body
+
+ENV_API_URL = "PODTASK_API_URL"
+ENV_API_KEY = "PODTASK_API_KEY"
+ENV_ATTEMPT_TOKEN = "PODTASK_ATTEMPT_TOKEN"
+
+DEFAULT_TIMEOUT_SECONDS = 30.0
+FIRST_POLL_SECONDS = 0.2
+POLL_GROWTH = 1.5
+MAX_POLL_SECONDS = 2.0
+# Runs polled at once by the async waits of a batch; the blocking ones poll one by one.
+CONCURRENT_POLLS = 16
+# Answers that say "not now" rather than "no": a wait rides them out.
+_TRANSIENT_STATUSES = frozenset({429, 502, 503, 504})
+
+
+class PodtaskApiError(PodtaskError):
+    """The API refused or failed a request: its HTTP status, error code, message and details."""
+
+    def __init__(self, status: int, code: str, message: str, details: Any = None) -> None:
+        super().__init__(f"{message} (HTTP {status}, {code})")
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details
+
+    @property
+    def is_transient(self) -> bool:
+        return self.status in _TRANSIENT_STATUSES
+
+
+class PodtaskConnectionError(PodtaskError):
+    """The API could not be reached (or did not answer in time)."""
+
+
+class ClientNotConfiguredError(PodtaskError):
+    """No API address is known: neither given nor in `PODTASK_API_URL`."""
+
+
+class RunWaitTimeoutError(PodtaskError, TimeoutError):
+    """Runs still not finished when a wait's timeout passed; `run_ids` are those runs."""
+
+    def __init__(self, run_ids: Sequence[str], timeout: float) -> None:
+        self.run_ids = list(run_ids)
+        shown = ", ".join(self.run_ids[:5]) + (" …" if len(self.run_ids) > 5 else "")
+        super().__init__(f"{len(self.run_ids)} run(s) not finished after {timeout:g}s: {shown}")
+
+
+def poll_delay(poll: int) -> float:
+    """Seconds to wait after poll number `poll` (0-based) of a run that is not finished."""
+    return min(MAX_POLL_SECONDS, FIRST_POLL_SECONDS * POLL_GROWTH**poll)
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    """Where the API is, and the credential to send: an API key, else an attempt token."""
+
+    api_url: str
+    api_key: str | None = field(default=None, repr=False)
+    attempt_token: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def resolve(
+        cls,
+        env: Mapping[str, str],
+        *,
+        api_url: str | None = None,
+        api_key: str | None = None,
+        attempt_token: str | None = None,
+    ) -> ClientConfig:
+        """Each setting as given, else from `env`. One credential is sent: a given one first
+        (API key, else attempt token), else `PODTASK_API_KEY`, else `PODTASK_ATTEMPT_TOKEN`."""
+        url = api_url or env.get(ENV_API_URL)
+        if not url:
+            raise ClientNotConfiguredError(
+                f"the podtask API address is not configured: set {ENV_API_URL} (and "
+                f"{ENV_API_KEY}), or call podtask.client.configure(api_url=..., api_key=...)"
+            )
+        if api_key or attempt_token:
+            key, token = api_key or None, None if api_key else attempt_token
+        else:
+            key = env.get(ENV_API_KEY) or None
+            token = None if key else (env.get(ENV_ATTEMPT_TOKEN) or None)
+        return cls(api_url=url.rstrip("/"), api_key=key, attempt_token=token)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        credential = self.api_key or self.attempt_token
+        return {"Authorization": f"Bearer {credential}"} if credential else {}
+
+    def url(self, path: str) -> str:
+        return self.api_url + path
+
+
+def api_error(status: int, body: Any, text: str) -> PodtaskApiError:
+    """The error an API answer stands for: its `{"error": {...}}` if it has one."""
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict) and isinstance(error.get("message"), str):
+        return PodtaskApiError(
+            status, str(error.get("code") or "error"), error["message"], error.get("details")
+        )
+    return PodtaskApiError(status, "http_error", text[:500] or f"HTTP {status}")
+
+
+def _answer(response: httpx.Response) -> Any:
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if response.is_success and body is not None:
+        return body
+    if response.is_success:
+        raise PodtaskApiError(response.status_code, "invalid_answer", "the answer is not JSON")
+    raise api_error(response.status_code, body, response.text)
+
+
+def _unreachable(config: ClientConfig, exc: httpx.TransportError) -> PodtaskConnectionError:
+    return PodtaskConnectionError(
+        f"cannot reach the podtask API at {config.api_url}: {type(exc).__name__}: {exc}"
+    )
+
+
+def _run_path(run_id: str) -> str:
+    return f"/api/v1/runs/{quote(run_id, safe='')}"
+
+
+def _trigger_path(task_id: str) -> str:
+    return f"/api/v1/tasks/{quote(task_id, safe='')}/trigger"
+
+
+class PodtaskClient:
+    """A client of one podtask API. Thread-safe; usable from any number of event loops.
+
+    Each event loop gets HTTP connections of its own; `await client.aclose()` (or
+    `async with client`) before a loop ends closes that loop's (a long-lived loop, as in a
+    web app, needs no such care).
+
+    `http` / `async_http` replace the HTTP clients it would create (for proxies, custom
+    transports, event hooks); they are used as given and never closed by it.
+    """
+
+    def __init__(
+        self,
+        api_url: str | None = None,
+        api_key: str | None = None,
+        *,
+        attempt_token: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        http: httpx.Client | None = None,
+        async_http: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.config = ClientConfig.resolve(
+            os.environ, api_url=api_url, api_key=api_key, attempt_token=attempt_token
+        )
+        self._timeout = timeout
+        self._given_http = http
+        self._given_async_http = async_http
+        self._http: httpx.Client | None = None
+        # An httpx.AsyncClient belongs to the event loop it first ran on.
+        self._async_http: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient]
+        self._async_http = weakref.WeakKeyDictionary()
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"PodtaskClient(api_url={self.config.api_url!r})"
+
+    # -- HTTP -------------------------------------------------------------------------------
+
+    def _sync_http(self) -> httpx.Client:
+        if self._given_http is not None:
+            return self._given_http
+        with self._lock:
+            if self._http is None:
+                self._http = httpx.Client(timeout=self._timeout)
+            return self._http
+
+    def _loop_http(self) -> httpx.AsyncClient:
+        if self._given_async_http is not None:
+            return self._given_async_http
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            found = self._async_http.get(loop)
+            if found is None:
+                found = self._async_http[loop] = httpx.AsyncClient(timeout=self._timeout)
+            return found
+
+    def _request(self, method: str, path: str, body: Any = None) -> Any:
+        try:
+            response = self._sync_http().request(
+                method, self.config.url(path), json=body, headers=self.config.headers
+            )
+        except httpx.TransportError as exc:
+            raise _unreachable(self.config, exc) from exc
+        return _answer(response)
+
+    async def _request_async(self, method: str, path: str, body: Any = None) -> Any:
+        try:
+            response = await self._loop_http().request(
+                method, self.config.url(path), json=body, headers=self.config.headers
+            )
+        except httpx.TransportError as exc:
+            raise _unreachable(self.config, exc) from exc
+        return _answer(response)
+
+    def close(self) -> None:
+        """Close the HTTP connections this client opened (not the ones it was given)."""
+        with self._lock:
+            http, self._http = self._http, None
+        if http is not None:
+            http.close()
+
+    async def aclose(self) -> None:
+        """Close this event loop's HTTP connections, and the blocking ones."""
+        with self._lock:
+            http = self._async_http.pop(asyncio.get_running_loop(), None)
+        if http is not None:
+            await http.aclose()
+        self.close()
+
+    def __enter__(self) -> PodtaskClient:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    async def __aenter__(self) -> PodtaskClient:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    # -- triggering -------------------------------------------------------------------------
+
+    def trigger(
+        self, task_id: str, payload: Any = None, **options: Unpack[TriggerOptions]
+    ) -> RunHandle:
+        """Trigger one run of `task_id`; returns at once with its handle."""
+        answer = self._request("POST", _trigger_path(task_id), trigger_body(payload, options))
+        return RunHandle.from_wire(answer, task_id)
+
+    async def trigger_async(
+        self, task_id: str, payload: Any = None, **options: Unpack[TriggerOptions]
+    ) -> RunHandle:
+        body = trigger_body(payload, options)
+        answer = await self._request_async("POST", _trigger_path(task_id), body)
+        return RunHandle.from_wire(answer, task_id)
+
+    def batch_trigger(self, task_id: str, items: Iterable[Any]) -> list[RunHandle]:
+        """Trigger a run of `task_id` per item, in one request: all are created or none.
+
+        Each item is a payload, or a `BatchItem(payload, options)`, or a mapping of exactly
+        `{"payload": ..., "options": {...}}`. At most 1,000 items.
+        """
+        body = batch_body(task_id, items)
+        if not body["items"]:
+            return []
+        answer = self._request("POST", "/api/v1/tasks/batch", body)
+        return [RunHandle.from_wire(run, task_id) for run in answer["runs"]]
+
+    async def batch_trigger_async(self, task_id: str, items: Iterable[Any]) -> list[RunHandle]:
+        body = batch_body(task_id, items)
+        if not body["items"]:
+            return []
+        answer = await self._request_async("POST", "/api/v1/tasks/batch", body)
+        return [RunHandle.from_wire(run, task_id) for run in answer["runs"]]
+
+    # -- runs -------------------------------------------------------------------------------
+
+    def get_run(self, run_id: str) -> dict[str, Any]:
+        """The run as `GET /api/v1/runs/{id}` shows it (status, payload, output, error, …)."""
+        view: dict[str, Any] = self._request("GET", _run_path(run_id))
+        return view
+
+    async def get_run_async(self, run_id: str) -> dict[str, Any]:
+        view: dict[str, Any] = await self._request_async("GET", _run_path(run_id))
+        return view
+
+    def _poll(self, run_id: str) -> dict[str, Any] | None:
+        """The run, or None when the API could not say right now."""
+        try:
+            return self.get_run(run_id)
+        except PodtaskConnectionError:
+            return None
+        except PodtaskApiError as exc:
+            if exc.is_transient:
+                return None
+            raise
+
+    async def _poll_async(self, run_id: str, gate: asyncio.Semaphore) -> dict[str, Any] | None:
+        async with gate:
+            try:
+                return await self.get_run_async(run_id)
+            except PodtaskConnectionError:
+                return None
+            except PodtaskApiError as exc:
+                if exc.is_transient:
+                    return None
+                raise
+
+    def wait_for_runs(
+        self, run_ids: Sequence[str], *, timeout: float | None = None
+    ) -> list[RunResult]:
+        """Wait until every run is in a final status; their results, in the order given."""
+        waiting = _RunWait(run_ids, timeout)
+        while True:
+            for run_id in waiting.pending():
+                waiting.seen(run_id, self._poll(run_id))
+            delay = waiting.next_delay()
+            if delay is None:
+                return waiting.results()
+            time.sleep(delay)
+
+    async def wait_for_runs_async(
+        self, run_ids: Sequence[str], *, timeout: float | None = None
+    ) -> list[RunResult]:
+        waiting = _RunWait(run_ids, timeout)
+        gate = asyncio.Semaphore(CONCURRENT_POLLS)
+        while True:
+            pending = waiting.pending()
+            views = await asyncio.gather(*(self._poll_async(run_id, gate) for run_id in pending))
+            for run_id, view in zip(pending, views, strict=True):
+                waiting.seen(run_id, view)
+            delay = waiting.next_delay()
+            if delay is None:
+                return waiting.results()
+            await asyncio.sleep(delay)
+
+    def wait_for_run(self, run_id: str, *, timeout: float | None = None) -> RunResult:
+        """Wait until the run is in a final status; its result."""
+        return self.wait_for_runs([run_id], timeout=timeout)[0]
+
+    async def wait_for_run_async(self, run_id: str, *, timeout: float | None = None) -> RunResult:
+        return (await self.wait_for_runs_async([run_id], timeout=timeout))[0]
+
+    # -- trigger and wait -------------------------------------------------------------------
+
+    def trigger_and_wait(
+        self,
+        task_id: str,
+        payload: Any = None,
+        *,
+        timeout: float | None = None,
+        **options: Unpack[TriggerOptions],
+    ) -> RunResult:
+        """Trigger one run and wait for it to finish (`timeout`: seconds, None for ever)."""
+        handle = self.trigger(task_id, payload, **options)
+        return self.wait_for_run(handle.id, timeout=timeout)
+
+    async def trigger_and_wait_async(
+        self,
+        task_id: str,
+        payload: Any = None,
+        *,
+        timeout: float | None = None,
+        **options: Unpack[TriggerOptions],
+    ) -> RunResult:
+        handle = await self.trigger_async(task_id, payload, **options)
+        return await self.wait_for_run_async(handle.id, timeout=timeout)
+
+    def batch_trigger_and_wait(
+        self, task_id: str, items: Iterable[Any], *, timeout: float | None = None
+    ) -> list[RunResult]:
+        """`batch_trigger`, then wait for every run; results in item order."""
+        handles = self.batch_trigger(task_id, items)
+        return self.wait_for_runs([h.id for h in handles], timeout=timeout)
+
+    async def batch_trigger_and_wait_async(
+        self, task_id: str, items: Iterable[Any], *, timeout: float | None = None
+    ) -> list[RunResult]:
+        handles = await self.batch_trigger_async(task_id, items)
+        return await self.wait_for_runs_async([h.id for h in handles], timeout=timeout)
+
+
+class _RunWait:
+    """The bookkeeping of one wait: which runs are still pending, the backoff, the deadline."""
+
+    def __init__(self, run_ids: Sequence[str], timeout: float | None) -> None:
+        self._order = list(run_ids)
+        self._pending = list(dict.fromkeys(run_ids))  # a run named twice is polled once
+        self._results: dict[str, RunResult] = {}
+        self._timeout = timeout
+        self._deadline = None if timeout is None else time.monotonic() + timeout
+        self._polls = 0
+
+    def pending(self) -> list[str]:
+        return list(self._pending)
+
+    def seen(self, run_id: str, view: Mapping[str, Any] | None) -> None:
+        if view is not None and is_finished(view):
+            self._results[run_id] = RunResult.from_view(view)
+            self._pending.remove(run_id)
+
+    def next_delay(self) -> float | None:
+        """Seconds to sleep before the next round; None when all are done. Raises at timeout."""
+        if not self._pending:
+            return None
+        delay = poll_delay(self._polls)
+        self._polls += 1
+        if self._deadline is not None and self._timeout is not None:
+            left = self._deadline - time.monotonic()
+            if left <= 0:
+                raise RunWaitTimeoutError(self._pending, self._timeout)
+            delay = min(delay, left)
+        return delay
+
+    def results(self) -> list[RunResult]:
+        return [self._results[run_id] for run_id in self._order]
+
+
+# -- the module's own client, configured from the environment --------------------------------
+
+_default: PodtaskClient | None = None
+_default_lock = threading.Lock()
+
+
+def configure(
+    api_url: str | None = None,
+    api_key: str | None = None,
+    *,
+    attempt_token: str | None = None,
+    timeout: float = DEFAULT_TIMEOUT_SECONDS,
+) -> PodtaskClient:
+    """Set up the client that the module's functions (and `tasks`) use; what is not given
+    comes from the environment."""
+    global _default
+    configured = PodtaskClient(api_url, api_key, attempt_token=attempt_token, timeout=timeout)
+    with _default_lock:
+        _default = configured
+    return configured
+
+
+def default_client() -> PodtaskClient:
+    """The client the module's functions use: as configured, else from the environment."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = PodtaskClient()
+        return _default
+
+
+def trigger(task_id: str, payload: Any = None, **options: Unpack[TriggerOptions]) -> RunHandle:
+    """Trigger one run of `task_id`; returns at once with its handle (`.id`, `.is_cached`)."""
+    return default_client().trigger(task_id, payload, **options)
+
+
+async def trigger_async(
+    task_id: str, payload: Any = None, **options: Unpack[TriggerOptions]
+) -> RunHandle:
+    return await default_client().trigger_async(task_id, payload, **options)
+
+
+def trigger_and_wait(
+    task_id: str,
+    payload: Any = None,
+    *,
+    timeout: float | None = None,
+    **options: Unpack[TriggerOptions],
+) -> RunResult:
+    """Trigger one run and wait for it to finish; its `RunResult` (`ok`, `output`, `error`)."""
+    return default_client().trigger_and_wait(task_id, payload, timeout=timeout, **options)
+
+
+async def trigger_and_wait_async(
+    task_id: str,
+    payload: Any = None,
+    *,
+    timeout: float | None = None,
+    **options: Unpack[TriggerOptions],
+) -> RunResult:
+    return await default_client().trigger_and_wait_async(
+        task_id, payload, timeout=timeout, **options
+    )
+
+
+def batch_trigger(task_id: str, items: Iterable[Any]) -> list[RunHandle]:
+    """Trigger a run of `task_id` per item (up to 1,000) in one request, all or none."""
+    return default_client().batch_trigger(task_id, items)
+
+
+async def batch_trigger_async(task_id: str, items: Iterable[Any]) -> list[RunHandle]:
+    return await default_client().batch_trigger_async(task_id, items)
+
+
+def batch_trigger_and_wait(
+    task_id: str, items: Iterable[Any], *, timeout: float | None = None
+) -> list[RunResult]:
+    """`batch_trigger`, then wait for every run; their results in item order."""
+    return default_client().batch_trigger_and_wait(task_id, items, timeout=timeout)
+
+
+async def batch_trigger_and_wait_async(
+    task_id: str, items: Iterable[Any], *, timeout: float | None = None
+) -> list[RunResult]:
+    return await default_client().batch_trigger_and_wait_async(task_id, items, timeout=timeout)
+
+
+def get_run(run_id: str) -> dict[str, Any]:
+    """The run as the API shows it."""
+    return default_client().get_run(run_id)
+
+
+async def get_run_async(run_id: str) -> dict[str, Any]:
+    return await default_client().get_run_async(run_id)
+
+
+def wait_for_run(run_id: str, *, timeout: float | None = None) -> RunResult:
+    """Wait until the run is in a final status; its result."""
+    return default_client().wait_for_run(run_id, timeout=timeout)
+
+
+async def wait_for_run_async(run_id: str, *, timeout: float | None = None) -> RunResult:
+    return await default_client().wait_for_run_async(run_id, timeout=timeout)
+
+
+class TaskTriggers:
+    """`tasks.trigger("hello-world", ...)`: the module's functions under one name, the way
+    Trigger.dev spells them."""
+
+    trigger = staticmethod(trigger)
+    trigger_async = staticmethod(trigger_async)
+    trigger_and_wait = staticmethod(trigger_and_wait)
+    trigger_and_wait_async = staticmethod(trigger_and_wait_async)
+    batch_trigger = staticmethod(batch_trigger)
+    batch_trigger_async = staticmethod(batch_trigger_async)
+    batch_trigger_and_wait = staticmethod(batch_trigger_and_wait)
+    batch_trigger_and_wait_async = staticmethod(batch_trigger_and_wait_async)
+
+
+tasks = TaskTriggers()

@@ -1,0 +1,133 @@
+"""The manifest: every task and queue that a set of task modules declares, as one JSON document.
+
+`podtask index MODULE...` prints it, `podtask dev` registers its `Task` objects from it,
+and a deploy sends it to the API. It is self-contained: each task carries its whole
+configuration (module, queue with its limit, machine, full retry policy, max duration,
+ttl), and `queues` lists each queue once with the one limit its tasks agree on.
+camelCase in JSON, like every podtask resource; durations in seconds.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.alias_generators import to_camel
+
+from podtask.errors import TaskDeclarationError
+from podtask.modules import load_tasks
+from podtask.resources import QueueRef, RetryPolicy, TaskSpec
+from podtask.tasks import Task
+
+
+class ManifestModel(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+class ManifestTask(ManifestModel):
+    """One task as its module declares it."""
+
+    id: str
+    module: str = Field(description="What the runner imports: a file path or a dotted name.")
+    version: str | None = None
+    queue: QueueRef
+    machine: str
+    retry: RetryPolicy
+    max_duration: int | None = Field(default=None, ge=1, description="Seconds.")
+    ttl: int | None = Field(default=None, ge=1, description="Seconds.")
+
+    def task_spec(self, *, image: str, default_version: str) -> TaskSpec:
+        """The spec of the `Task` object that deploys this task in `image`; its version is the
+        manifest's, or `default_version` when the manifest has none."""
+        return TaskSpec(
+            task_id=self.id,
+            image=image,
+            module=self.module,
+            version=self.version or default_version,
+            retry=self.retry,
+            queue=self.queue,
+            machine=self.machine,
+            max_duration_seconds=self.max_duration,
+            ttl_seconds=self.ttl,
+        )
+
+
+def _located(task_id: str, sources: Mapping[str, str]) -> str:
+    source = sources.get(task_id)
+    return f"task {task_id!r}" + (f" (at {source})" if source else "")
+
+
+def queues_of(
+    tasks: Sequence[ManifestTask], sources: Mapping[str, str] | None = None
+) -> list[QueueRef]:
+    """Each queue the tasks use, once, sorted by name. Tasks that share a queue must give it
+    the same concurrency limit; a ValueError names the first two that do not."""
+    sources = sources or {}
+    first_user: dict[str, ManifestTask] = {}
+    for task in tasks:
+        earlier = first_user.setdefault(task.queue.name, task)
+        if earlier.queue.concurrency_limit != task.queue.concurrency_limit:
+            raise ValueError(
+                f"queue {task.queue.name!r} has concurrency_limit "
+                f"{earlier.queue.concurrency_limit} in {_located(earlier.id, sources)} but "
+                f"{task.queue.concurrency_limit} in {_located(task.id, sources)}; a queue has one "
+                "limit: declare it once with podtask.queue(...) and pass that to both tasks"
+            )
+    return [first_user[name].queue for name in sorted(first_user)]
+
+
+class Manifest(ManifestModel):
+    """The tasks (sorted by id) and their queues (sorted by name)."""
+
+    tasks: list[ManifestTask]
+    queues: list[QueueRef]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Manifest:
+        # A manifest read back (by the API, from a deploy) must be one `build_manifest` could
+        # have made: unique ids, and exactly the queues its tasks use.
+        ids = [task.id for task in self.tasks]
+        repeated = sorted({task_id for task_id in ids if ids.count(task_id) > 1})
+        if repeated:
+            raise ValueError(f"task ids must be unique; repeated: {', '.join(repeated)}")
+        if queues_of(self.tasks) != sorted(self.queues, key=lambda q: q.name):
+            raise ValueError("queues must list exactly the queues of the tasks, with their limits")
+        return self
+
+    def to_wire(self) -> dict[str, object]:
+        return self.model_dump(mode="json", by_alias=True)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_wire(), indent=2)
+
+
+def build_manifest(declared: Mapping[str, tuple[str, Task]]) -> Manifest:
+    """The manifest of the tasks `podtask.modules.load_tasks` found (id → (module, task))."""
+    tasks = [
+        ManifestTask(
+            id=task_id,
+            module=module_ref,
+            queue=task.queue,
+            machine=task.machine,
+            retry=task.retry,
+            max_duration=task.max_duration_seconds,
+            ttl=task.ttl_seconds,
+        )
+        for task_id, (module_ref, task) in sorted(declared.items())
+    ]
+    sources = {task_id: task.source for task_id, (_, task) in declared.items()}
+    try:
+        queues = queues_of(tasks, sources)
+    except ValueError as exc:
+        raise TaskDeclarationError(str(exc)) from None
+    return Manifest(tasks=tasks, queues=queues)
+
+
+def load_manifest(module_refs: Iterable[str]) -> Manifest:
+    """Import the task modules (files, folders or dotted names) and build their manifest.
+
+    Raises `TaskModuleImportError` (naming the module and the cause, declaration errors
+    included) or `TaskDeclarationError`.
+    """
+    return build_manifest(load_tasks(module_refs))

@@ -1,0 +1,242 @@
+"""The manifest: built from declared tasks, its queue rules, its JSON, and `podtask index`
+run as a real subprocess on the examples and on broken task modules."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from podtask import RetryPolicy, TaskDeclarationError, queue, task
+from podtask.manifest import Manifest, ManifestTask, build_manifest
+from podtask.resources import OutOfMemoryPolicy, QueueRef
+from podtask.tasks import Task
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples"
+
+
+def run(payload: object, ctx: object) -> object:
+    return payload
+
+
+def declared(*tasks: Task) -> dict[str, tuple[str, Task]]:
+    """What `load_tasks` returns for tasks found in one module file."""
+    return {t.id: ("tasks/module.py", t) for t in tasks}
+
+
+def test_each_task_carries_its_whole_configuration() -> None:
+    emails = queue("manifest-emails", concurrency_limit=2)
+    send = task(
+        id="manifest-send",
+        queue=emails,
+        machine="medium-1x",
+        retry={"max_attempts": 5, "out_of_memory": {"machine": "large-1x"}},
+        max_duration=300,
+        ttl=60,
+    )(run)
+    plain = task(id="manifest-plain")(run)
+    manifest = build_manifest(declared(send, plain))
+
+    assert [t.id for t in manifest.tasks] == ["manifest-plain", "manifest-send"]
+    assert manifest.to_wire()["tasks"][1] == {
+        "id": "manifest-send",
+        "module": "tasks/module.py",
+        "version": None,
+        "queue": {"name": "manifest-emails", "concurrencyLimit": 2},
+        "machine": "medium-1x",
+        "retry": {
+            "maxAttempts": 5,
+            "factor": 2.0,
+            "minTimeoutMs": 1000,
+            "maxTimeoutMs": 60000,
+            "randomize": True,
+            "outOfMemory": {"machine": "large-1x"},
+        },
+        "maxDuration": 300,
+        "ttl": 60,
+    }
+    assert manifest.to_wire()["queues"] == [
+        {"name": "manifest-emails", "concurrencyLimit": 2},
+        {"name": "manifest-plain", "concurrencyLimit": None},
+    ]
+
+
+def test_a_shared_queue_is_listed_once() -> None:
+    shared = queue("manifest-shared", concurrency_limit=1)
+    first = task(id="manifest-shared-a", queue=shared)(run)
+    second = task(
+        id="manifest-shared-b", queue={"name": "manifest-shared", "concurrency_limit": 1}
+    )(run)
+    manifest = build_manifest(declared(first, second))
+    assert manifest.queues == [QueueRef(name="manifest-shared", concurrency_limit=1)]
+
+
+def test_a_queue_with_two_limits_is_a_declaration_error_naming_both_tasks() -> None:
+    first = task(id="manifest-clash-a", queue={"name": "manifest-clash", "concurrency_limit": 1})(
+        run
+    )
+    second = task(id="manifest-clash-b", queue={"name": "manifest-clash", "concurrency_limit": 3})(
+        run
+    )
+    with pytest.raises(TaskDeclarationError) as error:
+        build_manifest(declared(first, second))
+    message = str(error.value)
+    assert "queue 'manifest-clash'" in message
+    assert "'manifest-clash-a'" in message and "'manifest-clash-b'" in message
+    assert "concurrency_limit 1" in message and "3" in message
+    assert "test_manifest.py" in message  # where each task is declared
+
+
+def test_the_json_reads_back_into_the_same_manifest() -> None:
+    done = task(id="manifest-roundtrip", retry={"max_attempts": 1})(run)
+    manifest = build_manifest(declared(done))
+    assert Manifest.model_validate_json(manifest.to_json()) == manifest
+
+
+def manifest_task(task_id: str, queue_name: str, limit: int | None) -> dict[str, Any]:
+    return {
+        "id": task_id,
+        "module": "m.py",
+        "queue": {"name": queue_name, "concurrencyLimit": limit},
+        "machine": "small-1x",
+        "retry": {},
+    }
+
+
+def test_a_manifest_read_back_must_be_consistent() -> None:
+    with pytest.raises(ValidationError, match="repeated: a"):
+        Manifest.model_validate(
+            {"tasks": [manifest_task("a", "q", 1), manifest_task("a", "q", 1)], "queues": []}
+        )
+    with pytest.raises(ValidationError, match="queue 'q' has concurrency_limit 1"):
+        Manifest.model_validate(
+            {"tasks": [manifest_task("a", "q", 1), manifest_task("b", "q", 2)], "queues": []}
+        )
+    with pytest.raises(ValidationError, match="queues must list exactly"):
+        Manifest.model_validate({"tasks": [manifest_task("a", "q", 1)], "queues": []})
+    with pytest.raises(ValidationError, match="extra"):
+        Manifest.model_validate({"tasks": [], "queues": [], "image": "x"})
+
+
+def test_a_manifest_task_becomes_a_task_spec() -> None:
+    entry = ManifestTask(
+        id="t",
+        module="m.py",
+        queue=QueueRef(name="q", concurrency_limit=1),
+        machine="micro",
+        retry=RetryPolicy(max_attempts=2, out_of_memory=OutOfMemoryPolicy(machine="small-2x")),
+        max_duration=30,
+        ttl=10,
+    )
+    spec = entry.task_spec(image="img:1", default_version="v1")
+    assert spec.to_wire() == {
+        "taskId": "t",
+        "image": "img:1",
+        "module": "m.py",
+        "version": "v1",
+        "retry": {
+            "maxAttempts": 2,
+            "factor": 2.0,
+            "minTimeoutMs": 1000,
+            "maxTimeoutMs": 60000,
+            "randomize": True,
+            "outOfMemory": {"machine": "small-2x"},
+        },
+        "queue": {"name": "q", "concurrencyLimit": 1},
+        "machine": "micro",
+        "maxDurationSeconds": 30,
+        "ttlSeconds": 10,
+    }
+    versioned = entry.model_copy(update={"version": "2024.1"})
+    assert versioned.task_spec(image="i", default_version="v1").version == "2024.1"
+
+
+def podtask_index(*modules: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "podtask.cli", "index", *modules],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_podtask_index_prints_every_example_task() -> None:
+    done = podtask_index("examples/")
+    assert done.returncode == 0, done.stderr
+    manifest = json.loads(done.stdout)
+    declared_ids = {
+        match
+        for path in EXAMPLES.glob("*.py")
+        for match in re.findall(r"\bid=\"([a-z0-9-]+)\"", path.read_text())
+    }
+    assert {t["id"] for t in manifest["tasks"]} == declared_ids
+    for entry in manifest["tasks"]:
+        assert set(entry) >= {"queue", "machine", "retry", "module", "maxDuration", "ttl"}
+        assert entry["queue"]["name"] in {q["name"] for q in manifest["queues"]}
+        assert set(entry["retry"]) >= {"maxAttempts", "factor", "minTimeoutMs", "maxTimeoutMs"}
+    hello = next(t for t in manifest["tasks"] if t["id"] == "hello-world")
+    assert hello["module"] == str(EXAMPLES / "hello_world.py")
+    assert hello["machine"] == "small-1x"
+
+
+BAD_MACHINE = """
+from podtask import task
+
+@task(id="broken-machine", machine="giant")
+def broken(payload, ctx):
+    return None
+"""
+
+IMPORT_ERROR = """
+print("imported!")
+import module_that_does_not_exist
+"""
+
+QUEUE_CLASH = """
+from podtask import task
+
+@task(id="clash-a", queue={"name": "shared", "concurrency_limit": 1})
+def a(payload, ctx):
+    return None
+
+@task(id="clash-b", queue={"name": "shared", "concurrency_limit": 2})
+def b(payload, ctx):
+    return None
+"""
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        (BAD_MACHINE, ["broken_tasks.py", "'broken-machine'", "unknown machine 'giant'"]),
+        (IMPORT_ERROR, ["broken_tasks.py", "ModuleNotFoundError", "module_that_does_not_exist"]),
+        (QUEUE_CLASH, ["queue 'shared'", "'clash-a'", "'clash-b'", "broken_tasks.py:"]),
+    ],
+    ids=["bad-machine", "import-error", "queue-clash"],
+)
+def test_podtask_index_of_a_broken_module_fails_naming_it(
+    tmp_path: Path, source: str, expected: list[str]
+) -> None:
+    (tmp_path / "broken_tasks.py").write_text(source)
+    done = podtask_index(str(tmp_path / "broken_tasks.py"))
+    assert done.returncode != 0
+    assert "{" not in done.stdout  # no manifest, and what the module printed went to stderr
+    for text in expected:
+        assert text in done.stderr, done.stderr
+
+
+def test_podtask_index_takes_dotted_names_from_the_working_directory(tmp_path: Path) -> None:
+    (tmp_path / "dotted_tasks.py").write_text(
+        'from podtask import task\n\n@task(id="dotted")\ndef run(payload, ctx):\n    return 1\n'
+    )
+    done = podtask_index("dotted_tasks", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert [t["module"] for t in json.loads(done.stdout)["tasks"]] == ["dotted_tasks"]
