@@ -143,6 +143,11 @@ class TaskRunSpec(WireModel):
     delay_until: datetime | None = None
     parent_run_id: str | None = None
     is_test: bool = False
+    replay_of: str | None = Field(default=None, description="The run this one replays.")
+    cancel_requested_at: datetime | None = Field(
+        default=None,
+        description="Set to cancel the run: the operator deletes its pod and ends it Canceled.",
+    )
 
 
 class RunError(WireModel):
