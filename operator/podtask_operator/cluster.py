@@ -12,6 +12,7 @@ import json
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from typing import Any, TypeVar
 
 import kubernetes
@@ -127,3 +128,96 @@ class Cluster:
         if existing is None:
             raise RuntimeError(f"pod {body['metadata']['name']} conflicts but cannot be read")
         return existing
+
+    async def _list(self, fn: Callable[[], Any]) -> list[dict[str, Any]]:
+        return list(_json(await self._call(fn)).get("items", []))
+
+    async def list_runs(self) -> list[dict[str, Any]]:
+        return await self._list(
+            lambda: self._custom.list_namespaced_custom_object(
+                GROUP, VERSION, self.namespace, "taskruns", _preload_content=False
+            )
+        )
+
+    async def list_queues(self) -> list[dict[str, Any]]:
+        return await self._list(
+            lambda: self._custom.list_namespaced_custom_object(
+                GROUP, VERSION, self.namespace, "taskqueues", _preload_content=False
+            )
+        )
+
+    async def list_pods(self, label_selector: str) -> list[dict[str, Any]]:
+        return await self._list(
+            lambda: self._core.list_namespaced_pod(
+                self.namespace, label_selector=label_selector, _preload_content=False
+            )
+        )
+
+    async def delete_pod(self, name: str) -> None:
+        """Delete gracefully (the runner gets SIGTERM and runs cleanup); gone already is fine."""
+        try:
+            await self._call(
+                lambda: self._core.delete_namespaced_pod(
+                    name, self.namespace, _preload_content=False
+                )
+            )
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
+    async def patch_queue_status(self, name: str, status: dict[str, Any]) -> bool:
+        """False when the TaskQueue does not exist."""
+        try:
+            await self._call(
+                lambda: self._custom.patch_namespaced_custom_object_status(
+                    GROUP,
+                    VERSION,
+                    self.namespace,
+                    "taskqueues",
+                    name,
+                    {"status": status},
+                    _preload_content=False,
+                )
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
+    async def post_event(
+        self, run: dict[str, Any], type_: str, reason: str, message: str, now: datetime
+    ) -> None:
+        """A Kubernetes Event on the TaskRun: `kubectl describe taskrun` shows why."""
+        meta = run["metadata"]
+        stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+        body = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": f"{meta['name']}.", "namespace": self.namespace},
+            "involvedObject": {
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": "TaskRun",
+                "name": meta["name"],
+                "namespace": self.namespace,
+                "uid": meta.get("uid"),
+            },
+            "type": type_,
+            "reason": reason,
+            "message": message[:1024],
+            "source": {"component": "podtask-operator"},
+            "firstTimestamp": stamp,
+            "lastTimestamp": stamp,
+            "count": 1,
+        }
+        try:
+            await self._call(
+                lambda: self._core.create_namespaced_event(
+                    self.namespace,
+                    body,  # type: ignore[arg-type]
+                    _preload_content=False,
+                )
+            )
+        except ApiException as exc:
+            # An Event is an explanation, not state: never let it fail a run's reconcile.
+            log.warning("could not post event %s on %s: %s", reason, meta["name"], exc.reason)

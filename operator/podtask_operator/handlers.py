@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from typing import Any
 
 import kopf
 
 from podtask.resources import FINAL_PHASES, GROUP, LABEL_RUN, VERSION
-from podtask_operator.attempts import pod_is_finished
 from podtask_operator.cluster import Cluster, load_api_client
 from podtask_operator.reconcile import RunReconciler
 from podtask_operator.settings import OperatorSettings
@@ -27,8 +25,11 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.watching.client_timeout = 330
     operator_settings = OperatorSettings()
     cluster = Cluster(load_api_client(), operator_settings.namespace)
+    reconciler = RunReconciler(cluster, operator_settings)
     memo.cluster = cluster
-    memo.reconciler = RunReconciler(cluster, operator_settings)
+    memo.reconciler = reconciler
+    # Before any watch starts: what runs, what waits and what each queue allows.
+    await reconciler.rebuild()
 
 
 @kopf.on.cleanup()
@@ -40,18 +41,18 @@ async def close(memo: kopf.Memo, **_: Any) -> None:
 async def taskrun_changed(
     type: str, name: str, status: kopf.Status, memo: kopf.Memo, **_: Any
 ) -> None:
-    reconciler: RunReconciler = memo.reconciler
-    if type == "DELETED":
-        reconciler.forget(name)
+    if type != "DELETED" and status.get("phase") in _FINAL:
         return
-    if status.get("phase") in _FINAL:
-        return
-    await reconciler.reconcile(name)
+    await memo.reconciler.run_changed(name, deleted=type == "DELETED")
 
 
 @kopf.on.event("", "v1", "pods", labels={LABEL_RUN: kopf.PRESENT})
-async def pod_changed(
-    type: str, body: kopf.Body, labels: Mapping[str, str], memo: kopf.Memo, **_: Any
+async def pod_changed(type: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    await memo.reconciler.pod_changed(dict(body), deleted=type == "DELETED")
+
+
+@kopf.on.event(GROUP, VERSION, "taskqueues")
+async def taskqueue_changed(
+    type: str, name: str, body: kopf.Body, memo: kopf.Memo, **_: Any
 ) -> None:
-    if type == "DELETED" or pod_is_finished(body):
-        await memo.reconciler.reconcile(labels[LABEL_RUN])
+    await memo.reconciler.queue_changed(name, None if type == "DELETED" else dict(body))

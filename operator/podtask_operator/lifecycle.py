@@ -9,9 +9,10 @@ from __future__ import annotations
 import random as _random
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from enum import StrEnum
 
-from podtask.resources import Attempt, RunPhase, TaskRunSpec, TaskRunStatus
+from podtask.resources import Attempt, Condition, RunError, RunPhase, TaskRunSpec, TaskRunStatus
 from podtask.retry import next_attempt_machine, next_retry_at
 from podtask_operator.attempts import AttemptOutcome, AttemptResult
 from podtask_operator.pods import pod_name
@@ -62,6 +63,7 @@ def start_attempt(
             "attempts": [*status.attempts, attempt],
             "started_at": status.started_at or now,
             "next_attempt_at": None,
+            "conditions": without_condition(status, "Waiting"),
         }
     )
 
@@ -91,25 +93,148 @@ def end_attempt(
     attempts = [*status.attempts[:-1], current]
     if result.outcome in _RETRYABLE and status.attempt < spec.retry.max_attempts:
         retry_at = next_retry_at(spec.retry, status.attempt, now, random)
-        waiting = status.model_copy(
+        why = f"attempt {status.attempt} ended {result.reason}"
+        if result.error is not None:
+            why += f" ({result.error.type}: {result.error.message})"
+        message = f"{why}; attempt {status.attempt + 1} at {retry_at.isoformat()}"
+        retrying = status.model_copy(
             update={
                 "phase": RunPhase.WAITING_TO_RETRY,
                 "attempts": attempts,
                 "error": result.error,
                 "next_attempt_at": retry_at,
+                "conditions": with_condition(status, "Waiting", "WaitingToRetry", message, now),
             }
         )
-        return AttemptEnd(waiting, retry=True)
-    started = status.started_at or now
-    finished = status.model_copy(
+        return AttemptEnd(retrying, retry=True)
+    phase = _FINAL_PHASE_OF[result.outcome]
+    message = (
+        "the task completed"
+        if result.error is None
+        else f"attempt {status.attempt} ended {result.reason}: {result.error.message}"
+    )
+    done = finished(
+        status.model_copy(update={"attempts": attempts, "output": result.output}),
+        phase,
+        now,
+        reason=phase.value,
+        message=message,
+        error=result.error,
+    )
+    return AttemptEnd(done, retry=False)
+
+
+# --- Before the first attempt: delay, ttl ------------------------------------------------
+
+# How long past maxDuration the operator waits for the runner's own enforcement
+# (which reports a clean TimedOut) before it deletes the pod itself.
+MAX_DURATION_GRACE = timedelta(seconds=10)
+
+
+class PendingAction(StrEnum):
+    DELAY = "Delay"
+    EXPIRE = "Expire"
+    ENQUEUE = "Enqueue"
+
+
+@dataclass(frozen=True)
+class Pending:
+    action: PendingAction
+    # DELAY: when the delay ends. ENQUEUE: when the ttl runs out, if it has one.
+    until: datetime | None = None
+
+
+def ttl_deadline(spec: TaskRunSpec, created: datetime) -> datetime | None:
+    """When a run that has not started expires: the ttl counts from the end of any delay."""
+    if spec.ttl_seconds is None:
+        return None
+    start = max(created, spec.delay_until) if spec.delay_until else created
+    return start + timedelta(seconds=spec.ttl_seconds)
+
+
+def pending_action(spec: TaskRunSpec, created: datetime, now: datetime) -> Pending:
+    """What to do with a run that has not started its first attempt yet."""
+    if spec.delay_until is not None and spec.delay_until > now:
+        return Pending(PendingAction.DELAY, spec.delay_until)
+    deadline = ttl_deadline(spec, created)
+    if deadline is not None and deadline <= now:
+        return Pending(PendingAction.EXPIRE)
+    return Pending(PendingAction.ENQUEUE, deadline)
+
+
+def attempt_deadline(spec: TaskRunSpec, status: TaskRunStatus) -> datetime | None:
+    """When the operator stops the current attempt for running past maxDuration."""
+    if spec.max_duration_seconds is None or not status.attempts:
+        return None
+    started = status.attempts[-1].started_at
+    if started is None:
+        return None
+    return started + timedelta(seconds=spec.max_duration_seconds) + MAX_DURATION_GRACE
+
+
+# --- Conditions --------------------------------------------------------------------------
+
+
+def with_condition(
+    status: TaskRunStatus, type_: str, reason: str, message: str, now: datetime
+) -> list[Condition]:
+    """The conditions with `type_` set (its transition time kept when nothing changed)."""
+    others = [c for c in status.conditions if c.type != type_]
+    old = next((c for c in status.conditions if c.type == type_), None)
+    if old is not None and (old.reason, old.message) == (reason, message):
+        return status.conditions
+    return [
+        *others,
+        Condition(
+            type=type_, status="True", reason=reason, message=message, last_transition_time=now
+        ),
+    ]
+
+
+def without_condition(status: TaskRunStatus, type_: str) -> list[Condition]:
+    return [c for c in status.conditions if c.type != type_]
+
+
+def waiting(
+    status: TaskRunStatus, phase: RunPhase, reason: str, message: str, now: datetime
+) -> TaskRunStatus:
+    """The status of a run that waits (Delayed or Queued), with the reason why."""
+    return status.model_copy(
         update={
-            "phase": _FINAL_PHASE_OF[result.outcome],
-            "attempts": attempts,
-            "output": result.output,
-            "error": result.error,
-            "finished_at": now,
-            "next_attempt_at": None,
-            "duration": format_duration((now - started).total_seconds()),
+            "phase": phase,
+            "conditions": with_condition(status, "Waiting", reason, message, now),
         }
     )
-    return AttemptEnd(finished, retry=False)
+
+
+def finished(
+    status: TaskRunStatus,
+    phase: RunPhase,
+    now: datetime,
+    *,
+    reason: str,
+    message: str,
+    error: RunError | None = None,
+) -> TaskRunStatus:
+    """The final status for an end that is not an attempt's result: cancel, expiry, timeout."""
+    attempts = status.attempts
+    if status.phase == RunPhase.EXECUTING and attempts and attempts[-1].finished_at is None:
+        last = attempts[-1].model_copy(update={"finished_at": now, "reason": reason})
+        attempts = [*attempts[:-1], last]
+    conditions = without_condition(status, "Waiting")
+    done = Condition(
+        type="Finished", status="True", reason=reason, message=message, last_transition_time=now
+    )
+    return status.model_copy(
+        update={
+            "phase": phase,
+            "attempts": attempts,
+            "error": error,
+            "finished_at": now,
+            "next_attempt_at": None,
+            "conditions": [*conditions, done],
+            "duration": format_duration((now - status.started_at).total_seconds())
+            if status.started_at
+            else None,
+        }
+    )

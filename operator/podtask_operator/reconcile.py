@@ -1,8 +1,9 @@
-"""The reconcile flow of one TaskRun: read it, decide with the pure modules, act.
+"""The reconcile flow of TaskRuns: read, decide with the pure modules, act.
 
 Runs are reconciled one at a time per run (a lock per name), always from a
-fresh read, so the pod handler and the TaskRun handler never race each other
-into a second attempt.
+fresh read, so the pod handler, the TaskRun handler, timers and admission never
+race each other into a second attempt. Admission itself belongs to the
+`Scheduler`; this module tells it which runs wait and starts the ones it admits.
 """
 
 from __future__ import annotations
@@ -19,16 +20,30 @@ from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from podtask.attempt_tokens import sign_attempt_token
-from podtask.resources import RunError, RunPhase, TaskRunSpec, TaskRunStatus
+from podtask.resources import LABEL_RUN, RunError, RunPhase, TaskRunSpec, TaskRunStatus
+from podtask_operator.admission import QueueControls
 from podtask_operator.attempts import classify_attempt
 from podtask_operator.cluster import Cluster
-from podtask_operator.lifecycle import end_attempt, start_attempt
+from podtask_operator.lifecycle import (
+    PendingAction,
+    attempt_deadline,
+    end_attempt,
+    finished,
+    pending_action,
+    start_attempt,
+    waiting,
+)
 from podtask_operator.pods import pod_for_attempt, pod_name
+from podtask_operator.queues import BucketKey
+from podtask_operator.scheduler import Scheduler
 from podtask_operator.settings import OperatorSettings
 
 log = logging.getLogger(__name__)
 
 RETRY_SECONDS = 5
+QUEUE_STATUS_DELAY_SECONDS = 0.5
+# Phases of a run that has no attempt running and may be admitted.
+_STARTABLE = frozenset({None, RunPhase.DELAYED, RunPhase.QUEUED, RunPhase.WAITING_TO_RETRY})
 
 # The runner's report belongs to the API; the operator never writes it.
 _API_OWNED = frozenset({"report"})
@@ -55,6 +70,24 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def _created(run: dict[str, Any], fallback: datetime) -> datetime:
+    stamp = run["metadata"].get("creationTimestamp")
+    if not stamp:
+        return fallback
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+
+
+def _phase(status: TaskRunStatus) -> RunPhase | None:
+    return RunPhase(status.phase) if status.phase else None
+
+
+def queue_controls(queue: dict[str, Any]) -> QueueControls:
+    spec = queue.get("spec") or {}
+    return QueueControls(
+        concurrency_limit=spec.get("concurrencyLimit"), paused=bool(spec.get("paused", False))
+    )
+
+
 class RunReconciler:
     def __init__(
         self,
@@ -69,58 +102,145 @@ class RunReconciler:
         self._clock = clock
         self._random = random
         self._locks: dict[str, asyncio.Lock] = {}
-        self._timers: dict[str, asyncio.TimerHandle] = {}
-        self._background: set[asyncio.Task[None]] = set()
+        self._timers: dict[str, tuple[datetime, asyncio.TimerHandle]] = {}
+        self._background: set[asyncio.Task[Any]] = set()
+        self._queue_writes: dict[str, asyncio.TimerHandle] = {}
+        self.scheduler = Scheduler(
+            settings.default_concurrency_limit, self._start_admitted, self._queue_changed
+        )
+
+    # --- what the kopf handlers call ---------------------------------------------------
+
+    async def rebuild(self) -> None:
+        """Rebuild the queues from the cluster before admitting anything (start-up)."""
+        for pod in await self._cluster.list_pods(LABEL_RUN):
+            self.scheduler.observe_pod(pod)
+        for queue in await self._cluster.list_queues():
+            self.scheduler.set_controls(queue["metadata"]["name"], queue_controls(queue))
+        runs = await self._cluster.list_runs()
+        for run in runs:
+            await self.reconcile(run["metadata"]["name"], listed=run)
+        await self.scheduler.admit_all()
+        for run in runs:
+            await self.mark_waiting(run["metadata"]["name"])
+        for queue_name in {key[0] for key in self.scheduler.buckets()}:
+            self._queue_changed(queue_name)
+        log.info("rebuilt the queues from %d runs", len(runs))
+
+    async def run_changed(self, name: str, *, deleted: bool = False) -> None:
+        if deleted:
+            key = self.scheduler.withdraw(name)
+            self.forget(name)
+        else:
+            key = await self.reconcile(name)
+        if key is not None:
+            await self.scheduler.admit(key)
+            await self.mark_waiting(name)
+
+    async def pod_changed(self, pod: dict[str, Any], *, deleted: bool = False) -> None:
+        freed = self.scheduler.observe_pod(pod, deleted=deleted)
+        run = (pod["metadata"].get("labels") or {}).get(LABEL_RUN)
+        if freed is not None and run is not None:
+            await self.reconcile(run)
+        if freed is not None:
+            await self.scheduler.admit(freed)
+
+    async def queue_changed(self, name: str, queue: dict[str, Any] | None) -> None:
+        keys = self.scheduler.set_controls(name, None if queue is None else queue_controls(queue))
+        self._queue_changed(name)
+        await self.scheduler.admit_all(keys)
 
     def forget(self, name: str) -> None:
         timer = self._timers.pop(name, None)
         if timer is not None:
-            timer.cancel()
+            timer[1].cancel()
         lock = self._locks.get(name)
         if lock is not None and not lock.locked():
             del self._locks[name]
 
-    async def reconcile(self, name: str) -> None:
+    # --- reconcile ---------------------------------------------------------------------
+
+    async def reconcile(self, name: str, listed: dict[str, Any] | None = None) -> BucketKey | None:
+        """Bring one run a step forward; the bucket to admit from, if it now waits in one.
+
+        `listed` is the run as a list just returned it, to spare a read at start-up.
+        """
         lock = self._locks.setdefault(name, asyncio.Lock())
         async with lock:
             try:
-                run = await self._cluster.get_run(name)
+                run = listed if listed is not None else await self._cluster.get_run(name)
                 if run is None:
-                    return
-                await self._reconcile(run)
+                    self.forget(name)
+                    return self.scheduler.withdraw(name)
+                return await self._reconcile(run)
             except Exception:
                 # Watch events are not redelivered: without this, a run whose reconcile
                 # failed would wait for its next change, which may never come.
                 log.exception("run %s: reconcile failed; trying again in %ss", name, RETRY_SECONDS)
                 self._wake_at(name, self._clock() + timedelta(seconds=RETRY_SECONDS))
-                return
-        if run.get("status", {}).get("phase") in {p.value for p in RunPhase if p.is_final}:
-            self.forget(name)
+                return None
 
-    async def _reconcile(self, run: dict[str, Any]) -> None:
+    async def _reconcile(self, run: dict[str, Any]) -> BucketKey | None:
         name = run["metadata"]["name"]
         try:
             spec = TaskRunSpec.model_validate(run.get("spec") or {})
             status = TaskRunStatus.model_validate(run.get("status") or {})
         except ValidationError as exc:
-            await self._fail_invalid(name, run, exc)
-            return
-        phase = RunPhase(status.phase) if status.phase else None
-        if phase is None or phase is RunPhase.QUEUED:
-            await self._start_attempt(run, spec, status)
-        elif phase is RunPhase.EXECUTING:
-            await self._check_attempt(name, spec, status)
-        elif phase is RunPhase.WAITING_TO_RETRY:
-            due = status.next_attempt_at
-            if due is None or due <= self._clock():
-                await self._start_attempt(run, spec, status)
-            else:
-                self._wake_at(name, due)
+            await self._fail(run, None, "InvalidTaskRun", f"the TaskRun is invalid: {exc}")
+            return self.scheduler.withdraw(name)
+        phase = _phase(status)
+        now = self._clock()
+        if phase is not None and phase.is_final:
+            self.forget(name)
+            return self.scheduler.withdraw(name)
+        if spec.cancel_requested_at is not None:
+            await self._cancel(run, status)
+            return self.scheduler.withdraw(name)
+        if phase is RunPhase.EXECUTING:
+            await self._check_attempt(run, spec, status)
+            return None
+        retry_at = status.next_attempt_at
+        if phase is RunPhase.WAITING_TO_RETRY and retry_at is not None and retry_at > now:
+            self._wake_at(name, retry_at)
+            return None
+        if status.attempt == 0:
+            pending = pending_action(spec, _created(run, now), now)
+            if pending.action is PendingAction.DELAY:
+                assert pending.until is not None
+                self.scheduler.withdraw(name)
+                if phase is not RunPhase.DELAYED:
+                    message = f"delayed until {pending.until.isoformat()}"
+                    await self._write(
+                        run, status, waiting(status, RunPhase.DELAYED, "Delayed", message, now)
+                    )
+                self._wake_at(name, pending.until)
+                return None
+            if pending.action is PendingAction.EXPIRE:
+                await self._expire(run, status)
+                return self.scheduler.withdraw(name)
+            if pending.until is not None:
+                self._wake_at(name, pending.until)
+        return self.scheduler.enqueue(name, spec, run["metadata"].get("creationTimestamp", ""))
 
-    async def _write(self, name: str, old: TaskRunStatus, new: TaskRunStatus) -> None:
-        patch = status_patch(old, new)
-        if patch:
-            await self._cluster.patch_run_status(name, patch)
+    async def mark_waiting(self, name: str) -> None:
+        """Say in the run's status why it waits, if admission left it waiting."""
+        if not self.scheduler.is_waiting(name):
+            return
+        async with self._locks.setdefault(name, asyncio.Lock()):
+            why = self.scheduler.why_waiting(name)
+            run = await self._cluster.get_run(name) if why is not None else None
+            if run is None or why is None:
+                return
+            status = TaskRunStatus.model_validate(run.get("status") or {})
+            if _phase(status) not in _STARTABLE or _phase(status) is RunPhase.QUEUED:
+                return
+            reason, message = why
+            await self._write(
+                run, status, waiting(status, RunPhase.QUEUED, reason, message, self._clock())
+            )
+            await self._cluster.post_event(run, "Normal", reason, message, self._clock())
+
+    # --- starting an attempt -----------------------------------------------------------
 
     def _token_ttl(self, spec: TaskRunSpec) -> int:
         if spec.max_duration_seconds is None:
@@ -128,9 +248,33 @@ class RunReconciler:
         # Long enough to report after the longest allowed run, and no longer.
         return spec.max_duration_seconds + 600
 
+    async def _start_admitted(self, name: str) -> str | None:
+        """Start the next attempt of a run the scheduler admitted; its pod, or None if it
+        may no longer start (canceled, expired, gone, already running)."""
+        async with self._locks.setdefault(name, asyncio.Lock()):
+            run = await self._cluster.get_run(name)
+            if run is None:
+                return None
+            try:
+                spec = TaskRunSpec.model_validate(run.get("spec") or {})
+                status = TaskRunStatus.model_validate(run.get("status") or {})
+            except ValidationError:
+                return None
+            now = self._clock()
+            if _phase(status) not in _STARTABLE or spec.cancel_requested_at is not None:
+                return None
+            if status.attempt == 0:
+                pending = pending_action(spec, _created(run, now), now)
+                if pending.action is PendingAction.EXPIRE:
+                    await self._expire(run, status)
+                    return None
+                if pending.action is PendingAction.DELAY:
+                    return None
+            return await self._start_attempt(run, spec, status)
+
     async def _start_attempt(
         self, run: dict[str, Any], spec: TaskRunSpec, status: TaskRunStatus
-    ) -> None:
+    ) -> str | None:
         name = run["metadata"]["name"]
         started = start_attempt(name, spec, status, self._clock())
         token = sign_attempt_token(
@@ -139,9 +283,8 @@ class RunReconciler:
             started.attempt,
             ttl_seconds=self._token_ttl(spec),
         )
-        pod = pod_for_attempt(
-            run, spec, started.attempt, started.machine or spec.machine, token, self._settings
-        )
+        machine = started.machine or spec.machine
+        pod = pod_for_attempt(run, spec, started.attempt, machine, token, self._settings)
         try:
             await self._cluster.create_pod(pod)
         except ApiException as exc:
@@ -150,58 +293,174 @@ class RunReconciler:
             # The cluster refuses this pod (a bad image name, a quota, a policy): retrying
             # the same manifest cannot succeed, so the run ends and says why.
             await self._fail(
-                name,
+                run,
+                status,
                 "PodRejected",
                 f"the cluster refused the attempt's pod: {exc.reason}: {_body_message(exc)}",
             )
-            return
-        await self._write(name, status, started)
+            return None
+        await self._write(run, status, started)
+        deadline = attempt_deadline(spec, started)
+        if deadline is not None:
+            self._wake_at(name, deadline)
         log.info(
-            "run %s: attempt %d started in pod %s",
-            name,
-            started.attempt,
-            pod_name(name, started.attempt),
+            "run %s: attempt %d started in pod %s", name, started.attempt, pod["metadata"]["name"]
         )
+        return str(pod["metadata"]["name"])
 
-    async def _check_attempt(self, name: str, spec: TaskRunSpec, status: TaskRunStatus) -> None:
+    # --- while an attempt runs ---------------------------------------------------------
+
+    async def _check_attempt(
+        self, run: dict[str, Any], spec: TaskRunSpec, status: TaskRunStatus
+    ) -> None:
+        name = run["metadata"]["name"]
         pod = await self._cluster.get_pod(pod_name(name, status.attempt))
         result = classify_attempt(pod, status.report, status.attempt)
+        now = self._clock()
         if result is None:
+            deadline = attempt_deadline(spec, status)
+            if deadline is None:
+                return
+            if deadline > now:
+                self._wake_at(name, deadline)
+                return
+            await self._cluster.delete_pod(pod_name(name, status.attempt))
+            message = f"the attempt ran past its maxDuration of {spec.max_duration_seconds}s"
+            error = RunError(type="MaxDurationExceededError", message=message)
+            await self._finish(
+                run,
+                status,
+                finished(
+                    status, RunPhase.TIMED_OUT, now, reason="TimedOut", message=message, error=error
+                ),
+            )
             return
-        end = end_attempt(spec, status, result, self._clock(), self._random)
-        await self._write(name, status, end.status)
+        end = end_attempt(spec, status, result, now, self._random)
         log.info("run %s: attempt %d ended %s", name, status.attempt, result.outcome)
-        if end.retry and end.status.next_attempt_at is not None:
+        if end.retry:
+            await self._write(run, status, end.status)
+            assert end.status.next_attempt_at is not None
+            await self._cluster.post_event(
+                run, "Warning", "WaitingToRetry", end.status.conditions[-1].message, now
+            )
             self._wake_at(name, end.status.next_attempt_at)
+        else:
+            await self._finish(run, status, end.status)
 
-    async def _fail_invalid(self, name: str, run: dict[str, Any], exc: ValidationError) -> None:
-        if (run.get("status") or {}).get("phase") == RunPhase.SYSTEM_FAILURE.value:
-            return
-        await self._fail(name, "InvalidTaskRun", f"the TaskRun is invalid: {exc}")
+    # --- ends that are not an attempt's result -----------------------------------------
 
-    async def _fail(self, name: str, error_type: str, message: str) -> None:
-        """End the run as a SystemFailure: podtask, not the task, could not go on."""
-        error = RunError(type=error_type, message=message)
-        await self._cluster.patch_run_status(
-            name,
-            {
-                "phase": RunPhase.SYSTEM_FAILURE.value,
-                "error": error.to_wire(),
-                "finishedAt": self._clock().isoformat(),
-            },
+    async def _cancel(self, run: dict[str, Any], status: TaskRunStatus) -> None:
+        name = run["metadata"]["name"]
+        if _phase(status) is RunPhase.EXECUTING:
+            await self._cluster.delete_pod(pod_name(name, status.attempt))
+        message = "the run was canceled"
+        await self._finish(
+            run,
+            status,
+            finished(status, RunPhase.CANCELED, self._clock(), reason="Canceled", message=message),
         )
 
-    def _wake_at(self, name: str, due: datetime) -> None:
-        """Reconcile `name` again at `due`: one timer per run, in memory, re-armed on restart."""
-        if name in self._timers:
+    async def _expire(self, run: dict[str, Any], status: TaskRunStatus) -> None:
+        ttl = run.get("spec", {}).get("ttlSeconds")
+        message = f"the run did not start within its ttl of {ttl}s"
+        await self._finish(
+            run,
+            status,
+            finished(status, RunPhase.EXPIRED, self._clock(), reason="Expired", message=message),
+        )
+
+    async def _fail(
+        self, run: dict[str, Any], status: TaskRunStatus | None, error_type: str, message: str
+    ) -> None:
+        """End the run as a SystemFailure: podtask, not the task, could not go on."""
+        if (run.get("status") or {}).get("phase") == RunPhase.SYSTEM_FAILURE.value:
             return
+        if status is None:
+            # The status itself does not parse: replace the fields that say how it ended.
+            error = RunError(type=error_type, message=message)
+            await self._cluster.patch_run_status(
+                run["metadata"]["name"],
+                {
+                    "phase": RunPhase.SYSTEM_FAILURE.value,
+                    "error": error.to_wire(),
+                    "finishedAt": self._clock().isoformat(),
+                },
+            )
+            return
+        error = RunError(type=error_type, message=message)
+        await self._finish(
+            run,
+            status,
+            finished(
+                status,
+                RunPhase.SYSTEM_FAILURE,
+                self._clock(),
+                reason=error_type,
+                message=message,
+                error=error,
+            ),
+        )
+
+    async def _finish(self, run: dict[str, Any], old: TaskRunStatus, new: TaskRunStatus) -> None:
+        await self._write(run, old, new)
+        name = run["metadata"]["name"]
+        condition = new.conditions[-1] if new.conditions else None
+        if condition is not None:
+            kind = "Normal" if new.phase == RunPhase.COMPLETED.value else "Warning"
+            await self._cluster.post_event(
+                run, kind, condition.reason, condition.message, self._clock()
+            )
+        self.forget(name)
+
+    async def _write(self, run: dict[str, Any], old: TaskRunStatus, new: TaskRunStatus) -> None:
+        patch = status_patch(old, new)
+        if patch:
+            await self._cluster.patch_run_status(run["metadata"]["name"], patch)
+
+    # --- timers and queue status -------------------------------------------------------
+
+    def _wake_at(self, name: str, due: datetime) -> None:
+        """Reconcile `name` again at `due` (the earliest of its pending wake-ups).
+
+        Timers live in memory only: after a restart, `rebuild` re-arms them from status.
+        """
+        current = self._timers.get(name)
+        if current is not None:
+            if current[0] <= due:
+                return
+            current[1].cancel()
         delay = max(0.0, (due - self._clock()).total_seconds())
         loop = asyncio.get_running_loop()
 
         def wake() -> None:
             self._timers.pop(name, None)
-            task = loop.create_task(self.reconcile(name))
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+            self._spawn(self.run_changed(name))
 
-        self._timers[name] = loop.call_later(delay, wake)
+        self._timers[name] = (due, loop.call_later(delay, wake))
+
+    def _spawn(self, work: Any) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _queue_changed(self, queue: str) -> None:
+        """Write the queue's counts soon: one write for a burst of changes."""
+        if queue in self._queue_writes:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+
+        def write() -> None:
+            self._queue_writes.pop(queue, None)
+            running, queued = self.scheduler.counts(queue)
+            self._spawn(self._write_queue_status(queue, running, queued))
+
+        self._queue_writes[queue] = loop.call_later(QUEUE_STATUS_DELAY_SECONDS, write)
+
+    async def _write_queue_status(self, queue: str, running: int, queued: int) -> None:
+        try:
+            await self._cluster.patch_queue_status(queue, {"running": running, "queued": queued})
+        except Exception:
+            log.warning("could not write the status of queue %s", queue, exc_info=True)

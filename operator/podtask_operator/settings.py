@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from podtask.machines import DEFAULT_CPU_REQUEST_RATIO, DEFAULT_MEMORY_REQUEST_RATIO
@@ -22,3 +22,46 @@ class OperatorSettings(BaseSettings):
     runner_command: list[str] = Field(default=["python", "-m", "podtask_runner"])
     run_as_user: int = Field(default=10001, ge=1)
     termination_grace_seconds: int = Field(default=30, ge=0)
+    default_concurrency_limit: int = Field(
+        default=10, ge=1, description="The limit of a queue that declares none: never unbounded."
+    )
+
+    # Restart safety and HA: one active operator among replicas, elected on a Lease.
+    leader_election: bool = Field(
+        default=True, description="Wait for the Lease before acting; off only for a lone replica."
+    )
+    lease_name: str = Field(default="podtask-operator", min_length=1)
+    lease_duration_seconds: int = Field(
+        default=15, ge=1, description="How long a holder that stops renewing keeps the Lease."
+    )
+    lease_renew_seconds: float = Field(
+        default=5.0, gt=0, description="How often the leader renews; a standby polls as often."
+    )
+    # Health: the endpoint serves from the start, as a standby too.
+    health_port: int | None = Field(
+        default=None, ge=0, le=65535, description="Serve GET /healthz here (unset: no endpoint)."
+    )
+    health_host: str = "0.0.0.0"
+    watch_stall_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="Unhealthy when the leader saw no watch event for this long.",
+    )
+    # Housekeeping: what finished work stays in the cluster, and for how long.
+    pod_retention_seconds: float = Field(
+        default=3600.0, ge=0, description="Finished pods (and their logs) stay this long."
+    )
+    run_retention_seconds: float = Field(
+        default=7 * 24 * 3600.0, ge=0, description="Finished TaskRuns stay this long."
+    )
+    housekeeping_interval_seconds: float = Field(default=60.0, gt=0)
+
+    @model_validator(mode="after")
+    def _renewals_fit_in_the_lease(self) -> OperatorSettings:
+        # The leader gives up after `lease_duration - lease_renew` without a renewal, so that it
+        # stops before a standby may take over; that needs room for at least one retry.
+        if self.lease_renew_seconds * 2 > self.lease_duration_seconds:
+            raise ValueError(
+                "PODTASK_LEASE_RENEW_SECONDS must be at most half of PODTASK_LEASE_DURATION_SECONDS"
+            )
+        return self

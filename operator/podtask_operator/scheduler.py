@@ -1,0 +1,192 @@
+"""The scheduler: every queue's waiting line and active pods, and the admission loop.
+
+Event-driven: a run becoming ready, a pod ending, or a queue's limit changing
+each trigger one admission pass for the bucket concerned; nothing polls per run.
+Active pods are counted from the cluster (pod watch events) plus the pods this
+operator created and has not seen yet, so a lagging watch cannot let a queue
+exceed its limit. Passes for one bucket run one at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any
+
+from podtask.resources import LABEL_CONCURRENCY_KEY, LABEL_QUEUE, TaskRunSpec
+from podtask_operator.admission import QueueControls, effective_limit, free_slots, waiting_message
+from podtask_operator.attempts import pod_is_finished
+from podtask_operator.queues import Bucket, BucketKey, LinePlace, bucket_of
+
+log = logging.getLogger(__name__)
+
+StartRun = Callable[[str], Awaitable[str | None]]
+RETRY_ADMISSION_SECONDS = 5.0
+# Pods seen ending, remembered so that a creation answered after the pod already
+# ended (a very fast task) does not count it as active again.
+_ENDED_MEMORY = 20_000
+
+
+def _pod_bucket(pod: Mapping[str, Any]) -> BucketKey | None:
+    labels = pod.get("metadata", {}).get("labels") or {}
+    queue = labels.get(LABEL_QUEUE)
+    if queue is None:
+        return None
+    return (queue, labels.get(LABEL_CONCURRENCY_KEY, ""))
+
+
+class Scheduler:
+    def __init__(
+        self,
+        default_limit: int,
+        start: StartRun,
+        on_counts_changed: Callable[[str], None] = lambda queue: None,
+    ) -> None:
+        self._default_limit = default_limit
+        self._start = start
+        self._on_counts_changed = on_counts_changed
+        self._buckets: dict[BucketKey, Bucket] = {}
+        self._run_bucket: dict[str, BucketKey] = {}
+        self._ended: OrderedDict[str, None] = OrderedDict()
+        self._controls: dict[str, QueueControls] = {}
+        self._declared: dict[str, int | None] = {}
+        self._locks: dict[BucketKey, asyncio.Lock] = {}
+        self._retry_timers: dict[BucketKey, asyncio.TimerHandle] = {}
+        self._background: set[asyncio.Task[None]] = set()
+
+    # --- state ---------------------------------------------------------------------------
+
+    def _bucket(self, key: BucketKey, queue: str) -> Bucket:
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = self._buckets[key] = Bucket(key=key, queue=queue)
+        return bucket
+
+    def buckets(self) -> list[BucketKey]:
+        return list(self._buckets)
+
+    def enqueue(self, name: str, spec: TaskRunSpec, created: str) -> BucketKey:
+        """Put a run in its line (a no-op when it is there already)."""
+        key = bucket_of(spec)
+        self._declared[key[0]] = spec.queue.concurrency_limit
+        bucket = self._bucket(key, key[0])
+        if name not in bucket.waiting:
+            bucket.waiting.add(LinePlace.of(name, spec.priority, created))
+            self._run_bucket[name] = key
+            self._on_counts_changed(key[0])
+        return key
+
+    def withdraw(self, name: str) -> BucketKey | None:
+        key = self._run_bucket.pop(name, None)
+        if key is not None and self._buckets[key].waiting.remove(name):
+            self._on_counts_changed(key[0])
+        return key
+
+    def is_waiting(self, name: str) -> bool:
+        return name in self._run_bucket
+
+    def observe_pod(self, pod: Mapping[str, Any], *, deleted: bool = False) -> BucketKey | None:
+        """Count a pod in or out of its bucket; the bucket when a slot may have freed up."""
+        name = pod["metadata"]["name"]
+        key = _pod_bucket(pod)
+        if key is None:
+            return None
+        bucket = self._bucket(key, key[0])
+        if deleted or pod_is_finished(pod):
+            self._ended[name] = None
+            if len(self._ended) > _ENDED_MEMORY:
+                self._ended.popitem(last=False)
+            if name in bucket.active:
+                bucket.active.discard(name)
+                self._on_counts_changed(key[0])
+            return key
+        if name not in self._ended and name not in bucket.active:
+            bucket.active.add(name)
+            self._on_counts_changed(key[0])
+        return None
+
+    def set_controls(self, queue: str, controls: QueueControls | None) -> list[BucketKey]:
+        """Apply a TaskQueue's live limit and pause; the buckets that may admit now."""
+        if controls is None:
+            self._controls.pop(queue, None)
+        else:
+            self._controls[queue] = controls
+        return [key for key in self._buckets if key[0] == queue]
+
+    def limit(self, queue: str) -> int:
+        return effective_limit(
+            self._controls.get(queue), self._declared.get(queue), self._default_limit
+        )
+
+    def paused(self, queue: str) -> bool:
+        controls = self._controls.get(queue)
+        return controls is not None and controls.paused
+
+    def counts(self, queue: str) -> tuple[int, int]:
+        """(running, queued) over every concurrency key of a queue."""
+        running = queued = 0
+        for key, bucket in self._buckets.items():
+            if key[0] == queue:
+                running += len(bucket.active)
+                queued += len(bucket.waiting)
+        return running, queued
+
+    def why_waiting(self, name: str) -> tuple[str, str] | None:
+        key = self._run_bucket.get(name)
+        if key is None:
+            return None
+        bucket = self._buckets[key]
+        return waiting_message(
+            key[0],
+            key[1],
+            len(bucket.active),
+            self.limit(key[0]),
+            self.paused(key[0]),
+            bucket.waiting.position(name),
+        )
+
+    # --- admission -----------------------------------------------------------------------
+
+    async def admit_all(self, keys: Iterable[BucketKey] | None = None) -> None:
+        for key in list(self._buckets) if keys is None else list(keys):
+            await self.admit(key)
+
+    async def admit(self, key: BucketKey) -> None:
+        """Start the best waiting runs of a bucket while it has free slots."""
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            return
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            while bucket.waiting and free_slots(
+                len(bucket.active), self.limit(bucket.queue), self.paused(bucket.queue)
+            ):
+                place = bucket.waiting.pop_first()
+                self._run_bucket.pop(place.name, None)
+                try:
+                    pod = await self._start(place.name)
+                except Exception:
+                    log.exception("could not start run %s; trying again shortly", place.name)
+                    if place.name not in self._run_bucket:
+                        bucket.waiting.add(place)
+                        self._run_bucket[place.name] = key
+                    self._admit_later(key)
+                    break
+                if pod is not None and pod not in self._ended:
+                    bucket.active.add(pod)
+                self._on_counts_changed(bucket.queue)
+
+    def _admit_later(self, key: BucketKey) -> None:
+        if key in self._retry_timers:
+            return
+        loop = asyncio.get_running_loop()
+
+        def again() -> None:
+            self._retry_timers.pop(key, None)
+            task = loop.create_task(self.admit(key))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+        self._retry_timers[key] = loop.call_later(RETRY_ADMISSION_SECONDS, again)
