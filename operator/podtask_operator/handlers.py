@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import random
 from typing import Any
 
 import kopf
@@ -25,7 +26,8 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.watching.client_timeout = 330
     operator_settings = OperatorSettings()
     cluster = Cluster(load_api_client(), operator_settings.namespace)
-    reconciler = RunReconciler(cluster, operator_settings)
+    jitter = random.Random(operator_settings.retry_jitter_seed)
+    reconciler = RunReconciler(cluster, operator_settings, random=jitter.random)
     memo.cluster = cluster
     memo.reconciler = reconciler
     # Before any watch starts: what runs, what waits and what each queue allows.

@@ -22,6 +22,9 @@ class OperatorSettings(BaseSettings):
     runner_command: list[str] = Field(default=["python", "-m", "podtask_runner"])
     run_as_user: int = Field(default=10001, ge=1)
     termination_grace_seconds: int = Field(default=30, ge=0)
+    retry_jitter_seed: int | None = Field(
+        default=None, description="Seed the backoff's random part (tests want it repeatable)."
+    )
     default_concurrency_limit: int = Field(
         default=10, ge=1, description="The limit of a queue that declares none: never unbounded."
     )

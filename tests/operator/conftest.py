@@ -37,3 +37,8 @@ def run() -> dict[str, Any]:
         "kind": "TaskRun",
         "metadata": {"name": "run-abc123", "namespace": "tasks", "uid": "0000-1111"},
     }
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"

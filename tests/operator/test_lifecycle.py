@@ -147,3 +147,63 @@ def test_status_patch_sends_changes_and_clears_removed_keys(spec: TaskRunSpec) -
     assert patch["nextAttemptAt"] is None
     assert "report" not in patch
     assert status_patch(started, started) == {}
+
+
+def test_pending_runs_wait_for_their_delay_then_their_ttl_counts() -> None:
+    from podtask_operator.lifecycle import PendingAction, pending_action
+
+    base = TaskRunSpec.model_validate(
+        {
+            "taskId": "t",
+            "version": "1",
+            "image": "i",
+            "module": "m",
+            "machine": "micro",
+            "queue": {"name": "q"},
+        }
+    )
+    assert pending_action(base, NOW, NOW).action is PendingAction.ENQUEUE
+    delayed = base.model_copy(
+        update={"delay_until": NOW + timedelta(seconds=30), "ttl_seconds": 10}
+    )
+    pending = pending_action(delayed, NOW, NOW)
+    assert (pending.action, pending.until) == (PendingAction.DELAY, NOW + timedelta(seconds=30))
+    after_delay = pending_action(delayed, NOW, NOW + timedelta(seconds=35))
+    assert (after_delay.action, after_delay.until) == (
+        PendingAction.ENQUEUE,
+        NOW + timedelta(seconds=40),
+    )
+    assert pending_action(delayed, NOW, NOW + timedelta(seconds=41)).action is PendingAction.EXPIRE
+
+
+def test_max_duration_deadline_and_operator_ends(spec: TaskRunSpec) -> None:
+    from podtask_operator.lifecycle import MAX_DURATION_GRACE, attempt_deadline, finished
+
+    bounded = spec.model_copy(update={"max_duration_seconds": 60})
+    status = _executing(bounded)
+    assert attempt_deadline(bounded, status) == NOW + timedelta(seconds=60) + MAX_DURATION_GRACE
+    assert attempt_deadline(spec, status) is None
+    canceled = finished(
+        status,
+        RunPhase.CANCELED,
+        NOW + timedelta(seconds=5),
+        reason="Canceled",
+        message="the run was canceled",
+    )
+    assert canceled.phase == RunPhase.CANCELED
+    assert canceled.attempts[-1].finished_at == NOW + timedelta(seconds=5)
+    assert canceled.attempts[-1].reason == "Canceled"
+    assert canceled.duration == "5.0s"
+    assert [c.type for c in canceled.conditions] == ["Finished"]
+    never_started = finished(TaskRunStatus(), RunPhase.EXPIRED, NOW, reason="Expired", message="x")
+    assert never_started.duration is None and never_started.attempts == []
+
+
+def test_waiting_conditions_say_why_and_are_cleared_on_start(spec: TaskRunSpec) -> None:
+    from podtask_operator.lifecycle import waiting
+
+    queued = waiting(TaskRunStatus(), RunPhase.QUEUED, "QueueAtLimit", "at its limit 3/3", NOW)
+    assert queued.phase == RunPhase.QUEUED
+    assert [(c.type, c.reason) for c in queued.conditions] == [("Waiting", "QueueAtLimit")]
+    started = start_attempt("run-abc123", spec, queued, NOW)
+    assert started.conditions == []
