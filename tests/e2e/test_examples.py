@@ -113,8 +113,36 @@ def test_podtask_index_lists_every_example() -> None:
         "lifecycle-hooks",
         "parent-task",
         "child-task",
+        "out-of-memory",
     }
     assert tasks["heavy-task"]["machine"] == "large-1x"
     assert tasks["one-at-a-time"]["queue"] == {"name": "one-at-a-time", "concurrencyLimit": 1}
     assert tasks["retry-example"]["retry"]["maxAttempts"] == 5
     assert {"name": "one-at-a-time", "concurrencyLimit": 1} in manifest["queues"]
+
+
+def test_out_of_memory_retries_on_the_bigger_machine(stack: Stack) -> None:
+    run = stack.wait_for(stack.trigger("out-of-memory", {"megabytes": 700}), timeout=90)
+    assert run["status"] == "Completed", run
+    first, second = run["attempts"]
+    assert (first["machine"], first["reason"], first["exitCode"]) == ("small-1x", "OOMKilled", 137)
+    assert (second["machine"], second["reason"]) == ("medium-1x", "Completed")
+    assert run["output"] == {"allocatedMb": 700, "machine": "medium-1x", "attempt": 2}
+    limits = {}
+    for number, attempt in enumerate(run["attempts"], start=1):
+        pod = json.loads(
+            subprocess.run(
+                ["kubectl", "get", "pod", f"{run['id']}-{number}", "-o", "json"],
+                env=stack.kube_env,
+                capture_output=True,
+                text=True,
+                check=True,
+                timeout=60,
+            ).stdout
+        )
+        limits[number] = pod["spec"]["containers"][0]["resources"]["limits"]
+        assert pod["metadata"]["labels"]["podtask.dev/machine"] == attempt["machine"]
+    assert limits == {
+        1: {"cpu": "500m", "memory": "512Mi"},
+        2: {"cpu": "1000m", "memory": "2048Mi"},
+    }
