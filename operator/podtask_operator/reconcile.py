@@ -105,6 +105,7 @@ class RunReconciler:
         self._timers: dict[str, tuple[datetime, asyncio.TimerHandle]] = {}
         self._background: set[asyncio.Task[Any]] = set()
         self._queue_writes: dict[str, asyncio.TimerHandle] = {}
+        self._queue_counts_written: dict[str, tuple[int, int]] = {}
         self.scheduler = Scheduler(
             settings.default_concurrency_limit, self._start_admitted, self._queue_changed
         )
@@ -460,7 +461,13 @@ class RunReconciler:
         self._queue_writes[queue] = loop.call_later(QUEUE_STATUS_DELAY_SECONDS, write)
 
     async def _write_queue_status(self, queue: str, running: int, queued: int) -> None:
+        # Our own write comes back as a watch event of the queue: writing only what
+        # changed keeps that echo from writing again.
+        if self._queue_counts_written.get(queue) == (running, queued):
+            return
         try:
             await self._cluster.patch_queue_status(queue, {"running": running, "queued": queued})
         except Exception:
             log.warning("could not write the status of queue %s", queue, exc_info=True)
+            return
+        self._queue_counts_written[queue] = (running, queued)

@@ -41,6 +41,12 @@ class DevProcess:
         self.output: list[str] = []
         self._process: subprocess.Popen[str] | None = None
 
+    @property
+    def pid(self) -> int:
+        """The pid of the `podtask dev` process (the parts are its children)."""
+        assert self._process is not None, "not started"
+        return self._process.pid
+
     def start(self) -> DevProcess:
         args = [
             sys.executable,
