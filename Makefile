@@ -32,6 +32,7 @@ crds: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/e2e_throughput.py
+	$(BIN)/python bench/admission_cost.py
 
 clean:
 	rm -rf $(VENV) .podtask .mypy_cache .ruff_cache .pytest_cache
