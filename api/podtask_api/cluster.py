@@ -1,4 +1,4 @@
-"""The API's view of the cluster: read Tasks and TaskRuns, create runs, record reports.
+"""The API's view of the cluster: read Tasks and TaskRuns, create and change runs, record reports.
 
 `KubernetesCluster` does it with the official (synchronous) client, so the
 routes call it in a thread. Its errors are translated here into the few
@@ -49,6 +49,17 @@ class ObjectRejected(ClusterError):
 
 class AttemptNotCurrent(ClusterError):
     """The run's attempt moved between the read a report was checked against and its write.
+
+    `run` is the run as read again after the refused write.
+    """
+
+    def __init__(self, message: str, run: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.run = run
+
+
+class PhaseChanged(ClusterError):
+    """The run's phase moved between the read a change was checked against and its write.
 
     `run` is the run as read again after the refused write.
     """
@@ -177,6 +188,43 @@ class KubernetesCluster:
             name=name,
         )
 
+    def merge_patch_run(self, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        """Merge `patch` into the TaskRun `name` (its spec and metadata; never its status)."""
+        return self._call(
+            "TaskRun",
+            name,
+            self._api.patch_namespaced_custom_object,
+            plural=TASK_RUNS,
+            name=name,
+            body=patch,
+            _content_type="application/merge-patch+json",
+        )
+
+    def set_delay_until(self, run: dict[str, Any], delay_until: str) -> dict[str, Any]:
+        """Set `spec.delayUntil` of `run`, only if its phase is still as in `run`; the result.
+
+        Raises `PhaseChanged` (with the run read again) when the operator has moved the run
+        on since it was read (a delayed run that has just been queued keeps its start).
+        """
+        name = run["metadata"]["name"]
+        guard = phase_guard(run)
+        write = {"op": "add", "path": "/spec/delayUntil", "value": delay_until}
+        try:
+            return self._call(
+                "TaskRun",
+                name,
+                self._api.patch_namespaced_custom_object,
+                plural=TASK_RUNS,
+                name=name,
+                body=[guard, write],
+                _content_type="application/json-patch+json",
+            )
+        except ObjectRejected as exc:
+            fresh = self.get_run(name)
+            if phase_guard(fresh) == guard:
+                raise
+            raise PhaseChanged(f"run {name!r} moved on while it was rescheduled", fresh) from exc
+
     def record_report(self, run: dict[str, Any], report: dict[str, Any]) -> None:
         """Set `status.report` of `run` wholesale, only if its attempt is still as in `run`.
 
@@ -222,5 +270,14 @@ def report_guard(run: dict[str, Any]) -> dict[str, Any]:
         return {"op": "test", "path": "/status/attempt", "value": status["attempt"]}
     # Before the operator first writes the attempt there is no value to test; the
     # resourceVersion pins the whole object instead (any write since fails the test).
+    version = (run.get("metadata") or {}).get("resourceVersion")
+    return {"op": "test", "path": "/metadata/resourceVersion", "value": version}
+
+
+def phase_guard(run: dict[str, Any]) -> dict[str, Any]:
+    """The JSON-patch `test` that holds while the run's phase is as it was in `run`."""
+    status = run.get("status")
+    if isinstance(status, dict) and "phase" in status:
+        return {"op": "test", "path": "/status/phase", "value": status["phase"]}
     version = (run.get("metadata") or {}).get("resourceVersion")
     return {"op": "test", "path": "/metadata/resourceVersion", "value": version}

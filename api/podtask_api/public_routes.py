@@ -1,4 +1,4 @@
-"""The public endpoints: trigger tasks, one or a batch, and read a run.
+"""The public endpoints: trigger tasks, one or a batch; read, cancel, replay, reschedule a run.
 
 Two routers, by who may call them. `router` takes API keys only (a run's attempt
 token gets a 403): every endpoint goes there unless a task needs it from inside
@@ -10,6 +10,7 @@ does with its child runs: trigger them (they get the token's run as
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Header
@@ -18,8 +19,18 @@ from pydantic import ValidationError
 
 from podtask.resources import TaskSpec
 from podtask_api.auth import Caller, authenticate_caller, require_api_key_holder
-from podtask_api.cluster import ObjectNotFound
+from podtask_api.cluster import ObjectNotFound, PhaseChanged
 from podtask_api.errors import ApiError
+from podtask_api.run_actions import (
+    ReplayRequest,
+    RescheduleRequest,
+    build_replay,
+    cancel_conflict,
+    cancel_patch,
+    reschedule_conflict,
+    rescheduled_until,
+    wire_time,
+)
 from podtask_api.run_creation import create_batch, create_run
 from podtask_api.run_views import run_view
 from podtask_api.services import Services, services
@@ -32,6 +43,7 @@ from podtask_api.triggers import (
     check_payload_size,
     is_object_name,
     plan_batch,
+    random_run_name,
     run_name_for,
     unknown_tasks_error,
 )
@@ -135,18 +147,23 @@ async def trigger_task(
     return JSONResponse(run.to_wire(), status_code=200 if run.is_cached else 201)
 
 
+async def _read_run(svc: Services, run_id: str) -> dict[str, Any]:
+    """The TaskRun `run_id`; a 404 when there is none."""
+    if not is_object_name(run_id):
+        raise run_not_found(run_id)
+    try:
+        return await svc.call(svc.cluster.get_run, run_id)
+    except ObjectNotFound:
+        raise run_not_found(run_id) from None
+
+
 @child_run_router.get("/runs/{run_id}")
 async def get_run(
     run_id: str,
     svc: Annotated[Services, Depends(services)],
     who: Annotated[Caller, Depends(authenticated_caller)],
 ) -> dict[str, Any]:
-    if not is_object_name(run_id):
-        raise run_not_found(run_id)
-    try:
-        run = await svc.call(svc.cluster.get_run, run_id)
-    except ObjectNotFound:
-        raise run_not_found(run_id) from None
+    run = await _read_run(svc, run_id)
     if not who.may_read(run):
         raise ApiError(
             403,
@@ -156,3 +173,74 @@ async def get_run(
             {"id": run_id},
         )
     return run_view(run)
+
+
+@router.post("/runs/{run_id}/cancel")
+async def cancel_run(run_id: str, svc: Annotated[Services, Depends(services)]) -> dict[str, Any]:
+    """Cancel a run that has not finished; the answer is the run as it is now.
+
+    The run is marked as to be canceled (`cancelRequestedAt`); the operator then deletes its
+    pod and ends it `Canceled` (at once when it has not started). Canceling again is
+    harmless; a finished run is a 409 `run_finished`.
+    """
+    run = await _read_run(svc, run_id)
+    conflict = cancel_conflict(run)
+    if conflict is not None:
+        raise conflict
+    patch = cancel_patch(run, datetime.now(UTC))
+    if patch is not None:
+        try:
+            run = await svc.call(svc.cluster.merge_patch_run, run_id, patch)
+        except ObjectNotFound:
+            raise run_not_found(run_id) from None
+    return run_view(run)
+
+
+@router.post("/runs/{run_id}/replay", status_code=201)
+async def replay_run(
+    run_id: str,
+    svc: Annotated[Services, Depends(services)],
+    request: Annotated[ReplayRequest | None, Body()] = None,
+) -> dict[str, Any]:
+    """Trigger the run's task again as it was triggered: a new run with the old run's spec.
+
+    The new run keeps the old one's task version, options, tags and metadata; it has a new
+    id, `replayOf` the old one, and the old payload unless the body gives a new `payload`.
+    Any run may be replayed, also one still running.
+    """
+    replay = request or ReplayRequest()
+    if replay.has_payload:
+        check_payload_size(replay.payload)
+    run = await _read_run(svc, run_id)
+    body = build_replay(
+        run, random_run_name(), payload=replay.payload, new_payload=replay.has_payload
+    )
+    task_id: str = body["spec"]["taskId"]
+    planned = PlannedRun(index=0, body=body, task_id=task_id, idempotency_key=None)
+    created = await create_run(svc, planned)
+    return {**created.to_wire(), "taskId": task_id}
+
+
+@router.post("/runs/{run_id}/reschedule")
+async def reschedule_run(
+    run_id: str, request: RescheduleRequest, svc: Annotated[Services, Depends(services)]
+) -> dict[str, Any]:
+    """Move the start of a `Delayed` run: `delay` in seconds from now, or a time.
+
+    Any other state is a 409 `run_not_delayed`. The answer is the run as it is now.
+    """
+    run = await _read_run(svc, run_id)
+    conflict = reschedule_conflict(run)
+    if conflict is not None:
+        raise conflict
+    when = wire_time(rescheduled_until(request, datetime.now(UTC)))
+    try:
+        updated = await svc.call(svc.cluster.set_delay_until, run, when)
+    except ObjectNotFound:
+        raise run_not_found(run_id) from None
+    except PhaseChanged as exc:
+        # The operator queued (or canceled) the run between our read and our write.
+        raise reschedule_conflict(exc.run) or ApiError(
+            409, "run_not_delayed", f"run {run_id!r} is no longer delayed"
+        ) from None
+    return run_view(updated)

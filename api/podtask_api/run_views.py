@@ -36,6 +36,12 @@ def _duration_ms(status: TaskRunStatus) -> int | None:
     return max(0, round((status.finished_at - status.started_at).total_seconds() * 1000))
 
 
+def _conditions(run: dict[str, Any]) -> list[Any]:
+    # As the operator wrote them: they say why a run waits or ended, in its own words.
+    conditions = (run.get("status") or {}).get("conditions")
+    return conditions if isinstance(conditions, list) else []
+
+
 def run_view(run: dict[str, Any]) -> dict[str, Any]:
     """The run as `GET /api/v1/runs/{id}` shows it."""
     spec = _spec(run)
@@ -59,6 +65,9 @@ def run_view(run: dict[str, Any]) -> dict[str, Any]:
         "idempotencyKey": spec.idempotency_key,
         "priority": spec.priority,
         "parentRunId": spec.parent_run_id,
+        "replayOf": spec.replay_of,
+        "cancelRequestedAt": _wire_time(spec.cancel_requested_at),
+        "conditions": _conditions(run),
         "createdAt": metadata.get("creationTimestamp"),
         "startedAt": _wire_time(status.started_at),
         "finishedAt": _wire_time(status.finished_at),

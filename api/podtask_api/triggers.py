@@ -18,7 +18,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from podtask.limits import MAX_BATCH_ITEMS, MAX_PAYLOAD_BYTES
@@ -35,6 +43,32 @@ _OBJECT_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 
 Tag = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+
+
+def _whole_seconds_or_time(value: Any) -> Any:
+    # Without this a number that is not a whole one (1.5) or a boolean would be read as a
+    # Unix timestamp in 1970, silently meaning "no delay".
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        raise ValueError("delay must be whole seconds or a time")
+    return int(value) if isinstance(value, float) else value
+
+
+# A century: any longer is a mistake, and far longer would overflow the date arithmetic.
+MAX_DELAY_SECONDS = 100 * 365 * 24 * 3600
+
+
+def _delay_in_range(delay: int | datetime) -> int | datetime:
+    if isinstance(delay, int) and delay < 0:
+        raise ValueError("delay must be zero or more seconds, or a time")
+    if isinstance(delay, int) and delay > MAX_DELAY_SECONDS:
+        raise ValueError(f"delay must be at most {MAX_DELAY_SECONDS} seconds (100 years)")
+    return delay
+
+
+Delay = Annotated[
+    int | datetime, BeforeValidator(_whole_seconds_or_time), AfterValidator(_delay_in_range)
+]
+"""A delay: seconds from now, or the time (ISO 8601; without a zone, UTC)."""
 
 
 class TriggerOptions(BaseModel):
@@ -55,7 +89,7 @@ class TriggerOptions(BaseModel):
     ttl: int | None = Field(
         default=None, ge=1, description="Seconds the run may wait to start before it expires."
     )
-    delay: int | datetime | None = Field(
+    delay: Delay | None = Field(
         default=None, description="Seconds from now, or the time, before the run is queued."
     )
 
@@ -67,13 +101,6 @@ class TriggerOptions(BaseModel):
                 f"unknown machine {machine!r}; valid machines are: {', '.join(PRESETS)}"
             )
         return machine
-
-    @field_validator("delay")
-    @classmethod
-    def _delay_not_negative(cls, delay: int | datetime | None) -> int | datetime | None:
-        if isinstance(delay, int) and delay < 0:
-            raise ValueError("delay must be zero or more seconds, or a time")
-        return delay
 
 
 class TriggerRequest(BaseModel):
@@ -130,7 +157,8 @@ def run_name_for(task_id: str, options: TriggerOptions) -> str:
     return random_run_name()
 
 
-def _delay_until(delay: int | datetime | None, now: datetime) -> datetime | None:
+def delay_until(delay: int | datetime | None, now: datetime) -> datetime | None:
+    """When a run given `delay` (seconds from `now`, or a time) is due; None for no delay."""
     if delay is None:
         return None
     if isinstance(delay, datetime):
@@ -138,12 +166,17 @@ def _delay_until(delay: int | datetime | None, now: datetime) -> datetime | None
     return now + timedelta(seconds=delay) if delay > 0 else None
 
 
-def run_labels(task: TaskSpec) -> dict[str, str]:
-    labels = {LABEL_TASK: task.task_id}
+def labels_for(task_id: str, queue_name: str) -> dict[str, str]:
+    """The labels of a run of `task_id` in `queue_name`."""
+    labels = {LABEL_TASK: task_id}
     # A queue name that is not a valid label value is still the queue; it just has no label.
-    if len(task.queue.name) <= 63 and _LABEL_VALUE.match(task.queue.name):
-        labels[LABEL_QUEUE] = task.queue.name
+    if len(queue_name) <= 63 and _LABEL_VALUE.match(queue_name):
+        labels[LABEL_QUEUE] = queue_name
     return labels
+
+
+def run_labels(task: TaskSpec) -> dict[str, str]:
+    return labels_for(task.task_id, task.queue.name)
 
 
 def build_task_run(
@@ -159,6 +192,7 @@ def build_task_run(
     `parent_run_id` comes from the caller's verified attempt token, never from the body.
     """
     options = request.options
+    now = now or datetime.now(UTC)
     retry = task.retry
     if options.max_attempts is not None:
         # The run's retry policy is a snapshot; the option simply changes its copy.
@@ -179,8 +213,9 @@ def build_task_run(
         metadata=dict(options.metadata),
         idempotency_key=options.idempotency_key,
         ttl_seconds=options.ttl or task.ttl_seconds,
-        delay_until=_delay_until(options.delay, now or datetime.now(UTC)),
+        delay_until=delay_until(options.delay, now),
         parent_run_id=parent_run_id,
+        triggered_at=now,
     )
     return {
         "apiVersion": API_VERSION,
@@ -341,7 +376,12 @@ def plan_batch(
             run_of_item.append(by_name[name])
             continue
         body = build_task_run(
-            tasks[item.task], item.trigger(), name, parent_run_id=parent_run_id, now=when
+            tasks[item.task],
+            item.trigger(),
+            name,
+            parent_run_id=parent_run_id,
+            # A microsecond apart, so that a batch waits in its queue in item order.
+            now=when + timedelta(microseconds=index),
         )
         by_name[name] = len(runs)
         run_of_item.append(len(runs))

@@ -77,6 +77,15 @@ def _created(run: dict[str, Any], fallback: datetime) -> datetime:
     return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
 
 
+def line_stamp(spec: TaskRunSpec, created: datetime) -> str:
+    """A run's time in its queue's line: when it was triggered, else when it was created.
+
+    Creation timestamps have whole seconds only; a batch needs its item order kept.
+    """
+    when = (spec.triggered_at or created).astimezone(UTC)
+    return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def _phase(status: TaskRunStatus) -> RunPhase | None:
     return RunPhase(status.phase) if status.phase else None
 
@@ -221,7 +230,7 @@ class RunReconciler:
                 return self.scheduler.withdraw(name)
             if pending.until is not None:
                 self._wake_at(name, pending.until)
-        return self.scheduler.enqueue(name, spec, run["metadata"].get("creationTimestamp", ""))
+        return self.scheduler.enqueue(name, spec, line_stamp(spec, _created(run, now)))
 
     async def mark_waiting(self, name: str) -> None:
         """Say in the run's status why it waits, if admission left it waiting."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import sys
 from pathlib import Path
@@ -36,7 +37,75 @@ def _parser() -> argparse.ArgumentParser:
         help="print the manifest (JSON) of the tasks and queues that task modules declare",
     )
     index.add_argument("modules", nargs="+", help="task modules: files, folders or dotted names")
+    runs = commands.add_parser(
+        "runs",
+        help="manage runs through the API (PODTASK_API_URL, PODTASK_API_KEY)",
+        description="Manage runs through the podtask API at PODTASK_API_URL, with the API key "
+        "in PODTASK_API_KEY.",
+    )
+    run_commands = runs.add_subparsers(dest="runs_command", required=True)
+    cancel = run_commands.add_parser("cancel", help="cancel a run that has not finished")
+    cancel.add_argument("run_id", metavar="ID")
+    replay = run_commands.add_parser(
+        "replay", help="trigger a new run as a run was triggered (same task version and options)"
+    )
+    replay.add_argument("run_id", metavar="ID")
+    replay.add_argument(
+        "--payload",
+        type=_json_argument,
+        # Left out of the namespace when not given: `--payload null` is a null payload.
+        default=argparse.SUPPRESS,
+        help="the new run's payload, as JSON (default: the replayed run's payload)",
+    )
     return parser
+
+
+def _json_argument(text: str) -> object:
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not valid JSON: {exc}") from None
+
+
+def _runs_command(args: argparse.Namespace) -> int:
+    from podtask.client import (
+        ENV_API_KEY,
+        ENV_API_URL,
+        SAME_PAYLOAD,
+        ClientNotConfiguredError,
+        PodtaskApiError,
+        PodtaskClient,
+        PodtaskConnectionError,
+    )
+
+    try:
+        client = PodtaskClient()
+    except ClientNotConfiguredError:
+        print(
+            f"podtask: {ENV_API_URL} is not set: set it to the podtask API's address, and "
+            f"{ENV_API_KEY} to an API key (`podtask dev` prints both)",
+            file=sys.stderr,
+        )
+        return 2
+    with client:
+        try:
+            if args.runs_command == "cancel":
+                view = client.cancel_run(args.run_id)
+                print(f"Cancel requested for {view['id']} (status: {view['status']})")
+            else:
+                payload = getattr(args, "payload", SAME_PAYLOAD)
+                handle = client.replay_run(args.run_id, payload)
+                print(f"Replayed {args.run_id} as {handle.id}")
+        except PodtaskApiError as exc:
+            hint = ""
+            if exc.status == 401 and not os.environ.get(ENV_API_KEY):
+                hint = f"; set {ENV_API_KEY} to an API key (`podtask dev` prints one)"
+            print(f"podtask: {exc}{hint}", file=sys.stderr)
+            return 1
+        except PodtaskConnectionError as exc:
+            print(f"podtask: {exc}", file=sys.stderr)
+            return 1
+    return 0
 
 
 def _print_index(module_refs: list[str]) -> int:
@@ -63,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
             )
         if args.command == "index":
             return _print_index(args.modules)
+        if args.command == "runs":
+            return _runs_command(args)
     except PodtaskError as exc:
         print(f"podtask: {exc}", file=sys.stderr)
         return 2

@@ -13,6 +13,10 @@ token (`PODTASK_ATTEMPT_TOKEN`, set by the operator), and the API makes every
 run triggered with it a child of the running task's run (`parentRunId`), which
 that token may then read.
 
+Runs can be managed too: `cancel_run(id)`, `replay_run(id, payload=...)` (a new run of the
+same task, options and task version; the old payload unless a new one is given) and
+`reschedule_run(id, delay)` (a run still Delayed). They need an API key.
+
 Every call blocks; its twin with the `_async` suffix is a coroutine
 (`await tasks.trigger_async(...)`). Waiting polls `GET /api/v1/runs/{id}` with a
 gentle backoff (0.2 s, growing to 2 s) until the run reaches a final status.
@@ -27,6 +31,7 @@ import time
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from types import TracebackType
 from typing import Any, Unpack
 from urllib.parse import quote
@@ -35,7 +40,14 @@ import httpx
 
 from podtask.errors import PodtaskError
 from podtask.run_results import RunHandle, RunResult, is_finished
-from podtask.trigger_options import TriggerOptions, batch_body, trigger_body
+from podtask.trigger_options import (
+    Seconds,
+    TriggerOptions,
+    batch_body,
+    options_to_wire,
+    to_json_value,
+    trigger_body,
+)
 
 ENV_API_URL = "PODTASK_API_URL"
 ENV_API_KEY = "PODTASK_API_KEY"
@@ -163,6 +175,33 @@ def _run_path(run_id: str) -> str:
 
 def _trigger_path(task_id: str) -> str:
     return f"/api/v1/tasks/{quote(task_id, safe='')}/trigger"
+
+
+class _SamePayload:
+    def __repr__(self) -> str:
+        return "SAME_PAYLOAD"
+
+
+SAME_PAYLOAD: Any = _SamePayload()
+"""`replay_run`'s default payload: the replayed run's own (None would be a null payload)."""
+
+
+def replay_body(payload: Any) -> dict[str, Any]:
+    """The body of `POST /api/v1/runs/{id}/replay`: no payload field keeps the old payload."""
+    if payload is SAME_PAYLOAD:
+        return {}
+    return {"payload": to_json_value(payload)}
+
+
+def reschedule_body(delay: Seconds | datetime) -> dict[str, Any]:
+    """The body of `POST /api/v1/runs/{id}/reschedule`; `delay` as a trigger's delay."""
+    if delay is None:
+        raise TypeError("rescheduling needs a delay: seconds, a timedelta or a datetime")
+    return {"delay": options_to_wire({"delay": delay})["delay"]}
+
+
+def _replay_handle(answer: Mapping[str, Any]) -> RunHandle:
+    return RunHandle.from_wire(answer, str(answer.get("taskId") or ""))
 
 
 class PodtaskClient:
@@ -373,6 +412,45 @@ class PodtaskClient:
     async def wait_for_run_async(self, run_id: str, *, timeout: float | None = None) -> RunResult:
         return (await self.wait_for_runs_async([run_id], timeout=timeout))[0]
 
+    # -- managing runs ----------------------------------------------------------------------
+
+    def cancel_run(self, run_id: str) -> dict[str, Any]:
+        """Cancel a run that has not finished; the run as the API shows it now.
+
+        The operator then stops its pod and ends it Canceled (its status may still show
+        the state it was in). Canceling again is harmless; canceling a finished run raises
+        `PodtaskApiError` with code `run_finished` (HTTP 409).
+        """
+        view: dict[str, Any] = self._request("POST", _run_path(run_id) + "/cancel")
+        return view
+
+    async def cancel_run_async(self, run_id: str) -> dict[str, Any]:
+        view: dict[str, Any] = await self._request_async("POST", _run_path(run_id) + "/cancel")
+        return view
+
+    def replay_run(self, run_id: str, payload: Any = SAME_PAYLOAD) -> RunHandle:
+        """Trigger a new run as `run_id` was triggered (same task version, options, tags);
+        with `payload` instead of the old one when given. The new run's handle."""
+        answer = self._request("POST", _run_path(run_id) + "/replay", replay_body(payload))
+        return _replay_handle(answer)
+
+    async def replay_run_async(self, run_id: str, payload: Any = SAME_PAYLOAD) -> RunHandle:
+        path = _run_path(run_id) + "/replay"
+        return _replay_handle(await self._request_async("POST", path, replay_body(payload)))
+
+    def reschedule_run(self, run_id: str, delay: Seconds | datetime) -> dict[str, Any]:
+        """Move the start of a run that is still Delayed: `delay` seconds (or a timedelta)
+        from now, or a `datetime`. Any other state raises `PodtaskApiError` with code
+        `run_not_delayed` (HTTP 409). The run as the API shows it now."""
+        path = _run_path(run_id) + "/reschedule"
+        view: dict[str, Any] = self._request("POST", path, reschedule_body(delay))
+        return view
+
+    async def reschedule_run_async(self, run_id: str, delay: Seconds | datetime) -> dict[str, Any]:
+        path = _run_path(run_id) + "/reschedule"
+        view: dict[str, Any] = await self._request_async("POST", path, reschedule_body(delay))
+        return view
+
     # -- trigger and wait -------------------------------------------------------------------
 
     def trigger_and_wait(
@@ -551,6 +629,33 @@ def wait_for_run(run_id: str, *, timeout: float | None = None) -> RunResult:
 
 async def wait_for_run_async(run_id: str, *, timeout: float | None = None) -> RunResult:
     return await default_client().wait_for_run_async(run_id, timeout=timeout)
+
+
+def cancel_run(run_id: str) -> dict[str, Any]:
+    """Cancel a run that has not finished; the run as the API shows it now."""
+    return default_client().cancel_run(run_id)
+
+
+async def cancel_run_async(run_id: str) -> dict[str, Any]:
+    return await default_client().cancel_run_async(run_id)
+
+
+def replay_run(run_id: str, payload: Any = SAME_PAYLOAD) -> RunHandle:
+    """A new run triggered as `run_id` was (with `payload` instead, when given); its handle."""
+    return default_client().replay_run(run_id, payload)
+
+
+async def replay_run_async(run_id: str, payload: Any = SAME_PAYLOAD) -> RunHandle:
+    return await default_client().replay_run_async(run_id, payload)
+
+
+def reschedule_run(run_id: str, delay: Seconds | datetime) -> dict[str, Any]:
+    """Move the start of a Delayed run to `delay` (seconds, timedelta or datetime)."""
+    return default_client().reschedule_run(run_id, delay)
+
+
+async def reschedule_run_async(run_id: str, delay: Seconds | datetime) -> dict[str, Any]:
+    return await default_client().reschedule_run_async(run_id, delay)
 
 
 class TaskTriggers:

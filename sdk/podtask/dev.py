@@ -2,8 +2,9 @@
 
 Each component runs as its own process (the same code that runs in a real
 cluster; only the cluster differs). This module only composes them: it starts
-them in order, registers the task modules' manifest as `Task` resources, prints where
-everything is, and stops them in reverse order on Ctrl-C.
+them in order, registers the task modules' manifest (`register`: a `Task` per task, a
+`TaskQueue` per queue), prints where everything is, and stops them in reverse order on
+Ctrl-C.
 """
 
 from __future__ import annotations
@@ -27,12 +28,16 @@ from typing import Any, TextIO
 import httpx
 
 from podtask.crds import custom_resource_definitions
-from podtask.manifest import load_manifest
-from podtask.resources import API_VERSION, GROUP, VERSION
+from podtask.manifest import Manifest, load_manifest
+from podtask.resources import API_VERSION, GROUP, VERSION, QueueRef
 
 DEV_IMAGE = "podtask-dev"
 PR_SET_PDEATHSIG = 1
 NAMESPACE = "default"
+
+# The concurrency limit a TaskQueue was last given from its declaration (JSON: a number or
+# null). A limit changed live differs from it and survives a restart; a new declaration wins.
+DECLARED_LIMIT_ANNOTATION = f"{GROUP}/declared-concurrency-limit"
 
 
 def free_port() -> int:
@@ -74,19 +79,57 @@ def dev_version(module_ref: str) -> str:
     return "dev-" + digest.hexdigest()[:12]
 
 
-def task_resources(module_refs: Sequence[str]) -> list[dict[str, Any]]:
-    """The `Task` objects for every task in the modules' manifest, versioned by their source."""
+def task_resources(manifest: Manifest, namespace: str = NAMESPACE) -> list[dict[str, Any]]:
+    """The `Task` objects for every task in the manifest, versioned by their source."""
     return [
         {
             "apiVersion": API_VERSION,
             "kind": "Task",
-            "metadata": {"name": task.id, "namespace": NAMESPACE},
+            "metadata": {"name": task.id, "namespace": namespace},
             "spec": task.task_spec(
                 image=DEV_IMAGE, default_version=dev_version(task.module)
             ).to_wire(),
         }
-        for task in load_manifest(module_refs).tasks
+        for task in manifest.tasks
     ]
+
+
+def declared_limit(queue: QueueRef) -> str:
+    """The value of `DECLARED_LIMIT_ANNOTATION` for `queue`'s declaration."""
+    return json.dumps(queue.concurrency_limit)
+
+
+def queue_resource(queue: QueueRef, namespace: str = NAMESPACE) -> dict[str, Any]:
+    """The `TaskQueue` object for a declared queue, as first created (not paused)."""
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "TaskQueue",
+        "metadata": {
+            "name": queue.name,
+            "namespace": namespace,
+            "annotations": {DECLARED_LIMIT_ANNOTATION: declared_limit(queue)},
+        },
+        # An undeclared limit is null: the operator applies its default.
+        "spec": {"concurrencyLimit": queue.concurrency_limit, "paused": False},
+    }
+
+
+def queue_patch(existing: dict[str, Any], queue: QueueRef) -> dict[str, Any] | None:
+    """The merge patch that brings an existing `TaskQueue` to `queue`'s declaration, or None.
+
+    None when the declaration is the one last applied, so that a limit changed live
+    (`kubectl patch taskqueue`) stays; `paused` is never touched. A queue without the
+    annotation was not made from a declaration, which then wins.
+    """
+    annotations = (existing.get("metadata") or {}).get("annotations") or {}
+    declared = declared_limit(queue)
+    if annotations.get(DECLARED_LIMIT_ANNOTATION) == declared:
+        return None
+    # A null limit in a merge patch removes the field, which reads as null too.
+    return {
+        "metadata": {"annotations": {DECLARED_LIMIT_ANNOTATION: declared}},
+        "spec": {"concurrencyLimit": queue.concurrency_limit},
+    }
 
 
 def _wait_ready(url: str, process: subprocess.Popen[bytes], name: str, log: Path) -> None:
@@ -102,32 +145,66 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes], name: str, log: Path
     raise SystemExit(f"podtask dev: the {name} did not become ready; see {log}")
 
 
-def _register(cluster_url: str, tasks: list[dict[str, Any]]) -> None:
-    """Install the CRDs and make the `Task` objects exactly the ones of these modules."""
+_MERGE_PATCH = {"Content-Type": "application/merge-patch+json"}
+
+
+def _install_crds(kube: httpx.Client) -> None:
+    path = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
+    for crd in custom_resource_definitions():
+        existing = kube.get(f"{path}/{crd['metadata']['name']}")
+        if existing.status_code == 200:
+            crd["metadata"]["resourceVersion"] = existing.json()["metadata"]["resourceVersion"]
+            kube.put(f"{path}/{crd['metadata']['name']}", json=crd).raise_for_status()
+        else:
+            kube.post(path, json=crd).raise_for_status()
+
+
+def _names(listing: httpx.Response) -> dict[str, dict[str, Any]]:
+    listing.raise_for_status()
+    return {item["metadata"]["name"]: item for item in listing.json().get("items", [])}
+
+
+def register_tasks(kube: httpx.Client, tasks: list[dict[str, Any]], namespace: str) -> None:
+    """Make the `Task` objects exactly `tasks`: a task no longer declared is not deployed."""
+    tasks_path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/tasks"
+    current = set(_names(kube.get(tasks_path)))
+    wanted = {t["metadata"]["name"] for t in tasks}
+    for stale in current - wanted:
+        kube.delete(f"{tasks_path}/{stale}")
+    for body in tasks:
+        name = body["metadata"]["name"]
+        if name in current:
+            kube.patch(
+                f"{tasks_path}/{name}", json={"spec": body["spec"]}, headers=_MERGE_PATCH
+            ).raise_for_status()
+        else:
+            kube.post(tasks_path, json=body).raise_for_status()
+
+
+def register_queues(kube: httpx.Client, queues: Sequence[QueueRef], namespace: str) -> None:
+    """Give each declared queue its `TaskQueue`, with the declared limit (see `queue_patch`).
+
+    Queues no longer declared stay: runs may still wait in them.
+    """
+    queues_path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/taskqueues"
+    current = _names(kube.get(queues_path))
+    for queue in queues:
+        if queue.name not in current:
+            kube.post(queues_path, json=queue_resource(queue, namespace)).raise_for_status()
+            continue
+        patch = queue_patch(current[queue.name], queue)
+        if patch is not None:
+            kube.patch(
+                f"{queues_path}/{queue.name}", json=patch, headers=_MERGE_PATCH
+            ).raise_for_status()
+
+
+def register(cluster_url: str, manifest: Manifest, namespace: str = NAMESPACE) -> None:
+    """Install the CRDs, then the manifest's `Task` and `TaskQueue` objects in `namespace`."""
     with httpx.Client(base_url=cluster_url, timeout=30) as kube:
-        for crd in custom_resource_definitions():
-            path = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
-            existing = kube.get(f"{path}/{crd['metadata']['name']}")
-            if existing.status_code == 200:
-                crd["metadata"]["resourceVersion"] = existing.json()["metadata"]["resourceVersion"]
-                kube.put(f"{path}/{crd['metadata']['name']}", json=crd).raise_for_status()
-            else:
-                kube.post(path, json=crd).raise_for_status()
-        tasks_path = f"/apis/{GROUP}/{VERSION}/namespaces/{NAMESPACE}/tasks"
-        current = {t["metadata"]["name"] for t in kube.get(tasks_path).json().get("items", [])}
-        wanted = {t["metadata"]["name"] for t in tasks}
-        for stale in current - wanted:
-            kube.delete(f"{tasks_path}/{stale}")
-        for body in tasks:
-            name = body["metadata"]["name"]
-            if name in current:
-                kube.patch(
-                    f"{tasks_path}/{name}",
-                    json={"spec": body["spec"]},
-                    headers={"Content-Type": "application/merge-patch+json"},
-                ).raise_for_status()
-            else:
-                kube.post(tasks_path, json=body).raise_for_status()
+        _install_crds(kube)
+        register_tasks(kube, task_resources(manifest, namespace), namespace)
+        register_queues(kube, manifest.queues, namespace)
 
 
 def _die_with_parent() -> None:
@@ -181,7 +258,7 @@ class DevStack:
 
     def start(self, module_refs: Sequence[str]) -> DevSecrets:
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        tasks = task_resources(module_refs)
+        manifest = load_manifest(module_refs)
         dev_secrets = DevSecrets.load_or_create(self.state_dir)
         base_env = {k: v for k, v in os.environ.items() if not k.startswith("PODTASK_")}
         cluster = self._spawn(
@@ -204,7 +281,7 @@ class DevStack:
             "embedded cluster",
             self.state_dir / "logs" / "cluster.log",
         )
-        _register(self.cluster_url, tasks)
+        register(self.cluster_url, manifest)
         shared = {
             **base_env,
             "KUBECONFIG": str(self.kubeconfig),

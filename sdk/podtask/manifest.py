@@ -4,12 +4,15 @@
 and a deploy sends it to the API. It is self-contained: each task carries its whole
 configuration (module, queue with its limit, machine, full retry policy, max duration,
 ttl), and `queues` lists each queue once with the one limit its tasks agree on.
-camelCase in JSON, like every podtask resource; durations in seconds.
+Each queue becomes a `TaskQueue` object of the same name, so a queue's name must be a
+valid Kubernetes object name (a DNS subdomain). camelCase in JSON, like every podtask
+resource; durations in seconds.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -19,6 +22,16 @@ from podtask.errors import TaskDeclarationError
 from podtask.modules import load_tasks
 from podtask.resources import QueueRef, RetryPolicy, TaskSpec
 from podtask.tasks import Task
+
+# RFC 1123 subdomain, as Kubernetes checks the names of objects such as TaskQueues.
+_DNS_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+_DNS_SUBDOMAIN = re.compile(rf"^{_DNS_LABEL}(\.{_DNS_LABEL})*$")
+MAX_QUEUE_NAME_LENGTH = 253
+
+
+def is_valid_queue_name(name: str) -> bool:
+    """Whether `name` can name a `TaskQueue` object: a DNS subdomain (RFC 1123)."""
+    return len(name) <= MAX_QUEUE_NAME_LENGTH and bool(_DNS_SUBDOMAIN.match(name))
 
 
 class ManifestModel(BaseModel):
@@ -61,11 +74,20 @@ def _located(task_id: str, sources: Mapping[str, str]) -> str:
 def queues_of(
     tasks: Sequence[ManifestTask], sources: Mapping[str, str] | None = None
 ) -> list[QueueRef]:
-    """Each queue the tasks use, once, sorted by name. Tasks that share a queue must give it
-    the same concurrency limit; a ValueError names the first two that do not."""
+    """Each queue the tasks use, once, sorted by name. A queue's name must be able to name its
+    `TaskQueue` object, and tasks that share a queue must give it the same concurrency limit;
+    a ValueError names the first queue (and its tasks) that breaks either rule."""
     sources = sources or {}
     first_user: dict[str, ManifestTask] = {}
     for task in tasks:
+        if not is_valid_queue_name(task.queue.name):
+            raise ValueError(
+                f"queue {task.queue.name!r} of {_located(task.id, sources)} is not a valid queue "
+                f"name: it names the queue's TaskQueue object in Kubernetes, so it must be at "
+                f"most {MAX_QUEUE_NAME_LENGTH} characters of lowercase letters, digits, '-' and "
+                "'.', starting and ending with a letter or digit (for example 'emails' or "
+                "'emails.eu')"
+            )
         earlier = first_user.setdefault(task.queue.name, task)
         if earlier.queue.concurrency_limit != task.queue.concurrency_limit:
             raise ValueError(

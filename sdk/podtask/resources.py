@@ -144,6 +144,10 @@ class TaskRunSpec(WireModel):
     parent_run_id: str | None = None
     is_test: bool = False
     replay_of: str | None = Field(default=None, description="The run this one replays.")
+    triggered_at: datetime | None = Field(
+        default=None,
+        description="When it was triggered, to the microsecond: its place in its queue's line.",
+    )
     cancel_requested_at: datetime | None = Field(
         default=None,
         description="Set to cancel the run: the operator deletes its pod and ends it Canceled.",

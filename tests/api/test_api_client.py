@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import httpx
@@ -21,10 +21,13 @@ from pydantic import BaseModel
 
 from podtask import client as podtask_client
 from podtask.client import (
+    SAME_PAYLOAD,
     PodtaskApiError,
     PodtaskClient,
     PodtaskConnectionError,
     RunWaitTimeoutError,
+    replay_body,
+    reschedule_body,
     tasks,
 )
 from podtask.resources import RunPhase
@@ -272,3 +275,109 @@ def test_an_expired_attempt_token_is_refused(api: Api, inside_a_task: str) -> No
         with pytest.raises(PodtaskApiError, match="expired") as refused:
             client.trigger("hello-world", {})
     assert refused.value.status == 401
+
+
+# -- managing runs ------------------------------------------------------------------------------
+
+
+def _delayed_run(api: Api, client: PodtaskClient) -> str:
+    """A run that the operator holds as Delayed."""
+    run_id = client.trigger("hello-world", "later", delay=3600).id
+    api.namespace.set_run_status(run_id, {"phase": "Delayed"})
+    return run_id
+
+
+def test_cancel_replay_and_reschedule(api: Api) -> None:
+    with api.client() as client:
+        old = client.trigger("hello-world", Greeting(name="Ada"), tags="vip").id
+        api.namespace.set_run_status(old, {"phase": "Executing", "attempt": 1})
+
+        view = client.cancel_run(old)
+        assert (view["id"], view["status"]) == (old, "Executing")
+        assert view["cancelRequestedAt"] == api.namespace.run(old)["spec"]["cancelRequestedAt"]
+        assert client.cancel_run(old)["cancelRequestedAt"] == view["cancelRequestedAt"]
+
+        replay = client.replay_run(old)
+        assert (replay.task_id, replay.is_cached) == ("hello-world", False)
+        spec = api.namespace.run(replay.id)["spec"]
+        assert (spec["replayOf"], spec["payload"], spec["tags"]) == (
+            old,
+            {"name": "Ada", "times": 1},
+            ["vip"],
+        )
+        assert "cancelRequestedAt" not in spec
+        with_model = client.replay_run(old, Greeting(name="Bob", times=2))
+        assert api.namespace.run(with_model.id)["spec"]["payload"] == {"name": "Bob", "times": 2}
+        with_null = client.replay_run(old, payload=None)
+        assert api.namespace.run(with_null.id)["spec"].get("payload") is None
+
+        finish(api.namespace, old, "Canceled")
+        with pytest.raises(PodtaskApiError) as finished:
+            client.cancel_run(old)
+        assert (finished.value.status, finished.value.code) == (409, "run_finished")
+
+        delayed = _delayed_run(api, client)
+        before = datetime.now(UTC)
+        client.reschedule_run(delayed, timedelta(minutes=5))
+        until = datetime.fromisoformat(api.namespace.run(delayed)["spec"]["delayUntil"])
+        assert before + timedelta(seconds=299) <= until <= datetime.now(UTC) + timedelta(minutes=5)
+        at = datetime(2031, 1, 2, 3, 4, 5, tzinfo=UTC)
+        assert client.reschedule_run(delayed, at)["status"] == "Delayed"
+        assert datetime.fromisoformat(api.namespace.run(delayed)["spec"]["delayUntil"]) == at
+        with pytest.raises(PodtaskApiError) as not_delayed:
+            client.reschedule_run(old, 10)
+        assert (not_delayed.value.status, not_delayed.value.code) == (409, "run_not_delayed")
+
+        for action in (client.cancel_run, client.replay_run):
+            with pytest.raises(PodtaskApiError) as missing:
+                action("run-missing")
+            assert (missing.value.status, missing.value.code) == (404, "run_not_found")
+
+
+def test_the_run_actions_async_twins_and_module_functions(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def scenario(client: PodtaskClient) -> None:
+        async with client:
+            run_id = (await client.trigger_async("hello-world", "one")).id
+            assert "cancelRequestedAt" in await client.cancel_run_async(run_id)
+            replay = await client.replay_run_async(run_id, "two")
+            assert api.namespace.run(replay.id)["spec"]["payload"] == "two"
+            delayed = await asyncio.to_thread(_delayed_run, api, client)
+            view = await client.reschedule_run_async(delayed, 30)
+            assert view["status"] == "Delayed"
+
+    asyncio.run(scenario(api.client()))
+
+    monkeypatch.setattr(podtask_client, "_default", None)
+    monkeypatch.setenv("PODTASK_API_URL", api.url)
+    monkeypatch.setenv("PODTASK_API_KEY", API_KEY)
+    try:
+        run_id = tasks.trigger("hello-world", "three").id
+        assert podtask_client.cancel_run(run_id)["id"] == run_id
+        replay = podtask_client.replay_run(run_id)
+        assert api.namespace.run(replay.id)["spec"]["replayOf"] == run_id
+        delayed = _delayed_run(api, podtask_client.default_client())
+        assert podtask_client.reschedule_run(delayed, 1)["id"] == delayed
+
+        async def module_twins() -> None:
+            await podtask_client.cancel_run_async(replay.id)
+            again = await podtask_client.replay_run_async(replay.id, {"n": 4})
+            assert api.namespace.run(again.id)["spec"]["payload"] == {"n": 4}
+            await podtask_client.reschedule_run_async(delayed, 2)
+            await podtask_client.default_client().aclose()
+
+        asyncio.run(module_twins())
+    finally:
+        podtask_client.default_client().close()
+
+
+def test_the_request_bodies_of_the_run_actions() -> None:
+    assert replay_body(SAME_PAYLOAD) == {}
+    assert replay_body(None) == {"payload": None}
+    assert replay_body(Greeting(name="A")) == {"payload": {"name": "A", "times": 1}}
+    assert reschedule_body(timedelta(seconds=1.5)) == {"delay": 2}
+    in_cest = datetime(2031, 1, 2, 3, 4, 5, tzinfo=timezone(timedelta(hours=2)))
+    assert reschedule_body(in_cest) == {"delay": "2031-01-02T01:04:05Z"}
+    with pytest.raises(TypeError, match="needs a delay"):
+        reschedule_body(None)  # type: ignore[arg-type]

@@ -63,6 +63,7 @@ def test_task_run_is_a_snapshot_of_the_task_with_defaults() -> None:
         "tags": [],
         "metadata": {},
         "isTest": False,
+        "triggeredAt": "2024-05-01T12:00:00Z",
     }
 
 

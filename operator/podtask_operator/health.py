@@ -1,0 +1,192 @@
+"""The operator's liveness: an HTTP endpoint that goes unhealthy when the watch goes quiet.
+
+This module owns `WATCH_HEARTBEAT`, which every kopf event handler beats on every watch event;
+the pure verdict on it (`assess`); the kopf handler on Lease events that keeps the beats coming
+(the leader renews its Lease every few seconds, so a healthy leader sees a Lease event that
+often even with no runs at all; registered on import); and a tiny HTTP server for the probe.
+
+The server is our own rather than kopf's `liveness_endpoint` because kopf's exists only once
+kopf runs, and a standby, still waiting for the Lease before kopf starts, must answer healthy:
+otherwise Kubernetes would keep restarting every standby.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import kopf
+
+log = logging.getLogger(__name__)
+
+HEALTH_PATH = "/healthz"
+_REQUEST_READ_TIMEOUT = 5.0
+_MAX_HEADER_LINES = 100
+
+
+class WatchHeartbeat:
+    """When this process last received a watch event (monotonic seconds)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self.last_beat: float | None = None
+
+    def beat(self) -> None:
+        """Record a watch event. Cheap and synchronous: call it first in every event handler."""
+        self.last_beat = self._clock()
+
+
+WATCH_HEARTBEAT = WatchHeartbeat()
+
+
+@kopf.on.event("coordination.k8s.io", "v1", "leases")
+async def lease_event(**_: Any) -> None:
+    """Any Lease event proves the watch is alive; the leader's own renewals make them steady."""
+    WATCH_HEARTBEAT.beat()
+
+
+@dataclass(frozen=True)
+class HealthReport:
+    healthy: bool
+    role: str  # "standby" or "leader"
+    seconds_since_watch_event: float | None
+    reason: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "healthy": self.healthy,
+            "role": self.role,
+            "secondsSinceWatchEvent": self.seconds_since_watch_event,
+            "reason": self.reason,
+        }
+
+
+def assess(
+    *,
+    leading: bool,
+    last_beat: float | None,
+    leading_since: float | None,
+    now: float,
+    stall_seconds: float,
+    detect_stalls: bool = True,
+) -> HealthReport:
+    """The probe's verdict. A standby is healthy: it watches nothing yet. A leader is unhealthy
+    once neither a watch event nor the start of its leadership is within `stall_seconds`."""
+    if not leading:
+        return HealthReport(True, "standby", None, "waiting for the Lease")
+    since = None if last_beat is None else max(0.0, now - last_beat)
+    if not detect_stalls:
+        return HealthReport(True, "leader", since, "stall detection is off")
+    # Before the first event, the quiet time counts from when this replica started leading.
+    reference = max((t for t in (last_beat, leading_since) if t is not None), default=now)
+    quiet = now - reference
+    if quiet > stall_seconds:
+        return HealthReport(
+            False, "leader", since, f"no watch event for {quiet:.0f}s (limit {stall_seconds:g}s)"
+        )
+    return HealthReport(True, "leader", since, "watch events are arriving")
+
+
+class OperatorHealth:
+    """What the endpoint reports on: the replica's role and the watch heartbeat."""
+
+    def __init__(
+        self,
+        heartbeat: WatchHeartbeat,
+        *,
+        stall_seconds: float,
+        detect_stalls: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.heartbeat = heartbeat
+        self.stall_seconds = stall_seconds
+        self.detect_stalls = detect_stalls
+        self._clock = clock
+        self._leading_since: float | None = None
+
+    def start_leading(self) -> None:
+        self._leading_since = self._clock()
+
+    def report(self) -> HealthReport:
+        return assess(
+            leading=self._leading_since is not None,
+            last_beat=self.heartbeat.last_beat,
+            leading_since=self._leading_since,
+            now=self._clock(),
+            stall_seconds=self.stall_seconds,
+            detect_stalls=self.detect_stalls,
+        )
+
+
+@dataclass(frozen=True)
+class HealthAddress:
+    host: str
+    port: int
+    path: str = HEALTH_PATH
+
+    @classmethod
+    def from_url(cls, url: str) -> HealthAddress:
+        """`http://0.0.0.0:8080/healthz` (kopf's `--liveness` form)."""
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme != "http" or parts.port is None:
+            raise ValueError(f"expected http://HOST:PORT/PATH, got {url!r}")
+        return cls(parts.hostname or "0.0.0.0", parts.port, parts.path or HEALTH_PATH)
+
+
+def _response(status: int, reason: str, body: dict[str, Any], *, head: bool) -> bytes:
+    payload = json.dumps(body).encode()
+    headers = (
+        f"HTTP/1.1 {status} {reason}\r\n"
+        "Content-Type: application/json\r\n"
+        f"Content-Length: {len(payload)}\r\n"
+        "Cache-Control: no-store\r\n"
+        "Connection: close\r\n\r\n"
+    ).encode()
+    return headers if head else headers + payload
+
+
+async def _read_request(reader: asyncio.StreamReader) -> tuple[str, str]:
+    request_line = (await reader.readline()).decode("latin-1").split()
+    # Drain the headers: the probe sends a few; nothing in them matters here.
+    for _ in range(_MAX_HEADER_LINES):
+        if (await reader.readline()).strip() in (b"", b"\r\n"):
+            break
+    if len(request_line) < 2:
+        return "", ""
+    return request_line[0], urllib.parse.urlsplit(request_line[1]).path
+
+
+async def serve_health(health: OperatorHealth, address: HealthAddress) -> asyncio.Server:
+    """Start answering `GET <path>`: 200 when healthy, 503 when not, JSON either way.
+    Port 0 picks a free port (see the returned server's sockets); close the server to stop."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            method, path = await asyncio.wait_for(_read_request(reader), _REQUEST_READ_TIMEOUT)
+            head = method == "HEAD"
+            if method not in ("GET", "HEAD"):
+                writer.write(_response(405, "Method Not Allowed", {}, head=False))
+            elif path != address.path:
+                writer.write(_response(404, "Not Found", {}, head=head))
+            else:
+                report = health.report()
+                if report.healthy:
+                    writer.write(_response(200, "OK", report.to_json(), head=head))
+                else:
+                    writer.write(_response(503, "Service Unavailable", report.to_json(), head=head))
+            await writer.drain()
+        except (TimeoutError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, address.host, address.port)
+    port = server.sockets[0].getsockname()[1]
+    log.info("health endpoint at http://%s:%d%s", address.host, port, address.path)
+    return server

@@ -1,0 +1,278 @@
+"""Housekeeping: finished attempt pods and finished TaskRuns are deleted once their retention
+has passed.
+
+This module owns what "due for deletion" means (pure functions over the objects as listed) and
+the periodic sweep that acts on it; only the leader sweeps. A finished pod stays for the pod
+retention, counted from when its container finished, so that its logs stay readable until
+then; a pod whose run is not final is never deleted, because the operator still needs it to
+classify the attempt. A finished TaskRun stays for the run retention, counted from its
+`status.finishedAt`; its pods go with it through their ownerReference. Nothing here adds a
+finalizer, so nothing can get stuck.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import kubernetes
+from kubernetes.client.exceptions import ApiException
+
+from podtask.resources import FINAL_PHASES, GROUP, LABEL_RUN, VERSION
+
+log = logging.getLogger(__name__)
+
+FINISHED_POD_PHASES = frozenset({"Succeeded", "Failed"})
+_FINAL_RUN_PHASES = frozenset(phase.value for phase in FINAL_PHASES)
+_PAGE_SIZE = 500
+
+
+def parse_timestamp(value: object) -> datetime | None:
+    """An RFC 3339 timestamp as an aware datetime; None when absent or unreadable."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def _latest(values: Iterable[object]) -> datetime | None:
+    return max((t for t in map(parse_timestamp, values) if t is not None), default=None)
+
+
+def pod_finished_at(pod: Mapping[str, Any]) -> datetime | None:
+    """When a finished pod finished: its last container's `finishedAt`, else its last condition
+    change, else its creation. None while the pod has not finished."""
+    status = pod.get("status") or {}
+    if status.get("phase") not in FINISHED_POD_PHASES:
+        return None
+    containers = [
+        *(status.get("initContainerStatuses") or []),
+        *(status.get("containerStatuses") or []),
+    ]
+    finished = _latest(
+        ((c.get("state") or {}).get("terminated") or {}).get("finishedAt") for c in containers
+    )
+    if finished is None:
+        # An evicted or lost pod may have no terminated container; its conditions still moved.
+        finished = _latest(c.get("lastTransitionTime") for c in status.get("conditions") or [])
+    return finished or parse_timestamp((pod.get("metadata") or {}).get("creationTimestamp"))
+
+
+def run_is_final(run: Mapping[str, Any]) -> bool:
+    return (run.get("status") or {}).get("phase") in _FINAL_RUN_PHASES
+
+
+def run_finished_at(run: Mapping[str, Any]) -> datetime | None:
+    """When a final run finished: `status.finishedAt`, else (never expected) its creation, so
+    that a final run missing the stamp is still cleaned up rather than kept forever."""
+    if not run_is_final(run):
+        return None
+    return parse_timestamp((run.get("status") or {}).get("finishedAt")) or parse_timestamp(
+        (run.get("metadata") or {}).get("creationTimestamp")
+    )
+
+
+def _being_deleted(obj: Mapping[str, Any]) -> bool:
+    return bool((obj.get("metadata") or {}).get("deletionTimestamp"))
+
+
+def run_due_for_deletion(run: Mapping[str, Any], now: datetime, retention: timedelta) -> bool:
+    finished = run_finished_at(run)
+    return finished is not None and not _being_deleted(run) and finished + retention <= now
+
+
+def pod_due_for_deletion(
+    pod: Mapping[str, Any],
+    run: Mapping[str, Any] | None,
+    now: datetime,
+    retention: timedelta,
+) -> bool:
+    """Whether to delete an attempt pod, given its TaskRun as listed (None: not found; then the
+    pod is kept: the garbage collector removes it with its owner, and a run we did not see may
+    exist and still need it)."""
+    if run is None or not run_is_final(run) or _being_deleted(pod):
+        return False
+    finished = pod_finished_at(pod)
+    return finished is not None and finished + retention <= now
+
+
+@dataclass(frozen=True)
+class Doomed:
+    """An object to delete, pinned to its uid so that a same-named successor survives."""
+
+    name: str
+    uid: str
+
+
+@dataclass(frozen=True)
+class SweepPlan:
+    runs: list[Doomed] = field(default_factory=list)
+    pods: list[Doomed] = field(default_factory=list)
+
+
+def _doomed(obj: Mapping[str, Any]) -> Doomed:
+    meta = obj.get("metadata") or {}
+    return Doomed(str(meta.get("name", "")), str(meta.get("uid", "")))
+
+
+def plan_sweep(
+    runs: Iterable[Mapping[str, Any]],
+    pods: Iterable[Mapping[str, Any]],
+    now: datetime,
+    *,
+    pod_retention: timedelta,
+    run_retention: timedelta,
+) -> SweepPlan:
+    """What one sweep deletes: the runs due, and the pods due whose run is not deleted with them
+    (those go with their run)."""
+    runs_by_name = {_doomed(run).name: run for run in runs}
+    doomed_runs = {
+        name for name, run in runs_by_name.items() if run_due_for_deletion(run, now, run_retention)
+    }
+    plan = SweepPlan(runs=[_doomed(runs_by_name[name]) for name in sorted(doomed_runs)])
+    for pod in pods:
+        run_name = str(((pod.get("metadata") or {}).get("labels") or {}).get(LABEL_RUN, ""))
+        if run_name in doomed_runs:
+            continue
+        if pod_due_for_deletion(pod, runs_by_name.get(run_name), now, pod_retention):
+            plan.pods.append(_doomed(pod))
+    return plan
+
+
+class HousekeepingClient:
+    """The few calls a sweep makes, through the synchronous client on worker threads."""
+
+    def __init__(self, api_client: kubernetes.client.ApiClient, namespace: str) -> None:
+        self.namespace = namespace
+        self._core = kubernetes.client.CoreV1Api(api_client)
+        self._custom = kubernetes.client.CustomObjectsApi(api_client)
+
+    async def _list(self, fetch: Callable[[str | None], Any]) -> list[dict[str, Any]]:
+        # Paged, so that a namespace with many retained runs never comes back as one response.
+        items: list[dict[str, Any]] = []
+        token: str | None = None
+        while True:
+            page = json.loads((await asyncio.to_thread(fetch, token)).data)
+            items.extend(page.get("items") or [])
+            token = (page.get("metadata") or {}).get("continue") or None
+            if token is None:
+                return items
+
+    async def list_runs(self) -> list[dict[str, Any]]:
+        return await self._list(
+            lambda token: self._custom.list_namespaced_custom_object(
+                GROUP,
+                VERSION,
+                self.namespace,
+                "taskruns",
+                limit=_PAGE_SIZE,
+                _continue=token,
+                _preload_content=False,
+            )
+        )
+
+    async def list_pods(self) -> list[dict[str, Any]]:
+        return await self._list(
+            lambda token: self._core.list_namespaced_pod(
+                self.namespace,
+                label_selector=LABEL_RUN,
+                limit=_PAGE_SIZE,
+                _continue=token,
+                _preload_content=False,
+            )
+        )
+
+    async def _delete(self, fn: Callable[[], Any]) -> bool:
+        """True when deleted; False when already gone (404) or replaced by a new object of the
+        same name (409 on the uid precondition)."""
+        try:
+            await asyncio.to_thread(fn)
+        except ApiException as exc:
+            if exc.status in (404, 409):
+                return False
+            raise
+        return True
+
+    async def delete_run(self, run: Doomed) -> bool:
+        return await self._delete(
+            lambda: self._custom.delete_namespaced_custom_object(
+                GROUP,
+                VERSION,
+                self.namespace,
+                "taskruns",
+                run.name,
+                body=_delete_options(run),  # type: ignore[arg-type]
+                _preload_content=False,
+            )
+        )
+
+    async def delete_pod(self, pod: Doomed) -> bool:
+        return await self._delete(
+            lambda: self._core.delete_namespaced_pod(
+                pod.name,
+                self.namespace,
+                body=_delete_options(pod),  # type: ignore[arg-type]
+                _preload_content=False,
+            )
+        )
+
+
+def _delete_options(target: Doomed) -> dict[str, Any]:
+    # Background: the run goes at once and the garbage collector follows with its pods.
+    return {"propagationPolicy": "Background", "preconditions": {"uid": target.uid}}
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    deleted_runs: list[str]
+    deleted_pods: list[str]
+
+
+async def sweep_once(
+    client: HousekeepingClient,
+    *,
+    now: datetime,
+    pod_retention: timedelta,
+    run_retention: timedelta,
+) -> SweepResult:
+    """List the runs and the attempt pods, and delete what is due (see `plan_sweep`)."""
+    runs = await client.list_runs()
+    pods = await client.list_pods()
+    plan = plan_sweep(runs, pods, now, pod_retention=pod_retention, run_retention=run_retention)
+    deleted_runs = [run.name for run in plan.runs if await client.delete_run(run)]
+    deleted_pods = [pod.name for pod in plan.pods if await client.delete_pod(pod)]
+    if deleted_runs or deleted_pods:
+        log.info(
+            "housekeeping deleted %d finished run(s) and %d finished pod(s)",
+            len(deleted_runs),
+            len(deleted_pods),
+        )
+    return SweepResult(deleted_runs, deleted_pods)
+
+
+async def run_housekeeping(
+    client: HousekeepingClient,
+    *,
+    interval_seconds: float,
+    pod_retention: timedelta,
+    run_retention: timedelta,
+    utcnow: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> None:
+    """Sweep now and then every `interval_seconds`, until cancelled. A failed sweep is logged
+    and the next one tries again: nothing is lost by deleting late."""
+    while True:
+        try:
+            await sweep_once(
+                client, now=utcnow(), pod_retention=pod_retention, run_retention=run_retention
+            )
+        except Exception:
+            log.exception("housekeeping sweep failed; retrying in %gs", interval_seconds)
+        await asyncio.sleep(interval_seconds)

@@ -1,0 +1,169 @@
+"""Housekeeping against the embedded cluster: real attempt pods run by its kubelet, real
+TaskRuns; a sweep deletes exactly what is due, and a deleted run takes its pods along."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from podtask.resources import API_VERSION, LABEL_ATTEMPT, LABEL_RUN, TaskRunSpec
+from podtask_operator.housekeeping import HousekeepingClient, run_housekeeping, sweep_once
+from tests.embedded_kube import EmbeddedKube, KubeNamespace
+
+SPEC = TaskRunSpec.model_validate(
+    {
+        "taskId": "hello-world",
+        "version": "v1",
+        "image": "registry.example/tasks:v1",
+        "module": "tasks.hello",
+        "machine": "small-1x",
+        "queue": {"name": "hello-world"},
+        "payload": {},
+    }
+)
+
+
+def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if result := check():
+            return result
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+class Runs:
+    def __init__(self, kube: EmbeddedKube, namespace: KubeNamespace) -> None:
+        self.namespace = namespace
+        self.core = client.CoreV1Api(kube.api)
+
+    def run(self, name: str, phase: str, finished_ago: timedelta | None = None) -> str:
+        self.namespace.create_run(
+            {
+                "apiVersion": API_VERSION,
+                "kind": "TaskRun",
+                "metadata": {"name": name},
+                "spec": SPEC.to_wire(),
+            }
+        )
+        status: dict[str, Any] = {"phase": phase}
+        if finished_ago is not None:
+            status["finishedAt"] = (datetime.now(UTC) - finished_ago).isoformat()
+        self.namespace.set_run_status(name, status)
+        return str(self.namespace.run(name)["metadata"]["uid"])
+
+    def pod(self, run: str, uid: str, attempt: int, script: str) -> str:
+        name = f"{run}-{attempt}"
+        self.core.create_namespaced_pod(
+            self.namespace.name,
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {
+                    "name": name,
+                    "labels": {LABEL_RUN: run, LABEL_ATTEMPT: str(attempt)},
+                    "ownerReferences": [
+                        {
+                            "apiVersion": API_VERSION,
+                            "kind": "TaskRun",
+                            "name": run,
+                            "uid": uid,
+                            "controller": True,
+                            "blockOwnerDeletion": True,
+                        }
+                    ],
+                },
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [
+                        {"name": "task", "image": "x", "command": [sys.executable, "-c", script]}
+                    ],
+                },
+            },
+        )
+        return name
+
+    def phase(self, pod: str) -> str | None:
+        try:
+            return str(self.core.read_namespaced_pod(pod, self.namespace.name).status.phase)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def pods(self) -> list[str]:
+        listed = self.core.list_namespaced_pod(self.namespace.name)
+        return sorted(p.metadata.name for p in listed.items)
+
+
+def test_sweeps_delete_what_is_due_and_nothing_else(embedded_kube: EmbeddedKube) -> None:
+    namespace = embedded_kube.new_namespace("housekeeping")
+    kube = Runs(embedded_kube, namespace)
+    done = kube.run("done", "Completed", finished_ago=timedelta(0))
+    kube.pod("done", done, 1, "raise SystemExit(1)")
+    kube.pod("done", done, 2, "pass")
+    live = kube.run("live", "WaitingToRetry")
+    kube.pod("live", live, 1, "raise SystemExit(1)")
+    canceled = kube.run("canceled", "Canceled", finished_ago=timedelta(0))
+    kube.pod("canceled", canceled, 1, "import time; time.sleep(60)")  # still running
+    old = kube.run("old", "Completed", finished_ago=timedelta(days=8))
+    kube.pod("old", old, 1, "pass")
+    for pod, phase in [
+        ("done-1", "Failed"),
+        ("done-2", "Succeeded"),
+        ("live-1", "Failed"),
+        ("old-1", "Succeeded"),
+        ("canceled-1", "Running"),
+    ]:
+        wait_for(lambda pod=pod, phase=phase: kube.phase(pod) == phase, 15, f"{pod} {phase}")
+    housekeeping = HousekeepingClient(embedded_kube.api, namespace.name)
+
+    async def sweep(pod_retention: float, run_retention: float) -> tuple[list[str], list[str]]:
+        result = await sweep_once(
+            housekeeping,
+            now=datetime.now(UTC),
+            pod_retention=timedelta(seconds=pod_retention),
+            run_retention=timedelta(seconds=run_retention),
+        )
+        return result.deleted_runs, result.deleted_pods
+
+    # Only the run past its retention goes; its pod goes with it (ownerReference).
+    assert asyncio.run(sweep(3600, 7 * 86400)) == (["old"], [])
+    wait_for(lambda: "old-1" not in kube.pods(), 10, "old-1 to be garbage-collected")
+    assert namespace.run_names() == ["canceled", "done", "live"]
+
+    # A tiny pod retention: the finished pods of the final run go; the run's pods that the
+    # operator may still need (run not final) and the running pod stay.
+    assert asyncio.run(sweep(0, 7 * 86400)) == ([], ["done-1", "done-2"])
+    assert kube.pods() == ["canceled-1", "live-1"]
+    assert asyncio.run(sweep(0, 7 * 86400)) == ([], [])  # nothing left that is due
+
+    # The loop, with a tiny run retention: the final runs go, their pods with them.
+    async def loop_until_swept() -> None:
+        task = asyncio.create_task(
+            run_housekeeping(
+                housekeeping,
+                interval_seconds=0.1,
+                pod_retention=timedelta(0),
+                run_retention=timedelta(0),
+            )
+        )
+        try:
+            await asyncio.to_thread(
+                wait_for, lambda: namespace.run_names() == ["live"], 10, "final runs to go"
+            )
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    asyncio.run(loop_until_swept())
+    wait_for(lambda: kube.pods() == ["live-1"], 15, "the canceled run's pod to go with it")

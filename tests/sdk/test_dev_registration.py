@@ -1,0 +1,253 @@
+"""What `podtask dev` registers: a `Task` per declared task and a `TaskQueue` per declared
+queue, in the embedded cluster, across restarts; and the queue-name rule of the manifest."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from typing import Any
+
+import pytest
+from kubernetes import client
+from pydantic import ValidationError
+
+from podtask import TaskDeclarationError, task
+from podtask.dev import (
+    DECLARED_LIMIT_ANNOTATION,
+    queue_patch,
+    queue_resource,
+    register,
+)
+from podtask.manifest import (
+    MAX_QUEUE_NAME_LENGTH,
+    Manifest,
+    ManifestTask,
+    build_manifest,
+    is_valid_queue_name,
+    queues_of,
+)
+from podtask.resources import API_VERSION, GROUP, VERSION, QueueRef, RetryPolicy
+from tests.embedded_kube import EmbeddedKube
+
+KUBECTL = "/usr/bin/kubectl" if os.path.exists("/usr/bin/kubectl") else "kubectl"
+
+
+def run(payload: object, ctx: object) -> object:
+    return payload
+
+
+def manifest(*tasks: tuple[str, str, int | None]) -> Manifest:
+    """The manifest of tasks given as (task id, queue name, queue limit)."""
+    entries = [
+        ManifestTask(
+            id=task_id,
+            module="tasks/module.py",
+            queue=QueueRef(name=queue_name, concurrency_limit=limit),
+            machine="small-1x",
+            retry=RetryPolicy(),
+        )
+        for task_id, queue_name, limit in tasks
+    ]
+    return Manifest(tasks=entries, queues=queues_of(entries))
+
+
+# -- pure ---------------------------------------------------------------------------------------
+
+
+def test_a_declared_queue_becomes_a_running_task_queue_with_its_limit() -> None:
+    assert queue_resource(QueueRef(name="emails", concurrency_limit=3), "ns") == {
+        "apiVersion": API_VERSION,
+        "kind": "TaskQueue",
+        "metadata": {
+            "name": "emails",
+            "namespace": "ns",
+            "annotations": {DECLARED_LIMIT_ANNOTATION: "3"},
+        },
+        "spec": {"concurrencyLimit": 3, "paused": False},
+    }
+    undeclared = queue_resource(QueueRef(name="emails"), "ns")
+    assert undeclared["spec"] == {"concurrencyLimit": None, "paused": False}
+    assert undeclared["metadata"]["annotations"] == {DECLARED_LIMIT_ANNOTATION: "null"}
+
+
+def _existing(annotation: str | None, limit: int | None, paused: bool = False) -> dict[str, Any]:
+    annotations = {} if annotation is None else {DECLARED_LIMIT_ANNOTATION: annotation}
+    return {
+        "metadata": {"name": "emails", "annotations": annotations},
+        "spec": {"concurrencyLimit": limit, "paused": paused},
+    }
+
+
+def test_only_a_changed_declaration_overrides_the_live_limit() -> None:
+    declared = QueueRef(name="emails", concurrency_limit=3)
+    # Patched live from 3 to 6, declaration unchanged: leave it.
+    assert queue_patch(_existing("3", 6, paused=True), declared) is None
+    # The declaration changed from 3 to 4: it wins over the live 6; paused is not touched.
+    assert queue_patch(
+        _existing("3", 6, paused=True), declared.model_copy(update={"concurrency_limit": 4})
+    ) == {
+        "metadata": {"annotations": {DECLARED_LIMIT_ANNOTATION: "4"}},
+        "spec": {"concurrencyLimit": 4},
+    }
+    # Declared limit removed: null (the operator's default).
+    assert queue_patch(_existing("3", 3), QueueRef(name="emails")) == {
+        "metadata": {"annotations": {DECLARED_LIMIT_ANNOTATION: "null"}},
+        "spec": {"concurrencyLimit": None},
+    }
+    assert queue_patch(_existing("null", 5), QueueRef(name="emails")) is None
+    # Not made from a declaration (created by hand): the declaration wins.
+    assert queue_patch(_existing(None, 9), declared) is not None
+    assert queue_patch({"metadata": {}}, declared) is not None
+
+
+def test_queue_names_must_name_kubernetes_objects() -> None:
+    for good in ("emails", "emails.eu", "a", "0-a.b-1", "a" * MAX_QUEUE_NAME_LENGTH):
+        assert is_valid_queue_name(good), good
+    bad = ("Emails", "emails_eu", "-emails", "emails.", "emails..eu", "e mails", "", "é")
+    for name in (*bad, "a" * (MAX_QUEUE_NAME_LENGTH + 1)):
+        assert not is_valid_queue_name(name), name
+
+
+def test_an_invalid_queue_name_is_a_declaration_error_naming_the_queue_and_task() -> None:
+    bad = task(id="dev-reg-bad-queue", queue={"name": "Emails_EU", "concurrency_limit": 2})(run)
+    with pytest.raises(TaskDeclarationError) as error:
+        build_manifest({bad.id: ("tasks/module.py", bad)})
+    message = str(error.value)
+    assert "queue 'Emails_EU'" in message and "'dev-reg-bad-queue'" in message
+    assert "test_dev_registration.py" in message  # where the task is declared
+    assert "lowercase letters, digits" in message
+    # A manifest read back (from a deploy) is held to the same rule.
+    with pytest.raises(ValidationError, match="queue 'Emails_EU'"):
+        Manifest.model_validate(
+            {
+                "tasks": [
+                    {
+                        "id": "t",
+                        "module": "m.py",
+                        "queue": {"name": "Emails_EU", "concurrencyLimit": 2},
+                        "machine": "small-1x",
+                        "retry": {},
+                    }
+                ],
+                "queues": [{"name": "Emails_EU", "concurrencyLimit": 2}],
+            }
+        )
+
+
+# -- against the embedded cluster ---------------------------------------------------------------
+
+
+class Registered:
+    """One namespace of the embedded cluster that `register` writes into, and how to read it."""
+
+    def __init__(self, kube: EmbeddedKube) -> None:
+        self.kube = kube
+        self.namespace = kube.new_namespace("dev").name
+        self._objects = client.CustomObjectsApi(kube.api)
+
+    def register(self, declared: Manifest) -> None:
+        register(self.kube.cluster.url, declared, self.namespace)
+
+    def _list(self, plural: str) -> dict[str, dict[str, Any]]:
+        listed = self._objects.list_namespaced_custom_object(GROUP, VERSION, self.namespace, plural)
+        return {item["metadata"]["name"]: item for item in listed["items"]}
+
+    def queues(self) -> dict[str, dict[str, Any]]:
+        return self._list("taskqueues")
+
+    def task_ids(self) -> list[str]:
+        return sorted(self._list("tasks"))
+
+    def kubectl(self, *args: str) -> str:
+        env = dict(os.environ, KUBECONFIG=str(self.kube.kubeconfig))
+        done = subprocess.run(
+            [KUBECTL, "-n", self.namespace, *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=30,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+
+@pytest.fixture
+def registered(embedded_kube: EmbeddedKube) -> Registered:
+    return Registered(embedded_kube)
+
+
+def _spec(queues: dict[str, dict[str, Any]], name: str) -> tuple[int | None, bool | None]:
+    spec = queues[name]["spec"]
+    return spec.get("concurrencyLimit"), spec.get("paused")
+
+
+def test_register_creates_a_task_queue_per_declared_queue(registered: Registered) -> None:
+    registered.register(
+        manifest(
+            ("send", "emails", 3),
+            ("digest", "emails", 3),
+            ("resize", "resize", None),
+        )
+    )
+    assert registered.task_ids() == ["digest", "resize", "send"]
+    queues = registered.queues()
+    assert sorted(queues) == ["emails", "resize"]
+    assert _spec(queues, "emails") == (3, False)
+    assert _spec(queues, "resize") == (None, False)
+    assert queues["emails"]["metadata"]["annotations"][DECLARED_LIMIT_ANNOTATION] == "3"
+    assert queues["resize"]["metadata"]["annotations"][DECLARED_LIMIT_ANNOTATION] == "null"
+
+
+def test_a_live_limit_survives_a_restart_until_the_declaration_changes(
+    registered: Registered,
+) -> None:
+    registered.register(manifest(("send", "emails", 3)))
+    registered.kubectl(
+        "patch",
+        "taskqueue",
+        "emails",
+        "--type=merge",
+        "-p",
+        '{"spec": {"concurrencyLimit": 6, "paused": true}}',
+    )
+
+    # `podtask dev` restarted with the same declaration: the live settings stay.
+    registered.register(manifest(("send", "emails", 3)))
+    assert _spec(registered.queues(), "emails") == (6, True)
+    table = registered.kubectl("get", "taskqueues")
+    assert table.split("\n")[1].split()[:3] == ["emails", "6", "true"]
+
+    # The declaration changed: it wins over the live limit; the pause is still the user's.
+    registered.register(manifest(("send", "emails", 4)))
+    queues = registered.queues()
+    assert _spec(queues, "emails") == (4, True)
+    assert queues["emails"]["metadata"]["annotations"][DECLARED_LIMIT_ANNOTATION] == "4"
+
+    # The limit no longer declared: null, and the operator applies its default.
+    registered.register(manifest(("send", "emails", None)))
+    assert _spec(registered.queues(), "emails") == (None, True)
+
+
+def test_a_queue_whose_tasks_are_gone_stays(registered: Registered) -> None:
+    registered.register(manifest(("send", "emails", 3), ("resize", "resize", 1)))
+    registered.register(manifest(("resize", "resize", 1)))
+    assert registered.task_ids() == ["resize"]
+    queues = registered.queues()
+    assert sorted(queues) == ["emails", "resize"]
+    assert _spec(queues, "emails") == (3, False)
+
+
+def test_a_queue_created_by_hand_takes_the_declared_limit(registered: Registered) -> None:
+    body = {
+        "apiVersion": API_VERSION,
+        "kind": "TaskQueue",
+        "metadata": {"name": "emails"},
+        "spec": {"concurrencyLimit": 9, "paused": False},
+    }
+    client.CustomObjectsApi(registered.kube.api).create_namespaced_custom_object(
+        GROUP, VERSION, registered.namespace, "taskqueues", body
+    )
+    registered.register(manifest(("send", "emails", 2)))
+    queues = registered.queues()
+    assert _spec(queues, "emails") == (2, False)
+    assert queues["emails"]["metadata"]["annotations"][DECLARED_LIMIT_ANNOTATION] == "2"
