@@ -152,7 +152,9 @@ async def serve(settings: OperatorSettings, health_address: HealthAddress | None
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="podtask-operator", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="podtask-operator", description=(__doc__ or "").splitlines()[0]
+    )
     parser.add_argument(
         "--liveness",
         default=None,

@@ -10,6 +10,7 @@ import kopf
 
 from podtask.resources import FINAL_PHASES, GROUP, LABEL_RUN, VERSION
 from podtask_operator.cluster import Cluster, load_api_client
+from podtask_operator.health import WATCH_HEARTBEAT
 from podtask_operator.reconcile import RunReconciler
 from podtask_operator.settings import OperatorSettings
 
@@ -43,6 +44,7 @@ async def close(memo: kopf.Memo, **_: Any) -> None:
 async def taskrun_changed(
     type: str, name: str, status: kopf.Status, memo: kopf.Memo, **_: Any
 ) -> None:
+    WATCH_HEARTBEAT.beat()
     if type != "DELETED" and status.get("phase") in _FINAL:
         return
     await memo.reconciler.run_changed(name, deleted=type == "DELETED")
@@ -50,6 +52,7 @@ async def taskrun_changed(
 
 @kopf.on.event("", "v1", "pods", labels={LABEL_RUN: kopf.PRESENT})
 async def pod_changed(type: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    WATCH_HEARTBEAT.beat()
     await memo.reconciler.pod_changed(dict(body), deleted=type == "DELETED")
 
 
@@ -57,4 +60,5 @@ async def pod_changed(type: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> 
 async def taskqueue_changed(
     type: str, name: str, body: kopf.Body, memo: kopf.Memo, **_: Any
 ) -> None:
+    WATCH_HEARTBEAT.beat()
     await memo.reconciler.queue_changed(name, None if type == "DELETED" else dict(body))

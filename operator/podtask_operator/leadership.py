@@ -1,8 +1,8 @@
 """Leader election on a `coordination.k8s.io/v1` Lease: one active operator among replicas.
 
 This module owns what the Lease means (who holds it, and until when), the pure decision a
-replica takes on reading it (acquire, renew or wait), and the `LeaderElector` that waits for
-leadership, keeps it and releases it.
+replica takes on reading it (acquire, renew or wait), the `LeaderElector` that waits for
+leadership, keeps it and releases it, and the `LeaseKeeper` that renews on a thread of its own.
 
 Crash-only: a leader that cannot renew in time does not step down gracefully, it stops
 renewing and `keep_leading` raises `LeadershipLost`; the caller exits the process at once and

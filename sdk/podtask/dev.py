@@ -296,7 +296,10 @@ class DevStack:
         )
         _wait_ready(f"{self.api_url}/healthz", api, "API", self.state_dir / "logs" / "api.log")
         self._spawn(
-            "operator", ["-m", "podtask_operator"], {**shared, "PODTASK_API_URL": self.api_url}
+            "operator",
+            ["-m", "podtask_operator"],
+            # One operator on one machine: no Lease to wait for after a crash.
+            {**shared, "PODTASK_API_URL": self.api_url, "PODTASK_LEADER_ELECTION": "false"},
         )
         return dev_secrets
 

@@ -1,0 +1,226 @@
+"""The dev stack composed part by part, for tests that need to reach inside it.
+
+Unlike `podtask dev`, the embedded cluster runs in the test's own process, so a
+test can watch every pod creation as it happens, and the operator is a process
+of its own that a test can SIGKILL and start again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from podtask.dev import free_port, register
+from podtask.manifest import build_manifest
+from podtask.modules import load_tasks
+from podtask_devcluster import EmbeddedCluster
+from tests.e2e.conftest import FINAL, wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class PodCreation:
+    """One pod creation, and what the cluster held at that moment."""
+
+    name: str
+    run: str
+    queue: str
+    key: str
+    active_in_bucket: int
+    active_of_key: dict[str, int]
+
+
+def _active(pod: dict[str, Any]) -> bool:
+    return (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
+
+
+class ComposedStack:
+    def __init__(
+        self, state: Path, modules: Sequence[str], operator_env: dict[str, str] | None = None
+    ) -> None:
+        self.state = state
+        self.modules = [str(m) for m in modules]
+        self.operator_env = operator_env or {}
+        self.creations: list[PodCreation] = []
+        self._lock = threading.Lock()
+        self.cluster = EmbeddedCluster(state / "cluster", port=0, workdir=ROOT)
+        self.api_key = "pt_test_" + secrets.token_urlsafe(16)
+        self.runner_secret = secrets.token_urlsafe(32)
+        self.api_port = free_port()
+        self.api: subprocess.Popen[bytes] | None = None
+        self.operator: subprocess.Popen[bytes] | None = None
+
+    # --- parts ----------------------------------------------------------------------
+
+    def start(self) -> ComposedStack:
+        self.cluster.start()
+        self.cluster.add_create_observer(self._observe)
+        register(self.cluster.url, build_manifest(load_tasks(self.modules)))
+        self.api = self._spawn(
+            "api",
+            ["-m", "podtask_api", "--host", "127.0.0.1", "--port", str(self.api_port)],
+            {"PODTASK_API_KEY_HASHES": hashlib.sha256(self.api_key.encode()).hexdigest()},
+        )
+        wait_until(self._api_ready, timeout=60)
+        self.start_operator()
+        return self
+
+    def start_operator(self) -> None:
+        self.operator = self._spawn(
+            "operator",
+            ["-m", "podtask_operator"],
+            {
+                "PODTASK_API_URL": self.api_url,
+                "PODTASK_LEASE_DURATION_SECONDS": "4",
+                "PODTASK_LEASE_RENEW_SECONDS": "1",
+                **self.operator_env,
+            },
+        )
+
+    def kill_operator(self) -> None:
+        assert self.operator is not None
+        self.operator.send_signal(signal.SIGKILL)
+        self.operator.wait(timeout=30)
+
+    def stop(self) -> None:
+        for process in (self.operator, self.api):
+            if process is not None and process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+        self.cluster.stop()
+
+    def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        log = (self.state / f"{name}.log").open("ab")
+        base = {k: v for k, v in os.environ.items() if not k.startswith("PODTASK_")}
+        return subprocess.Popen(
+            [sys.executable, *args],
+            env={
+                **base,
+                "KUBECONFIG": str(self.cluster.kubeconfig_path),
+                "PODTASK_NAMESPACE": "default",
+                "PODTASK_RUNNER_TOKEN_SECRET": self.runner_secret,
+                **env,
+            },
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def _api_ready(self) -> bool:
+        try:
+            return httpx.get(f"{self.api_url}/healthz", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    # --- observing --------------------------------------------------------------------
+
+    def _observe(self, obj: dict[str, Any]) -> None:
+        if obj.get("kind") != "Pod":
+            return
+        labels = obj["metadata"].get("labels") or {}
+        queue = labels.get("podtask.dev/queue", "")
+        key = labels.get("podtask.dev/concurrency-key", "")
+        pods = [
+            p
+            for p in self.cluster.objects("pods", namespace="default")
+            if _active(p) and (p["metadata"].get("labels") or {}).get("podtask.dev/queue") == queue
+        ]
+        per_key: dict[str, int] = {}
+        for pod in pods:
+            k = (pod["metadata"].get("labels") or {}).get("podtask.dev/concurrency-key", "")
+            per_key[k] = per_key.get(k, 0) + 1
+        creation = PodCreation(
+            name=obj["metadata"]["name"],
+            run=labels.get("podtask.dev/run", ""),
+            queue=queue,
+            key=key,
+            active_in_bucket=per_key.get(key, 0),
+            active_of_key=per_key,
+        )
+        with self._lock:
+            self.creations.append(creation)
+
+    def created_in(self, queue: str) -> list[PodCreation]:
+        with self._lock:
+            return [c for c in self.creations if c.queue == queue]
+
+    # --- API --------------------------------------------------------------------------
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    def http(self) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.api_url, headers={"Authorization": f"Bearer {self.api_key}"}, timeout=60
+        )
+
+    def trigger(self, task: str, payload: Any = None, **options: Any) -> str:
+        with self.http() as http:
+            response = http.post(
+                f"/api/v1/tasks/{task}/trigger", json={"payload": payload, "options": options}
+            )
+        assert response.status_code in (200, 201), response.text
+        return str(response.json()["id"])
+
+    def batch(self, task: str, payloads: list[Any], **options: Any) -> list[str]:
+        items = [{"task": task, "payload": p, "options": options} for p in payloads]
+        with self.http() as http:
+            response = http.post("/api/v1/tasks/batch", json={"items": items})
+        assert response.status_code == 201, response.text
+        return [r["id"] for r in response.json()["runs"]]
+
+    def run(self, run_id: str) -> dict[str, Any]:
+        with self.http() as http:
+            response = http.get(f"/api/v1/runs/{run_id}")
+        assert response.status_code == 200, response.text
+        return response.json()  # type: ignore[no-any-return]
+
+    def runs(self) -> list[dict[str, Any]]:
+        return self.cluster.objects("taskruns", group="podtask.dev", namespace="default")
+
+    def wait_for(self, run_id: str, timeout: float = 60) -> dict[str, Any]:
+        return wait_until(lambda: (r := self.run(run_id))["status"] in FINAL and r, timeout)  # type: ignore[no-any-return]
+
+    def wait_all(self, run_ids: Sequence[str], timeout: float = 300) -> dict[str, dict[str, Any]]:
+        wanted = set(run_ids)
+
+        def done() -> dict[str, dict[str, Any]] | None:
+            runs = {
+                r["metadata"]["name"]: r for r in self.runs() if r["metadata"]["name"] in wanted
+            }
+            finished = {
+                n: r for n, r in runs.items() if (r.get("status") or {}).get("phase") in FINAL
+            }
+            return finished if len(finished) == len(wanted) else None
+
+        return wait_until(done, timeout=timeout, interval=0.5)  # type: ignore[no-any-return]
+
+    def kubectl(self, *args: str) -> str:
+        done = subprocess.run(
+            ["kubectl", *args],
+            env={**os.environ, "KUBECONFIG": str(self.cluster.kubeconfig_path)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+
+def max_active(creations: Sequence[PodCreation], of: Callable[[PodCreation], int]) -> int:
+    return max((of(c) for c in creations), default=0)
