@@ -3,6 +3,7 @@
 import os
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,11 @@ class Stack:
 
     def wait_for(self, run_id: str, timeout: float = 60) -> dict[str, Any]:
         return wait_until(lambda: (r := self.run(run_id))["status"] in FINAL and r, timeout)
+
+
+def at(stamp: str) -> datetime:
+    """A timestamp of the API's JSON as a datetime."""
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
 
 
 def wait_until(check: Callable[[], Any], timeout: float = 30, interval: float = 0.1) -> Any:

@@ -4,7 +4,7 @@ import json
 import subprocess
 import sys
 
-from tests.e2e.conftest import ROOT, Stack
+from tests.e2e.conftest import ROOT, Stack, at
 
 
 def test_retry_example_fails_twice_then_succeeds(stack: Stack) -> None:
@@ -13,6 +13,11 @@ def test_retry_example_fails_twice_then_succeeds(stack: Stack) -> None:
     assert run["output"] == {"succeededOnAttempt": 3}
     assert [a["reason"] for a in run["attempts"]] == ["Error", "Error", "Completed"]
     assert run["attempts"][0]["error"]["message"] == "attempt 1 fails on purpose"
+    # randomize=False: the gaps are exactly min_timeout * factor^(n-1), 200 ms then 400 ms.
+    attempts = run["attempts"]
+    for n, expected in ((0, 0.2), (1, 0.4)):
+        gap = (at(attempts[n + 1]["startedAt"]) - at(attempts[n]["finishedAt"])).total_seconds()
+        assert expected <= gap < expected + 1.0, (n, gap)
 
 
 def test_one_at_a_time_runs_share_one_queue(stack: Stack) -> None:

@@ -3,14 +3,14 @@ cancel and replay — each end to end through the real operator."""
 
 import random
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
 from podtask.resources import RetryPolicy
 from podtask.retry import retry_delay_ms
 from tests.e2e.composed import ComposedStack
-from tests.e2e.conftest import TASK_MODULES, wait_until
+from tests.e2e.conftest import TASK_MODULES, at, wait_until
 
 SEED = 7
 
@@ -27,10 +27,6 @@ def composed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposedStack
         yield stack
     finally:
         stack.stop()
-
-
-def at(stamp: str) -> datetime:
-    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
 
 
 def pause(composed: ComposedStack, queue: str, paused: bool) -> None:
