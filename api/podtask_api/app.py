@@ -119,6 +119,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.add_middleware(RequestBodyLimit)
     app.add_middleware(JsonBodies)
     app.include_router(public_routes.router)
+    app.include_router(public_routes.read_router)
     app.include_router(public_routes.child_run_router)
     app.include_router(runner_routes.router)
 

@@ -66,7 +66,10 @@ def _api_key_holder(who: Annotated[Caller, Depends(authenticated_caller)]) -> No
     require_api_key_holder(who, "use this endpoint")
 
 
+# Endpoints that change something (`router`) and endpoints that only read (`read_router`):
+# a read-only API key may call the second kind only.
 router = APIRouter(prefix="/api/v1", dependencies=[Depends(_api_key_holder)])
+read_router = APIRouter(prefix="/api/v1", dependencies=[Depends(_api_key_holder)])
 child_run_router = APIRouter(prefix="/api/v1", dependencies=[Depends(authenticated_caller)])
 
 
