@@ -23,24 +23,13 @@ from typing import Any
 import kubernetes
 from kubernetes.client.exceptions import ApiException
 
-from podtask.resources import FINAL_PHASES, GROUP, LABEL_RUN, VERSION
+from podtask.resources import FINAL_PHASES, GROUP, LABEL_RUN, VERSION, parse_timestamp
 
 log = logging.getLogger(__name__)
 
 FINISHED_POD_PHASES = frozenset({"Succeeded", "Failed"})
 _FINAL_RUN_PHASES = frozenset(phase.value for phase in FINAL_PHASES)
 _PAGE_SIZE = 500
-
-
-def parse_timestamp(value: object) -> datetime | None:
-    """An RFC 3339 timestamp as an aware datetime; None when absent or unreadable."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 def _latest(values: Iterable[object]) -> datetime | None:

@@ -30,6 +30,8 @@ from typing import Any, NoReturn, TypeVar
 import kubernetes
 from kubernetes.client.exceptions import ApiException
 
+from podtask.resources import parse_timestamp
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -42,17 +44,6 @@ class LeaseAction(enum.StrEnum):
     WAIT = "wait"
 
 
-def parse_lease_time(value: object) -> datetime | None:
-    """A Lease MicroTime (or any RFC 3339 time) as an aware datetime; None when absent or bad."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
-
-
 def format_lease_time(moment: datetime) -> str:
     """MicroTime as the API server writes it: UTC, six fractional digits, `Z`."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -60,7 +51,7 @@ def format_lease_time(moment: datetime) -> str:
 
 def lease_expiry(lease_spec: Mapping[str, Any], duration_seconds: float) -> datetime | None:
     """When the current holding lapses: last renewal plus the duration the holder declared."""
-    renewed = parse_lease_time(lease_spec.get("renewTime")) or parse_lease_time(
+    renewed = parse_timestamp(lease_spec.get("renewTime")) or parse_timestamp(
         lease_spec.get("acquireTime")
     )
     if renewed is None:

@@ -20,7 +20,14 @@ from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from podtask.attempt_tokens import sign_attempt_token
-from podtask.resources import LABEL_RUN, RunError, RunPhase, TaskRunSpec, TaskRunStatus
+from podtask.resources import (
+    LABEL_RUN,
+    RunError,
+    RunPhase,
+    TaskRunSpec,
+    TaskRunStatus,
+    parse_timestamp,
+)
 from podtask_operator.admission import QueueControls
 from podtask_operator.attempts import classify_attempt
 from podtask_operator.cluster import Cluster
@@ -71,10 +78,7 @@ def utcnow() -> datetime:
 
 
 def _created(run: dict[str, Any], fallback: datetime) -> datetime:
-    stamp = run["metadata"].get("creationTimestamp")
-    if not stamp:
-        return fallback
-    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    return parse_timestamp(run["metadata"].get("creationTimestamp")) or fallback
 
 
 def line_stamp(spec: TaskRunSpec, created: datetime) -> str:

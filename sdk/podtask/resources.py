@@ -31,6 +31,18 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def parse_timestamp(value: object) -> datetime | None:
+    """A Kubernetes timestamp (RFC 3339, MicroTime too) as an aware datetime; None when
+    absent or unreadable. A time without a zone is UTC, as Kubernetes writes them."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
 class WireModel(BaseModel):
     """camelCase on the wire, snake_case in Python; unknown keys are kept out."""
 

@@ -1,6 +1,8 @@
 """The whole dev stack, started with the real `podtask dev` command, for end-to-end tests."""
 
+import json
 import os
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -40,6 +42,18 @@ class Stack:
         response = self.http.get(f"/api/v1/runs/{run_id}")
         assert response.status_code == 200, response.text
         return response.json()  # type: ignore[no-any-return]
+
+    def pod(self, name: str) -> dict[str, Any]:
+        """The pod as kubectl shows it."""
+        done = subprocess.run(
+            ["kubectl", "get", "pod", name, "-o", "json"],
+            env=self.kube_env,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        )
+        return json.loads(done.stdout)  # type: ignore[no-any-return]
 
     def wait_for(self, run_id: str, timeout: float = 60) -> dict[str, Any]:
         return wait_until(lambda: (r := self.run(run_id))["status"] in FINAL and r, timeout)

@@ -37,16 +37,7 @@ def test_heavy_task_runs_on_its_large_machine(stack: Stack) -> None:
     assert run["output"]["cpu"] == 4
     assert run["output"]["memoryGb"] == 8
     assert run["output"]["largest"] == 199999
-    pod = json.loads(
-        subprocess.run(
-            ["kubectl", "get", "pod", f"{run['id']}-1", "-o", "json"],
-            env=stack.kube_env,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=60,
-        ).stdout
-    )
+    pod = stack.pod(f"{run['id']}-1")
     resources = pod["spec"]["containers"][0]["resources"]
     assert resources["limits"] == {"cpu": "4000m", "memory": "8192Mi"}
     assert resources["requests"] == {"cpu": "3000m", "memory": "8192Mi"}
@@ -135,16 +126,7 @@ def test_out_of_memory_retries_on_the_bigger_machine(stack: Stack) -> None:
     assert run["output"] == {"allocatedMb": 700, "machine": "medium-1x", "attempt": 2}
     limits = {}
     for number, attempt in enumerate(run["attempts"], start=1):
-        pod = json.loads(
-            subprocess.run(
-                ["kubectl", "get", "pod", f"{run['id']}-{number}", "-o", "json"],
-                env=stack.kube_env,
-                capture_output=True,
-                text=True,
-                check=True,
-                timeout=60,
-            ).stdout
-        )
+        pod = stack.pod(f"{run['id']}-{number}")
         limits[number] = pod["spec"]["containers"][0]["resources"]["limits"]
         assert pod["metadata"]["labels"]["podtask.dev/machine"] == attempt["machine"]
     assert limits == {

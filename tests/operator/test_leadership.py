@@ -6,13 +6,13 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from podtask.resources import parse_timestamp
 from podtask_operator.leadership import (
     LeaseAction,
     claimed_spec,
     format_lease_time,
     lease_decision,
     lease_expiry,
-    parse_lease_time,
     released_spec,
     renewal_overdue,
 )
@@ -70,11 +70,11 @@ def test_lease_expiry() -> None:
 def test_lease_times_round_trip_as_micro_time() -> None:
     moment = datetime(2026, 1, 1, 12, 0, 0, 123456, tzinfo=UTC)
     assert format_lease_time(moment) == "2026-01-01T12:00:00.123456Z"
-    assert parse_lease_time(format_lease_time(moment)) == moment
-    assert parse_lease_time("2026-01-01T12:00:00Z") == moment.replace(microsecond=0)
-    assert parse_lease_time("2026-01-01T12:00:00") == moment.replace(microsecond=0)
-    assert parse_lease_time(None) is None
-    assert parse_lease_time("") is None
+    assert parse_timestamp(format_lease_time(moment)) == moment
+    assert parse_timestamp("2026-01-01T12:00:00Z") == moment.replace(microsecond=0)
+    assert parse_timestamp("2026-01-01T12:00:00") == moment.replace(microsecond=0)
+    assert parse_timestamp(None) is None
+    assert parse_timestamp("") is None
 
 
 def test_acquiring_a_new_lease() -> None:

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from kubernetes import config
 
+from podtask.resources import parse_timestamp
 from podtask_devcluster import EmbeddedCluster
 from podtask_operator.leadership import (
     LeaderElector,
@@ -21,7 +22,6 @@ from podtask_operator.leadership import (
     LeaseKeeper,
     LeaseStore,
     format_lease_time,
-    parse_lease_time,
 )
 from tests.embedded_kube import EmbeddedKube
 
@@ -78,12 +78,12 @@ def test_a_killed_leader_is_replaced_only_after_its_lease_expires(store: LeaseSt
         await asyncio.sleep(2.5)
         assert not waiting.done()
         renewing.cancel()  # killed: no release
-        last_renewal = parse_lease_time((await lease_spec(store))["renewTime"])
+        last_renewal = parse_timestamp((await lease_spec(store))["renewTime"])
         assert await asyncio.wait_for(waiting, timeout=10)
         taken = await lease_spec(store)
         assert taken["holderIdentity"] == "standby"
         assert last_renewal is not None
-        acquired = parse_lease_time(taken["acquireTime"])
+        acquired = parse_timestamp(taken["acquireTime"])
         assert acquired is not None and acquired > last_renewal + timedelta(seconds=2)
         assert taken["leaseTransitions"] == 1
 
@@ -99,12 +99,12 @@ def test_a_released_lease_is_taken_over_at_once(store: LeaseStore) -> None:
         waiting = asyncio.create_task(standby.acquire())
         await asyncio.sleep(0.5)
         assert not waiting.done()
-        released_at = parse_lease_time((await lease_spec(store))["renewTime"])
+        released_at = parse_timestamp((await lease_spec(store))["renewTime"])
         await leader.release()
         assert await asyncio.wait_for(waiting, timeout=10)
         taken = await lease_spec(store)
         assert taken["holderIdentity"] == "standby"
-        acquired = parse_lease_time(taken["acquireTime"])
+        acquired = parse_timestamp(taken["acquireTime"])
         assert released_at is not None and acquired is not None
         assert acquired < released_at + timedelta(seconds=60)
 
