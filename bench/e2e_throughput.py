@@ -4,7 +4,7 @@ Prints, from one run on one machine (absolute times drift here, ratios hold):
 - runs/s for N no-op runs triggered over HTTP through `podtask dev`
   (API → TaskRun → operator → pod → runner → API → operator);
 - runs/s for the same N runner processes spawned directly (`--local`, no API,
-  no cluster) at the same concurrency (all N at once, as the dev stack starts them);
+  no cluster) at the same concurrency: the noop task's queue limit;
 - their ratio;
 - Kubernetes API write requests per completed run, counted by the embedded cluster.
 
@@ -20,12 +20,16 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import yaml
 
 from podtask.devprocess import DevProcess
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "tasks"))
+from noop import CONCURRENCY
 
 HERE = Path(__file__).resolve().parent
 NOOP = HERE / "tasks" / "noop.py"
@@ -69,26 +73,24 @@ async def through_the_stack(dev: DevProcess, runs: int) -> float:
         return time.perf_counter() - started
 
 
+def _run_directly(i: int) -> int:
+    command = [
+        sys.executable,
+        "-m",
+        "podtask_runner",
+        "--local",
+        str(NOOP),
+        "noop",
+        "--payload",
+        f'{{"i": {i}}}',
+    ]
+    return subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
+
+
 def spawned_directly(runs: int) -> float:
     started = time.perf_counter()
-    processes = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "podtask_runner",
-                "--local",
-                str(NOOP),
-                "noop",
-                "--payload",
-                f'{{"i": {i}}}',
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for i in range(runs)
-    ]
-    codes = [p.wait() for p in processes]
+    with ThreadPoolExecutor(max_workers=CONCURRENCY) as pool:
+        codes = list(pool.map(_run_directly, range(runs)))
     if any(codes):
         raise SystemExit(f"direct runner processes failed: {codes}")
     return time.perf_counter() - started
@@ -109,7 +111,7 @@ def main() -> None:
     del direct_warm
     stack_rate = args.runs / stack_seconds
     direct_rate = args.runs / direct_seconds
-    print(f"runs: {args.runs} no-op runs, all started at once")
+    print(f"runs: {args.runs} no-op runs, triggered at once, {CONCURRENCY} at a time")
     print(f"dev stack end to end:     {stack_rate:8.2f} runs/s ({stack_seconds:.2f} s)")
     print(f"runner spawned directly:  {direct_rate:8.2f} runs/s ({direct_seconds:.2f} s)")
     print(f"ratio stack/direct:       {stack_rate / direct_rate:8.3f}")
