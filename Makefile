@@ -33,6 +33,7 @@ crds: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/e2e_throughput.py
 	$(BIN)/python bench/admission_cost.py
+	$(BIN)/python bench/api_throughput.py
 
 clean:
 	rm -rf $(VENV) .podtask .mypy_cache .ruff_cache .pytest_cache

@@ -23,13 +23,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    # Older Kubernetes clients (within the versions this package allows) log every response
+    # body at debug level: payloads, outputs and the keys' Secret would land in the API's
+    # log. That logger never goes below info, whatever the level asked for.
+    logging.getLogger("kubernetes.client.rest").setLevel(
+        max(logging.INFO, logging.getLogger().getEffectiveLevel())
+    )
     log = logging.getLogger("podtask_api")
     if not settings.runner_token_secret.get_secret_value():
         log.warning("PODTASK_RUNNER_TOKEN_SECRET is not set: runner callbacks will be refused")
-    if not settings.api_keys_required:
-        log.warning("dev mode without PODTASK_API_KEY_HASHES: public endpoints need no API key")
-    elif not settings.api_key_digests:
-        log.warning("PODTASK_API_KEY_HASHES is empty: every public request will be refused")
+    if not settings.api_keys_secret and not settings.api_key_digests:
+        log.warning(
+            "no API keys: neither PODTASK_API_KEY_HASHES nor PODTASK_API_KEYS_SECRET is set, so "
+            + (
+                "public endpoints need no API key (dev mode)"
+                if settings.dev_mode
+                else "every public request will be refused"
+            )
+        )
     try:
         app = create_app(settings)
     except ConfigException as exc:

@@ -1,38 +1,72 @@
-"""Who may call what: API keys for the public endpoints, attempt tokens for the runner's.
+"""Who may call what: API keys (write or read-only) for the public endpoints, attempt tokens
+for the runner's.
 
-API keys are stored only as sha256 digests; a presented key is hashed and
-compared to every digest in constant time. An attempt token is valid for
-exactly the run and attempt it was signed for; on the few public endpoints a
-task calls from inside its run (trigger, batch trigger, get run) it stands for
-that run, which becomes the parent of the runs it triggers and may read only
-those (`Caller`).
+API keys are stored only as sha256 digests: those in `PODTASK_API_KEY_HASHES` (write keys,
+to bootstrap) and those in the keys' Secret (`podtask.api_keys`), which `ApiKeyStore` reads
+through the Kubernetes API and keeps for a few seconds, so that a key added or revoked there
+counts without a restart. A presented key is hashed and compared to every digest in constant
+time. A read-only key may call the endpoints that only read; anything that writes is a 403.
+
+An attempt token is valid for exactly the run and attempt it was signed for; on the few
+public endpoints a task calls from inside its run (trigger, batch trigger, get run) it stands
+for that run, which becomes the parent of the runs it triggers and may read only those
+(`Caller`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
-from collections.abc import Iterable
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import HTTPError
+
+from podtask.api_keys import ApiKeySecret, MalformedApiKeys, StoredApiKey, is_sha256_digest
+from podtask.api_keys import api_key_digest as api_key_digest
 from podtask.attempt_tokens import InvalidAttemptToken, verify_attempt_token
 from podtask_api.errors import ApiError
+from podtask_api.settings import ApiSettings
+
+log = logging.getLogger("podtask_api")
 
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
+HOW_TO_SEND_A_KEY = "send it as 'Authorization: Bearer <key>'"
 
 
-def api_key_digest(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
+def match_api_key(key: str, keys: Iterable[StoredApiKey]) -> StoredApiKey | None:
+    """The stored key whose digest is `key`'s, if any.
 
-
-def api_key_is_valid(key: str, digests: Iterable[str]) -> bool:
+    Every candidate is compared, with `hmac.compare_digest` and no early exit: the time
+    taken does not say which digest (if any) matched.
+    """
     presented = api_key_digest(key)
-    valid = False
-    # No early exit: the time taken does not say which digest (if any) matched.
-    for digest in digests:
-        valid |= hmac.compare_digest(presented, digest.strip().lower())
-    return valid
+    matched: StoredApiKey | None = None
+    for stored in keys:
+        if hmac.compare_digest(presented, stored.sha256) and matched is None:
+            matched = stored
+    return matched
+
+
+def write_keys(digests: Iterable[str]) -> tuple[StoredApiKey, ...]:
+    """Digests given as configuration (`PODTASK_API_KEY_HASHES`), as write keys.
+
+    A ValueError names the first item that is no digest, without showing it: it may be a
+    key pasted by mistake.
+    """
+    keys = []
+    for index, digest in enumerate(digests):
+        if not is_sha256_digest(digest):
+            raise ValueError(
+                f"PODTASK_API_KEY_HASHES: item {index} is not a sha256 hex digest (64 hex "
+                "digits); give the digests of the keys, never the keys"
+            )
+        keys.append(StoredApiKey(name=f"PODTASK_API_KEY_HASHES[{index}]", sha256=digest))
+    return tuple(keys)
 
 
 def bearer_token(authorization: str | None) -> str | None:
@@ -44,21 +78,6 @@ def bearer_token(authorization: str | None) -> str | None:
     if scheme.lower() != "bearer" or not token:
         return None
     return token
-
-
-def require_api_key(authorization: str | None, digests: tuple[str, ...], required: bool) -> None:
-    if not required:
-        return
-    key = bearer_token(authorization)
-    if key is None:
-        raise ApiError(
-            401,
-            "unauthorized",
-            "an API key is required: send it as 'Authorization: Bearer <key>'",
-            headers=_CHALLENGE,
-        )
-    if not api_key_is_valid(key, digests):
-        raise ApiError(401, "unauthorized", "the API key is not valid", headers=_CHALLENGE)
 
 
 def require_attempt_token(
@@ -96,9 +115,11 @@ def require_attempt_token(
 
 @dataclass(frozen=True)
 class Caller:
-    """Who calls a public endpoint: an API key holder, or the run whose attempt token it is."""
+    """Who calls a public endpoint: an API key holder (maybe read-only), or the run whose
+    attempt token it is."""
 
     run_id: str | None = None
+    read_only: bool = False
 
     @property
     def is_task_run(self) -> bool:
@@ -112,6 +133,20 @@ class Caller:
 
 
 API_KEY_HOLDER = Caller()
+READ_ONLY_KEY_HOLDER = Caller(read_only=True)
+
+
+@dataclass(frozen=True)
+class KnownKeys:
+    """The keys a request is judged against, and whether one is needed at all.
+
+    `problem` says why the Secret's keys are missing when it could not be read: a key that
+    matches none of `keys` may then be one of them, and cannot be refused as wrong.
+    """
+
+    keys: tuple[StoredApiKey, ...]
+    required: bool = True
+    problem: str | None = None
 
 
 def _looks_like_attempt_token(token: str) -> bool:
@@ -120,10 +155,7 @@ def _looks_like_attempt_token(token: str) -> bool:
 
 
 def authenticate_caller(
-    authorization: str | None,
-    digests: tuple[str, ...],
-    keys_required: bool,
-    attempt_token_secret: bytes,
+    authorization: str | None, known: KnownKeys, attempt_token_secret: bytes
 ) -> Caller:
     """An API key holder or a run (by its attempt token); 401 for anything else.
 
@@ -132,21 +164,42 @@ def authenticate_caller(
     (a task whose child runs silently lost their parent would be worse than an error).
     """
     token = bearer_token(authorization)
-    if token is not None and api_key_is_valid(token, digests):
-        return API_KEY_HOLDER
-    if token is not None and attempt_token_secret and _looks_like_attempt_token(token):
-        try:
-            claims = verify_attempt_token(attempt_token_secret, token)
-        except InvalidAttemptToken as exc:
+    if token is not None:
+        matched = match_api_key(token, known.keys)
+        if matched is not None:
+            return READ_ONLY_KEY_HOLDER if matched.read_only else API_KEY_HOLDER
+        if attempt_token_secret and _looks_like_attempt_token(token):
+            try:
+                claims = verify_attempt_token(attempt_token_secret, token)
+            except InvalidAttemptToken as exc:
+                raise ApiError(
+                    401,
+                    "unauthorized",
+                    f"the bearer token is not a valid API key, nor a valid attempt token: {exc}",
+                    headers=_CHALLENGE,
+                ) from None
+            return Caller(run_id=claims.run)
+        if known.problem is not None:
             raise ApiError(
-                401,
-                "unauthorized",
-                f"the bearer token is not a valid API key, nor a valid attempt token: {exc}",
-                headers=_CHALLENGE,
-            ) from None
-        return Caller(run_id=claims.run)
-    require_api_key(authorization, digests, keys_required)
-    return API_KEY_HOLDER
+                503,
+                "api_keys_unavailable",
+                f"the API cannot check this key now: {known.problem}",
+            )
+    if not known.required:
+        return API_KEY_HOLDER
+    if token is None:
+        raise ApiError(
+            401,
+            "unauthorized",
+            f"an API key is required: {HOW_TO_SEND_A_KEY}",
+            headers=_CHALLENGE,
+        )
+    raise ApiError(
+        401,
+        "unauthorized",
+        f"the API key is not valid; {HOW_TO_SEND_A_KEY}",
+        headers=_CHALLENGE,
+    )
 
 
 def require_api_key_holder(caller: Caller, what: str) -> None:
@@ -158,3 +211,110 @@ def require_api_key_holder(caller: Caller, what: str) -> None:
             f"an attempt token may not {what}: it may only trigger runs and read the runs "
             "it triggered; use an API key",
         )
+
+
+def require_write_access(caller: Caller) -> None:
+    """403 for a read-only key on an endpoint that changes something."""
+    if caller.read_only:
+        raise ApiError(
+            403,
+            "read_only_key",
+            "the API key is read-only: it may only call endpoints that read; use a key with "
+            "write access (`podtask keys create --name NAME`)",
+        )
+
+
+class ApiKeysUnavailable(Exception):
+    """The keys' Secret could not be read or understood; the message says why (no secrets)."""
+
+
+class ApiKeyStore:
+    """The configured write keys plus the Secret's keys, the Secret read at most once per
+    `cache_seconds`.
+
+    A Secret that cannot be read keeps the keys last read from it (a cluster hiccup must not
+    lock every caller out); before any read has succeeded only the configured keys count,
+    and a key that matches none of them is a 503, not a 401. Safe to use from several
+    threads: one of them reads while the others wait for its result.
+    """
+
+    def __init__(
+        self,
+        configured: Sequence[StoredApiKey],
+        *,
+        dev_mode: bool,
+        read_secret: Callable[[], list[StoredApiKey]] | None,
+        cache_seconds: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._configured = tuple(configured)
+        self._dev_mode = dev_mode
+        self._read_secret = read_secret
+        self._cache_seconds = cache_seconds
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._read_at: float | None = None
+        self._secret_keys: tuple[StoredApiKey, ...] | None = None
+        self._problem: str | None = None
+
+    def _refresh(self) -> None:
+        assert self._read_secret is not None
+        try:
+            self._secret_keys = tuple(self._read_secret())
+            self._problem = None
+        except ApiKeysUnavailable as exc:
+            if self._problem is None:
+                log.warning("API keys Secret: %s", exc)
+            self._problem = str(exc)
+
+    def known(self) -> KnownKeys:
+        with self._lock:
+            if self._read_secret is not None:
+                now = self._clock()
+                if self._read_at is None or now - self._read_at >= self._cache_seconds:
+                    self._refresh()
+                    self._read_at = now
+            keys = self._configured + (self._secret_keys or ())
+            problem = self._problem if self._secret_keys is None else None
+        # Open only in dev mode with no key anywhere, and only while that is known for sure.
+        required = not self._dev_mode or bool(keys) or problem is not None
+        return KnownKeys(keys=keys, required=required, problem=problem)
+
+
+def secret_reader(secret: ApiKeySecret) -> Callable[[], list[StoredApiKey]]:
+    """`secret.read`, its failures as `ApiKeysUnavailable` with a message fit for a caller."""
+    where = f"the Secret {secret.namespace}/{secret.name}"
+
+    def read() -> list[StoredApiKey]:
+        try:
+            return secret.read()
+        except ApiException as exc:
+            raise ApiKeysUnavailable(
+                f"{where} cannot be read (HTTP {exc.status} {exc.reason}); the API needs "
+                "`get` on it"
+            ) from None
+        except HTTPError as exc:
+            raise ApiKeysUnavailable(
+                f"{where} cannot be read: the Kubernetes API cannot be reached "
+                f"({type(exc).__name__})"
+            ) from None
+        except MalformedApiKeys as exc:
+            raise ApiKeysUnavailable(f"{where} is malformed: {exc}") from None
+
+    return read
+
+
+def api_key_store(settings: ApiSettings, api_client: Any) -> ApiKeyStore:
+    """The key store `settings` describe, reading the Secret through `api_client`."""
+    read_secret = None
+    if settings.api_keys_secret:
+        secret = ApiKeySecret(
+            api_client, settings.api_keys_namespace or settings.namespace, settings.api_keys_secret
+        )
+        read_secret = secret_reader(secret)
+    return ApiKeyStore(
+        write_keys(settings.api_key_digests),
+        dev_mode=settings.dev_mode,
+        read_secret=read_secret,
+        cache_seconds=settings.api_keys_cache_seconds,
+    )

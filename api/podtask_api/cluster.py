@@ -1,14 +1,20 @@
-"""The API's view of the cluster: read Tasks and TaskRuns, create and change runs, record reports.
+"""The API's view of the cluster: read Tasks and TaskRuns, create and change runs, record reports;
+list runs a page at a time, read and change TaskQueues, read attempt pods and their logs.
 
 `KubernetesCluster` does it with the official (synchronous) client, so the
 routes call it in a thread. Its errors are translated here into the few
 outcomes the routes distinguish.
+
+What the API's service account needs in its namespace: tasks (get, list), taskqueues
+(get, list, patch), taskruns (get, list, create, patch, delete; status: patch), and
+pods (get) with pods/log (get) for `GET /api/v1/runs/{id}/logs`.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from typing import Any
 
 from kubernetes import client, config
@@ -19,6 +25,14 @@ from podtask.resources import GROUP, VERSION
 
 TASKS = "tasks"
 TASK_RUNS = "taskruns"
+TASK_QUEUES = "taskqueues"
+
+# Objects per page when the API reads a whole list (a key's runs, the tasks, the queues).
+_LIST_CHUNK = 500
+# Bytes per read of a followed log: small enough that lines show up as they are written.
+_LOG_CHUNK = 4096
+# Seconds a followed log may be silent before the API closes it (the client may follow again).
+FOLLOW_IDLE_SECONDS = 300
 
 # Seconds: connect, then read. A hung cluster becomes a 503, not a hung request.
 _REQUEST_TIMEOUT = (5, 30)
@@ -69,6 +83,10 @@ class PhaseChanged(ClusterError):
         self.run = run
 
 
+class ListExpired(ClusterError):
+    """A continue token of a list too old for the cluster to go on from (Kubernetes' 410)."""
+
+
 class ClusterUnavailable(ClusterError):
     """The cluster could not be reached or failed; `status` is what the API answers."""
 
@@ -104,6 +122,8 @@ def translate_api_error(
         return ObjectNotFound(message)
     if status == 409:
         return ObjectAlreadyExists(message)
+    if status == 410:
+        return ListExpired(message)
     if status in (400, 422):
         return ObjectRejected(message)
     if status in (401, 403):
@@ -120,7 +140,10 @@ class KubernetesCluster:
 
     def __init__(self, namespace: str, api_client: Any) -> None:
         self.namespace = namespace
+        # Shared (one connection pool) with what reads the keys' Secret and records deployments.
+        self.api_client = api_client
         self._api = client.CustomObjectsApi(api_client)
+        self._core = client.CoreV1Api(api_client)
 
     @classmethod
     def connect(cls, namespace: str, kubeconfig: str | None = None) -> KubernetesCluster:
@@ -140,13 +163,24 @@ class KubernetesCluster:
         return cls(namespace, client.ApiClient(configuration))
 
     def _call(self, kind: str, subject: str | None, method: Any, **kwargs: Any) -> dict[str, Any]:
+        return self._raw_call(
+            kind, subject, method, group=GROUP, version=VERSION, namespace=self.namespace, **kwargs
+        )
+
+    def _raw_call(
+        self, kind: str, subject: str | None, method: Any, **kwargs: Any
+    ) -> dict[str, Any]:
+        result = self._request(kind, subject, method, **kwargs)
+        if not isinstance(result, dict):
+            raise ClusterUnavailable(
+                "the Kubernetes API answered with something not an object", 502
+            )
+        return result
+
+    def _request(self, kind: str, subject: str | None, method: Any, **kwargs: Any) -> Any:
         try:
-            result = method(
-                group=GROUP,
-                version=VERSION,
-                namespace=self.namespace,
-                _request_timeout=_REQUEST_TIMEOUT,
-                **kwargs,
+            return method(
+                _request_timeout=kwargs.pop("_request_timeout", _REQUEST_TIMEOUT), **kwargs
             )
         except ApiException as exc:
             raise translate_api_error(exc.status, exc.body, kind=kind, name=subject) from exc
@@ -154,11 +188,109 @@ class KubernetesCluster:
             raise ClusterUnavailable(
                 f"the Kubernetes API cannot be reached: {type(exc).__name__}"
             ) from exc
-        if not isinstance(result, dict):
-            raise ClusterUnavailable(
-                "the Kubernetes API answered with something not an object", 502
+
+    def _list_all(self, kind: str, plural: str, label_selector: str | None) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        token: str | None = None
+        while True:
+            page = self._call(
+                kind,
+                None,
+                self._api.list_namespaced_custom_object,
+                plural=plural,
+                label_selector=label_selector,
+                limit=_LIST_CHUNK,
+                _continue=token,
             )
-        return result
+            items.extend(page.get("items") or [])
+            token = (page.get("metadata") or {}).get("continue") or None
+            if token is None:
+                return items
+
+    def list_runs(
+        self, label_selector: str | None, limit: int, continue_token: str | None
+    ) -> dict[str, Any]:
+        """One page of TaskRuns, in name order: `items`, and `metadata.continue` if more.
+
+        Raises `ListExpired` when `continue_token` is too old, and `ObjectRejected` when the
+        cluster does not take it.
+        """
+        return self._call(
+            "TaskRun",
+            None,
+            self._api.list_namespaced_custom_object,
+            plural=TASK_RUNS,
+            label_selector=label_selector,
+            limit=limit,
+            _continue=continue_token,
+        )
+
+    def list_all_runs(self, label_selector: str) -> list[dict[str, Any]]:
+        """Every TaskRun with these labels (meant for selectors that match few)."""
+        return self._list_all("TaskRun", TASK_RUNS, label_selector)
+
+    def list_tasks(self) -> list[dict[str, Any]]:
+        return self._list_all("Task", TASKS, None)
+
+    def list_queues(self) -> list[dict[str, Any]]:
+        return self._list_all("TaskQueue", TASK_QUEUES, None)
+
+    def get_queue(self, name: str) -> dict[str, Any]:
+        return self._call(
+            "TaskQueue", name, self._api.get_namespaced_custom_object, plural=TASK_QUEUES, name=name
+        )
+
+    def merge_patch_queue(self, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        """Merge `patch` into the TaskQueue `name` (its spec; the operator acts on it at once)."""
+        return self._call(
+            "TaskQueue",
+            name,
+            self._api.patch_namespaced_custom_object,
+            plural=TASK_QUEUES,
+            name=name,
+            body=patch,
+            _content_type="application/merge-patch+json",
+        )
+
+    def get_pod(self, name: str) -> dict[str, Any]:
+        pod = self._request(
+            "Pod", name, self._core.read_namespaced_pod, name=name, namespace=self.namespace
+        )
+        found: dict[str, Any] = self._core.api_client.sanitize_for_serialization(pod)
+        return found
+
+    def read_pod_log(self, name: str) -> bytes:
+        """The log of the pod's (one) container so far."""
+        response = self._request(
+            "Pod",
+            name,
+            self._core.read_namespaced_pod_log,
+            name=name,
+            namespace=self.namespace,
+            _preload_content=False,
+        )
+        try:
+            data: bytes = response.data
+            return data
+        finally:
+            response.release_conn()
+
+    def follow_pod_log(self, name: str) -> Iterator[bytes]:
+        """The log of the pod's container: what it has, then what it writes until it ends.
+
+        The request is made at once (its errors raise here); the iterator reads on.
+        """
+        response = self._request(
+            "Pod",
+            name,
+            self._core.read_namespaced_pod_log,
+            name=name,
+            namespace=self.namespace,
+            follow=True,
+            _preload_content=False,
+            _request_timeout=(_REQUEST_TIMEOUT[0], FOLLOW_IDLE_SECONDS),
+        )
+        return _log_chunks(response)
 
     def get_task(self, name: str) -> dict[str, Any]:
         return self._call(
@@ -261,6 +393,15 @@ class KubernetesCluster:
             raise AttemptNotCurrent(
                 f"run {name!r} moved on while the report was written", fresh
             ) from exc
+
+
+def _log_chunks(response: Any) -> Iterator[bytes]:
+    try:
+        yield from response.stream(_LOG_CHUNK, decode_content=True)
+    except HTTPError:
+        return  # the cluster closed the stream (or it stayed idle too long): the log ends here
+    finally:
+        response.release_conn()
 
 
 def report_guard(run: dict[str, Any]) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 `ApiError` is what route code raises; the handlers installed by
 `install_error_handlers` also turn FastAPI's validation errors, unknown routes,
 wrong methods and anything unexpected into the same shape, never a traceback.
+`error_responses` documents in `/openapi.json` which of them a route may answer.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from podtask_api.api_models import ErrorResponse
 
 log = logging.getLogger("podtask_api")
 
@@ -79,6 +82,29 @@ def validation_error(errors: Sequence[Any]) -> ApiError:
     problems = "; ".join(f"{d['field']}: {d['message']}" for d in details)
     return ApiError(422, "invalid_request", f"invalid {fields} — {problems}", details)
 
+
+_WHEN = {
+    400: "The body is not valid JSON (`invalid_json`).",
+    401: "No API key (or attempt token), or one that is not valid (`unauthorized`).",
+    403: "The credential may not do this (`forbidden`).",
+    404: "What the path names does not exist.",
+    409: "The action does not fit the state of what it acts on.",
+    410: "The cursor is too old to go on from (`cursor_expired`): list from the start again.",
+    413: "The body, or a payload in it, is over its size limit.",
+    422: "A field of the request is invalid; `details` names each.",
+    502: "The cluster answered with something the API cannot use.",
+    503: "The cluster cannot be reached or is not ready (`cluster_unavailable`).",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The `responses` of a route that may answer these errors, for `/openapi.json`."""
+    return {status: {"model": ErrorResponse, "description": _WHEN[status]} for status in statuses}
+
+
+# Every route that reaches the cluster may find it unavailable or answering nonsense.
+CLUSTER_ERRORS = (502, 503)
+AUTH_ERRORS = (401, 403)
 
 _STATUS_CODES = {
     400: "bad_request",

@@ -1,10 +1,14 @@
 """The public endpoints: trigger tasks, one or a batch; read, cancel, replay, reschedule a run.
+The routers also carry the endpoints of `run_read_routes` (list runs, logs),
+`catalog_routes` (tasks, queues) and `deployment_routes` (deployments).
 
-Two routers, by who may call them. `router` takes API keys only (a run's attempt
-token gets a 403): every endpoint goes there unless a task needs it from inside
-its run. `child_run_router` also takes a run's attempt token, for what a task
-does with its child runs: trigger them (they get the token's run as
-`parentRunId`) and read them (only them).
+Three routers, by who may call them. `router` takes write API keys only (a run's
+attempt token or a read-only key gets a 403): every endpoint that changes something
+goes there unless a task needs it from inside its run. `read_router` takes any API
+key, read-only ones too: endpoints that only read. `child_run_router` also takes a
+run's attempt token, for what a task does with its child runs: trigger them (they
+get the token's run as `parentRunId`) and read them (only them); a read-only key may
+use its GET endpoints only.
 """
 
 from __future__ import annotations
@@ -13,14 +17,22 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Header
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Body, Depends, Header, Request, Response
 from pydantic import ValidationError
 
 from podtask.resources import TaskSpec
-from podtask_api.auth import Caller, authenticate_caller, require_api_key_holder
+from podtask_api import catalog_routes, deployment_routes, run_read_routes
+from podtask_api.api_models import BatchTriggered, ReplayedRun, RunView, TriggeredRun
+from podtask_api.auth import (
+    ApiKeyStore,
+    Caller,
+    authenticate_caller,
+    require_api_key_holder,
+    require_write_access,
+)
 from podtask_api.cluster import ObjectNotFound, PhaseChanged
-from podtask_api.errors import ApiError
+from podtask_api.errors import CLUSTER_ERRORS, ApiError, error_responses
+from podtask_api.lookups import read_run, run_not_found
 from podtask_api.run_actions import (
     ReplayRequest,
     RescheduleRequest,
@@ -38,39 +50,61 @@ from podtask_api.triggers import (
     BatchTriggerRequest,
     PlannedRun,
     TriggerRequest,
-    build_task_run,
     check_batch_payloads,
     check_payload_size,
     is_object_name,
     plan_batch,
+    plan_run,
     random_run_name,
-    run_name_for,
     unknown_tasks_error,
 )
 
 
 def authenticated_caller(
+    request: Request,
     svc: Annotated[Services, Depends(services)],
     authorization: Annotated[str | None, Header()] = None,
 ) -> Caller:
-    settings = svc.settings
+    # A plain `def`: FastAPI runs it in a thread, where the key store may read its Secret.
+    keys: ApiKeyStore = request.app.state.api_keys
     return authenticate_caller(
-        authorization,
-        settings.api_key_digests,
-        settings.api_keys_required,
-        settings.runner_token_secret.get_secret_value().encode(),
+        authorization, keys.known(), svc.settings.runner_token_secret.get_secret_value().encode()
     )
 
 
-def _api_key_holder(who: Annotated[Caller, Depends(authenticated_caller)]) -> None:
+def api_key_holder(who: Annotated[Caller, Depends(authenticated_caller)]) -> None:
+    """The dependency of endpoints that only read: any API key."""
     require_api_key_holder(who, "use this endpoint")
+
+
+def writing_api_key_holder(who: Annotated[Caller, Depends(authenticated_caller)]) -> None:
+    """The dependency of endpoints that change something: a write API key."""
+    require_api_key_holder(who, "use this endpoint")
+    require_write_access(who)
+
+
+_READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def child_run_caller(
+    request: Request, who: Annotated[Caller, Depends(authenticated_caller)]
+) -> None:
+    """The dependency of endpoints a run uses too: a read-only key may only read with them."""
+    if request.method not in _READ_METHODS:
+        require_write_access(who)
 
 
 # Endpoints that change something (`router`) and endpoints that only read (`read_router`):
 # a read-only API key may call the second kind only.
-router = APIRouter(prefix="/api/v1", dependencies=[Depends(_api_key_holder)])
-read_router = APIRouter(prefix="/api/v1", dependencies=[Depends(_api_key_holder)])
-child_run_router = APIRouter(prefix="/api/v1", dependencies=[Depends(authenticated_caller)])
+router = APIRouter(prefix="/api/v1", dependencies=[Depends(writing_api_key_holder)])
+read_router = APIRouter(prefix="/api/v1", dependencies=[Depends(api_key_holder)])
+child_run_router = APIRouter(prefix="/api/v1", dependencies=[Depends(child_run_caller)])
+# Endpoints of their own modules, behind the same checks.
+read_router.include_router(run_read_routes.read_routes)
+read_router.include_router(catalog_routes.read_routes)
+router.include_router(catalog_routes.write_routes)
+read_router.include_router(deployment_routes.read_routes)
+router.include_router(deployment_routes.write_routes)
 
 
 def task_not_found(task_id: str, namespace: str) -> ApiError:
@@ -81,10 +115,6 @@ def task_not_found(task_id: str, namespace: str) -> ApiError:
         f"that declares it with `podtask deploy` (or run `podtask dev`) and trigger it again",
         {"taskId": task_id},
     )
-
-
-def run_not_found(run_id: str) -> ApiError:
-    return ApiError(404, "run_not_found", f"there is no run {run_id!r}", {"id": run_id})
 
 
 async def _find_task(svc: Services, task_id: str) -> TaskSpec | None:
@@ -106,12 +136,22 @@ async def _find_task(svc: Services, task_id: str) -> TaskSpec | None:
         ) from None
 
 
-@child_run_router.post("/tasks/batch")
+@child_run_router.post(
+    "/tasks/batch",
+    tags=["tasks"],
+    status_code=201,
+    response_model=BatchTriggered,
+    responses={
+        200: {"model": BatchTriggered, "description": "Every item found an existing run."},
+        **error_responses(400, 404, 409, 413, 422, *CLUSTER_ERRORS),
+    },
+)
 async def batch_trigger(
     request: BatchTriggerRequest,
     svc: Annotated[Services, Depends(services)],
     who: Annotated[Caller, Depends(authenticated_caller)],
-) -> JSONResponse:
+    response: Response,
+) -> dict[str, Any]:
     """Trigger up to 1,000 runs at once, in item order: every one is created, or none is."""
     check_batch_payloads(request.items)
     task_ids = sorted({item.task for item in request.items})
@@ -122,51 +162,53 @@ async def batch_trigger(
         raise unknown_tasks_error(request.items, missing, svc.settings.namespace)
     plan = plan_batch(request.items, tasks, parent_run_id=who.run_id)
     runs = await create_batch(svc, plan)
-    created = any(not run.is_cached for run in runs)
-    return JSONResponse(
-        {"runs": [run.to_wire() for run in runs]}, status_code=201 if created else 200
-    )
+    if all(run.is_cached for run in runs):
+        response.status_code = 200
+    return {"runs": [run.to_wire() for run in runs]}
 
 
-@child_run_router.post("/tasks/{task_id}/trigger")
+@child_run_router.post(
+    "/tasks/{task_id}/trigger",
+    tags=["tasks"],
+    status_code=201,
+    response_model=TriggeredRun,
+    responses={
+        200: {"model": TriggeredRun, "description": "The idempotency key found its run."},
+        **error_responses(400, 404, 409, 413, 422, *CLUSTER_ERRORS),
+    },
+)
 async def trigger_task(
     task_id: str,
     svc: Annotated[Services, Depends(services)],
     who: Annotated[Caller, Depends(authenticated_caller)],
+    response: Response,
     request: Annotated[TriggerRequest | None, Body()] = None,
-) -> JSONResponse:
+) -> dict[str, Any]:
+    """Trigger one run of the task. With an idempotency key, a run that holds the key is the
+    answer instead (`isCached`, 200): one live or Completed, within the key's TTL."""
     trigger = request or TriggerRequest()
     check_payload_size(trigger.payload)
     task = await _find_task(svc, task_id)
     if task is None:
         raise task_not_found(task_id, svc.settings.namespace)
-    body = build_task_run(
-        task, trigger, run_name_for(task_id, trigger.options), parent_run_id=who.run_id
-    )
-    planned = PlannedRun(
-        index=0, body=body, task_id=task_id, idempotency_key=trigger.options.idempotency_key
-    )
-    run = await create_run(svc, planned)
-    return JSONResponse(run.to_wire(), status_code=200 if run.is_cached else 201)
+    run = await create_run(svc, plan_run(task, trigger, parent_run_id=who.run_id))
+    if run.is_cached:
+        response.status_code = 200
+    return run.to_wire()
 
 
-async def _read_run(svc: Services, run_id: str) -> dict[str, Any]:
-    """The TaskRun `run_id`; a 404 when there is none."""
-    if not is_object_name(run_id):
-        raise run_not_found(run_id)
-    try:
-        return await svc.call(svc.cluster.get_run, run_id)
-    except ObjectNotFound:
-        raise run_not_found(run_id) from None
-
-
-@child_run_router.get("/runs/{run_id}")
+@child_run_router.get(
+    "/runs/{run_id}",
+    tags=["runs"],
+    response_model=RunView,
+    responses=error_responses(404, *CLUSTER_ERRORS),
+)
 async def get_run(
     run_id: str,
     svc: Annotated[Services, Depends(services)],
     who: Annotated[Caller, Depends(authenticated_caller)],
 ) -> dict[str, Any]:
-    run = await _read_run(svc, run_id)
+    run = await read_run(svc, run_id)
     if not who.may_read(run):
         raise ApiError(
             403,
@@ -178,7 +220,12 @@ async def get_run(
     return run_view(run)
 
 
-@router.post("/runs/{run_id}/cancel")
+@router.post(
+    "/runs/{run_id}/cancel",
+    tags=["runs"],
+    response_model=RunView,
+    responses=error_responses(404, 409, *CLUSTER_ERRORS),
+)
 async def cancel_run(run_id: str, svc: Annotated[Services, Depends(services)]) -> dict[str, Any]:
     """Cancel a run that has not finished; the answer is the run as it is now.
 
@@ -186,7 +233,7 @@ async def cancel_run(run_id: str, svc: Annotated[Services, Depends(services)]) -
     pod and ends it `Canceled` (at once when it has not started). Canceling again is
     harmless; a finished run is a 409 `run_finished`.
     """
-    run = await _read_run(svc, run_id)
+    run = await read_run(svc, run_id)
     conflict = cancel_conflict(run)
     if conflict is not None:
         raise conflict
@@ -199,7 +246,13 @@ async def cancel_run(run_id: str, svc: Annotated[Services, Depends(services)]) -
     return run_view(run)
 
 
-@router.post("/runs/{run_id}/replay", status_code=201)
+@router.post(
+    "/runs/{run_id}/replay",
+    tags=["runs"],
+    status_code=201,
+    response_model=ReplayedRun,
+    responses=error_responses(400, 404, 413, 422, *CLUSTER_ERRORS),
+)
 async def replay_run(
     run_id: str,
     svc: Annotated[Services, Depends(services)],
@@ -214,7 +267,7 @@ async def replay_run(
     replay = request or ReplayRequest()
     if replay.has_payload:
         check_payload_size(replay.payload)
-    run = await _read_run(svc, run_id)
+    run = await read_run(svc, run_id)
     body = build_replay(
         run, random_run_name(), payload=replay.payload, new_payload=replay.has_payload
     )
@@ -224,7 +277,12 @@ async def replay_run(
     return {**created.to_wire(), "taskId": task_id}
 
 
-@router.post("/runs/{run_id}/reschedule")
+@router.post(
+    "/runs/{run_id}/reschedule",
+    tags=["runs"],
+    response_model=RunView,
+    responses=error_responses(400, 404, 409, 413, 422, *CLUSTER_ERRORS),
+)
 async def reschedule_run(
     run_id: str, request: RescheduleRequest, svc: Annotated[Services, Depends(services)]
 ) -> dict[str, Any]:
@@ -232,7 +290,7 @@ async def reschedule_run(
 
     Any other state is a 409 `run_not_delayed`. The answer is the run as it is now.
     """
-    run = await _read_run(svc, run_id)
+    run = await read_run(svc, run_id)
     conflict = reschedule_conflict(run)
     if conflict is not None:
         raise conflict

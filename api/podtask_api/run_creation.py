@@ -1,7 +1,10 @@
 """Creating TaskRuns in the cluster: one trigger's, or a whole batch's, all or none.
 
-An idempotency key names its run deterministically, so the cluster's AlreadyExists
-is how a repeated key is found: the existing run is the answer, marked cached.
+A trigger with an idempotency key first lists the key's runs (by their label): the
+newest one that still holds the key is the answer, marked cached. Otherwise it
+creates the key's next run, under the name every trigger of that key computes alike
+(`run-k<hash>-<n>`), so that of concurrent identical triggers one creates it and the
+others get the cluster's AlreadyExists, and answer with that run, cached.
 A batch creates its runs concurrently, a bounded number at a time; when one create
 fails, no new one starts, and the runs this request created are deleted before
 the error is answered.
@@ -13,17 +16,32 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from podtask_api.cluster import ObjectAlreadyExists, ObjectNotFound
 from podtask_api.errors import ApiError
 from podtask_api.services import Services
-from podtask_api.triggers import BatchPlan, PlannedRun, is_same_trigger, item_problem
+from podtask_api.triggers import (
+    LABEL_IDEMPOTENCY,
+    BatchPlan,
+    PlannedRun,
+    holds_key,
+    idempotency_decision,
+    idempotency_label,
+    idempotent_run_name,
+    is_same_trigger,
+    item_problem,
+)
 
 log = logging.getLogger("podtask_api")
 
 # Kubernetes creates in flight at once for one batch: enough to hide the round trips,
 # few enough not to flood the Kubernetes API (and our thread pool) for one request.
 CONCURRENT_CREATES = 16
+
+# Each further try follows a run of the key that ended (and released it) between our list
+# and our create; more than a couple in a row means something keeps failing runs at once.
+KEYED_CREATE_TRIES = 5
 
 
 @dataclass(frozen=True)
@@ -36,35 +54,51 @@ class CreatedRun:
 
 
 async def create_run(svc: Services, run: PlannedRun) -> CreatedRun:
-    """Create one TaskRun; for a taken idempotent name, the run that already has it."""
+    """Create one TaskRun; with an idempotency key, the run that holds the key if one does."""
+    if run.idempotency_key is not None:
+        return await _create_keyed_run(svc, run, run.idempotency_key)
     try:
         await svc.call(svc.cluster.create_run, run.body)
     except ObjectAlreadyExists:
-        if run.idempotency_key is None:
-            raise ApiError(
-                503, "run_name_taken", "a freshly drawn run name was taken; trigger again"
-            ) from None
-        return CreatedRun(
-            await _cached_run(svc, run.name, run.task_id, run.idempotency_key), is_cached=True
-        )
+        raise ApiError(
+            503, "run_name_taken", "a freshly drawn run name was taken; trigger again"
+        ) from None
     return CreatedRun(run.name, is_cached=False)
 
 
-async def _cached_run(svc: Services, name: str, task_id: str, key: str) -> str:
-    try:
-        existing = await svc.call(svc.cluster.get_run, name)
-    except ObjectNotFound:
-        # Deleted between our create and our read; the caller may simply retry.
-        raise ApiError(
-            409, "idempotency_conflict", "the run for this idempotency key was just deleted"
-        ) from None
-    if not is_same_trigger(existing, task_id, key):
-        raise ApiError(
-            409,
-            "idempotency_conflict",
-            "this idempotency key collides with another run's; use a different key",
-        )
-    return name
+async def _create_keyed_run(svc: Services, run: PlannedRun, key: str) -> CreatedRun:
+    selector = f"{LABEL_IDEMPOTENCY}={idempotency_label(run.task_id, key)}"
+    for _ in range(KEYED_CREATE_TRIES):
+        runs = await svc.call(svc.cluster.list_all_runs, selector)
+        decision = idempotency_decision(runs, run.task_id, key, datetime.now(UTC))
+        if decision.reuse is not None:
+            return CreatedRun(decision.reuse, is_cached=True)
+        name = idempotent_run_name(run.task_id, key, decision.generation)
+        try:
+            await svc.call(svc.cluster.create_run, run.named(name).body)
+        except ObjectAlreadyExists:
+            pass  # a concurrent trigger of the same key created it first
+        else:
+            return CreatedRun(name, is_cached=False)
+        try:
+            existing = await svc.call(svc.cluster.get_run, name)
+        except ObjectNotFound:
+            continue  # and it was deleted since: look again
+        if not is_same_trigger(existing, run.task_id, key):
+            raise ApiError(
+                409,
+                "idempotency_conflict",
+                "this idempotency key collides with another run's; use a different key",
+            )
+        if holds_key(existing, datetime.now(UTC)):
+            return CreatedRun(name, is_cached=True)
+        # That run already released the key (it failed at once): the next one is ours to make.
+    raise ApiError(
+        503,
+        "idempotency_busy",
+        f"the runs of this idempotency key kept ending while this trigger made the next "
+        f"one ({KEYED_CREATE_TRIES} times); trigger again",
+    )
 
 
 def _item_error(error: ApiError, index: int, not_deleted: Sequence[str]) -> ApiError:

@@ -1,6 +1,8 @@
-"""What the API shows of a `TaskRun`: the public run view and the runner's attempt view.
+"""What the API shows of a `TaskRun`: the public run view, the summary lists show, and the
+runner's attempt view.
 
-Pure functions of the TaskRun object as the cluster returns it (a dict).
+Pure functions of the TaskRun object as the cluster returns it (a dict). Their shapes
+are documented by the models in `api_models`.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from podtask.machines import DEFAULT_MACHINE, PRESETS, MachinePreset
 from podtask.resources import Attempt, RunPhase, TaskRunSpec, TaskRunStatus
 from podtask.retry import next_attempt_machine
 from podtask_api.errors import ApiError
+from podtask_api.triggers import key_expires_at
 
 PENDING = "Pending"
 
@@ -42,11 +45,45 @@ def _conditions(run: dict[str, Any]) -> list[Any]:
     return conditions if isinstance(conditions, list) else []
 
 
+def _error_summary(status: TaskRunStatus) -> dict[str, Any] | None:
+    if status.error is None:
+        return None
+    return {"type": status.error.type, "message": status.error.message}
+
+
+def run_summary(run: dict[str, Any]) -> dict[str, Any]:
+    """The run as `GET /api/v1/runs` lists it: what a table shows, nothing large."""
+    spec = _spec(run)
+    status = _status(run)
+    metadata = run.get("metadata") or {}
+    return {
+        "id": metadata.get("name"),
+        "taskId": spec.task_id,
+        "version": spec.version,
+        "status": str(status.phase) if status.phase is not None else PENDING,
+        "attempt": status.attempt,
+        "queue": spec.queue.name,
+        "machine": status.machine or spec.machine,
+        "tags": spec.tags,
+        "concurrencyKey": spec.concurrency_key,
+        "idempotencyKey": spec.idempotency_key,
+        "priority": spec.priority,
+        "parentRunId": spec.parent_run_id,
+        "replayOf": spec.replay_of,
+        "error": _error_summary(status),
+        "createdAt": metadata.get("creationTimestamp"),
+        "startedAt": _wire_time(status.started_at),
+        "finishedAt": _wire_time(status.finished_at),
+        "durationMs": _duration_ms(status),
+    }
+
+
 def run_view(run: dict[str, Any]) -> dict[str, Any]:
     """The run as `GET /api/v1/runs/{id}` shows it."""
     spec = _spec(run)
     status = _status(run)
     metadata = run.get("metadata") or {}
+    key_expiry = key_expires_at(run) if spec.idempotency_key is not None else None
     return {
         "id": metadata.get("name"),
         "taskId": spec.task_id,
@@ -63,6 +100,7 @@ def run_view(run: dict[str, Any]) -> dict[str, Any]:
         "machine": status.machine or spec.machine,
         "concurrencyKey": spec.concurrency_key,
         "idempotencyKey": spec.idempotency_key,
+        "idempotencyKeyExpiresAt": _wire_time(key_expiry),
         "priority": spec.priority,
         "parentRunId": spec.parent_run_id,
         "replayOf": spec.replay_of,

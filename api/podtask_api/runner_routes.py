@@ -6,9 +6,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Response
 
+from podtask_api.api_models import RunnerAttempt
 from podtask_api.auth import require_attempt_token
 from podtask_api.cluster import AttemptNotCurrent, ObjectNotFound
-from podtask_api.errors import ApiError
+from podtask_api.errors import CLUSTER_ERRORS, ApiError, error_responses
 from podtask_api.reports import CompletionReport, attempt_report
 from podtask_api.run_views import attempt_conflict, attempt_view
 from podtask_api.services import Services, services
@@ -31,6 +32,10 @@ REPORT_WRITE_TRIES = 5
 router = APIRouter(
     prefix="/api/v1/runner/runs/{run_id}/attempts/{attempt}",
     dependencies=[Depends(_authorized)],
+    tags=["runner"],
+    # 401/403: not this attempt's live token; 409: the attempt is over or not started;
+    # 422: the attempt in the path is not a number; 503 also: callbacks are disabled.
+    responses=error_responses(401, 403, 404, 409, 422, *CLUSTER_ERRORS),
 )
 
 
@@ -49,14 +54,14 @@ async def _current_run(svc: Services, run_id: str, attempt: int) -> dict[str, An
     return run
 
 
-@router.get("")
+@router.get("", response_model=RunnerAttempt)
 async def fetch_attempt(
     run_id: str, attempt: int, svc: Annotated[Services, Depends(services)]
 ) -> dict[str, Any]:
     return attempt_view(await _current_run(svc, run_id, attempt), attempt)
 
 
-@router.post("/complete", status_code=204)
+@router.post("/complete", status_code=204, responses=error_responses(400, 413))
 async def complete_attempt(
     run_id: str,
     attempt: int,

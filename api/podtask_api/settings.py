@@ -5,13 +5,30 @@ from __future__ import annotations
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from podtask.api_keys import API_KEYS_SECRET
+
 
 class ApiSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PODTASK_", extra="ignore")
 
     namespace: str = "default"
     api_key_hashes: str = Field(
-        default="", description="Comma-separated sha256 hex digests of the valid API keys."
+        default="",
+        description="Comma-separated sha256 hex digests of write API keys, to bootstrap; "
+        "keys are better kept in the Secret `api_keys_secret`.",
+    )
+    api_keys_secret: str = Field(
+        default=API_KEYS_SECRET,
+        description="The Secret holding the API keys' digests (`keys.json`); empty: none.",
+    )
+    api_keys_namespace: str | None = Field(
+        default=None, description="The namespace of that Secret; by default `namespace`."
+    )
+    api_keys_cache_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        description="How long the Secret's keys are kept before it is read again: a key "
+        "added or revoked there counts after at most this long.",
     )
     runner_token_secret: SecretStr = Field(
         default=SecretStr(""), description="The HMAC secret shared with the operator."
@@ -28,8 +45,3 @@ class ApiSettings(BaseSettings):
         return tuple(
             digest.strip().lower() for digest in self.api_key_hashes.split(",") if digest.strip()
         )
-
-    @property
-    def api_keys_required(self) -> bool:
-        """Public endpoints are open only in dev mode with no keys configured."""
-        return bool(self.api_key_digests) or not self.dev_mode

@@ -4,6 +4,14 @@ All pure: `build_task_run` turns a `Task`'s spec and a `TriggerRequest` into the
 TaskRun object to create; the route only reads the Task and creates the result.
 A batch trigger is checked item by item here (`check_batch_payloads`,
 `plan_batch`) before anything is created, and every error names its item.
+
+Run ids. A run triggered without an idempotency key gets `run-` + its creation time
+counted down (so that Kubernetes, which lists objects in name order, lists the newest
+first) + random characters. A run with a key gets `run-k<hash of task and key>-<n>`:
+the n-th run of that key, n = 1, 2, … (a key released by a failed run or an expired
+TTL gets the next n). That name is what makes concurrent identical triggers meet:
+all of them try to create the same object, and all but one get an AlreadyExists.
+`idempotency_decision` says, from the key's runs, whether one still holds the key.
 """
 
 from __future__ import annotations
@@ -19,24 +27,50 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
+    TypeAdapter,
+    ValidationError,
+    WithJsonSchema,
     field_validator,
 )
 from pydantic.alias_generators import to_camel
 
 from podtask.limits import MAX_BATCH_ITEMS, MAX_PAYLOAD_BYTES
 from podtask.machines import PRESETS
-from podtask.resources import API_VERSION, LABEL_QUEUE, LABEL_TASK, TaskRunSpec, TaskSpec
+from podtask.resources import (
+    API_VERSION,
+    GROUP,
+    LABEL_QUEUE,
+    LABEL_TASK,
+    RunPhase,
+    TaskRunSpec,
+    TaskSpec,
+)
 from podtask_api.errors import ApiError
 
 RUN_NAME_PREFIX = "run-"
-_RUN_NAME_ALPHABET = string.ascii_lowercase + string.digits
-_RUN_NAME_SUFFIX_LENGTH = 12
+# Digits before letters, as in ASCII: fixed-width numbers in this alphabet sort as numbers.
+_BASE36 = string.digits + string.ascii_lowercase
+_TIME_DIGITS = 9
+# The countdown starts here: ids begin with a digit (before the keyed runs' `k`) until the
+# year 2863.
+_TIME_SPAN_MS = 10 * 36**8
+_RANDOM_DIGITS = 8
+KEYED_RUN_PREFIX = RUN_NAME_PREFIX + "k"
+_KEY_HASH_IN_NAME = 16
+
+# On a run triggered with an idempotency key: the hash of its task and key (the label,
+# to find the key's runs), and until when the run holds the key (the annotation).
+LABEL_IDEMPOTENCY = f"{GROUP}/idempotency"
+ANNOTATION_IDEMPOTENCY_EXPIRES_AT = f"{GROUP}/idempotency-key-expires-at"
+_KEY_HASH_IN_LABEL = 40
+
+# Trigger.dev's default: a key holds its run for 30 days.
+DEFAULT_IDEMPOTENCY_KEY_TTL_SECONDS = 30 * 24 * 3600
 
 # Kubernetes object names (RFC 1123 subdomain) and label values.
 _OBJECT_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
@@ -45,30 +79,121 @@ _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 Tag = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 
 
-def _whole_seconds_or_time(value: Any) -> Any:
-    # Without this a number that is not a whole one (1.5) or a boolean would be read as a
-    # Unix timestamp in 1970, silently meaning "no delay".
-    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-        raise ValueError("delay must be whole seconds or a time")
-    return int(value) if isinstance(value, float) else value
+def _json_integer(value: Any) -> Any:
+    # JSON has one kind of number: 3.0 is the integer 3 (and 3.5 is refused after this), but
+    # true and "3" are not numbers, though pydantic's lax mode would take them as 1 and 3.
+    if isinstance(value, bool | str):
+        raise ValueError("must be an integer")
+    return value
 
+
+JSON_INTEGER = BeforeValidator(_json_integer)
+"""Makes an `int` an integer as JSON Schema means it: 3 or 3.0, never true or "3".
+
+Bounds go before it, inside the type (`Annotated[int, Field(ge=…), JSON_INTEGER]`): only
+so does `/openapi.json` show them as `minimum` and `maximum`, also for optional fields.
+"""
 
 # A century: any longer is a mistake, and far longer would overflow the date arithmetic.
 MAX_DELAY_SECONDS = 100 * 365 * 24 * 3600
+# Priorities: plain integers beyond any use, within what the cluster stores.
+MAX_PRIORITY = 2**31 - 1
+
+Priority = Annotated[int, Field(ge=-MAX_PRIORITY, le=MAX_PRIORITY), JSON_INTEGER]
+Seconds = Annotated[int, Field(ge=1, le=MAX_DELAY_SECONDS), JSON_INTEGER]
+Attempts = Annotated[int, Field(ge=1, le=100), JSON_INTEGER]
+
+_NUMBER = re.compile(r"^\s*[-+]?[0-9]+(\.[0-9]*)?\s*$")
+_TIME = TypeAdapter(datetime)
 
 
-def _delay_in_range(delay: int | datetime) -> int | datetime:
-    if isinstance(delay, int) and delay < 0:
+def iso_time(value: Any) -> datetime:
+    """An ISO 8601 time (without a zone: UTC) that the date arithmetic can hold."""
+    # pydantic would read "90" as a Unix time in 1970, silently meaning "no delay".
+    if not isinstance(value, str) or _NUMBER.match(value):
+        raise ValueError("a time must be ISO 8601, e.g. 2024-05-01T12:00:00Z")
+    try:
+        parsed = _TIME.validate_python(value)
+    except ValidationError:
+        raise ValueError("a time must be ISO 8601, e.g. 2024-05-01T12:00:00Z") from None
+    aware = parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+    try:
+        return aware.astimezone(UTC) + timedelta(seconds=0)
+    except OverflowError:
+        raise ValueError("the time is out of range") from None
+
+
+def _delay(value: Any) -> int | datetime:
+    if isinstance(value, str):
+        return iso_time(value)
+    # Without this a number that is not a whole one (1.5) or a boolean would be read as a
+    # Unix timestamp in 1970, silently meaning "no delay".
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("delay must be whole seconds or a time")
+    if isinstance(value, float) and not value.is_integer():
+        raise ValueError("delay must be whole seconds or a time")
+    if value < 0:
         raise ValueError("delay must be zero or more seconds, or a time")
-    if isinstance(delay, int) and delay > MAX_DELAY_SECONDS:
+    if value > MAX_DELAY_SECONDS:
         raise ValueError(f"delay must be at most {MAX_DELAY_SECONDS} seconds (100 years)")
-    return delay
+    return int(value)
 
 
 Delay = Annotated[
-    int | datetime, BeforeValidator(_whole_seconds_or_time), AfterValidator(_delay_in_range)
+    int | datetime,
+    BeforeValidator(_delay),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "integer", "minimum": 0, "maximum": MAX_DELAY_SECONDS},
+                {"type": "string", "format": "date-time"},
+            ]
+        }
+    ),
 ]
 """A delay: seconds from now, or the time (ISO 8601; without a zone, UTC)."""
+
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 24 * 3600, "w": 7 * 24 * 3600}
+DURATION_PATTERN = r"^[1-9][0-9]{0,8}[smhdw]$"
+_DURATION = re.compile(DURATION_PATTERN)
+
+
+IsoTime = Annotated[datetime, BeforeValidator(iso_time)]
+"""A time, in ISO 8601 only (not seconds since 1970), in UTC."""
+
+
+def duration_seconds(value: Any) -> int:
+    """Seconds, given as a number or as a count and a unit: "30s", "10m", "24h", "30d", "2w".
+
+    Any longer than a century is a century: as good as for ever, and it keeps the date
+    arithmetic in range.
+    """
+    if isinstance(value, str):
+        if not _DURATION.match(value):
+            raise ValueError('must be seconds, or a count and a unit: "30s", "10m", "24h", "30d"')
+        value = int(value[:-1]) * _DURATION_UNITS[value[-1]]
+    elif isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+        raise ValueError('must be whole seconds, or a count and a unit: "10m", "24h", "30d"')
+    if value < 1:
+        raise ValueError("must be at least 1 second")
+    return min(int(value), MAX_DELAY_SECONDS)
+
+
+IdempotencyKeyTTL = Annotated[
+    int,
+    BeforeValidator(duration_seconds),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "integer", "minimum": 1},
+                {"type": "string", "pattern": DURATION_PATTERN},
+            ]
+        }
+    ),
+]
+"""How long a key holds its run: seconds, or a count and a unit (s, m, h, d, w)."""
+
+MachineName = Annotated[str, WithJsonSchema({"type": "string", "enum": list(PRESETS)})]
 
 
 class TriggerOptions(BaseModel):
@@ -78,19 +203,30 @@ class TriggerOptions(BaseModel):
 
     tags: list[Tag] = Field(default_factory=list, max_length=10)
     metadata: dict[str, Any] = Field(default_factory=dict)
-    priority: int = 0
-    concurrency_key: Annotated[str, StringConstraints(min_length=1, max_length=256)] | None = None
-    machine: str | None = None
-    max_attempts: int | None = Field(
-        default=None, ge=1, le=100, description="Overrides the task's retry.maxAttempts."
+    priority: Priority = Field(
+        default=0, description="Runs with a higher priority start first within their queue."
     )
-    max_duration: int | None = Field(default=None, ge=1, description="Seconds.")
+    concurrency_key: Annotated[str, StringConstraints(min_length=1, max_length=256)] | None = None
+    machine: MachineName | None = None
+    max_attempts: Attempts | None = Field(
+        default=None, description="Overrides the task's retry.maxAttempts."
+    )
+    max_duration: Seconds | None = Field(default=None, description="Seconds.")
     idempotency_key: Annotated[str, StringConstraints(min_length=1, max_length=1024)] | None = None
-    ttl: int | None = Field(
-        default=None, ge=1, description="Seconds the run may wait to start before it expires."
+    ttl: Seconds | None = Field(
+        default=None, description="Seconds the run may wait to start before it expires."
     )
     delay: Delay | None = Field(
         default=None, description="Seconds from now, or the time, before the run is queued."
+    )
+    idempotency_key_ttl: IdempotencyKeyTTL | None = Field(
+        default=None,
+        alias="idempotencyKeyTTL",
+        description=(
+            "How long the idempotency key holds its run: seconds, or a count and a unit "
+            '("10m", "24h", "30d"); 30 days by default. A run that ends in any other final '
+            "status than Completed releases its key at once."
+        ),
     )
 
     @field_validator("machine")
@@ -140,21 +276,43 @@ def check_payload_size(payload: Any, limit: int = MAX_PAYLOAD_BYTES) -> None:
         )
 
 
-def random_run_name() -> str:
-    suffix = "".join(secrets.choice(_RUN_NAME_ALPHABET) for _ in range(_RUN_NAME_SUFFIX_LENGTH))
-    return RUN_NAME_PREFIX + suffix
+def _base36(number: int, width: int) -> str:
+    digits = []
+    for _ in range(width):
+        number, digit = divmod(number, 36)
+        digits.append(_BASE36[digit])
+    return "".join(reversed(digits))
 
 
-def idempotent_run_name(task_id: str, idempotency_key: str) -> str:
-    """The same task and key always name the same run, so the cluster dedupes creates."""
-    digest = hashlib.sha256(f"{task_id}\0{idempotency_key}".encode()).hexdigest()
-    return RUN_NAME_PREFIX + digest[:_RUN_NAME_SUFFIX_LENGTH]
+def random_run_name(now: datetime | None = None) -> str:
+    """A fresh run id whose name order is newest first: a countdown of `now`, then random."""
+    when = now or datetime.now(UTC)
+    millis = int(when.timestamp() * 1000)
+    countdown = min(max(_TIME_SPAN_MS - 1 - millis, 0), _TIME_SPAN_MS - 1)
+    suffix = "".join(secrets.choice(_BASE36) for _ in range(_RANDOM_DIGITS))
+    return RUN_NAME_PREFIX + _base36(countdown, _TIME_DIGITS) + suffix
 
 
-def run_name_for(task_id: str, options: TriggerOptions) -> str:
-    if options.idempotency_key is not None:
-        return idempotent_run_name(task_id, options.idempotency_key)
-    return random_run_name()
+def _key_digest(task_id: str, idempotency_key: str) -> str:
+    return hashlib.sha256(f"{task_id}\0{idempotency_key}".encode()).hexdigest()
+
+
+def idempotency_label(task_id: str, idempotency_key: str) -> str:
+    """The value of `LABEL_IDEMPOTENCY` on every run of this task and key."""
+    return _key_digest(task_id, idempotency_key)[:_KEY_HASH_IN_LABEL]
+
+
+def idempotent_run_name(task_id: str, idempotency_key: str, generation: int) -> str:
+    """The id of the `generation`-th run of this task and key: the same for every trigger."""
+    digest = _key_digest(task_id, idempotency_key)[:_KEY_HASH_IN_NAME]
+    return f"{KEYED_RUN_PREFIX}{digest}-{generation}"
+
+
+def run_generation(name: str, task_id: str, idempotency_key: str) -> int | None:
+    """Which run of this task and key `name` is (1, 2, …); None if it is not one of them."""
+    stem = idempotent_run_name(task_id, idempotency_key, 0)[:-1]
+    number = name[len(stem) :] if name.startswith(stem) else ""
+    return int(number) if number.isdigit() and not number.startswith("0") else None
 
 
 def delay_until(delay: int | datetime | None, now: datetime) -> datetime | None:
@@ -177,6 +335,89 @@ def labels_for(task_id: str, queue_name: str) -> dict[str, str]:
 
 def run_labels(task: TaskSpec) -> dict[str, str]:
     return labels_for(task.task_id, task.queue.name)
+
+
+def wire_time(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def parse_wire_time(text: Any) -> datetime | None:
+    """A time as the cluster writes it (RFC 3339); without a zone, UTC; None if not a time."""
+    if not isinstance(text, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+# Final phases that give the key back: only a Completed run keeps answering for its key.
+_RELEASING_PHASES = frozenset(
+    {
+        RunPhase.FAILED,
+        RunPhase.CRASHED,
+        RunPhase.CANCELED,
+        RunPhase.EXPIRED,
+        RunPhase.TIMED_OUT,
+        RunPhase.SYSTEM_FAILURE,
+    }
+)
+
+
+def key_expires_at(run: Mapping[str, Any]) -> datetime | None:
+    """Until when `run` holds its idempotency key, as its trigger asked."""
+    metadata = run.get("metadata") or {}
+    annotations = metadata.get("annotations") or {}
+    expires = parse_wire_time(annotations.get(ANNOTATION_IDEMPOTENCY_EXPIRES_AT))
+    if expires is not None:
+        return expires
+    # A run made before keys had a TTL (or whose annotation was removed): the default.
+    created = parse_wire_time(metadata.get("creationTimestamp"))
+    return created + timedelta(seconds=DEFAULT_IDEMPOTENCY_KEY_TTL_SECONDS) if created else None
+
+
+def holds_key(run: Mapping[str, Any], now: datetime) -> bool:
+    """Whether `run` still answers for its idempotency key at `now`.
+
+    It does while it is live or Completed, within its key's TTL, and not being deleted.
+    """
+    if (run.get("metadata") or {}).get("deletionTimestamp"):
+        return False
+    phase = (run.get("status") or {}).get("phase")
+    if phase in _RELEASING_PHASES:
+        return False
+    expires = key_expires_at(run)
+    return expires is None or now < expires
+
+
+@dataclass(frozen=True)
+class IdempotencyDecision:
+    """What a trigger with a key does: answer with `reuse`, or create run `generation`."""
+
+    reuse: str | None
+    generation: int
+
+
+def idempotency_decision(
+    runs: Sequence[Mapping[str, Any]], task_id: str, idempotency_key: str, now: datetime
+) -> IdempotencyDecision:
+    """Given the runs labelled with this key's hash, reuse the newest if it holds the key,
+    else create the next generation."""
+    newest: tuple[int, Mapping[str, Any]] | None = None
+    for run in runs:
+        name = str((run.get("metadata") or {}).get("name") or "")
+        generation = run_generation(name, task_id, idempotency_key)
+        if generation is None or not is_same_trigger(run, task_id, idempotency_key):
+            continue  # a hash collision in the label: another key's run
+        if newest is None or generation > newest[0]:
+            newest = (generation, run)
+    if newest is None:
+        return IdempotencyDecision(reuse=None, generation=1)
+    generation, run = newest
+    if holds_key(run, now):
+        return IdempotencyDecision(reuse=str(run["metadata"]["name"]), generation=generation)
+    return IdempotencyDecision(reuse=None, generation=generation + 1)
 
 
 def build_task_run(
@@ -217,15 +458,24 @@ def build_task_run(
         parent_run_id=parent_run_id,
         triggered_at=now,
     )
+    metadata: dict[str, Any] = {"name": name, "labels": run_labels(task)}
+    if options.idempotency_key is not None:
+        ttl = options.idempotency_key_ttl or DEFAULT_IDEMPOTENCY_KEY_TTL_SECONDS
+        metadata["labels"][LABEL_IDEMPOTENCY] = idempotency_label(
+            task.task_id, options.idempotency_key
+        )
+        metadata["annotations"] = {
+            ANNOTATION_IDEMPOTENCY_EXPIRES_AT: wire_time(now + timedelta(seconds=ttl))
+        }
     return {
         "apiVersion": API_VERSION,
         "kind": "TaskRun",
-        "metadata": {"name": name, "labels": run_labels(task)},
+        "metadata": metadata,
         "spec": spec.to_wire(),
     }
 
 
-def is_same_trigger(existing: dict[str, Any], task_id: str, idempotency_key: str) -> bool:
+def is_same_trigger(existing: Mapping[str, Any], task_id: str, idempotency_key: str) -> bool:
     """Whether a run found under an idempotent name really is for this task and key."""
     spec = existing.get("spec") or {}
     return spec.get("taskId") == task_id and spec.get("idempotencyKey") == idempotency_key
@@ -320,7 +570,9 @@ def unknown_tasks_error(
 class PlannedRun:
     """One TaskRun to create, and what its idempotency check needs.
 
-    `index` is the batch item that first names it (0 for a single trigger).
+    `index` is the batch item that first names it (0 for a single trigger). A run with a
+    key is planned under the name of the key's first run; `named` gives it the name of the
+    generation its creation settles on.
     """
 
     index: int
@@ -332,6 +584,32 @@ class PlannedRun:
     def name(self) -> str:
         name: str = self.body["metadata"]["name"]
         return name
+
+    def named(self, name: str) -> PlannedRun:
+        body = {**self.body, "metadata": {**self.body["metadata"], "name": name}}
+        return PlannedRun(self.index, body, self.task_id, self.idempotency_key)
+
+
+def run_name_for(task_id: str, options: TriggerOptions, now: datetime | None = None) -> str:
+    """The name to plan a run under: its key's first run's, or a fresh one."""
+    if options.idempotency_key is not None:
+        return idempotent_run_name(task_id, options.idempotency_key, 1)
+    return random_run_name(now)
+
+
+def plan_run(
+    task: TaskSpec,
+    request: TriggerRequest,
+    *,
+    index: int = 0,
+    parent_run_id: str | None = None,
+    now: datetime | None = None,
+) -> PlannedRun:
+    """The TaskRun of one trigger, ready to create."""
+    when = now or datetime.now(UTC)
+    name = run_name_for(task.task_id, request.options, when)
+    body = build_task_run(task, request, name, parent_run_id=parent_run_id, now=when)
+    return PlannedRun(index, body, task.task_id, request.options.idempotency_key)
 
 
 @dataclass(frozen=True)
@@ -353,19 +631,27 @@ def plan_batch(
     parent_run_id: str | None = None,
     now: datetime | None = None,
 ) -> BatchPlan:
-    """The TaskRuns of a batch; items repeating a task and idempotency key share one run."""
+    """The TaskRuns of a batch; items repeating a task and idempotency key share one run
+    (the first such item's payload and options make it)."""
     runs: list[PlannedRun] = []
     run_of_item: list[int] = []
     by_name: dict[str, int] = {}
     when = now or datetime.now(UTC)
     for index, item in enumerate(items):
-        name = run_name_for(item.task, item.options)
-        while name in by_name and item.options.idempotency_key is None:
-            name = random_run_name()  # a clash of fresh names within the batch: draw again
-        key = item.options.idempotency_key
-        if name in by_name:
-            earlier = runs[by_name[name]]
-            if (earlier.task_id, earlier.idempotency_key) != (item.task, key):
+        # A microsecond apart, so that a batch waits in its queue in item order.
+        planned = plan_run(
+            tasks[item.task],
+            item.trigger(),
+            index=index,
+            parent_run_id=parent_run_id,
+            now=when + timedelta(microseconds=index),
+        )
+        while planned.name in by_name and planned.idempotency_key is None:
+            # A clash of fresh names within the batch: draw again.
+            planned = planned.named(random_run_name(when))
+        if planned.name in by_name:
+            earlier = runs[by_name[planned.name]]
+            if (earlier.task_id, earlier.idempotency_key) != (item.task, planned.idempotency_key):
                 problem = item_problem(
                     index,
                     "options.idempotencyKey",
@@ -373,17 +659,9 @@ def plan_batch(
                     withItem=earlier.index,
                 )
                 raise ApiError(409, "idempotency_conflict", _first_and_count([problem]), [problem])
-            run_of_item.append(by_name[name])
+            run_of_item.append(by_name[planned.name])
             continue
-        body = build_task_run(
-            tasks[item.task],
-            item.trigger(),
-            name,
-            parent_run_id=parent_run_id,
-            # A microsecond apart, so that a batch waits in its queue in item order.
-            now=when + timedelta(microseconds=index),
-        )
-        by_name[name] = len(runs)
+        by_name[planned.name] = len(runs)
         run_of_item.append(len(runs))
-        runs.append(PlannedRun(index=index, body=body, task_id=item.task, idempotency_key=key))
+        runs.append(planned)
     return BatchPlan(runs=runs, run_of_item=run_of_item)

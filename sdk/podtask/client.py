@@ -17,6 +17,14 @@ Runs can be managed too: `cancel_run(id)`, `replay_run(id, payload=...)` (a new 
 same task, options and task version; the old payload unless a new one is given) and
 `reschedule_run(id, delay)` (a run still Delayed). They need an API key.
 
+And read: `list_runs(status=..., task=..., tag=..., queue=..., created_from=...,
+created_to=..., limit=..., cursor=...)` gives one page (newest first) and its
+`next_cursor`; `iter_runs(...)` (same filters) goes through every page. `run_logs(id,
+attempt=..., follow=...)` yields an attempt's log as text, as it is written when
+following. `list_tasks()`, `list_queues()` and `get_queue(name)` show what is deployed;
+`pause_queue(name)`, `resume_queue(name)` and `set_queue_concurrency(name, limit)`
+change a queue at once (a limit of None goes back to the declared one).
+
 Every call blocks; its twin with the `_async` suffix is a coroutine
 (`await tasks.trigger_async(...)`). Waiting polls `GET /api/v1/runs/{id}` with a
 gentle backoff (0.2 s, growing to 2 s) until the run reaches a final status.
@@ -29,9 +37,9 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Unpack
 from urllib.parse import quote
@@ -202,6 +210,77 @@ def reschedule_body(delay: Seconds | datetime) -> dict[str, Any]:
 
 def _replay_handle(answer: Mapping[str, Any]) -> RunHandle:
     return RunHandle.from_wire(answer, str(answer.get("taskId") or ""))
+
+
+# Runs per page: the API's default, and its maximum (what `iter_runs` asks for).
+DEFAULT_PAGE_SIZE = 25
+MAX_PAGE_SIZE = 100
+
+
+@dataclass(frozen=True)
+class RunPage:
+    """One page of `GET /api/v1/runs`: run summaries, newest first, and the next page's
+    cursor (None on the last page). A page may hold fewer runs than asked and still have a
+    next one."""
+
+    runs: list[dict[str, Any]]
+    next_cursor: str | None
+
+    @classmethod
+    def from_wire(cls, answer: Mapping[str, Any]) -> RunPage:
+        return cls(runs=list(answer.get("data") or []), next_cursor=answer.get("nextCursor"))
+
+
+def _wire_instant(value: datetime) -> str:
+    # A naive datetime is local time, as for a trigger's delay.
+    aware = value if value.tzinfo is not None else value.astimezone()
+    return aware.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _several(value: str | Sequence[str] | None) -> list[str]:
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else list(value)
+
+
+def run_list_params(
+    *,
+    status: str | Sequence[str] | None = None,
+    task: str | None = None,
+    tag: str | Sequence[str] | None = None,
+    queue: str | None = None,
+    created_from: datetime | None = None,
+    created_to: datetime | None = None,
+    limit: int = DEFAULT_PAGE_SIZE,
+    cursor: str | None = None,
+) -> list[tuple[str, str]]:
+    """The query of `GET /api/v1/runs`: statuses and tags may repeat (a run matches any)."""
+    params = [("status", s) for s in _several(status)] + [("tag", t) for t in _several(tag)]
+    if task is not None:
+        params.append(("taskIdentifier", task))
+    if queue is not None:
+        params.append(("queue", queue))
+    if created_from is not None:
+        params.append(("createdFrom", _wire_instant(created_from)))
+    if created_to is not None:
+        params.append(("createdTo", _wire_instant(created_to)))
+    params.append(("limit", str(limit)))
+    if cursor is not None:
+        params.append(("cursor", cursor))
+    return params
+
+
+def logs_params(attempt: int | None, follow: bool) -> dict[str, str]:
+    params = {"attempt": str(attempt)} if attempt is not None else {}
+    return {**params, "follow": "true"} if follow else params
+
+
+def _queue_path(name: str) -> str:
+    return f"/api/v1/queues/{quote(name, safe='')}"
+
+
+def _items(answer: Mapping[str, Any]) -> list[dict[str, Any]]:
+    return list(answer.get("data") or [])
 
 
 class PodtaskClient:
@@ -451,6 +530,246 @@ class PodtaskClient:
         view: dict[str, Any] = await self._request_async("POST", path, reschedule_body(delay))
         return view
 
+    # -- reading runs, tasks and queues -----------------------------------------------------
+
+    def _get(self, path: str, params: Sequence[tuple[str, str]] = ()) -> Any:
+        try:
+            response = self._sync_http().get(
+                self.config.url(path),
+                params=httpx.QueryParams(list(params)),
+                headers=self.config.headers,
+            )
+        except httpx.TransportError as exc:
+            raise _unreachable(self.config, exc) from exc
+        return _answer(response)
+
+    async def _get_async(self, path: str, params: Sequence[tuple[str, str]] = ()) -> Any:
+        try:
+            response = await self._loop_http().get(
+                self.config.url(path),
+                params=httpx.QueryParams(list(params)),
+                headers=self.config.headers,
+            )
+        except httpx.TransportError as exc:
+            raise _unreachable(self.config, exc) from exc
+        return _answer(response)
+
+    def list_runs(
+        self,
+        *,
+        status: str | Sequence[str] | None = None,
+        task: str | None = None,
+        tag: str | Sequence[str] | None = None,
+        queue: str | None = None,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
+        limit: int = DEFAULT_PAGE_SIZE,
+        cursor: str | None = None,
+    ) -> RunPage:
+        """One page of runs, newest first (runs with an idempotency key after the others).
+
+        Filters: `status` (one or several; "Pending" before the operator has seen a run),
+        `task` (its id), `tag` (one or several: a run with any of them), `queue`, and the
+        creation time from/to (inclusive; a naive datetime is local time). `limit`: 1 to
+        100. Pass a page's `next_cursor` as `cursor`, with the same filters, for the next.
+        """
+        params = run_list_params(
+            status=status,
+            task=task,
+            tag=tag,
+            queue=queue,
+            created_from=created_from,
+            created_to=created_to,
+            limit=limit,
+            cursor=cursor,
+        )
+        return RunPage.from_wire(self._get("/api/v1/runs", params))
+
+    async def list_runs_async(
+        self,
+        *,
+        status: str | Sequence[str] | None = None,
+        task: str | None = None,
+        tag: str | Sequence[str] | None = None,
+        queue: str | None = None,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
+        limit: int = DEFAULT_PAGE_SIZE,
+        cursor: str | None = None,
+    ) -> RunPage:
+        params = run_list_params(
+            status=status,
+            task=task,
+            tag=tag,
+            queue=queue,
+            created_from=created_from,
+            created_to=created_to,
+            limit=limit,
+            cursor=cursor,
+        )
+        return RunPage.from_wire(await self._get_async("/api/v1/runs", params))
+
+    def iter_runs(
+        self,
+        *,
+        status: str | Sequence[str] | None = None,
+        task: str | None = None,
+        tag: str | Sequence[str] | None = None,
+        queue: str | None = None,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
+        page_size: int = MAX_PAGE_SIZE,
+    ) -> Iterator[dict[str, Any]]:
+        """Every run that passes the filters (as `list_runs`), each once, page after page."""
+        cursor: str | None = None
+        while True:
+            page = self.list_runs(
+                status=status,
+                task=task,
+                tag=tag,
+                queue=queue,
+                created_from=created_from,
+                created_to=created_to,
+                limit=page_size,
+                cursor=cursor,
+            )
+            yield from page.runs
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    async def iter_runs_async(
+        self,
+        *,
+        status: str | Sequence[str] | None = None,
+        task: str | None = None,
+        tag: str | Sequence[str] | None = None,
+        queue: str | None = None,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
+        page_size: int = MAX_PAGE_SIZE,
+    ) -> AsyncIterator[dict[str, Any]]:
+        cursor: str | None = None
+        while True:
+            page = await self.list_runs_async(
+                status=status,
+                task=task,
+                tag=tag,
+                queue=queue,
+                created_from=created_from,
+                created_to=created_to,
+                limit=page_size,
+                cursor=cursor,
+            )
+            for run in page.runs:
+                yield run
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    def _logs_timeout(self, follow: bool) -> httpx.Timeout:
+        # A followed log may stay quiet for long while the task works: no read timeout.
+        return httpx.Timeout(self._timeout, read=None) if follow else httpx.Timeout(self._timeout)
+
+    def run_logs(
+        self, run_id: str, *, attempt: int | None = None, follow: bool = False
+    ) -> Iterator[str]:
+        """The log of an attempt of the run (the latest by default) as text, in pieces.
+
+        With `follow`, the pieces come as the task writes them, until its pod ends. Raises
+        `PodtaskApiError` (404) when the run, the attempt or its pod is gone: finished pods
+        are deleted after the operator's pod retention.
+        """
+        url = self.config.url(_run_path(run_id) + "/logs")
+        params = logs_params(attempt, follow)
+        try:
+            with self._sync_http().stream(
+                "GET",
+                url,
+                params=params,
+                headers=self.config.headers,
+                timeout=self._logs_timeout(follow),
+            ) as response:
+                if not response.is_success:
+                    response.read()
+                    _answer(response)
+                yield from response.iter_text()
+        except httpx.TransportError as exc:
+            raise _unreachable(self.config, exc) from exc
+
+    async def run_logs_async(
+        self, run_id: str, *, attempt: int | None = None, follow: bool = False
+    ) -> AsyncIterator[str]:
+        url = self.config.url(_run_path(run_id) + "/logs")
+        params = logs_params(attempt, follow)
+        try:
+            async with self._loop_http().stream(
+                "GET",
+                url,
+                params=params,
+                headers=self.config.headers,
+                timeout=self._logs_timeout(follow),
+            ) as response:
+                if not response.is_success:
+                    await response.aread()
+                    _answer(response)
+                async for text in response.aiter_text():
+                    yield text
+        except httpx.TransportError as exc:
+            raise _unreachable(self.config, exc) from exc
+
+    def list_tasks(self) -> list[dict[str, Any]]:
+        """The deployed tasks: id, version, queue, machine, retry, maxDuration, ttl, …"""
+        return _items(self._get("/api/v1/tasks"))
+
+    async def list_tasks_async(self) -> list[dict[str, Any]]:
+        return _items(await self._get_async("/api/v1/tasks"))
+
+    def list_queues(self) -> list[dict[str, Any]]:
+        """The queues: name, concurrencyLimit, paused, running and queued."""
+        return _items(self._get("/api/v1/queues"))
+
+    async def list_queues_async(self) -> list[dict[str, Any]]:
+        return _items(await self._get_async("/api/v1/queues"))
+
+    def get_queue(self, name: str) -> dict[str, Any]:
+        queue: dict[str, Any] = self._get(_queue_path(name))
+        return queue
+
+    async def get_queue_async(self, name: str) -> dict[str, Any]:
+        queue: dict[str, Any] = await self._get_async(_queue_path(name))
+        return queue
+
+    def pause_queue(self, name: str) -> dict[str, Any]:
+        """Start no more runs of the queue until it is resumed; the queue as it is now."""
+        queue: dict[str, Any] = self._request("POST", _queue_path(name) + "/pause")
+        return queue
+
+    async def pause_queue_async(self, name: str) -> dict[str, Any]:
+        queue: dict[str, Any] = await self._request_async("POST", _queue_path(name) + "/pause")
+        return queue
+
+    def resume_queue(self, name: str) -> dict[str, Any]:
+        """Start the queue's runs again; the queue as it is now."""
+        queue: dict[str, Any] = self._request("POST", _queue_path(name) + "/resume")
+        return queue
+
+    async def resume_queue_async(self, name: str) -> dict[str, Any]:
+        queue: dict[str, Any] = await self._request_async("POST", _queue_path(name) + "/resume")
+        return queue
+
+    def set_queue_concurrency(self, name: str, limit: int | None) -> dict[str, Any]:
+        """Set the queue's concurrency limit at once (None: back to the declared one)."""
+        body = {"concurrencyLimit": limit}
+        queue: dict[str, Any] = self._request("PUT", _queue_path(name) + "/concurrency", body)
+        return queue
+
+    async def set_queue_concurrency_async(self, name: str, limit: int | None) -> dict[str, Any]:
+        body = {"concurrencyLimit": limit}
+        path = _queue_path(name) + "/concurrency"
+        queue: dict[str, Any] = await self._request_async("PUT", path, body)
+        return queue
+
     # -- trigger and wait -------------------------------------------------------------------
 
     def trigger_and_wait(
@@ -656,6 +975,162 @@ def reschedule_run(run_id: str, delay: Seconds | datetime) -> dict[str, Any]:
 
 async def reschedule_run_async(run_id: str, delay: Seconds | datetime) -> dict[str, Any]:
     return await default_client().reschedule_run_async(run_id, delay)
+
+
+def list_runs(
+    *,
+    status: str | Sequence[str] | None = None,
+    task: str | None = None,
+    tag: str | Sequence[str] | None = None,
+    queue: str | None = None,
+    created_from: datetime | None = None,
+    created_to: datetime | None = None,
+    limit: int = DEFAULT_PAGE_SIZE,
+    cursor: str | None = None,
+) -> RunPage:
+    """One page of runs, newest first, and the cursor of the next (see `PodtaskClient`)."""
+    return default_client().list_runs(
+        status=status,
+        task=task,
+        tag=tag,
+        queue=queue,
+        created_from=created_from,
+        created_to=created_to,
+        limit=limit,
+        cursor=cursor,
+    )
+
+
+async def list_runs_async(
+    *,
+    status: str | Sequence[str] | None = None,
+    task: str | None = None,
+    tag: str | Sequence[str] | None = None,
+    queue: str | None = None,
+    created_from: datetime | None = None,
+    created_to: datetime | None = None,
+    limit: int = DEFAULT_PAGE_SIZE,
+    cursor: str | None = None,
+) -> RunPage:
+    return await default_client().list_runs_async(
+        status=status,
+        task=task,
+        tag=tag,
+        queue=queue,
+        created_from=created_from,
+        created_to=created_to,
+        limit=limit,
+        cursor=cursor,
+    )
+
+
+def iter_runs(
+    *,
+    status: str | Sequence[str] | None = None,
+    task: str | None = None,
+    tag: str | Sequence[str] | None = None,
+    queue: str | None = None,
+    created_from: datetime | None = None,
+    created_to: datetime | None = None,
+    page_size: int = MAX_PAGE_SIZE,
+) -> Iterator[dict[str, Any]]:
+    """Every run that passes the filters, newest first, each once, over all pages."""
+    return default_client().iter_runs(
+        status=status,
+        task=task,
+        tag=tag,
+        queue=queue,
+        created_from=created_from,
+        created_to=created_to,
+        page_size=page_size,
+    )
+
+
+def iter_runs_async(
+    *,
+    status: str | Sequence[str] | None = None,
+    task: str | None = None,
+    tag: str | Sequence[str] | None = None,
+    queue: str | None = None,
+    created_from: datetime | None = None,
+    created_to: datetime | None = None,
+    page_size: int = MAX_PAGE_SIZE,
+) -> AsyncIterator[dict[str, Any]]:
+    """`iter_runs` for `async for`."""
+    return default_client().iter_runs_async(
+        status=status,
+        task=task,
+        tag=tag,
+        queue=queue,
+        created_from=created_from,
+        created_to=created_to,
+        page_size=page_size,
+    )
+
+
+def run_logs(run_id: str, *, attempt: int | None = None, follow: bool = False) -> Iterator[str]:
+    """An attempt's log as text, in pieces (the latest attempt by default; `follow` streams)."""
+    return default_client().run_logs(run_id, attempt=attempt, follow=follow)
+
+
+def run_logs_async(
+    run_id: str, *, attempt: int | None = None, follow: bool = False
+) -> AsyncIterator[str]:
+    """`run_logs` for `async for`."""
+    return default_client().run_logs_async(run_id, attempt=attempt, follow=follow)
+
+
+def list_tasks() -> list[dict[str, Any]]:
+    """The deployed tasks."""
+    return default_client().list_tasks()
+
+
+async def list_tasks_async() -> list[dict[str, Any]]:
+    return await default_client().list_tasks_async()
+
+
+def list_queues() -> list[dict[str, Any]]:
+    """The queues, with their limits, pause and running and queued counts."""
+    return default_client().list_queues()
+
+
+async def list_queues_async() -> list[dict[str, Any]]:
+    return await default_client().list_queues_async()
+
+
+def get_queue(name: str) -> dict[str, Any]:
+    return default_client().get_queue(name)
+
+
+async def get_queue_async(name: str) -> dict[str, Any]:
+    return await default_client().get_queue_async(name)
+
+
+def pause_queue(name: str) -> dict[str, Any]:
+    """Start no more runs of the queue until it is resumed."""
+    return default_client().pause_queue(name)
+
+
+async def pause_queue_async(name: str) -> dict[str, Any]:
+    return await default_client().pause_queue_async(name)
+
+
+def resume_queue(name: str) -> dict[str, Any]:
+    """Start the queue's runs again."""
+    return default_client().resume_queue(name)
+
+
+async def resume_queue_async(name: str) -> dict[str, Any]:
+    return await default_client().resume_queue_async(name)
+
+
+def set_queue_concurrency(name: str, limit: int | None) -> dict[str, Any]:
+    """Set the queue's concurrency limit at once; None goes back to the declared one."""
+    return default_client().set_queue_concurrency(name, limit)
+
+
+async def set_queue_concurrency_async(name: str, limit: int | None) -> dict[str, Any]:
+    return await default_client().set_queue_concurrency_async(name, limit)
 
 
 class TaskTriggers:

@@ -3,7 +3,8 @@
 Each component runs as its own process (the same code that runs in a real
 cluster; only the cluster differs). This module only composes them: it starts
 them in order, registers the task modules' manifest (`register`: a `Task` per task, a
-`TaskQueue` per queue), prints where everything is, and stops them in reverse order on
+`TaskQueue` per queue, by the rules of `podtask.registration`), stores the dev API key's
+digest in the keys' Secret, prints where everything is, and stops them in reverse order on
 Ctrl-C.
 """
 
@@ -27,17 +28,13 @@ from typing import Any, TextIO
 
 import httpx
 
+from podtask import registration
 from podtask.crds import custom_resource_definitions
 from podtask.manifest import Manifest, load_manifest
-from podtask.resources import API_VERSION, GROUP, VERSION, QueueRef
 
 DEV_IMAGE = "podtask-dev"
 PR_SET_PDEATHSIG = 1
 NAMESPACE = "default"
-
-# The concurrency limit a TaskQueue was last given from its declaration (JSON: a number or
-# null). A limit changed live differs from it and survives a restart; a new declaration wins.
-DECLARED_LIMIT_ANNOTATION = f"{GROUP}/declared-concurrency-limit"
 
 
 def free_port() -> int:
@@ -81,55 +78,9 @@ def dev_version(module_ref: str) -> str:
 
 def task_resources(manifest: Manifest, namespace: str = NAMESPACE) -> list[dict[str, Any]]:
     """The `Task` objects for every task in the manifest, versioned by their source."""
-    return [
-        {
-            "apiVersion": API_VERSION,
-            "kind": "Task",
-            "metadata": {"name": task.id, "namespace": namespace},
-            "spec": task.task_spec(
-                image=DEV_IMAGE, default_version=dev_version(task.module)
-            ).to_wire(),
-        }
-        for task in manifest.tasks
-    ]
-
-
-def declared_limit(queue: QueueRef) -> str:
-    """The value of `DECLARED_LIMIT_ANNOTATION` for `queue`'s declaration."""
-    return json.dumps(queue.concurrency_limit)
-
-
-def queue_resource(queue: QueueRef, namespace: str = NAMESPACE) -> dict[str, Any]:
-    """The `TaskQueue` object for a declared queue, as first created (not paused)."""
-    return {
-        "apiVersion": API_VERSION,
-        "kind": "TaskQueue",
-        "metadata": {
-            "name": queue.name,
-            "namespace": namespace,
-            "annotations": {DECLARED_LIMIT_ANNOTATION: declared_limit(queue)},
-        },
-        # An undeclared limit is null: the operator applies its default.
-        "spec": {"concurrencyLimit": queue.concurrency_limit, "paused": False},
-    }
-
-
-def queue_patch(existing: dict[str, Any], queue: QueueRef) -> dict[str, Any] | None:
-    """The merge patch that brings an existing `TaskQueue` to `queue`'s declaration, or None.
-
-    None when the declaration is the one last applied, so that a limit changed live
-    (`kubectl patch taskqueue`) stays; `paused` is never touched. A queue without the
-    annotation was not made from a declaration, which then wins.
-    """
-    annotations = (existing.get("metadata") or {}).get("annotations") or {}
-    declared = declared_limit(queue)
-    if annotations.get(DECLARED_LIMIT_ANNOTATION) == declared:
-        return None
-    # A null limit in a merge patch removes the field, which reads as null too.
-    return {
-        "metadata": {"annotations": {DECLARED_LIMIT_ANNOTATION: declared}},
-        "spec": {"concurrencyLimit": queue.concurrency_limit},
-    }
+    return registration.task_resources(
+        manifest, namespace, image=DEV_IMAGE, version_of=lambda task: dev_version(task.module)
+    )
 
 
 def _wait_ready(url: str, process: subprocess.Popen[bytes], name: str, log: Path) -> None:
@@ -145,9 +96,6 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes], name: str, log: Path
     raise SystemExit(f"podtask dev: the {name} did not become ready; see {log}")
 
 
-_MERGE_PATCH = {"Content-Type": "application/merge-patch+json"}
-
-
 def _install_crds(kube: httpx.Client) -> None:
     path = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
     for crd in custom_resource_definitions():
@@ -159,52 +107,40 @@ def _install_crds(kube: httpx.Client) -> None:
             kube.post(path, json=crd).raise_for_status()
 
 
-def _names(listing: httpx.Response) -> dict[str, dict[str, Any]]:
-    listing.raise_for_status()
-    return {item["metadata"]["name"]: item for item in listing.json().get("items", [])}
+def _embedded_client(cluster_url: str) -> Any:
+    """A Kubernetes client for the embedded cluster (which asks for no credentials)."""
+    from kubernetes import client
 
-
-def register_tasks(kube: httpx.Client, tasks: list[dict[str, Any]], namespace: str) -> None:
-    """Make the `Task` objects exactly `tasks`: a task no longer declared is not deployed."""
-    tasks_path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/tasks"
-    current = set(_names(kube.get(tasks_path)))
-    wanted = {t["metadata"]["name"] for t in tasks}
-    for stale in current - wanted:
-        kube.delete(f"{tasks_path}/{stale}")
-    for body in tasks:
-        name = body["metadata"]["name"]
-        if name in current:
-            kube.patch(
-                f"{tasks_path}/{name}", json={"spec": body["spec"]}, headers=_MERGE_PATCH
-            ).raise_for_status()
-        else:
-            kube.post(tasks_path, json=body).raise_for_status()
-
-
-def register_queues(kube: httpx.Client, queues: Sequence[QueueRef], namespace: str) -> None:
-    """Give each declared queue its `TaskQueue`, with the declared limit (see `queue_patch`).
-
-    Queues no longer declared stay: runs may still wait in them.
-    """
-    queues_path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/taskqueues"
-    current = _names(kube.get(queues_path))
-    for queue in queues:
-        if queue.name not in current:
-            kube.post(queues_path, json=queue_resource(queue, namespace)).raise_for_status()
-            continue
-        patch = queue_patch(current[queue.name], queue)
-        if patch is not None:
-            kube.patch(
-                f"{queues_path}/{queue.name}", json=patch, headers=_MERGE_PATCH
-            ).raise_for_status()
+    configuration = client.Configuration()
+    configuration.host = cluster_url
+    return client.ApiClient(configuration)
 
 
 def register(cluster_url: str, manifest: Manifest, namespace: str = NAMESPACE) -> None:
     """Install the CRDs, then the manifest's `Task` and `TaskQueue` objects in `namespace`."""
     with httpx.Client(base_url=cluster_url, timeout=30) as kube:
         _install_crds(kube)
-        register_tasks(kube, task_resources(manifest, namespace), namespace)
-        register_queues(kube, manifest.queues, namespace)
+    with _embedded_client(cluster_url) as api_client:
+        registration.register_manifest(
+            api_client, namespace, task_resources(manifest, namespace), manifest.queues
+        )
+
+
+DEV_KEY_NAME = "podtask-dev"
+
+
+def store_dev_key(cluster_url: str, api_key: str, namespace: str = NAMESPACE) -> None:
+    """Keep the dev key's digest, as a write key, in the API keys' Secret of `namespace`.
+
+    The API reads its keys there, as in a real cluster; `podtask keys create` adds more.
+    """
+    from podtask.api_keys import ApiKeySecret, api_key_digest, with_dev_key
+
+    digest = api_key_digest(api_key)
+    with _embedded_client(cluster_url) as api_client:
+        ApiKeySecret(api_client, namespace).change(
+            lambda keys: with_dev_key(keys, DEV_KEY_NAME, digest)
+        )
 
 
 def _die_with_parent() -> None:
@@ -282,17 +218,18 @@ class DevStack:
             self.state_dir / "logs" / "cluster.log",
         )
         register(self.cluster_url, manifest)
+        store_dev_key(self.cluster_url, dev_secrets.api_key)
         shared = {
             **base_env,
             "KUBECONFIG": str(self.kubeconfig),
             "PODTASK_NAMESPACE": NAMESPACE,
             "PODTASK_RUNNER_TOKEN_SECRET": dev_secrets.runner_token_secret,
         }
-        api_key_hash = hashlib.sha256(dev_secrets.api_key.encode()).hexdigest()
+        # The API finds the dev key in the keys' Secret (`store_dev_key`), not in its env.
         api = self._spawn(
             "api",
             ["-m", "podtask_api", "--host", "127.0.0.1", "--port", str(self.api_port)],
-            {**shared, "PODTASK_API_KEY_HASHES": api_key_hash, "PODTASK_DEV_MODE": "true"},
+            {**shared, "PODTASK_DEV_MODE": "true"},
         )
         _wait_ready(f"{self.api_url}/healthz", api, "API", self.state_dir / "logs" / "api.log")
         self._spawn(

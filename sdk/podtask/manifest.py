@@ -15,13 +15,14 @@ import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from podtask.errors import TaskDeclarationError
+from podtask.machines import PRESETS
 from podtask.modules import load_tasks
 from podtask.resources import QueueRef, RetryPolicy, TaskSpec
-from podtask.tasks import Task
+from podtask.tasks import TASK_ID_RULE, Task, is_valid_task_id
 
 # RFC 1123 subdomain, as Kubernetes checks the names of objects such as TaskQueues.
 _DNS_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
@@ -49,6 +50,33 @@ class ManifestTask(ManifestModel):
     retry: RetryPolicy
     max_duration: int | None = Field(default=None, ge=1, description="Seconds.")
     ttl: int | None = Field(default=None, ge=1, description="Seconds.")
+
+    # A manifest read back (by the API, from a deploy) is held to the rules `podtask.task`
+    # applies to a declaration.
+    @field_validator("id")
+    @classmethod
+    def _task_id(cls, value: str) -> str:
+        if not is_valid_task_id(value):
+            raise ValueError(f"invalid task id: {TASK_ID_RULE}")
+        return value
+
+    @field_validator("machine")
+    @classmethod
+    def _machine(cls, value: str) -> str:
+        if value not in PRESETS:
+            raise ValueError(f"unknown machine {value!r}; valid machines are: {', '.join(PRESETS)}")
+        return value
+
+    @field_validator("retry")
+    @classmethod
+    def _out_of_memory_machine(cls, value: RetryPolicy) -> RetryPolicy:
+        oom = value.out_of_memory
+        if oom is not None and oom.machine is not None and oom.machine not in PRESETS:
+            raise ValueError(
+                f"unknown out_of_memory machine {oom.machine!r}; valid machines are: "
+                f"{', '.join(PRESETS)}"
+            )
+        return value
 
     def task_spec(self, *, image: str, default_version: str) -> TaskSpec:
         """The spec of the `Task` object that deploys this task in `image`; its version is the

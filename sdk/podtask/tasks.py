@@ -41,6 +41,15 @@ RunFunction = Callable[[Any, Context], Any] | Callable[[Any, Context], Awaitable
 
 # Task ids name Kubernetes objects (the Task resource, pod labels), so they are DNS labels.
 _TASK_ID = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+MAX_TASK_ID_LENGTH = 63
+TASK_ID_RULE = (
+    "use lowercase letters, digits and '-' "
+    f"(at most {MAX_TASK_ID_LENGTH} characters, starting and ending with a letter or digit)"
+)
+
+
+def is_valid_task_id(task_id: str) -> bool:
+    return len(task_id) <= MAX_TASK_ID_LENGTH and bool(_TASK_ID.match(task_id))
 
 
 @dataclass(frozen=True)
@@ -310,11 +319,8 @@ def task(
     `ttl` whole seconds or a `timedelta`. The hooks are described in `podtask.hooks`;
     `middleware` may also be a list, outermost first.
     """
-    if not isinstance(id, str) or not _TASK_ID.match(id) or len(id) > 63:
-        raise TaskDeclarationError(
-            f"task id {id!r} is invalid: use lowercase letters, digits and '-' "
-            "(at most 63 characters, starting and ending with a letter or digit)"
-        )
+    if not isinstance(id, str) or not is_valid_task_id(id):
+        raise TaskDeclarationError(f"task id {id!r} is invalid: {TASK_ID_RULE}")
     machine_name = _machine_name(id, machine)
     max_duration_seconds = _whole_seconds(id, "max_duration", max_duration)
     ttl_seconds = _whole_seconds(id, "ttl", ttl)

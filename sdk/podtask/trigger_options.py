@@ -28,7 +28,11 @@ class TriggerOptions(TypedDict, total=False):
     - `delay`: seconds (or a timedelta) from now, or a `datetime`, before the run is queued;
       a naive datetime is local time.
     - `ttl`: seconds the run may wait to start before it expires.
-    - `idempotency_key`: the same key for the same task returns the existing run.
+    - `idempotency_key`: the same key for the same task returns the existing run, while
+      that run is not finished or Completed (a run that failed, crashed, was canceled,
+      expired or timed out releases its key), within `idempotency_key_ttl`.
+    - `idempotency_key_ttl`: how long the key holds its run: seconds (or a timedelta), or
+      a string such as "10m", "24h", "30d"; 30 days by default.
     - `concurrency_key`: a separate concurrency slot count per key within the queue.
     - `machine`: a machine preset name, instead of the task's.
     - `max_attempts`: instead of the task's `retry.max_attempts`.
@@ -40,6 +44,7 @@ class TriggerOptions(TypedDict, total=False):
     delay: Seconds | datetime
     ttl: Seconds
     idempotency_key: str
+    idempotency_key_ttl: Seconds | str
     concurrency_key: str
     machine: str
     max_attempts: int
@@ -53,6 +58,7 @@ _WIRE_NAMES = {
     "delay": "delay",
     "ttl": "ttl",
     "idempotency_key": "idempotencyKey",
+    "idempotency_key_ttl": "idempotencyKeyTTL",
     "concurrency_key": "concurrencyKey",
     "machine": "machine",
     "max_attempts": "maxAttempts",
@@ -61,7 +67,7 @@ _WIRE_NAMES = {
     "metadata": "metadata",
     "priority": "priority",
 }
-_SECONDS = {"delay", "ttl", "max_duration"}
+_SECONDS = {"delay", "ttl", "max_duration", "idempotency_key_ttl"}
 
 
 def _whole_seconds(name: str, value: Any) -> int:
@@ -77,6 +83,8 @@ def _wire_value(name: str, value: Any) -> Any:
     if name == "delay" and isinstance(value, datetime):
         aware = value if value.tzinfo is not None else value.astimezone()
         return aware.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    if name == "idempotency_key_ttl" and isinstance(value, str):
+        return value  # "10m", "24h": the API reads the unit
     if name in _SECONDS:
         return _whole_seconds(name, value)
     if name == "tags":

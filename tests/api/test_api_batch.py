@@ -148,7 +148,7 @@ def test_a_create_failing_midway_deletes_the_runs_already_created(
 ) -> None:
     # Another trigger's run already has the name the key of item 30 maps to: only the create
     # finds that out, after other items' runs exist.
-    squatter = idempotent_run_name("hello-world", "taken")
+    squatter = idempotent_run_name("hello-world", "taken", 1)
     namespace.create_run(
         {
             "apiVersion": API_VERSION,

@@ -13,13 +13,14 @@ from podtask.resources import RunError
 from podtask_api.auth import (
     API_KEY_HOLDER,
     Caller,
+    KnownKeys,
     api_key_digest,
-    api_key_is_valid,
     authenticate_caller,
     bearer_token,
-    require_api_key,
+    match_api_key,
     require_api_key_holder,
     require_attempt_token,
+    write_keys,
 )
 from podtask_api.cluster import (
     ClusterUnavailable,
@@ -40,11 +41,11 @@ from podtask_api.reports import (
 
 
 def test_api_key_digest_compare() -> None:
-    digests = [api_key_digest("a"), api_key_digest("b").upper()]
-    assert api_key_is_valid("a", digests)
-    assert api_key_is_valid("b", digests)
-    assert not api_key_is_valid("c", digests)
-    assert not api_key_is_valid("a", [])
+    keys = write_keys([api_key_digest("a"), api_key_digest("b").upper()])
+    assert match_api_key("a", keys) == keys[0]
+    assert match_api_key("b", keys) == keys[1]
+    assert match_api_key("c", keys) is None
+    assert match_api_key("a", []) is None
     assert api_key_digest("a") == "ca978112ca1bbdcafac231b39a23dc4da786eff8147c4e72b9807785afee48bb"
 
 
@@ -57,12 +58,12 @@ def test_bearer_token_parsing() -> None:
 
 
 def test_require_api_key() -> None:
-    digests = (api_key_digest("k"),)
-    require_api_key("Bearer k", digests, required=True)
-    require_api_key(None, (), required=False)
+    known = KnownKeys(write_keys([api_key_digest("k")]))
+    assert authenticate_caller("Bearer k", known, b"") == API_KEY_HOLDER
+    assert authenticate_caller(None, KnownKeys((), required=False), b"") == API_KEY_HOLDER
     for header in (None, "Bearer nope", "k"):
         with pytest.raises(ApiError) as refused:
-            require_api_key(header, digests, required=True)
+            authenticate_caller(header, known, b"")
         assert refused.value.status == 401
 
 
@@ -94,13 +95,14 @@ def test_require_attempt_token() -> None:
 
 def test_a_caller_is_an_api_key_holder_or_a_run() -> None:
     secret = b"s"
-    digests = (api_key_digest("k"),)
+    keys = KnownKeys(write_keys([api_key_digest("k")]))
+    no_keys = KnownKeys((), required=False)
     token = sign_attempt_token(secret, "run-1", 3, ttl_seconds=60)
-    assert authenticate_caller("Bearer k", digests, True, secret) == API_KEY_HOLDER
-    assert authenticate_caller(f"Bearer {token}", digests, True, secret) == Caller("run-1")
+    assert authenticate_caller("Bearer k", keys, secret) == API_KEY_HOLDER
+    assert authenticate_caller(f"Bearer {token}", keys, secret) == Caller("run-1")
     # Keys optional (dev mode): no header is a key holder, a token still a run.
-    assert authenticate_caller(None, (), False, secret) == API_KEY_HOLDER
-    assert authenticate_caller(f"Bearer {token}", (), False, secret) == Caller("run-1")
+    assert authenticate_caller(None, no_keys, secret) == API_KEY_HOLDER
+    assert authenticate_caller(f"Bearer {token}", no_keys, secret) == Caller("run-1")
     expired = sign_attempt_token(secret, "run-1", 3, ttl_seconds=1, now=time.time() - 10)
     cases = [
         (None, True, "an API key is required"),
@@ -111,11 +113,11 @@ def test_a_caller_is_an_api_key_holder_or_a_run() -> None:
     ]
     for header, required, reason in cases:
         with pytest.raises(ApiError, match=reason) as refused:
-            authenticate_caller(header, digests if required else (), required, secret)
+            authenticate_caller(header, keys if required else no_keys, secret)
         assert refused.value.status == 401
     # Without a secret the API cannot judge tokens: a token is then only a wrong key.
     with pytest.raises(ApiError, match="API key is not valid"):
-        authenticate_caller(f"Bearer {token}", digests, True, b"")
+        authenticate_caller(f"Bearer {token}", keys, b"")
 
 
 def test_a_run_reads_only_its_children() -> None:

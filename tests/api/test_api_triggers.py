@@ -119,7 +119,7 @@ def test_batch_plan_keeps_item_order_and_shares_repeated_keys() -> None:
     assert [run.index for run in plan.runs] == [0, 1, 2]
     assert plan.run_of_item == [0, 1, 2, 1]
     assert [plan.is_repeat(i) for i in range(4)] == [False, False, False, True]
-    assert plan.runs[1].name == idempotent_run_name("hello-world", "k")
+    assert plan.runs[1].name == idempotent_run_name("hello-world", "k", 1)
     assert {run.body["spec"]["parentRunId"] for run in plan.runs} == {"run-p"}
     assert [run.body["spec"]["payload"] for run in plan.runs] == [0, 1, 2]
 
@@ -155,13 +155,23 @@ def test_unknown_option_and_bad_machine_are_refused() -> None:
 
 
 def test_run_names() -> None:
-    assert re.fullmatch(r"run-[a-z0-9]{12}", random_run_name())
+    assert re.fullmatch(r"run-[0-9][a-z0-9]{16}", random_run_name())
     assert random_run_name() != random_run_name()
-    key = idempotent_run_name("hello-world", "order-1")
-    assert re.fullmatch(r"run-[a-z0-9]{12}", key)
-    assert key == idempotent_run_name("hello-world", "order-1")
-    assert key != idempotent_run_name("hello-world", "order-2")
-    assert key != idempotent_run_name("other-task", "order-1")
+    key = idempotent_run_name("hello-world", "order-1", 1)
+    assert re.fullmatch(r"run-k[0-9a-f]{16}-1", key)
+    assert key == idempotent_run_name("hello-world", "order-1", 1)
+    assert key != idempotent_run_name("hello-world", "order-2", 1)
+    assert key != idempotent_run_name("other-task", "order-1", 1)
+    assert idempotent_run_name("hello-world", "order-1", 2) == key[:-1] + "2"
+
+
+def test_fresh_run_names_sort_newest_first_and_before_keyed_ones() -> None:
+    times = [NOW + timedelta(milliseconds=n) for n in (0, 1, 999, 86_400_000)]
+    names = [random_run_name(when) for when in times]
+    assert sorted(names) == list(reversed(names))
+    # Far into the future still a digit first, so keyed runs (`run-k…`) sort after them all.
+    late = random_run_name(datetime(2800, 1, 1, tzinfo=UTC))
+    assert late[4].isdigit() and max([*names, late]) < idempotent_run_name("t", "k", 1)
 
 
 def test_queue_name_that_is_no_label_value_gets_no_label() -> None:

@@ -12,12 +12,7 @@ from kubernetes import client
 from pydantic import ValidationError
 
 from podtask import TaskDeclarationError, task
-from podtask.dev import (
-    DECLARED_LIMIT_ANNOTATION,
-    queue_patch,
-    queue_resource,
-    register,
-)
+from podtask.dev import register
 from podtask.manifest import (
     MAX_QUEUE_NAME_LENGTH,
     Manifest,
@@ -26,6 +21,7 @@ from podtask.manifest import (
     is_valid_queue_name,
     queues_of,
 )
+from podtask.registration import DECLARED_LIMIT_ANNOTATION, queue_patch, queue_resource
 from podtask.resources import API_VERSION, GROUP, VERSION, QueueRef, RetryPolicy
 from tests.embedded_kube import EmbeddedKube
 

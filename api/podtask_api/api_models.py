@@ -1,0 +1,231 @@
+"""The bodies of the API's answers, as pydantic models: what `/openapi.json` documents.
+
+Routes build plain dicts (the views in `run_views`, `catalog_views`); each route
+declares its model as `response_model`, so FastAPI checks every answer against the
+document before it leaves. camelCase on the wire, like the requests. `extra="forbid"`:
+a view that grows a field the model lacks fails the tests instead of vanishing.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from podtask.resources import RunPhase
+
+
+class ApiModel(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+class RunStatus(StrEnum):
+    """A run's status: its phase (`RunPhase`), or `Pending` before the operator gave it one."""
+
+    PENDING = "Pending"
+    DELAYED = RunPhase.DELAYED.value
+    QUEUED = RunPhase.QUEUED.value
+    EXECUTING = RunPhase.EXECUTING.value
+    WAITING_TO_RETRY = RunPhase.WAITING_TO_RETRY.value
+    COMPLETED = RunPhase.COMPLETED.value
+    FAILED = RunPhase.FAILED.value
+    CRASHED = RunPhase.CRASHED.value
+    CANCELED = RunPhase.CANCELED.value
+    EXPIRED = RunPhase.EXPIRED.value
+    TIMED_OUT = RunPhase.TIMED_OUT.value
+    SYSTEM_FAILURE = RunPhase.SYSTEM_FAILURE.value
+
+
+class ErrorBody(ApiModel):
+    code: str = Field(description="Stable and machine-readable, e.g. `run_not_found`.")
+    message: str = Field(description="What went wrong and what to do, for people.")
+    details: Any = Field(
+        description="More about it, per code: e.g. for `invalid_request`, each invalid field."
+    )
+
+
+class ErrorResponse(ApiModel):
+    """The one shape of every error the API answers."""
+
+    error: ErrorBody
+
+
+class TriggeredRun(ApiModel):
+    id: str
+    is_cached: bool = Field(
+        description="True when an idempotency key found an existing run (nothing was created)."
+    )
+
+
+class BatchTriggered(ApiModel):
+    runs: list[TriggeredRun] = Field(description="One per item, in item order.")
+
+
+class ReplayedRun(TriggeredRun):
+    task_id: str
+
+
+class RunErrorView(ApiModel):
+    type: str
+    message: str
+    stack: str | None = None
+
+
+class AttemptView(ApiModel):
+    number: int
+    pod: str
+    machine: str
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    exit_code: int | None = None
+    reason: str | None = None
+    error: RunErrorView | None = None
+
+
+class RunSummary(ApiModel):
+    """A run as lists show it: no payload, output, attempts or conditions."""
+
+    id: str
+    task_id: str
+    version: str
+    status: RunStatus
+    attempt: int
+    queue: str
+    machine: str
+    tags: list[str]
+    concurrency_key: str | None
+    idempotency_key: str | None
+    priority: int
+    parent_run_id: str | None
+    replay_of: str | None
+    error: RunErrorView | None = Field(description="Without its traceback; see the run.")
+    created_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    duration_ms: int | None
+
+
+class RunView(ApiModel):
+    """A run in full, as `GET /api/v1/runs/{id}` shows it."""
+
+    id: str
+    task_id: str
+    version: str
+    status: RunStatus
+    attempt: int
+    attempts: list[AttemptView]
+    payload: Any
+    output: Any
+    error: RunErrorView | None
+    tags: list[str]
+    metadata: dict[str, Any]
+    queue: str
+    machine: str
+    concurrency_key: str | None
+    idempotency_key: str | None
+    idempotency_key_expires_at: datetime | None = Field(
+        description="Until when the run answers for its idempotency key (if it has one)."
+    )
+    priority: int
+    parent_run_id: str | None
+    replay_of: str | None
+    cancel_requested_at: datetime | None
+    conditions: list[dict[str, Any]] = Field(description="As the operator wrote them.")
+    created_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    next_attempt_at: datetime | None
+    duration: str | None
+    duration_ms: int | None
+
+
+class RunPage(ApiModel):
+    data: list[RunSummary]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null on the last page. A page may "
+        "hold fewer runs than `limit` (even none) and still have a next one."
+    )
+
+
+class QueueRefView(ApiModel):
+    name: str
+    concurrency_limit: int | None
+
+
+class RetryView(ApiModel):
+    max_attempts: int
+    factor: float
+    min_timeout_ms: int
+    max_timeout_ms: int
+    randomize: bool
+    out_of_memory_machine: str | None = Field(
+        description="The machine preset retried on after an out-of-memory kill."
+    )
+
+
+class TaskView(ApiModel):
+    id: str
+    version: str
+    image: str
+    module: str
+    queue: QueueRefView
+    machine: str
+    retry: RetryView
+    max_duration: int | None = Field(description="Seconds an attempt may run.")
+    ttl: int | None = Field(description="Seconds a run may wait to start before it expires.")
+    schedule: str | None
+
+
+class TaskList(ApiModel):
+    data: list[TaskView]
+
+
+class QueueView(ApiModel):
+    name: str
+    concurrency_limit: int | None = Field(
+        description="Runs of the queue that may execute at once; null: the tasks' declared "
+        "limit, else the operator's default."
+    )
+    paused: bool
+    running: int
+    queued: int
+
+
+class QueueList(ApiModel):
+    data: list[QueueView]
+
+
+class MachineView(ApiModel):
+    name: str
+    cpu: float
+    memory_gb: float
+
+
+class AttemptContextView(ApiModel):
+    run_id: str
+    attempt: int
+    task_id: str
+    queue: str
+    machine: MachineView
+    started_at: datetime
+    tags: list[str]
+    metadata: dict[str, Any]
+    concurrency_key: str | None
+    idempotency_key: str | None
+    parent_run_id: str | None
+    is_test: bool
+
+
+class RunnerAttempt(ApiModel):
+    """What the runner of one attempt fetches: the module, the payload, the context."""
+
+    run_id: str
+    attempt: int
+    task_id: str
+    module: str
+    payload: Any
+    max_duration_seconds: int | None
+    context: AttemptContextView

@@ -1,0 +1,88 @@
+"""What the API shows of `Task` and `TaskQueue` objects, and the changes it makes to queues.
+
+Pure functions of the objects as the cluster returns them (dicts); their shapes are the
+models `TaskView` and `QueueView` in `api_models`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from podtask.resources import TaskQueueSpec, TaskQueueStatus, TaskSpec
+from podtask_api.triggers import JSON_INTEGER
+
+# Far above any real limit, and small enough for every integer type on the way.
+MAX_CONCURRENCY_LIMIT = 100_000
+
+
+ConcurrencyLimit = Annotated[int, Field(ge=0, le=MAX_CONCURRENCY_LIMIT), JSON_INTEGER]
+
+
+class ConcurrencyRequest(BaseModel):
+    """`PUT /api/v1/queues/{name}/concurrency`: the queue's new limit, or null for its default."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    concurrency_limit: ConcurrencyLimit | None = Field(
+        alias="concurrencyLimit",
+        description="Runs of the queue that may execute at once (0 holds them all); null "
+        "goes back to the limit the queue's tasks declare, else the operator's default.",
+    )
+
+
+def task_view(task: dict[str, Any]) -> dict[str, Any] | None:
+    """The task as `GET /api/v1/tasks` lists it; None for an object that is not a Task."""
+    try:
+        spec = TaskSpec.model_validate(task.get("spec") or {})
+    except ValidationError:
+        return None
+    retry = spec.retry
+    return {
+        "id": spec.task_id,
+        "version": spec.version,
+        "image": spec.image,
+        "module": spec.module,
+        "queue": {"name": spec.queue.name, "concurrencyLimit": spec.queue.concurrency_limit},
+        "machine": spec.machine,
+        "retry": {
+            "maxAttempts": retry.max_attempts,
+            "factor": retry.factor,
+            "minTimeoutMs": retry.min_timeout_ms,
+            "maxTimeoutMs": retry.max_timeout_ms,
+            "randomize": retry.randomize,
+            "outOfMemoryMachine": retry.out_of_memory.machine if retry.out_of_memory else None,
+        },
+        "maxDuration": spec.max_duration_seconds,
+        "ttl": spec.ttl_seconds,
+        "schedule": spec.schedule,
+    }
+
+
+def queue_view(queue: dict[str, Any]) -> dict[str, Any]:
+    """The queue as the API shows it: its controls, and its counts as the operator wrote them."""
+    try:
+        spec = TaskQueueSpec.model_validate(queue.get("spec") or {})
+    except ValidationError:
+        spec = TaskQueueSpec()
+    try:
+        status = TaskQueueStatus.model_validate(queue.get("status") or {})
+    except ValidationError:
+        status = TaskQueueStatus()
+    return {
+        "name": (queue.get("metadata") or {}).get("name"),
+        "concurrencyLimit": spec.concurrency_limit,
+        "paused": spec.paused,
+        "running": status.running,
+        "queued": status.queued,
+    }
+
+
+def pause_patch(paused: bool) -> dict[str, Any]:
+    return {"spec": {"paused": paused}}
+
+
+def concurrency_patch(request: ConcurrencyRequest) -> dict[str, Any]:
+    # In a merge patch, null removes the field, which the operator reads as "no override".
+    return {"spec": {"concurrencyLimit": request.concurrency_limit}}

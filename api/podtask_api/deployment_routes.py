@@ -1,0 +1,110 @@
+"""`POST /api/v1/deployments` (a write key) and `GET /api/v1/deployments` (any key).
+
+`public_routes` mounts `write_routes` and `read_routes` on its routers, which check the key.
+
+The rules live in `podtask_api.deployments`; this module only orders the cluster calls:
+claim the version (its record), register the manifest, and drop the record again when the
+registration fails, so that the version can be deployed again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+
+from podtask_api.cluster import ClusterError, ObjectAlreadyExists
+from podtask_api.deployments import (
+    DeploymentCluster,
+    DeploymentList,
+    DeploymentRequest,
+    DeploymentView,
+    deployment_record,
+    deployment_versions,
+    manifest_json,
+    newest_first,
+    next_version,
+    version_taken,
+)
+from podtask_api.errors import CLUSTER_ERRORS, ApiError, error_responses
+from podtask_api.services import Services, services
+
+log = logging.getLogger("podtask_api")
+
+# Mounted by `public_routes`: `write_routes` behind a write key, `read_routes` any key.
+write_routes = APIRouter(tags=["deployments"])
+read_routes = APIRouter(tags=["deployments"])
+
+# Versions tried when a generated one was taken by a deployment made at the same moment.
+_VERSION_ATTEMPTS = 5
+
+
+def deployment_cluster(request: Request) -> DeploymentCluster:
+    found: DeploymentCluster = request.app.state.deployments
+    return found
+
+
+@write_routes.post(
+    "/deployments", status_code=201, responses=error_responses(400, 409, 413, 422, *CLUSTER_ERRORS)
+)
+async def create_deployment(
+    deployment: DeploymentRequest,
+    svc: Annotated[Services, Depends(services)],
+    cluster: Annotated[DeploymentCluster, Depends(deployment_cluster)],
+) -> DeploymentView:
+    """Register a task image's manifest as the current version of its tasks and queues.
+
+    The namespace's tasks become exactly the manifest's, run from `image` at the new
+    version; runs already triggered keep the version they were triggered on. A version that
+    is already deployed is a 409 `deployment_exists`.
+    """
+    manifest_text = manifest_json(deployment.manifest)
+    taken = deployment_versions(await svc.call(cluster.records))
+    for _ in range(_VERSION_ATTEMPTS):
+        version = deployment.version or next_version(taken, datetime.now(UTC).date())
+        if version in taken:
+            raise version_taken(version)
+        created_at = datetime.now(UTC)
+        record = deployment_record(
+            version, deployment.image, deployment.manifest, manifest_text, created_at
+        )
+        try:
+            await svc.call(cluster.create_record, record)
+            break
+        except ObjectAlreadyExists:
+            # Another deployment took this version (or its record's name) a moment ago.
+            if deployment.version is not None:
+                raise version_taken(version) from None
+            taken.append(version)
+    else:
+        raise ApiError(
+            409,
+            "deployment_conflict",
+            "other deployments kept taking the next version; deploy again",
+        )
+    try:
+        await svc.call(cluster.register, deployment.manifest, deployment.image, version)
+    except (ApiError, ClusterError):
+        with contextlib.suppress(ApiError, ClusterError):
+            await svc.call(cluster.delete_record, record["metadata"]["name"])
+        raise
+    log.info("deployed version %s of %d task(s)", version, len(deployment.manifest.tasks))
+    return DeploymentView(
+        version=version,
+        image=deployment.image,
+        created_at=record["data"]["createdAt"],
+        tasks=[task.id for task in deployment.manifest.tasks],
+        queues=[queue.name for queue in deployment.manifest.queues],
+    )
+
+
+@read_routes.get("/deployments", responses=error_responses(422, *CLUSTER_ERRORS))
+async def list_deployments(
+    svc: Annotated[Services, Depends(services)],
+    cluster: Annotated[DeploymentCluster, Depends(deployment_cluster)],
+) -> DeploymentList:
+    """Every deployment, newest (the current one) first."""
+    return DeploymentList(deployments=newest_first(await svc.call(cluster.records)))

@@ -1,0 +1,226 @@
+"""Listing runs a page at a time: the filters, the opaque cursor, and filling one page.
+
+Kubernetes lists objects in name order, a chunk at a time (`limit`, `continue`), and
+filters them only by label. So: the filters that have labels (task, queue) become the
+label selector; the others (status, tag, creation time) are applied here, on each
+chunk, and a page is filled from as many chunks as it takes, up to a bound on the runs
+examined per request (a page may then hold fewer runs than asked, even none, and still
+have a next one).
+
+Order: run ids are named so that name order is newest first (see `triggers`), for runs
+triggered without an idempotency key; runs with one have ids made from their key and
+come after all others, in id order.
+
+The cursor says where the next page starts: the Kubernetes continue token of the chunk
+it starts in, and the last run already returned (skipped by name when that chunk is read
+again, so that a run created meanwhile cannot shift the page and repeat or hide a run).
+It also carries a digest of the filters, so that it cannot be used with others.
+
+Everything here is pure except `list_page`, which reads chunks through the `fetch` it
+is given.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import re
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from podtask.resources import LABEL_QUEUE, LABEL_TASK
+from podtask_api.errors import ApiError
+from podtask_api.triggers import parse_wire_time
+
+DEFAULT_PAGE_SIZE = 25
+MAX_PAGE_SIZE = 100
+# Runs read per chunk when filters apply here: a page of matches may take several chunks.
+FILTERED_CHUNK = 250
+# Runs examined per request at most; past it, the page is answered as far as it got.
+MAX_EXAMINED = 5000
+
+LABEL_VALUE_PATTERN = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
+_LABEL_VALUE = re.compile(LABEL_VALUE_PATTERN)
+_CURSOR_VERSION = 1
+
+
+def is_label_value(value: str) -> bool:
+    return len(value) <= 63 and bool(_LABEL_VALUE.match(value))
+
+
+@dataclass(frozen=True)
+class RunFilters:
+    """What `GET /api/v1/runs` may filter on; each set filter must hold (tags: any of them)."""
+
+    statuses: frozenset[str] = frozenset()
+    task_id: str | None = None
+    tags: frozenset[str] = frozenset()
+    queue: str | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+
+    def label_selector(self) -> str | None:
+        """The Kubernetes label selector for the filters that have labels."""
+        terms = []
+        if self.task_id is not None:
+            terms.append(f"{LABEL_TASK}={self.task_id}")
+        if self.queue is not None and is_label_value(self.queue):
+            terms.append(f"{LABEL_QUEUE}={self.queue}")
+        return ",".join(terms) or None
+
+    @property
+    def filters_here(self) -> bool:
+        """Whether any filter is applied by the API rather than by the cluster's selector."""
+        return bool(
+            self.statuses
+            or self.tags
+            or self.created_from is not None
+            or self.created_to is not None
+            or (self.queue is not None and not is_label_value(self.queue))
+        )
+
+    def digest(self) -> str:
+        """A short digest of the filters, which a cursor carries."""
+        canonical = json.dumps(
+            [
+                sorted(self.statuses),
+                self.task_id,
+                sorted(self.tags),
+                self.queue,
+                _instant(self.created_from),
+                _instant(self.created_to),
+            ]
+        )
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    def matches(self, run: Mapping[str, Any]) -> bool:
+        """Whether `run` passes every filter (the ones the selector applied too)."""
+        spec = run.get("spec") or {}
+        metadata = run.get("metadata") or {}
+        if self.statuses and run_status(run) not in self.statuses:
+            return False
+        if self.task_id is not None and spec.get("taskId") != self.task_id:
+            return False
+        if self.tags and not self.tags.intersection(spec.get("tags") or []):
+            return False
+        if self.queue is not None and (spec.get("queue") or {}).get("name") != self.queue:
+            return False
+        if self.created_from is not None or self.created_to is not None:
+            created = parse_wire_time(metadata.get("creationTimestamp"))
+            if created is None:
+                return False
+            if self.created_from is not None and created < self.created_from:
+                return False
+            if self.created_to is not None and created > self.created_to:
+                return False
+        return True
+
+
+def _instant(value: datetime | None) -> float | None:
+    return value.timestamp() if value is not None else None
+
+
+def run_status(run: Mapping[str, Any]) -> str:
+    phase = (run.get("status") or {}).get("phase")
+    return str(phase) if phase else "Pending"
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Where a page starts: in the chunk read with `continue_token`, after run `after`."""
+
+    continue_token: str | None
+    after: str | None
+    filters: str = field(default="")
+
+    def encode(self) -> str:
+        raw = json.dumps(
+            {"v": _CURSOR_VERSION, "c": self.continue_token, "a": self.after, "f": self.filters},
+            separators=(",", ":"),
+        )
+        return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def invalid_cursor(message: str) -> ApiError:
+    return ApiError(
+        422,
+        "invalid_request",
+        f"invalid cursor — {message}; pass the `nextCursor` of the previous page unchanged, "
+        "with the same filters, or leave it out to start from the first page",
+        [{"field": "cursor", "message": message, "type": "value_error"}],
+    )
+
+
+def decode_cursor(text: str, filters: RunFilters) -> Cursor:
+    """The cursor `text`, made by `Cursor.encode` for these filters; a 422 otherwise."""
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        data = json.loads(raw)
+    except (ValueError, binascii.Error):
+        raise invalid_cursor("it is not a cursor this API made") from None
+    if not isinstance(data, dict) or data.get("v") != _CURSOR_VERSION:
+        raise invalid_cursor("it is not a cursor this API made")
+    token, after, digest = data.get("c"), data.get("a"), data.get("f")
+    if not all(isinstance(value, str | None) for value in (token, after)) or not isinstance(
+        digest, str
+    ):
+        raise invalid_cursor("it is not a cursor this API made")
+    if digest != filters.digest():
+        raise invalid_cursor("it was made for other filters")
+    return Cursor(continue_token=token, after=after, filters=digest)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One chunk of a Kubernetes list: runs in name order, and the token of the next."""
+
+    items: Sequence[Mapping[str, Any]]
+    continue_token: str | None
+
+
+Fetch = Callable[[str | None, int, str | None], Awaitable[Chunk]]
+"""Reads one chunk: (label selector, limit, continue token) → the chunk."""
+
+
+@dataclass(frozen=True)
+class Page:
+    runs: list[Mapping[str, Any]]
+    next_cursor: Cursor | None
+
+
+def _name(run: Mapping[str, Any]) -> str:
+    return str((run.get("metadata") or {}).get("name") or "")
+
+
+async def list_page(fetch: Fetch, filters: RunFilters, limit: int, cursor: Cursor | None) -> Page:
+    """Up to `limit` runs that pass `filters`, from where `cursor` says, and the next cursor."""
+    digest = filters.digest()
+    token = cursor.continue_token if cursor else None
+    after = cursor.after if cursor else None
+    chunk_size = FILTERED_CHUNK if filters.filters_here else limit
+    runs: list[Mapping[str, Any]] = []
+    examined = 0
+    while True:
+        chunk = await fetch(filters.label_selector(), chunk_size, token)
+        for position, run in enumerate(chunk.items):
+            name = _name(run)
+            if after is not None and name <= after:
+                continue  # returned by an earlier page
+            examined += 1
+            if filters.matches(run):
+                runs.append(run)
+            if len(runs) == limit or (examined >= MAX_EXAMINED and runs):
+                if position + 1 < len(chunk.items):
+                    return Page(runs, Cursor(token, name, digest))
+                if chunk.continue_token:
+                    return Page(runs, Cursor(chunk.continue_token, None, digest))
+                return Page(runs, None)
+        if not chunk.continue_token:
+            return Page(runs, None)
+        token, after = chunk.continue_token, None
+        if examined >= MAX_EXAMINED:
+            return Page(runs, Cursor(token, None, digest))

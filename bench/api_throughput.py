@@ -1,0 +1,286 @@
+"""The trigger API's own overhead: the real API next to a bare endpoint doing the same create.
+
+On one embedded cluster (its own process), two servers run side by side, each under uvicorn
+in its own process with the same settings:
+- the real API (`python -m podtask_api`): key check, validation, the Task read, the
+  TaskRun built and created;
+- a bare FastAPI app (`bare_app` below) whose one endpoint creates the same TaskRun with the
+  same client (`KubernetesCluster.create_run`), in a worker thread too, and nothing else.
+
+It prints, from one run (absolute times drift on these machines; ratios hold better):
+- requests/s and latency p50/p99 of N triggers at a fixed concurrency (httpx, async) on each,
+  and the ratios;
+- one batch of 1,000 items through `POST /api/v1/tasks/batch`, against 1,000 bare creates
+  at the same concurrency.
+
+No operator runs: the runs are created and stay Pending.
+
+Usage: python bench/api_throughput.py [--requests 500] [--concurrency 16] [--batch 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import secrets
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+HERE = Path(__file__).resolve().parent
+NOOP = HERE / "tasks" / "noop.py"
+TASK = "noop"
+NAMESPACE = "default"
+WARMUP_REQUESTS = 50
+
+
+# -- the bare endpoint --------------------------------------------------------------------------
+
+
+def bare_app() -> Any:
+    """The floor: read the Task once, then per request create a TaskRun from it, unchecked."""
+    from fastapi import FastAPI
+
+    from podtask.resources import API_VERSION, TaskRunSpec, TaskSpec
+    from podtask_api.cluster import KubernetesCluster
+
+    cluster = KubernetesCluster.connect(NAMESPACE, os.environ["KUBECONFIG"])
+    task = TaskSpec.model_validate(cluster.get_task(TASK)["spec"])
+    spec = TaskRunSpec(
+        task_id=task.task_id,
+        version=task.version,
+        image=task.image,
+        module=task.module,
+        machine=task.machine,
+        retry=task.retry,
+        queue=task.queue,
+    ).to_wire()
+    app = FastAPI()
+
+    @app.post("/bare/trigger", status_code=201)
+    def trigger(body: dict[str, Any]) -> dict[str, str]:
+        # A plain `def`: FastAPI runs it in a worker thread, as the API runs its cluster calls.
+        name = "bare-" + secrets.token_hex(8)
+        cluster.create_run(
+            {
+                "apiVersion": API_VERSION,
+                "kind": "TaskRun",
+                "metadata": {"name": name},
+                "spec": {**spec, "payload": body.get("payload")},
+            }
+        )
+        return {"id": name}
+
+    return app
+
+
+# -- the processes ------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes], name: str) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"the {name} exited during start-up")
+        try:
+            if httpx.get(url, timeout=2).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise SystemExit(f"the {name} did not become ready")
+
+
+@contextmanager
+def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
+    started: list[subprocess.Popen[bytes]] = []
+    try:
+        yield started
+    finally:
+        for process in reversed(started):
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+# -- the load -----------------------------------------------------------------------------------
+
+
+async def load(
+    send: Callable[[int], Awaitable[httpx.Response]], requests: int, concurrency: int
+) -> tuple[float, list[float]]:
+    """`requests` calls of `send`, `concurrency` at a time: wall seconds and each latency."""
+    latencies: list[float] = []
+    counter = iter(range(requests))
+
+    async def worker() -> None:
+        for i in counter:
+            started = time.perf_counter()
+            response = await send(i)
+            latencies.append(time.perf_counter() - started)
+            if response.status_code != 201:
+                raise RuntimeError(f"HTTP {response.status_code}: {response.text[:300]}")
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return time.perf_counter() - started, latencies
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def summary(name: str, wall: float, latencies: list[float]) -> dict[str, float]:
+    result = {
+        "rps": len(latencies) / wall,
+        "p50": percentile(latencies, 0.50) * 1000,
+        "p99": percentile(latencies, 0.99) * 1000,
+        "mean": statistics.fmean(latencies) * 1000,
+    }
+    print(
+        f"{name:<12} {result['rps']:8.0f} req/s   p50 {result['p50']:7.1f} ms   "
+        f"p99 {result['p99']:7.1f} ms"
+    )
+    return result
+
+
+async def measure(api_url: str, bare_url: str, api_key: str, args: argparse.Namespace) -> None:
+    limits = httpx.Limits(max_connections=args.concurrency * 2)
+    headers = {"Authorization": f"Bearer {api_key}"}
+    async with (
+        httpx.AsyncClient(base_url=api_url, headers=headers, timeout=120, limits=limits) as api,
+        httpx.AsyncClient(base_url=bare_url, timeout=120, limits=limits) as bare,
+    ):
+
+        def via_api(i: int) -> Awaitable[httpx.Response]:
+            return api.post(f"/api/v1/tasks/{TASK}/trigger", json={"payload": {"i": i}})
+
+        def via_bare(i: int) -> Awaitable[httpx.Response]:
+            return bare.post("/bare/trigger", json={"payload": {"i": i}})
+
+        for send in (via_api, via_bare):
+            await load(send, WARMUP_REQUESTS, args.concurrency)
+
+        # In the order A B B A, half the requests each time: drift over the run (the cluster's
+        # store grows) weighs on both sides alike.
+        half = args.requests // 2
+        timings: dict[str, tuple[float, list[float]]] = {"api": (0.0, []), "bare": (0.0, [])}
+        for side, send in (
+            ("api", via_api),
+            ("bare", via_bare),
+            ("bare", via_bare),
+            ("api", via_api),
+        ):
+            wall, latencies = await load(send, half, args.concurrency)
+            timings[side] = (timings[side][0] + wall, timings[side][1] + latencies)
+        print(f"\n{2 * half} triggers each, {args.concurrency} at a time:")
+        real = summary("podtask API", *timings["api"])
+        floor = summary("bare create", *timings["bare"])
+        print(
+            f"ratio (API / bare): throughput {real['rps'] / floor['rps']:.2f}x, "
+            f"p50 latency {real['p50'] / floor['p50']:.2f}x, "
+            f"p99 latency {real['p99'] / floor['p99']:.2f}x"
+        )
+
+        items = [{"task": TASK, "payload": {"i": i}} for i in range(args.batch)]
+        started = time.perf_counter()
+        response = await api.post("/api/v1/tasks/batch", json={"items": items})
+        batch_seconds = time.perf_counter() - started
+        if response.status_code != 201 or len(response.json()["runs"]) != args.batch:
+            raise RuntimeError(f"batch: HTTP {response.status_code}: {response.text[:300]}")
+        bare_seconds, _ = await load(via_bare, args.batch, args.concurrency)
+        print(f"\none batch of {args.batch} items:")
+        print(f"podtask API  {batch_seconds:8.2f} s    ({args.batch / batch_seconds:.0f} runs/s)")
+        print(
+            f"bare create  {bare_seconds:8.2f} s    ({args.batch / bare_seconds:.0f} runs/s, "
+            f"{args.batch} requests, {args.concurrency} at a time)"
+        )
+        print(f"ratio (batch / bare creates): time {batch_seconds / bare_seconds:.2f}x")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=500)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--serve-bare", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_bare:
+        import uvicorn
+
+        uvicorn.run(bare_app(), host="127.0.0.1", port=args.serve_bare, log_level="warning")
+        return 0
+
+    from podtask.api_keys import api_key_digest
+    from podtask.dev import register
+    from podtask.manifest import load_manifest
+
+    api_key = "pt_bench_" + secrets.token_urlsafe(16)
+    with tempfile.TemporaryDirectory(prefix="podtask-bench-") as tmp, processes() as started:
+        state = Path(tmp)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PODTASK_")}
+        cluster_port = free_port()
+        cluster = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "podtask_devcluster", "--state-dir", str(state)),
+                *("--port", str(cluster_port), "--workdir", tmp),
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+        )
+        started.append(cluster)
+        cluster_url = f"http://127.0.0.1:{cluster_port}"
+        wait_ready(f"{cluster_url}/readyz", cluster, "embedded cluster")
+        register(cluster_url, load_manifest([str(NOOP)]), NAMESPACE)
+
+        env["KUBECONFIG"] = str(state / "kubeconfig")
+        api_port, bare_port = free_port(), free_port()
+        api_env = {
+            **env,
+            "PODTASK_NAMESPACE": NAMESPACE,
+            "PODTASK_API_KEY_HASHES": api_key_digest(api_key),
+            "PODTASK_RUNNER_TOKEN_SECRET": secrets.token_urlsafe(16),
+        }
+        api = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "podtask_api", "--host", "127.0.0.1"),
+                *("--port", str(api_port), "--log-level", "warning"),
+            ],
+            env=api_env,
+        )
+        started.append(api)
+        bare = subprocess.Popen(
+            [sys.executable, __file__, "--serve-bare", str(bare_port)],
+            env=env,
+        )
+        started.append(bare)
+        api_url, bare_url = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{bare_port}"
+        wait_ready(f"{api_url}/healthz", api, "API")
+        wait_ready(f"{bare_url}/docs", bare, "bare app")
+        asyncio.run(measure(api_url, bare_url, api_key, args))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

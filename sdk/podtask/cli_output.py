@@ -1,0 +1,182 @@
+"""What the command line prints: tables, run details, durations and the wait's progress line.
+
+Pure functions of the API's JSON (the run, queue and key views) and the current time, so
+that what a user reads is unit-tested; `podtask.cli` only writes their result.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
+NONE = "-"
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """Columns left-aligned to their widest cell, two spaces apart, headers in capitals.
+
+    A cell that is None shows as '-'; no trailing spaces.
+    """
+    cells = [[NONE if value is None else str(value) for value in row] for row in rows]
+    heads = [header.upper() for header in headers]
+    widths = [max([len(head), *(len(row[i]) for row in cells)]) for i, head in enumerate(heads)]
+    lines = [
+        "  ".join(value.ljust(width) for value, width in zip(line, widths, strict=True)).rstrip()
+        for line in [heads, *cells]
+    ]
+    return "\n".join(lines)
+
+
+def parse_time(value: object) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def duration(seconds: float | None) -> str:
+    """`850ms`, `4.2s`, `3m05s`, `2h07m`, `3d04h`; '-' for none."""
+    if seconds is None:
+        return NONE
+    if seconds < 1:
+        return f"{round(seconds * 1000)}ms"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    whole = int(seconds)
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    if whole < 86400:
+        return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+    return f"{whole // 86400}d{whole % 86400 // 3600:02d}h"
+
+
+def age(created_at: object, now: datetime) -> str:
+    """How long ago, as `kubectl` shows it (`12s`, `5m`, `3h`, `2d`); '-' for no time."""
+    when = parse_time(created_at)
+    if when is None:
+        return NONE
+    seconds = max(0, int((now - when).total_seconds()))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def _run_duration(run: Mapping[str, Any], now: datetime) -> str:
+    if run.get("durationMs") is not None:
+        return duration(run["durationMs"] / 1000)
+    started = parse_time(run.get("startedAt"))
+    if started is not None and run.get("finishedAt") is None:
+        # Still running: the time so far, marked as such.
+        return duration((now - started).total_seconds()) + "…"
+    return NONE
+
+
+RUN_COLUMNS = ("id", "task", "status", "attempt", "machine", "created", "duration")
+
+
+def runs_table(runs: Sequence[Mapping[str, Any]], now: datetime) -> str:
+    """`podtask runs list`: one run per line, newest first as the API lists them."""
+    rows = [
+        (
+            run.get("id"),
+            run.get("taskId"),
+            run.get("status"),
+            run.get("attempt") or NONE,
+            run.get("machine"),
+            age(run.get("createdAt"), now),
+            _run_duration(run, now),
+        )
+        for run in runs
+    ]
+    return table(RUN_COLUMNS, rows)
+
+
+def queues_table(queues: Sequence[Mapping[str, Any]]) -> str:
+    """`podtask queues`: a queue's limit, whether it is paused, and its counts."""
+    rows = [
+        (
+            queue.get("name"),
+            "default" if queue.get("concurrencyLimit") is None else queue["concurrencyLimit"],
+            "yes" if queue.get("paused") else "no",
+            queue.get("running", 0),
+            queue.get("queued", 0),
+        )
+        for queue in queues
+    ]
+    return table(("name", "limit", "paused", "running", "queued"), rows)
+
+
+def keys_table(keys: Sequence[Mapping[str, Any]]) -> str:
+    """`podtask keys list`: names and access; never a digest (it identifies a key)."""
+    return table(("name", "access"), [(key.get("name"), key.get("access")) for key in keys])
+
+
+def pretty_json(value: object) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False)
+
+
+def _local(value: object) -> str:
+    when = parse_time(value)
+    return NONE if when is None else when.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def run_details(run: Mapping[str, Any], now: datetime) -> str:
+    """`podtask runs get`: the run's fields, then its payload and its output or error."""
+    fields: list[tuple[str, object]] = [
+        ("ID", run.get("id")),
+        ("Task", f"{run.get('taskId')} (version {run.get('version')})"),
+        ("Status", run.get("status")),
+        ("Attempt", run.get("attempt") or NONE),
+        ("Machine", run.get("machine")),
+        ("Queue", run.get("queue")),
+        ("Tags", ", ".join(run.get("tags") or []) or NONE),
+        ("Created", _local(run.get("createdAt"))),
+        ("Started", _local(run.get("startedAt"))),
+        ("Finished", _local(run.get("finishedAt"))),
+        ("Duration", _run_duration(run, now)),
+    ]
+    optional = [
+        ("Concurrency key", run.get("concurrencyKey")),
+        ("Idempotency key", run.get("idempotencyKey")),
+        ("Parent run", run.get("parentRunId")),
+        ("Replay of", run.get("replayOf")),
+        ("Next attempt", _local(run.get("nextAttemptAt")) if run.get("nextAttemptAt") else None),
+    ]
+    fields += [(name, value) for name, value in optional if value]
+    width = max(len(name) for name, _ in fields)
+    lines = [f"{name + ':':<{width + 1}}  {value}" for name, value in fields]
+    lines += ["", "Payload:", pretty_json(run.get("payload"))]
+    error = run.get("error")
+    if error:
+        lines += ["", "Error:", error_text(error)]
+    elif run.get("status") == "Completed" or run.get("output") is not None:
+        lines += ["", "Output:", pretty_json(run.get("output"))]
+    return "\n".join(lines)
+
+
+def error_text(error: Mapping[str, Any]) -> str:
+    text = f"{error.get('type') or 'Error'}: {error.get('message') or ''}".rstrip()
+    stack = error.get("stack")
+    return f"{text}\n{stack.rstrip()}" if stack else text
+
+
+def status_words(run: Mapping[str, Any]) -> str:
+    """The run's status as a waiting user reads it: `Executing (attempt 2)`."""
+    status = str(run.get("status") or "Pending")
+    attempt = run.get("attempt") or 0
+    if status in ("Executing", "WaitingToRetry") and attempt:
+        return f"{status} (attempt {attempt})"
+    return status
+
+
+def progress_line(run_id: str, run: Mapping[str, Any], elapsed: float, tick: int) -> str:
+    """The one line a wait redraws on a terminal: spinner, run, status, time so far."""
+    spinner = SPINNER[tick % len(SPINNER)]
+    return f"{spinner} {run_id}  {status_words(run)}  {duration(elapsed)}"

@@ -1,0 +1,223 @@
+"""Registering a manifest in a namespace: a `Task` per task, a `TaskQueue` per queue.
+
+`podtask dev` registers the modules it serves at start; the API's `POST /api/v1/deployments`
+registers each deployed image. Both go through here, so both follow the same rules:
+
+- the `Task` objects become exactly the manifest's tasks (a task no longer declared is no
+  longer deployed), each spec replaced whole;
+- each declared queue gets its `TaskQueue`; a limit changed live (`kubectl patch`, the API)
+  survives until the declaration itself changes (`DECLARED_LIMIT_ANNOTATION`); `paused` is
+  never touched; queues no longer declared stay, since runs may still wait in them.
+
+The objects and the changes are pure functions; `register_manifest` applies them through
+the (synchronous) Kubernetes client, whose `ApiException`s it lets through.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from podtask.manifest import Manifest, ManifestTask
+from podtask.resources import API_VERSION, GROUP, VERSION, QueueRef
+
+# The concurrency limit a TaskQueue was last given from its declaration (JSON: a number or
+# null). A limit changed live differs from it and survives a restart; a new declaration wins.
+DECLARED_LIMIT_ANNOTATION = f"{GROUP}/declared-concurrency-limit"
+
+TASKS = "tasks"
+TASK_QUEUES = "taskqueues"
+_JSON_PATCH = "application/json-patch+json"
+_MERGE_PATCH = "application/merge-patch+json"
+_REQUEST_TIMEOUT = (5, 30)
+
+
+def task_resources(
+    manifest: Manifest,
+    namespace: str,
+    *,
+    image: str,
+    version_of: Callable[[ManifestTask], str],
+) -> list[dict[str, Any]]:
+    """The `Task` objects for every task in the manifest, run from `image`; a task's version is
+    the manifest's, else `version_of(task)`."""
+    return [
+        {
+            "apiVersion": API_VERSION,
+            "kind": "Task",
+            "metadata": {"name": task.id, "namespace": namespace},
+            "spec": task.task_spec(image=image, default_version=version_of(task)).to_wire(),
+        }
+        for task in manifest.tasks
+    ]
+
+
+@dataclass(frozen=True)
+class TaskChanges:
+    """What makes the `Task` objects of a namespace exactly the wanted ones."""
+
+    create: list[dict[str, Any]]
+    replace: list[dict[str, Any]]
+    delete: list[str]
+
+
+def task_changes(current: Iterable[str], wanted: Sequence[dict[str, Any]]) -> TaskChanges:
+    """Create what is missing, replace what exists, delete what is no longer wanted."""
+    existing = set(current)
+    wanted_names = {body["metadata"]["name"] for body in wanted}
+    return TaskChanges(
+        create=[body for body in wanted if body["metadata"]["name"] not in existing],
+        replace=[body for body in wanted if body["metadata"]["name"] in existing],
+        delete=sorted(existing - wanted_names),
+    )
+
+
+def task_spec_patch(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The JSON patch that replaces a `Task`'s spec with `body`'s, whole.
+
+    Not a merge patch: that would keep a field the new spec no longer has (a max duration
+    removed from the declaration would stay).
+    """
+    return [{"op": "replace", "path": "/spec", "value": body["spec"]}]
+
+
+def declared_limit(queue: QueueRef) -> str:
+    """The value of `DECLARED_LIMIT_ANNOTATION` for `queue`'s declaration."""
+    return json.dumps(queue.concurrency_limit)
+
+
+def queue_resource(queue: QueueRef, namespace: str) -> dict[str, Any]:
+    """The `TaskQueue` object for a declared queue, as first created (not paused)."""
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "TaskQueue",
+        "metadata": {
+            "name": queue.name,
+            "namespace": namespace,
+            "annotations": {DECLARED_LIMIT_ANNOTATION: declared_limit(queue)},
+        },
+        # An undeclared limit is null: the operator applies its default.
+        "spec": {"concurrencyLimit": queue.concurrency_limit, "paused": False},
+    }
+
+
+def queue_patch(existing: dict[str, Any], queue: QueueRef) -> dict[str, Any] | None:
+    """The merge patch that brings an existing `TaskQueue` to `queue`'s declaration, or None.
+
+    None when the declaration is the one last applied, so that a limit changed live
+    (`kubectl patch taskqueue`) stays; `paused` is never touched. A queue without the
+    annotation was not made from a declaration, which then wins.
+    """
+    annotations = (existing.get("metadata") or {}).get("annotations") or {}
+    declared = declared_limit(queue)
+    if annotations.get(DECLARED_LIMIT_ANNOTATION) == declared:
+        return None
+    # A null limit in a merge patch removes the field, which reads as null too.
+    return {
+        "metadata": {"annotations": {DECLARED_LIMIT_ANNOTATION: declared}},
+        "spec": {"concurrencyLimit": queue.concurrency_limit},
+    }
+
+
+class _Objects:
+    """The podtask objects of one namespace through the Kubernetes client."""
+
+    def __init__(self, api_client: Any, namespace: str) -> None:
+        from kubernetes import client
+
+        self._api = client.CustomObjectsApi(api_client)
+        self.namespace = namespace
+
+    def list(self, plural: str) -> dict[str, dict[str, Any]]:
+        listed: dict[str, Any] = self._api.list_namespaced_custom_object(  # type: ignore[assignment]
+            GROUP, VERSION, self.namespace, plural, _request_timeout=_REQUEST_TIMEOUT
+        )
+        return {item["metadata"]["name"]: item for item in listed.get("items", [])}
+
+    def get(self, plural: str, name: str) -> dict[str, Any]:
+        found: dict[str, Any] = self._api.get_namespaced_custom_object(  # type: ignore[assignment]
+            GROUP, VERSION, self.namespace, plural, name, _request_timeout=_REQUEST_TIMEOUT
+        )
+        return found
+
+    def create(self, plural: str, body: dict[str, Any]) -> None:
+        self._api.create_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, plural, body, _request_timeout=_REQUEST_TIMEOUT
+        )
+
+    def patch(self, plural: str, name: str, patch: Any, content_type: str) -> None:
+        self._api.patch_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            self.namespace,
+            plural,
+            name,
+            patch,
+            _content_type=content_type,
+            _request_timeout=_REQUEST_TIMEOUT,
+        )
+
+    def delete(self, plural: str, name: str) -> None:
+        self._api.delete_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, plural, name, _request_timeout=_REQUEST_TIMEOUT
+        )
+
+
+def _status(exc: BaseException) -> int | None:
+    status = getattr(exc, "status", None)
+    return status if isinstance(status, int) else None
+
+
+def register_queues(objects: _Objects, queues: Sequence[QueueRef]) -> None:
+    from kubernetes.client.exceptions import ApiException
+
+    current = objects.list(TASK_QUEUES)
+    for queue in queues:
+        existing = current.get(queue.name)
+        if existing is None:
+            try:
+                objects.create(TASK_QUEUES, queue_resource(queue, objects.namespace))
+                continue
+            except ApiException as exc:
+                if _status(exc) != 409:
+                    raise
+                # Created meanwhile (a concurrent deployment): bring it to the declaration.
+                existing = objects.get(TASK_QUEUES, queue.name)
+        patch = queue_patch(existing, queue)
+        if patch is not None:
+            objects.patch(TASK_QUEUES, queue.name, patch, _MERGE_PATCH)
+
+
+def register_tasks(objects: _Objects, tasks: Sequence[dict[str, Any]]) -> None:
+    from kubernetes.client.exceptions import ApiException
+
+    changes = task_changes(objects.list(TASKS), tasks)
+    for body in changes.create:
+        try:
+            objects.create(TASKS, body)
+        except ApiException as exc:
+            if _status(exc) != 409:
+                raise
+            objects.patch(TASKS, body["metadata"]["name"], task_spec_patch(body), _JSON_PATCH)
+    for body in changes.replace:
+        objects.patch(TASKS, body["metadata"]["name"], task_spec_patch(body), _JSON_PATCH)
+    # Last, once the new tasks exist: a trigger in between finds the old task, not none.
+    for name in changes.delete:
+        try:
+            objects.delete(TASKS, name)
+        except ApiException as exc:
+            if _status(exc) != 404:
+                raise
+
+
+def register_manifest(
+    api_client: Any, namespace: str, tasks: Sequence[dict[str, Any]], queues: Sequence[QueueRef]
+) -> None:
+    """Make `namespace`'s `Task` objects exactly `tasks` (see `task_resources`) and give each
+    of `queues` its `TaskQueue`. Queues go first, so that a new task's queue exists by the
+    time the task can be triggered."""
+    objects = _Objects(api_client, namespace)
+    register_queues(objects, queues)
+    register_tasks(objects, tasks)

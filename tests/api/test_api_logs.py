@@ -1,0 +1,202 @@
+"""`GET /api/v1/runs/{id}/logs`: an attempt's pod log, whole or followed while the pod runs,
+and a 404 (never a 500) when the run, the attempt or the pod is not there.
+
+The test plays the operator: it records the attempt in the run's status and creates the
+attempt's pod, which the embedded cluster's kubelet runs as a local process.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from api_fixtures import assert_error
+from fastapi.testclient import TestClient
+from kubernetes import client as k8s
+
+from podtask.resources import LABEL_ATTEMPT, LABEL_RUN
+from tests.embedded_kube import EmbeddedKube, KubeNamespace
+
+
+def _trigger(client: TestClient) -> str:
+    response = client.post("/api/v1/tasks/hello-world/trigger", json={})
+    assert response.status_code == 201, response.text
+    run_id: str = response.json()["id"]
+    return run_id
+
+
+def start_attempt(
+    kube: EmbeddedKube,
+    namespace: KubeNamespace,
+    run_id: str,
+    attempt: int,
+    script: str,
+    **container: Any,
+) -> str:
+    """What the operator does for an attempt: record it, create its pod `<run>-<attempt>`."""
+    pod = f"{run_id}-{attempt}"
+    namespace.set_run_status(
+        run_id,
+        {
+            "phase": "Executing",
+            "attempt": attempt,
+            "attempts": [
+                {"number": n, "pod": f"{run_id}-{n}", "machine": "micro"}
+                for n in range(1, attempt + 1)
+            ],
+        },
+    )
+    k8s.CoreV1Api(kube.api).create_namespaced_pod(
+        namespace.name,
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": pod,
+                "labels": {LABEL_RUN: run_id, LABEL_ATTEMPT: str(attempt)},
+            },
+            "spec": {
+                "restartPolicy": "Never",
+                "containers": [
+                    {
+                        "name": "task",
+                        "image": "python:3.11",
+                        "command": [sys.executable, "-c", script],
+                        **container,
+                    }
+                ],
+            },
+        },
+    )
+    return pod
+
+
+def pod_phase(kube: EmbeddedKube, namespace: KubeNamespace, pod: str) -> str:
+    found = k8s.CoreV1Api(kube.api).read_namespaced_pod(pod, namespace.name)
+    return str(found.status.phase)
+
+
+def wait_until_finished(kube: EmbeddedKube, namespace: KubeNamespace, pod: str) -> None:
+    deadline = time.monotonic() + 15
+    while pod_phase(kube, namespace, pod) not in ("Succeeded", "Failed"):
+        assert time.monotonic() < deadline, f"pod {pod} did not finish"
+        time.sleep(0.05)
+
+
+def test_the_log_of_the_latest_attempt_and_of_an_earlier_one(
+    client: TestClient, embedded_kube: EmbeddedKube, namespace: KubeNamespace
+) -> None:
+    run_id = _trigger(client)
+    first = start_attempt(embedded_kube, namespace, run_id, 1, "print('attempt one')")
+    wait_until_finished(embedded_kube, namespace, first)
+    second = start_attempt(
+        embedded_kube,
+        namespace,
+        run_id,
+        2,
+        "import sys; print('héllo'); print('oops', file=sys.stderr)",
+    )
+    wait_until_finished(embedded_kube, namespace, second)
+
+    latest = client.get(f"/api/v1/runs/{run_id}/logs")
+    assert latest.status_code == 200, latest.text
+    assert latest.headers["content-type"].startswith("text/plain")
+    assert latest.text == "héllo\noops\n"
+    earlier = client.get(f"/api/v1/runs/{run_id}/logs", params={"attempt": 1})
+    assert earlier.text == "attempt one\n"
+
+
+def test_following_streams_the_log_while_the_pod_runs(
+    client: TestClient, embedded_kube: EmbeddedKube, namespace: KubeNamespace, tmp_path: Path
+) -> None:
+    go_on = tmp_path / "go-on"
+    script = (
+        "import os, time\n"
+        "print('first line', flush=True)\n"
+        f"while not os.path.exists({str(go_on)!r}): time.sleep(0.02)\n"
+        "print('second line', flush=True)\n"
+    )
+    run_id = _trigger(client)
+    pod = start_attempt(embedded_kube, namespace, run_id, 1, script)
+    url = f"/api/v1/runs/{run_id}/logs"
+    deadline = time.monotonic() + 15
+    while pod_phase(embedded_kube, namespace, pod) != "Running":
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    with client.stream("GET", url, params={"follow": "true"}) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/plain")
+        received = ""
+        chunks = response.iter_text()
+        while "first line\n" not in received:
+            received += next(chunks)
+        # The pod still runs, waiting for us: what came so far was streamed, not read at the end.
+        assert pod_phase(embedded_kube, namespace, pod) == "Running"
+        go_on.touch()
+        received += "".join(chunks)
+    assert received == "first line\nsecond line\n"
+
+
+def test_missing_runs_attempts_and_pods_are_404(
+    client: TestClient, embedded_kube: EmbeddedKube, namespace: KubeNamespace
+) -> None:
+    assert_error(client.get("/api/v1/runs/run-nope/logs"), 404, "run_not_found")
+    assert_error(client.get("/api/v1/runs/Not..A..Name/logs"), 404, "run_not_found")
+
+    run_id = _trigger(client)
+    # Not started: no attempt recorded, no pod yet.
+    error = assert_error(client.get(f"/api/v1/runs/{run_id}/logs"), 404, "log_not_found")
+    assert "has not started yet" in error["message"]
+
+    namespace.set_run_status(run_id, {"phase": "Failed", "attempt": 2})
+    gone = assert_error(
+        client.get(f"/api/v1/runs/{run_id}/logs", params={"attempt": 1}), 404, "log_not_found"
+    )
+    assert "no longer exists" in gone["message"] and "retention" in gone["message"]
+    assert gone["details"] == {"id": run_id, "attempt": 1}
+    beyond = client.get(f"/api/v1/runs/{run_id}/logs", params={"attempt": 4})
+    assert "attempt 4" in assert_error(beyond, 404, "attempt_not_found")["message"]
+    bad = client.get(f"/api/v1/runs/{run_id}/logs", params={"attempt": 0})
+    assert_error(bad, 422, "invalid_request")
+
+
+def test_a_pod_whose_container_has_not_started_is_409(
+    client: TestClient, embedded_kube: EmbeddedKube, namespace: KubeNamespace
+) -> None:
+    run_id = _trigger(client)
+    start_attempt(
+        embedded_kube,
+        namespace,
+        run_id,
+        1,
+        "print(1)",
+        env=[{"name": "X", "valueFrom": {"secretKeyRef": {"name": "absent", "key": "k"}}}],
+    )
+    error = assert_error(client.get(f"/api/v1/runs/{run_id}/logs"), 409, "log_not_ready")
+    assert "try again" in error["message"]
+    followed = client.get(f"/api/v1/runs/{run_id}/logs", params={"follow": "true"})
+    assert_error(followed, 409, "log_not_ready")
+
+
+def test_a_pod_of_that_name_that_is_not_the_attempts_is_not_its_log(
+    client: TestClient, embedded_kube: EmbeddedKube, namespace: KubeNamespace
+) -> None:
+    run_id = _trigger(client)
+    namespace.set_run_status(run_id, {"phase": "Executing", "attempt": 1})
+    k8s.CoreV1Api(embedded_kube.api).create_namespaced_pod(
+        namespace.name,
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": f"{run_id}-1"},
+            "spec": {
+                "restartPolicy": "Never",
+                "containers": [
+                    {"name": "x", "image": "x", "command": [sys.executable, "-c", "print(1)"]}
+                ],
+            },
+        },
+    )
+    assert_error(client.get(f"/api/v1/runs/{run_id}/logs"), 404, "log_not_found")
