@@ -19,7 +19,7 @@ import hashlib
 import json
 import re
 from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any, TypeVar
 
 from kubernetes import client
@@ -30,7 +30,7 @@ from urllib3.exceptions import HTTPError
 
 from podtask.manifest import Manifest
 from podtask.registration import register_manifest, task_resources
-from podtask.resources import GROUP
+from podtask.resources import GROUP, format_timestamp
 from podtask_api.cluster import ClusterUnavailable, translate_api_error
 from podtask_api.errors import ApiError
 
@@ -154,10 +154,6 @@ def config_map_name(version: str) -> str:
     return f"{CONFIG_MAP_PREFIX}{slug}-{suffix}" if slug else f"{CONFIG_MAP_PREFIX}{suffix}"
 
 
-def wire_time(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
 def deployment_record(
     version: str, image: str, manifest: Manifest, manifest_text: str, created_at: datetime
 ) -> dict[str, Any]:
@@ -172,7 +168,7 @@ def deployment_record(
         "data": {
             "version": version,
             "image": image,
-            "createdAt": wire_time(created_at),
+            "createdAt": format_timestamp(created_at),
             "tasks": json.dumps([task.id for task in manifest.tasks]),
             "queues": json.dumps([queue.name for queue in manifest.queues]),
             "manifest": manifest_text,

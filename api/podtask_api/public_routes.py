@@ -20,7 +20,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Header, Request, Response
 from pydantic import ValidationError
 
-from podtask.resources import TaskSpec
+from podtask.resources import TaskSpec, format_timestamp
 from podtask_api import catalog_routes, deployment_routes, run_read_routes
 from podtask_api.api_models import BatchTriggered, ReplayedRun, RunView, TriggeredRun
 from podtask_api.auth import (
@@ -41,7 +41,6 @@ from podtask_api.run_actions import (
     cancel_patch,
     reschedule_conflict,
     rescheduled_until,
-    wire_time,
 )
 from podtask_api.run_creation import create_batch, create_run
 from podtask_api.run_views import run_view
@@ -294,7 +293,7 @@ async def reschedule_run(
     conflict = reschedule_conflict(run)
     if conflict is not None:
         raise conflict
-    when = wire_time(rescheduled_until(request, datetime.now(UTC)))
+    when = format_timestamp(rescheduled_until(request, datetime.now(UTC)))
     try:
         updated = await svc.call(svc.cluster.set_delay_until, run, when)
     except ObjectNotFound:

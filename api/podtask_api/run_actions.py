@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from podtask.resources import API_VERSION, RunPhase, TaskRunSpec
+from podtask.resources import API_VERSION, RunPhase, TaskRunSpec, format_timestamp
 from podtask_api.errors import ApiError
 from podtask_api.triggers import Delay, delay_until, labels_for
 
@@ -39,10 +39,6 @@ class RescheduleRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     delay: Delay = Field(description="Seconds from now, or the time to queue the run.")
-
-
-def wire_time(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def run_spec(run: dict[str, Any]) -> TaskRunSpec:
@@ -92,7 +88,7 @@ def cancel_patch(run: dict[str, Any], now: datetime) -> dict[str, Any] | None:
     """
     if (run.get("spec") or {}).get("cancelRequestedAt"):
         return None
-    return {"spec": {"cancelRequestedAt": wire_time(now)}}
+    return {"spec": {"cancelRequestedAt": format_timestamp(now)}}
 
 
 def build_replay(

@@ -32,9 +32,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from podtask.resources import LABEL_QUEUE, LABEL_TASK
+from podtask.resources import LABEL_QUEUE, LABEL_TASK, parse_timestamp
 from podtask_api.errors import ApiError
-from podtask_api.triggers import parse_wire_time
 
 DEFAULT_PAGE_SIZE = 25
 MAX_PAGE_SIZE = 100
@@ -110,7 +109,7 @@ class RunFilters:
         if self.queue is not None and (spec.get("queue") or {}).get("name") != self.queue:
             return False
         if self.created_from is not None or self.created_to is not None:
-            created = parse_wire_time(metadata.get("creationTimestamp"))
+            created = parse_timestamp(metadata.get("creationTimestamp"))
             if created is None:
                 return False
             if self.created_from is not None and created < self.created_from:

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from podtask.machines import DEFAULT_MACHINE, PRESETS, MachinePreset
-from podtask.resources import Attempt, RunPhase, TaskRunSpec, TaskRunStatus
+from podtask.resources import Attempt, RunPhase, TaskRunSpec, TaskRunStatus, format_timestamp
 from podtask.retry import next_attempt_machine
 from podtask_api.errors import ApiError
 from podtask_api.triggers import key_expires_at
@@ -28,9 +28,7 @@ def _status(run: dict[str, Any]) -> TaskRunStatus:
 
 
 def _wire_time(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return None if value is None else format_timestamp(value)
 
 
 def _duration_ms(status: TaskRunStatus) -> int | None:

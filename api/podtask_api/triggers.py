@@ -49,6 +49,8 @@ from podtask.resources import (
     RunPhase,
     TaskRunSpec,
     TaskSpec,
+    format_timestamp,
+    parse_timestamp,
 )
 from podtask_api.errors import ApiError
 
@@ -337,21 +339,6 @@ def run_labels(task: TaskSpec) -> dict[str, str]:
     return labels_for(task.task_id, task.queue.name)
 
 
-def wire_time(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def parse_wire_time(text: Any) -> datetime | None:
-    """A time as the cluster writes it (RFC 3339); without a zone, UTC; None if not a time."""
-    if not isinstance(text, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
-
-
 # Final phases that give the key back: only a Completed run keeps answering for its key.
 _RELEASING_PHASES = frozenset(
     {
@@ -369,11 +356,11 @@ def key_expires_at(run: Mapping[str, Any]) -> datetime | None:
     """Until when `run` holds its idempotency key, as its trigger asked."""
     metadata = run.get("metadata") or {}
     annotations = metadata.get("annotations") or {}
-    expires = parse_wire_time(annotations.get(ANNOTATION_IDEMPOTENCY_EXPIRES_AT))
+    expires = parse_timestamp(annotations.get(ANNOTATION_IDEMPOTENCY_EXPIRES_AT))
     if expires is not None:
         return expires
     # A run made before keys had a TTL (or whose annotation was removed): the default.
-    created = parse_wire_time(metadata.get("creationTimestamp"))
+    created = parse_timestamp(metadata.get("creationTimestamp"))
     return created + timedelta(seconds=DEFAULT_IDEMPOTENCY_KEY_TTL_SECONDS) if created else None
 
 
@@ -465,7 +452,7 @@ def build_task_run(
             task.task_id, options.idempotency_key
         )
         metadata["annotations"] = {
-            ANNOTATION_IDEMPOTENCY_EXPIRES_AT: wire_time(now + timedelta(seconds=ttl))
+            ANNOTATION_IDEMPOTENCY_EXPIRES_AT: format_timestamp(now + timedelta(seconds=ttl))
         }
     return {
         "apiVersion": API_VERSION,

@@ -39,7 +39,7 @@ import time
 import weakref
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from types import TracebackType
 from typing import Any, Unpack
 from urllib.parse import quote
@@ -47,6 +47,7 @@ from urllib.parse import quote
 import httpx
 
 from podtask.errors import PodtaskError
+from podtask.resources import format_timestamp
 from podtask.run_results import RunHandle, RunResult, is_finished
 from podtask.trigger_options import (
     Seconds,
@@ -231,12 +232,6 @@ class RunPage:
         return cls(runs=list(answer.get("data") or []), next_cursor=answer.get("nextCursor"))
 
 
-def _wire_instant(value: datetime) -> str:
-    # A naive datetime is local time, as for a trigger's delay.
-    aware = value if value.tzinfo is not None else value.astimezone()
-    return aware.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
 def _several(value: str | Sequence[str] | None) -> list[str]:
     if value is None:
         return []
@@ -261,9 +256,9 @@ def run_list_params(
     if queue is not None:
         params.append(("queue", queue))
     if created_from is not None:
-        params.append(("createdFrom", _wire_instant(created_from)))
+        params.append(("createdFrom", format_timestamp(created_from)))
     if created_to is not None:
-        params.append(("createdTo", _wire_instant(created_to)))
+        params.append(("createdTo", format_timestamp(created_to)))
     params.append(("limit", str(limit)))
     if cursor is not None:
         params.append(("cursor", cursor))

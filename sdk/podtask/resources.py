@@ -31,6 +31,14 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def format_timestamp(value: datetime) -> str:
+    """A time as the API and the cluster write it: RFC 3339 in UTC, with a `Z`.
+
+    A naive datetime is local time, as `datetime.astimezone` reads it.
+    """
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
 def parse_timestamp(value: object) -> datetime | None:
     """A Kubernetes timestamp (RFC 3339, MicroTime too) as an aware datetime; None when
     absent or unreadable. A time without a zone is UTC, as Kubernetes writes them."""

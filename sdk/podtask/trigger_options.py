@@ -11,13 +11,14 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypedDict, cast
 
 from pydantic import BaseModel
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
 from podtask.limits import MAX_BATCH_ITEMS
+from podtask.resources import format_timestamp
 
 Seconds = int | float | timedelta
 
@@ -81,8 +82,7 @@ def _whole_seconds(name: str, value: Any) -> int:
 
 def _wire_value(name: str, value: Any) -> Any:
     if name == "delay" and isinstance(value, datetime):
-        aware = value if value.tzinfo is not None else value.astimezone()
-        return aware.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        return format_timestamp(value)
     if name == "idempotency_key_ttl" and isinstance(value, str):
         return value  # "10m", "24h": the API reads the unit
     if name in _SECONDS:
