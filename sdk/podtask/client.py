@@ -232,6 +232,13 @@ class RunPage:
         return cls(runs=list(answer.get("data") or []), next_cursor=answer.get("nextCursor"))
 
 
+def _deployment(manifest: Mapping[str, Any], image: str, version: str | None) -> dict[str, Any]:
+    body: dict[str, Any] = {"manifest": dict(manifest), "image": image}
+    if version is not None:
+        body["version"] = version
+    return body
+
+
 def _several(value: str | Sequence[str] | None) -> list[str]:
     if value is None:
         return []
@@ -720,6 +727,26 @@ class PodtaskClient:
     async def list_tasks_async(self) -> list[dict[str, Any]]:
         return _items(await self._get_async("/api/v1/tasks"))
 
+    def create_deployment(
+        self, manifest: Mapping[str, Any], image: str, version: str | None = None
+    ) -> dict[str, Any]:
+        """Register a manifest (`podtask index`) and its image as the tasks' current version."""
+        answer = self._request("POST", "/api/v1/deployments", _deployment(manifest, image, version))
+        return dict(answer)
+
+    async def create_deployment_async(
+        self, manifest: Mapping[str, Any], image: str, version: str | None = None
+    ) -> dict[str, Any]:
+        body = _deployment(manifest, image, version)
+        return dict(await self._request_async("POST", "/api/v1/deployments", body))
+
+    def list_deployments(self) -> list[dict[str, Any]]:
+        """The deployments, newest first: version, image, createdAt, tasks."""
+        return list(self._get("/api/v1/deployments").get("deployments") or [])
+
+    async def list_deployments_async(self) -> list[dict[str, Any]]:
+        return list((await self._get_async("/api/v1/deployments")).get("deployments") or [])
+
     def list_queues(self) -> list[dict[str, Any]]:
         """The queues: name, concurrencyLimit, paused, running and queued."""
         return _items(self._get("/api/v1/queues"))
@@ -1073,6 +1100,27 @@ def run_logs_async(
 ) -> AsyncIterator[str]:
     """`run_logs` for `async for`."""
     return default_client().run_logs_async(run_id, attempt=attempt, follow=follow)
+
+
+def create_deployment(
+    manifest: Mapping[str, Any], image: str, version: str | None = None
+) -> dict[str, Any]:
+    """Register a manifest and its image as the current version of its tasks."""
+    return default_client().create_deployment(manifest, image, version)
+
+
+async def create_deployment_async(
+    manifest: Mapping[str, Any], image: str, version: str | None = None
+) -> dict[str, Any]:
+    return await default_client().create_deployment_async(manifest, image, version)
+
+
+def list_deployments() -> list[dict[str, Any]]:
+    return default_client().list_deployments()
+
+
+async def list_deployments_async() -> list[dict[str, Any]]:
+    return await default_client().list_deployments_async()
 
 
 def list_tasks() -> list[dict[str, Any]]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -161,3 +162,22 @@ def test_idempotency_key_ttl_goes_to_the_api(api: PodtaskClient, namespace: Kube
     with pytest.raises(PodtaskApiError) as refused:
         api.trigger("hello-world", idempotency_key="k", idempotency_key_ttl="soon")
     assert refused.value.status == 422
+
+
+def test_deployments_through_the_client(api: PodtaskClient) -> None:
+    from podtask.manifest import build_manifest
+    from podtask.modules import load_tasks
+
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    manifest = build_manifest(load_tasks([str(examples / "hello_world.py")]))
+    wire = manifest.model_dump(mode="json", by_alias=True)
+    created = api.create_deployment(wire, "registry.example.com/tasks:1.0", "1.0.0")
+    assert created["version"] == "1.0.0"
+    assert "hello-world" in created["tasks"]
+    later = asyncio.run(
+        api.create_deployment_async(wire, "registry.example.com/tasks:1.1", "1.1.0")
+    )
+    assert later["version"] == "1.1.0"
+    assert [d["version"] for d in api.list_deployments()][:2] == ["1.1.0", "1.0.0"]
+    hello = next(t for t in api.list_tasks() if t["id"] == "hello-world")
+    assert (hello["version"], hello["image"]) == ("1.1.0", "registry.example.com/tasks:1.1")
