@@ -27,8 +27,11 @@ typecheck: $(STAMP)
 test: lint typecheck
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+# The chart installs the same CRDs: Helm takes them from its crds/ folder.
 crds: $(STAMP)
 	$(BIN)/python -m podtask.crds crds
+	rm -f charts/podtask/crds/*.yaml
+	cp crds/*.yaml charts/podtask/crds/
 
 bench: $(STAMP)
 	$(BIN)/python bench/e2e_throughput.py

@@ -22,6 +22,10 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     # Only event handlers: kopf keeps no per-object progress, so it writes nothing of its own.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage()
     settings.posting.level = logging.WARNING
+    # One namespace, known at start: no need to follow namespaces and CRDs cluster-wide. Left
+    # on, kopf would list them, and under a namespaced Role (the chart's default) retry the 403
+    # for about a minute before serving anything.
+    settings.scanning.disabled = True
     settings.batching.batch_window = 0.02
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330

@@ -1,8 +1,8 @@
 """The `podtask` command line. Subcommands import what they need lazily.
 
 - `podtask dev`, `podtask index`: run the stack on this machine; print a manifest.
-- `podtask trigger`, `podtask runs …`, `podtask queues …`: through the API at
-  `PODTASK_API_URL` with the key in `PODTASK_API_KEY` (`podtask.client`).
+- `podtask trigger`, `podtask runs …`, `podtask queues …`, `podtask deploy`: through the API
+  at `PODTASK_API_URL` with the key in `PODTASK_API_KEY` (`podtask.client`).
 - `podtask keys …`: the API keys' Secret, straight through the cluster (KUBECONFIG).
 
 What they print is `podtask.cli_output`'s; this module parses, calls and picks exit codes:
@@ -209,6 +209,32 @@ def _add_queues(commands: Any) -> None:
     limit.add_argument("limit", metavar="N", type=_limit_argument)
 
 
+def _add_deploy(commands: Any) -> None:
+    deploy = commands.add_parser(
+        "deploy",
+        help=f"register a task image's tasks as their new version {API_HELP}",
+        description="Index the task modules and register their manifest with IMAGE as the "
+        "current version of their tasks and queues: new triggers run on it, runs already "
+        "triggered keep theirs. Run it from the folder the image copies to its working "
+        "directory (/app): module files are recorded relative to it.",
+    )
+    deploy.add_argument(
+        "--image",
+        required=True,
+        help="the task image as pods pull it (registry.example.com/team/tasks:1.4)",
+    )
+    deploy.add_argument(
+        "--module",
+        action="append",
+        required=True,
+        dest="modules",
+        metavar="MODULE",
+        help="a task module: a file, a folder or a dotted name (repeat for more)",
+    )
+    deploy.add_argument("--version", help="default: the API's next YYYYMMDD.N")
+    deploy.add_argument("--json", action="store_true", help="print the API's answer, as it is")
+
+
 def _add_keys(commands: Any) -> None:
     keys = commands.add_parser(
         "keys",
@@ -240,6 +266,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_trigger(commands)
     _add_runs(commands)
     _add_queues(commands)
+    _add_deploy(commands)
     _add_keys(commands)
     return parser
 
@@ -421,6 +448,28 @@ def _queues(client: PodtaskClient, args: argparse.Namespace) -> int:
     return 0
 
 
+def _deploy(args: argparse.Namespace) -> int:
+    from podtask.cli_output import pretty_json, table
+    from podtask.deploy import image_manifest
+
+    # Whatever the modules print while they import stays off stdout, which --json keeps clean.
+    # A module or declaration error raises from here, before anything reaches the API.
+    with contextlib.redirect_stdout(sys.stderr):
+        manifest = image_manifest(args.modules)
+
+    def register(client: PodtaskClient, args: argparse.Namespace) -> int:
+        view = client.create_deployment(manifest.to_wire(), args.image, args.version)
+        if args.json:
+            print(pretty_json(view))
+            return 0
+        print(f"Deployed version {view['version']} of {view['image']}")
+        rows = [(t.id, t.module, t.queue.name, t.machine) for t in manifest.tasks]
+        print(table(("task", "module", "queue", "machine"), rows))
+        return 0
+
+    return _through_the_api(register)(args)
+
+
 def _through_the_api(
     command: Callable[[PodtaskClient, argparse.Namespace], int],
 ) -> Callable[[argparse.Namespace], int]:
@@ -564,6 +613,8 @@ def main(argv: list[str] | None = None) -> int:
             return _print_index(args.modules)
         if args.command == "keys":
             return _keys(args)
+        if args.command == "deploy":
+            return _deploy(args)
         api_commands = {"trigger": _trigger, "runs": _runs, "queues": _queues}
         return _through_the_api(api_commands[args.command])(args)
     except PodtaskError as exc:

@@ -1,0 +1,80 @@
+{{/*
+RBAC rules: exactly the calls each component makes (tests/chart/test_chart_rbac.py keeps
+the same list; tests/chart/test_chart_cluster.py runs both components under them). No
+wildcards. A Role holds them in the task namespace; with rbac.clusterWide a ClusterRole.
+Nothing at cluster scope: the operator serves one namespace and kopf does not scan
+namespaces or CRDs (handlers.configure turns that off).
+*/}}
+
+{{- define "podtask.operatorRules" -}}
+# TaskRuns: kopf lists and watches them; the reconciler reads one and lists them at start;
+# housekeeping deletes finished runs after retention.runSeconds.
+- apiGroups: ["podtask.dev"]
+  resources: ["taskruns"]
+  verbs: ["get", "list", "watch", "delete"]
+# The run's phase, attempts, conditions: the operator writes only the status subresource.
+- apiGroups: ["podtask.dev"]
+  resources: ["taskruns/status"]
+  verbs: ["patch"]
+# TaskQueues: kopf lists and watches them (limits and pauses apply at once).
+- apiGroups: ["podtask.dev"]
+  resources: ["taskqueues"]
+  verbs: ["list", "watch"]
+# The queue's running and queued counts.
+- apiGroups: ["podtask.dev"]
+  resources: ["taskqueues/status"]
+  verbs: ["patch"]
+# One pod per attempt: created, read back, watched to classify the attempt, deleted on
+# cancel or maxDuration and by housekeeping.
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["get", "list", "watch", "create", "delete"]
+# Events on TaskRuns (why a run waits or ended) and kopf's own warnings.
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["create"]
+# Leader election: kopf lists and watches Leases (their renewals are the health probe's
+# heartbeat); the elector creates its Lease once. A create cannot be limited by name.
+- apiGroups: ["coordination.k8s.io"]
+  resources: ["leases"]
+  verbs: ["list", "watch", "create"]
+# ... and reads and renews only its own Lease.
+- apiGroups: ["coordination.k8s.io"]
+  resources: ["leases"]
+  resourceNames: [{{ include "podtask.leaseName" . | quote }}]
+  verbs: ["get", "update"]
+{{- end -}}
+
+{{- define "podtask.apiRules" -}}
+# TaskRuns: triggers create them, reads get and list them, cancel/replay/reschedule patch
+# them, and a batch trigger that fails half-way deletes the runs it created.
+- apiGroups: ["podtask.dev"]
+  resources: ["taskruns"]
+  verbs: ["get", "list", "create", "patch", "delete"]
+# The runner's report of an attempt (output or error) goes into the run's status.
+- apiGroups: ["podtask.dev"]
+  resources: ["taskruns/status"]
+  verbs: ["patch"]
+# Tasks: read on every trigger; POST /api/v1/deployments makes them the manifest's tasks.
+- apiGroups: ["podtask.dev"]
+  resources: ["tasks"]
+  verbs: ["get", "list", "create", "patch", "delete"]
+# TaskQueues: read, paused, limited, and created by deployments (never deleted).
+- apiGroups: ["podtask.dev"]
+  resources: ["taskqueues"]
+  verbs: ["get", "list", "create", "patch"]
+# An attempt's pod and its log, for GET /api/v1/runs/{id}/logs.
+- apiGroups: [""]
+  resources: ["pods", "pods/log"]
+  verbs: ["get"]
+# Deployment records: one ConfigMap per deployed version (listed, created, and deleted when
+# the registration behind it fails).
+- apiGroups: [""]
+  resources: ["configmaps"]
+  verbs: ["list", "create", "delete"]
+# The API keys' digests: only that one Secret, read-only (`podtask keys` writes it).
+- apiGroups: [""]
+  resources: ["secrets"]
+  resourceNames: [{{ include "podtask.apiKeysSecret" . | quote }}]
+  verbs: ["get"]
+{{- end -}}
