@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from kubernetes import client, config
@@ -338,24 +338,16 @@ class KubernetesCluster:
         Raises `PhaseChanged` (with the run read again) when the operator has moved the run
         on since it was read (a delayed run that has just been queued keeps its start).
         """
-        name = run["metadata"]["name"]
-        guard = phase_guard(run)
         write = {"op": "add", "path": "/spec/delayUntil", "value": delay_until}
-        try:
-            return self._call(
-                "TaskRun",
-                name,
-                self._api.patch_namespaced_custom_object,
-                plural=TASK_RUNS,
-                name=name,
-                body=[guard, write],
-                _content_type="application/json-patch+json",
-            )
-        except ObjectRejected as exc:
-            fresh = self.get_run(name)
-            if phase_guard(fresh) == guard:
-                raise
-            raise PhaseChanged(f"run {name!r} moved on while it was rescheduled", fresh) from exc
+        return self._guarded_patch(
+            run,
+            phase_guard,
+            write,
+            self._api.patch_namespaced_custom_object,
+            lambda fresh: PhaseChanged(
+                f"run {fresh['metadata']['name']!r} moved on while it was rescheduled", fresh
+            ),
+        )
 
     def record_report(self, run: dict[str, Any], report: dict[str, Any]) -> None:
         """Set `status.report` of `run` wholesale, only if its attempt is still as in `run`.
@@ -364,21 +356,40 @@ class KubernetesCluster:
         Raises `AttemptNotCurrent` (with the run read again) when the attempt has moved
         since, and `ObjectRejected` when the cluster refused the write for another reason.
         """
-        name = run["metadata"]["name"]
-        guard = report_guard(run)
         # A JSON patch, not a merge patch: a merge patch would merge the output with the
-        # previous report's and drop every null inside it. The `test` makes the attempt
-        # check and the write one atomic step.
+        # previous report's and drop every null inside it.
         write = (
             {"op": "add", "path": "/status/report", "value": report}
             if isinstance(run.get("status"), dict)
             else {"op": "add", "path": "/status", "value": {"report": report}}
         )
+        self._guarded_patch(
+            run,
+            report_guard,
+            write,
+            self._api.patch_namespaced_custom_object_status,
+            lambda fresh: AttemptNotCurrent(
+                f"run {fresh['metadata']['name']!r} moved on while the report was written", fresh
+            ),
+        )
+
+    def _guarded_patch(
+        self,
+        run: dict[str, Any],
+        guard_of: Callable[[dict[str, Any]], dict[str, Any]],
+        write: dict[str, Any],
+        patch: Callable[..., Any],
+        moved_on: Callable[[dict[str, Any]], ClusterError],
+    ) -> dict[str, Any]:
+        """Apply `write` to `run` only while `guard_of(run)` still holds: a JSON patch whose
+        `test` makes the check and the write one atomic step."""
+        name = run["metadata"]["name"]
+        guard = guard_of(run)
         try:
-            self._call(
+            return self._call(
                 "TaskRun",
                 name,
-                self._api.patch_namespaced_custom_object_status,
+                patch,
                 plural=TASK_RUNS,
                 name=name,
                 body=[guard, write],
@@ -388,11 +399,9 @@ class KubernetesCluster:
             # Kubernetes answers a failed `test` with the same 422 as an invalid object; what
             # tells them apart is whether the guarded value has changed since.
             fresh = self.get_run(name)
-            if report_guard(fresh) == guard:
+            if guard_of(fresh) == guard:
                 raise
-            raise AttemptNotCurrent(
-                f"run {name!r} moved on while the report was written", fresh
-            ) from exc
+            raise moved_on(fresh) from exc
 
 
 def _log_chunks(response: Any) -> Iterator[bytes]:
