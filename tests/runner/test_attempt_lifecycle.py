@@ -14,13 +14,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from declared_tasks import make_task
 from pydantic import BaseModel
 
-from podtask import Context, MachineContext, QueueRef, RetryPolicy
+from podtask import Context, MachineContext
 from podtask.context import current_context
 from podtask.errors import AbortTaskRunError
 from podtask.hooks import AttemptResult, TaskHooks
-from podtask.tasks import Task
 from podtask_runner.attempt import AttemptOutcome, execute_attempt
 from podtask_runner.interruptions import Interruptions
 
@@ -120,21 +120,6 @@ class Recorder:
     async def run_async(self, payload: Any, ctx: Context) -> Any:
         await asyncio.sleep(0)
         return self.run(payload, ctx)
-
-
-def make_task(run: Callable[..., Any], hooks: TaskHooks | None = None, task_id: str = "t") -> Task:
-    return Task(
-        id=task_id,
-        run=run,
-        retry=RetryPolicy(),
-        queue=QueueRef(name=task_id),
-        machine="micro",
-        max_duration_seconds=None,
-        ttl_seconds=None,
-        module=__name__,
-        source="test",
-        hooks=hooks or TaskHooks(),
-    )
 
 
 SUCCESS = [

@@ -9,9 +9,9 @@ from typing import Any
 
 import httpx
 import pytest
+from declared_tasks import make_task
 
-from podtask import Context, MachineContext, QueueRef, RetryPolicy
-from podtask.tasks import Task
+from podtask import Context, MachineContext
 from podtask_runner.__main__ import RunnerEnvironment, RunnerEnvironmentError
 from podtask_runner.attempt import (
     AttemptOutcome,
@@ -31,20 +31,6 @@ CTX = Context(
     machine=MachineContext("micro", 0.25, 0.25),
     started_at=datetime(2024, 1, 1, tzinfo=UTC),
 )
-
-
-def make_task(run: Any, task_id: str = "t") -> Task:
-    return Task(
-        id=task_id,
-        run=run,
-        retry=RetryPolicy(),
-        queue=QueueRef(name=task_id),
-        machine="micro",
-        max_duration_seconds=None,
-        ttl_seconds=None,
-        module=__name__,
-        source="test",
-    )
 
 
 def test_sync_run_outcome() -> None:
