@@ -34,12 +34,15 @@ class JsonProblem:
         path = f"{field}.{self.path}" if self.path and not self.path.startswith("[") else None
         return JsonProblem(path or f"{field}{self.path}", self.message, self.kind)
 
+    def __str__(self) -> str:
+        return f"{self.path or 'the value'}: {self.message}"
+
 
 class JsonValueError(ValueError):
     """A value a TaskRun cannot hold; `problem` says what and where."""
 
     def __init__(self, problem: JsonProblem) -> None:
-        super().__init__(f"{problem.path or 'the value'}: {problem.message}")
+        super().__init__(str(problem))
         self.problem = problem
 
 
@@ -138,7 +141,7 @@ def json_problem(value: Any, *, max_depth: int = MAX_JSON_DEPTH) -> JsonProblem 
                 )
         else:
             return JsonProblem(
-                format_path(path), f"a {type(item).__name__} is not a JSON value", "not_json"
+                format_path(path), f"a value of type {type(item).__name__} is not JSON", "not_json"
             )
     return None
 
