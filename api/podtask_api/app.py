@@ -8,6 +8,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from podtask.limits import MAX_BATCH_ITEMS, MAX_OUTPUT_BYTES, MAX_PAYLOAD_BYTES
 from podtask_api import public_routes, runner_routes
 from podtask_api.auth import api_key_store
+from podtask_api.body_checks import JsonBodyCheck
 from podtask_api.cluster import KubernetesCluster
 from podtask_api.deployments import DeploymentCluster
 from podtask_api.errors import (
@@ -126,6 +127,8 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.state.api_keys = api_key_store(settings, cluster.api_client)
     app.state.deployments = DeploymentCluster(cluster.api_client, settings.namespace)
     install_error_handlers(app)
+    # Outermost last: content types made JSON, then the size limit, then the JSON checked.
+    app.add_middleware(JsonBodyCheck)
     app.add_middleware(RequestBodyLimit)
     app.add_middleware(JsonBodies)
     # Every public endpoint checks the caller first: 401 and 403 are documented for each; and

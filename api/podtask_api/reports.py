@@ -1,7 +1,9 @@
 """The runner's completion report: its request shape and the `AttemptReport` it becomes.
 
 Pure. The report is bounded before it is stored, since it lands in the
-TaskRun's status and Kubernetes objects must stay small.
+TaskRun's status and Kubernetes objects must stay small (`podtask.limits`): an output
+over `MAX_OUTPUT_BYTES` (or one a TaskRun cannot hold) is refused, an error is cut to
+`MAX_ERROR_BYTES` (`podtask.bounded_errors`).
 """
 
 from __future__ import annotations
@@ -11,14 +13,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, StrictBool, model_validator
 
+from podtask.bounded_errors import bounded_error
 from podtask.limits import MAX_OUTPUT_BYTES
 from podtask.resources import AttemptReport, RunError
 from podtask_api.errors import ApiError
 from podtask_api.triggers import encoded_size
-
-MAX_ERROR_MESSAGE_CHARS = 8 * 1024
-MAX_ERROR_STACK_CHARS = 64 * 1024
-_CUT = "…(truncated)…"
 
 
 class CompletionReport(BaseModel):
@@ -35,17 +34,6 @@ class CompletionReport(BaseModel):
         if not self.ok and self.error is None:
             raise ValueError("a failed attempt (ok: false) must say what the error was")
         return self
-
-
-def bounded_error(error: RunError) -> RunError:
-    """The error with its message's head and its traceback's tail (where the cause is) kept."""
-    message = error.message
-    if len(message) > MAX_ERROR_MESSAGE_CHARS:
-        message = message[:MAX_ERROR_MESSAGE_CHARS] + _CUT
-    stack = error.stack
-    if stack is not None and len(stack) > MAX_ERROR_STACK_CHARS:
-        stack = _CUT + stack[-MAX_ERROR_STACK_CHARS:]
-    return RunError(type=error.type[:256], message=message, stack=stack)
 
 
 def attempt_report(

@@ -17,7 +17,6 @@ all of them try to create the same object, and all but one get an AlreadyExists.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import secrets
 import string
@@ -39,7 +38,8 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from podtask.limits import MAX_BATCH_ITEMS, MAX_PAYLOAD_BYTES
+from podtask.json_values import JsonValueError, checked_json_text, stored_size
+from podtask.limits import MAX_BATCH_ITEMS, MAX_METADATA_BYTES, MAX_PAYLOAD_BYTES
 from podtask.machines import PRESETS
 from podtask.resources import (
     API_VERSION,
@@ -231,6 +231,20 @@ class TriggerOptions(BaseModel):
         ),
     )
 
+    @field_validator("metadata")
+    @classmethod
+    def _bounded_metadata(cls, metadata: dict[str, Any]) -> dict[str, Any]:
+        try:
+            size = stored_size(checked_json_text(metadata))
+        except JsonValueError as exc:
+            raise ValueError(str(exc.problem.at("metadata"))) from None
+        if size > MAX_METADATA_BYTES:
+            raise ValueError(
+                f"the metadata is {size} bytes of JSON, over the limit of {MAX_METADATA_BYTES} "
+                f"bytes ({MAX_METADATA_BYTES // 1024} KiB); keep large data in the payload"
+            )
+        return metadata
+
     @field_validator("machine")
     @classmethod
     def _known_machine(cls, machine: str | None) -> str | None:
@@ -253,17 +267,19 @@ def is_object_name(name: str) -> bool:
 
 
 def encoded_size(value: Any, field: str) -> int:
-    """The size of `value` as compact UTF-8 JSON; NaN and Infinity are refused, not sized."""
+    """The bytes `value` takes in the TaskRun as Kubernetes stores it; a 422 naming the place
+    in it a TaskRun cannot hold (NaN, nested over `MAX_JSON_DEPTH`, a lone surrogate, …)."""
     try:
-        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    except ValueError as exc:
+        text = checked_json_text(value)
+    except JsonValueError as exc:
+        problem = exc.problem.at(field)
         raise ApiError(
             422,
             f"invalid_{field}",
-            f"the {field} is not valid JSON: {exc}",
-            [{"field": field, "message": str(exc), "type": "json_invalid"}],
+            f"invalid {problem.path} — {problem.message}",
+            [{"field": problem.path, "message": problem.message, "type": problem.kind}],
         ) from None
-    return len(text.encode())
+    return stored_size(text)
 
 
 def check_payload_size(payload: Any, limit: int = MAX_PAYLOAD_BYTES) -> None:
@@ -510,7 +526,10 @@ def check_batch_payloads(items: Sequence[BatchTriggerItem], limit: int = MAX_PAY
         try:
             size = encoded_size(item.payload, "payload")
         except ApiError as exc:
-            invalid.append(item_problem(index, "payload", exc.message, type="json_invalid"))
+            detail = exc.details[0]
+            invalid.append(
+                item_problem(index, detail["field"], detail["message"], type=detail["type"])
+            )
             continue
         if size > limit:
             too_large.append(

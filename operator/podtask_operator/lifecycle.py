@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from podtask.bounded_errors import bounded_error
+from podtask.bounded_text import head
+from podtask.limits import MAX_CONDITION_MESSAGE_BYTES, attempt_error_bytes
 from podtask.resources import Attempt, Condition, RunError, RunPhase, TaskRunSpec, TaskRunStatus
 from podtask.retry import next_attempt_machine, next_retry_at
 from podtask_operator.attempts import AttemptOutcome, AttemptResult
@@ -82,12 +85,15 @@ def end_attempt(
     random: Callable[[], float] = _random.random,
 ) -> AttemptEnd:
     """Record the current attempt's result, then retry after the backoff or finish the run."""
+    # Each attempt's error gets its share of the TaskRun's budget; the latest is also kept
+    # whole (within MAX_ERROR_BYTES) as the run's error.
+    share = attempt_error_bytes(spec.retry.max_attempts)
     current = status.attempts[-1].model_copy(
         update={
             "finished_at": now,
             "exit_code": result.exit_code,
             "reason": result.reason,
-            "error": result.error,
+            "error": None if result.error is None else bounded_error(result.error, share),
         }
     )
     attempts = [*status.attempts[:-1], current]
@@ -101,7 +107,7 @@ def end_attempt(
             update={
                 "phase": RunPhase.WAITING_TO_RETRY,
                 "attempts": attempts,
-                "error": result.error,
+                "error": None if result.error is None else bounded_error(result.error),
                 "next_attempt_at": retry_at,
                 "conditions": with_condition(status, "Waiting", "WaitingToRetry", message, now),
             }
@@ -113,8 +119,13 @@ def end_attempt(
         if result.error is None
         else f"attempt {status.attempt} ended {result.reason}: {result.error.message}"
     )
+    # The output is kept once, in `output`: the report's copy would count twice in the
+    # TaskRun's budget (`podtask.limits`).
+    report = status.report
+    if report is not None and result.outcome is AttemptOutcome.SUCCEEDED:
+        report = report.model_copy(update={"output": None})
     done = finished(
-        status.model_copy(update={"attempts": attempts, "output": result.output}),
+        status.model_copy(update={"attempts": attempts, "output": result.output, "report": report}),
         phase,
         now,
         reason=phase.value,
@@ -179,6 +190,7 @@ def with_condition(
     status: TaskRunStatus, type_: str, reason: str, message: str, now: datetime
 ) -> list[Condition]:
     """The conditions with `type_` set (its transition time kept when nothing changed)."""
+    message = head(message, MAX_CONDITION_MESSAGE_BYTES)
     others = [c for c in status.conditions if c.type != type_]
     old = next((c for c in status.conditions if c.type == type_), None)
     if old is not None and (old.reason, old.message) == (reason, message):
@@ -223,13 +235,17 @@ def finished(
         attempts = [*attempts[:-1], last]
     conditions = without_condition(status, "Waiting")
     done = Condition(
-        type="Finished", status="True", reason=reason, message=message, last_transition_time=now
+        type="Finished",
+        status="True",
+        reason=reason,
+        message=head(message, MAX_CONDITION_MESSAGE_BYTES),
+        last_transition_time=now,
     )
     return status.model_copy(
         update={
             "phase": phase,
             "attempts": attempts,
-            "error": error,
+            "error": None if error is None else bounded_error(error),
             "finished_at": now,
             "next_attempt_at": None,
             "conditions": [*conditions, done],

@@ -54,6 +54,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from podtask.bounded_errors import bounded_error
 from podtask.context import Context, MachineContext, running_in
 from podtask.errors import (
     MaxDurationExceededError,
@@ -68,6 +69,7 @@ from podtask.hooks import (
     hook_name,
     registered_global_hooks,
 )
+from podtask.json_values import JsonValueError, checked_json_text, stored_size
 from podtask.limits import MAX_OUTPUT_BYTES
 from podtask.modules import import_task_module
 from podtask.resources import RunError
@@ -130,7 +132,11 @@ def error_from_exception(exc: BaseException) -> RunError:
     message = str(exc)
     if isinstance(exc, SystemExit):
         message = f"the task called sys.exit({exc.code!r})"
-    return RunError(type=type(exc).__name__, message=message, stack=authors_traceback(exc))
+    # Bounded here as the API would store it; lone surrogates (from bytes the task decoded
+    # with surrogateescape) mended, so that the report can always be sent.
+    return bounded_error(
+        RunError(type=type(exc).__name__, message=message, stack=authors_traceback(exc))
+    )
 
 
 # Frames of the runner and of asyncio between the author's own say nothing to the author.
@@ -211,14 +217,15 @@ def encode_output(task_id: str, output: Any) -> str:
     if isinstance(output, BaseModel):
         output = output.model_dump(mode="json")
     try:
-        # NaN and Infinity are not JSON, and the TaskRun status would refuse them.
-        text = json.dumps(output, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    except (TypeError, ValueError, RecursionError) as exc:
+        # What the TaskRun cannot hold (NaN, a lone surrogate, over MAX_JSON_DEPTH levels, an
+        # integer beyond int64) the API would refuse: say so here, naming where it is.
+        text = checked_json_text(output)
+    except JsonValueError as exc:
         raise OutputNotSerializableError(
-            f"the output of task {task_id!r} is not JSON: {exc}; "
-            "return dicts, lists, strings, numbers, booleans or None"
+            f"the output of task {task_id!r} is not JSON a run can hold: "
+            f"{exc.problem.at('output')}; return dicts, lists, strings, numbers, booleans or None"
         ) from None
-    size = len(text.encode())
+    size = stored_size(text)
     if size > MAX_OUTPUT_BYTES:
         raise OutputTooLargeError(
             f"the output of task {task_id!r} is {size} bytes of JSON, over the limit of "

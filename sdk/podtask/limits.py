@@ -1,12 +1,65 @@
-"""Size limits shared by the API (payloads) and the runner (outputs), and by the API and the
-client (batch size).
+"""Every limit on what a TaskRun holds, in one place: the budget that keeps a TaskRun below
+what etcd stores, and the batch size shared by the API and the client.
 
-Payloads and outputs end up inside a TaskRun object, and Kubernetes objects must stay well
-below etcd's 1.5 MiB request limit.
+A TaskRun is one Kubernetes object, and etcd refuses a write over 1.5 MiB (its default
+`--max-request-bytes`). Sizes are counted as Kubernetes stores the object: JSON in UTF-8,
+with `<`, `>`, `&`, U+2028 and U+2029 escaped as `\\u00XX` (Go's encoding/json), so a part
+within its limit here is within it in etcd too. The parts, each bounded where it enters
+(trigger, batch item, replay, the runner's report, the operator's attempt records):
+
+| part | limit |
+| --- | --- |
+| payload (`spec.payload`) | `MAX_PAYLOAD_BYTES` |
+| metadata (`spec.metadata`) | `MAX_METADATA_BYTES` |
+| output (`status.output`, held once) | `MAX_OUTPUT_BYTES` |
+| the run's error and the report's error | `MAX_ERROR_BYTES` each |
+| every attempt's error together | `MAX_ATTEMPT_ERRORS_BYTES`, an equal share each |
+| a condition's message | `MAX_CONDITION_MESSAGE_BYTES` |
+| tags, keys, the task snapshot, attempts' other fields | bounded by their own rules |
+
+Their sum stays under `MAX_TASK_RUN_BYTES`; a test builds the largest TaskRun these limits
+allow and measures it.
 """
 
-MAX_PAYLOAD_BYTES = 512 * 1024
-MAX_OUTPUT_BYTES = 512 * 1024
+KIB = 1024
+MIB = 1024 * KIB
+
+# What etcd accepts in one write, and the part of it a TaskRun may use: the rest is room
+# for what the apiserver adds (managedFields, resourceVersion, timestamps).
+ETCD_MAX_REQUEST_BYTES = 3 * MIB // 2
+MAX_TASK_RUN_BYTES = 5 * MIB // 4
+
+MAX_PAYLOAD_BYTES = 512 * KIB
+MAX_OUTPUT_BYTES = 512 * KIB
+MAX_METADATA_BYTES = 64 * KIB
+
+# One error as stored: its type, the head of its message and the tail of its traceback
+# (where the cause is). The run's `status.error` and the report's error are one each.
+MAX_ERROR_BYTES = 16 * KIB
+MAX_ERROR_MESSAGE_BYTES = 4 * KIB
+MAX_ERROR_TYPE_CHARS = 256
+# Every attempt's error in `status.attempts` together: each attempt gets an equal share,
+# by the run's maxAttempts (`attempt_error_bytes`), so a run that retries 100 times keeps
+# a short error per attempt and the latest in full in `status.error`.
+MAX_ATTEMPT_ERRORS_BYTES = 64 * KIB
+MIN_ATTEMPT_ERROR_BYTES = 512
+MAX_CONDITION_MESSAGE_BYTES = 2 * KIB
+# retry.maxAttempts, which bounds the attempts list.
+MAX_ATTEMPTS = 100
+
+# How deep a payload, a metadata object or an output may nest objects and arrays. JSON
+# parsers and serializers recurse (pydantic's stops at 255 levels, Python's json near
+# 1,000); 64 is deeper than any document meant for people or programs.
+MAX_JSON_DEPTH = 64
+# Integers a TaskRun can hold exactly: Kubernetes reads JSON numbers as int64 or float64.
+MIN_JSON_INT = -(2**63)
+MAX_JSON_INT = 2**63 - 1
 
 # Items in one batch trigger, as in Trigger.dev.
 MAX_BATCH_ITEMS = 1000
+
+
+def attempt_error_bytes(max_attempts: int) -> int:
+    """The most one attempt's error may take in `status.attempts`, for a run of `max_attempts`."""
+    share = MAX_ATTEMPT_ERRORS_BYTES // max(1, min(max_attempts, MAX_ATTEMPTS))
+    return max(MIN_ATTEMPT_ERROR_BYTES, min(MAX_ERROR_BYTES, share))

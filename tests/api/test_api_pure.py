@@ -9,7 +9,8 @@ import pytest
 from pydantic import ValidationError
 
 from podtask.attempt_tokens import sign_attempt_token
-from podtask.resources import RunError
+from podtask.json_values import compact_json, stored_size
+from podtask.limits import MAX_ERROR_BYTES
 from podtask_api.auth import (
     API_KEY_HOLDER,
     Caller,
@@ -32,12 +33,7 @@ from podtask_api.cluster import (
     translate_api_error,
 )
 from podtask_api.errors import ApiError, validation_error
-from podtask_api.reports import (
-    MAX_ERROR_STACK_CHARS,
-    CompletionReport,
-    attempt_report,
-    bounded_error,
-)
+from podtask_api.reports import CompletionReport, attempt_report
 
 
 def test_api_key_digest_compare() -> None:
@@ -186,12 +182,14 @@ def test_report_checks() -> None:
     assert too_large.value.status == 413
 
 
-def test_bounded_error_keeps_the_traceback_tail() -> None:
-    stack = "head\n" + "x" * MAX_ERROR_STACK_CHARS + "\nValueError: the cause"
-    bounded = bounded_error(RunError(type="ValueError", message="m" * 10_000, stack=stack))
-    assert bounded.stack is not None and bounded.stack.endswith("ValueError: the cause")
-    assert "head" not in bounded.stack
-    assert len(bounded.message) < 10_000
+def test_a_reported_error_keeps_the_traceback_tail_within_its_bytes() -> None:
+    stack = "head\n" + "<" * MAX_ERROR_BYTES + "\nValueError: the cause"
+    error = {"type": "ValueError", "message": "m" * 10_000, "stack": stack}
+    stored = attempt_report(CompletionReport(ok=False, error=error), 1)["error"]
+    assert stored["stack"].endswith("ValueError: the cause")
+    assert "head" not in stored["stack"]
+    assert len(stored["message"]) < 10_000
+    assert stored_size(compact_json(stored)) <= MAX_ERROR_BYTES
 
 
 def _status(code: int, message: str, **details: str) -> str:

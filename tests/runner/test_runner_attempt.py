@@ -77,7 +77,7 @@ def test_a_task_timeout_error_is_not_mistaken_for_max_duration() -> None:
 def test_encode_output_refuses_non_json() -> None:
     with pytest.raises(OutputNotSerializableError, match="output of task 'x' is not JSON"):
         encode_output("x", {"a": {1, 2}})
-    with pytest.raises(OutputNotSerializableError, match="Out of range float"):
+    with pytest.raises(OutputNotSerializableError, match="output: the number is not finite"):
         encode_output("x", float("nan"))
 
 

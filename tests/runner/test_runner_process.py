@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from runner_fixtures import TASK_MODULES, LiveApi
 
 
@@ -72,7 +73,7 @@ def test_non_json_output_is_a_clear_error(live_api: LiveApi) -> None:
     error = live_api.report(run)["error"]
     assert error["type"] == "OutputNotSerializableError"
     assert "the output of task 'runner-not-json' is not JSON" in error["message"]
-    assert "object is not JSON serializable" in error["message"]
+    assert "output.when: a value of type object is not JSON" in error["message"]
 
 
 def test_too_large_output_is_a_clear_error(live_api: LiveApi) -> None:
@@ -82,6 +83,32 @@ def test_too_large_output_is_a_clear_error(live_api: LiveApi) -> None:
     assert error["type"] == "OutputTooLargeError"
     assert str(600 * 1024 + 2) in error["message"]
     assert "524288" in error["message"]
+
+
+@pytest.mark.parametrize(
+    ("payload", "says"),
+    [
+        ("escaped", "is 614402 bytes of JSON, over the limit of 524288 bytes"),
+        ("surrogate", "output.text: the string holds a lone surrogate (U+D800)"),
+        ("deep", "nest deeper than 64 levels"),
+        ("huge-int", "output.n: the integer has 20 digits"),
+    ],
+)
+def test_an_output_a_run_cannot_hold_fails_the_attempt_clearly(
+    live_api: LiveApi, payload: str, says: str
+) -> None:
+    run = live_api.start_run("runner-bad-output", payload)
+    assert live_api.run_runner(run).returncode == 1
+    error = live_api.report(run)["error"]
+    assert error["type"] in ("OutputTooLargeError", "OutputNotSerializableError")
+    assert says in error["message"]
+
+
+def test_an_error_message_that_is_not_unicode_is_reported_mended(live_api: LiveApi) -> None:
+    run = live_api.start_run("runner-surrogate-error")
+    assert live_api.run_runner(run).returncode == 1
+    error = live_api.report(run)["error"]
+    assert (error["type"], error["message"]) == ("ValueError", "bad \ufffd byte")
 
 
 def test_module_that_fails_to_import_names_module_and_cause(live_api: LiveApi) -> None:

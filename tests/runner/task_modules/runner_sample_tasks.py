@@ -86,3 +86,25 @@ def slow(payload: Any, ctx: Context) -> None:
 @task(id="runner-slow-async", max_duration=1)
 async def slow_async(payload: Any, ctx: Context) -> None:
     await asyncio.sleep(30)
+
+
+@task(id="runner-bad-output")
+def bad_output(payload: Any, ctx: Context) -> Any:
+    """Returns the output the payload names: each is valid for Python, not for a TaskRun."""
+    nested: Any = 1
+    for _ in range(100):
+        nested = [nested]
+    outputs: dict[str, Any] = {
+        # 100 Ki characters, 600 KiB as Kubernetes stores them (each `<` is \u003c).
+        "escaped": "<" * (100 * 1024),
+        "surrogate": {"text": "\ud800"},
+        "deep": {"a": nested},
+        "huge-int": {"n": 2**64},
+    }
+    return outputs[payload]
+
+
+@task(id="runner-surrogate-error")
+def surrogate_error(payload: Any, ctx: Context) -> None:
+    # Bytes a task decoded with surrogateescape end up in its error message.
+    raise ValueError(b"bad \xff byte".decode("utf-8", "surrogateescape"))
