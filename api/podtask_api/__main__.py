@@ -10,6 +10,7 @@ import uvicorn
 from kubernetes.config.config_exception import ConfigException
 
 from podtask_api.app import create_app
+from podtask_api.http_protocol import server_config
 from podtask_api.settings import ApiSettings
 
 
@@ -47,7 +48,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"podtask_api: cannot load the Kubernetes configuration: {exc}", file=sys.stderr)
         return 2
     # Access log lines carry method, path and status only: no bodies, no Authorization header.
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    # Requests uvicorn cannot parse are answered in the API's JSON error shape too.
+    uvicorn.Server(
+        server_config(app, host=args.host, port=args.port, log_level=args.log_level)
+    ).run()
     return 0
 
 

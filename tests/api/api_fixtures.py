@@ -19,6 +19,7 @@ from podtask.attempt_tokens import sign_attempt_token
 from podtask.resources import QueueRef, RetryPolicy, TaskSpec
 from podtask_api.app import create_app
 from podtask_api.auth import api_key_digest
+from podtask_api.http_protocol import server_config
 from podtask_api.settings import ApiSettings
 from tests.embedded_kube import EmbeddedKube, KubeNamespace
 
@@ -100,7 +101,7 @@ def free_port() -> int:
 def served(app: FastAPI) -> Iterator[str]:
     """`app` served by uvicorn on a free local port, in a thread; yields its base URL."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(server_config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10

@@ -310,3 +310,27 @@ def test_the_connection_survives_a_refused_request(
         # The same connection takes the next request.
         accepted = _raw_exchange(sock, _post(trigger, b'{"payload": 1}'))
         assert accepted.startswith(b"HTTP/1.1 201"), accepted[:300]
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"NOT A REQUEST LINE\r\n\r\n",
+        b"POST /api/v1/tasks/x/trigger HTTP/1.1\r\nHost: api\r\nContent-Length: nope\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: api\r\nBad Header\r\n\r\n",
+    ],
+    ids=["request-line", "content-length", "header"],
+)
+def test_a_request_uvicorn_cannot_parse_gets_the_json_error_shape(
+    api: tuple[str, list[Endpoint]], request_bytes: bytes
+) -> None:
+    url, _ = api
+    parts = urlsplit(url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=30) as sock:
+        answer = _raw_exchange(sock, request_bytes)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400"), answer[:300]
+    assert b"content-type: application/json" in head.lower()
+    error = json.loads(body)["error"]
+    assert error["code"] == "bad_request"
+    assert "HTTP/1.1" in error["message"]
