@@ -7,10 +7,12 @@ through the Kubernetes API and keeps for a few seconds, so that a key added or r
 counts without a restart. A presented key is hashed and compared to every digest in constant
 time. A read-only key may call the endpoints that only read; anything that writes is a 403.
 
-An attempt token is valid for exactly the run and attempt it was signed for; on the few
-public endpoints a task calls from inside its run (trigger, batch trigger, get run) it stands
-for that run, which becomes the parent of the runs it triggers and may read only those
-(`Caller`).
+An attempt token is valid for exactly the run and attempt it was signed for, and only while
+that attempt executes: its signature and expiry are checked here, and whether its attempt
+still executes by `live_attempts` against the run as it is now, on every endpoint that
+accepts one. On the few public endpoints a task calls from inside its run (trigger, batch
+trigger, get run) it stands for that run, which becomes the parent of the runs it triggers
+and may read only those (`Caller`).
 """
 
 from __future__ import annotations
@@ -83,7 +85,8 @@ def bearer_token(authorization: str | None) -> str | None:
 def require_attempt_token(
     authorization: str | None, secret: bytes, run_id: str, attempt: int
 ) -> None:
-    """Accept only a live token signed for this run and attempt."""
+    """Accept only an unexpired token signed for this run and attempt (whether the attempt
+    still executes is for `live_attempts` to judge, against the run)."""
     if not secret:
         raise ApiError(
             503,
@@ -116,10 +119,11 @@ def require_attempt_token(
 @dataclass(frozen=True)
 class Caller:
     """Who calls a public endpoint: an API key holder (maybe read-only), or the run whose
-    attempt token it is."""
+    attempt token it is (`attempt`: the token's attempt)."""
 
     run_id: str | None = None
     read_only: bool = False
+    attempt: int | None = None
 
     @property
     def is_task_run(self) -> bool:
@@ -159,6 +163,8 @@ def authenticate_caller(
 ) -> Caller:
     """An API key holder or a run (by its attempt token); 401 for anything else.
 
+    A run's caller still has to pass `live_attempts.attempt_refusal` against the run.
+
     A token that matches no API key but looks like an attempt token is judged as one, so an
     expired or forged attempt token is refused with its reason, also where keys are optional
     (a task whose child runs silently lost their parent would be worse than an error).
@@ -178,7 +184,7 @@ def authenticate_caller(
                     f"the bearer token is not a valid API key, nor a valid attempt token: {exc}",
                     headers=_CHALLENGE,
                 ) from None
-            return Caller(run_id=claims.run)
+            return Caller(run_id=claims.run, attempt=claims.attempt)
         if known.problem is not None:
             raise ApiError(
                 503,

@@ -6,9 +6,9 @@ Three routers, by who may call them. `router` takes write API keys only (a run's
 attempt token or a read-only key gets a 403): every endpoint that changes something
 goes there unless a task needs it from inside its run. `read_router` takes any API
 key, read-only ones too: endpoints that only read. `child_run_router` also takes a
-run's attempt token, for what a task does with its child runs: trigger them (they
-get the token's run as `parentRunId`) and read them (only them); a read-only key may
-use its GET endpoints only.
+run's attempt token, while its attempt executes, for what a task does with its child
+runs: trigger them (they get the token's run as `parentRunId`) and read them (only
+them); a read-only key may use its GET endpoints only.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Header, Request, Response
 from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from podtask.resources import TaskSpec, format_timestamp
 from podtask_api import catalog_routes, deployment_routes, run_read_routes
@@ -32,6 +33,7 @@ from podtask_api.auth import (
 )
 from podtask_api.cluster import ObjectNotFound, PhaseChanged
 from podtask_api.errors import CLUSTER_ERRORS, ApiError, error_responses
+from podtask_api.live_attempts import attempt_ended, attempt_refusal
 from podtask_api.lookups import read_run, run_not_found
 from podtask_api.run_actions import (
     ReplayRequest,
@@ -59,16 +61,31 @@ from podtask_api.triggers import (
 )
 
 
-def authenticated_caller(
+async def authenticated_caller(
     request: Request,
     svc: Annotated[Services, Depends(services)],
     authorization: Annotated[str | None, Header()] = None,
 ) -> Caller:
-    # A plain `def`: FastAPI runs it in a thread, where the key store may read its Secret.
+    """The caller of every public endpoint (FastAPI resolves it once per request).
+
+    A run's attempt token counts only while its attempt executes: the run is read for it,
+    so that an ended attempt's token is a 401 on every endpoint, not only those it may use.
+    """
     keys: ApiKeyStore = request.app.state.api_keys
-    return authenticate_caller(
-        authorization, keys.known(), svc.settings.runner_token_secret.get_secret_value().encode()
+    # In a thread: the key store may read its Secret.
+    known = await run_in_threadpool(keys.known)
+    who = authenticate_caller(
+        authorization, known, svc.settings.runner_token_secret.get_secret_value().encode()
     )
+    if who.run_id is not None and who.attempt is not None:
+        try:
+            run = await svc.call(svc.cluster.get_run, who.run_id)
+        except ObjectNotFound:
+            raise attempt_ended(who.run_id, who.attempt, "the run no longer exists") from None
+        refusal = attempt_refusal(run, who.attempt)
+        if refusal is not None:
+            raise refusal
+    return who
 
 
 def api_key_holder(who: Annotated[Caller, Depends(authenticated_caller)]) -> None:

@@ -11,9 +11,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from podtask.machines import DEFAULT_MACHINE, PRESETS, MachinePreset
-from podtask.resources import Attempt, RunPhase, TaskRunSpec, TaskRunStatus, format_timestamp
+from podtask.resources import Attempt, TaskRunSpec, TaskRunStatus, format_timestamp
 from podtask.retry import next_attempt_machine
-from podtask_api.errors import ApiError
 from podtask_api.triggers import key_expires_at
 
 PENDING = "Pending"
@@ -111,37 +110,6 @@ def run_view(run: dict[str, Any]) -> dict[str, Any]:
         "duration": status.duration,
         "durationMs": _duration_ms(status),
     }
-
-
-def attempt_conflict(run: dict[str, Any], attempt: int) -> ApiError | None:
-    """Why the runner of `attempt` may not fetch or report it now, if it may not.
-
-    The operator creates attempt N's pod before it records `status.attempt = N`, and only it
-    signs tokens, one per pod it creates: a valid token for N proves N has started, so a run
-    still on N-1 is no reason to wait. Only a later attempt or a final phase ends N.
-    """
-    name = (run.get("metadata") or {}).get("name")
-    status = _status(run)
-    if status.phase is not None and RunPhase(status.phase).is_final:
-        return ApiError(
-            409,
-            "run_finished",
-            f"run {name!r} already finished as {status.phase}; attempt {attempt} is over",
-        )
-    if status.attempt > attempt:
-        return ApiError(
-            409,
-            "attempt_superseded",
-            f"run {name!r} is on attempt {status.attempt}; attempt {attempt} is superseded",
-        )
-    if status.attempt < attempt - 1:
-        return ApiError(
-            409,
-            "attempt_not_started",
-            f"run {name!r} has not started attempt {attempt} yet (it is on attempt "
-            f"{status.attempt}); try again shortly",
-        )
-    return None
 
 
 def _attempt_entry(status: TaskRunStatus, attempt: int) -> Attempt | None:

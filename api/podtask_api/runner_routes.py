@@ -1,4 +1,6 @@
-"""The runner's callbacks: fetch an attempt, report its outcome. Each needs the attempt token."""
+"""The runner's callbacks: fetch an attempt, report its outcome. Each needs the attempt token,
+signed for that attempt, while the attempt executes (`live_attempts`, judged on the run each
+reads anyway)."""
 
 from __future__ import annotations
 
@@ -10,8 +12,9 @@ from podtask_api.api_models import RunnerAttempt
 from podtask_api.auth import require_attempt_token
 from podtask_api.cluster import AttemptNotCurrent, ObjectNotFound
 from podtask_api.errors import CLUSTER_ERRORS, ApiError, error_responses
+from podtask_api.live_attempts import attempt_ended, attempt_refusal, is_report_resent
 from podtask_api.reports import CompletionReport, attempt_report
-from podtask_api.run_views import attempt_conflict, attempt_view
+from podtask_api.run_views import attempt_view
 from podtask_api.services import Services, services
 
 
@@ -33,24 +36,29 @@ router = APIRouter(
     prefix="/api/v1/runner/runs/{run_id}/attempts/{attempt}",
     dependencies=[Depends(_authorized)],
     tags=["runner"],
-    # 401/403: not this attempt's live token; 409: the attempt is over or not started;
-    # 422: the attempt in the path is not a number; 503 also: callbacks are disabled.
-    responses=error_responses(401, 403, 404, 409, 422, *CLUSTER_ERRORS),
+    # 401: no valid token, or its attempt has ended; 403: the token of another attempt;
+    # 409: the attempt has not started; 422: the attempt in the path is not a number;
+    # 503 also: callbacks are disabled.
+    responses=error_responses(401, 403, 409, 422, *CLUSTER_ERRORS),
 )
 
 
-def _run_not_found(run_id: str) -> ApiError:
-    return ApiError(404, "run_not_found", f"there is no run {run_id!r}")
+def _run_gone(run_id: str, attempt: int) -> ApiError:
+    return attempt_ended(run_id, attempt, "the run no longer exists")
+
+
+async def _read_run(svc: Services, run_id: str, attempt: int) -> dict[str, Any]:
+    try:
+        return await svc.call(svc.cluster.get_run, run_id)
+    except ObjectNotFound:
+        raise _run_gone(run_id, attempt) from None
 
 
 async def _current_run(svc: Services, run_id: str, attempt: int) -> dict[str, Any]:
-    try:
-        run = await svc.call(svc.cluster.get_run, run_id)
-    except ObjectNotFound:
-        raise _run_not_found(run_id) from None
-    conflict = attempt_conflict(run, attempt)
-    if conflict is not None:
-        raise conflict
+    run = await _read_run(svc, run_id, attempt)
+    refusal = attempt_refusal(run, attempt)
+    if refusal is not None:
+        raise refusal
     return run
 
 
@@ -68,18 +76,21 @@ async def complete_attempt(
     report: CompletionReport,
     svc: Annotated[Services, Depends(services)],
 ) -> Response:
-    run = await _current_run(svc, run_id, attempt)
+    run = await _read_run(svc, run_id, attempt)
     stored = attempt_report(report, attempt)
     for _ in range(REPORT_WRITE_TRIES):
+        if is_report_resent(run, stored):
+            # The runner lost our answer to this same report and asks again: it has it.
+            return Response(status_code=204)
+        refusal = attempt_refusal(run, attempt)
+        if refusal is not None:
+            raise refusal
         try:
             await svc.call(svc.cluster.record_report, run, stored)
         except ObjectNotFound:
-            raise _run_not_found(run_id) from None
+            raise _run_gone(run_id, attempt) from None
         except AttemptNotCurrent as moved:
             # The run changed between our read and our write: judge the report again.
-            conflict = attempt_conflict(moved.run, attempt)
-            if conflict is not None:
-                raise conflict from None
             run = moved.run
         else:
             return Response(status_code=204)

@@ -129,6 +129,21 @@ class Cluster:
             raise RuntimeError(f"pod {body['metadata']['name']} conflicts but cannot be read")
         return existing
 
+    async def create_secret(self, body: dict[str, Any]) -> None:
+        """Create the Secret; when it exists already (a retried create) it is the one to use:
+        its name is deterministic and nothing ever changes it."""
+        try:
+            await self._call(
+                lambda: self._core.create_namespaced_secret(
+                    self.namespace,
+                    body,  # type: ignore[arg-type]
+                    _preload_content=False,
+                )
+            )
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+
     async def _list(self, fn: Callable[[], Any]) -> list[dict[str, Any]]:
         return list(_json(await self._call(fn)).get("items", []))
 

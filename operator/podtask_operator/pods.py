@@ -1,7 +1,14 @@
-"""`pod_for_attempt`: the pure manifest builder for the one pod of one attempt."""
+"""The pure manifest builders for one attempt: its pod (`pod_for_attempt`) and the Secret
+that holds its token (`token_secret_for_attempt`).
+
+The token reaches the runner as an environment variable the kubelet fills from the Secret
+(`secretKeyRef`), so the pod's spec names the Secret and never holds the token: whoever
+may read pods (`kubectl get pod -o yaml`) cannot read it.
+"""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import re
 from typing import Any
@@ -20,12 +27,19 @@ from podtask.resources import (
 from podtask_operator.settings import OperatorSettings
 
 CONTAINER_NAME = "task"
+TOKEN_ENV = "PODTASK_ATTEMPT_TOKEN"
+TOKEN_KEY = "token"
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 
 
 def pod_name(run_name: str, attempt: int) -> str:
     """Deterministic, so that creating an attempt's pod twice is an AlreadyExists."""
     return f"{run_name}-{attempt}"
+
+
+def token_secret_name(run_name: str, attempt: int) -> str:
+    """Deterministic, like the pod's: a retried start finds the Secret it created before."""
+    return f"{pod_name(run_name, attempt)}-token"
 
 
 def label_value(value: str) -> str:
@@ -49,15 +63,53 @@ def attempt_labels(run_name: str, spec: TaskRunSpec, attempt: int, machine: str)
     return labels
 
 
+def _owned_by(run: dict[str, Any]) -> list[dict[str, Any]]:
+    """The run as owner: the garbage collector deletes what it owns along with it."""
+    meta = run["metadata"]
+    return [
+        {
+            "apiVersion": API_VERSION,
+            "kind": "TaskRun",
+            "name": meta["name"],
+            "uid": meta["uid"],
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+    ]
+
+
+def token_secret_for_attempt(run: dict[str, Any], attempt: int, token: str) -> dict[str, Any]:
+    """The Secret that holds attempt `attempt`'s token for its pod; it goes with the run."""
+    meta = run["metadata"]
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": token_secret_name(meta["name"], attempt),
+            "namespace": meta["namespace"],
+            "labels": {
+                LABEL_RUN: meta["name"],
+                LABEL_ATTEMPT: str(attempt),
+                "app.kubernetes.io/managed-by": "podtask",
+            },
+            "ownerReferences": _owned_by(run),
+        },
+        "type": "Opaque",
+        # Never changed: the kubelet need not watch it, and no one can swap the token.
+        "immutable": True,
+        "data": {TOKEN_KEY: base64.b64encode(token.encode()).decode()},
+    }
+
+
 def pod_for_attempt(
     run: dict[str, Any],
     spec: TaskRunSpec,
     attempt: int,
     machine: str,
-    token: str,
     settings: OperatorSettings,
 ) -> dict[str, Any]:
-    """The pod that runs attempt `attempt` of `run` on `machine`."""
+    """The pod that runs attempt `attempt` of `run` on `machine`; its token comes from the
+    attempt's Secret (`token_secret_for_attempt`), which must exist before the pod starts."""
     meta = run["metadata"]
     resources = pod_resources(
         machine_preset(machine),
@@ -68,9 +120,14 @@ def pod_for_attempt(
         "PODTASK_API_URL": settings.api_url,
         "PODTASK_RUN_ID": meta["name"],
         "PODTASK_ATTEMPT": str(attempt),
-        "PODTASK_ATTEMPT_TOKEN": token,
         "PODTASK_MACHINE": machine,
         "PYTHONUNBUFFERED": "1",
+    }
+    token_from_secret = {
+        "name": TOKEN_ENV,
+        "valueFrom": {
+            "secretKeyRef": {"name": token_secret_name(meta["name"], attempt), "key": TOKEN_KEY}
+        },
     }
     return {
         "apiVersion": "v1",
@@ -79,16 +136,7 @@ def pod_for_attempt(
             "name": pod_name(meta["name"], attempt),
             "namespace": meta["namespace"],
             "labels": attempt_labels(meta["name"], spec, attempt, machine),
-            "ownerReferences": [
-                {
-                    "apiVersion": API_VERSION,
-                    "kind": "TaskRun",
-                    "name": meta["name"],
-                    "uid": meta["uid"],
-                    "controller": True,
-                    "blockOwnerDeletion": True,
-                }
-            ],
+            "ownerReferences": _owned_by(run),
         },
         "spec": {
             "restartPolicy": "Never",
@@ -107,7 +155,10 @@ def pod_for_attempt(
                     "image": spec.image,
                     "imagePullPolicy": "IfNotPresent",
                     "command": list(settings.runner_command),
-                    "env": [{"name": k, "value": v} for k, v in env.items()],
+                    "env": [
+                        *({"name": k, "value": v} for k, v in env.items()),
+                        token_from_secret,
+                    ],
                     "resources": resources,
                     "securityContext": {
                         "allowPrivilegeEscalation": False,

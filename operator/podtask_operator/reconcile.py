@@ -40,7 +40,7 @@ from podtask_operator.lifecycle import (
     start_attempt,
     waiting,
 )
-from podtask_operator.pods import pod_for_attempt, pod_name
+from podtask_operator.pods import pod_for_attempt, pod_name, token_secret_for_attempt
 from podtask_operator.queues import BucketKey
 from podtask_operator.scheduler import Scheduler
 from podtask_operator.settings import OperatorSettings
@@ -298,19 +298,25 @@ class RunReconciler:
             ttl_seconds=self._token_ttl(spec),
         )
         machine = started.machine or spec.machine
-        pod = pod_for_attempt(run, spec, started.attempt, machine, token, self._settings)
+        # The token goes into a Secret the pod refers to, never into the pod's spec; the
+        # Secret first, so that the pod never starts without it.
+        secret = token_secret_for_attempt(run, started.attempt, token)
+        pod = pod_for_attempt(run, spec, started.attempt, machine, self._settings)
+        what = "token Secret"
         try:
+            await self._cluster.create_secret(secret)
+            what = "pod"
             await self._cluster.create_pod(pod)
         except ApiException as exc:
             if exc.status is None or not 400 <= exc.status < 500 or exc.status == 429:
                 raise
-            # The cluster refuses this pod (a bad image name, a quota, a policy): retrying
+            # The cluster refuses the object (a bad image name, a quota, a policy): retrying
             # the same manifest cannot succeed, so the run ends and says why.
             await self._fail(
                 run,
                 status,
                 "PodRejected",
-                f"the cluster refused the attempt's pod: {exc.reason}: {_body_message(exc)}",
+                f"the cluster refused the attempt's {what}: {exc.reason}: {_body_message(exc)}",
             )
             return None
         await self._write(run, status, started)

@@ -62,7 +62,7 @@ def _error_code(response: httpx.Response) -> str | None:
 
 
 def describe_response(response: httpx.Response) -> str:
-    """`HTTP 409 attempt_superseded: ...` from the API's error shape, without the body's data."""
+    """`HTTP 401 attempt_ended: ...` from the API's error shape, without the body's data."""
     try:
         error = response.json().get("error") or {}
         detail = f"{error.get('code')}: {error.get('message')}"

@@ -156,7 +156,9 @@ def test_an_attempt_token_may_not_list_or_change_queues(
     client: TestClient, embedded_kube: EmbeddedKube, namespace: KubeNamespace
 ) -> None:
     add_queue(embedded_kube, namespace, "greetings", 2)
-    token = bearer(attempt_token("run-someone"))
+    # The token of a run whose first attempt has started (the operator has not recorded it).
+    run = client.post(f"/api/v1/tasks/{HELLO.task_id}/trigger", json={}).json()["id"]
+    token = bearer(attempt_token(run))
     assert_error(client.get("/api/v1/queues", headers=token), 403, "forbidden")
     assert_error(client.get("/api/v1/tasks", headers=token), 403, "forbidden")
     assert_error(client.get("/api/v1/runs", headers=token), 403, "forbidden")

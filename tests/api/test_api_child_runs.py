@@ -26,6 +26,8 @@ def test_a_run_triggered_with_an_attempt_token_is_its_runs_child(
     client: TestClient, namespace: KubeNamespace
 ) -> None:
     parent = _parent(client)
+    # Attempt 2 executes.
+    namespace.set_run_status(parent, {"phase": "Executing", "attempt": 2})
     as_parent = bearer(attempt_token(parent, 2))
     response = client.post(TRIGGER, json={"payload": "child"}, headers=as_parent)
     assert response.status_code == 201, response.text

@@ -95,10 +95,10 @@ def test_a_caller_is_an_api_key_holder_or_a_run() -> None:
     no_keys = KnownKeys((), required=False)
     token = sign_attempt_token(secret, "run-1", 3, ttl_seconds=60)
     assert authenticate_caller("Bearer k", keys, secret) == API_KEY_HOLDER
-    assert authenticate_caller(f"Bearer {token}", keys, secret) == Caller("run-1")
+    assert authenticate_caller(f"Bearer {token}", keys, secret) == Caller("run-1", attempt=3)
     # Keys optional (dev mode): no header is a key holder, a token still a run.
     assert authenticate_caller(None, no_keys, secret) == API_KEY_HOLDER
-    assert authenticate_caller(f"Bearer {token}", no_keys, secret) == Caller("run-1")
+    assert authenticate_caller(f"Bearer {token}", no_keys, secret) == Caller("run-1", attempt=3)
     expired = sign_attempt_token(secret, "run-1", 3, ttl_seconds=1, now=time.time() - 10)
     cases = [
         (None, True, "an API key is required"),

@@ -271,13 +271,13 @@ def test_runner_endpoints_check_the_attempt_token(
     assert_error(client.get(url, headers=_token("run-other", 1)), 403, "forbidden")
 
 
-def test_runner_of_a_stale_attempt_gets_409(client: TestClient, namespace: KubeNamespace) -> None:
+def test_runner_of_a_stale_attempt_gets_401(client: TestClient, namespace: KubeNamespace) -> None:
     run_id = _start_attempt(client, namespace, attempt=2)
     stale = f"/api/v1/runner/runs/{run_id}/attempts/1"
-    assert_error(client.get(stale, headers=_token(run_id, 1)), 409, "attempt_superseded")
+    assert_error(client.get(stale, headers=_token(run_id, 1)), 401, "attempt_ended")
     report = {"ok": True, "output": 1, "error": None}
     response = client.post(f"{stale}/complete", json=report, headers=_token(run_id, 1))
-    assert_error(response, 409, "attempt_superseded")
+    assert_error(response, 401, "attempt_ended")
     # Attempt 3 may already run (the operator records it after creating its pod); 4 may not.
     early = f"/api/v1/runner/runs/{run_id}/attempts/4"
     assert_error(client.get(early, headers=_token(run_id, 4)), 409, "attempt_not_started")
@@ -286,20 +286,23 @@ def test_runner_of_a_stale_attempt_gets_409(client: TestClient, namespace: KubeN
     assert "report" not in namespace.run(run_id)["status"]
 
 
-def test_runner_of_a_finished_run_gets_409(client: TestClient, namespace: KubeNamespace) -> None:
+def test_runner_of_a_finished_run_gets_401(client: TestClient, namespace: KubeNamespace) -> None:
     run_id = _start_attempt(client, namespace)
     namespace.set_run_status(run_id, {"phase": "Canceled"})
     url = f"/api/v1/runner/runs/{run_id}/attempts/1"
-    assert_error(client.get(url, headers=_token(run_id, 1)), 409, "run_finished")
+    ended = assert_error(client.get(url, headers=_token(run_id, 1)), 401, "attempt_ended")
+    assert "finished as Canceled" in ended["message"]
     # Nor may the attempt the operator would have started next.
     assert_error(
         client.get(f"/api/v1/runner/runs/{run_id}/attempts/2", headers=_token(run_id, 2)),
-        409,
-        "run_finished",
+        401,
+        "attempt_ended",
     )
     report = {"ok": True, "output": 1, "error": None}
     assert_error(
-        client.post(f"{url}/complete", json=report, headers=_token(run_id, 1)), 409, "run_finished"
+        client.post(f"{url}/complete", json=report, headers=_token(run_id, 1)),
+        401,
+        "attempt_ended",
     )
     assert "report" not in namespace.run(run_id)["status"]
 
@@ -410,7 +413,7 @@ def test_a_report_overtaken_by_a_later_attempt_is_refused(
     monkeypatch.setattr(KubernetesCluster, "record_report", operator_moves_on)
     url = f"/api/v1/runner/runs/{run_id}/attempts/1/complete"
     response = client.post(url, json={"ok": True, "output": 1}, headers=_token(run_id, 1))
-    assert_error(response, 409, "attempt_superseded")
+    assert_error(response, 401, "attempt_ended")
     assert "report" not in namespace.run(run_id)["status"]
 
 
@@ -449,9 +452,11 @@ def test_completion_report_is_stored_in_status(
     assert report["output"] == {"x": None}
     assert status["phase"] == "Executing"  # the operator decides
 
+    failed_run = _start_attempt(client, namespace)
+    url = f"/api/v1/runner/runs/{failed_run}/attempts/1/complete"
     failure = {"ok": False, "error": {"type": "ValueError", "message": "bad", "stack": "tb"}}
-    assert client.post(url, json=failure, headers=_token(run_id, 1)).status_code == 204
-    report = namespace.run(run_id)["status"]["report"]
+    assert client.post(url, json=failure, headers=_token(failed_run, 1)).status_code == 204
+    report = namespace.run(failed_run)["status"]["report"]
     assert report["output"] is None
     assert report["error"] == {"type": "ValueError", "message": "bad", "stack": "tb"}
 

@@ -13,7 +13,8 @@ from pydantic import ValidationError
 from podtask.resources import LABEL_QUEUE, LABEL_TASK, QueueRef, TaskRunSpec, TaskRunStatus
 from podtask.retry import next_attempt_machine
 from podtask_api.errors import ApiError
-from podtask_api.run_views import attempt_conflict, attempt_machine, attempt_view, run_view
+from podtask_api.live_attempts import attempt_refusal, is_report_resent
+from podtask_api.run_views import attempt_machine, attempt_view, run_view
 from podtask_api.triggers import (
     BatchTriggerItem,
     TriggerOptions,
@@ -238,27 +239,46 @@ def test_run_view_of_a_finished_run() -> None:
     assert view["duration"] == "2.5s"
 
 
-def test_attempt_conflicts() -> None:
+def test_an_attempt_token_counts_while_its_attempt_executes() -> None:
+    report = {"attempt": 2, "ok": True, "output": 1, "reportedAt": "2024-05-01T12:00:01Z"}
     for status, attempt in [
         ({"phase": "Executing", "attempt": 2}, 2),
         # The operator creates attempt N's pod before it records N: a token for N is proof.
         ({"phase": "WaitingToRetry", "attempt": 1}, 2),
+        ({"phase": "Queued", "attempt": 1}, 2),
         ({"phase": "Executing", "attempt": 1}, 2),
         ({}, 1),
         ({"phase": "Queued"}, 1),
+        # The report of an earlier attempt does not end this one.
+        ({"phase": "Executing", "attempt": 3, "report": report}, 3),
     ]:
-        assert attempt_conflict(_run(status), attempt) is None, (status, attempt)
+        assert attempt_refusal(_run(status), attempt) is None, (status, attempt)
     for status, attempt, code in [
-        ({"phase": "Executing", "attempt": 3}, 2, "attempt_superseded"),
-        ({"phase": "WaitingToRetry", "attempt": 3}, 1, "attempt_superseded"),
+        ({"phase": "Executing", "attempt": 3}, 2, "attempt_ended"),
+        ({"phase": "WaitingToRetry", "attempt": 3}, 1, "attempt_ended"),
+        ({"phase": "WaitingToRetry", "attempt": 2}, 2, "attempt_ended"),
+        ({"phase": "Queued", "attempt": 2}, 2, "attempt_ended"),
+        ({"phase": "Executing", "attempt": 2, "report": report}, 2, "attempt_ended"),
+        ({"phase": "WaitingToRetry", "attempt": 1, "report": report}, 2, "attempt_ended"),
+        ({"phase": "Canceled", "attempt": 2}, 2, "attempt_ended"),
+        ({"phase": "Failed", "attempt": 2}, 3, "attempt_ended"),
+        ({"phase": "Completed", "attempt": 1}, 1, "attempt_ended"),
         ({"phase": "Queued", "attempt": 1}, 3, "attempt_not_started"),
         ({}, 2, "attempt_not_started"),
-        ({"phase": "Canceled", "attempt": 2}, 2, "run_finished"),
-        ({"phase": "Failed", "attempt": 2}, 3, "run_finished"),
-        ({"phase": "Completed", "attempt": 1}, 1, "run_finished"),
     ]:
-        conflict = attempt_conflict(_run(status), attempt)
-        assert conflict is not None and (conflict.status, conflict.code) == (409, code)
+        refusal = attempt_refusal(_run(status), attempt)
+        assert refusal is not None, (status, attempt)
+        expected = 409 if code == "attempt_not_started" else 401
+        assert (refusal.status, refusal.code) == (expected, code), (status, attempt)
+
+
+def test_a_report_is_resent_when_its_outcome_is_the_one_accepted() -> None:
+    accepted = {"attempt": 2, "ok": True, "output": {"a": [1]}, "error": None}
+    run = _run({"phase": "Completed", "attempt": 2, "report": accepted})
+    assert is_report_resent(run, {**accepted, "reportedAt": "2024-05-01T12:00:09Z"})
+    assert not is_report_resent(run, {**accepted, "output": {"a": [2]}})
+    assert not is_report_resent(run, {**accepted, "attempt": 3})
+    assert not is_report_resent(_run({"phase": "Executing", "attempt": 2}), accepted)
 
 
 def _oom_run(status: dict[str, Any], out_of_memory_machine: str | None = "large-1x") -> Any:

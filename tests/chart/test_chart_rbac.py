@@ -44,6 +44,9 @@ OPERATOR_RULES: set[Rule] = {
     ("", "pods", "list", None),
     ("", "pods", "watch", None),
     ("", "pods", "delete", None),
+    # Cluster.create_secret: the attempt's token Secret (reconcile._start_attempt), so the
+    # token is never in the pod's spec; AlreadyExists is reused without a read.
+    ("", "secrets", "create", None),
     # Cluster.post_event, and kopf's own event posting (settings.posting).
     ("", "events", "create", None),
     # kopf's watch of Leases (health.lease_event, the heartbeat); LeaseStore.create.

@@ -1,5 +1,8 @@
-"""The attempt pod's manifest: valid Kubernetes, sized from the preset, locked down."""
+"""The attempt pod's manifest: valid Kubernetes, sized from the preset, locked down; its
+token in a Secret of its own, never in the pod."""
 
+import base64
+import json
 from typing import Any
 
 import kubernetes_validate
@@ -7,14 +10,14 @@ import pytest
 
 from podtask.machines import machine_preset, pod_resources
 from podtask.resources import TaskRunSpec
-from podtask_operator.pods import label_value, pod_for_attempt
+from podtask_operator.pods import label_value, pod_for_attempt, token_secret_for_attempt
 from podtask_operator.settings import OperatorSettings
 
 
 def _pod(
     run: dict[str, Any], spec: TaskRunSpec, settings: OperatorSettings, machine: str = "medium-1x"
 ) -> dict[str, Any]:
-    return pod_for_attempt(run, spec, 2, machine, "tok.sig", settings)
+    return pod_for_attempt(run, spec, 2, machine, settings)
 
 
 @pytest.mark.parametrize("k8s_version", ["1.30"])
@@ -22,6 +25,8 @@ def test_pod_is_valid_against_the_official_schema(
     run: dict[str, Any], spec: TaskRunSpec, settings: OperatorSettings, k8s_version: str
 ) -> None:
     kubernetes_validate.validate(_pod(run, spec, settings), k8s_version, strict=True)
+    secret = token_secret_for_attempt(run, 2, "tok.sig")
+    kubernetes_validate.validate(secret, k8s_version, strict=True)
 
 
 @pytest.mark.parametrize("machine", ["micro", "small-1x", "medium-1x", "large-2x"])
@@ -59,11 +64,33 @@ def test_identity_ownership_and_security(
     assert container["image"] == "registry.example/tasks:v3"
     assert container["securityContext"]["allowPrivilegeEscalation"] is False
     assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
-    env = {e["name"]: e["value"] for e in container["env"]}
-    assert env["PODTASK_ATTEMPT_TOKEN"] == "tok.sig"
+    env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["PODTASK_RUN_ID"] == "run-abc123"
     assert env["PODTASK_ATTEMPT"] == "2"
     assert env["PODTASK_API_URL"] == settings.api_url
+
+
+def test_the_token_is_in_the_attempts_secret_and_the_pod_only_names_it(
+    run: dict[str, Any], spec: TaskRunSpec, settings: OperatorSettings
+) -> None:
+    token = "claims.signature"
+    secret = token_secret_for_attempt(run, 2, token)
+    meta = secret["metadata"]
+    assert (meta["name"], meta["namespace"]) == ("run-abc123-2-token", "tasks")
+    assert meta["labels"]["podtask.dev/run"] == "run-abc123"
+    assert meta["labels"]["podtask.dev/attempt"] == "2"
+    owner = meta["ownerReferences"][0]
+    assert (owner["kind"], owner["name"], owner["uid"]) == ("TaskRun", "run-abc123", "0000-1111")
+    assert secret["immutable"] is True
+    assert base64.b64decode(secret["data"]["token"]).decode() == token
+
+    pod = _pod(run, spec, settings)
+    (variable,) = [e for e in pod["spec"]["containers"][0]["env"] if "valueFrom" in e]
+    assert variable == {
+        "name": "PODTASK_ATTEMPT_TOKEN",
+        "valueFrom": {"secretKeyRef": {"name": "run-abc123-2-token", "key": "token"}},
+    }
+    assert token not in json.dumps(pod)
 
 
 def test_label_values_stay_valid() -> None:

@@ -189,7 +189,7 @@ def test_a_superseded_attempt_exits_2_without_running(live_api: LiveApi) -> None
     run = live_api.start_run("runner-echo-sync", attempt=2)
     done = live_api.run_runner(run, attempt=1)
     assert done.returncode == 2
-    assert "attempt_superseded" in done.stderr
+    assert "attempt_ended" in done.stderr
     assert "report" not in live_api.status(run)
 
 

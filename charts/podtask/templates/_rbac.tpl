@@ -29,6 +29,12 @@ namespaces or CRDs (handlers.configure turns that off).
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["get", "list", "watch", "create", "delete"]
+# One Secret per attempt holds its runner token, so that the pod's spec only names it:
+# created just before the pod (an existing one is reused), never read back; the garbage
+# collector deletes it with its TaskRun. A create cannot be limited by name.
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["create"]
 # Events on TaskRuns (why a run waits or ended) and kopf's own warnings.
 - apiGroups: [""]
   resources: ["events"]

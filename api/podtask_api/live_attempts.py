@@ -1,0 +1,85 @@
+"""When an attempt token counts: only while its attempt executes.
+
+A token's signature and expiry say who signed it and for which run and attempt; whether
+that attempt still executes is in the run's status, which every endpoint that accepts a
+token reads fresh and judges here (`attempt_refusal`). An attempt has ended once its run
+has finished, moved past it (retried or waiting to), or accepted its report; its token is
+then refused with a 401, whatever it asks for. The one exception is the runner sending
+the very report that was accepted again (`is_report_resent`): it lost the first answer.
+
+Pure functions of the TaskRun object as the cluster returns it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+
+from podtask.resources import AttemptReport, RunPhase, TaskRunStatus
+from podtask_api.errors import ApiError
+
+_CHALLENGE = {"WWW-Authenticate": "Bearer"}
+
+
+def attempt_ended(run_id: str, attempt: int, why: str) -> ApiError:
+    """The 401 for a token whose attempt is over: it will never count again."""
+    return ApiError(
+        401,
+        "attempt_ended",
+        f"attempt {attempt} of run {run_id!r} has ended ({why}): its token is no longer "
+        "valid, for an attempt token is valid only while its attempt executes",
+        {"id": run_id, "attempt": attempt},
+        headers=_CHALLENGE,
+    )
+
+
+def _status(run: dict[str, Any]) -> TaskRunStatus:
+    return TaskRunStatus.model_validate(run.get("status") or {})
+
+
+def attempt_refusal(run: dict[str, Any], attempt: int) -> ApiError | None:
+    """Why the token of `attempt` may not be used now, if it may not.
+
+    The operator creates attempt N's pod before it records `status.attempt = N`, and only it
+    signs tokens, one per pod it creates: a valid token for N proves N has started, so a run
+    still on N-1 (and not finished) counts as executing N.
+    """
+    name = str((run.get("metadata") or {}).get("name"))
+    try:
+        status = _status(run)
+    except ValidationError:
+        return attempt_ended(name, attempt, "the run's status cannot be read")
+    phase = None if status.phase is None else RunPhase(status.phase)
+    if phase is not None and phase.is_final:
+        return attempt_ended(name, attempt, f"the run finished as {phase}")
+    if status.attempt > attempt:
+        return attempt_ended(name, attempt, f"the run is on attempt {status.attempt}")
+    if status.attempt == attempt and phase is not RunPhase.EXECUTING:
+        return attempt_ended(name, attempt, f"the run is {phase or 'Pending'}")
+    if status.attempt < attempt - 1:
+        return ApiError(
+            409,
+            "attempt_not_started",
+            f"run {name!r} has not started attempt {attempt} yet (it is on attempt "
+            f"{status.attempt}); try again shortly",
+        )
+    if status.report is not None and status.report.attempt == attempt:
+        return attempt_ended(name, attempt, "it has reported its result")
+    return None
+
+
+def is_report_resent(run: dict[str, Any], report: dict[str, Any]) -> bool:
+    """Whether `report` (as it would be stored) is the one the run accepted already."""
+    try:
+        accepted = _status(run).report
+        resent = AttemptReport.model_validate(report)
+    except ValidationError:
+        return False
+    if accepted is None:
+        return False
+
+    def outcome(of: AttemptReport) -> tuple[Any, ...]:
+        return (of.attempt, of.ok, of.output, of.error)
+
+    return outcome(accepted) == outcome(resent)
