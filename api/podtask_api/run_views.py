@@ -118,7 +118,8 @@ def attempt_conflict(run: dict[str, Any], attempt: int) -> ApiError | None:
 
     The operator creates attempt N's pod before it records `status.attempt = N`, and only it
     signs tokens, one per pod it creates: a valid token for N proves N has started, so a run
-    still on N-1 is no reason to wait. Only a later attempt or a final phase ends N.
+    still on N-1 is no reason to wait. A later attempt or a final phase ends N, and so does
+    any phase but Executing once N is recorded: the operator has judged N and moved on.
     """
     name = (run.get("metadata") or {}).get("name")
     status = _status(run)
@@ -133,6 +134,12 @@ def attempt_conflict(run: dict[str, Any], attempt: int) -> ApiError | None:
             409,
             "attempt_superseded",
             f"run {name!r} is on attempt {status.attempt}; attempt {attempt} is superseded",
+        )
+    if status.attempt == attempt and status.phase not in (None, RunPhase.EXECUTING):
+        return ApiError(
+            409,
+            "attempt_ended",
+            f"run {name!r} already ended attempt {attempt} ({status.phase}); it is over",
         )
     if status.attempt < attempt - 1:
         return ApiError(
