@@ -54,6 +54,10 @@ def failed(error_type: str, attempt: int = 1) -> AttemptReport:
         (pod("Failed", 1, "Error"), failed("MaxDurationExceededError"), AttemptOutcome.TIMED_OUT),
         (pod("Succeeded", 0, "Completed"), ok(attempt=2), AttemptOutcome.CRASHED),
         (None, None, AttemptOutcome.LOST),
+        # A reported success stands however the pod ended afterwards: deleted, lost, killed.
+        (None, ok(), AttemptOutcome.SUCCEEDED),
+        (pod("Failed", 137, "ContainerStatusUnknown", "NodeLost"), ok(), AttemptOutcome.SUCCEEDED),
+        (pod("Failed", 137, "Error"), ok(), AttemptOutcome.SUCCEEDED),
     ],
 )
 def test_classify_attempt(
