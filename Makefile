@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 MODULES ?= examples
 PYTEST_ARGS ?=
 
-.PHONY: dev test lint typecheck unit crds bench clean
+.PHONY: dev test soak lint typecheck unit crds bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ typecheck: $(STAMP)
 
 test: lint typecheck
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The fault-injection suite, long: acceptance 1 of issue 9 three times, more runner kills.
+# A failure names its seed; PODTASK_FAULT_SEED=<seed> replays it.
+soak: $(STAMP)
+	PODTASK_SOAK=1 $(BIN)/pytest tests/reliability -v $(PYTEST_ARGS)
 
 # The chart installs the same CRDs: Helm takes them from its crds/ folder.
 crds: $(STAMP)

@@ -376,7 +376,7 @@ class KubernetesCluster:
     def _guarded_patch(
         self,
         run: dict[str, Any],
-        guard_of: Callable[[dict[str, Any]], dict[str, Any]],
+        guard_of: Callable[[dict[str, Any]], list[dict[str, Any]]],
         write: dict[str, Any],
         patch: Callable[..., Any],
         moved_on: Callable[[dict[str, Any]], ClusterError],
@@ -392,7 +392,7 @@ class KubernetesCluster:
                 patch,
                 plural=TASK_RUNS,
                 name=name,
-                body=[guard, write],
+                body=[*guard, write],
                 _content_type="application/json-patch+json",
             )
         except ObjectRejected as exc:
@@ -413,21 +413,31 @@ def _log_chunks(response: Any) -> Iterator[bytes]:
         response.release_conn()
 
 
-def report_guard(run: dict[str, Any]) -> dict[str, Any]:
-    """The JSON-patch `test` that holds while the run's attempt is as it was in `run`."""
-    status = run.get("status")
-    if isinstance(status, dict) and "attempt" in status:
-        return {"op": "test", "path": "/status/attempt", "value": status["attempt"]}
-    # Before the operator first writes the attempt there is no value to test; the
+def _version_guard(run: dict[str, Any]) -> list[dict[str, Any]]:
+    # Before the operator first writes a field there is no value to test; the
     # resourceVersion pins the whole object instead (any write since fails the test).
     version = (run.get("metadata") or {}).get("resourceVersion")
-    return {"op": "test", "path": "/metadata/resourceVersion", "value": version}
+    return [{"op": "test", "path": "/metadata/resourceVersion", "value": version}]
 
 
-def phase_guard(run: dict[str, Any]) -> dict[str, Any]:
+def report_guard(run: dict[str, Any]) -> list[dict[str, Any]]:
+    """The JSON-patch `test`s that hold while the run's attempt and phase are as in `run`.
+
+    The phase too: the operator ends an attempt (retry or final phase) without moving the
+    attempt number, and a report that lands after that end would be accepted yet ignored.
+    """
+    status = run.get("status")
+    if isinstance(status, dict) and "attempt" in status:
+        tests = [{"op": "test", "path": "/status/attempt", "value": status["attempt"]}]
+        if "phase" in status:
+            tests.append({"op": "test", "path": "/status/phase", "value": status["phase"]})
+        return tests
+    return _version_guard(run)
+
+
+def phase_guard(run: dict[str, Any]) -> list[dict[str, Any]]:
     """The JSON-patch `test` that holds while the run's phase is as it was in `run`."""
     status = run.get("status")
     if isinstance(status, dict) and "phase" in status:
-        return {"op": "test", "path": "/status/phase", "value": status["phase"]}
-    version = (run.get("metadata") or {}).get("resourceVersion")
-    return {"op": "test", "path": "/metadata/resourceVersion", "value": version}
+        return [{"op": "test", "path": "/status/phase", "value": status["phase"]}]
+    return _version_guard(run)

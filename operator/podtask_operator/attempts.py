@@ -18,7 +18,10 @@ TERMINATED_ERROR = "TaskTerminatedError"
 TIMED_OUT_ERROR = "MaxDurationExceededError"
 # Pod-level reasons that mean the node or the cluster lost the pod, not the task failing.
 LOST_POD_REASONS = frozenset({"Evicted", "NodeLost", "Preempting", "Shutdown", "Terminated"})
-OOM_EXIT_CODE = 137
+# 128 + SIGKILL. Only the container's reason `OOMKilled` says the kernel killed it for its
+# memory; the same code without it is someone else's SIGKILL.
+KILLED_EXIT_CODE = 137
+KILLED_ERROR = "TaskKilledError"
 # The runner exits 2 when it could not talk to the API: a system problem, not the task's.
 RUNNER_UNREACHABLE_EXIT_CODE = 2
 # 128 + SIGTERM: the runner stopped because its pod was deleted or evicted.
@@ -82,7 +85,7 @@ def classify_attempt(
         return AttemptResult(
             AttemptOutcome.LOST, exit_code, pod_reason, RunError(type=pod_reason, message=message)
         )
-    if container_reason == "OOMKilled" or exit_code == OOM_EXIT_CODE:
+    if container_reason == "OOMKilled":
         error = RunError(type="OutOfMemoryError", message="the task ran out of memory (OOMKilled)")
         return AttemptResult(AttemptOutcome.OUT_OF_MEMORY, exit_code, "OOMKilled", error=error)
     if report is not None and report.error is not None:
@@ -102,6 +105,15 @@ def classify_attempt(
             type=TERMINATED_ERROR, message="the attempt's pod was terminated (SIGTERM)"
         )
         return AttemptResult(AttemptOutcome.LOST, exit_code, "Terminated", error=error)
+    if exit_code == KILLED_EXIT_CODE:
+        # Killed from outside (by hand, a node agent, a runtime): not the task's doing, so a
+        # system retry on the same machine, like a lost pod.
+        error = RunError(
+            type=KILLED_ERROR,
+            message="the task process was killed by signal 9 (SIGKILL, exit code 137) "
+            "without running out of memory",
+        )
+        return AttemptResult(AttemptOutcome.LOST, exit_code, "Killed", error=error)
     if exit_code == RUNNER_UNREACHABLE_EXIT_CODE:
         error = RunError(type="RunnerUnreachable", message="the runner could not reach the API")
         return AttemptResult(AttemptOutcome.LOST, exit_code, "RunnerUnreachable", error=error)
@@ -112,3 +124,18 @@ def classify_attempt(
     return AttemptResult(
         AttemptOutcome.CRASHED, exit_code, reason, RunError(type="TaskCrashed", message=message)
     )
+
+
+def reported_success(
+    pod: Mapping[str, Any] | None, report: AttemptReport | None, attempt: int
+) -> AttemptResult | None:
+    """The attempt's success when its runner reported one, whatever its pod does now.
+
+    For the ends that do not wait for the pod (a cancel, maxDuration): once the task's
+    success is recorded, stopping its pod cannot undo it.
+    """
+    if report is None or report.attempt != attempt or not report.ok:
+        return None
+    terminated = _terminated_state(pod) if pod is not None else None
+    exit_code = terminated.get("exitCode") if terminated else None
+    return AttemptResult(AttemptOutcome.SUCCEEDED, exit_code, "Completed", output=report.output)

@@ -50,6 +50,11 @@ def _json(response: Any) -> dict[str, Any]:
     return json.loads(response.data)  # type: ignore[no-any-return]
 
 
+class RunChanged(Exception):
+    """A TaskRun was written by someone else between the read a decision came from and the
+    write of that decision (Kubernetes' 409 on a stale resourceVersion)."""
+
+
 class Cluster:
     """Pods and TaskRuns of one namespace."""
 
@@ -91,18 +96,31 @@ class Cluster:
             )
         )
 
-    async def patch_run_status(self, name: str, patch: dict[str, Any]) -> None:
-        await self._call(
-            lambda: self._custom.patch_namespaced_custom_object_status(
-                GROUP,
-                VERSION,
-                self.namespace,
-                "taskruns",
-                name,
-                {"status": patch},
-                _preload_content=False,
+    async def patch_run_status(
+        self, name: str, patch: dict[str, Any], *, resource_version: str | None = None
+    ) -> None:
+        """Merge `patch` into the run's status; with `resource_version`, only into that version
+        of the run (else `RunChanged`), so that a decision never overwrites what it did not see.
+        """
+        body: dict[str, Any] = {"status": patch}
+        if resource_version is not None:
+            body["metadata"] = {"resourceVersion": resource_version}
+        try:
+            await self._call(
+                lambda: self._custom.patch_namespaced_custom_object_status(
+                    GROUP,
+                    VERSION,
+                    self.namespace,
+                    "taskruns",
+                    name,
+                    body,
+                    _preload_content=False,
+                )
             )
-        )
+        except ApiException as exc:
+            if exc.status == 409 and resource_version is not None:
+                raise RunChanged(f"run {name} changed since version {resource_version}") from exc
+            raise
 
     async def get_pod(self, name: str) -> dict[str, Any] | None:
         return await self._get_or_none(

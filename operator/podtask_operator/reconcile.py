@@ -4,6 +4,12 @@ Runs are reconciled one at a time per run (a lock per name), always from a
 fresh read, so the pod handler, the TaskRun handler, timers and admission never
 race each other into a second attempt. Admission itself belongs to the
 `Scheduler`; this module tells it which runs wait and starts the ones it admits.
+
+Two rules keep a reported result from being missed. An attempt is judged from a read
+of the run made after the read of its pod: the runner reports before it exits, so a
+pod seen ended comes with its report. And a decision is written only onto the version
+of the run it was taken from (a resourceVersion precondition): a report or a cancel
+that lands in between makes the write fail, and the run is decided again.
 """
 
 from __future__ import annotations
@@ -29,8 +35,8 @@ from podtask.resources import (
     parse_timestamp,
 )
 from podtask_operator.admission import QueueControls
-from podtask_operator.attempts import classify_attempt
-from podtask_operator.cluster import Cluster
+from podtask_operator.attempts import AttemptResult, classify_attempt, reported_success
+from podtask_operator.cluster import Cluster, RunChanged
 from podtask_operator.lifecycle import (
     PendingAction,
     attempt_deadline,
@@ -48,6 +54,9 @@ from podtask_operator.settings import OperatorSettings
 log = logging.getLogger(__name__)
 
 RETRY_SECONDS = 5
+# Decisions in a row refused because the run changed under them; each follows someone
+# else's write, so this bound only keeps a writer that never stops from looping us.
+DECISION_TRIES = 5
 QUEUE_STATUS_DELAY_SECONDS = 0.5
 # Phases of a run that has no attempt running and may be admitted.
 _STARTABLE = frozenset({None, RunPhase.DELAYED, RunPhase.QUEUED, RunPhase.WAITING_TO_RETRY})
@@ -181,20 +190,30 @@ class RunReconciler:
         """
         lock = self._locks.setdefault(name, asyncio.Lock())
         async with lock:
-            try:
-                run = listed if listed is not None else await self._cluster.get_run(name)
-                if run is None:
-                    self.forget(name)
-                    return self.scheduler.withdraw(name)
-                return await self._reconcile(run)
-            except Exception:
-                # Watch events are not redelivered: without this, a run whose reconcile
-                # failed would wait for its next change, which may never come.
-                log.exception("run %s: reconcile failed; trying again in %ss", name, RETRY_SECONDS)
-                self._wake_at(name, self._clock() + timedelta(seconds=RETRY_SECONDS))
-                return None
+            for _ in range(DECISION_TRIES):
+                try:
+                    run = listed if listed is not None else await self._cluster.get_run(name)
+                    listed = None
+                    if run is None:
+                        self.forget(name)
+                        return self.scheduler.withdraw(name)
+                    return await self._reconcile(run)
+                except RunChanged:
+                    log.info("run %s changed while it was decided; deciding again", name)
+                except Exception:
+                    # Watch events are not redelivered: without this, a run whose reconcile
+                    # failed would wait for its next change, which may never come.
+                    log.exception(
+                        "run %s: reconcile failed; trying again in %ss", name, RETRY_SECONDS
+                    )
+                    break
+            self._wake_at(name, self._clock() + timedelta(seconds=RETRY_SECONDS))
+            return None
 
-    async def _reconcile(self, run: dict[str, Any]) -> BucketKey | None:
+    async def _reconcile(
+        self, run: dict[str, Any], pod_seen: tuple[int, dict[str, Any] | None] | None = None
+    ) -> BucketKey | None:
+        """`pod_seen`: the attempt number and its pod, as read just before `run` was."""
         name = run["metadata"]["name"]
         try:
             spec = TaskRunSpec.model_validate(run.get("spec") or {})
@@ -207,12 +226,24 @@ class RunReconciler:
         if phase is not None and phase.is_final:
             self.forget(name)
             return self.scheduler.withdraw(name)
-        if spec.cancel_requested_at is not None:
-            await self._cancel(run, status)
-            return self.scheduler.withdraw(name)
         if phase is RunPhase.EXECUTING:
-            await self._check_attempt(run, spec, status)
+            if pod_seen is None or pod_seen[0] != status.attempt:
+                # The pod first, then the run: the run read second holds any report the
+                # runner made before the pod was seen ending.
+                pod = await self._cluster.get_pod(pod_name(name, status.attempt))
+                fresh = await self._cluster.get_run(name)
+                if fresh is None:
+                    self.forget(name)
+                    return self.scheduler.withdraw(name)
+                return await self._reconcile(fresh, (status.attempt, pod))
+            if spec.cancel_requested_at is not None:
+                await self._cancel(run, spec, status, pod_seen[1])
+                return self.scheduler.withdraw(name)
+            await self._check_attempt(run, spec, status, pod_seen[1])
             return None
+        if spec.cancel_requested_at is not None:
+            await self._cancel(run, spec, status, None)
+            return self.scheduler.withdraw(name)
         retry_at = status.next_attempt_at
         if phase is RunPhase.WAITING_TO_RETRY and retry_at is not None and retry_at > now:
             self._wake_at(name, retry_at)
@@ -249,9 +280,12 @@ class RunReconciler:
             if _phase(status) not in _STARTABLE or _phase(status) is RunPhase.QUEUED:
                 return
             reason, message = why
-            await self._write(
-                run, status, waiting(status, RunPhase.QUEUED, reason, message, self._clock())
-            )
+            try:
+                await self._write(
+                    run, status, waiting(status, RunPhase.QUEUED, reason, message, self._clock())
+                )
+            except RunChanged:
+                return  # the write that changed it is reconciled from its own watch event
             await self._cluster.post_event(run, "Normal", reason, message, self._clock())
 
     # --- starting an attempt -----------------------------------------------------------
@@ -266,25 +300,40 @@ class RunReconciler:
         """Start the next attempt of a run the scheduler admitted; its pod, or None if it
         may no longer start (canceled, expired, gone, already running)."""
         async with self._locks.setdefault(name, asyncio.Lock()):
-            run = await self._cluster.get_run(name)
-            if run is None:
+            for _ in range(DECISION_TRIES - 1):
+                try:
+                    return await self._start_fresh(name)
+                except RunChanged:
+                    log.info("run %s changed while it was started; deciding again", name)
+            return await self._start_fresh(name)
+
+    async def _start_fresh(self, name: str) -> str | None:
+        """One try at starting the next attempt of `name`, from a fresh read of it."""
+        run = await self._cluster.get_run(name)
+        if run is None:
+            return None
+        try:
+            spec = TaskRunSpec.model_validate(run.get("spec") or {})
+            status = TaskRunStatus.model_validate(run.get("status") or {})
+        except ValidationError:
+            return None
+        now = self._clock()
+        if _phase(status) not in _STARTABLE or spec.cancel_requested_at is not None:
+            return None
+        if status.attempt == 0:
+            pending = pending_action(spec, _created(run, now), now)
+            if pending.action is PendingAction.EXPIRE:
+                await self._expire(run, status)
                 return None
-            try:
-                spec = TaskRunSpec.model_validate(run.get("spec") or {})
-                status = TaskRunStatus.model_validate(run.get("status") or {})
-            except ValidationError:
+            if pending.action is PendingAction.DELAY:
                 return None
-            now = self._clock()
-            if _phase(status) not in _STARTABLE or spec.cancel_requested_at is not None:
-                return None
-            if status.attempt == 0:
-                pending = pending_action(spec, _created(run, now), now)
-                if pending.action is PendingAction.EXPIRE:
-                    await self._expire(run, status)
-                    return None
-                if pending.action is PendingAction.DELAY:
-                    return None
-            return await self._start_attempt(run, spec, status)
+        success = reported_success(None, status.report, status.attempt)
+        if success is not None:
+            # The last attempt reported success after all (its pod was lost just as it
+            # reported): the run is done, and is never executed again.
+            await self._end_attempt(run, spec, status, success)
+            return None
+        return await self._start_attempt(run, spec, status)
 
     async def _start_attempt(
         self, run: dict[str, Any], spec: TaskRunSpec, status: TaskRunStatus
@@ -319,7 +368,9 @@ class RunReconciler:
                 f"the cluster refused the attempt's {what}: {exc.reason}: {_body_message(exc)}",
             )
             return None
-        await self._write(run, status, started)
+        # Unguarded: the pod exists now, so its attempt must be recorded whatever else changed
+        # (a cancel is acted on from its own event; the API takes no report of an ended attempt).
+        await self._write(run, status, started, guarded=False)
         deadline = attempt_deadline(spec, started)
         if deadline is not None:
             self._wake_at(name, deadline)
@@ -331,10 +382,14 @@ class RunReconciler:
     # --- while an attempt runs ---------------------------------------------------------
 
     async def _check_attempt(
-        self, run: dict[str, Any], spec: TaskRunSpec, status: TaskRunStatus
+        self,
+        run: dict[str, Any],
+        spec: TaskRunSpec,
+        status: TaskRunStatus,
+        pod: dict[str, Any] | None,
     ) -> None:
+        """Judge the current attempt from `pod` and `run`, read in that order."""
         name = run["metadata"]["name"]
-        pod = await self._cluster.get_pod(pod_name(name, status.attempt))
         result = classify_attempt(pod, status.report, status.attempt)
         now = self._clock()
         if result is None:
@@ -343,6 +398,10 @@ class RunReconciler:
                 return
             if deadline > now:
                 self._wake_at(name, deadline)
+                return
+            success = reported_success(pod, status.report, status.attempt)
+            if success is not None:
+                await self._end_attempt(run, spec, status, success)
                 return
             await self._cluster.delete_pod(pod_name(name, status.attempt))
             message = f"the attempt ran past its maxDuration of {spec.max_duration_seconds}s"
@@ -355,6 +414,13 @@ class RunReconciler:
                 ),
             )
             return
+        await self._end_attempt(run, spec, status, result)
+
+    async def _end_attempt(
+        self, run: dict[str, Any], spec: TaskRunSpec, status: TaskRunStatus, result: AttemptResult
+    ) -> None:
+        name = run["metadata"]["name"]
+        now = self._clock()
         end = end_attempt(spec, status, result, now, self._random)
         log.info("run %s: attempt %d ended %s", name, status.attempt, result.outcome)
         if end.retry:
@@ -369,9 +435,20 @@ class RunReconciler:
 
     # --- ends that are not an attempt's result -----------------------------------------
 
-    async def _cancel(self, run: dict[str, Any], status: TaskRunStatus) -> None:
+    async def _cancel(
+        self,
+        run: dict[str, Any],
+        spec: TaskRunSpec,
+        status: TaskRunStatus,
+        pod: dict[str, Any] | None,
+    ) -> None:
         name = run["metadata"]["name"]
         if _phase(status) is RunPhase.EXECUTING:
+            success = reported_success(pod, status.report, status.attempt)
+            if success is not None:
+                # The task finished before the cancel took effect: it completed.
+                await self._end_attempt(run, spec, status, success)
+                return
             await self._cluster.delete_pod(pod_name(name, status.attempt))
         message = "the run was canceled"
         await self._finish(
@@ -432,10 +509,22 @@ class RunReconciler:
             )
         self.forget(name)
 
-    async def _write(self, run: dict[str, Any], old: TaskRunStatus, new: TaskRunStatus) -> None:
+    async def _write(
+        self,
+        run: dict[str, Any],
+        old: TaskRunStatus,
+        new: TaskRunStatus,
+        *,
+        guarded: bool = True,
+    ) -> None:
+        """Write the change from `old` to `new`; `guarded`, only onto the version of `run`
+        they were decided from (else `RunChanged`)."""
         patch = status_patch(old, new)
         if patch:
-            await self._cluster.patch_run_status(run["metadata"]["name"], patch)
+            version = run["metadata"].get("resourceVersion") if guarded else None
+            await self._cluster.patch_run_status(
+                run["metadata"]["name"], patch, resource_version=version
+            )
 
     # --- timers and queue status -------------------------------------------------------
 

@@ -218,12 +218,15 @@ def test_translate_api_error() -> None:
 
 def test_report_guard_tests_the_attempt_as_read() -> None:
     run = {"metadata": {"name": "run-1", "resourceVersion": "41"}, "status": {"attempt": 2}}
-    assert report_guard(run) == {"op": "test", "path": "/status/attempt", "value": 2}
+    assert report_guard(run) == [{"op": "test", "path": "/status/attempt", "value": 2}]
+    run["status"]["phase"] = "Executing"
+    assert report_guard(run) == [
+        {"op": "test", "path": "/status/attempt", "value": 2},
+        {"op": "test", "path": "/status/phase", "value": "Executing"},
+    ]
     # Before the operator wrote an attempt, nothing but the resourceVersion pins the run.
     for status in ({}, {"status": {}}, {"status": {"phase": "Queued"}}):
         unrecorded = {"metadata": {"name": "run-1", "resourceVersion": "41"}, **status}
-        assert report_guard(unrecorded) == {
-            "op": "test",
-            "path": "/metadata/resourceVersion",
-            "value": "41",
-        }
+        assert report_guard(unrecorded) == [
+            {"op": "test", "path": "/metadata/resourceVersion", "value": "41"}
+        ]

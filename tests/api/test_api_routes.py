@@ -417,6 +417,35 @@ def test_a_report_overtaken_by_a_later_attempt_is_refused(
     assert "report" not in namespace.run(run_id)["status"]
 
 
+@pytest.mark.parametrize("operator_writes", [{"phase": "WaitingToRetry"}, {"phase": "Crashed"}])
+def test_a_report_after_the_operator_ended_the_attempt_is_refused(
+    client: TestClient,
+    namespace: KubeNamespace,
+    monkeypatch: pytest.MonkeyPatch,
+    operator_writes: dict[str, Any],
+) -> None:
+    """The operator ends an attempt without moving its number (a retry, a final phase): a
+    report written after that would get a 204 and be ignored, so it is refused instead."""
+    run_id = _start_attempt(client, namespace, attempt=1)
+    record_report = KubernetesCluster.record_report
+
+    def operator_ends_the_attempt(
+        self: KubernetesCluster, run: dict[str, Any], report: dict[str, Any]
+    ) -> None:
+        namespace.set_run_status(run_id, operator_writes)
+        record_report(self, run, report)
+
+    monkeypatch.setattr(KubernetesCluster, "record_report", operator_ends_the_attempt)
+    url = f"/api/v1/runner/runs/{run_id}/attempts/1/complete"
+    response = client.post(url, json={"ok": True, "output": 1}, headers=_token(run_id, 1))
+    assert_error(response, 401, "attempt_ended")
+    assert "report" not in namespace.run(run_id)["status"]
+    # And the runner of an attempt already ended can neither fetch nor report it any more.
+    monkeypatch.setattr(KubernetesCluster, "record_report", record_report)
+    fetched = client.get(f"/api/v1/runner/runs/{run_id}/attempts/1", headers=_token(run_id, 1))
+    assert_error(fetched, 401, "attempt_ended")
+
+
 def test_a_report_the_cluster_refuses_is_422(
     client: TestClient, namespace: KubeNamespace, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -3,6 +3,8 @@ environment and graceful deletion."""
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -106,6 +108,21 @@ def test_memory_limit_kills_with_oomkilled(api: client.ApiClient, name: str) -> 
     survived = _finished(core, f"{name}-ok")
     assert survived.status.phase == "Succeeded"
     assert survived.status.container_statuses[0].state.terminated.reason == "Completed"
+
+
+def test_a_process_killed_from_outside_is_an_error_not_oomkilled(
+    api: client.ApiClient, name: str
+) -> None:
+    """Like the real kubelet: a SIGKILL that is not the memory limit's is reason Error, 137."""
+    core = client.CoreV1Api(api)
+    core.create_namespaced_pod(
+        NS, _pod(name, "import os, time; print(os.getpid(), flush=True); time.sleep(60)")
+    )
+    pid = wait_for(lambda: core.read_namespaced_pod_log(name, NS).strip(), 15, what="its pid")
+    os.kill(int(pid), signal.SIGKILL)
+    killed = _finished(core, name)
+    state = killed.status.container_statuses[0].state.terminated
+    assert (killed.status.phase, state.reason, state.exit_code) == ("Failed", "Error", 137)
 
 
 def test_environment_from_spec(api: client.ApiClient, cluster: EmbeddedCluster, name: str) -> None:

@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 
 from podtask.resources import AttemptReport, RunError, RunPhase, TaskRunSpec, TaskRunStatus
-from podtask_operator.attempts import AttemptOutcome, classify_attempt
+from podtask_operator.attempts import AttemptOutcome, classify_attempt, reported_success
 from podtask_operator.lifecycle import end_attempt, start_attempt
 from podtask_operator.reconcile import status_patch
 
@@ -42,7 +42,8 @@ def failed(error_type: str, attempt: int = 1) -> AttemptReport:
         (pod("Failed", 1, "Error"), failed("AbortTaskRunError"), AttemptOutcome.ABORTED),
         (pod("Failed", 1, "Error"), failed("TaskModuleImportError"), AttemptOutcome.ABORTED),
         (pod("Failed", 137, "OOMKilled"), None, AttemptOutcome.OUT_OF_MEMORY),
-        (pod("Failed", 137, "Error"), None, AttemptOutcome.OUT_OF_MEMORY),
+        (pod("Failed", 137, "Error"), None, AttemptOutcome.LOST),
+        (pod("Failed", 137, "Error"), failed("ValueError"), AttemptOutcome.FAILED),
         (pod("Failed", 137, "ContainerStatusUnknown", "NodeLost"), None, AttemptOutcome.LOST),
         (pod("Failed", None, "", "Evicted"), None, AttemptOutcome.LOST),
         (pod("Failed", 2, "Error"), None, AttemptOutcome.LOST),
@@ -53,6 +54,10 @@ def failed(error_type: str, attempt: int = 1) -> AttemptReport:
         (pod("Failed", 1, "Error"), failed("MaxDurationExceededError"), AttemptOutcome.TIMED_OUT),
         (pod("Succeeded", 0, "Completed"), ok(attempt=2), AttemptOutcome.CRASHED),
         (None, None, AttemptOutcome.LOST),
+        # A reported success stands however the pod ended afterwards: deleted, lost, killed.
+        (None, ok(), AttemptOutcome.SUCCEEDED),
+        (pod("Failed", 137, "ContainerStatusUnknown", "NodeLost"), ok(), AttemptOutcome.SUCCEEDED),
+        (pod("Failed", 137, "Error"), ok(), AttemptOutcome.SUCCEEDED),
     ],
 )
 def test_classify_attempt(
@@ -135,6 +140,46 @@ def test_oom_retries_on_the_policy_machine(spec: TaskRunSpec) -> None:
     assert second.attempt == 2
     assert second.machine == "large-1x"
     assert [a.machine for a in second.attempts] == ["medium-1x", "large-1x"]
+
+
+def test_sigkill_without_oomkilled_is_a_killed_attempt_retried_on_the_same_machine(
+    spec: TaskRunSpec,
+) -> None:
+    # What the kubelet shows for a process someone else SIGKILLed: reason Error, 128 + 9.
+    result = classify_attempt(pod("Failed", 137, "Error"), None, attempt=1)
+    assert result is not None
+    assert (result.outcome, result.reason, result.exit_code) == (AttemptOutcome.LOST, "Killed", 137)
+    assert result.error is not None and result.error.type == "TaskKilledError"
+    assert "signal 9" in result.error.message and "137" in result.error.message
+    end = end_attempt(spec, _executing(spec), result, NOW, random=lambda: 0.0)
+    assert end.retry and end.status.attempts[0].reason == "Killed"
+    # The spec has retry.outOfMemory.machine: a kill is not an OOM, so it is not used.
+    second = start_attempt("run-abc123", spec, end.status, NOW + timedelta(seconds=1))
+    assert [a.machine for a in second.attempts] == ["medium-1x", "medium-1x"]
+
+
+def test_a_killed_last_attempt_is_a_system_failure(spec: TaskRunSpec) -> None:
+    one_try = spec.model_copy(update={"retry": spec.retry.model_copy(update={"max_attempts": 1})})
+    result = classify_attempt(pod("Failed", 137, "Error"), None, attempt=1)
+    assert result is not None
+    end = end_attempt(one_try, _executing(one_try), result, NOW)
+    assert end.status.phase == RunPhase.SYSTEM_FAILURE and not end.retry
+
+
+def test_only_the_oomkilled_reason_is_out_of_memory() -> None:
+    for exit_code in (137, 1):
+        result = classify_attempt(pod("Failed", exit_code, "OOMKilled"), None, attempt=1)
+        assert result is not None and result.outcome is AttemptOutcome.OUT_OF_MEMORY
+
+
+def test_a_reported_success_stands_whatever_the_pod_does() -> None:
+    for the_pod in (pod("Running"), pod("Failed", 143, "Error"), None):
+        result = reported_success(the_pod, ok(), attempt=1)
+        assert result is not None and result.outcome is AttemptOutcome.SUCCEEDED
+        assert result.output == {"message": "hi"}
+    assert reported_success(pod("Running"), ok(attempt=2), attempt=1) is None
+    assert reported_success(pod("Running"), failed("ValueError"), attempt=1) is None
+    assert reported_success(pod("Running"), None, attempt=1) is None
 
 
 def test_status_patch_sends_changes_and_clears_removed_keys(spec: TaskRunSpec) -> None:
