@@ -277,7 +277,7 @@ def test_the_runner_home_is_the_writable_folder_of_task_pods() -> None:
     )
     run: dict[str, Any] = {"metadata": {"name": "run-1", "namespace": "tasks", "uid": "u"}}
     settings = OperatorSettings(api_url="http://api:8080", runner_token_secret="s" * 32)
-    pod = pod_for_attempt(run, spec, 1, "small-1x", "token", settings)
+    pod = pod_for_attempt(run, spec, 1, "small-1x", settings)
     container = pod["spec"]["containers"][0]
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     mounts = [mount["mountPath"] for mount in container["volumeMounts"]]
