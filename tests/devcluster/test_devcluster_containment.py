@@ -37,7 +37,9 @@ os.wait()
 while not os.path.exists(pidfile):
     time.sleep(0.01)
 print("forked", flush=True)
-time.sleep({main_seconds})
+deadline = time.monotonic() + {main_seconds}
+while time.monotonic() < deadline and not os.path.exists(pidfile + ".go"):
+    time.sleep(0.01)
 """
 
 
@@ -85,8 +87,9 @@ def test_a_setsid_daemon_dies_when_its_pod_exits(
 ) -> None:
     core = client.CoreV1Api(api)
     pidfile = cluster.workdir / f"{name}.pid"
-    core.create_namespaced_pod(NS, _pod(name, pidfile, main_seconds=0))
+    core.create_namespaced_pod(NS, _pod(name, pidfile, main_seconds=300))
     daemon = _daemon(pidfile)
+    pidfile.with_name(pidfile.name + ".go").touch()  # the main process exits now
     assert wait_for(lambda: _phase(core, name), 30, what="pod finished") == "Succeeded"
     # The pod's status says it ended only once all of its processes are gone.
     assert _gone(daemon)
