@@ -30,6 +30,7 @@ from typing import IO, Any
 import psutil
 
 from podtask_devcluster.podlogs import log_path
+from podtask_devcluster.private_files import open_private_for_writing, private_directory
 from podtask_devcluster.quantities import parse_bytes
 from podtask_devcluster.registry import PODS, Registry, now_rfc3339
 from podtask_devcluster.store import JsonObject, WatchEvent, storage_key
@@ -421,7 +422,7 @@ class Kubelet:
 
             self._update_pod(run, config_error)
             return
-        self._log_dir.mkdir(parents=True, exist_ok=True)
+        private_directory(self._log_dir)
         for container, (argv, env, cwd) in zip(containers, plans, strict=True):
             run.containers.append(await self._spawn(run, container, argv, env, cwd))
         if run.terminating:
@@ -523,7 +524,8 @@ class Kubelet:
             memory_limit=memory_limit,
         )
         result.started_at = now_rfc3339()
-        with result.log_file.open("wb") as log:
+        # Logs may hold secrets the task printed: owner-only, like the rest of the state dir.
+        with open_private_for_writing(result.log_file) as log:
             if not argv:
                 result.start_error = (
                     "the podtask dev cluster runs a container's command and args as a local "
