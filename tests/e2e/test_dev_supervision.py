@@ -67,13 +67,14 @@ def _kill_and_finish(
     wait_until(lambda: _executing(stack, ids), timeout=90)
     label = "API" if part == "api" else part
     delays = [0.5, 1, 2, 4, 8][:kills]
-    for delay in delays:
+    restarted = f"restarted the {label} (pid"
+    for kill, delay in enumerate(delays, start=1):
         old_pid = stack.dev.part_pid(part)
         os.kill(old_pid, signal.SIGKILL)
         notice = f"podtask dev: the {label} was killed by SIGKILL; restarting it in {delay:g} s"
         wait_until(lambda notice=notice: notice in _output(stack), timeout=60)
-        wait_until(lambda old=old_pid: _current_pid(stack, part) not in (None, old), timeout=60)
-    assert _output(stack).count(f"restarted the {label} (pid") >= len(delays)
+        wait_until(lambda kill=kill: _output(stack).count(restarted) >= kill, timeout=60)
+        assert _current_pid(stack, part) not in (None, old_pid)
     wait_until(lambda: _answers(stack), timeout=60)
     runs = {i: stack.wait_for(i, timeout=120) for i in ids}
     assert {i: (r["status"], r["attempt"]) for i, r in runs.items()} == dict.fromkeys(
@@ -99,6 +100,25 @@ def test_a_killed_operator_is_restarted_and_runs_finish_on_their_first_attempt(
 def test_a_killed_api_is_restarted_and_runners_report_to_it(stack: Stack, tmp_path: Path) -> None:
     # The runs end while the API is down for several seconds: their reports wait for it.
     _kill_and_finish(stack, "api", tmp_path, seconds=1, kills=4)
+
+
+def test_a_killed_cluster_is_restarted_with_its_state(stack: Stack, tmp_path: Path) -> None:
+    before = stack.trigger("ledgered", {"ledger": str(tmp_path / "ledger")})
+    assert stack.wait_for(before)["status"] == "Completed"
+    os.kill(stack.dev.part_pid("cluster"), signal.SIGKILL)
+    notice = "podtask dev: the cluster was killed by SIGKILL; restarting it in"
+    wait_until(lambda: notice in _output(stack), timeout=60)
+    wait_until(lambda: "restarted the cluster (pid" in _output(stack), timeout=60)
+
+    def triggered() -> str | None:
+        try:
+            return stack.trigger("ledgered", {"ledger": str(tmp_path / "ledger")})
+        except (AssertionError, httpx.TransportError):
+            return None  # the cluster is still starting
+
+    after = wait_until(triggered, timeout=60)
+    assert stack.wait_for(after, timeout=120)["status"] == "Completed"
+    assert stack.run(before)["status"] == "Completed"  # its state came back with it
 
 
 def _gone(pid: int) -> bool:
