@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from podtask.dev import INSTANCE_HEADER
 from podtask.limits import MAX_BATCH_ITEMS, MAX_OUTPUT_BYTES, MAX_PAYLOAD_BYTES
 from podtask_api import public_routes, runner_routes
 from podtask_api.auth import api_key_store
@@ -141,7 +142,9 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.include_router(runner_routes.router)
 
     @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
+    async def healthz(response: Response) -> dict[str, str]:
+        if settings.instance:
+            response.headers[INSTANCE_HEADER] = settings.instance
         return {"status": "ok"}
 
     return app

@@ -34,6 +34,11 @@ class ApiSettings(BaseSettings):
         default=SecretStr(""), description="The HMAC secret shared with the operator."
     )
     dev_mode: bool = False
+    instance: str = Field(
+        default="",
+        description="Echoed by /healthz in the `Podtask-Instance` header, so whoever started "
+        "this API (`podtask dev`) can tell it from another server answering on its port.",
+    )
     kubeconfig: str | None = Field(
         default=None, description="A kubeconfig file; by default KUBECONFIG or in-cluster config."
     )

@@ -20,6 +20,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument(
+        "--instance", default="", help="echoed by the health endpoints (Podtask-Instance header)"
+    )
     options = parser.parse_args(argv)
 
     done = threading.Event()
@@ -30,7 +33,11 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
     cluster = EmbeddedCluster(
-        options.state_dir, host=options.host, port=options.port, workdir=options.workdir
+        options.state_dir,
+        host=options.host,
+        port=options.port,
+        workdir=options.workdir,
+        instance=options.instance,
     )
     cluster.start()
     print(f"podtask dev cluster: {cluster.url}", flush=True)

@@ -20,6 +20,7 @@ import uvicorn
 from podtask_devcluster.discovery import ResourceCatalog
 from podtask_devcluster.garbage import GarbageCollector
 from podtask_devcluster.kubelet import Kubelet
+from podtask_devcluster.private_files import private_directory, write_private_text
 from podtask_devcluster.registry import Registry
 from podtask_devcluster.server import VERBS, ApiServer
 from podtask_devcluster.store import JsonObject, ObjectStore, storage_key
@@ -67,8 +68,10 @@ class EmbeddedCluster:
         host: str = "127.0.0.1",
         port: int = 0,
         workdir: Path | None = None,
+        instance: str = "",
     ) -> None:
         self.state_dir = Path(state_dir)
+        self.instance = instance
         self.host = host
         self.port = port
         self.workdir = Path(workdir) if workdir is not None else Path.cwd()
@@ -102,7 +105,8 @@ class EmbeddedCluster:
     def start(self) -> EmbeddedCluster:
         if self.running:
             return self
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        private_directory(self.state_dir)
+        private_directory(self.log_dir)
         # proto must say TCP explicitly: asyncio only sets TCP_NODELAY on accepted sockets whose
         # proto is IPPROTO_TCP, and without it every response waits ~40 ms for a delayed ACK.
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
@@ -116,7 +120,7 @@ class EmbeddedCluster:
         sock.listen(512)
         sock.setblocking(False)
         self._bound_port = sock.getsockname()[1]
-        self.kubeconfig_path.write_text(kubeconfig_text(self.url))
+        write_private_text(self.kubeconfig_path, kubeconfig_text(self.url))
         self._ready.clear()
         self._startup_error = None
         self._thread = threading.Thread(
@@ -242,6 +246,7 @@ class EmbeddedCluster:
         collector.start()
         server = ApiServer(registry, self.log_dir, stopping, kubelet.still_writing)
         server.server_address = f"{self.host}:{self._bound_port}"
+        server.instance = self.instance
         self._registry = registry
         self._server = server
         config = uvicorn.Config(

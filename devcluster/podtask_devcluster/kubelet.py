@@ -1,6 +1,11 @@
-"""The local kubelet: runs each pod's containers as local process groups, enforces memory
-limits, writes pod status through the store, terminates pods gracefully on delete, and marks
-pods lost by a cluster restart as failed.
+"""The local kubelet: runs each pod's containers as local processes, enforces memory limits,
+writes pod status through the store, terminates pods gracefully on delete, and marks pods lost
+by a cluster restart as failed.
+
+Each container runs under its own shim (`podshim`): the shim is what the kubelet starts,
+signals and waits for, and it makes sure that no process the container started (in a session
+of its own or not) outlives the container, however it ends: exit, OOM kill, deletion, or the
+kubelet itself stopping or dying.
 
 The image is never pulled: `command` + `args` run in the dev environment, with the virtualenv's
 scripts first on PATH, so task modules and console scripts resolve as they do for the user.
@@ -20,11 +25,12 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import psutil
 
 from podtask_devcluster.podlogs import log_path
+from podtask_devcluster.private_files import open_private_for_writing, private_directory
 from podtask_devcluster.quantities import parse_bytes
 from podtask_devcluster.registry import PODS, Registry, now_rfc3339
 from podtask_devcluster.store import JsonObject, WatchEvent, storage_key
@@ -79,11 +85,32 @@ class PodRun:
     ended: asyncio.Event = field(default_factory=asyncio.Event)
 
 
-def signal_group(process: asyncio.subprocess.Process | None, sig: int) -> None:
-    if process is None:
+SHIM = Path(__file__).with_name("podshim.py")
+
+
+def stop_container(process: asyncio.subprocess.Process | None) -> None:
+    """Ask the container to stop: its shim passes SIGTERM on to the container's processes."""
+    _signal_shim(process, signal.SIGTERM)
+
+
+def kill_container(process: asyncio.subprocess.Process | None) -> None:
+    """Kill every process of the container now: its shim kills them all, then exits."""
+    _signal_shim(process, signal.SIGHUP)
+
+
+def _signal_shim(process: asyncio.subprocess.Process | None, sig: int) -> None:
+    if process is None or process.returncode is not None:
         return
     with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, sig)
+        os.kill(process.pid, sig)
+
+
+def _read_to_end(fd: int) -> str:
+    chunks: list[bytes] = []
+    with os.fdopen(fd, "rb") as pipe:
+        while chunk := pipe.read(4096):
+            chunks.append(chunk)
+    return b"".join(chunks).decode("utf-8", "replace")
 
 
 def _children_from_proc(pid: int) -> list[int] | None:
@@ -133,8 +160,23 @@ def tree_rss(pid: int) -> int:
     return total
 
 
-def _tree_rss_all(pids: list[int]) -> list[int]:
-    return [tree_rss(pid) for pid in pids]
+def _own_rss(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/statm") as statm:
+            return int(statm.read().split()[1]) * _PAGE_SIZE
+    except (OSError, ValueError, IndexError):
+        with contextlib.suppress(psutil.Error):
+            return int(psutil.Process(pid).memory_info().rss)
+    return 0
+
+
+def container_rss(shim_pid: int) -> int:
+    """Resident memory of a container's processes: everything below its shim."""
+    return max(0, tree_rss(shim_pid) - _own_rss(shim_pid))
+
+
+def _container_rss_all(pids: list[int]) -> list[int]:
+    return [container_rss(pid) for pid in pids]
 
 
 def _tree_rss_psutil(pid: int) -> int:
@@ -259,13 +301,13 @@ class Kubelet:
         runs = list(self._runs.values())
         for run in runs:
             for container in run.containers:
-                signal_group(container.process, signal.SIGTERM)
+                stop_container(container.process)
         waits = [run.task for run in runs if run.task is not None]
         if waits:
             _, pending = await asyncio.wait(waits, timeout=STOP_GRACE_SECONDS)
             for run in runs:
                 for container in run.containers:
-                    signal_group(container.process, signal.SIGKILL)
+                    kill_container(container.process)
             if pending:
                 await asyncio.wait(pending, timeout=STOP_GRACE_SECONDS)
                 for task in pending:
@@ -305,7 +347,7 @@ class Kubelet:
                 run.removed = True
                 run.terminating = True
                 for container in run.containers:
-                    signal_group(container.process, signal.SIGKILL)
+                    kill_container(container.process)
             for container in (pod.get("spec") or {}).get("containers") or []:
                 with contextlib.suppress(OSError):
                     log_path(self._log_dir, key[0], key[1], container.get("name", "")).unlink()
@@ -380,13 +422,13 @@ class Kubelet:
 
             self._update_pod(run, config_error)
             return
-        self._log_dir.mkdir(parents=True, exist_ok=True)
+        private_directory(self._log_dir)
         for container, (argv, env, cwd) in zip(containers, plans, strict=True):
             run.containers.append(await self._spawn(run, container, argv, env, cwd))
         if run.terminating:
             # Deleted while starting: _terminate found no process yet to signal.
             for started in run.containers:
-                signal_group(started.process, signal.SIGTERM)
+                stop_container(started.process)
         start_time = now_rfc3339()
 
         def running(obj: JsonObject) -> None:
@@ -482,7 +524,8 @@ class Kubelet:
             memory_limit=memory_limit,
         )
         result.started_at = now_rfc3339()
-        with result.log_file.open("wb") as log:
+        # Logs may hold secrets the task printed: owner-only, like the rest of the state dir.
+        with open_private_for_writing(result.log_file) as log:
             if not argv:
                 result.start_error = (
                     "the podtask dev cluster runs a container's command and args as a local "
@@ -490,18 +533,8 @@ class Kubelet:
                     f"[{name}].command is empty"
                 )
             else:
-                try:
-                    # The child writes straight into the log file: nothing is buffered here.
-                    result.process = await asyncio.create_subprocess_exec(
-                        *argv,
-                        stdin=subprocess.DEVNULL,
-                        stdout=log,
-                        stderr=subprocess.STDOUT,
-                        cwd=cwd,
-                        env=env,
-                        start_new_session=True,
-                    )
-                except (OSError, ValueError) as error:
+                error = await self._start_shim(result, argv, env, cwd, log)
+                if error is not None:
                     result.start_error = (
                         f"failed to start container {name!r}: exec: {argv[0]!r}: {error}"
                     )
@@ -510,12 +543,47 @@ class Kubelet:
             result.finished_at = now_rfc3339()
         return result
 
+    @staticmethod
+    async def _start_shim(
+        container: ContainerRun, argv: list[str], env: dict[str, str], cwd: str, log: IO[bytes]
+    ) -> str | None:
+        """Start the container's command under its shim; why it could not start, or None."""
+        status_read, status_write = os.pipe()
+        try:
+            # The command writes straight into the log file: nothing is buffered here.
+            container.process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-I",
+                "-S",
+                str(SHIM),
+                str(os.getpid()),
+                str(status_write),
+                *argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=cwd,
+                env=env,
+                start_new_session=True,
+                pass_fds=(status_write,),
+            )
+        except (OSError, ValueError) as error:
+            os.close(status_read)
+            return str(error)
+        finally:
+            os.close(status_write)
+        why_not = await asyncio.to_thread(_read_to_end, status_read)
+        if why_not:
+            await container.process.wait()
+            container.process = None
+            return why_not
+        return None
+
     async def _wait(self, container: ContainerRun) -> None:
         assert container.process is not None
+        # The shim ends only once every process of the container is gone.
         code = await container.process.wait()
         container.finished_at = now_rfc3339()
-        # Like a container runtime: when the main process ends, the rest of its group goes too.
-        signal_group(container.process, signal.SIGKILL)
         if container.oom_killed:
             container.exit_code = OOM_EXIT_CODE
             container.signal = signal.SIGKILL
@@ -527,12 +595,12 @@ class Kubelet:
 
     async def _terminate(self, run: PodRun, grace: int) -> None:
         for container in run.containers:
-            signal_group(container.process, signal.SIGTERM)
+            stop_container(container.process)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(run.ended.wait(), max(grace, 0))
         for container in run.containers:
             if container.alive():
-                signal_group(container.process, signal.SIGKILL)
+                kill_container(container.process)
 
     async def _watch_memory(self) -> None:
         while True:
@@ -546,11 +614,11 @@ class Kubelet:
             if not limited:
                 continue
             pids = [c.process.pid for c in limited if c.process is not None]
-            usages = await asyncio.to_thread(_tree_rss_all, pids)
+            usages = await asyncio.to_thread(_container_rss_all, pids)
             for container, usage in zip(limited, usages, strict=True):
                 if container.memory_limit is not None and usage > container.memory_limit:
                     container.oom_killed = True
-                    signal_group(container.process, signal.SIGKILL)
+                    kill_container(container.process)
 
     # ------------------------------------------------------------ environment
 

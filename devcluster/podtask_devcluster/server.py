@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 KUBERNETES_VERSION = {"major": "1", "minor": "30", "gitVersion": "v1.30.0"}
 BOOKMARK_INTERVAL_SECONDS = 10.0
 NAMESPACE_SUBRESOURCES = ("status", "finalize")
+# The health endpoints echo the instance id the cluster was started with, so whoever started it
+# can tell it from another server answering on its port.
+INSTANCE_HEADER = "Podtask-Instance"
 VERBS = ("create", "update", "patch", "delete", "deletecollection", "get", "list", "watch")
 
 
@@ -98,6 +101,7 @@ class ApiServer:
         self.stopping = stopping
         self.still_writing = still_writing
         self.server_address = "127.0.0.1:0"
+        self.instance = ""
         # Every key exists from the start, so other threads can copy the counter safely.
         self.counts: collections.Counter[str] = collections.Counter(
             {verb: 0 for verb in (*VERBS, "nonresource")}
@@ -173,7 +177,8 @@ class ApiServer:
         if path in ("healthz", "readyz", "livez") or path.startswith(
             ("healthz/", "readyz/", "livez/")
         ):
-            return Response(b"ok", media_type="text/plain")
+            headers = {INSTANCE_HEADER: self.instance} if self.instance else None
+            return Response(b"ok", media_type="text/plain", headers=headers)
         if parts[:2] == ["openapi", "v3"]:
             if len(parts) == 2:
                 return json_response(openapi_v3_index(self.catalog))

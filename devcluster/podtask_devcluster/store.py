@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from podtask_devcluster.private_files import private_file, restrict_if_present
+
 JsonObject = dict[str, Any]
 
 HISTORY_LENGTH = 5000
@@ -56,6 +58,10 @@ class ObjectStore:
 
     def __init__(self, database: Path) -> None:
         database.parent.mkdir(parents=True, exist_ok=True)
+        # SQLite gives its -wal and -shm files the database file's mode; older ones are fixed.
+        private_file(database)
+        for journal in ("-wal", "-shm", "-journal"):
+            restrict_if_present(database.with_name(database.name + journal))
         self._db = sqlite3.connect(database, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")

@@ -27,9 +27,14 @@ class ApiCallError(Exception):
 
 @dataclass(frozen=True)
 class CallRetry:
-    """How often and how patiently one API call is tried."""
+    """How often and how patiently one API call is tried.
 
-    attempts: int = 6
+    By default for about a minute: an API that crashed is back well within that (a
+    Deployment's, or `podtask dev`'s, restart), and an attempt that already did its work must
+    not be lost, and run again, because its report met a restarting API.
+    """
+
+    attempts: int = 24
     first_delay: float = 0.2
     factor: float = 2.0
     max_delay: float = 3.0

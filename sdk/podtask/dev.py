@@ -1,17 +1,19 @@
 """`podtask dev`: the embedded cluster, the API and the operator, on this machine, in one command.
 
-Each component runs as its own process (the same code that runs in a real
-cluster; only the cluster differs). This module only composes them: it starts
-them in order, registers the task modules' manifest (`register`: a `Task` per task, a
-`TaskQueue` per queue, by the rules of `podtask.registration`), stores the dev API key's
-digest in the keys' Secret, prints where everything is, and stops them in reverse order on
-Ctrl-C.
+Each component runs as its own process (the same code that runs in a real cluster; only the
+cluster differs). This module only composes them: it starts them in order, checks that what
+answers on each port is the part it started, registers the task modules' manifest
+(`register`: a `Task` per task, a `TaskQueue` per queue, by the rules of
+`podtask.registration`), stores the dev API key's digest in the keys' Secret, prints where
+everything is, restarts a part that dies (with a backoff, saying so) while the others and the
+pods keep running, and stops them in reverse order on Ctrl-C.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import hashlib
 import json
 import os
@@ -22,7 +24,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -31,10 +33,14 @@ import httpx
 from podtask import registration
 from podtask.crds import custom_resource_definitions
 from podtask.manifest import Manifest, load_manifest
+from podtask.supervision import RestartBackoff, restart_notice
 
 DEV_IMAGE = "podtask-dev"
 PR_SET_PDEATHSIG = 1
 NAMESPACE = "default"
+# The API's and the cluster's health endpoints echo the instance id they were started with.
+INSTANCE_HEADER = "Podtask-Instance"
+SUPERVISE_SECONDS = 0.2
 
 
 def free_port() -> int:
@@ -60,12 +66,10 @@ class DevSecrets:
             api_key="pt_dev_" + secrets.token_urlsafe(24),
             runner_token_secret=secrets.token_urlsafe(32),
         )
-        path.write_text(
-            json.dumps(
-                {"apiKey": created.api_key, "runnerTokenSecret": created.runner_token_secret}
+        with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as file:
+            json.dump(
+                {"apiKey": created.api_key, "runnerTokenSecret": created.runner_token_secret}, file
             )
-        )
-        path.chmod(0o600)
         return created
 
 
@@ -81,19 +85,6 @@ def task_resources(manifest: Manifest, namespace: str = NAMESPACE) -> list[dict[
     return registration.task_resources(
         manifest, namespace, image=DEV_IMAGE, version_of=lambda task: dev_version(task.module)
     )
-
-
-def _wait_ready(url: str, process: subprocess.Popen[bytes], name: str, log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            tail = log.read_text()[-3000:] if log.exists() else ""
-            raise SystemExit(f"podtask dev: the {name} exited during start-up:\n{tail}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        time.sleep(0.1)
-    raise SystemExit(f"podtask dev: the {name} did not become ready; see {log}")
 
 
 def _install_crds(kube: httpx.Client) -> None:
@@ -146,22 +137,86 @@ def store_dev_key(cluster_url: str, api_key: str, namespace: str = NAMESPACE) ->
 def _die_with_parent() -> None:
     """In the child, before exec: ask Linux to SIGTERM it if `podtask dev` itself dies.
 
-    Without it a `podtask dev` killed with SIGKILL would leave the parts running.
+    Without it a `podtask dev` killed with SIGKILL would leave the parts running. The cluster
+    stops its pods when it stops; were it killed too, its container shims kill them.
     """
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+class PortTaken(SystemExit):
+    def __init__(self, port: int, part: str, option: str) -> None:
+        super().__init__(
+            f"podtask dev: port {port} is already in use by another program, so the {part} "
+            f"cannot listen there; stop that program, or choose another port with {option} N "
+            "(0: any free port)"
+        )
+
+
+def ensure_port_free(port: int, part: str, option: str) -> None:
+    """Fail with a clear message if something already listens on the loopback `port`."""
+    with socket.socket() as sock:
+        # As the servers bind: a connection of a previous run in TIME_WAIT does not count.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                raise PortTaken(port, part, option) from None
+            raise
+
+
+def make_private(state_dir: Path) -> None:
+    """Owner-only modes for the state dir and everything in it (an older version left them
+    readable): it holds the database, the dev secrets, the kubeconfig and logs."""
+    state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    state_dir.chmod(0o700)
+    for root, dirs, files in os.walk(state_dir):
+        for name in dirs:
+            with contextlib.suppress(FileNotFoundError):
+                os.chmod(os.path.join(root, name), 0o700, follow_symlinks=False)
+        for name in files:
+            path = os.path.join(root, name)
+            if not os.path.islink(path):
+                with contextlib.suppress(FileNotFoundError):
+                    os.chmod(path, 0o600)
+
+
+@dataclass
+class Part:
+    """One process of the stack: how to start it, and how it has been doing."""
+
+    name: str
+    args: list[str]
+    env: dict[str, str]
+    log_path: Path
+    backoff: RestartBackoff = field(default_factory=RestartBackoff)
+    process: subprocess.Popen[bytes] | None = None
+    started_at: float = 0.0
+    restart_at: float | None = None
+
+
 class DevStack:
-    """The three processes of `podtask dev`, started in order and stopped in reverse."""
+    """The three processes of `podtask dev`: started in order, each restarted with a backoff
+    when it dies (the others and the pods keep running), stopped in reverse order.
+
+    A restarted cluster keeps its objects (SQLite) but not its pods' processes: like a node
+    that rebooted, it reports those pods lost, and the operator retries their attempts.
+    """
 
     def __init__(self, state_dir: Path, api_port: int, cluster_port: int) -> None:
         self.state_dir = state_dir.resolve()
+        if api_port:
+            ensure_port_free(api_port, "API", "--port")
+        if cluster_port:
+            ensure_port_free(cluster_port, "embedded cluster", "--cluster-port")
         self.api_port = api_port or free_port()
         self.cluster_port = cluster_port or free_port()
-        self.processes: list[tuple[str, subprocess.Popen[bytes]]] = []
-        self._logs: list[TextIO] = []
+        # Each health endpoint echoes it: what answers on our ports is ours, not another server.
+        self.instance = secrets.token_hex(16)
+        self.parts: list[Part] = []
+        self._logs: dict[str, TextIO] = {}
 
     @property
     def cluster_url(self) -> str:
@@ -175,29 +230,56 @@ class DevStack:
     def kubeconfig(self) -> Path:
         return self.state_dir / "kubeconfig"
 
-    def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-        log_path = self.state_dir / "logs" / f"{name}.log"
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = log_path.open("a")
-        self._logs.append(log)
+    def _add(self, name: str, args: list[str], env: dict[str, str]) -> Part:
+        part = Part(name, args, env, self.state_dir / "logs" / f"{name.lower()}.log")
+        self.parts.append(part)
+        self._spawn(part)
+        return part
+
+    def _spawn(self, part: Part) -> None:
+        log = self._logs.get(part.name)
+        if log is None:
+            part.log_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            log = self._logs[part.name] = part.log_path.open("a")
         # A session of its own: Ctrl-C reaches only us, and we stop the parts in order.
-        process = subprocess.Popen(
-            [sys.executable, *args],
-            env=env,
+        part.process = subprocess.Popen(
+            [sys.executable, *part.args],
+            env=part.env,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
             preexec_fn=_die_with_parent,
         )
-        self.processes.append((name, process))
-        return process
+        part.started_at = time.monotonic()
+        part.restart_at = None
+
+    def _wait_ready(self, url: str, part: Part, port: int, option: str) -> None:
+        deadline = time.monotonic() + 60
+        answered_by_another = False
+        assert part.process is not None
+        while time.monotonic() < deadline:
+            if part.process.poll() is not None:
+                tail = part.log_path.read_text()[-3000:] if part.log_path.exists() else ""
+                if answered_by_another or "already in use" in tail:
+                    raise PortTaken(port, part.name, option)
+                raise SystemExit(f"podtask dev: the {part.name} exited during start-up:\n{tail}")
+            with contextlib.suppress(httpx.HTTPError):
+                response = httpx.get(url, timeout=2)
+                if response.status_code == 200:
+                    if response.headers.get(INSTANCE_HEADER) == self.instance:
+                        return
+                    answered_by_another = True
+            time.sleep(0.1)
+        if answered_by_another:
+            raise PortTaken(port, part.name, option)
+        raise SystemExit(f"podtask dev: the {part.name} did not become ready; see {part.log_path}")
 
     def start(self, module_refs: Sequence[str]) -> DevSecrets:
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        make_private(self.state_dir)
         manifest = load_manifest(module_refs)
         dev_secrets = DevSecrets.load_or_create(self.state_dir)
         base_env = {k: v for k, v in os.environ.items() if not k.startswith("PODTASK_")}
-        cluster = self._spawn(
+        cluster = self._add(
             "cluster",
             [
                 "-m",
@@ -208,15 +290,12 @@ class DevStack:
                 str(self.cluster_port),
                 "--workdir",
                 os.getcwd(),
+                "--instance",
+                self.instance,
             ],
             base_env,
         )
-        _wait_ready(
-            f"{self.cluster_url}/readyz",
-            cluster,
-            "embedded cluster",
-            self.state_dir / "logs" / "cluster.log",
-        )
+        self._wait_ready(f"{self.cluster_url}/readyz", cluster, self.cluster_port, "--cluster-port")
         register(self.cluster_url, manifest)
         store_dev_key(self.cluster_url, dev_secrets.api_key)
         shared = {
@@ -226,13 +305,13 @@ class DevStack:
             "PODTASK_RUNNER_TOKEN_SECRET": dev_secrets.runner_token_secret,
         }
         # The API finds the dev key in the keys' Secret (`store_dev_key`), not in its env.
-        api = self._spawn(
-            "api",
+        api = self._add(
+            "API",
             ["-m", "podtask_api", "--host", "127.0.0.1", "--port", str(self.api_port)],
-            {**shared, "PODTASK_DEV_MODE": "true"},
+            {**shared, "PODTASK_DEV_MODE": "true", "PODTASK_INSTANCE": self.instance},
         )
-        _wait_ready(f"{self.api_url}/healthz", api, "API", self.state_dir / "logs" / "api.log")
-        self._spawn(
+        self._wait_ready(f"{self.api_url}/healthz", api, self.api_port, "--port")
+        self._add(
             "operator",
             ["-m", "podtask_operator"],
             # One operator on one machine: no Lease to wait for after a crash.
@@ -240,26 +319,39 @@ class DevStack:
         )
         return dev_secrets
 
-    def failed(self) -> str | None:
-        for name, process in self.processes:
-            if process.poll() is not None:
-                return f"the {name} exited with code {process.returncode}"
-        return None
+    def supervise(self, now: float) -> list[str]:
+        """Restart the parts that died, each after its backoff; what happened, in words."""
+        notices: list[str] = []
+        for part in self.parts:
+            if part.process is None:
+                continue
+            code = part.process.poll()
+            if code is None:
+                continue
+            if part.restart_at is None:
+                delay = part.backoff.after_exit(now - part.started_at)
+                part.restart_at = now + delay
+                notices.append(f"{restart_notice(part.name, code, delay)} (log: {part.log_path})")
+            elif now >= part.restart_at:
+                self._spawn(part)
+                notices.append(f"restarted the {part.name} (pid {part.process.pid})")
+        return notices
 
     def stop(self) -> None:
         # A second Ctrl-C must not cut the teardown short and leave parts running.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        for _name, process in reversed(self.processes):
-            if process.poll() is None:
+        for part in reversed(self.parts):
+            process = part.process
+            if process is not None and process.poll() is None:
                 process.send_signal(signal.SIGTERM)
                 try:
                     process.wait(timeout=15)
                 except subprocess.TimeoutExpired:
                     process.kill()
                     process.wait()
-        self.processes.clear()
-        for log in self._logs:
+        self.parts.clear()
+        for log in self._logs.values():
             log.close()
         self._logs.clear()
 
@@ -277,6 +369,8 @@ def _stop_on_signals() -> Iterator[None]:
 
 
 def run_dev(module_refs: Sequence[str], state_dir: Path, api_port: int, cluster_port: int) -> int:
+    # Everything the stack writes (database, secrets, kubeconfig, logs) is for its owner only.
+    os.umask(0o077)
     stack = DevStack(state_dir, api_port, cluster_port)
     with _stop_on_signals():
         try:
@@ -286,10 +380,10 @@ def run_dev(module_refs: Sequence[str], state_dir: Path, api_port: int, cluster_
             print(f"Kubeconfig: {stack.kubeconfig}")
             print(f"Logs: {stack.state_dir / 'logs'}")
             print("Ready. Press Ctrl-C to stop.", flush=True)
-            while (problem := stack.failed()) is None:
-                time.sleep(0.5)
-            print(f"podtask dev: {problem}; stopping", file=sys.stderr)
-            return 1
+            while True:
+                for notice in stack.supervise(time.monotonic()):
+                    print(f"podtask dev: {notice}", flush=True)
+                time.sleep(SUPERVISE_SECONDS)
         except KeyboardInterrupt:
             print("Stopping…", flush=True)
             return 0

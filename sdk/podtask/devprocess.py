@@ -7,6 +7,7 @@ and the kubeconfig path.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import signal
@@ -29,7 +30,9 @@ class DevProcess:
         cwd: Path | None = None,
         env: dict[str, str] | None = None,
         start_timeout: float = 90,
+        port: int = 0,
     ) -> None:
+        self.port = port
         self.modules = list(modules)
         self.state_dir = state_dir
         self.cwd = cwd
@@ -47,6 +50,19 @@ class DevProcess:
         assert self._process is not None, "not started"
         return self._process.pid
 
+    def part_pid(self, part: str) -> int:
+        """The pid of one part's current process: `cluster`, `api` or `operator`."""
+        import psutil
+
+        module = {"cluster": "podtask_devcluster", "api": "podtask_api"}.get(
+            part, f"podtask_{part}"
+        )
+        for child in psutil.Process(self.pid).children():
+            with contextlib.suppress(psutil.NoSuchProcess):
+                if child.status() != psutil.STATUS_ZOMBIE and module in child.cmdline():
+                    return int(child.pid)
+        raise LookupError(f"no {part} process under podtask dev ({self.pid})")
+
     def start(self) -> DevProcess:
         args = [
             sys.executable,
@@ -57,7 +73,7 @@ class DevProcess:
             "--state-dir",
             str(self.state_dir),
             "--port",
-            "0",
+            str(self.port),
         ]
         self._process = subprocess.Popen(
             args,

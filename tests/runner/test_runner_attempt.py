@@ -206,3 +206,7 @@ def test_a_hurried_report_tries_twice_only() -> None:
         callbacks.report(AttemptOutcome(ok=False), hurried=True)
     assert len(seen) == 2
     assert seen[0].extensions["timeout"]["read"] == 3.0
+
+
+def test_calls_wait_about_a_minute_for_a_restarting_api() -> None:
+    assert 55 <= sum(CallRetry().delays()) <= 90
