@@ -56,6 +56,8 @@ class RunnerEnvironment:
     run_id: str
     attempt: int
     token: str
+    # How many times one call to the API is tried; None: CallRetry's default (about a minute).
+    call_attempts: int | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> RunnerEnvironment:
@@ -68,11 +70,21 @@ class RunnerEnvironment:
             raise RunnerEnvironmentError(
                 f"PODTASK_ATTEMPT must be a whole number, got {env['PODTASK_ATTEMPT']!r}"
             ) from None
+        call_attempts = None
+        if env.get("PODTASK_API_CALL_ATTEMPTS"):
+            try:
+                call_attempts = max(1, int(env["PODTASK_API_CALL_ATTEMPTS"]))
+            except ValueError:
+                raise RunnerEnvironmentError(
+                    "PODTASK_API_CALL_ATTEMPTS must be a whole number, got "
+                    f"{env['PODTASK_API_CALL_ATTEMPTS']!r}"
+                ) from None
         return cls(
             api_url=env["PODTASK_API_URL"],
             run_id=env["PODTASK_RUN_ID"],
             attempt=attempt,
             token=env["PODTASK_ATTEMPT_TOKEN"],
+            call_attempts=call_attempts,
         )
 
 
@@ -221,10 +233,11 @@ def _in_pod(interruptions: Interruptions) -> int:
 
     # Imported here so that a missing environment fails fast and cheaply.
     from podtask_runner.attempt import AttemptOutcome, context_from_wire, execute_attempt
-    from podtask_runner.callbacks import ApiCallError, AttemptCallbacks
+    from podtask_runner.callbacks import ApiCallError, AttemptCallbacks, CallRetry
 
     label = f"attempt {env.attempt} of run {env.run_id}"
-    callbacks = AttemptCallbacks(env.api_url, env.run_id, env.attempt, env.token)
+    retry = None if env.call_attempts is None else CallRetry(attempts=env.call_attempts)
+    callbacks = AttemptCallbacks(env.api_url, env.run_id, env.attempt, env.token, retry=retry)
     try:
         try:
             with interruptions.interrupting():

@@ -51,7 +51,9 @@ def runners(root: int | None = None) -> list[Runner]:
     parent = psutil.Process(root if root is not None else os.getpid())
     for process in parent.children(recursive=True):
         with contextlib.suppress(psutil.Error):
-            if "podtask_runner" not in " ".join(process.cmdline()):
+            command = process.cmdline()
+            # The runner itself, not the kubelet's shim whose command line names it too.
+            if "podtask_runner" not in command[1:3]:
                 continue
             env = process.environ()
             if "PODTASK_RUN_ID" in env and process.status() != psutil.STATUS_ZOMBIE:

@@ -455,8 +455,8 @@ def test_output_that_is_not_json_fails_before_on_success() -> None:
     assert outcome.error is not None and outcome.error.type == "OutputNotSerializableError"
     assert "task:on_success" not in rec.calls
     assert rec.calls[-3:] == [
-        "task:on_error(the output of task 't' is not JSON: Object of type set is not JSON "
-        "serializable; return dicts, lists, strings, numbers, booleans or None)",
+        "task:on_error(the output of task 't' is not JSON a run can hold: output: a value of "
+        "type set is not JSON; return dicts, lists, strings, numbers, booleans or None)",
         *FAILED_TAIL,
     ]
 

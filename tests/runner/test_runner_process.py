@@ -207,8 +207,10 @@ def test_a_token_for_another_run_exits_2(live_api: LiveApi) -> None:
 
 def test_an_unreachable_api_exits_2(live_api: LiveApi) -> None:
     run = live_api.start_run("runner-echo-sync")
-    env = live_api.runner_env(run, PODTASK_API_URL="http://127.0.0.1:9")
-    # A short retry schedule is not configurable from outside; the default one is ~6 s.
+    # Three tries, not the default minute of patience with a restarting API.
+    env = live_api.runner_env(
+        run, PODTASK_API_URL="http://127.0.0.1:9", PODTASK_API_CALL_ATTEMPTS="3"
+    )
     done = subprocess.run(
         [sys.executable, "-m", "podtask_runner"], env=env, capture_output=True, text=True
     )
