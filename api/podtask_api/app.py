@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from fastapi import FastAPI, Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from podtask.dev import INSTANCE_HEADER
 from podtask.limits import MAX_BATCH_ITEMS, MAX_OUTPUT_BYTES, MAX_PAYLOAD_BYTES
 from podtask_api import public_routes, runner_routes
 from podtask_api.auth import api_key_store
-from podtask_api.body_checks import JsonBodyCheck
+from podtask_api.body_checks import JsonBodyCheck, replaying
 from podtask_api.cluster import KubernetesCluster
 from podtask_api.deployments import DeploymentCluster
 from podtask_api.errors import (
@@ -81,17 +81,7 @@ class RequestBodyLimit:
                 return
             chunks.append(chunk)
             more = message.get("more_body", False)
-        body = b"".join(chunks)
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
+        await self.app(scope, replaying(b"".join(chunks), receive), send)
 
 
 class JsonBodies:

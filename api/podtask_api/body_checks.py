@@ -105,6 +105,20 @@ def _is_json(scope: Scope) -> bool:
     return subtype == b"json" or subtype.endswith(b"+json")
 
 
+def replaying(body: bytes, receive: Receive) -> Receive:
+    """A `receive` that hands the app `body`, read already by a middleware, then goes on."""
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
 class JsonBodyCheck:
     """Refuse a JSON body `body_problem` finds fault with; pass the rest on, replayed."""
 
@@ -132,13 +146,4 @@ class JsonBodyCheck:
         if problem is not None:
             await error_response(problem)(scope, receive, send)
             return
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
+        await self.app(scope, replaying(body, receive), send)
