@@ -7,7 +7,8 @@ outcomes the routes distinguish.
 
 What the API's service account needs in its namespace: tasks (get, list), taskqueues
 (get, list, patch), taskruns (get, list, create, patch, delete; status: patch), and
-pods (get) with pods/log (get) for `GET /api/v1/runs/{id}/logs`.
+pods (get) with pods/log (get) for `GET /api/v1/runs/{id}/logs`, and configmaps (get,
+create, patch, delete) for batch markers.
 """
 
 from __future__ import annotations
@@ -320,6 +321,60 @@ class KubernetesCluster:
             name=name,
         )
 
+    # --- batch markers (ConfigMaps: see podtask.batch_markers) ---
+
+    def get_config_map(self, name: str) -> dict[str, Any]:
+        found = self._request(
+            "ConfigMap",
+            name,
+            self._core.read_namespaced_config_map,
+            name=name,
+            namespace=self.namespace,
+            _preload_content=False,
+        )
+        return _json_object(found)
+
+    def create_config_map(self, body: dict[str, Any]) -> dict[str, Any]:
+        created = self._request(
+            "ConfigMap",
+            None,
+            self._core.create_namespaced_config_map,
+            namespace=self.namespace,
+            body=body,
+            _preload_content=False,
+        )
+        return _json_object(created)
+
+    def json_patch_config_map(self, name: str, patch: list[dict[str, Any]]) -> dict[str, Any]:
+        """Apply a JSON patch; a failed `test` raises `ObjectRejected` (Kubernetes' 422)."""
+        patched = self._request(
+            "ConfigMap",
+            name,
+            self._core.patch_namespaced_config_map,
+            name=name,
+            namespace=self.namespace,
+            body=patch,
+            _content_type="application/json-patch+json",
+            _preload_content=False,
+        )
+        return _json_object(patched)
+
+    def delete_config_map(self, name: str, uid: str, resource_version: str) -> None:
+        """Delete it only as it was read (uid and version): a 409 when it changed since. Its
+        dependents go after it (background propagation)."""
+        self._request(
+            "ConfigMap",
+            name,
+            self._core.delete_namespaced_config_map,
+            name=name,
+            namespace=self.namespace,
+            body={
+                "propagationPolicy": "Background",
+                "preconditions": {"uid": uid, "resourceVersion": resource_version},
+            },
+            _preload_content=False,
+        )
+
     def merge_patch_run(self, name: str, patch: dict[str, Any]) -> dict[str, Any]:
         """Merge `patch` into the TaskRun `name` (its spec and metadata; never its status)."""
         return self._call(
@@ -402,6 +457,16 @@ class KubernetesCluster:
             if guard_of(fresh) == guard:
                 raise
             raise moved_on(fresh) from exc
+
+
+def _json_object(response: Any) -> dict[str, Any]:
+    try:
+        parsed = json.loads(response.data)
+    except ValueError:
+        parsed = None
+    if not isinstance(parsed, dict):
+        raise ClusterUnavailable("the Kubernetes API answered with something not an object", 502)
+    return parsed
 
 
 def _log_chunks(response: Any) -> Iterator[bytes]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from podtask_api.batch_visibility import is_visible
 from podtask_api.cluster import ObjectNotFound
 from podtask_api.errors import ApiError
 from podtask_api.services import Services
@@ -25,13 +26,16 @@ def queue_not_found(name: str, namespace: str) -> ApiError:
 
 
 async def read_run(svc: Services, run_id: str) -> dict[str, Any]:
-    """The TaskRun `run_id`; a 404 when there is none."""
+    """The TaskRun `run_id`; a 404 when there is none (or its batch is not committed yet)."""
     if not is_object_name(run_id):
         raise run_not_found(run_id)
     try:
-        return await svc.call(svc.cluster.get_run, run_id)
+        run = await svc.call(svc.cluster.get_run, run_id)
     except ObjectNotFound:
         raise run_not_found(run_id) from None
+    if not await is_visible(svc, run):
+        raise run_not_found(run_id)
+    return run
 
 
 async def read_queue(svc: Services, name: str) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from fastapi import APIRouter, Body, Depends, Header, Request, Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from podtask.batch_markers import request_digest
 from podtask.resources import TaskSpec, format_timestamp
 from podtask_api import catalog_routes, deployment_routes, run_read_routes
 from podtask_api.api_models import BatchTriggered, ReplayedRun, RunView, TriggeredRun
@@ -167,8 +168,20 @@ async def batch_trigger(
     svc: Annotated[Services, Depends(services)],
     who: Annotated[Caller, Depends(authenticated_caller)],
     response: Response,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=256,
+            description="Makes retrying the batch safe: a batch triggered again with the same "
+            "key (and the same items) answers with the same runs, and one cut off half-way "
+            "is completed.",
+        ),
+    ] = None,
 ) -> dict[str, Any]:
-    """Trigger up to 1,000 runs at once, in item order: every one is created, or none is."""
+    """Trigger up to 1,000 runs at once, in item order: every one is created, or none is,
+    whatever fails when; the runs exist (are listed, readable, started) once all do."""
     check_batch_payloads(request.items)
     task_ids = sorted({item.task for item in request.items})
     found = await asyncio.gather(*(_find_task(svc, task_id) for task_id in task_ids))
@@ -177,7 +190,13 @@ async def batch_trigger(
     if missing:
         raise unknown_tasks_error(request.items, missing, svc.settings.namespace)
     plan = plan_batch(request.items, tasks, parent_run_id=who.run_id)
-    runs = await create_batch(svc, plan)
+    runs = await create_batch(
+        svc,
+        plan,
+        idempotency_key=idempotency_key,
+        parent_run_id=who.run_id,
+        digest=request_digest([item.model_dump(mode="json") for item in request.items]),
+    )
     if all(run.is_cached for run in runs):
         response.status_code = 200
     return {"runs": [run.to_wire() for run in runs]}

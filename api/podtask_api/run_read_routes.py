@@ -18,6 +18,7 @@ from starlette.concurrency import iterate_in_threadpool
 
 from podtask.resources import FINAL_PHASES, LABEL_ATTEMPT, LABEL_RUN
 from podtask_api.api_models import RunPage, RunStatus
+from podtask_api.batch_visibility import visible_runs
 from podtask_api.cluster import ListExpired, ObjectNotFound, ObjectRejected
 from podtask_api.errors import CLUSTER_ERRORS, ApiError, error_responses
 from podtask_api.lookups import read_run
@@ -133,7 +134,9 @@ async def list_runs(
         return Chunk(listed.get("items") or [], (listed.get("metadata") or {}).get("continue"))
 
     async def fetch(selector: str | None, size: int, token: str | None) -> Chunk:
-        return await svc.call(read_chunk, selector, size, token)
+        chunk = await svc.call(read_chunk, selector, size, token)
+        # Runs of a batch not committed yet do not exist for users (`batch_visibility`).
+        return Chunk(await visible_runs(svc, chunk.items), chunk.continue_token)
 
     page = await list_page(fetch, filters, limit, start)
     summaries = []

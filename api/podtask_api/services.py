@@ -7,12 +7,13 @@ each in a worker thread and turns cluster failures into `ApiError`s.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
+from podtask.batch_markers import CommittedBatches
 from podtask_api.cluster import (
     ClusterUnavailable,
     KubernetesCluster,
@@ -29,6 +30,8 @@ T = TypeVar("T")
 class Services:
     settings: ApiSettings
     cluster: KubernetesCluster
+    # Batches whose runs users may see: known committed (see `batch_visibility`).
+    batches: CommittedBatches = field(default_factory=CommittedBatches)
 
     async def call(self, operation: Callable[..., T], *args: Any) -> T:
         """Run one cluster call in a thread; errors every route treats alike become ApiErrors."""

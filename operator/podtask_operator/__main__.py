@@ -128,6 +128,7 @@ async def serve(settings: OperatorSettings, health_address: HealthAddress | None
                 interval_seconds=settings.housekeeping_interval_seconds,
                 pod_retention=timedelta(seconds=settings.pod_retention_seconds),
                 run_retention=timedelta(seconds=settings.run_retention_seconds),
+                batch_abandon_after=timedelta(seconds=settings.batch_abandon_seconds),
             ),
             name="housekeeping",
         )

@@ -96,6 +96,14 @@ class Cluster:
             )
         )
 
+    async def get_config_map(self, name: str) -> dict[str, Any] | None:
+        """A batch's marker (see podtask.batch_markers); None when there is none."""
+        return await self._get_or_none(
+            lambda: self._core.read_namespaced_config_map(
+                name, self.namespace, _preload_content=False
+            )
+        )
+
     async def patch_run_status(
         self, name: str, patch: dict[str, Any], *, resource_version: str | None = None
     ) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 import kopf
 
+from podtask.batch_markers import LABEL_BATCH
 from podtask.resources import FINAL_PHASES, GROUP, LABEL_RUN, VERSION
 from podtask_operator.cluster import Cluster, load_api_client
 from podtask_operator.health import WATCH_HEARTBEAT
@@ -66,3 +67,8 @@ async def taskqueue_changed(
 ) -> None:
     WATCH_HEARTBEAT.beat()
     await memo.reconciler.queue_changed(name, None if type == "DELETED" else dict(body))
+
+
+@kopf.on.event("", "v1", "configmaps", labels={LABEL_BATCH: kopf.PRESENT})
+async def batch_marker_changed(type: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    await memo.reconciler.batch_changed(dict(body), deleted=type == "DELETED")

@@ -8,6 +8,11 @@ then; a pod whose run is not final is never deleted, because the operator still 
 classify the attempt. A finished TaskRun stays for the run retention, counted from its
 `status.finishedAt`; its pods go with it through their ownerReference. Nothing here adds a
 finalizer, so nothing can get stuck.
+
+Batch markers (`podtask.batch_markers`): a batch still open after the abandon timeout was
+given up by whoever created it (the API died, its client stopped retrying); its marker is
+deleted, pinned to the version that was open, and its runs (held, never started) go with it
+through their ownerReference. A committed marker is deleted once none of its runs is left.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from typing import Any
 import kubernetes
 from kubernetes.client.exceptions import ApiException
 
+from podtask.batch_markers import LABEL_BATCH, BatchMarker, BatchState, batch_owner, read_marker
 from podtask.resources import FINAL_PHASES, GROUP, LABEL_RUN, VERSION, parse_timestamp
 
 log = logging.getLogger(__name__)
@@ -99,12 +105,48 @@ class Doomed:
 
     name: str
     uid: str
+    # Pinned to this version too when set: an open batch committed meanwhile survives.
+    resource_version: str = ""
 
 
 @dataclass(frozen=True)
 class SweepPlan:
     runs: list[Doomed] = field(default_factory=list)
     pods: list[Doomed] = field(default_factory=list)
+    markers: list[Doomed] = field(default_factory=list)
+
+
+def marker_due_for_deletion(
+    marker: BatchMarker, runs_left: int, now: datetime, abandon_after: timedelta
+) -> bool:
+    """Whether to delete a batch's marker: open past the abandon timeout (the batch was given
+    up), or committed with none of its runs left. Never younger than the timeout, so that a
+    batch being created (whose runs a list made a moment earlier missed) is left alone."""
+    if marker.created_at is None or marker.created_at + abandon_after > now:
+        return False
+    return marker.state is BatchState.OPEN or runs_left == 0
+
+
+def plan_marker_sweep(
+    markers: Iterable[Mapping[str, Any]],
+    runs: Iterable[Mapping[str, Any]],
+    now: datetime,
+    abandon_after: timedelta,
+) -> list[Doomed]:
+    """The batch markers one sweep deletes (see `marker_due_for_deletion`)."""
+    runs_of: dict[str, int] = {}
+    for run in runs:
+        owner = batch_owner(run)
+        if owner is not None:
+            runs_of[owner.uid] = runs_of.get(owner.uid, 0) + 1
+    doomed = []
+    for body in markers:
+        marker = read_marker(body)
+        if marker is None or _being_deleted(body):
+            continue
+        if marker_due_for_deletion(marker, runs_of.get(marker.uid, 0), now, abandon_after):
+            doomed.append(Doomed(marker.name, marker.uid, marker.resource_version))
+    return doomed
 
 
 def _doomed(obj: Mapping[str, Any]) -> Doomed:
@@ -190,6 +232,27 @@ class HousekeepingClient:
             raise
         return True
 
+    async def list_markers(self) -> list[dict[str, Any]]:
+        return await self._list(
+            lambda token: self._core.list_namespaced_config_map(
+                self.namespace,
+                label_selector=LABEL_BATCH,
+                limit=_PAGE_SIZE,
+                _continue=token,
+                _preload_content=False,
+            )
+        )
+
+    async def delete_marker(self, marker: Doomed) -> bool:
+        return await self._delete(
+            lambda: self._core.delete_namespaced_config_map(
+                marker.name,
+                self.namespace,
+                body=_delete_options(marker),  # type: ignore[arg-type]
+                _preload_content=False,
+            )
+        )
+
     async def delete_run(self, run: Doomed) -> bool:
         return await self._delete(
             lambda: self._custom.delete_namespaced_custom_object(
@@ -216,13 +279,17 @@ class HousekeepingClient:
 
 def _delete_options(target: Doomed) -> dict[str, Any]:
     # Background: the run goes at once and the garbage collector follows with its pods.
-    return {"propagationPolicy": "Background", "preconditions": {"uid": target.uid}}
+    preconditions = {"uid": target.uid}
+    if target.resource_version:
+        preconditions["resourceVersion"] = target.resource_version
+    return {"propagationPolicy": "Background", "preconditions": preconditions}
 
 
 @dataclass(frozen=True)
 class SweepResult:
     deleted_runs: list[str]
     deleted_pods: list[str]
+    deleted_markers: list[str] = field(default_factory=list)
 
 
 async def sweep_once(
@@ -231,20 +298,26 @@ async def sweep_once(
     now: datetime,
     pod_retention: timedelta,
     run_retention: timedelta,
+    batch_abandon_after: timedelta = timedelta(minutes=10),
 ) -> SweepResult:
-    """List the runs and the attempt pods, and delete what is due (see `plan_sweep`)."""
+    """List the runs, the attempt pods and the batch markers, and delete what is due (see
+    `plan_sweep` and `plan_marker_sweep`)."""
     runs = await client.list_runs()
     pods = await client.list_pods()
+    markers = await client.list_markers()
     plan = plan_sweep(runs, pods, now, pod_retention=pod_retention, run_retention=run_retention)
     deleted_runs = [run.name for run in plan.runs if await client.delete_run(run)]
     deleted_pods = [pod.name for pod in plan.pods if await client.delete_pod(pod)]
-    if deleted_runs or deleted_pods:
+    doomed_markers = plan_marker_sweep(markers, runs, now, batch_abandon_after)
+    deleted_markers = [m.name for m in doomed_markers if await client.delete_marker(m)]
+    if deleted_runs or deleted_pods or deleted_markers:
         log.info(
-            "housekeeping deleted %d finished run(s) and %d finished pod(s)",
+            "housekeeping deleted %d finished run(s), %d finished pod(s) and %d batch marker(s)",
             len(deleted_runs),
             len(deleted_pods),
+            len(deleted_markers),
         )
-    return SweepResult(deleted_runs, deleted_pods)
+    return SweepResult(deleted_runs, deleted_pods, deleted_markers)
 
 
 async def run_housekeeping(
@@ -253,6 +326,7 @@ async def run_housekeeping(
     interval_seconds: float,
     pod_retention: timedelta,
     run_retention: timedelta,
+    batch_abandon_after: timedelta = timedelta(minutes=10),
     utcnow: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> None:
     """Sweep now and then every `interval_seconds`, until cancelled. A failed sweep is logged
@@ -260,7 +334,11 @@ async def run_housekeeping(
     while True:
         try:
             await sweep_once(
-                client, now=utcnow(), pod_retention=pod_retention, run_retention=run_retention
+                client,
+                now=utcnow(),
+                pod_retention=pod_retention,
+                run_retention=run_retention,
+                batch_abandon_after=batch_abandon_after,
             )
         except Exception:
             log.exception("housekeeping sweep failed; retrying in %gs", interval_seconds)

@@ -36,6 +36,7 @@ from podtask.resources import (
 )
 from podtask_operator.admission import QueueControls
 from podtask_operator.attempts import AttemptResult, classify_attempt, reported_success
+from podtask_operator.batch_gate import BatchGate
 from podtask_operator.cluster import Cluster, RunChanged
 from podtask_operator.lifecycle import (
     PendingAction,
@@ -131,6 +132,7 @@ class RunReconciler:
         self.scheduler = Scheduler(
             settings.default_concurrency_limit, self._start_admitted, self._queue_changed
         )
+        self.batches = BatchGate(cluster.get_config_map)
 
     # --- what the kopf handlers call ---------------------------------------------------
 
@@ -154,11 +156,17 @@ class RunReconciler:
         if deleted:
             key = self.scheduler.withdraw(name)
             self.forget(name)
+            self.batches.forget(name)
         else:
             key = await self.reconcile(name)
         if key is not None:
             await self.scheduler.admit(key)
             await self.mark_waiting(name)
+
+    async def batch_changed(self, marker: dict[str, Any], *, deleted: bool = False) -> None:
+        """A batch's marker changed: once committed, its held runs go on."""
+        for name in self.batches.marker_changed(marker, deleted=deleted):
+            self._spawn(self.run_changed(name))
 
     async def pod_changed(self, pod: dict[str, Any], *, deleted: bool = False) -> None:
         freed = self.scheduler.observe_pod(pod, deleted=deleted)
@@ -221,6 +229,8 @@ class RunReconciler:
         except ValidationError as exc:
             await self._fail(run, None, "InvalidTaskRun", f"the TaskRun is invalid: {exc}")
             return self.scheduler.withdraw(name)
+        if not await self.batches.admits(run):
+            return self.scheduler.withdraw(name)  # its batch is not committed (yet)
         phase = _phase(status)
         now = self._clock()
         if phase is not None and phase.is_final:

@@ -58,6 +58,12 @@ class OperatorSettings(BaseSettings):
         default=7 * 24 * 3600.0, ge=0, description="Finished TaskRuns stay this long."
     )
     housekeeping_interval_seconds: float = Field(default=60.0, gt=0)
+    batch_abandon_seconds: float = Field(
+        default=600.0,
+        gt=0,
+        description="A batch not committed this long after it was opened was given up: its "
+        "runs (never started) are deleted. Longer than any client's retries of a batch.",
+    )
 
     @model_validator(mode="after")
     def _renewals_fit_in_the_lease(self) -> OperatorSettings:

@@ -36,6 +36,7 @@ import asyncio
 import os
 import threading
 import time
+import uuid
 import weakref
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -102,6 +103,30 @@ class RunWaitTimeoutError(PodtaskError, TimeoutError):
         self.run_ids = list(run_ids)
         shown = ", ".join(self.run_ids[:5]) + (" …" if len(self.run_ids) > 5 else "")
         super().__init__(f"{len(self.run_ids)} run(s) not finished after {timeout:g}s: {shown}")
+
+
+# A batch is sent this many times at most while the API cannot be reached or fails (5xx).
+BATCH_TRIES = 5
+FIRST_BATCH_BACKOFF_SECONDS = 0.5
+MAX_BATCH_BACKOFF_SECONDS = 8.0
+
+
+def new_batch_key() -> str:
+    """The idempotency key of a batch whose caller gave none: its retries find it by this."""
+    return "batch-" + uuid.uuid4().hex
+
+
+def batch_may_retry(error: PodtaskError) -> bool:
+    """Whether a batch that failed so may be sent again (with its key): the API was not
+    reached, the connection dropped or timed out, or the API failed (not: refused it)."""
+    if isinstance(error, PodtaskConnectionError):
+        return True
+    return isinstance(error, PodtaskApiError) and (error.status >= 500 or error.status == 429)
+
+
+def batch_backoff(tries: int) -> float:
+    """Seconds to wait after try number `tries` (1-based) of a batch failed."""
+    return float(min(MAX_BATCH_BACKOFF_SECONDS, FIRST_BATCH_BACKOFF_SECONDS * 2 ** (tries - 1)))
 
 
 def poll_delay(poll: int) -> float:
@@ -341,23 +366,55 @@ class PodtaskClient:
                 found = self._async_http[loop] = httpx.AsyncClient(timeout=self._timeout)
             return found
 
-    def _request(self, method: str, path: str, body: Any = None) -> Any:
+    def _request(
+        self, method: str, path: str, body: Any = None, headers: Mapping[str, str] = {}
+    ) -> Any:
         try:
             response = self._sync_http().request(
-                method, self.config.url(path), json=body, headers=self.config.headers
+                method,
+                self.config.url(path),
+                json=body,
+                headers={**self.config.headers, **headers},
             )
         except httpx.TransportError as exc:
             raise _unreachable(self.config, exc) from exc
         return _answer(response)
 
-    async def _request_async(self, method: str, path: str, body: Any = None) -> Any:
+    async def _request_async(
+        self, method: str, path: str, body: Any = None, headers: Mapping[str, str] = {}
+    ) -> Any:
         try:
             response = await self._loop_http().request(
-                method, self.config.url(path), json=body, headers=self.config.headers
+                method,
+                self.config.url(path),
+                json=body,
+                headers={**self.config.headers, **headers},
             )
         except httpx.TransportError as exc:
             raise _unreachable(self.config, exc) from exc
         return _answer(response)
+
+    def _post_batch(self, body: Any, idempotency_key: str | None) -> Any:
+        headers = {"Idempotency-Key": idempotency_key or new_batch_key()}
+        for tries in range(1, BATCH_TRIES + 1):
+            try:
+                return self._request("POST", "/api/v1/tasks/batch", body, headers)
+            except (PodtaskConnectionError, PodtaskApiError) as exc:
+                if tries == BATCH_TRIES or not batch_may_retry(exc):
+                    raise
+            time.sleep(batch_backoff(tries))
+        raise AssertionError("unreachable")
+
+    async def _post_batch_async(self, body: Any, idempotency_key: str | None) -> Any:
+        headers = {"Idempotency-Key": idempotency_key or new_batch_key()}
+        for tries in range(1, BATCH_TRIES + 1):
+            try:
+                return await self._request_async("POST", "/api/v1/tasks/batch", body, headers)
+            except (PodtaskConnectionError, PodtaskApiError) as exc:
+                if tries == BATCH_TRIES or not batch_may_retry(exc):
+                    raise
+            await asyncio.sleep(batch_backoff(tries))
+        raise AssertionError("unreachable")
 
     def close(self) -> None:
         """Close the HTTP connections this client opened (not the ones it was given)."""
@@ -406,23 +463,32 @@ class PodtaskClient:
         answer = await self._request_async("POST", _trigger_path(task_id), body)
         return RunHandle.from_wire(answer, task_id)
 
-    def batch_trigger(self, task_id: str, items: Iterable[Any]) -> list[RunHandle]:
+    def batch_trigger(
+        self, task_id: str, items: Iterable[Any], *, idempotency_key: str | None = None
+    ) -> list[RunHandle]:
         """Trigger a run of `task_id` per item, in one request: all are created or none.
 
         Each item is a payload, or a `BatchItem(payload, options)`, or a mapping of exactly
         `{"payload": ..., "options": {...}}`. At most 1,000 items.
+
+        The batch is sent with an idempotency key (`idempotency_key`, else a fresh one), and
+        sent again with it when the connection drops, the request times out or the API
+        answers 5xx (a few times, with backoff): the API then answers with the same runs,
+        never a second batch. Triggering the same items with the same key later does too.
         """
         body = batch_body(task_id, items)
         if not body["items"]:
             return []
-        answer = self._request("POST", "/api/v1/tasks/batch", body)
+        answer = self._post_batch(body, idempotency_key)
         return [RunHandle.from_wire(run, task_id) for run in answer["runs"]]
 
-    async def batch_trigger_async(self, task_id: str, items: Iterable[Any]) -> list[RunHandle]:
+    async def batch_trigger_async(
+        self, task_id: str, items: Iterable[Any], *, idempotency_key: str | None = None
+    ) -> list[RunHandle]:
         body = batch_body(task_id, items)
         if not body["items"]:
             return []
-        answer = await self._request_async("POST", "/api/v1/tasks/batch", body)
+        answer = await self._post_batch_async(body, idempotency_key)
         return [RunHandle.from_wire(run, task_id) for run in answer["runs"]]
 
     # -- runs -------------------------------------------------------------------------------
@@ -932,13 +998,20 @@ async def trigger_and_wait_async(
     )
 
 
-def batch_trigger(task_id: str, items: Iterable[Any]) -> list[RunHandle]:
-    """Trigger a run of `task_id` per item (up to 1,000) in one request, all or none."""
-    return default_client().batch_trigger(task_id, items)
+def batch_trigger(
+    task_id: str, items: Iterable[Any], *, idempotency_key: str | None = None
+) -> list[RunHandle]:
+    """Trigger a run of `task_id` per item (up to 1,000) in one request, all or none; sent
+    again with the same idempotency key when it fails on the way (see the client's)."""
+    return default_client().batch_trigger(task_id, items, idempotency_key=idempotency_key)
 
 
-async def batch_trigger_async(task_id: str, items: Iterable[Any]) -> list[RunHandle]:
-    return await default_client().batch_trigger_async(task_id, items)
+async def batch_trigger_async(
+    task_id: str, items: Iterable[Any], *, idempotency_key: str | None = None
+) -> list[RunHandle]:
+    return await default_client().batch_trigger_async(
+        task_id, items, idempotency_key=idempotency_key
+    )
 
 
 def batch_trigger_and_wait(

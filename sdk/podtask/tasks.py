@@ -99,11 +99,15 @@ class Task:
     ) -> RunResult:
         return await client.trigger_and_wait_async(self.id, payload, timeout=timeout, **options)
 
-    def batch_trigger(self, items: Iterable[Any]) -> list[RunHandle]:
-        return client.batch_trigger(self.id, items)
+    def batch_trigger(
+        self, items: Iterable[Any], *, idempotency_key: str | None = None
+    ) -> list[RunHandle]:
+        return client.batch_trigger(self.id, items, idempotency_key=idempotency_key)
 
-    async def batch_trigger_async(self, items: Iterable[Any]) -> list[RunHandle]:
-        return await client.batch_trigger_async(self.id, items)
+    async def batch_trigger_async(
+        self, items: Iterable[Any], *, idempotency_key: str | None = None
+    ) -> list[RunHandle]:
+        return await client.batch_trigger_async(self.id, items, idempotency_key=idempotency_key)
 
     def batch_trigger_and_wait(
         self, items: Iterable[Any], *, timeout: float | None = None

@@ -10,11 +10,13 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
 from api_fixtures import API_KEY, HELLO, assert_error, settings_for
 from fastapi.testclient import TestClient
 
+from podtask.batch_markers import LABEL_BATCH
 from podtask.resources import LABEL_QUEUE, LABEL_TASK, QueueRef
 from podtask_api import run_listing
 from podtask_api.app import create_app
@@ -108,7 +110,8 @@ def test_filters_that_have_labels_go_to_the_cluster(listed: Listed) -> None:
     assert listed.all_ids(task="other-task", taskIdentifier="hello-world") == []
     assert listed.all_ids(task="not-deployed") == []
     stored = listed.namespace.run(other[0])["metadata"]["labels"]
-    assert stored == {LABEL_TASK: "other-task", LABEL_QUEUE: "other-queue"}
+    # Besides the batch it was created in (podtask.batch_markers).
+    assert stored == {LABEL_TASK: "other-task", LABEL_QUEUE: "other-queue", LABEL_BATCH: ANY}
 
 
 def test_filters_without_labels_fill_pages_from_several_chunks(listed: Listed) -> None:

@@ -49,6 +49,12 @@ OPERATOR_RULES: set[Rule] = {
     ("", "secrets", "create", None),
     # Cluster.post_event, and kopf's own event posting (settings.posting).
     ("", "events", "create", None),
+    # Batch markers: BatchGate reads one (Cluster.get_config_map), kopf watches them
+    # (handlers.batch_marker_changed), housekeeping lists them and deletes abandoned ones.
+    ("", "configmaps", "get", None),
+    ("", "configmaps", "list", None),
+    ("", "configmaps", "watch", None),
+    ("", "configmaps", "delete", None),
     # kopf's watch of Leases (health.lease_event, the heartbeat); LeaseStore.create.
     ("coordination.k8s.io", "leases", "list", None),
     ("coordination.k8s.io", "leases", "watch", None),
@@ -83,9 +89,13 @@ API_RULES: set[Rule] = {
     # KubernetesCluster.get_pod / read_pod_log / follow_pod_log.
     ("", "pods", "get", None),
     ("", "pods/log", "get", None),
-    # DeploymentCluster.records / create_record / delete_record.
+    # DeploymentCluster.records / create_record / delete_record; batch markers:
+    # KubernetesCluster.get_config_map / create_config_map / json_patch_config_map (the
+    # commit) / delete_config_map (a failed batch withdrawn).
+    ("", "configmaps", "get", None),
     ("", "configmaps", "list", None),
     ("", "configmaps", "create", None),
+    ("", "configmaps", "patch", None),
     ("", "configmaps", "delete", None),
     # ApiKeySecret.read (auth.api_key_store): that one Secret.
     ("", "secrets", "get", KEYS_SECRET),

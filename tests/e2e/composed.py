@@ -68,14 +68,22 @@ class ComposedStack:
         self.cluster.start()
         self.cluster.add_create_observer(self._observe)
         register(self.cluster.url, build_manifest(load_tasks(self.modules)))
+        self.start_api()
+        self.start_operator()
+        return self
+
+    def start_api(self) -> None:
         self.api = self._spawn(
             "api",
             ["-m", "podtask_api", "--host", "127.0.0.1", "--port", str(self.api_port)],
             {"PODTASK_API_KEY_HASHES": hashlib.sha256(self.api_key.encode()).hexdigest()},
         )
         wait_until(self._api_ready, timeout=60)
-        self.start_operator()
-        return self
+
+    def kill_api(self) -> None:
+        assert self.api is not None
+        self.api.send_signal(signal.SIGKILL)
+        self.api.wait(timeout=30)
 
     def start_operator(self) -> None:
         self.operator = self._spawn(

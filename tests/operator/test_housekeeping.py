@@ -5,9 +5,12 @@ from typing import Any
 
 import pytest
 
+from podtask.batch_markers import LABEL_BATCH, new_marker, owner_reference, read_marker
 from podtask.resources import LABEL_RUN
 from podtask_operator.housekeeping import (
     Doomed,
+    marker_due_for_deletion,
+    plan_marker_sweep,
     plan_sweep,
     pod_due_for_deletion,
     pod_finished_at,
@@ -161,3 +164,42 @@ def test_a_sweep_deletes_due_runs_and_the_due_pods_of_kept_runs() -> None:
     )
     assert plan.runs == [Doomed("old", "uid-old")]
     assert plan.pods == [Doomed("recent-1", "uid-recent-1")]
+
+
+def _marker(state: str, age: timedelta, uid: str) -> dict[str, Any]:
+    body = new_marker(uid, "s", 1, ["t"], "d", NOW - age)
+    body["metadata"] = {**body["metadata"], "uid": uid, "resourceVersion": f"v-{uid}"}
+    body["data"] = {**body["data"], "state": state}
+    return body
+
+
+def _batch_run(marker_body: dict[str, Any]) -> dict[str, Any]:
+    found = read_marker(marker_body)
+    assert found is not None
+    return {
+        "metadata": {
+            "name": f"run-{found.uid}",
+            "labels": {LABEL_BATCH: found.batch_id},
+            "ownerReferences": [owner_reference(found)],
+        }
+    }
+
+
+def test_abandoned_batches_and_spent_markers_are_deleted_young_ones_never() -> None:
+    abandon = timedelta(minutes=10)
+    old = timedelta(minutes=11)
+    young = timedelta(minutes=1)
+    abandoned = _marker("open", old, "a1")
+    being_made = _marker("open", young, "a2")
+    live = _marker("committed", old, "c1")
+    spent = _marker("committed", old, "c2")
+    just_committed = _marker("committed", young, "c3")
+    markers = [abandoned, being_made, live, spent, just_committed]
+    runs = [_batch_run(abandoned), _batch_run(being_made), _batch_run(live)]
+    doomed = plan_marker_sweep(markers, runs, NOW, abandon)
+    # Pinned to the version seen open: a batch committed since survives its deletion.
+    assert doomed == [
+        Doomed("podtask-batch-a1", "a1", "v-a1"),
+        Doomed("podtask-batch-c2", "c2", "v-c2"),
+    ]
+    assert marker_due_for_deletion(read_marker(abandoned), 1, NOW, abandon)  # type: ignore[arg-type]

@@ -14,6 +14,14 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from podtask.batch_markers import (
+    LABEL_BATCH,
+    batch_run_name,
+    marker_name,
+    new_marker,
+    owner_reference,
+    read_marker,
+)
 from podtask.resources import API_VERSION, LABEL_ATTEMPT, LABEL_RUN, TaskRunSpec
 from podtask_operator.housekeeping import HousekeepingClient, run_housekeeping, sweep_once
 from tests.embedded_kube import EmbeddedKube, KubeNamespace
@@ -167,3 +175,51 @@ def test_sweeps_delete_what_is_due_and_nothing_else(embedded_kube: EmbeddedKube)
 
     asyncio.run(loop_until_swept())
     wait_for(lambda: kube.pods() == ["live-1"], 15, "the canceled run's pod to go with it")
+
+
+def test_an_abandoned_batch_goes_with_its_runs_and_a_committed_one_stays(
+    embedded_kube: EmbeddedKube,
+) -> None:
+    namespace = embedded_kube.new_namespace("batches")
+    core = client.CoreV1Api(embedded_kube.api)
+    when = datetime.now(UTC) - timedelta(minutes=11)
+
+    def batch(batch_id: str, state: str) -> list[str]:
+        body = new_marker(batch_id, batch_id, 2, ["hello-world"], "d", when)
+        body["data"]["state"] = state
+        created = core.create_namespaced_config_map(namespace.name, body)
+        marker = read_marker(core.api_client.sanitize_for_serialization(created))
+        assert marker is not None
+        names = [batch_run_name(batch_id, i) for i in range(2)]
+        for name in names:
+            namespace.create_run(
+                {
+                    "apiVersion": API_VERSION,
+                    "kind": "TaskRun",
+                    "metadata": {
+                        "name": name,
+                        "labels": {LABEL_BATCH: batch_id},
+                        "ownerReferences": [owner_reference(marker)],
+                    },
+                    "spec": SPEC.to_wire(),
+                }
+            )
+        return names
+
+    abandoned = batch("0abandoned", "open")
+    committed = batch("0committed", "committed")
+    housekeeping = HousekeepingClient(embedded_kube.api, namespace.name)
+    result = asyncio.run(
+        sweep_once(
+            housekeeping,
+            now=datetime.now(UTC),
+            pod_retention=timedelta(hours=1),
+            run_retention=timedelta(days=7),
+            batch_abandon_after=timedelta(minutes=10),
+        )
+    )
+    assert result.deleted_markers == [marker_name("0abandoned")]
+    wait_for(
+        lambda: namespace.run_names() == sorted(committed), 15, "the abandoned runs to be collected"
+    )
+    assert sorted(set(abandoned) & set(namespace.run_names())) == []

@@ -39,6 +39,11 @@ namespaces or CRDs (handlers.configure turns that off).
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create"]
+# Batch markers: a batch's runs are held until its marker says committed (read, watched);
+# housekeeping deletes the markers of abandoned batches (their runs go with them).
+- apiGroups: [""]
+  resources: ["configmaps"]
+  verbs: ["get", "list", "watch", "delete"]
 # Leader election: kopf lists and watches Leases (their renewals are the health probe's
 # heartbeat); the elector creates its Lease once. A create cannot be limited by name.
 - apiGroups: ["coordination.k8s.io"]
@@ -74,10 +79,11 @@ namespaces or CRDs (handlers.configure turns that off).
   resources: ["pods", "pods/log"]
   verbs: ["get"]
 # Deployment records: one ConfigMap per deployed version (listed, created, and deleted when
-# the registration behind it fails).
+# the registration behind it fails). Batch markers: one ConfigMap per batch trigger,
+# created open, read by a retry, patched once to commit it, deleted when it fails.
 - apiGroups: [""]
   resources: ["configmaps"]
-  verbs: ["list", "create", "delete"]
+  verbs: ["get", "list", "create", "patch", "delete"]
 # The API keys' digests: only that one Secret, read-only (`podtask keys` writes it).
 - apiGroups: [""]
   resources: ["secrets"]
