@@ -4,11 +4,13 @@ of 1,000, then the batch sent again with the same idempotency key.
 The API is a real uvicorn process (`python -m podtask_api`), the operator a real kopf
 process, the cluster the embedded one in this process: a create observer sees every pod as
 it is created, and checks that its run's batch was committed by then.
+
+`make test` lets the first few dozen runs of the batch execute, then pauses its queue;
+`make soak` executes all 1,000.
 """
 
 from __future__ import annotations
 
-import random
 import threading
 import uuid
 from collections.abc import Iterator
@@ -22,13 +24,14 @@ from podtask.client import PodtaskClient
 from podtask.resources import LABEL_RUN
 from tests.e2e.composed import ComposedStack
 from tests.e2e.conftest import TASK_MODULES, wait_until
+from tests.reliability.conftest import SOAK, seeded
 
 ITEMS = 1000
 BATCH = "/api/v1/tasks/batch"
 
 
 @pytest.fixture(scope="module")
-def composed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposedStack]:
+def batch_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposedStack]:
     stack = ComposedStack(
         tmp_path_factory.mktemp("batches"),
         [str(TASK_MODULES / "batches.py")],
@@ -81,13 +84,15 @@ def _kill_api_once(stack: ComposedStack, task: str, before: int, target: int) ->
 
 
 def test_api_killed_mid_batch_leaves_none_or_all_and_the_retry_makes_all(
-    composed: ComposedStack,
+    batch_stack: ComposedStack,
 ) -> None:
+    composed = batch_stack
+    seed, rng = seeded(0)
     watcher = PodsOfOpenBatches(composed)
     composed.cluster.add_create_observer(watcher)
     key = f"kill-{uuid.uuid4().hex}"
     items = [{"task": "quick", "payload": {"i": i}} for i in range(ITEMS)]
-    target = random.randint(0, ITEMS)  # how far the batch got when the API died
+    target = rng.randint(0, ITEMS)  # how far the batch got when the API died
     outcome: dict[str, Any] = {}
 
     def first_try() -> None:
@@ -115,7 +120,7 @@ def test_api_killed_mid_batch_leaves_none_or_all_and_the_retry_makes_all(
     with PodtaskClient(composed.api_url, composed.api_key) as client:
         visible = _visible(client, "quick")
         assert len(visible) in (0, ITEMS), (
-            f"killed after {existing} of {ITEMS} runs (target {target})"
+            f"killed after {existing} of {ITEMS} runs (target {target}, seed {seed})"
         )
         if answered is not None and answered.status_code == 201:
             assert len(visible) == ITEMS
@@ -135,18 +140,27 @@ def test_api_killed_mid_batch_leaves_none_or_all_and_the_retry_makes_all(
         assert sorted(_visible(client, "quick")) == sorted(ids)
         assert sorted(r["metadata"]["name"] for r in _task_runs(composed, "quick")) == sorted(ids)
 
-    runs = composed.wait_all(ids, timeout=1200)
-    # Every task body ran and reported. (Its phase is Completed, except where the operator
-    # misreads a report written just before the pod ended: issue 9 item 1, fixed apart.)
-    reports = {n: r["status"].get("report") or {} for n, r in runs.items()}
-    assert [reports[i].get("ok") for i in ids] == [True] * ITEMS
-    assert [reports[i]["output"]["i"] for i in ids] == list(range(ITEMS))
+    if SOAK:
+        runs = composed.wait_all(ids, timeout=1200)
+        assert {n: r["status"]["phase"] for n, r in runs.items()} == dict.fromkeys(ids, "Completed")
+        with PodtaskClient(composed.api_url, composed.api_key) as client:
+            outputs = [client.get_run(i)["output"] for i in ids]
+        assert outputs == [{"i": i} for i in range(ITEMS)]
+    else:
+        # Enough of the batch executes to show its pods came after its commit; the rest waits.
+        wait_until(lambda: len(watcher.seen) >= 40, timeout=300)
+        with PodtaskClient(composed.api_url, composed.api_key) as client:
+            client.pause_queue("wide")
     composed.cluster.remove_create_observer(watcher)
     assert watcher.offending == [], "a run of a batch not committed got a pod"
-    assert sorted(watcher.seen) == sorted(ids)
+    assert set(watcher.seen) <= set(ids)
+    if SOAK:
+        assert sorted(watcher.seen) == sorted(ids)
 
 
-def test_the_client_retries_a_batch_cut_off_by_the_api_dying(composed: ComposedStack) -> None:
+def test_the_client_retries_a_batch_cut_off_by_the_api_dying(batch_stack: ComposedStack) -> None:
+    composed = batch_stack
+    seed, rng = seeded(1)
     with PodtaskClient(composed.api_url, composed.api_key) as client:
         client.pause_queue("parked")
         before = len(_task_runs(composed, "parked"))
@@ -162,10 +176,10 @@ def test_the_client_retries_a_batch_cut_off_by_the_api_dying(composed: ComposedS
 
         sender = threading.Thread(target=trigger)
         sender.start()
-        _kill_api_once(composed, "parked", before, random.randint(1, ITEMS - 1))
+        _kill_api_once(composed, "parked", before, rng.randint(1, ITEMS - 1))
         composed.start_api()
         sender.join(300)
-        assert "error" not in outcome, outcome.get("error")
+        assert "error" not in outcome, (outcome.get("error"), f"seed {seed}")
         ids = [handle.id for handle in outcome["handles"]]
         assert len(set(ids)) == ITEMS
         assert len(_task_runs(composed, "parked")) == before + ITEMS
