@@ -59,7 +59,7 @@ def runners(root: int | None = None) -> list[Runner]:
     parent = psutil.Process(root if root is not None else os.getpid())
     for process in parent.children(recursive=True):
         with contextlib.suppress(psutil.Error):
-            if "podtask_runner" not in " ".join(process.cmdline()):
+            if not _is_runner(process.cmdline()):
                 continue
             env = process.environ()
             if "PODTASK_RUN_ID" in env and process.status() != psutil.STATUS_ZOMBIE:
@@ -67,6 +67,12 @@ def runners(root: int | None = None) -> list[Runner]:
                     Runner(process.pid, env["PODTASK_RUN_ID"], int(env["PODTASK_ATTEMPT"]))
                 )
     return found
+
+
+def _is_runner(args: list[str]) -> bool:
+    """The runner itself, not the dev kubelet's container shim that started it (whose command
+    line ends with the runner's, and whose environment is the same)."""
+    return args[1:3] == ["-m", "podtask_runner"]
 
 
 def kill_runners(
