@@ -59,7 +59,9 @@ def runners(root: int | None = None) -> list[Runner]:
     parent = psutil.Process(root if root is not None else os.getpid())
     for process in parent.children(recursive=True):
         with contextlib.suppress(psutil.Error):
-            if not _is_runner(process.cmdline()):
+            command = process.cmdline()
+            # The runner itself, not the kubelet's shim whose command line names it too.
+            if "podtask_runner" not in command[1:3]:
                 continue
             env = process.environ()
             if "PODTASK_RUN_ID" in env and process.status() != psutil.STATUS_ZOMBIE:
@@ -67,12 +69,6 @@ def runners(root: int | None = None) -> list[Runner]:
                     Runner(process.pid, env["PODTASK_RUN_ID"], int(env["PODTASK_ATTEMPT"]))
                 )
     return found
-
-
-def _is_runner(args: list[str]) -> bool:
-    """The runner itself, not the dev kubelet's container shim that started it (whose command
-    line ends with the runner's, and whose environment is the same)."""
-    return args[1:3] == ["-m", "podtask_runner"]
 
 
 def kill_runners(
