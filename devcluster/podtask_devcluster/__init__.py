@@ -5,5 +5,6 @@ commands as local processes instead of containers.
 """
 
 from podtask_devcluster.cluster import EmbeddedCluster
+from podtask_devcluster.state_lock import StateDirInUse
 
-__all__ = ["EmbeddedCluster"]
+__all__ = ["EmbeddedCluster", "StateDirInUse"]

@@ -23,6 +23,7 @@ from podtask_devcluster.kubelet import Kubelet
 from podtask_devcluster.private_files import private_directory, write_private_text
 from podtask_devcluster.registry import Registry
 from podtask_devcluster.server import VERBS, ApiServer
+from podtask_devcluster.state_lock import DEFAULT_WAIT_SECONDS, StateLock
 from podtask_devcluster.store import JsonObject, ObjectStore, storage_key
 
 T = TypeVar("T")
@@ -58,7 +59,9 @@ class EmbeddedCluster:
 
     `start()` returns once the server accepts connections; `stop()` (or leaving the `with`
     block) ends watches, kills pod processes and closes the database. Objects and the
-    resourceVersion counter survive a stop/start with the same `state_dir`.
+    resourceVersion counter survive a stop/start with the same `state_dir`. One cluster at a
+    time uses a `state_dir` (`StateLock`): `start()` waits up to `state_lock_timeout` seconds
+    for another that is stopping, then raises `StateDirInUse`.
     """
 
     def __init__(
@@ -69,8 +72,11 @@ class EmbeddedCluster:
         port: int = 0,
         workdir: Path | None = None,
         instance: str = "",
+        state_lock_timeout: float = DEFAULT_WAIT_SECONDS,
     ) -> None:
         self.state_dir = Path(state_dir)
+        self._state_lock = StateLock(self.state_dir)
+        self._state_lock_timeout = state_lock_timeout
         self.instance = instance
         self.host = host
         self.port = port
@@ -107,6 +113,16 @@ class EmbeddedCluster:
             return self
         private_directory(self.state_dir)
         private_directory(self.log_dir)
+        self._state_lock.acquire(self._state_lock_timeout)
+        try:
+            self._start_thread()
+        except BaseException:
+            if not self.running:
+                self._state_lock.release()
+            raise
+        return self
+
+    def _start_thread(self) -> None:
         # proto must say TCP explicitly: asyncio only sets TCP_NODELAY on accepted sockets whose
         # proto is IPPROTO_TCP, and without it every response waits ~40 ms for a delayed ACK.
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
@@ -133,7 +149,6 @@ class EmbeddedCluster:
             self._thread.join(5)
             self._thread = None
             raise RuntimeError("the dev cluster failed to start") from self._startup_error
-        return self
 
     def stop(self) -> None:
         thread, loop, stop = self._thread, self._loop, self._stop_requested
@@ -144,6 +159,8 @@ class EmbeddedCluster:
                 loop.call_soon_threadsafe(stop.set)
         thread.join(STOP_TIMEOUT_SECONDS)
         self._thread = None
+        if not thread.is_alive():
+            self._state_lock.release()  # the database is closed
 
     def __enter__(self) -> EmbeddedCluster:
         return self.start()

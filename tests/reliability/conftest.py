@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.composed import ComposedStack
-from tests.reliability.faults import PhaseWatch
+from tests.reliability.faults import DevUnderFaults, PhaseWatch, PodWatch
 
 TASK_MODULES = Path(__file__).parent / "task_modules"
 SOAK = os.environ.get("PODTASK_SOAK") == "1"
@@ -51,3 +51,27 @@ def phases(composed: ComposedStack) -> Iterator[PhaseWatch]:
         yield watch
     finally:
         watch.stop()
+
+
+@pytest.fixture(scope="package")
+def dev_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevUnderFaults]:
+    """The real `podtask dev`, for faults in its parts and in itself."""
+    stack = DevUnderFaults(
+        [str(TASK_MODULES / "ledger_tasks.py")], tmp_path_factory.mktemp("dev") / ".podtask"
+    ).start()
+    try:
+        yield stack
+    finally:
+        stack.stop()
+
+
+@pytest.fixture
+def dev_watches(dev_stack: DevUnderFaults) -> Iterator[tuple[PhaseWatch, PodWatch]]:
+    """Phases and pods of `dev_stack`, watched from outside it for one test."""
+    phases = PhaseWatch(dev_stack.kubeconfig).start()
+    pods = PodWatch(dev_stack.kubeconfig).start()
+    try:
+        yield phases, pods
+    finally:
+        phases.stop()
+        pods.stop()

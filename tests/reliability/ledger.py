@@ -95,3 +95,19 @@ class Ledger:
                 if reason == "Completed":
                     problems.append(f"{name}: attempt {number} returned and completed, then ran")
         assert not problems, f"executions after a success {context}: {problems}"
+
+    def assert_completions_returned(
+        self, runs: Mapping[str, Mapping[str, Any]], context: str = ""
+    ) -> None:
+        """The attempt that completed each Completed run is one whose body returned, once: the
+        stack recorded a success that really happened, and only one execution of it."""
+        returned = self.count(RETURNED)
+        problems = {
+            name: returned.get((name, run["status"]["attempt"]), 0)
+            for name, run in runs.items()
+            if run["status"].get("phase") == "Completed"
+            and returned.get((name, run["status"]["attempt"]), 0) != 1
+        }
+        assert not problems, (
+            f"completing attempts whose body did not return once {context}: {problems}"
+        )

@@ -63,3 +63,14 @@ def ledger_retried(payload: dict[str, Any], ctx: Context) -> dict[str, Any]:
 def ledger_oom_policy(payload: dict[str, Any], ctx: Context) -> dict[str, Any]:
     """Moves to a bigger machine after running out of memory, and only then."""
     return {**_body(payload, ctx), "machine": ctx.machine.name}
+
+
+@task(
+    id="ledger-enduring",
+    queue={"name": "ledger", "concurrency_limit": 10},
+    retry={"max_attempts": 30, "min_timeout_ms": 200, "max_timeout_ms": 1000},
+)
+def ledger_enduring(payload: dict[str, Any], ctx: Context) -> dict[str, Any]:
+    """Retried for as long as a storm of faults lasts: a restart of the cluster (or of the
+    whole `podtask dev`) ends every executing attempt, and such a run must still complete."""
+    return _body(payload, ctx)
