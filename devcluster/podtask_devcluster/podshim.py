@@ -36,6 +36,10 @@ def _prctl(option: int, value: int) -> None:
         libc.prctl(option, value, 0, 0, 0)
 
 
+def _die_with_the_shim() -> None:
+    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 def descendants(root: int) -> list[int]:
     """Every process below `root`, from the parent links in /proc (empty where there is none)."""
     children: dict[int, list[int]] = {}
@@ -92,7 +96,14 @@ class Shim:
             return START_ERROR_EXIT_CODE
         _prctl(PR_SET_CHILD_SUBREAPER, 1)
         try:
-            self.main = subprocess.Popen(argv, stdin=subprocess.DEVNULL, start_new_session=True)
+            self.main = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                # Should the shim itself be killed, its command dies with it (a process that
+                # escaped into a session of its own then needs a cgroup to be found).
+                preexec_fn=_die_with_the_shim,  # safe: the shim has one thread
+            )
         except (OSError, ValueError) as error:
             with os.fdopen(status_fd, "w") as report:
                 report.write(str(error))

@@ -121,6 +121,38 @@ def test_a_setsid_daemon_counts_against_the_memory_limit(
         _assert_gone(psutil.Process(int(pidfile.read_text())))
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal: Linux")
+def test_the_command_dies_when_its_shim_is_killed(
+    api: client.ApiClient, cluster: EmbeddedCluster, name: str
+) -> None:
+    core = client.CoreV1Api(api)
+    pidfile = cluster.workdir / f"{name}.pid"
+    core.create_namespaced_pod(NS, _pod(name, pidfile, main_seconds=300))
+    daemon = _daemon(pidfile)
+    (shim,) = [
+        process
+        for process in psutil.Process().children()
+        if "podshim.py" in " ".join(process.cmdline())
+        and any(str(pidfile) in " ".join(c.cmdline()) for c in process.children())
+    ]
+    # The shim's children: the command, and the daemon it adopted as the subreaper.
+    (command,) = [child for child in shim.children() if child.pid != daemon.pid]
+    shim.kill()
+    try:
+        wait_for(lambda: _gone_or_reaped(command), 30, what="the command to die with its shim")
+        assert wait_for(lambda: _phase(core, name), 30, what="pod finished") == "Failed"
+    finally:
+        # Orphaned by the shim's death, the daemon is out of any pod's reach (no cgroup here).
+        daemon.kill()
+
+
+def _gone_or_reaped(process: psutil.Process) -> bool:
+    try:
+        return process.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
 def test_a_setsid_daemon_dies_when_the_cluster_stops(tmp_path: Path) -> None:
     pidfile = tmp_path / "daemon.pid"
     with EmbeddedCluster(tmp_path / "state", workdir=tmp_path) as cluster:
