@@ -70,13 +70,14 @@ def classify_attempt(
         report = None
     if pod is not None and not pod_is_finished(pod):
         return None
+    success = reported_success(pod, report, attempt)
+    if success is not None:
+        return success
     terminated = _terminated_state(pod) if pod is not None else None
     exit_code = terminated.get("exitCode") if terminated else None
     container_reason = (terminated or {}).get("reason") or ""
     pod_reason = (pod or {}).get("status", {}).get("reason") or ""
 
-    if report is not None and report.ok:
-        return AttemptResult(AttemptOutcome.SUCCEEDED, exit_code, "Completed", output=report.output)
     if pod is None:
         error = RunError(type="PodLost", message="the attempt's pod disappeared before it finished")
         return AttemptResult(AttemptOutcome.LOST, None, "PodDeleted", error=error)
