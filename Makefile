@@ -4,6 +4,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 MODULES ?= examples
+# embedded (the default) or real: a Kubernetes control plane built from source (make control-plane)
+CLUSTER ?= embedded
 PYTEST_ARGS ?=
 
 .PHONY: dev test soak lint typecheck unit crds bench clean control-plane
@@ -15,7 +17,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 dev: $(STAMP)
-	$(BIN)/podtask dev $(MODULES)
+	$(BIN)/podtask dev --cluster $(CLUSTER) $(MODULES)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -115,6 +115,14 @@ def _add_dev_and_index(commands: Any) -> None:
         default=0,
         help="the embedded Kubernetes API's port (0: any free port)",
     )
+    dev.add_argument(
+        "--cluster",
+        choices=["embedded", "real"],
+        default="embedded",
+        help="embedded: the embedded cluster (default); real: a real Kubernetes control plane "
+        "(etcd, kube-apiserver, scheduler, controller-manager) built from source, and a node "
+        "agent for this machine",
+    )
     index = commands.add_parser(
         "index",
         help="print the manifest (JSON) of the tasks and queues that task modules declare",
@@ -607,7 +615,11 @@ def main(argv: list[str] | None = None) -> int:
             from podtask.dev import run_dev
 
             return run_dev(
-                args.modules or ["examples"], args.state_dir, args.port, args.cluster_port
+                args.modules or ["examples"],
+                args.state_dir,
+                args.port,
+                args.cluster_port,
+                args.cluster,
             )
         if args.command == "index":
             return _print_index(args.modules)

@@ -41,6 +41,11 @@ NAMESPACE = "default"
 # The API's and the cluster's health endpoints echo the instance id they were started with.
 INSTANCE_HEADER = "Podtask-Instance"
 SUPERVISE_SECONDS = 0.2
+# `--cluster`: the embedded cluster (the default), or a real control plane built from source.
+CLUSTERS = ("embedded", "real")
+# The one Node of `--cluster real`: this machine, as the node agent registers it.
+NODE_NAME = "podtask-local"
+NODE_READY_SECONDS = 60
 
 
 def free_port() -> int:
@@ -87,31 +92,61 @@ def task_resources(manifest: Manifest, namespace: str = NAMESPACE) -> list[dict[
     )
 
 
-def _install_crds(kube: httpx.Client) -> None:
-    path = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
-    for crd in custom_resource_definitions():
-        existing = kube.get(f"{path}/{crd['metadata']['name']}")
-        if existing.status_code == 200:
-            crd["metadata"]["resourceVersion"] = existing.json()["metadata"]["resourceVersion"]
-            kube.put(f"{path}/{crd['metadata']['name']}", json=crd).raise_for_status()
-        else:
-            kube.post(path, json=crd).raise_for_status()
+# The embedded cluster's URL (it asks for no credentials), or a kubeconfig file.
+KubeTarget = str | Path
 
 
-def _embedded_client(cluster_url: str) -> Any:
-    """A Kubernetes client for the embedded cluster (which asks for no credentials)."""
-    from kubernetes import client
+def kube_client(target: KubeTarget) -> Any:
+    """A Kubernetes client for the embedded cluster's URL, or for a kubeconfig's cluster."""
+    from kubernetes import client, config
 
+    if isinstance(target, Path):
+        return config.new_client_from_config(config_file=str(target))
     configuration = client.Configuration()
-    configuration.host = cluster_url
+    configuration.host = target
     return client.ApiClient(configuration)
 
 
-def register(cluster_url: str, manifest: Manifest, namespace: str = NAMESPACE) -> None:
+CRD_ESTABLISHED_SECONDS = 60
+
+
+def _install_crds(api_client: Any) -> None:
+    """Create or replace podtask's CRDs, then wait until each is served (`Established`):
+    a real apiserver refuses objects of a kind it does not serve yet."""
+    from kubernetes import client
+    from kubernetes.client.rest import ApiException
+
+    crds = client.ApiextensionsV1Api(api_client)
+    names = []
+    for crd in custom_resource_definitions():
+        name = crd["metadata"]["name"]
+        names.append(name)
+        try:
+            existing = crds.read_custom_resource_definition(name)
+        except ApiException as error:
+            if error.status != 404:
+                raise
+            crds.create_custom_resource_definition(crd)
+        else:
+            crd["metadata"]["resourceVersion"] = existing.metadata.resource_version
+            crds.replace_custom_resource_definition(name, crd)
+    deadline = time.monotonic() + CRD_ESTABLISHED_SECONDS
+    for name in names:
+        while not _established(crds.read_custom_resource_definition(name)):
+            if time.monotonic() > deadline:
+                raise SystemExit(f"podtask dev: the CRD {name} was not established in time")
+            time.sleep(0.1)
+
+
+def _established(crd: Any) -> bool:
+    conditions = (crd.status.conditions if crd.status else None) or []
+    return any(c.type == "Established" and c.status == "True" for c in conditions)
+
+
+def register(cluster: KubeTarget, manifest: Manifest, namespace: str = NAMESPACE) -> None:
     """Install the CRDs, then the manifest's `Task` and `TaskQueue` objects in `namespace`."""
-    with httpx.Client(base_url=cluster_url, timeout=30) as kube:
-        _install_crds(kube)
-    with _embedded_client(cluster_url) as api_client:
+    with kube_client(cluster) as api_client:
+        _install_crds(api_client)
         registration.register_manifest(
             api_client, namespace, task_resources(manifest, namespace), manifest.queues
         )
@@ -120,7 +155,7 @@ def register(cluster_url: str, manifest: Manifest, namespace: str = NAMESPACE) -
 DEV_KEY_NAME = "podtask-dev"
 
 
-def store_dev_key(cluster_url: str, api_key: str, namespace: str = NAMESPACE) -> None:
+def store_dev_key(cluster: KubeTarget, api_key: str, namespace: str = NAMESPACE) -> None:
     """Keep the dev key's digest, as a write key, in the API keys' Secret of `namespace`.
 
     The API reads its keys there, as in a real cluster; `podtask keys create` adds more.
@@ -128,7 +163,7 @@ def store_dev_key(cluster_url: str, api_key: str, namespace: str = NAMESPACE) ->
     from podtask.api_keys import ApiKeySecret, api_key_digest, with_dev_key
 
     digest = api_key_digest(api_key)
-    with _embedded_client(cluster_url) as api_client:
+    with kube_client(cluster) as api_client:
         ApiKeySecret(api_client, namespace).change(
             lambda keys: with_dev_key(keys, DEV_KEY_NAME, digest)
         )
@@ -205,8 +240,20 @@ class DevStack:
     that rebooted, it reports those pods lost, and the operator retries their attempts.
     """
 
-    def __init__(self, state_dir: Path, api_port: int, cluster_port: int) -> None:
+    def __init__(
+        self, state_dir: Path, api_port: int, cluster_port: int, cluster: str = "embedded"
+    ) -> None:
         self.state_dir = state_dir.resolve()
+        if cluster not in CLUSTERS:
+            raise SystemExit(f"podtask dev: unknown cluster {cluster!r}; choose one of {CLUSTERS}")
+        if cluster == "real" and cluster_port:
+            raise SystemExit(
+                "podtask dev: --cluster-port is the embedded cluster's; the real control plane "
+                "chooses free ports of its own"
+            )
+        self.cluster = cluster
+        # The real control plane (`--cluster real`), started in this process's main thread.
+        self.control_plane: Any = None
         if api_port:
             ensure_port_free(api_port, "API", "--port")
         if cluster_port:
@@ -228,6 +275,8 @@ class DevStack:
 
     @property
     def kubeconfig(self) -> Path:
+        if self.control_plane is not None:
+            return Path(self.control_plane.kubeconfig)
         return self.state_dir / "kubeconfig"
 
     def _add(self, name: str, args: list[str], env: dict[str, str]) -> Part:
@@ -279,25 +328,9 @@ class DevStack:
         manifest = load_manifest(module_refs)
         dev_secrets = DevSecrets.load_or_create(self.state_dir)
         base_env = {k: v for k, v in os.environ.items() if not k.startswith("PODTASK_")}
-        cluster = self._add(
-            "cluster",
-            [
-                "-m",
-                "podtask_devcluster",
-                "--state-dir",
-                str(self.state_dir),
-                "--port",
-                str(self.cluster_port),
-                "--workdir",
-                os.getcwd(),
-                "--instance",
-                self.instance,
-            ],
-            base_env,
-        )
-        self._wait_ready(f"{self.cluster_url}/readyz", cluster, self.cluster_port, "--cluster-port")
-        register(self.cluster_url, manifest)
-        store_dev_key(self.cluster_url, dev_secrets.api_key)
+        kube = self._start_real(base_env) if self.cluster == "real" else self._start_embedded(base_env)
+        register(kube, manifest)
+        store_dev_key(kube, dev_secrets.api_key)
         shared = {
             **base_env,
             "KUBECONFIG": str(self.kubeconfig),
@@ -319,9 +352,95 @@ class DevStack:
         )
         return dev_secrets
 
+    def _start_embedded(self, base_env: dict[str, str]) -> KubeTarget:
+        cluster = self._add(
+            "cluster",
+            [
+                "-m",
+                "podtask_devcluster",
+                "--state-dir",
+                str(self.state_dir),
+                "--port",
+                str(self.cluster_port),
+                "--workdir",
+                os.getcwd(),
+                "--instance",
+                self.instance,
+            ],
+            base_env,
+        )
+        self._wait_ready(f"{self.cluster_url}/readyz", cluster, self.cluster_port, "--cluster-port")
+        return self.cluster_url
+
+    def _start_real(self, base_env: dict[str, str]) -> KubeTarget:
+        """etcd, kube-apiserver, the scheduler and the controller-manager (built the first
+        time), then the node agent, which registers this machine as the one Node."""
+        from podtask_devcluster.control_plane import ControlPlane, ensure_binaries
+
+        print(
+            "podtask dev: the real control plane (the first start builds it: minutes)…",
+            flush=True,
+        )
+        try:
+            ensure_binaries()
+            self.control_plane = ControlPlane(self.state_dir / "kube").start()
+        except (RuntimeError, OSError) as error:
+            raise SystemExit(f"podtask dev: {error}") from None
+        plane = self.control_plane
+        cert, key = plane.node_serving_cert(NODE_NAME)
+        agent = self._add(
+            "node-agent",
+            [
+                "-m",
+                "podtask_devcluster.node_agent",
+                "--kubeconfig",
+                str(plane.node_kubeconfig(NODE_NAME)),
+                "--serving-cert",
+                str(cert),
+                "--serving-key",
+                str(key),
+                "--client-ca",
+                str(plane.ca_file),
+                "--node-name",
+                NODE_NAME,
+                "--state-dir",
+                str(self.state_dir / "node"),
+                "--workdir",
+                os.getcwd(),
+            ],
+            base_env,
+        )
+        self._wait_node_ready(plane.kubeconfig, agent)
+        return Path(plane.kubeconfig)
+
+    def _wait_node_ready(self, kubeconfig: Path, agent: Part) -> None:
+        from kubernetes import client
+        from kubernetes.client.rest import ApiException
+
+        deadline = time.monotonic() + NODE_READY_SECONDS
+        with kube_client(kubeconfig) as api_client:
+            nodes = client.CoreV1Api(api_client)
+            while time.monotonic() < deadline:
+                assert agent.process is not None
+                if agent.process.poll() is not None:
+                    tail = agent.log_path.read_text()[-3000:] if agent.log_path.exists() else ""
+                    raise SystemExit(f"podtask dev: the node agent exited during start-up:\n{tail}")
+                with contextlib.suppress(ApiException):
+                    conditions = nodes.read_node(NODE_NAME).status.conditions or []
+                    if any(c.type == "Ready" and c.status == "True" for c in conditions):
+                        return
+                time.sleep(0.2)
+        raise SystemExit(f"podtask dev: the node agent did not become ready; see {agent.log_path}")
+
     def supervise(self, now: float) -> list[str]:
         """Restart the parts that died, each after its backoff; what happened, in words."""
         notices: list[str] = []
+        if self.control_plane is not None and not self.control_plane.running:
+            # Its components hold the cluster's state: no restart behind the user's back.
+            raise SystemExit(
+                "podtask dev: the control plane stopped: "
+                + "; ".join(self.control_plane.exited_components())
+            )
         for part in self.parts:
             if part.process is None:
                 continue
@@ -351,6 +470,8 @@ class DevStack:
                     process.kill()
                     process.wait()
         self.parts.clear()
+        if self.control_plane is not None:
+            self.control_plane.stop()
         for log in self._logs.values():
             log.close()
         self._logs.clear()
@@ -368,10 +489,16 @@ def _stop_on_signals() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def run_dev(module_refs: Sequence[str], state_dir: Path, api_port: int, cluster_port: int) -> int:
+def run_dev(
+    module_refs: Sequence[str],
+    state_dir: Path,
+    api_port: int,
+    cluster_port: int,
+    cluster: str = "embedded",
+) -> int:
     # Everything the stack writes (database, secrets, kubeconfig, logs) is for its owner only.
     os.umask(0o077)
-    stack = DevStack(state_dir, api_port, cluster_port)
+    stack = DevStack(state_dir, api_port, cluster_port, cluster)
     with _stop_on_signals():
         try:
             dev_secrets = stack.start(module_refs)
