@@ -19,6 +19,7 @@ from typing import Any
 
 from podtask_devcluster import errors, patches
 from podtask_devcluster.discovery import CRD_GROUP, CRD_PLURAL, ResourceCatalog, ResourceType
+from podtask_devcluster.podstatus import now_rfc3339
 from podtask_devcluster.selectors import FieldSelector, LabelSelector
 from podtask_devcluster.store import JsonObject, ObjectStore, storage_key
 
@@ -34,10 +35,6 @@ _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9
 _LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
-
-
-def now_rfc3339() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _rfc3339_after(seconds: int) -> str:
