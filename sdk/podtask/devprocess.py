@@ -31,8 +31,10 @@ class DevProcess:
         env: dict[str, str] | None = None,
         start_timeout: float = 90,
         port: int = 0,
+        cluster: str = "embedded",
     ) -> None:
         self.port = port
+        self.cluster = cluster
         self.modules = list(modules)
         self.state_dir = state_dir
         self.cwd = cwd
@@ -51,12 +53,15 @@ class DevProcess:
         return self._process.pid
 
     def part_pid(self, part: str) -> int:
-        """The pid of one part's current process: `cluster`, `api` or `operator`."""
+        """The pid of one part's current process: `cluster`, `node-agent`, `api` or
+        `operator`."""
         import psutil
 
-        module = {"cluster": "podtask_devcluster", "api": "podtask_api"}.get(
-            part, f"podtask_{part}"
-        )
+        module = {
+            "cluster": "podtask_devcluster",
+            "api": "podtask_api",
+            "node-agent": "podtask_devcluster.node_agent",
+        }.get(part, f"podtask_{part}")
         for child in psutil.Process(self.pid).children():
             with contextlib.suppress(psutil.NoSuchProcess):
                 if child.status() != psutil.STATUS_ZOMBIE and module in child.cmdline():
@@ -74,6 +79,8 @@ class DevProcess:
             str(self.state_dir),
             "--port",
             str(self.port),
+            "--cluster",
+            self.cluster,
         ]
         self._process = subprocess.Popen(
             args,

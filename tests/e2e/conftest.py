@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from podtask.devprocess import DevProcess
+from tests.clusters import CLUSTERS
 
 ROOT = Path(__file__).resolve().parents[2]
 TASK_MODULES = Path(__file__).parent / "task_modules"
@@ -55,6 +56,28 @@ class Stack:
         )
         return json.loads(done.stdout)  # type: ignore[no-any-return]
 
+    def node_fits(self, requests: dict[str, str]) -> bool:
+        """Whether some node's allocatable holds `requests` (cpu and memory)."""
+        from podtask_devcluster.quantities import parse_quantity
+
+        done = subprocess.run(
+            ["kubectl", "get", "nodes", "-o", "json"],
+            env=self.kube_env,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        )
+        nodes = json.loads(done.stdout)["items"]
+        if not nodes:
+            return True  # the embedded cluster: no scheduler, every pod runs here
+        return any(
+            parse_quantity(node["status"]["allocatable"]["cpu"]) >= parse_quantity(requests["cpu"])
+            and parse_quantity(node["status"]["allocatable"]["memory"])
+            >= parse_quantity(requests["memory"])
+            for node in nodes
+        )
+
     def wait_for(self, run_id: str, timeout: float = 60) -> dict[str, Any]:
         return wait_until(lambda: (r := self.run(run_id))["status"] in FINAL and r, timeout)
 
@@ -75,14 +98,30 @@ def wait_until(check: Callable[[], Any], timeout: float = 30, interval: float = 
         time.sleep(interval)
 
 
-def start_stack(state_dir: Path, *modules: str) -> DevProcess:
-    return DevProcess([str(ROOT / "examples"), *modules], state_dir, cwd=ROOT).start()
+def start_stack(state_dir: Path, *modules: str, cluster: str = "embedded") -> DevProcess:
+    # The real control plane's first start may build it (minutes on a fresh machine).
+    timeout = 90 if cluster == "embedded" else 1800
+    return DevProcess(
+        [str(ROOT / "examples"), *modules],
+        state_dir,
+        cwd=ROOT,
+        cluster=cluster,
+        start_timeout=timeout,
+    ).start()
+
+
+@pytest.fixture(scope="package", params=CLUSTERS)
+def cluster_kind(request: pytest.FixtureRequest) -> str:
+    """`podtask dev --cluster` of the stack: the embedded cluster, then the real one."""
+    return str(request.param)
 
 
 @pytest.fixture(scope="package")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(tmp_path_factory: pytest.TempPathFactory, cluster_kind: str) -> Iterator[Stack]:
     dev = start_stack(
-        tmp_path_factory.mktemp("dev") / ".podtask", str(TASK_MODULES / "misbehaving.py")
+        tmp_path_factory.mktemp("dev") / ".podtask",
+        str(TASK_MODULES / "misbehaving.py"),
+        cluster=cluster_kind,
     )
     try:
         yield Stack(dev)

@@ -27,10 +27,10 @@ IMAGE = "registry.example.com/team/podtask-examples:1"
 
 
 @pytest.fixture(scope="module")
-def deploy_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def deploy_stack(tmp_path_factory: pytest.TempPathFactory, cluster_kind: str) -> Iterator[Stack]:
     # A stack of its own: a deploy makes the namespace's tasks exactly the deployed ones,
     # which would take the other e2e tests' tasks off the shared stack.
-    dev = start_stack(tmp_path_factory.mktemp("deploy") / ".podtask")
+    dev = start_stack(tmp_path_factory.mktemp("deploy") / ".podtask", cluster=cluster_kind)
     try:
         yield Stack(dev)
     finally:

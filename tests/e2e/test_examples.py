@@ -3,8 +3,12 @@
 import json
 import subprocess
 import sys
+from decimal import Decimal
+from typing import Any
 
-from tests.e2e.conftest import ROOT, Stack, at
+from podtask_devcluster.quantities import parse_quantity
+
+from tests.e2e.conftest import ROOT, Stack, at, wait_until
 
 
 def test_retry_example_fails_twice_then_succeeds(stack: Stack) -> None:
@@ -30,17 +34,43 @@ def test_one_at_a_time_runs_share_one_queue(stack: Stack) -> None:
 
 
 def test_heavy_task_runs_on_its_large_machine(stack: Stack) -> None:
-    run = stack.wait_for(stack.trigger("heavy-task", {"limit": 200_000}))
+    run_id = stack.trigger("heavy-task", {"limit": 200_000})
+    pod = wait_until(lambda: _existing_pod(stack, f"{run_id}-1"), timeout=60)
+    resources = pod["spec"]["containers"][0]["resources"]
+    # As quantities: a real apiserver stores them canonical ("4", "8Gi").
+    assert _amounts(resources["limits"]) == _amounts({"cpu": "4", "memory": "8Gi"})
+    assert _amounts(resources["requests"]) == _amounts({"cpu": "3", "memory": "8Gi"})
+    if not stack.node_fits(resources["requests"]):
+        # A real scheduler on a node smaller than the machine: the pod waits, and says why.
+        scheduled = wait_until(lambda: _condition(stack.pod(f"{run_id}-1"), "PodScheduled"), 30)
+        assert (scheduled["status"], scheduled["reason"]) == ("False", "Unschedulable")
+        assert "Insufficient cpu" in scheduled["message"], scheduled
+        stack.http.post(f"/api/v1/runs/{run_id}/cancel").raise_for_status()
+        assert stack.wait_for(run_id)["status"] == "Canceled"
+        return
+    run = stack.wait_for(run_id)
     assert run["status"] == "Completed", run
     assert run["machine"] == "large-1x"
     assert run["output"]["machine"] == "large-1x"
     assert run["output"]["cpu"] == 4
     assert run["output"]["memoryGb"] == 8
     assert run["output"]["largest"] == 199999
-    pod = stack.pod(f"{run['id']}-1")
-    resources = pod["spec"]["containers"][0]["resources"]
-    assert resources["limits"] == {"cpu": "4000m", "memory": "8192Mi"}
-    assert resources["requests"] == {"cpu": "3000m", "memory": "8192Mi"}
+
+
+def _amounts(resources: dict[str, str]) -> dict[str, Decimal]:
+    return {name: parse_quantity(value) for name, value in resources.items()}
+
+
+def _existing_pod(stack: Stack, name: str) -> dict[str, Any] | None:
+    try:
+        return stack.pod(name)
+    except subprocess.CalledProcessError:
+        return None
+
+
+def _condition(pod: dict[str, Any], kind: str) -> dict[str, Any] | None:
+    conditions = (pod.get("status") or {}).get("conditions") or []
+    return next((c for c in conditions if c["type"] == kind and c.get("reason")), None)
 
 
 def test_lifecycle_hooks_run_in_order_around_run(stack: Stack) -> None:
@@ -127,9 +157,9 @@ def test_out_of_memory_retries_on_the_bigger_machine(stack: Stack) -> None:
     limits = {}
     for number, attempt in enumerate(run["attempts"], start=1):
         pod = stack.pod(f"{run['id']}-{number}")
-        limits[number] = pod["spec"]["containers"][0]["resources"]["limits"]
+        limits[number] = _amounts(pod["spec"]["containers"][0]["resources"]["limits"])
         assert pod["metadata"]["labels"]["podtask.dev/machine"] == attempt["machine"]
     assert limits == {
-        1: {"cpu": "500m", "memory": "512Mi"},
-        2: {"cpu": "1000m", "memory": "2048Mi"},
+        1: _amounts({"cpu": "500m", "memory": "512Mi"}),
+        2: _amounts({"cpu": "1", "memory": "2Gi"}),
     }
