@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import base64
 import json
+import signal
 import ssl
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -77,6 +79,22 @@ def test_the_node_shows_with_this_machines_capacity(
     assert ready["status"] == "True"
     assert node["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"] == node_agent.agent.port  # type: ignore[union-attr]
     assert "Ready" in kubectl("get", "nodes").stdout
+    events = json.loads(
+        kubectl(
+            "get",
+            "events",
+            "--field-selector",
+            f"involvedObject.kind=Node,involvedObject.name={NODE}",
+            "-o",
+            "json",
+        ).stdout
+    )["items"]
+    assert {"Starting", "NodeReady"} <= {e["reason"] for e in events}
+    assert all(
+        e["source"] == {"component": "kubelet", "host": NODE}
+        for e in events
+        if e["reason"] == "Starting"
+    )
 
     def lease() -> dict[str, Any]:
         found: dict[str, Any] = json.loads(
@@ -274,3 +292,40 @@ def test_only_clients_with_a_cluster_certificate_read_logs(
     context.load_cert_chain(str(cert), str(key))
     answer = httpx.get(url, verify=context)
     assert answer.status_code == 404 and answer.text == 'pod "absent" not found'
+
+
+def test_the_agent_process_registers_its_node_and_stops_on_sigterm(
+    plane: ControlPlane, kubectl: Kubectl, tmp_path: Path
+) -> None:
+    node = "podtask-cli"
+    cert, key = plane.node_serving_cert(node)
+    agent = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "podtask_devcluster.node_agent",
+            "--kubeconfig",
+            str(plane.node_kubeconfig(node)),
+            "--serving-cert",
+            str(cert),
+            "--serving-key",
+            str(key),
+            "--node-name",
+            node,
+            "--state-dir",
+            str(tmp_path / "agent"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert agent.stdout is not None
+        assert agent.stdout.readline().startswith(f"node {node} ready")
+        wait_until(lambda: kubectl("get", "node", node, check=False).returncode == 0)
+        agent.send_signal(signal.SIGTERM)
+        assert agent.wait(30) == 0
+    finally:
+        agent.kill()
+        # No pod of the other tests may be scheduled on a node that is gone.
+        kubectl("delete", "node", node, check=False)
