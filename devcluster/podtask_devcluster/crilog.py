@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 READ_BYTES = 64 * 1024
+# As containerd: a line is held until its newline, unless it grows past this.
+MAX_PARTIAL_BYTES = 16 * 1024
 FOLLOW_POLL_SECONDS = 0.1
 
 
@@ -67,10 +69,20 @@ class CriLogWriter:
         self._path = path
 
     async def copy(self, stream: asyncio.StreamReader) -> None:
-        """Until the container's output closes: each chunk is written as it arrives."""
+        """Until the container's output closes: whole lines as they arrive (a line longer
+        than MAX_PARTIAL_BYTES in partial records), the last unfinished one at the end."""
+        held = b""
         with self._path.open("ab", buffering=0) as log:
             while chunk := await stream.read(READ_BYTES):
-                log.write(encode(chunk, timestamp()))
+                held += chunk
+                end = held.rfind(b"\n") + 1
+                if len(held) - end > MAX_PARTIAL_BYTES:
+                    end = len(held)
+                if end:
+                    log.write(encode(held[:end], timestamp()))
+                    held = held[end:]
+            if held:
+                log.write(encode(held, timestamp()))
 
 
 @dataclass(frozen=True)

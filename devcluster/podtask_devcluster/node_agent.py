@@ -49,7 +49,7 @@ from podtask_devcluster.nodestatus import (
     node_status,
     rfc3339,
 )
-from podtask_devcluster.podevents import WARNING
+from podtask_devcluster.podevents import WARNING, node_event
 from podtask_devcluster.podlogs import log_path
 from podtask_devcluster.podstatus import conditions, lost_container_statuses, now_rfc3339
 from podtask_devcluster.private_files import private_directory
@@ -189,6 +189,14 @@ class NodeAgent:
                     await self._report_status(node)
                 self._node_uid = str(node["metadata"]["uid"])
                 await self._renew_lease()
+                for reason, message in (
+                    ("Starting", "Starting kubelet."),
+                    ("NodeReady", f"Node {self.node_name} status is now: NodeReady"),
+                ):
+                    await self._api.create(
+                        "/api/v1/namespaces/default/events",
+                        node_event(self.node_name, reason, message),
+                    )
                 self.registered.set()
                 return
             except (ApiError, OSError) as error:
@@ -278,6 +286,8 @@ class NodeAgent:
                 entry.deleting.set()
                 for container in entry.run.containers:
                     kill_container(container.process)
+                if entry.run.finished:
+                    del self._pods[key]
             for container in (pod.get("spec") or {}).get("containers") or []:
                 with contextlib.suppress(OSError):
                     log_path(self.log_dir, key[0], key[1], container.get("name", "")).unlink()
@@ -287,8 +297,12 @@ class NodeAgent:
             entry.pod = pod
             if meta.get("deletionTimestamp") and not entry.deleting.is_set():
                 entry.deleting.set()
-                grace = int(meta.get("deletionGracePeriodSeconds") or 0)
-                self._spawn(self._worker.terminate(entry, grace))
+                if entry.run.finished:
+                    # Its containers ended before: only the deletion is left to finish.
+                    self._spawn(self._worker.delete_pod(key[0], key[1], uid))
+                else:
+                    grace = int(meta.get("deletionGracePeriodSeconds") or 0)
+                    self._spawn(self._worker.terminate(entry, grace))
             return
         if entry is not None and not entry.run.finished:
             return  # the old pod of that name is still stopping
@@ -316,6 +330,9 @@ class NodeAgent:
         assert self._worker is not None
         # A finished pod stays known (its logs are served) until the API removes it.
         await self._worker.run(entry)
+        key = (entry.namespace, entry.name)
+        if entry.run.removed and self._pods.get(key) is entry:
+            del self._pods[key]
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(work)

@@ -3,10 +3,18 @@ image list, node conditions, and which secrets and config maps a pod's environme
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from pathlib import Path
 
-from podtask_devcluster.crilog import LogOptions, decode, encode, read_log, timestamp
+from podtask_devcluster.crilog import (
+    CriLogWriter,
+    LogOptions,
+    decode,
+    encode,
+    read_log,
+    timestamp,
+)
 from podtask_devcluster.images import ImageSet
 from podtask_devcluster.logserver import log_options
 from podtask_devcluster.nodestatus import Machine, node_conditions, node_status
@@ -102,3 +110,25 @@ def test_referenced_objects() -> None:
         }
     }
     assert referenced_objects(pod) == {(CONFIGMAP, "cm"), (SECRET, "s1"), (SECRET, "s2")}
+
+
+def test_the_writer_holds_a_line_until_its_newline(tmp_path: Path) -> None:
+    path = tmp_path / "a.log"
+
+    async def copy() -> None:
+        stream = asyncio.StreamReader()
+        copying = asyncio.create_task(CriLogWriter(path).copy(stream))
+        # Written in pieces, as `print` writes a line and then its newline.
+        for part in (b"line 0", b"\nline", b" 1\n", b"no newline"):
+            stream.feed_data(part)
+            await asyncio.sleep(0.01)
+        stream.feed_eof()
+        await copying
+
+    asyncio.run(copy())
+    records = [decode(line) for line in path.read_bytes().splitlines()]
+    assert [(r.text, r.partial) for r in records if r is not None] == [
+        (b"line 0", False),
+        (b"line 1", False),
+        (b"no newline", True),
+    ]
