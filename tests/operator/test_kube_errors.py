@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 import urllib3
+from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from podtask_operator.kube import Conflict, NotFound, Refused, Transient, api_error
+from podtask_operator.kube import Conflict, Kube, NotFound, Refused, Transient, api_error
 
 
 class _Response:
@@ -116,3 +117,37 @@ def test_not_found_and_conflicts() -> None:
 
 def test_other_exceptions_are_not_api_errors() -> None:
     assert api_error(KeyError("status")) is None
+
+
+class _Answers:
+    """A request that the apiserver answers with `errors` first, then with an empty object."""
+
+    def __init__(self, *errors: ApiException) -> None:
+        self.errors = list(errors)
+        self.sent = 0
+
+    def __call__(self) -> Any:
+        self.sent += 1
+        if self.errors:
+            raise self.errors.pop(0)
+        return _Response(200, {}, {})
+
+
+@pytest.mark.anyio
+async def test_a_call_retries_what_passes_and_not_an_exceeded_quota() -> None:
+    kube = Kube(client.ApiClient(), workers=1)
+    try:
+        busy = _Answers(*[_refusal(503, "ServiceUnavailable", "etcd leader changed")] * 2)
+        assert await kube.call(busy) == {}
+        assert busy.sent == 3
+        quota = _Answers(_refusal(403, "Forbidden", QUOTA))
+        with pytest.raises(Transient) as refused:
+            await kube.call(quota)
+        assert quota.sent == 1 and refused.value.quota_exceeded
+        forbidden = _Answers(_refusal(403, "Forbidden", "cannot create resource pods"))
+        with pytest.raises(Refused):
+            await kube.call(forbidden)
+        assert forbidden.sent == 1
+        assert await kube.get_or_none(_Answers(_refusal(404, "NotFound", "gone"))) is None
+    finally:
+        kube.close()
