@@ -22,7 +22,6 @@ from typing import Any, NoReturn
 import kopf
 
 import podtask_operator.handlers  # noqa: F401  (registers the handlers)
-from podtask_operator.cluster import load_api_client
 
 # Importing health also registers its Lease event handler, which feeds the heartbeat.
 from podtask_operator.health import (
@@ -32,6 +31,7 @@ from podtask_operator.health import (
     serve_health,
 )
 from podtask_operator.housekeeping import HousekeepingClient, run_housekeeping
+from podtask_operator.kube import load_api_client
 from podtask_operator.leadership import (
     LeaderElector,
     LeaseKeeper,

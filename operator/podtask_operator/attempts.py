@@ -26,6 +26,17 @@ KILLED_ERROR = "TaskKilledError"
 RUNNER_UNREACHABLE_EXIT_CODE = 2
 # 128 + SIGTERM: the runner stopped because its pod was deleted or evicted.
 TERMINATED_EXIT_CODE = 143
+# The kubelet's container reason when it lost track of a container (the node restarted).
+CONTAINER_STATUS_UNKNOWN = "ContainerStatusUnknown"
+# The reasons of a pod's DisruptionTarget condition (k8s.io/api core/v1): who is taking the
+# pod away, and the attempt reason it gives.
+DISRUPTION_REASONS = {
+    "PreemptionByScheduler": "Preempted",
+    "TerminationByKubelet": "Evicted",
+    "EvictionByEvictionAPI": "Evicted",
+    "DeletionByTaintManager": "Evicted",
+    "DeletionByPodGC": "NodeLost",
+}
 
 
 class AttemptOutcome(StrEnum):
@@ -36,6 +47,8 @@ class AttemptOutcome(StrEnum):
     TIMED_OUT = "TimedOut"
     CRASHED = "Crashed"
     LOST = "Lost"
+    # The pod never started its container (unschedulable, image, config): a system failure.
+    NOT_STARTED = "NotStarted"
 
 
 @dataclass(frozen=True)
@@ -52,6 +65,14 @@ def _terminated_state(pod: Mapping[str, Any]) -> Mapping[str, Any] | None:
         terminated = (status.get("state") or {}).get("terminated")
         if terminated:
             return terminated  # type: ignore[no-any-return]
+    return None
+
+
+def disruption_reason(pod: Mapping[str, Any]) -> tuple[str, str] | None:
+    """The reason and message of the pod's DisruptionTarget condition, when it has one."""
+    for condition in pod.get("status", {}).get("conditions") or []:
+        if condition.get("type") == "DisruptionTarget" and condition.get("status") == "True":
+            return str(condition.get("reason") or ""), str(condition.get("message") or "")
     return None
 
 
@@ -86,6 +107,17 @@ def classify_attempt(
         return AttemptResult(
             AttemptOutcome.LOST, exit_code, pod_reason, RunError(type=pod_reason, message=message)
         )
+    disruption = disruption_reason(pod)
+    if disruption is not None and disruption[0] in DISRUPTION_REASONS:
+        reason = DISRUPTION_REASONS[disruption[0]]
+        message = f"{disruption[0]}: {disruption[1]}" if disruption[1] else disruption[0]
+        return AttemptResult(
+            AttemptOutcome.LOST, exit_code, reason, RunError(type=reason, message=message)
+        )
+    if container_reason == CONTAINER_STATUS_UNKNOWN:
+        message = (terminated or {}).get("message") or "the container could not be located"
+        error = RunError(type="NodeLost", message=f"{CONTAINER_STATUS_UNKNOWN}: {message}")
+        return AttemptResult(AttemptOutcome.LOST, exit_code, "NodeLost", error)
     if container_reason == "OOMKilled":
         error = RunError(type="OutOfMemoryError", message="the task ran out of memory (OOMKilled)")
         return AttemptResult(AttemptOutcome.OUT_OF_MEMORY, exit_code, "OOMKilled", error=error)

@@ -10,8 +10,9 @@ import kopf
 
 from podtask.batch_markers import LABEL_BATCH
 from podtask.resources import FINAL_PHASES, GROUP, LABEL_RUN, VERSION
-from podtask_operator.cluster import Cluster, load_api_client
+from podtask_operator.cluster import Cluster
 from podtask_operator.health import WATCH_HEARTBEAT
+from podtask_operator.kube import load_api_client
 from podtask_operator.reconcile import RunReconciler
 from podtask_operator.settings import OperatorSettings
 

@@ -18,7 +18,7 @@ through their ownerReference. A committed marker is deleted once none of its run
 from __future__ import annotations
 
 import asyncio
-import json
+import functools
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -26,10 +26,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import kubernetes
-from kubernetes.client.exceptions import ApiException
 
 from podtask.batch_markers import LABEL_BATCH, BatchMarker, BatchState, batch_owner, read_marker
 from podtask.resources import FINAL_PHASES, GROUP, LABEL_RUN, VERSION, parse_timestamp
+from podtask_operator.kube import Conflict, Kube, NotFound
 
 log = logging.getLogger(__name__)
 
@@ -179,19 +179,23 @@ def plan_sweep(
 
 
 class HousekeepingClient:
-    """The few calls a sweep makes, through the synchronous client on worker threads."""
+    """The few calls a sweep makes, through `Kube`."""
 
     def __init__(self, api_client: kubernetes.client.ApiClient, namespace: str) -> None:
         self.namespace = namespace
-        self._core = kubernetes.client.CoreV1Api(api_client)
-        self._custom = kubernetes.client.CustomObjectsApi(api_client)
+        self._kube = Kube(api_client, workers=2, thread_name="housekeeping")
+        self._core = self._kube.core
+        self._custom = self._kube.custom
+
+    def close(self) -> None:
+        self._kube.close()
 
     async def _list(self, fetch: Callable[[str | None], Any]) -> list[dict[str, Any]]:
         # Paged, so that a namespace with many retained runs never comes back as one response.
         items: list[dict[str, Any]] = []
         token: str | None = None
         while True:
-            page = json.loads((await asyncio.to_thread(fetch, token)).data)
+            page = await self._kube.call(functools.partial(fetch, token))
             items.extend(page.get("items") or [])
             token = (page.get("metadata") or {}).get("continue") or None
             if token is None:
@@ -225,11 +229,9 @@ class HousekeepingClient:
         """True when deleted; False when already gone (404) or replaced by a new object of the
         same name (409 on the uid precondition)."""
         try:
-            await asyncio.to_thread(fn)
-        except ApiException as exc:
-            if exc.status in (404, 409):
-                return False
-            raise
+            await self._kube.call(fn)
+        except (NotFound, Conflict):
+            return False
         return True
 
     async def list_markers(self) -> list[dict[str, Any]]:

@@ -16,25 +16,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
-import json
 import logging
 import secrets
 import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn
 
 import kubernetes
-from kubernetes.client.exceptions import ApiException
 
 from podtask.resources import parse_timestamp
+from podtask_operator.kube import Conflict, Kube
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
 LEASE_API_VERSION = "coordination.k8s.io/v1"
 
 
@@ -125,8 +122,8 @@ class LeadershipLost(Exception):
 
 
 class LeaseStore:
-    """Reads and writes one Lease through the synchronous client, on threads of its own so that
-    the renewals never queue behind other blocking work."""
+    """Reads and writes one Lease through a `Kube` of its own (two threads, no retries: a
+    renewal has a deadline of its own), so that the renewals never queue behind other work."""
 
     def __init__(
         self,
@@ -138,31 +135,22 @@ class LeaseStore:
     ) -> None:
         self.namespace = namespace
         self.name = name
-        self._api = kubernetes.client.CoordinationV1Api(api_client)
+        self._kube = Kube(api_client, workers=2, thread_name="lease", retries=1)
+        self._api = self._kube.coordination
         self._timeout = request_timeout
-        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="lease")
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
-
-    async def _call(self, fn: Callable[[], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, fn)
+        self._kube.close()
 
     async def read(self) -> dict[str, Any] | None:
-        try:
-            response = await self._call(
-                lambda: self._api.read_namespaced_lease(
-                    self.name,
-                    self.namespace,
-                    _preload_content=False,
-                    _request_timeout=self._timeout,
-                )
+        return await self._kube.get_or_none(
+            lambda: self._api.read_namespaced_lease(
+                self.name,
+                self.namespace,
+                _preload_content=False,
+                _request_timeout=self._timeout,
             )
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
-        return _json(response)
+        )
 
     async def create(self, spec: dict[str, Any]) -> dict[str, Any]:
         body = {
@@ -195,15 +183,9 @@ class LeaseStore:
 
     async def _write(self, fn: Callable[[], Any]) -> dict[str, Any]:
         try:
-            return _json(await self._call(fn))
-        except ApiException as exc:
-            if exc.status == 409:
-                raise LeaseConflict(str(exc.reason)) from exc
-            raise
-
-
-def _json(response: Any) -> dict[str, Any]:
-    return json.loads(response.data)  # type: ignore[no-any-return]
+            return await self._kube.call(fn)
+        except Conflict as exc:
+            raise LeaseConflict(exc.reason) from exc
 
 
 class _Claim(enum.Enum):

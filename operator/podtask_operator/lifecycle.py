@@ -28,6 +28,7 @@ _FINAL_PHASE_OF = {
     AttemptOutcome.TIMED_OUT: RunPhase.TIMED_OUT,
     AttemptOutcome.CRASHED: RunPhase.CRASHED,
     AttemptOutcome.LOST: RunPhase.SYSTEM_FAILURE,
+    AttemptOutcome.NOT_STARTED: RunPhase.SYSTEM_FAILURE,
 }
 _RETRYABLE = frozenset(
     {
@@ -35,6 +36,7 @@ _RETRYABLE = frozenset(
         AttemptOutcome.OUT_OF_MEMORY,
         AttemptOutcome.CRASHED,
         AttemptOutcome.LOST,
+        AttemptOutcome.NOT_STARTED,
     }
 )
 
@@ -66,7 +68,7 @@ def start_attempt(
             "attempts": [*status.attempts, attempt],
             "started_at": status.started_at or now,
             "next_attempt_at": None,
-            "conditions": without_condition(status, "Waiting"),
+            "conditions": without_condition(status, "Waiting", STALLED),
         }
     )
 
@@ -109,7 +111,13 @@ def end_attempt(
                 "attempts": attempts,
                 "error": None if result.error is None else bounded_error(result.error),
                 "next_attempt_at": retry_at,
-                "conditions": with_condition(status, "Waiting", "WaitingToRetry", message, now),
+                "conditions": with_condition(
+                    status.model_copy(update={"conditions": without_condition(status, STALLED)}),
+                    "Waiting",
+                    "WaitingToRetry",
+                    message,
+                    now,
+                ),
             }
         )
         return AttemptEnd(retrying, retry=True)
@@ -173,17 +181,20 @@ def pending_action(spec: TaskRunSpec, created: datetime, now: datetime) -> Pendi
     return Pending(PendingAction.ENQUEUE, deadline)
 
 
-def attempt_deadline(spec: TaskRunSpec, status: TaskRunStatus) -> datetime | None:
-    """When the operator stops the current attempt for running past maxDuration."""
-    if spec.max_duration_seconds is None or not status.attempts:
+def attempt_deadline(spec: TaskRunSpec, execution_started: datetime | None) -> datetime | None:
+    """When the operator stops the current attempt for running past maxDuration, counted from
+    when its task's container started (`pending_pods.execution_started_at`): time spent being
+    scheduled or pulled is not the task's."""
+    if spec.max_duration_seconds is None or execution_started is None:
         return None
-    started = status.attempts[-1].started_at
-    if started is None:
-        return None
-    return started + timedelta(seconds=spec.max_duration_seconds) + MAX_DURATION_GRACE
+    return execution_started + timedelta(seconds=spec.max_duration_seconds) + MAX_DURATION_GRACE
 
 
 # --- Conditions --------------------------------------------------------------------------
+
+# Why the current attempt does not go on (its pod cannot start, its node is not ready); gone
+# once it does, or once the attempt ends.
+STALLED = "Stalled"
 
 
 def with_condition(
@@ -203,8 +214,8 @@ def with_condition(
     ]
 
 
-def without_condition(status: TaskRunStatus, type_: str) -> list[Condition]:
-    return [c for c in status.conditions if c.type != type_]
+def without_condition(status: TaskRunStatus, *types: str) -> list[Condition]:
+    return [c for c in status.conditions if c.type not in types]
 
 
 def waiting(
@@ -233,7 +244,7 @@ def finished(
     if status.phase == RunPhase.EXECUTING and attempts and attempts[-1].finished_at is None:
         last = attempts[-1].model_copy(update={"finished_at": now, "reason": reason})
         attempts = [*attempts[:-1], last]
-    conditions = without_condition(status, "Waiting")
+    conditions = without_condition(status, "Waiting", STALLED)
     done = Condition(
         type="Finished",
         status="True",

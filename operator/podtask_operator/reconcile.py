@@ -15,14 +15,12 @@ that lands in between makes the write fail, and the run is decided again.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random as _random
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from podtask.attempt_tokens import sign_attempt_token
@@ -35,10 +33,17 @@ from podtask.resources import (
     parse_timestamp,
 )
 from podtask_operator.admission import QueueControls
-from podtask_operator.attempts import AttemptResult, classify_attempt, reported_success
+from podtask_operator.attempts import (
+    AttemptResult,
+    classify_attempt,
+    pod_is_finished,
+    reported_success,
+)
 from podtask_operator.batch_gate import BatchGate
 from podtask_operator.cluster import Cluster, RunChanged
+from podtask_operator.kube import KubeError, Refused, Transient
 from podtask_operator.lifecycle import (
+    STALLED,
     PendingAction,
     attempt_deadline,
     end_attempt,
@@ -46,10 +51,13 @@ from podtask_operator.lifecycle import (
     pending_action,
     start_attempt,
     waiting,
+    with_condition,
+    without_condition,
 )
+from podtask_operator.pending_pods import Notice, PendingTimeouts, pending_verdict
 from podtask_operator.pods import pod_for_attempt, pod_name, token_secret_for_attempt
 from podtask_operator.queues import BucketKey
-from podtask_operator.scheduler import Scheduler
+from podtask_operator.scheduler import AdmissionDeferred, Scheduler
 from podtask_operator.settings import OperatorSettings
 
 log = logging.getLogger(__name__)
@@ -59,6 +67,8 @@ RETRY_SECONDS = 5
 # else's write, so this bound only keeps a writer that never stops from looping us.
 DECISION_TRIES = 5
 QUEUE_STATUS_DELAY_SECONDS = 0.5
+# Why a run waits when the cluster refuses its pod for now (`kube.Transient`).
+_DEFERRED_REASONS = {"QuotaExceeded": "QuotaExceeded", "TooManyRequests": "TooManyRequests"}
 # Phases of a run that has no attempt running and may be admitted.
 _STARTABLE = frozenset({None, RunPhase.DELAYED, RunPhase.QUEUED, RunPhase.WAITING_TO_RETRY})
 
@@ -74,13 +84,6 @@ def status_patch(old: TaskRunStatus, new: TaskRunStatus) -> dict[str, Any]:
     for key in _API_OWNED:
         patch.pop(key, None)
     return patch
-
-
-def _body_message(exc: ApiException) -> str:
-    try:
-        return str(json.loads(exc.body or "")["message"])
-    except (TypeError, ValueError, KeyError):
-        return str(exc.body)
 
 
 def utcnow() -> datetime:
@@ -129,6 +132,12 @@ class RunReconciler:
         self._background: set[asyncio.Task[Any]] = set()
         self._queue_writes: dict[str, asyncio.TimerHandle] = {}
         self._queue_counts_written: dict[str, tuple[int, int]] = {}
+        self._timeouts = PendingTimeouts.of(
+            settings.pending_timeout_seconds, settings.image_pull_timeout_seconds
+        )
+        # Pods not finished whose last event had something to say (a stall, a deletion):
+        # their next event is reconciled too, if only to clear what was said.
+        self._noticed_pods: set[str] = set()
         self.scheduler = Scheduler(
             settings.default_concurrency_limit, self._start_admitted, self._queue_changed
         )
@@ -171,10 +180,26 @@ class RunReconciler:
     async def pod_changed(self, pod: dict[str, Any], *, deleted: bool = False) -> None:
         freed = self.scheduler.observe_pod(pod, deleted=deleted)
         run = (pod["metadata"].get("labels") or {}).get(LABEL_RUN)
-        if freed is not None and run is not None:
+        if run is not None and (freed is not None or self._worth_a_look(pod, deleted)):
             await self.reconcile(run)
         if freed is not None:
             await self.scheduler.admit(freed)
+
+    def _worth_a_look(self, pod: dict[str, Any], deleted: bool) -> bool:
+        """Whether a change of a pod that has not finished may change its attempt: it cannot
+        start, it is being deleted, its node is not ready, or it was one of those."""
+        name = pod["metadata"]["name"]
+        if deleted or pod_is_finished(pod):
+            self._noticed_pods.discard(name)
+            return False
+        verdict = pending_verdict(pod, self._clock(), self._timeouts)
+        if verdict.notice or verdict.end or pod["metadata"].get("deletionTimestamp"):
+            self._noticed_pods.add(name)
+            return True
+        if name in self._noticed_pods:
+            self._noticed_pods.discard(name)
+            return True
+        return False
 
     async def queue_changed(self, name: str, queue: dict[str, Any] | None) -> None:
         keys = self.scheduler.set_controls(name, None if queue is None else queue_controls(queue))
@@ -301,10 +326,12 @@ class RunReconciler:
     # --- starting an attempt -----------------------------------------------------------
 
     def _token_ttl(self, spec: TaskRunSpec) -> int:
-        if spec.max_duration_seconds is None:
+        pending = self._settings.pending_timeout_seconds
+        if spec.max_duration_seconds is None or pending == 0:
             return self._settings.runner_token_ttl_seconds
-        # Long enough to report after the longest allowed run, and no longer.
-        return spec.max_duration_seconds + 600
+        # Long enough to report after the longest allowed wait for the pod to start and the
+        # longest allowed run, and no longer.
+        return int(pending) + spec.max_duration_seconds + 600
 
     async def _start_admitted(self, name: str) -> str | None:
         """Start the next attempt of a run the scheduler admitted; its pod, or None if it
@@ -366,28 +393,53 @@ class RunReconciler:
             await self._cluster.create_secret(secret)
             what = "pod"
             await self._cluster.create_pod(pod)
-        except ApiException as exc:
-            if exc.status is None or not 400 <= exc.status < 500 or exc.status == 429:
-                raise
-            # The cluster refuses the object (a bad image name, a quota, a policy): retrying
-            # the same manifest cannot succeed, so the run ends and says why.
+        except Transient as exc:
+            # An exceeded ResourceQuota frees up as other pods end; throttling passes: the run
+            # keeps its place in line and says why it waits.
+            await self._defer(run, status, what, exc)
+        except Refused as exc:
+            # The cluster refuses the object (a bad image name, a policy, RBAC): retrying the
+            # same manifest cannot succeed, so the run ends and says why.
             await self._fail(
                 run,
                 status,
                 "PodRejected",
-                f"the cluster refused the attempt's {what}: {exc.reason}: {_body_message(exc)}",
+                f"the cluster refused the attempt's {what}: {exc.status} {exc.reason}: "
+                f"{exc.message}",
             )
             return None
         # Unguarded: the pod exists now, so its attempt must be recorded whatever else changed
         # (a cancel is acted on from its own event; the API takes no report of an ended attempt).
         await self._write(run, status, started, guarded=False)
-        deadline = attempt_deadline(spec, started)
-        if deadline is not None:
-            self._wake_at(name, deadline)
+        created = started.attempts[-1].started_at or self._clock()
+        # The first moments the attempt's verdict may change without an event: its maxDuration
+        # (counted from its start, so no earlier than this) and its pending timeout.
+        due = [attempt_deadline(spec, created)]
+        if self._timeouts.pending is not None:
+            due.append(created + self._timeouts.pending)
+        if moments := [moment for moment in due if moment is not None]:
+            self._wake_at(name, min(moments))
         log.info(
             "run %s: attempt %d started in pod %s", name, started.attempt, pod["metadata"]["name"]
         )
         return str(pod["metadata"]["name"])
+
+    async def _defer(
+        self, run: dict[str, Any], status: TaskRunStatus, what: str, exc: Transient
+    ) -> None:
+        """Say on the run why its pod waits (the apiserver's own words), then raise
+        `AdmissionDeferred` for the scheduler to try again after a backoff."""
+        reason = _DEFERRED_REASONS.get(exc.reason, "ClusterUnavailable")
+        message = (
+            f"the cluster refused the attempt's {what} for now ({exc.status or 'no answer'} "
+            f"{exc.reason}): {exc.message}; trying again"
+        )
+        said = next((c for c in status.conditions if c.type == "Waiting"), None)
+        if said is None or said.reason != reason:
+            now = self._clock()
+            await self._write(run, status, waiting(status, RunPhase.QUEUED, reason, message, now))
+            await self._cluster.post_event(run, "Warning", reason, message, now)
+        raise AdmissionDeferred(reason, message) from exc
 
     # --- while an attempt runs ---------------------------------------------------------
 
@@ -403,11 +455,21 @@ class RunReconciler:
         result = classify_attempt(pod, status.report, status.attempt)
         now = self._clock()
         if result is None:
-            deadline = attempt_deadline(spec, status)
-            if deadline is None:
+            assert pod is not None  # a pod that is gone is a result (lost)
+            verdict = pending_verdict(pod, now, self._timeouts)
+            if verdict.end is not None:
+                await self._end_stalled(run, spec, status, pod, verdict.end)
                 return
-            if deadline > now:
-                self._wake_at(name, deadline)
+            started = verdict.started_at
+            if started is not None and status.attempts and status.attempts[-1].started_at:
+                # Never before the attempt began, whatever the node's clock says.
+                started = max(started, status.attempts[-1].started_at)
+            deadline = attempt_deadline(spec, started)
+            if deadline is None or deadline > now:
+                await self._show_stall(run, status, verdict.notice)
+                due = [t for t in (deadline, verdict.recheck_at) if t is not None]
+                if due:
+                    self._wake_at(name, min(due))
                 return
             success = reported_success(pod, status.report, status.attempt)
             if success is not None:
@@ -425,6 +487,50 @@ class RunReconciler:
             )
             return
         await self._end_attempt(run, spec, status, result)
+
+    async def _show_stall(
+        self, run: dict[str, Any], status: TaskRunStatus, notice: Notice | None
+    ) -> None:
+        """Keep the run's `Stalled` condition in step with `notice`; an Event when it changes.
+
+        Only a new reason is written: the kubelet's messages flip (ErrImagePull, then
+        ImagePullBackOff, again and again) and each would be one more write and Event."""
+        said = next((c for c in status.conditions if c.type == STALLED), None)
+        if notice is None:
+            if said is not None:
+                cleared = status.model_copy(
+                    update={"conditions": without_condition(status, STALLED)}
+                )
+                await self._write(run, status, cleared)
+            return
+        if said is not None and said.reason == notice.reason:
+            return
+        now = self._clock()
+        conditions = with_condition(status, STALLED, notice.reason, notice.message, now)
+        await self._write(run, status, status.model_copy(update={"conditions": conditions}))
+        await self._cluster.post_event(run, "Warning", notice.reason, notice.message, now)
+
+    async def _end_stalled(
+        self,
+        run: dict[str, Any],
+        spec: TaskRunSpec,
+        status: TaskRunStatus,
+        pod: dict[str, Any],
+        result: AttemptResult,
+    ) -> None:
+        """End an attempt whose pod never started, or whose node is lost; free its slot."""
+        success = reported_success(pod, status.report, status.attempt)
+        await self._end_attempt(run, spec, status, success or result)
+        # The attempt's end is recorded first: a pod deleted before would be judged again,
+        # and gone, as a plain PodDeleted. A lost node's pod is deleted already: this changes
+        # nothing for it, and the kubelet kills it if the node comes back.
+        try:
+            await self._cluster.delete_pod(pod_name(run["metadata"]["name"], status.attempt))
+        except KubeError:
+            log.warning("could not delete the pod of an ended attempt", exc_info=True)
+        freed = self.scheduler.observe_pod(pod, deleted=True)
+        if freed is not None:
+            self._spawn(self.scheduler.admit(freed))
 
     async def _end_attempt(
         self, run: dict[str, Any], spec: TaskRunSpec, status: TaskRunStatus, result: AttemptResult

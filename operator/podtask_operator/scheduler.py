@@ -24,6 +24,22 @@ log = logging.getLogger(__name__)
 
 StartRun = Callable[[str], Awaitable[str | None]]
 RETRY_ADMISSION_SECONDS = 5.0
+# A bucket whose pods the cluster refuses for now (a quota, throttling) tries again after a
+# backoff that doubles up to the maximum; a slot freeing up in it tries again at once.
+DEFERRED_FIRST_SECONDS = 1.0
+DEFERRED_MAX_SECONDS = 30.0
+
+
+class AdmissionDeferred(Exception):
+    """The cluster refused a run's pod for now (an exceeded ResourceQuota, 429): the run stays
+    first in its line, and the bucket tries again after a backoff."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(f"{reason}: {message}")
+        self.reason = reason
+        self.message = message
+
+
 # Pods seen ending, remembered so that a creation answered after the pod already
 # ended (a very fast task) does not count it as active again.
 _ENDED_MEMORY = 20_000
@@ -54,6 +70,7 @@ class Scheduler:
         self._declared: dict[str, int | None] = {}
         self._locks: dict[BucketKey, asyncio.Lock] = {}
         self._retry_timers: dict[BucketKey, asyncio.TimerHandle] = {}
+        self._deferred: dict[BucketKey, tuple[AdmissionDeferred, float]] = {}
         self._background: set[asyncio.Task[None]] = set()
 
     # --- state ---------------------------------------------------------------------------
@@ -138,6 +155,10 @@ class Scheduler:
         if key is None:
             return None
         bucket = self._buckets[key]
+        deferred = self._deferred.get(key)
+        if deferred is not None:
+            position = bucket.waiting.position(name)
+            return deferred[0].reason, f"{deferred[0].message}; position {position}"
         return waiting_message(
             key[0],
             key[1],
@@ -167,18 +188,36 @@ class Scheduler:
                 self._run_bucket.pop(place.name, None)
                 try:
                     pod = await self._start(place.name)
-                except Exception:
-                    log.exception("could not start run %s; trying again shortly", place.name)
+                except Exception as exc:
+                    if isinstance(exc, AdmissionDeferred):
+                        log.info("run %s waits: %s", place.name, exc)
+                        delay = self._defer(key, exc)
+                    else:
+                        log.exception("could not start run %s; trying again shortly", place.name)
+                        delay = RETRY_ADMISSION_SECONDS
                     if place.name not in self._run_bucket:
                         bucket.waiting.add(place)
                         self._run_bucket[place.name] = key
-                    self._admit_later(key)
+                    self._admit_later(key, delay)
                     break
+                if pod is not None:
+                    self._deferred.pop(key, None)
                 if pod is not None and pod not in self._ended:
                     bucket.active.add(pod)
                 self._on_counts_changed(bucket.queue)
 
-    def _admit_later(self, key: BucketKey) -> None:
+    def _defer(self, key: BucketKey, why: AdmissionDeferred) -> float:
+        """Remember why the bucket waits; the backoff before its next try."""
+        previous = self._deferred.get(key)
+        delay = (
+            DEFERRED_FIRST_SECONDS
+            if previous is None
+            else min(previous[1] * 2, DEFERRED_MAX_SECONDS)
+        )
+        self._deferred[key] = (why, delay)
+        return delay
+
+    def _admit_later(self, key: BucketKey, delay: float = RETRY_ADMISSION_SECONDS) -> None:
         if key in self._retry_timers:
             return
         loop = asyncio.get_running_loop()
@@ -189,4 +228,4 @@ class Scheduler:
             self._background.add(task)
             task.add_done_callback(self._background.discard)
 
-        self._retry_timers[key] = loop.call_later(RETRY_ADMISSION_SECONDS, again)
+        self._retry_timers[key] = loop.call_later(delay, again)

@@ -29,6 +29,21 @@ class OperatorSettings(BaseSettings):
         default=10, ge=1, description="The limit of a queue that declares none: never unbounded."
     )
 
+    # Pods that do not start: how long an attempt waits for its pod before it ends as a system
+    # failure (Unschedulable, ImagePullFailed, ContainerConfigError) and is retried.
+    pending_timeout_seconds: float = Field(
+        default=600.0,
+        ge=0,
+        description="An attempt whose pod has not started this long after its creation ends; "
+        "0 waits for ever (clusters that autoscale).",
+    )
+    image_pull_timeout_seconds: float = Field(
+        default=120.0,
+        ge=0,
+        description="An attempt whose image keeps failing to pull this long after its pod was "
+        "scheduled ends, before the pending timeout; 0: only the pending timeout applies.",
+    )
+
     # Restart safety and HA: one active operator among replicas, elected on a Lease.
     leader_election: bool = Field(
         default=True, description="Wait for the Lease before acting; off only for a lone replica."

@@ -171,8 +171,13 @@ def attempts(embedded_kube: EmbeddedKube) -> Attempts:
     return Attempts(embedded_kube, embedded_kube.new_namespace("reads"))
 
 
-def _reconciler(cluster: Cluster, settings: OperatorSettings) -> RunReconciler:
-    return RunReconciler(cluster, settings, random=lambda: 0.0)
+def _reconciler(
+    cluster: Cluster, settings: OperatorSettings, ahead: timedelta = timedelta()
+) -> RunReconciler:
+    """The operator's reconciler; its clock `ahead` of the kubelet's (time has passed)."""
+    return RunReconciler(
+        cluster, settings, random=lambda: 0.0, clock=lambda: datetime.now(UTC) + ahead
+    )
 
 
 def _assert_completed_once(attempts: Attempts, name: str) -> None:
@@ -220,8 +225,9 @@ def test_a_report_before_the_max_duration_write_wins_over_the_timeout(
     attempts.executing(name, "import time; time.sleep(30)", spec, started_ago=60)
     _wait(lambda: attempts.pod_phase(f"{name}-1") == "Running", "the pod to run")
     cluster = ReportAfterRead(attempts, name, nth)
+    # maxDuration counts from the container's start: a minute after it, the attempt is over.
     try:
-        asyncio.run(_reconciler(cluster, settings).reconcile(name))
+        asyncio.run(_reconciler(cluster, settings, timedelta(minutes=1)).reconcile(name))
     finally:
         cluster.close()
     _assert_completed_once(attempts, name)

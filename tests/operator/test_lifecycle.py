@@ -226,8 +226,10 @@ def test_max_duration_deadline_and_operator_ends(spec: TaskRunSpec) -> None:
 
     bounded = spec.model_copy(update={"max_duration_seconds": 60})
     status = _executing(bounded)
-    assert attempt_deadline(bounded, status) == NOW + timedelta(seconds=60) + MAX_DURATION_GRACE
-    assert attempt_deadline(spec, status) is None
+    assert attempt_deadline(bounded, NOW) == NOW + timedelta(seconds=60) + MAX_DURATION_GRACE
+    assert attempt_deadline(spec, NOW) is None
+    # A pod that has not started has no maxDuration running yet.
+    assert attempt_deadline(bounded, None) is None
     canceled = finished(
         status,
         RunPhase.CANCELED,

@@ -8,7 +8,12 @@ import pytest
 from podtask.resources import TaskRunSpec
 from podtask_operator.admission import QueueControls, effective_limit, free_slots, waiting_message
 from podtask_operator.queues import LinePlace, WaitingLine, bucket_of
-from podtask_operator.scheduler import Scheduler
+from podtask_operator.scheduler import (
+    DEFERRED_FIRST_SECONDS,
+    DEFERRED_MAX_SECONDS,
+    AdmissionDeferred,
+    Scheduler,
+)
 
 
 def test_waiting_line_orders_by_priority_then_creation() -> None:
@@ -71,9 +76,14 @@ class Starts:
         self.started: list[str] = []
         self.refuse: set[str] = set()
         self.fail: set[str] = set()
+        self.quota_left: int | None = None
 
     async def __call__(self, name: str) -> str | None:
         await asyncio.sleep(0)
+        if self.quota_left is not None:
+            if self.quota_left == 0:
+                raise AdmissionDeferred("QuotaExceeded", "exceeded quota: pods, limited: pods=2")
+            self.quota_left -= 1
         if name in self.fail:
             self.fail.discard(name)
             raise RuntimeError("the API is down")
@@ -176,3 +186,54 @@ async def test_a_failed_start_keeps_the_run_waiting_in_its_place() -> None:
     assert scheduler.is_waiting("first")
     await scheduler.admit(key)
     assert starts.started == ["first"]
+
+
+@pytest.mark.anyio
+async def test_a_start_refused_for_now_waits_first_in_line_and_says_why() -> None:
+    scheduler, starts = make()
+    starts.quota_left = 2
+    for i in range(4):
+        key = scheduler.enqueue(f"run{i}", spec(limit=10), f"{i}")
+    await scheduler.admit(key)
+    assert starts.started == ["run0", "run1"]
+    # The line keeps its order, and every run in it says what the cluster said.
+    assert scheduler.why_waiting("run2") == (
+        "QuotaExceeded",
+        "exceeded quota: pods, limited: pods=2; position 1",
+    )
+    assert scheduler.why_waiting("run3") is not None
+    assert scheduler.why_waiting("run3")[0] == "QuotaExceeded"  # type: ignore[index]
+    # Each refusal doubles the wait before the next try, up to the maximum.
+    assert scheduler._defer(key, AdmissionDeferred("QuotaExceeded", "again")) == (
+        2 * DEFERRED_FIRST_SECONDS
+    )
+    for _ in range(10):
+        delay = scheduler._defer(key, AdmissionDeferred("QuotaExceeded", "again"))
+    assert delay == DEFERRED_MAX_SECONDS
+    # A pod of the queue ends and the quota has room again: admitted at once.
+    starts.quota_left = 1
+    assert scheduler.observe_pod(pod("run0-1", phase="Succeeded")) == key
+    await scheduler.admit(key)
+    assert starts.started == ["run0", "run1", "run2"]
+    assert scheduler.why_waiting("run3") == (
+        "QuotaExceeded",
+        "exceeded quota: pods, limited: pods=2; position 1",
+    )
+    starts.quota_left = 5
+    await scheduler.admit(key)
+    assert starts.started == ["run0", "run1", "run2", "run3"]
+
+
+@pytest.mark.anyio
+async def test_a_bucket_refused_for_now_is_tried_again_by_itself() -> None:
+    scheduler, starts = make()
+    starts.quota_left = 0
+    key = scheduler.enqueue("run0", spec(limit=10), "0")
+    await scheduler.admit(key)
+    assert starts.started == []
+    starts.quota_left = 1
+    for _ in range(100):
+        await asyncio.sleep(0.05)
+        if starts.started:
+            break
+    assert starts.started == ["run0"]
