@@ -110,15 +110,15 @@ def ensure_binaries(module_dir: Path = MODULE_DIR) -> Path:
     target = cache_root() / stamp["kubernetes"]
     if _is_complete(target, stamp):
         return target
-    go = shutil.which("go")
-    if go is None:
-        raise GoToolchainMissing()
     target.parent.mkdir(parents=True, exist_ok=True)
     with _build_lock(target.parent):
         if _is_complete(target, stamp):  # another process built it while we waited
             return target
         if _adopt(target, stamp):  # binaries built by hand with the same flags
             return target
+        go = shutil.which("go")
+        if go is None:
+            raise GoToolchainMissing()
         _build(go, module_dir, target, stamp)
     return target
 
