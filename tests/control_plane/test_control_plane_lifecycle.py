@@ -7,12 +7,14 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 
 from podtask_devcluster.control_plane import ControlPlane, ControlPlaneStartFailed
 from podtask_devcluster.control_plane_build import COMPONENTS
+from tests.control_plane.control_plane_testing import kubectl
 from tests.e2e.conftest import wait_until
 
 
@@ -85,3 +87,21 @@ def test_a_killed_parent_leaves_nothing_running(tmp_path: Path) -> None:
     process.kill()
     process.wait(timeout=30)
     wait_until(lambda: processes_using(state_dir) == [], timeout=30)
+
+
+def test_it_outlives_the_thread_that_started_it(tmp_path: Path) -> None:
+    """The components die with the process, not with the thread that called start() (as
+    `asyncio.to_thread` or a fixture's helper thread would)."""
+    state_dir = tmp_path / "state"
+    control_plane = ControlPlane(state_dir)
+    starter = threading.Thread(target=control_plane.start)
+    starter.start()
+    starter.join()
+    try:
+        listed = kubectl(control_plane.kubeconfig, "get", "namespaces", "-o", "name")
+        assert "namespace/default" in listed.stdout
+        assert control_plane.running
+        assert len(processes_using(state_dir)) == 4
+    finally:
+        control_plane.stop()
+    assert processes_using(state_dir) == []
