@@ -7,8 +7,8 @@ component (`logs/<component>.log`, named with its last lines in any start failur
 kubeconfigs (`kubeconfig` is the admin's). Each component listens on a free loopback port,
 talks TLS with client certificates from the one CA, and is authorized the way kubeadm's
 cluster is: `Node,RBAC`, the default admission plugins plus `NodeRestriction`, ServiceAccount
-tokens signed by the control plane's own key. The processes get SIGKILL when the thread
-that started them ends (`PR_SET_PDEATHSIG`), so a killed pytest or `make dev` leaves nothing
+tokens signed by the control plane's own key. The processes get SIGKILL when the process that
+started them dies (`PR_SET_PDEATHSIG`), so a killed pytest or `make dev` leaves nothing
 running; `stop()` ends them in order, SIGTERM first.
 
 `python -m podtask_devcluster.control_plane build` builds the binaries; `... run` starts the
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import concurrent.futures
 import contextlib
 import ctypes
 import functools
@@ -137,8 +138,6 @@ class ControlPlane:
     roles exist. `admission_plugins` are enabled on top of the defaults and `NodeRestriction`
     (for example `OwnerReferencesPermissionEnforcement`); `component_args` adds flags per
     component (`{"kube-controller-manager": ["--node-monitor-grace-period=10s"]}`).
-    Call `start()` from a thread that outlives the control plane (the main thread): its
-    processes are killed when that thread ends.
     """
 
     def __init__(
@@ -159,6 +158,9 @@ class ControlPlane:
         self.version = ""
         self._port = 0
         self._components: list[_Component] = []
+        # PR_SET_PDEATHSIG fires when the *thread* that forked a child ends: the components are
+        # forked by this one thread, which lives until stop(), whichever thread calls start().
+        self._spawner: concurrent.futures.ThreadPoolExecutor | None = None
         self._client: httpx.Client | None = None
 
     # ------------------------------------------------------------ public API
@@ -208,6 +210,7 @@ class ControlPlane:
             self._client.close()
             self._client = None
         components, self._components = self._components, []
+        spawner, self._spawner = self._spawner, None
         by_name = {c.name: c for c in components}
         for group in (
             ("kube-scheduler", "kube-controller-manager"),
@@ -220,6 +223,8 @@ class ControlPlane:
             deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
             for component in stopping:
                 component.wait_or_kill(deadline)
+        if spawner is not None:
+            spawner.shutdown(wait=False)
 
     def __enter__(self) -> ControlPlane:
         return self.start()
@@ -253,7 +258,7 @@ class ControlPlane:
 
     def service_account_token(self, namespace: str, name: str, seconds: int = 3600) -> str:
         """A token of ServiceAccount `namespace/name` (TokenRequest), bound to nothing else;
-        the apiserver raises `seconds` below 600 to 600."""
+        `seconds` is at least 600, as the apiserver requires."""
         response = self.client().post(
             f"/api/v1/namespaces/{namespace}/serviceaccounts/{name}/token",
             json={
@@ -347,7 +352,11 @@ class ControlPlane:
             self.log_path(name),
         )
         self._components.append(component)
-        component.start()
+        if self._spawner is None:
+            self._spawner = concurrent.futures.ThreadPoolExecutor(
+                1, thread_name_prefix="control-plane-spawner"
+            )
+        self._spawner.submit(component.start).result()
         return component
 
     def _wait(self, what: str, check: Callable[[], bool], deadline: float) -> None:

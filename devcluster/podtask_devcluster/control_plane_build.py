@@ -110,15 +110,16 @@ def ensure_binaries(module_dir: Path = MODULE_DIR) -> Path:
     target = cache_root() / stamp["kubernetes"]
     if _is_complete(target, stamp):
         return target
-    go = shutil.which("go")
-    if go is None:
-        raise GoToolchainMissing()
     target.parent.mkdir(parents=True, exist_ok=True)
     with _build_lock(target.parent):
         if _is_complete(target, stamp):  # another process built it while we waited
             return target
         if _adopt(target, stamp):  # binaries built by hand with the same flags
             return target
+        go = shutil.which("go")
+        if go is None:
+            raise GoToolchainMissing()
+        _remove_leftovers(target)
         _build(go, module_dir, target, stamp)
     return target
 
@@ -178,6 +179,13 @@ def _build(go: str, module_dir: Path, target: Path, stamp: dict[str, str]) -> No
         staging.rename(target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _remove_leftovers(target: Path) -> None:
+    """What killed builds left: no build runs while we hold the lock, so they are stale."""
+    for pattern in (f".{target.name}.building-*", f".{target.name}.stale-*"):
+        for leftover in target.parent.glob(pattern):
+            shutil.rmtree(leftover, ignore_errors=True)
 
 
 def _version_mismatch(folder: Path, stamp: dict[str, str]) -> str | None:
