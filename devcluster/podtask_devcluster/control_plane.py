@@ -24,7 +24,6 @@ import contextlib
 import ctypes
 import functools
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -46,6 +45,7 @@ from podtask_devcluster.control_plane_build import (
     ensure_binaries,
 )
 from podtask_devcluster.control_plane_pki import ClusterPki, KeyPair
+from podtask_devcluster.ports import free_ports
 from podtask_devcluster.private_files import (
     open_private_for_writing,
     private_directory,
@@ -288,7 +288,7 @@ class ControlPlane:
     # ------------------------------------------------------------ starting
 
     def _start(self, binaries: Path) -> None:
-        etcd_port, peer_port, self._port, scheduler_port, manager_port = _free_ports(5)
+        etcd_port, peer_port, self._port, scheduler_port, manager_port = free_ports(5)
         self._write_kubeconfig(self.kubeconfig, _cert_user(self.pki.pair("admin")))
         scheduler_kubeconfig = self.state_dir / "kube-scheduler.kubeconfig"
         manager_kubeconfig = self.state_dir / "kube-controller-manager.kubeconfig"
@@ -517,20 +517,6 @@ def _ok(client: httpx.Client, url: str) -> bool:
         return client.get(url).status_code == 200
     except httpx.HTTPError:
         return False
-
-
-def _free_ports(count: int) -> list[int]:
-    """Ports free on loopback now (held together, so they differ)."""
-    sockets = []
-    try:
-        for _ in range(count):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind(("127.0.0.1", 0))
-            sockets.append(sock)
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 # ---------------------------------------------------------------- command line

@@ -49,9 +49,10 @@ NODE_READY_SECONDS = 60
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A free loopback port, outside the range that outgoing connections take theirs from."""
+    from podtask_devcluster.ports import free_port as free_loopback_port
+
+    return free_loopback_port()
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,7 @@ def kube_client(target: KubeTarget) -> Any:
     from kubernetes import client, config
 
     if isinstance(target, Path):
-        return config.new_client_from_config(config_file=str(target))
+        return config.new_client_from_config(config_file=str(target))  # type: ignore[no-untyped-call]
     configuration = client.Configuration()
     configuration.host = target
     return client.ApiClient(configuration)
@@ -114,9 +115,10 @@ def _install_crds(api_client: Any) -> None:
     """Create or replace podtask's CRDs, then wait until each is served (`Established`):
     a real apiserver refuses objects of a kind it does not serve yet."""
     from kubernetes import client
-    from kubernetes.client.rest import ApiException
+    from kubernetes.client.exceptions import ApiException
 
-    crds = client.ApiextensionsV1Api(api_client)
+    # Plain dicts in and out: the CRDs are built as JSON, not as the client's models.
+    crds: Any = client.ApiextensionsV1Api(api_client)
     names = []
     for crd in custom_resource_definitions():
         name = crd["metadata"]["name"]
@@ -328,7 +330,9 @@ class DevStack:
         manifest = load_manifest(module_refs)
         dev_secrets = DevSecrets.load_or_create(self.state_dir)
         base_env = {k: v for k, v in os.environ.items() if not k.startswith("PODTASK_")}
-        kube = self._start_real(base_env) if self.cluster == "real" else self._start_embedded(base_env)
+        kube = (
+            self._start_real(base_env) if self.cluster == "real" else self._start_embedded(base_env)
+        )
         register(kube, manifest)
         store_dev_key(kube, dev_secrets.api_key)
         shared = {
@@ -415,11 +419,11 @@ class DevStack:
 
     def _wait_node_ready(self, kubeconfig: Path, agent: Part) -> None:
         from kubernetes import client
-        from kubernetes.client.rest import ApiException
+        from kubernetes.client.exceptions import ApiException
 
         deadline = time.monotonic() + NODE_READY_SECONDS
         with kube_client(kubeconfig) as api_client:
-            nodes = client.CoreV1Api(api_client)
+            nodes: Any = client.CoreV1Api(api_client)
             while time.monotonic() < deadline:
                 assert agent.process is not None
                 if agent.process.poll() is not None:

@@ -4,8 +4,8 @@ There is no container runtime here, so the container's command, args and environ
 taken from the rendered Deployment and run in this virtualenv (the control-plane image is
 this package installed): `python` is this interpreter, each `env` entry is set as the
 kubelet would set it (`secretKeyRef` resolved from the rendered Secret), and the Kubernetes
-credentials are a kubeconfig for the ServiceAccount's RBAC proxy instead of the token the
-pod would get mounted.
+credentials are a kubeconfig for the ServiceAccount: on the embedded cluster its RBAC proxy,
+on a real one a token of the ServiceAccount (TokenRequest), as the pod would get mounted.
 """
 
 from __future__ import annotations
@@ -62,15 +62,20 @@ class DeployedProcess:
     """One replica of a rendered Deployment, as a process talking to `kube_url`."""
 
     def __init__(
-        self, deployment: dict[str, Any], rendered: Rendered, kube_url: str, state: Path
+        self, deployment: dict[str, Any], rendered: Rendered, kube: str | Path, state: Path
     ) -> None:
+        """`kube`: the URL of a cluster that asks for no credentials (the RBAC proxy), or a
+        kubeconfig (the ServiceAccount's token on a real cluster)."""
         self.name = deployment["metadata"]["name"]
         self.container = container_of(deployment)
         self.argv = container_argv(self.container)
         self.env = container_environment(self.container, rendered)
         self.state = state
-        self.kubeconfig = state / f"{self.name}.kubeconfig"
-        self.kubeconfig.write_text(kubeconfig_text(kube_url))
+        if isinstance(kube, Path):
+            self.kubeconfig = kube
+        else:
+            self.kubeconfig = state / f"{self.name}.kubeconfig"
+            self.kubeconfig.write_text(kubeconfig_text(kube))
         self.log = state / f"{self.name}.log"
         self.process: subprocess.Popen[bytes] | None = None
 

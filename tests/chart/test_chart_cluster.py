@@ -1,4 +1,4 @@
-"""The chart on a cluster (the embedded one, with real kubectl).
+"""The chart on a cluster (the embedded one, then a real one; real kubectl on both).
 
 Its CRDs and rendered objects apply with `kubectl apply`; then the operator and the API run
 as the rendered Deployments say (command, args, environment with the Secret's values), each
@@ -23,11 +23,11 @@ import pytest
 
 from podtask.dev import free_port
 from podtask.manifest import load_manifest
-from podtask_devcluster import EmbeddedCluster
 from tests.chart.chart import CHART, ROOT, Rendered, render, render_in_cluster
-from tests.chart.conftest import Kubectl
+from tests.chart.conftest import ChartCluster, Kubectl, audited
 from tests.chart.deployed import DeployedProcess, wait_until
 from tests.chart.rbac import RbacProxy, grants_for
+from tests.real_cluster import RealCluster
 
 NAMESPACE = "podtask"
 API_KEY = "pt_chart_test_key_0123456789"
@@ -42,7 +42,7 @@ def _applied(kubectl: Kubectl, path: Path, namespace: str | None = None) -> list
 
 @pytest.fixture(scope="module")
 def installed(
-    chart_cluster: EmbeddedCluster, kubectl: Kubectl, tmp_path_factory: pytest.TempPathFactory
+    chart_cluster: ChartCluster, kubectl: Kubectl, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Rendered, list[str]]]:
     """`kubectl create namespace` + the chart's CRDs + its objects, as `helm template | kubectl
     apply` would install them; ports and the API's address are the only values set for this
@@ -86,17 +86,24 @@ def test_the_crds_and_every_object_apply_with_kubectl(
 
 
 def _start(
-    stack: ExitStack, rendered: Rendered, component: str, cluster: EmbeddedCluster, state: Path
-) -> tuple[DeployedProcess, RbacProxy]:
+    stack: ExitStack, rendered: Rendered, component: str, cluster: ChartCluster, state: Path
+) -> tuple[DeployedProcess, RbacProxy | None]:
     deployment = rendered.one("Deployment", f"podtask-{component}")
     account = deployment["spec"]["template"]["spec"]["serviceAccountName"]
-    proxy = RbacProxy(
-        cluster.url,
-        grants_for(rendered.objects, NAMESPACE, account),
-        f"system:serviceaccount:{NAMESPACE}:{account}",
-    )
-    stack.enter_context(proxy)
-    process = DeployedProcess(deployment, rendered, proxy.url, state)
+    proxy = None
+    kube: str | Path
+    if isinstance(cluster, RealCluster):
+        token = cluster.plane.service_account_token(NAMESPACE, account)
+        kube = cluster.plane.kubeconfig_for_token(token, state / f"{account}.kubeconfig", NAMESPACE)
+    else:
+        proxy = RbacProxy(
+            cluster.url,
+            grants_for(rendered.objects, NAMESPACE, account),
+            f"system:serviceaccount:{NAMESPACE}:{account}",
+        )
+        stack.enter_context(proxy)
+        kube = proxy.url
+    process = DeployedProcess(deployment, rendered, kube, state)
     stack.callback(process.stop)
     process.start().wait_ready()
     return process, proxy
@@ -111,7 +118,7 @@ def _run(http: httpx.Client, run_id: str) -> dict[str, Any]:
 
 def test_the_operator_and_api_of_the_chart_complete_a_run_within_their_rbac(
     installed: tuple[Rendered, list[str]],
-    chart_cluster: EmbeddedCluster,
+    chart_cluster: ChartCluster,
     kubectl: Kubectl,
     tmp_path: Path,
 ) -> None:
@@ -176,19 +183,35 @@ def test_the_operator_and_api_of_the_chart_complete_a_run_within_their_rbac(
 
     # Everything either component asked for was granted by its Role: none of it was refused,
     # none of it was outside the task namespace, and neither logged an error.
-    for proxy in (api_rbac, operator_rbac):
-        assert [str(r) for r in proxy.denied()] == [], logs()
-        assert {d.request.namespace for d in proxy.seen()} == {NAMESPACE}
     assert " ERROR " not in operator.output() and "ERROR " not in api.output(), logs()
-    used = {(d.request.verb, d.request.resource) for d in operator_rbac.seen()}
+    if isinstance(chart_cluster, RealCluster):
+        seen = _audited_requests(chart_cluster)
+        for account in ("podtask-api", "podtask-operator"):
+            assert seen[account], f"no request of {account} reached the apiserver"
+            # RBAC's answers; a 429 (a CRD's storage still starting) is retried by the client.
+            refused = [r for r in seen[account] if r["code"] in (401, 403)]
+            assert refused == [], (account, refused)
+            # Discovery (/api, /apis/…) names no object; everything else stays in the namespace.
+            outside = {
+                r["uri"] for r in seen[account] if r["resource"] and r["namespace"] != NAMESPACE
+            }
+            assert outside == set(), (account, outside)
+        operator_used = {(r["verb"], r["resource"]) for r in seen["podtask-operator"]}
+        api_used = {(r["verb"], r["resource"]) for r in seen["podtask-api"]}
+    else:
+        assert api_rbac is not None and operator_rbac is not None
+        for proxy in (api_rbac, operator_rbac):
+            assert [str(r) for r in proxy.denied()] == [], logs()
+            assert {d.request.namespace for d in proxy.seen()} == {NAMESPACE}
+        operator_used = {(d.request.verb, d.request.resource) for d in operator_rbac.seen()}
+        api_used = {(d.request.verb, d.request.resource) for d in api_rbac.seen()}
     assert {
         ("create", "pods"),
         ("patch", "taskruns/status"),
         ("update", "leases"),
         ("delete", "pods"),
         ("delete", "taskruns"),
-    } <= used
-    used = {(d.request.verb, d.request.resource) for d in api_rbac.seen()}
+    } <= operator_used
     assert {
         ("get", "secrets"),
         ("create", "taskruns"),
@@ -196,11 +219,39 @@ def test_the_operator_and_api_of_the_chart_complete_a_run_within_their_rbac(
         ("get", "pods/log"),
         ("patch", "taskqueues"),
         ("patch", "tasks"),
-    } <= used
+    } <= api_used
+
+
+def _audited_requests(cluster: RealCluster) -> dict[str, list[dict[str, Any]]]:
+    """Each chart ServiceAccount's requests, from the apiserver's audit log: verb, resource
+    (with its subresource), namespace and status code."""
+    by_account: dict[str, list[dict[str, Any]]] = {"podtask-api": [], "podtask-operator": []}
+    for event in audited(cluster):
+        if event.get("stage") != "ResponseComplete":
+            continue
+        user = event["user"]["username"]
+        prefix = f"system:serviceaccount:{NAMESPACE}:"
+        account = user.removeprefix(prefix)
+        if not user.startswith(prefix) or account not in by_account:
+            continue
+        ref = event.get("objectRef") or {}
+        resource = ref.get("resource", "") + (
+            f"/{ref['subresource']}" if ref.get("subresource") else ""
+        )
+        by_account[account].append(
+            {
+                "verb": event["verb"],
+                "resource": resource,
+                "namespace": ref.get("namespace", ""),
+                "code": event.get("responseStatus", {}).get("code", 0),
+                "uri": event["requestURI"],
+            }
+        )
+    return by_account
 
 
 def test_an_upgrade_keeps_the_runner_token_and_the_keys_added_since(
-    chart_cluster: EmbeddedCluster, kubectl: Kubectl, tmp_path: Path
+    chart_cluster: ChartCluster, kubectl: Kubectl, tmp_path: Path
 ) -> None:
     namespace = "podtask-upgrade"
     kubeconfig = chart_cluster.kubeconfig_path
