@@ -10,12 +10,9 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from podtask.limits import MAX_CONCURRENCY_LIMIT
 from podtask.resources import TaskQueueSpec, TaskQueueStatus, TaskSpec
 from podtask_api.triggers import JSON_INTEGER
-
-# Far above any real limit, and small enough for every integer type on the way.
-MAX_CONCURRENCY_LIMIT = 100_000
-
 
 ConcurrencyLimit = Annotated[int, Field(ge=0, le=MAX_CONCURRENCY_LIMIT), JSON_INTEGER]
 

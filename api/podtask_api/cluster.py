@@ -42,6 +42,17 @@ _REQUEST_TIMEOUT = (5, 30)
 CONNECTION_POOL_SIZE = 32
 
 
+def report_write(run: dict[str, Any], report: dict[str, Any]) -> dict[str, Any]:
+    """The JSON patch operation that sets `status.report` of `run` wholesale.
+
+    A JSON patch, not a merge patch: a merge patch would merge the output with the previous
+    report's and drop every null inside it.
+    """
+    if isinstance(run.get("status"), dict):
+        return {"op": "add", "path": "/status/report", "value": report}
+    return {"op": "add", "path": "/status", "value": {"report": report}}
+
+
 class ClusterError(Exception):
     """The cluster did not do what was asked; `str()` is safe to show to callers."""
 
@@ -411,17 +422,10 @@ class KubernetesCluster:
         Raises `AttemptNotCurrent` (with the run read again) when the attempt has moved
         since, and `ObjectRejected` when the cluster refused the write for another reason.
         """
-        # A JSON patch, not a merge patch: a merge patch would merge the output with the
-        # previous report's and drop every null inside it.
-        write = (
-            {"op": "add", "path": "/status/report", "value": report}
-            if isinstance(run.get("status"), dict)
-            else {"op": "add", "path": "/status", "value": {"report": report}}
-        )
         self._guarded_patch(
             run,
             report_guard,
-            write,
+            report_write(run, report),
             self._api.patch_namespaced_custom_object_status,
             lambda fresh: AttemptNotCurrent(
                 f"run {fresh['metadata']['name']!r} moved on while the report was written", fresh

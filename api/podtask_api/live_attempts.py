@@ -72,14 +72,18 @@ def attempt_refusal(run: dict[str, Any], attempt: int) -> ApiError | None:
 def is_report_resent(run: dict[str, Any], report: dict[str, Any]) -> bool:
     """Whether `report` (as it would be stored) is the one the run accepted already."""
     try:
-        accepted = _status(run).report
+        status = _status(run)
         resent = AttemptReport.model_validate(report)
     except ValidationError:
         return False
+    accepted = status.report
     if accepted is None:
         return False
-
-    def outcome(of: AttemptReport) -> tuple[Any, ...]:
-        return (of.attempt, of.ok, of.output, of.error)
-
-    return outcome(accepted) == outcome(resent)
+    # Once the run completes, the operator holds the output once, in `status.output`.
+    output = status.output if accepted.ok and accepted.output is None else accepted.output
+    return (accepted.attempt, accepted.ok, output, accepted.error) == (
+        resent.attempt,
+        resent.ok,
+        resent.output,
+        resent.error,
+    )

@@ -39,7 +39,16 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from podtask.json_values import JsonValueError, checked_json_text, stored_size
-from podtask.limits import MAX_BATCH_ITEMS, MAX_METADATA_BYTES, MAX_PAYLOAD_BYTES
+from podtask.limits import (
+    MAX_BATCH_ITEMS,
+    MAX_CONCURRENCY_KEY_LENGTH,
+    MAX_IDEMPOTENCY_KEY_LENGTH,
+    MAX_METADATA_BYTES,
+    MAX_PAYLOAD_BYTES,
+    MAX_PRIORITY,
+    MAX_TAG_LENGTH,
+    MAX_TAGS,
+)
 from podtask.machines import PRESETS
 from podtask.resources import (
     API_VERSION,
@@ -78,7 +87,7 @@ DEFAULT_IDEMPOTENCY_KEY_TTL_SECONDS = 30 * 24 * 3600
 _OBJECT_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 
-Tag = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+Tag = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TAG_LENGTH)]
 
 
 def _json_integer(value: Any) -> Any:
@@ -98,9 +107,6 @@ so does `/openapi.json` show them as `minimum` and `maximum`, also for optional 
 
 # A century: any longer is a mistake, and far longer would overflow the date arithmetic.
 MAX_DELAY_SECONDS = 100 * 365 * 24 * 3600
-# Priorities: plain integers beyond any use, within what the cluster stores.
-MAX_PRIORITY = 2**31 - 1
-
 Priority = Annotated[int, Field(ge=-MAX_PRIORITY, le=MAX_PRIORITY), JSON_INTEGER]
 Seconds = Annotated[int, Field(ge=1, le=MAX_DELAY_SECONDS), JSON_INTEGER]
 Attempts = Annotated[int, Field(ge=1, le=100), JSON_INTEGER]
@@ -203,18 +209,24 @@ class TriggerOptions(BaseModel):
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
-    tags: list[Tag] = Field(default_factory=list, max_length=10)
+    tags: list[Tag] = Field(default_factory=list, max_length=MAX_TAGS)
     metadata: dict[str, Any] = Field(default_factory=dict)
     priority: Priority = Field(
         default=0, description="Runs with a higher priority start first within their queue."
     )
-    concurrency_key: Annotated[str, StringConstraints(min_length=1, max_length=256)] | None = None
+    concurrency_key: (
+        Annotated[str, StringConstraints(min_length=1, max_length=MAX_CONCURRENCY_KEY_LENGTH)]
+        | None
+    ) = None
     machine: MachineName | None = None
     max_attempts: Attempts | None = Field(
         default=None, description="Overrides the task's retry.maxAttempts."
     )
     max_duration: Seconds | None = Field(default=None, description="Seconds.")
-    idempotency_key: Annotated[str, StringConstraints(min_length=1, max_length=1024)] | None = None
+    idempotency_key: (
+        Annotated[str, StringConstraints(min_length=1, max_length=MAX_IDEMPOTENCY_KEY_LENGTH)]
+        | None
+    ) = None
     ttl: Seconds | None = Field(
         default=None, description="Seconds the run may wait to start before it expires."
     )

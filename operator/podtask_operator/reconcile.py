@@ -24,6 +24,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from podtask.attempt_tokens import sign_attempt_token
+from podtask.bounded_errors import bounded_error
 from podtask.resources import (
     LABEL_RUN,
     RunError,
@@ -72,8 +73,22 @@ _DEFERRED_REASONS = {"QuotaExceeded": "QuotaExceeded", "TooManyRequests": "TooMa
 # Phases of a run that has no attempt running and may be admitted.
 _STARTABLE = frozenset({None, RunPhase.DELAYED, RunPhase.QUEUED, RunPhase.WAITING_TO_RETRY})
 
-# The runner's report belongs to the API; the operator never writes it.
+# The runner's report belongs to the API; the operator never writes it, but for one thing:
+# the output it moves to `status.output` when the run completes (`output_moved`).
 _API_OWNED = frozenset({"report"})
+
+
+def output_moved(old: TaskRunStatus, new: TaskRunStatus) -> bool:
+    """Whether `new` holds the report's output in `status.output` and the report no longer:
+    the output is stored once, or a 512 KiB output would count twice in the TaskRun's budget
+    (`podtask.limits`) and the final write would be over what etcd stores."""
+    return (
+        old.report is not None
+        and old.report.output is not None
+        and new.report is not None
+        and new.report.output is None
+        and new.output is not None
+    )
 
 
 def status_patch(old: TaskRunStatus, new: TaskRunStatus) -> dict[str, Any]:
@@ -83,6 +98,9 @@ def status_patch(old: TaskRunStatus, new: TaskRunStatus) -> dict[str, Any]:
     patch.update({k: None for k in before if k not in after})
     for key in _API_OWNED:
         patch.pop(key, None)
+    if output_moved(old, new):
+        # Only that key of the report: a merge patch's null removes it, the rest stays.
+        patch["report"] = {"output": None}
     return patch
 
 
@@ -590,7 +608,7 @@ class RunReconciler:
             return
         if status is None:
             # The status itself does not parse: replace the fields that say how it ended.
-            error = RunError(type=error_type, message=message)
+            error = bounded_error(RunError(type=error_type, message=message))
             await self._cluster.patch_run_status(
                 run["metadata"]["name"],
                 {

@@ -15,6 +15,7 @@ from pydantic import BaseModel
 
 from podtask.resources import (
     GROUP,
+    STORED_MAX_LENGTH,
     VERSION,
     TaskQueueSpec,
     TaskQueueStatus,
@@ -52,6 +53,8 @@ def _structural(schema: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
             out["properties"] = {name: _structural(sub, defs) for name, sub in value.items()}
         elif key == "items":
             out["items"] = _structural(value, defs)
+        elif key == STORED_MAX_LENGTH:
+            out["maxLength"] = value
         elif key == "additionalProperties":
             if value in ({}, True):
                 out["x-kubernetes-preserve-unknown-fields"] = True

@@ -44,7 +44,8 @@ MAX_ERROR_TYPE_CHARS = 256
 MAX_ATTEMPT_ERRORS_BYTES = 64 * KIB
 MIN_ATTEMPT_ERROR_BYTES = 512
 MAX_CONDITION_MESSAGE_BYTES = 2 * KIB
-# retry.maxAttempts, which bounds the attempts list.
+# retry.maxAttempts, which bounds the attempts list (`status.attempts` holds one record per
+# attempt, system retries included, so at most this many).
 MAX_ATTEMPTS = 100
 
 # How deep a payload, a metadata object or an output may nest objects and arrays. JSON
@@ -57,6 +58,26 @@ MAX_JSON_INT = 2**63 - 1
 
 # Items in one batch trigger, as in Trigger.dev.
 MAX_BATCH_ITEMS = 1000
+
+# What a TaskRun's spec may hold besides its payload and metadata; the API enforces these at
+# trigger time and the CRDs declare them (`podtask.crds`), so kubectl is held to them too.
+# A task id is a DNS label (it names the Task object and pod labels); a queue name a DNS
+# subdomain (it names the TaskQueue object).
+MAX_TASK_ID_LENGTH = 63
+MAX_QUEUE_NAME_LENGTH = 253
+MAX_TAGS = 10
+MAX_TAG_LENGTH = 128
+MAX_CONCURRENCY_KEY_LENGTH = 256
+MAX_IDEMPOTENCY_KEY_LENGTH = 1024
+# Priorities: plain integers beyond any use, within what the cluster stores.
+MAX_PRIORITY = 2**31 - 1
+# A queue's concurrency limit: far above any cluster's pod capacity.
+MAX_CONCURRENCY_LIMIT = 100_000
+# An object name (a pod's, in an attempt record): a DNS subdomain.
+MAX_OBJECT_NAME_LENGTH = 253
+# What Kubernetes allows in a condition's type and reason (metav1.Condition).
+MAX_CONDITION_TYPE_LENGTH = 316
+MAX_CONDITION_REASON_LENGTH = 1024
 
 
 def attempt_error_bytes(max_attempts: int) -> int:

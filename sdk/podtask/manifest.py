@@ -19,15 +19,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic.alias_generators import to_camel
 
 from podtask.errors import TaskDeclarationError
+from podtask.limits import MAX_QUEUE_NAME_LENGTH
 from podtask.machines import PRESETS
 from podtask.modules import load_tasks
-from podtask.resources import QueueRef, RetryPolicy, TaskSpec
+from podtask.resources import QUEUE_NAME_PATTERN, QueueRef, RetryPolicy, TaskSpec
 from podtask.tasks import TASK_ID_RULE, Task, is_valid_task_id
 
 # RFC 1123 subdomain, as Kubernetes checks the names of objects such as TaskQueues.
-_DNS_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
-_DNS_SUBDOMAIN = re.compile(rf"^{_DNS_LABEL}(\.{_DNS_LABEL})*$")
-MAX_QUEUE_NAME_LENGTH = 253
+_DNS_SUBDOMAIN = re.compile(QUEUE_NAME_PATTERN)
 
 
 def is_valid_queue_name(name: str) -> bool:

@@ -3,16 +3,53 @@
 These pydantic models are the one source of truth for what travels through the
 cluster: snake_case in Python, camelCase on the wire, and `make crds` turns them
 into the CRD schemas under `crds/`.
+
+Two kinds of rule, both from `podtask.limits` and the preset table:
+- what a value may be (a machine from the presets, a task id, a queue name, minimum
+  attempts, tags, keys): validated here in Python and declared in the CRD, so that the
+  apiserver refuses a bad TaskRun from kubectl with a 422 naming the field;
+- how much of a value is stored (an error's message and traceback, a condition's message):
+  the writers cut those to size (`podtask.bounded_errors`), so they are declared in the CRD
+  only (`stored_max_length`), never refused when a runner reports more.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
+
+from podtask.limits import (
+    MAX_ATTEMPTS,
+    MAX_CONCURRENCY_KEY_LENGTH,
+    MAX_CONCURRENCY_LIMIT,
+    MAX_CONDITION_MESSAGE_BYTES,
+    MAX_CONDITION_REASON_LENGTH,
+    MAX_CONDITION_TYPE_LENGTH,
+    MAX_ERROR_BYTES,
+    MAX_ERROR_MESSAGE_BYTES,
+    MAX_ERROR_TYPE_CHARS,
+    MAX_IDEMPOTENCY_KEY_LENGTH,
+    MAX_OBJECT_NAME_LENGTH,
+    MAX_PRIORITY,
+    MAX_QUEUE_NAME_LENGTH,
+    MAX_TAG_LENGTH,
+    MAX_TAGS,
+    MAX_TASK_ID_LENGTH,
+)
+from podtask.machines import PRESETS
 
 GROUP = "podtask.dev"
 VERSION = "v1alpha1"
@@ -25,6 +62,53 @@ LABEL_CONCURRENCY_KEY = f"{GROUP}/concurrency-key"
 LABEL_RUN = f"{GROUP}/run"
 LABEL_ATTEMPT = f"{GROUP}/attempt"
 LABEL_MACHINE = f"{GROUP}/machine"
+
+
+# A DNS label (RFC 1123): task ids; dotted labels make a DNS subdomain: queue names.
+DNS_LABEL_PATTERN = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+TASK_ID_PATTERN = rf"^{DNS_LABEL_PATTERN}$"
+QUEUE_NAME_PATTERN = rf"^{DNS_LABEL_PATTERN}(\.{DNS_LABEL_PATTERN})*$"
+
+
+# The key that marks a cap for the CRD only (`podtask.crds` makes it `maxLength`): the API's
+# own schema for a runner's report must not promise to refuse what it cuts.
+STORED_MAX_LENGTH = "x-podtask-stored-max-length"
+
+
+def stored_max_length(limit: int) -> Any:
+    """A string's cap in the CRD, for text the writers cut to `limit` stored bytes: a
+    character takes at least one stored byte, so it has at most `limit` characters."""
+    return Field(json_schema_extra={STORED_MAX_LENGTH: limit})
+
+
+def _known_machine(name: str) -> str:
+    if name not in PRESETS:
+        raise PydanticCustomError(
+            "unknown_machine",
+            "unknown machine {name}; valid machines are: {valid}",
+            {"name": repr(name), "valid": ", ".join(PRESETS)},
+        )
+    return name
+
+
+# A machine preset's name: the CRD's enum is the preset table.
+MachineName = Annotated[
+    str,
+    AfterValidator(_known_machine),
+    WithJsonSchema({"type": "string", "enum": list(PRESETS)}),
+]
+TaskId = Annotated[str, StringConstraints(max_length=MAX_TASK_ID_LENGTH, pattern=TASK_ID_PATTERN)]
+# A queue's name, in the schema only: a declaration is checked where the manifest is built
+# (`podtask.manifest.queues_of`), whose message says where the task is declared.
+QueueName = Annotated[
+    str,
+    WithJsonSchema(
+        {"type": "string", "maxLength": MAX_QUEUE_NAME_LENGTH, "pattern": QUEUE_NAME_PATTERN}
+    ),
+]
+Tag = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TAG_LENGTH)]
+ConcurrencyLimit = Annotated[int, Field(ge=0, le=MAX_CONCURRENCY_LIMIT)]
+Priority = Annotated[int, Field(ge=-MAX_PRIORITY, le=MAX_PRIORITY)]
 
 
 def utcnow() -> datetime:
@@ -63,29 +147,59 @@ class WireModel(BaseModel):
 
 
 class OutOfMemoryPolicy(WireModel):
-    machine: str | None = Field(
+    machine: MachineName | None = Field(
         default=None, description="The machine preset to retry on after an out-of-memory kill."
     )
 
 
+_DEFAULT_MIN_TIMEOUT_MS = 1000
+_DEFAULT_MAX_TIMEOUT_MS = 60000
+
+
 class RetryPolicy(WireModel):
-    max_attempts: int = Field(default=3, ge=1, le=100)
+    # The one rule that spans fields, in Python and in CEL for the apiserver (an absent
+    # field is its default: the CRD sets no defaults).
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": f"(has(self.maxTimeoutMs) ? self.maxTimeoutMs : "
+                    f"{_DEFAULT_MAX_TIMEOUT_MS}) >= (has(self.minTimeoutMs) ? "
+                    f"self.minTimeoutMs : {_DEFAULT_MIN_TIMEOUT_MS})",
+                    "message": "maxTimeoutMs must be at least minTimeoutMs",
+                    "fieldPath": ".maxTimeoutMs",
+                    "reason": "FieldValueInvalid",
+                }
+            ]
+        }
+    )
+
+    max_attempts: int = Field(default=3, ge=1, le=MAX_ATTEMPTS)
     factor: float = Field(default=2.0, ge=1)
-    min_timeout_ms: int = Field(default=1000, ge=0)
-    max_timeout_ms: int = Field(default=60000, ge=0)
+    min_timeout_ms: int = Field(default=_DEFAULT_MIN_TIMEOUT_MS, ge=0)
+    max_timeout_ms: int = Field(default=_DEFAULT_MAX_TIMEOUT_MS, ge=0)
     randomize: bool = True
     out_of_memory: OutOfMemoryPolicy | None = None
 
+    @model_validator(mode="after")
+    def _timeouts_in_order(self) -> RetryPolicy:
+        if self.max_timeout_ms < self.min_timeout_ms:
+            raise ValueError(
+                f"maxTimeoutMs ({self.max_timeout_ms}) must be at least minTimeoutMs "
+                f"({self.min_timeout_ms})"
+            )
+        return self
+
 
 class QueueRef(WireModel):
-    name: str
-    concurrency_limit: int | None = Field(default=None, ge=0)
+    name: QueueName
+    concurrency_limit: ConcurrencyLimit | None = None
 
 
 class TaskSpec(WireModel):
     """What `podtask deploy` (or `podtask dev`) registers for one task id."""
 
-    task_id: str
+    task_id: TaskId
     image: str
     module: str = Field(
         description="The module that defines the task: a dotted name or a file path."
@@ -93,7 +207,7 @@ class TaskSpec(WireModel):
     version: str
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     queue: QueueRef
-    machine: str
+    machine: MachineName
     max_duration_seconds: int | None = Field(default=None, ge=1)
     ttl_seconds: int | None = Field(
         default=None, ge=1, description="Default time a run may wait to start before it expires."
@@ -102,13 +216,13 @@ class TaskSpec(WireModel):
 
 
 class TaskQueueSpec(WireModel):
-    concurrency_limit: int | None = Field(default=None, ge=0)
+    concurrency_limit: ConcurrencyLimit | None = None
     paused: bool = False
 
 
 class TaskQueueStatus(WireModel):
-    running: int = 0
-    queued: int = 0
+    running: int = Field(default=0, ge=0)
+    queued: int = Field(default=0, ge=0)
 
 
 class RunPhase(StrEnum):
@@ -145,20 +259,26 @@ FINAL_PHASES = frozenset(
 class TaskRunSpec(WireModel):
     """The frozen snapshot of the task's config at trigger time, the options and the payload."""
 
-    task_id: str
+    task_id: TaskId
     version: str
     image: str
     module: str
-    machine: str
+    machine: MachineName
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     queue: QueueRef
     max_duration_seconds: int | None = Field(default=None, ge=1)
     payload: Any = Field(default=None, description="The JSON payload given to the task's run.")
-    concurrency_key: str | None = None
-    priority: int = 0
-    tags: list[str] = Field(default_factory=list)
+    concurrency_key: (
+        Annotated[str, StringConstraints(min_length=1, max_length=MAX_CONCURRENCY_KEY_LENGTH)]
+        | None
+    ) = None
+    priority: Priority = 0
+    tags: list[Tag] = Field(default_factory=list, max_length=MAX_TAGS)
     metadata: dict[str, Any] = Field(default_factory=dict)
-    idempotency_key: str | None = None
+    idempotency_key: (
+        Annotated[str, StringConstraints(min_length=1, max_length=MAX_IDEMPOTENCY_KEY_LENGTH)]
+        | None
+    ) = None
     ttl_seconds: int | None = Field(default=None, ge=1)
     delay_until: datetime | None = None
     parent_run_id: str | None = None
@@ -175,9 +295,13 @@ class TaskRunSpec(WireModel):
 
 
 class RunError(WireModel):
-    type: str
-    message: str
-    stack: str | None = Field(default=None, description="The traceback, when there was one.")
+    """An error as reported, and as stored once cut to size (`podtask.bounded_errors`)."""
+
+    type: Annotated[str, stored_max_length(MAX_ERROR_TYPE_CHARS)]
+    message: Annotated[str, stored_max_length(MAX_ERROR_MESSAGE_BYTES)]
+    stack: Annotated[str | None, stored_max_length(MAX_ERROR_BYTES)] = Field(
+        default=None, description="The traceback, when there was one."
+    )
 
 
 class AttemptReport(WireModel):
@@ -192,8 +316,8 @@ class AttemptReport(WireModel):
 
 class Attempt(WireModel):
     number: int = Field(ge=1)
-    pod: str
-    machine: str
+    pod: Annotated[str, stored_max_length(MAX_OBJECT_NAME_LENGTH)]
+    machine: MachineName
     started_at: datetime | None = None
     finished_at: datetime | None = None
     exit_code: int | None = None
@@ -201,19 +325,27 @@ class Attempt(WireModel):
     error: RunError | None = None
 
 
+class ConditionStatus(StrEnum):
+    TRUE = "True"
+    FALSE = "False"
+    UNKNOWN = "Unknown"
+
+
 class Condition(WireModel):
-    type: str
-    status: str
-    reason: str
-    message: str = ""
+    type: Annotated[str, stored_max_length(MAX_CONDITION_TYPE_LENGTH)]
+    status: ConditionStatus
+    reason: Annotated[str, stored_max_length(MAX_CONDITION_REASON_LENGTH)]
+    message: Annotated[str, stored_max_length(MAX_CONDITION_MESSAGE_BYTES)] = ""
     last_transition_time: datetime = Field(default_factory=utcnow)
 
 
 class TaskRunStatus(WireModel):
     phase: RunPhase | None = None
-    attempt: int = 0
-    machine: str | None = None
-    attempts: list[Attempt] = Field(default_factory=list)
+    attempt: int = Field(default=0, ge=0)
+    machine: MachineName | None = None
+    attempts: Annotated[list[Attempt], Field(json_schema_extra={"maxItems": MAX_ATTEMPTS})] = Field(
+        default_factory=list
+    )
     report: AttemptReport | None = None
     output: Any = Field(default=None, description="The task's JSON output once Completed.")
     error: RunError | None = None

@@ -32,16 +32,16 @@ from podtask.hooks import (
     TaskHooks,
     signature_problem,
 )
+from podtask.limits import MAX_TASK_ID_LENGTH
 from podtask.machines import DEFAULT_MACHINE, PRESETS, MachinePreset, machine_preset
-from podtask.resources import QueueRef, RetryPolicy
+from podtask.resources import TASK_ID_PATTERN, QueueRef, RetryPolicy
 from podtask.run_results import RunHandle, RunResult
 from podtask.trigger_options import TriggerOptions
 
 RunFunction = Callable[[Any, Context], Any] | Callable[[Any, Context], Awaitable[Any]]
 
 # Task ids name Kubernetes objects (the Task resource, pod labels), so they are DNS labels.
-_TASK_ID = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-MAX_TASK_ID_LENGTH = 63
+_TASK_ID = re.compile(TASK_ID_PATTERN)
 TASK_ID_RULE = (
     "use lowercase letters, digits and '-' "
     f"(at most {MAX_TASK_ID_LENGTH} characters, starting and ending with a letter or digit)"
@@ -329,12 +329,6 @@ def task(
     max_duration_seconds = _whole_seconds(id, "max_duration", max_duration)
     ttl_seconds = _whole_seconds(id, "ttl", ttl)
     retry_policy = _model(RetryPolicy, retry, id, "retry")
-    oom = retry_policy.out_of_memory
-    if oom is not None and oom.machine is not None and oom.machine not in PRESETS:
-        raise TaskDeclarationError(
-            f"task {id!r}: invalid retry: out_of_memory.machine: unknown machine "
-            f"{oom.machine!r}; valid machines are: {', '.join(PRESETS)}"
-        )
     queue_ref = _model(QueueRef, queue, id, "queue", name=id)
     if not queue_ref.name:
         raise TaskDeclarationError(f"task {id!r}: invalid queue: name must not be empty")

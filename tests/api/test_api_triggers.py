@@ -281,6 +281,16 @@ def test_a_report_is_resent_when_its_outcome_is_the_one_accepted() -> None:
     assert not is_report_resent(_run({"phase": "Executing", "attempt": 2}), accepted)
 
 
+def test_a_report_is_resent_after_the_operator_moved_its_output() -> None:
+    """A completed run holds the output once, in `status.output`; the same report is still
+    recognised as the one accepted, and another output still is not."""
+    accepted = {"attempt": 2, "ok": True, "output": {"a": [1]}, "error": None}
+    moved = {k: v for k, v in accepted.items() if k != "output"}
+    run = _run({"phase": "Completed", "attempt": 2, "report": moved, "output": {"a": [1]}})
+    assert is_report_resent(run, accepted)
+    assert not is_report_resent(run, {**accepted, "output": {"a": [2]}})
+
+
 def _oom_run(status: dict[str, Any], out_of_memory_machine: str | None = "large-1x") -> Any:
     run = _run(status)
     run["spec"]["retry"]["outOfMemory"] = {"machine": out_of_memory_machine}

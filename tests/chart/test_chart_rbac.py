@@ -32,6 +32,10 @@ OPERATOR_RULES: set[Rule] = {
     ("podtask.dev", "taskruns", "delete", None),
     # Cluster.patch_run_status: phase, attempts, conditions.
     ("podtask.dev", "taskruns/status", "patch", None),
+    # pods._owned_by: the attempt's pod and Secret are owned by the TaskRun with
+    # blockOwnerDeletion, which OwnerReferencesPermissionEnforcement allows only with update
+    # on taskruns/finalizers (test_chart_owner_references.py, on a real apiserver).
+    ("podtask.dev", "taskruns/finalizers", "update", None),
     # kopf's watch of TaskQueues (handlers.taskqueue_changed); Cluster.list_queues.
     ("podtask.dev", "taskqueues", "list", None),
     ("podtask.dev", "taskqueues", "watch", None),

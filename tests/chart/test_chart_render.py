@@ -1,5 +1,5 @@
 """The chart rendered offline for several sets of values: every object valid for Kubernetes
-1.29 through 1.34 (strict: no unknown fields), Helm's lint silent, and the objects wired to
+1.34 through 1.37 (strict: no unknown fields), Helm's lint silent, and the objects wired to
 each other and to the code (selectors, ports, environment variables the settings read)."""
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ from podtask.api_keys import parse_stored_keys
 from podtask_api.settings import ApiSettings
 from podtask_operator.settings import OperatorSettings
 from tests.chart.chart import CHART, NAMESPACE, Rendered, chart_crds, render
+from tests.kubernetes_versions import SUPPORTED_KUBERNETES_VERSIONS
 
-KUBERNETES_VERSIONS = ["1.29.0", "1.30.0", "1.31.0", "1.32.0", "1.33.0", "1.34.0"]
+KUBERNETES_VERSIONS = SUPPORTED_KUBERNETES_VERSIONS
 # Kinds that Kubernetes' own schemas do not describe: checked against their own expectations.
 PROMETHEUS_OPERATOR = "monitoring.coreos.com/v1"
 
@@ -117,7 +118,9 @@ def _service_monitor_problems(obj: dict[str, Any], rendered: Rendered) -> list[s
     return problems
 
 
-def test_every_object_is_valid_for_kubernetes_1_29_to_1_34(variant: tuple[str, Rendered]) -> None:
+def test_every_object_is_valid_for_each_supported_kubernetes(
+    variant: tuple[str, Rendered],
+) -> None:
     name, rendered = variant
     checked = 0
     objects = rendered.objects
@@ -140,7 +143,7 @@ def test_every_object_is_valid_for_kubernetes_1_29_to_1_34(variant: tuple[str, R
     assert checked == (len(objects) - len(schemaless)) * len(KUBERNETES_VERSIONS)
 
 
-def test_the_chart_crds_are_valid_for_kubernetes_1_29_to_1_34() -> None:
+def test_the_chart_crds_are_valid_for_every_supported_kubernetes() -> None:
     import yaml
 
     crds = [yaml.safe_load(text) for text in chart_crds().values()]

@@ -12,6 +12,7 @@ from podtask.machines import machine_preset, pod_resources
 from podtask.resources import TaskRunSpec
 from podtask_operator.pods import label_value, pod_for_attempt, token_secret_for_attempt
 from podtask_operator.settings import OperatorSettings
+from tests.kubernetes_versions import SUPPORTED_KUBERNETES_VERSIONS
 
 
 def _pod(
@@ -20,7 +21,7 @@ def _pod(
     return pod_for_attempt(run, spec, 2, machine, settings)
 
 
-@pytest.mark.parametrize("k8s_version", ["1.30"])
+@pytest.mark.parametrize("k8s_version", SUPPORTED_KUBERNETES_VERSIONS)
 def test_pod_is_valid_against_the_official_schema(
     run: dict[str, Any], spec: TaskRunSpec, settings: OperatorSettings, k8s_version: str
 ) -> None:

@@ -1,12 +1,18 @@
-"""The TaskRun budget of `podtask.limits` holds: the largest TaskRun the limits let in,
-built by the functions that make each part (the API's trigger and report, the operator's
-attempts), stays under `MAX_TASK_RUN_BYTES` as Kubernetes stores it, and that under etcd's
-1.5 MiB. Every part is filled with what costs most stored (`<` takes 6 bytes)."""
+"""The TaskRun budget of `podtask.limits` holds for what the writers really store.
+
+The largest TaskRun each writer can produce is built by sending its own writes, in order:
+the API's create (payload, metadata, tags and keys at their limits), then for each of
+`MAX_ATTEMPTS` attempts the operator's status patch that starts it (`status_patch`), the
+API's JSON patch of the runner's report (`report_write`, an error far over its cap, or the
+largest output on the last attempt) and the operator's status patch that ends it. The
+object that results is measured as Kubernetes stores it, applied locally (RFC 7386/6902)
+and on the real kube-apiserver, whose etcd refuses a write over 1.5 MiB. Every string is
+filled with what costs most stored (`<` takes 6 bytes)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 
@@ -14,25 +20,37 @@ from podtask.json_values import compact_json, stored_size
 from podtask.limits import (
     ETCD_MAX_REQUEST_BYTES,
     MAX_ATTEMPTS,
+    MAX_CONCURRENCY_KEY_LENGTH,
     MAX_ERROR_BYTES,
+    MAX_IDEMPOTENCY_KEY_LENGTH,
     MAX_METADATA_BYTES,
     MAX_OUTPUT_BYTES,
     MAX_PAYLOAD_BYTES,
+    MAX_TAG_LENGTH,
+    MAX_TAGS,
+    MAX_TASK_ID_LENGTH,
     MAX_TASK_RUN_BYTES,
     attempt_error_bytes,
 )
 from podtask.resources import (
-    AttemptReport,
+    API_VERSION,
+    GROUP,
+    VERSION,
     QueueRef,
     RetryPolicy,
     TaskRunSpec,
     TaskRunStatus,
     TaskSpec,
 )
+from podtask_api.cluster import report_write
 from podtask_api.reports import CompletionReport, attempt_report
 from podtask_api.triggers import TriggerRequest, build_task_run, encoded_size
+from podtask_devcluster.control_plane import ControlPlane
+from podtask_devcluster.patches import json_patch, merge_patch
 from podtask_operator.attempts import classify_attempt
 from podtask_operator.lifecycle import end_attempt, start_attempt
+from podtask_operator.reconcile import status_patch
+from tests.real_crds import install_crds, new_namespace
 
 NOW = datetime(2024, 5, 1, 12, tzinfo=UTC)
 COSTLY = "<"  # 1 character, 6 bytes stored (\u003c)
@@ -53,9 +71,69 @@ def _pod(exit_code: int) -> dict[str, Any]:
     }
 
 
-def _largest_run(ends_ok: bool) -> dict[str, Any]:
+class Store(Protocol):
+    """Where the writes go: each returns the object as stored after it."""
+
+    def create(self, run: dict[str, Any]) -> dict[str, Any]: ...
+    def merge_status(self, name: str, patch: dict[str, Any]) -> dict[str, Any]: ...
+    def json_patch_status(self, name: str, ops: list[dict[str, Any]]) -> dict[str, Any]: ...
+
+
+class LocalStore:
+    """The writes applied as RFC 7386 and RFC 6902 say, as the apiserver applies them."""
+
+    def __init__(self) -> None:
+        self.run: dict[str, Any] = {}
+
+    def create(self, run: dict[str, Any]) -> dict[str, Any]:
+        self.run = {**run, "metadata": {**run["metadata"], "uid": "0000-1111"}}
+        return self.run
+
+    def merge_status(self, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        self.run = merge_patch(self.run, {"status": patch})
+        return self.run
+
+    def json_patch_status(self, name: str, ops: list[dict[str, Any]]) -> dict[str, Any]:
+        self.run = json_patch(self.run, ops)
+        return self.run
+
+
+class RealStore:
+    """The writes sent to a real kube-apiserver, as the API and the operator send them."""
+
+    def __init__(self, control_plane: ControlPlane, namespace: str) -> None:
+        self.client = control_plane.client()
+        self.path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/taskruns"
+        self.stored_bytes = 0
+
+    def _answer(self, response: Any) -> dict[str, Any]:
+        assert response.status_code in (200, 201), response.text[:2000]
+        self.stored_bytes = max(self.stored_bytes, len(response.content))
+        found: dict[str, Any] = response.json()
+        return found
+
+    def create(self, run: dict[str, Any]) -> dict[str, Any]:
+        return self._answer(self.client.post(self.path, json=run))
+
+    def _patch(self, name: str, body: Any, content_type: str) -> dict[str, Any]:
+        return self._answer(
+            self.client.patch(
+                f"{self.path}/{name}/status",
+                headers={"Content-Type": content_type},
+                content=compact_json(body),
+            )
+        )
+
+    def merge_status(self, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        return self._patch(name, {"status": patch}, "application/merge-patch+json")
+
+    def json_patch_status(self, name: str, ops: list[dict[str, Any]]) -> dict[str, Any]:
+        return self._patch(name, ops, "application/json-patch+json")
+
+
+def _largest_trigger() -> dict[str, Any]:
     task = TaskSpec(
-        task_id="t" * 63,
+        task_id="t" * MAX_TASK_ID_LENGTH,
         image="registry.local/" + "i" * 200,
         module="m" * 200,
         version="v" * 63,
@@ -70,39 +148,43 @@ def _largest_run(ends_ok: bool) -> dict[str, Any]:
             "payload": _filling(MAX_PAYLOAD_BYTES),
             "options": {
                 "metadata": metadata,
-                "tags": [COSTLY * 128] * 10,
-                "idempotencyKey": COSTLY * 1024,
-                "concurrencyKey": COSTLY * 256,
+                "tags": [COSTLY * MAX_TAG_LENGTH] * MAX_TAGS,
+                "idempotencyKey": COSTLY * MAX_IDEMPOTENCY_KEY_LENGTH,
+                "concurrencyKey": COSTLY * MAX_CONCURRENCY_KEY_LENGTH,
             },
         }
     )
     assert encoded_size(request.payload, "payload") <= MAX_PAYLOAD_BYTES
-    run = build_task_run(task, request, "run-" + "x" * 40, parent_run_id="run-" + "p" * 40)
+    return build_task_run(task, request, "run-" + "x" * 40, parent_run_id="run-" + "p" * 40)
+
+
+def run_to_the_largest_end(store: Store, ends_ok: bool) -> dict[str, Any]:
+    """Every attempt of the largest run, each write sent to `store`; the run as it ends."""
+    run = store.create(_largest_trigger())
+    name = run["metadata"]["name"]
     spec = TaskRunSpec.model_validate(run["spec"])
-    status = TaskRunStatus()
     huge = {"type": "E" * 10_000, "message": COSTLY * 100_000, "stack": COSTLY * 1_000_000}
     now = NOW
     for number in range(1, MAX_ATTEMPTS + 1):
-        status = start_attempt(run["metadata"]["name"], spec, status, now)
+        status = TaskRunStatus.model_validate(run.get("status") or {})
+        started = start_attempt(name, spec, status, now)
+        run = store.merge_status(name, status_patch(status, started))
         last = number == MAX_ATTEMPTS
         if last and ends_ok:
-            output = _filling(MAX_OUTPUT_BYTES)
-            report = CompletionReport(ok=True, output=output)
+            report = CompletionReport(ok=True, output=_filling(MAX_OUTPUT_BYTES))
         else:
             report = CompletionReport.model_validate({"ok": False, "error": huge})
-        stored = attempt_report(report, number)
-        status = status.model_copy(update={"report": AttemptReport.model_validate(stored)})
+        run = store.json_patch_status(name, [report_write(run, attempt_report(report, number))])
+        status = TaskRunStatus.model_validate(run["status"])
         result = classify_attempt(_pod(0 if report.ok else 1), status.report, number)
         assert result is not None
         now += timedelta(seconds=1)
-        status = end_attempt(spec, status, result, now).status
-    run["status"] = status.to_wire()
+        ended = end_attempt(spec, status, result, now).status
+        run = store.merge_status(name, status_patch(status, ended))
     return run
 
 
-@pytest.mark.parametrize("ends_ok", [True, False], ids=["completed", "failed"])
-def test_the_largest_task_run_the_limits_allow_fits_the_budget(ends_ok: bool) -> None:
-    run = _largest_run(ends_ok)
+def _check_the_parts(run: dict[str, Any], ends_ok: bool) -> None:
     status = run["status"]
     assert len(status["attempts"]) == MAX_ATTEMPTS
     share = attempt_error_bytes(MAX_ATTEMPTS)
@@ -113,6 +195,34 @@ def test_the_largest_task_run_the_limits_allow_fits_the_budget(ends_ok: bool) ->
         assert stored_size(compact_json(status["error"])) <= MAX_ERROR_BYTES
     if ends_ok:
         assert status["phase"] == "Completed"
-        assert status["report"].get("output") is None  # the output is held once
+        assert status["output"] == _filling(MAX_OUTPUT_BYTES)
+        assert "output" not in status["report"]  # the output is stored once
+    else:
+        assert status["phase"] == "Failed"
+
+
+@pytest.mark.parametrize("ends_ok", [True, False], ids=["completed", "failed"])
+def test_the_largest_task_run_the_writers_make_fits_the_budget(ends_ok: bool) -> None:
+    run = run_to_the_largest_end(LocalStore(), ends_ok)
+    _check_the_parts(run, ends_ok)
     size = stored_size(compact_json(run))
     assert size <= MAX_TASK_RUN_BYTES < ETCD_MAX_REQUEST_BYTES, size
+
+
+def test_the_operator_moves_the_output_out_of_the_report_when_the_run_completes() -> None:
+    """Only the report's output goes: its attempt, ok and time stay, as the API wrote them."""
+    store = LocalStore()
+    run = run_to_the_largest_end(store, ends_ok=True)
+    report = run["status"]["report"]
+    assert report["attempt"] == MAX_ATTEMPTS and report["ok"] is True
+    assert "reportedAt" in report and "output" not in report
+
+
+def test_a_real_apiserver_stores_the_largest_task_run(real_control_plane: ControlPlane) -> None:
+    install_crds(real_control_plane)
+    store = RealStore(real_control_plane, new_namespace(real_control_plane, "budget"))
+    run = run_to_the_largest_end(store, ends_ok=True)
+    _check_the_parts(run, ends_ok=True)
+    assert run["apiVersion"] == API_VERSION
+    # As the apiserver returns it (managedFields and all): what etcd holds, with room.
+    assert store.stored_bytes < ETCD_MAX_REQUEST_BYTES, store.stored_bytes

@@ -16,6 +16,13 @@ namespaces or CRDs (handlers.configure turns that off).
 - apiGroups: ["podtask.dev"]
   resources: ["taskruns/status"]
   verbs: ["patch"]
+# Each attempt's pod and token Secret are owned by their TaskRun with blockOwnerDeletion
+# (the run's foreground deletion waits for them). Under the OwnerReferencesPermissionEnforcement
+# admission plugin (OpenShift enables it) setting that needs `update` on the owner's
+# finalizers subresource; nothing is ever written there.
+- apiGroups: ["podtask.dev"]
+  resources: ["taskruns/finalizers"]
+  verbs: ["update"]
 # TaskQueues: kopf lists and watches them (limits and pauses apply at once).
 - apiGroups: ["podtask.dev"]
   resources: ["taskqueues"]

@@ -1,8 +1,9 @@
-"""Tasks that end badly on purpose, one way each."""
+"""Tasks that end badly on purpose, one way each, and one that returns the largest output."""
 
 from typing import Any
 
 from podtask import Context, task
+from podtask.limits import MAX_OUTPUT_BYTES
 
 
 @task(id="always-fails", retry={"max_attempts": 1})
@@ -13,3 +14,9 @@ def always_fails(payload: Any, ctx: Context) -> None:
 @task(id="returns-a-set", retry={"max_attempts": 1})
 def returns_a_set(payload: Any, ctx: Context) -> object:
     return {1, 2, 3}
+
+
+@task(id="largest-output", retry={"max_attempts": 1})
+def largest_output(payload: Any, ctx: Context) -> str:
+    """The largest output the API accepts: `<` takes 6 bytes as Kubernetes stores it."""
+    return "<" * ((MAX_OUTPUT_BYTES - 2) // 6)
