@@ -277,8 +277,7 @@ class DevStack:
 
     @property
     def kubeconfig(self) -> Path:
-        if self.control_plane is not None:
-            return Path(self.control_plane.kubeconfig)
+        # The same path for both clusters: the walkthrough's `export KUBECONFIG` works on each.
         return self.state_dir / "kubeconfig"
 
     def _add(self, name: str, args: list[str], env: dict[str, str]) -> Part:
@@ -415,7 +414,12 @@ class DevStack:
             base_env,
         )
         self._wait_node_ready(plane.kubeconfig, agent)
-        return Path(plane.kubeconfig)
+        # The admin's kubeconfig (certificates inline), where the embedded cluster keeps its own.
+        self.kubeconfig.unlink(missing_ok=True)
+        fd = os.open(self.kubeconfig, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as copy:
+            copy.write(Path(plane.kubeconfig).read_text())
+        return self.kubeconfig
 
     def _wait_node_ready(self, kubeconfig: Path, agent: Part) -> None:
         from kubernetes import client
