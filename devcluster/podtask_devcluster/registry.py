@@ -17,7 +17,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from podtask_devcluster import errors, patches
+import yaml
+
+from podtask_devcluster import apply, custom_resources, errors, patches
+from podtask_devcluster.custom_resources import FieldValidation
 from podtask_devcluster.discovery import CRD_GROUP, CRD_PLURAL, ResourceCatalog, ResourceType
 from podtask_devcluster.selectors import FieldSelector, LabelSelector
 from podtask_devcluster.store import JsonObject, ObjectStore, storage_key
@@ -267,7 +270,13 @@ class Registry:
     # ------------------------------------------------------------ creating
 
     def create(
-        self, resource: ResourceType, namespace: str | None, body: Any, *, dry_run: bool = False
+        self,
+        resource: ResourceType,
+        namespace: str | None,
+        body: Any,
+        *,
+        dry_run: bool = False,
+        validation: FieldValidation | None = None,
     ) -> JsonObject:
         if not isinstance(body, dict):
             raise errors.bad_request("the request body must be a JSON object")
@@ -278,6 +287,8 @@ class Registry:
             meta = obj["metadata"] = {}
         if not isinstance(meta, dict):
             raise errors.bad_request("metadata must be an object")
+        if resource.is_custom:
+            custom_resources.decode(resource, obj, validation or FieldValidation())
         if resource.namespaced:
             body_namespace = meta.get("namespace")
             if namespace is None:
@@ -316,7 +327,6 @@ class Registry:
             "resourceVersion",
             "deletionTimestamp",
             "deletionGracePeriodSeconds",
-            "managedFields",
             "selfLink",
         ):
             meta.pop(server_field, None)
@@ -324,6 +334,8 @@ class Registry:
         meta["creationTimestamp"] = now_rfc3339()
         meta["generation"] = 1
         self._prepare_create(resource, name, obj)
+        if resource.is_custom:
+            custom_resources.check(resource, name, obj, None)
         if dry_run:
             return obj
         stored = self.store.put(resource.storage_key, obj)
@@ -373,6 +385,7 @@ class Registry:
         *,
         subresource: str | None = None,
         dry_run: bool = False,
+        validation: FieldValidation | None = None,
     ) -> JsonObject:
         if not isinstance(body, dict) or not isinstance(body.get("metadata", {}), dict):
             raise errors.bad_request("the request body must be a JSON object with metadata")
@@ -397,7 +410,9 @@ class Registry:
         wanted_version = body_meta.get("resourceVersion")
         if wanted_version and str(wanted_version) != existing["metadata"]["resourceVersion"]:
             raise errors.conflict(resource.group, resource.plural, name)
-        return self._write_update(resource, existing, body, subresource, dry_run=dry_run)
+        return self._write_update(
+            resource, existing, body, subresource, dry_run=dry_run, validation=validation
+        )
 
     def _write_update(
         self,
@@ -407,9 +422,14 @@ class Registry:
         subresource: str | None,
         *,
         dry_run: bool = False,
+        validation: FieldValidation | None = None,
     ) -> JsonObject:
         old_meta = existing["metadata"]
         name = old_meta["name"]
+        if resource.is_custom:
+            body = copy.deepcopy(body)
+            body.setdefault("metadata", {})
+            custom_resources.decode(resource, body, validation or FieldValidation())
         if subresource == "status":
             updated = copy.deepcopy(existing)
             if "status" in body:
@@ -433,6 +453,8 @@ class Registry:
                 else:
                     meta.pop(kept, None)
             meta.pop("resourceVersion", None)
+            if "managedFields" not in meta and "managedFields" in old_meta:
+                meta["managedFields"] = copy.deepcopy(old_meta["managedFields"])
             if resource.status_subresource or resource.storage_key == CRDS:
                 if "status" in existing:
                     updated["status"] = copy.deepcopy(existing["status"])
@@ -448,6 +470,8 @@ class Registry:
                 updated["status"] = _crd_status(updated, existing.get("status"))
         updated["apiVersion"] = resource.api_version
         updated["kind"] = resource.kind
+        if resource.is_custom:
+            custom_resources.check(resource, name, updated, existing)
         meta = updated["metadata"]
         if _spec_part(updated) != _spec_part(existing):
             meta["generation"] = int(old_meta.get("generation", 1)) + 1
@@ -490,12 +514,27 @@ class Registry:
         *,
         subresource: str | None = None,
         dry_run: bool = False,
-    ) -> JsonObject:
+        validation: FieldValidation | None = None,
+        field_manager: str | None = None,
+        force: bool = False,
+    ) -> tuple[JsonObject, int]:
+        """The patched object and the status code: 201 when an apply created it."""
         media = content_type.split(";")[0].strip().lower()
         if media == patches.APPLY_PATCH:
-            raise errors.unsupported_media_type(
-                "server-side apply is not supported by the podtask dev cluster; use "
-                "client-side apply or a merge patch"
+            return self._apply(
+                resource,
+                namespace,
+                name,
+                raw,
+                subresource=subresource,
+                dry_run=dry_run,
+                validation=validation,
+                field_manager=field_manager,
+                force=force,
+            )
+        if force:
+            raise _patch_options_invalid(
+                "force", "Forbidden", "may not be specified for non-apply patch"
             )
         if media not in (patches.MERGE_PATCH, patches.JSON_PATCH, patches.STRATEGIC_MERGE_PATCH):
             raise errors.unsupported_media_type(
@@ -530,7 +569,87 @@ class Registry:
             and str(patched_meta["resourceVersion"]) != existing["metadata"]["resourceVersion"]
         ):
             raise errors.conflict(resource.group, resource.plural, name)
-        return self._write_update(resource, existing, patched, subresource, dry_run=dry_run)
+        updated = self._write_update(
+            resource, existing, patched, subresource, dry_run=dry_run, validation=validation
+        )
+        return updated, 200
+
+    def _apply(
+        self,
+        resource: ResourceType,
+        namespace: str,
+        name: str,
+        raw: bytes,
+        *,
+        subresource: str | None,
+        dry_run: bool,
+        validation: FieldValidation | None,
+        field_manager: str | None,
+        force: bool,
+    ) -> tuple[JsonObject, int]:
+        if not field_manager:
+            raise _patch_options_invalid(
+                "fieldManager", "Required value", "is required for apply patch"
+            )
+        try:
+            config = yaml.safe_load(raw or b"")
+        except yaml.YAMLError as error:
+            raise errors.bad_request(f"error decoding YAML: {error}") from error
+        if not isinstance(config, dict):
+            raise errors.bad_request("the applied configuration must be an object")
+        self._check_type(resource, config)
+        config.setdefault("metadata", {})
+        if not isinstance(config["metadata"], dict):
+            raise errors.bad_request("metadata must be an object")
+        if config["metadata"].get("name", name) != name:
+            raise errors.bad_request(
+                f"the name of the object ({config['metadata']['name']}) does not match the "
+                f"name on the URL ({name})"
+            )
+        scope = namespace if resource.namespaced else ""
+        existing = self.store.get(resource.storage_key, scope, name)
+        entry = apply.managed_entry(field_manager, resource.api_version, config, now_rfc3339())
+        if existing is None:
+            if subresource is not None:
+                raise errors.not_found(resource.group, resource.plural, name)
+            body = copy.deepcopy(config)
+            body["metadata"]["name"] = name
+            body["metadata"]["managedFields"] = [entry]
+            created = self.create(
+                resource, namespace or None, body, dry_run=dry_run, validation=validation
+            )
+            return created, 201
+        managed = list(existing["metadata"].get("managedFields") or [])
+        found = [] if force else apply.conflicts(existing, config, field_manager, managed)
+        if found:
+            listed = "\n".join(f'- conflict with "{who}": {path}' for who, path in found)
+            raise errors.ApiError(
+                409,
+                "Conflict",
+                f"Apply failed with {len(found)} conflict{'s' if len(found) > 1 else ''}: "
+                + (
+                    f'conflict with "{found[0][0]}": {found[0][1]}'
+                    if len(found) == 1
+                    else "\n" + listed
+                ),
+                name=name,
+                group=resource.group,
+                kind=resource.plural,
+                causes=[
+                    {
+                        "reason": "FieldManagerConflict",
+                        "message": f'conflict with "{who}"',
+                        "field": path,
+                    }
+                    for who, path in found
+                ],
+            )
+        merged = apply.merged_object(existing, config, field_manager, managed)
+        merged["metadata"]["managedFields"] = apply.with_entry(managed, entry)
+        updated = self._write_update(
+            resource, existing, merged, subresource, dry_run=dry_run, validation=validation
+        )
+        return updated, 200
 
     # ------------------------------------------------------------ deleting
 
@@ -780,3 +899,16 @@ def _decode_continue(token: str) -> tuple[str, tuple[str, str]]:
         return str(data["rv"]), (str(start[0]), str(start[1]))
     except (ValueError, KeyError, IndexError, TypeError, binascii.Error) as error:
         raise errors.bad_request(f"invalid continue token: {error}") from error
+
+
+def _patch_options_invalid(field: str, label: str, detail: str) -> errors.ApiError:
+    reason = "FieldValueRequired" if label == "Required value" else "FieldValueForbidden"
+    return errors.ApiError(
+        422,
+        "Invalid",
+        f'PatchOptions.meta.k8s.io "" is invalid: {field}: {label}: {detail}',
+        name="",
+        group="meta.k8s.io",
+        kind="PatchOptions",
+        causes=[{"reason": reason, "message": f"{label}: {detail}", "field": field}],
+    )

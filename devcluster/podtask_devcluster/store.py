@@ -17,11 +17,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from podtask_devcluster import errors
 from podtask_devcluster.private_files import private_file, restrict_if_present
+from podtask_devcluster.schema import stored_numbers
 
 JsonObject = dict[str, Any]
 
 HISTORY_LENGTH = 5000
+# etcd's default --max-request-bytes (1.5 MiB) bounds one write: the stored object plus the
+# key and the transaction around it. What kube-apiserver answers past it is `too_large`.
+ETCD_MAX_REQUEST_BYTES = 1572864
+ETCD_REQUEST_OVERHEAD_BYTES = 256
+
+
+def too_large() -> errors.ApiError:
+    return errors.ApiError(500, "", "etcdserver: request is too large")
 
 
 @dataclass(frozen=True)
@@ -197,7 +207,14 @@ class ObjectStore:
 
     def put(self, resource: str, obj: JsonObject) -> JsonObject:
         """Create or replace; stamps the next resourceVersion and publishes ADDED/MODIFIED."""
+        normalized = stored_numbers(obj)
+        obj.clear()
+        obj.update(normalized)
         namespace, name = _namespace(obj), _name(obj)
+        encoded = len(json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode())
+        key_length = len(f"/registry/{resource}/{namespace}/{name}".encode())
+        if encoded + key_length + ETCD_REQUEST_OVERHEAD_BYTES > ETCD_MAX_REQUEST_BYTES:
+            raise too_large()
         previous = self.get(resource, namespace, name)
         version = self._next_version()
         obj["metadata"]["resourceVersion"] = str(version)
