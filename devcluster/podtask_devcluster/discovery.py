@@ -34,6 +34,9 @@ class ResourceType:
     storage_version: bool = True
     # The version's openAPIV3Schema, for custom resources that declare one.
     schema: dict[str, Any] | None = field(default=None, compare=False, hash=False)
+    # A finished delete answers with the object (else with a Status), per resource as in
+    # kube-apiserver's registries (ReturnDeletedObject).
+    returns_deleted_object: bool = False
 
     @property
     def storage_key(self) -> str:
@@ -98,6 +101,7 @@ def _builtin(
     categories: Iterable[str] = (),
     status: bool = False,
     log: bool = False,
+    returns_deleted: bool = False,
 ) -> ResourceType:
     return ResourceType(
         group=group,
@@ -110,17 +114,46 @@ def _builtin(
         categories=tuple(categories),
         status_subresource=status,
         log_subresource=log,
+        returns_deleted_object=returns_deleted,
     )
 
 
 BUILTIN_RESOURCES: tuple[ResourceType, ...] = (
-    _builtin("", "v1", "pods", "Pod", short=["po"], categories=["all"], status=True, log=True),
-    _builtin("", "v1", "namespaces", "Namespace", namespaced=False, short=["ns"], status=True),
+    _builtin(
+        "",
+        "v1",
+        "pods",
+        "Pod",
+        short=["po"],
+        categories=["all"],
+        status=True,
+        log=True,
+        returns_deleted=True,
+    ),
+    _builtin(
+        "",
+        "v1",
+        "namespaces",
+        "Namespace",
+        namespaced=False,
+        short=["ns"],
+        status=True,
+        returns_deleted=True,
+    ),
     _builtin("", "v1", "events", "Event", short=["ev"]),
     _builtin("", "v1", "secrets", "Secret"),
     _builtin("", "v1", "configmaps", "ConfigMap", short=["cm"]),
-    _builtin("", "v1", "services", "Service", short=["svc"], categories=["all"], status=True),
-    _builtin("", "v1", "serviceaccounts", "ServiceAccount", short=["sa"]),
+    _builtin(
+        "",
+        "v1",
+        "services",
+        "Service",
+        short=["svc"],
+        categories=["all"],
+        status=True,
+        returns_deleted=True,
+    ),
+    _builtin("", "v1", "serviceaccounts", "ServiceAccount", short=["sa"], returns_deleted=True),
     _builtin("", "v1", "endpoints", "Endpoints", short=["ep"]),
     _builtin("coordination.k8s.io", "v1", "leases", "Lease"),
     _builtin("events.k8s.io", "v1", "events", "Event", short=["ev"]),

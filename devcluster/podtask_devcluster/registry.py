@@ -37,6 +37,9 @@ _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9
 _LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+ORPHAN = "orphan"
+FOREGROUND = "foregroundDeletion"
+PROPAGATION_FINALIZERS = {"Orphan": ORPHAN, "Foreground": FOREGROUND}
 
 
 def now_rfc3339() -> str:
@@ -689,6 +692,11 @@ class Registry:
             )
         if options.dry_run:
             return existing
+        policy_finalizer = PROPAGATION_FINALIZERS.get(options.propagation_policy or "")
+        if policy_finalizer is not None and resource.storage_key != PODS:
+            # Like the real server: the garbage collector finishes these deletions (it orphans
+            # or deletes the dependents, then removes the finalizer).
+            return self._defer_for_collector(resource, existing, policy_finalizer)
         if options.propagation_policy == "Orphan":
             self._orphan_dependents(meta.get("uid", ""))
         if resource.storage_key == PODS:
@@ -701,6 +709,44 @@ class Registry:
             terminating["metadata"]["deletionGracePeriodSeconds"] = 0
             return self.store.put(resource.storage_key, terminating)
         return self._remove(resource, existing)
+
+    def _defer_for_collector(
+        self, resource: ResourceType, existing: JsonObject, finalizer: str
+    ) -> JsonObject:
+        meta = existing["metadata"]
+        finalizers = list(meta.get("finalizers") or [])
+        if finalizer in finalizers and meta.get("deletionTimestamp"):
+            return existing
+        terminating = copy.deepcopy(existing)
+        other = PROPAGATION_FINALIZERS["Orphan" if finalizer == FOREGROUND else "Foreground"]
+        terminating["metadata"]["finalizers"] = [
+            f for f in finalizers if f != other and f != finalizer
+        ] + [finalizer]
+        terminating["metadata"].setdefault("deletionTimestamp", now_rfc3339())
+        terminating["metadata"].setdefault("deletionGracePeriodSeconds", 0)
+        return self.store.put(resource.storage_key, terminating)
+
+    def drop_finalizer(self, key: str, obj: JsonObject, finalizer: str) -> None:
+        """The collector has done a deletion's work: remove its finalizer (and the object,
+        when no finalizer is left)."""
+        resource = self.catalog.by_storage_key(key)
+        if resource is None:
+            return
+        current = self.store.get(key, obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
+        if current is None or finalizer not in (current["metadata"].get("finalizers") or []):
+            return
+        updated = copy.deepcopy(current)
+        remaining = [f for f in updated["metadata"]["finalizers"] if f != finalizer]
+        if remaining:
+            updated["metadata"]["finalizers"] = remaining
+            self.store.put(key, updated)
+            return
+        del updated["metadata"]["finalizers"]
+        stored = self.store.put(key, updated)
+        self._remove(resource, stored)
+
+    def orphan_dependents(self, owner_uid: str) -> None:
+        self._orphan_dependents(owner_uid)
 
     def _delete_pod(
         self, resource: ResourceType, pod: JsonObject, options: DeleteOptions

@@ -340,7 +340,24 @@ class ApiServer:
             self.counts["delete"] += 1
             options = await self._delete_options(request, params)
             removed = self.registry.delete(resource, namespace, target.name, options)
-            return self._object_response(request, resource, removed, params)
+            scope = namespace if resource.namespaced else ""
+            pending = self.store.get(resource.storage_key, scope, target.name) is not None
+            if pending or resource.returns_deleted_object or options.dry_run:
+                return self._object_response(request, resource, removed, params)
+            return json_response(
+                {
+                    "kind": "Status",
+                    "apiVersion": "v1",
+                    "metadata": {},
+                    "status": "Success",
+                    "details": {
+                        "name": target.name,
+                        **({"group": resource.group} if resource.group else {}),
+                        "kind": resource.plural,
+                        "uid": removed["metadata"].get("uid", ""),
+                    },
+                }
+            )
         raise errors.method_not_allowed(f"method {method} is not supported")
 
     async def _raw_body(self, request: Request) -> bytes:
