@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 MODULES ?= examples
 PYTEST_ARGS ?=
 
-.PHONY: dev test soak lint typecheck unit crds bench clean
+.PHONY: dev test soak lint typecheck unit crds bench clean control-plane
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,12 @@ unit: $(STAMP)
 # A failure names its seed; PODTASK_FAULT_SEED=<seed> replays it.
 soak: $(STAMP)
 	PODTASK_SOAK=1 $(BIN)/pytest tests/reliability -v $(PYTEST_ARGS)
+
+# The real control plane's binaries (etcd, kube-apiserver, kube-scheduler,
+# kube-controller-manager), built once from devcluster/control-plane into
+# ~/.cache/podtask/kube/<version>/ ($$PODTASK_KUBE_CACHE/<version>/ when set). Needs Go.
+control-plane: $(STAMP)
+	$(BIN)/python -m podtask_devcluster.control_plane build
 
 # The chart installs the same CRDs: Helm takes them from its crds/ folder.
 crds: $(STAMP)
