@@ -5,6 +5,7 @@ causes as kube-apiserver words them."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,17 +42,31 @@ class FieldValidation:
     warnings: list[str] = field(default_factory=list)
     # Problems found while decoding the body (duplicate fields), reported like unknown ones.
     decode_problems: list[str] = field(default_factory=list)
+    # A patch's result: strict errors about it are a 422 on the field "patch", as in kube.
+    patched: dict[str, Any] | None = None
 
     @classmethod
-    def parse(cls, value: str | None) -> FieldValidation:
-        if value in (None, ""):
+    def parse(cls, value: str | None, options_kind: str = "CreateOptions") -> FieldValidation:
+        if value is None:
             return cls()
-        if value not in (STRICT, WARN, IGNORE):
-            raise errors.bad_request(
-                f"fieldValidation parameter unsupported: {value}. Valid values are Ignore, "
-                "Warn and Strict"
+        if value not in ("", STRICT, WARN, IGNORE):
+            detail = 'supported values: "", "Ignore", "Strict", "Warn"'
+            raise errors.ApiError(
+                422,
+                "Invalid",
+                f'{options_kind}.meta.k8s.io "" is invalid: fieldValidation: Unsupported value: '
+                f'"{value}": {detail}',
+                group="meta.k8s.io",
+                kind=options_kind,
+                causes=[
+                    {
+                        "reason": "FieldValueNotSupported",
+                        "message": f'Unsupported value: "{value}": {detail}',
+                        "field": "fieldValidation",
+                    }
+                ],
             )
-        return cls(directive=str(value))
+        return cls(directive=str(value) or WARN)
 
     def report(self, resource: ResourceType, problems: list[str]) -> None:
         problems = [*self.decode_problems, *problems]
@@ -59,9 +74,21 @@ class FieldValidation:
         if not problems or self.directive == IGNORE:
             return
         if self.directive == STRICT:
+            decoding = f"strict decoding error: {', '.join(problems)}"
+            if self.patched is not None:
+                shown = json.dumps(
+                    self.patched, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+                )
+                body = f"Invalid value: {json.dumps(shown, ensure_ascii=False)}: {decoding}"
+                raise errors.ApiError(
+                    422,
+                    "Invalid",
+                    f' "" is invalid: patch: {body}',
+                    causes=[{"reason": "FieldValueInvalid", "message": body, "field": "patch"}],
+                )
             raise errors.bad_request(
                 f'{resource.kind} in version "{resource.version}" cannot be handled as a '
-                f"{resource.kind}: strict decoding error: {', '.join(problems)}"
+                f"{resource.kind}: {decoding}"
             )
         self.warnings.extend(problems)
 
@@ -79,14 +106,26 @@ def decode(resource: ResourceType, obj: dict[str, Any], validation: FieldValidat
 
 
 def check(
-    resource: ResourceType, name: str, obj: dict[str, Any], old: dict[str, Any] | None
+    resource: ResourceType,
+    name: str,
+    obj: dict[str, Any],
+    old: dict[str, Any] | None,
+    subresource: str | None = None,
 ) -> None:
     """422 Invalid when `obj` breaks its schema or a CEL rule (`old` on update: ratcheting
-    and transition rules)."""
+    and transition rules). A /status write is checked against the status schema alone (the
+    CEL rules still see the whole object)."""
     schema = resource.schema
     if schema is None:
         return
-    found = validate(obj, schema, old)
+    if subresource == "status":
+        status_schema = (schema.get("properties") or {}).get("status")
+        found = []
+        if isinstance(status_schema, dict) and "status" in obj:
+            previous = (old or {}).get("status")
+            found = validate(obj["status"], status_schema, previous, prefix="status")
+    else:
+        found = validate(obj, schema, old)
     if has_blocking(found):
         if _has_rules(schema):
             found.append(_BLOCKED_RULES)

@@ -249,6 +249,9 @@ class ResourceCatalog:
             self._types[(resource.group, resource.version, resource.plural)] = resource
         self._by_crd[name] = resources
 
+    def resources_of_crd(self, name: str) -> list[ResourceType]:
+        return list(self._by_crd.get(name, []))
+
     def unregister_crd(self, name: str) -> None:
         for resource in self._by_crd.pop(name, []):
             self._types.pop((resource.group, resource.version, resource.plural), None)

@@ -22,6 +22,7 @@ import yaml
 from podtask_devcluster import apply, custom_resources, errors, patches
 from podtask_devcluster.custom_resources import FieldValidation
 from podtask_devcluster.discovery import CRD_GROUP, CRD_PLURAL, ResourceCatalog, ResourceType
+from podtask_devcluster.schema import decoded_numbers
 from podtask_devcluster.selectors import FieldSelector, LabelSelector
 from podtask_devcluster.store import JsonObject, ObjectStore, storage_key
 
@@ -335,7 +336,10 @@ class Registry:
             meta.pop(server_field, None)
         meta["uid"] = str(uuid.uuid4())
         meta["creationTimestamp"] = now_rfc3339()
-        meta["generation"] = 1
+        if _has_generation(resource):
+            meta["generation"] = 1
+        else:
+            meta.pop("generation", None)
         self._prepare_create(resource, name, obj)
         if resource.is_custom:
             custom_resources.check(resource, name, obj, None)
@@ -344,6 +348,8 @@ class Registry:
         stored = self.store.put(resource.storage_key, obj)
         if resource.storage_key == CRDS:
             self.catalog.register_crd(stored)
+            for served in self.catalog.resources_of_crd(name):
+                self.store.begin_history(served.storage_key)
         for observer in list(self.create_observers):
             observer(stored)
         return stored
@@ -411,6 +417,24 @@ class Registry:
                 "request"
             )
         wanted_version = body_meta.get("resourceVersion")
+        if not wanted_version and resource.is_custom:
+            # Custom resources allow no unconditional update (AllowUnconditionalUpdate false).
+            raise errors.ApiError(
+                422,
+                "Invalid",
+                f'{errors.qualified(resource.group, resource.plural)} "{name}" is invalid: '
+                "metadata.resourceVersion: Invalid value: 0: must be specified for an update",
+                name=name,
+                group=resource.group,
+                kind=resource.plural,
+                causes=[
+                    {
+                        "reason": "FieldValueInvalid",
+                        "message": "Invalid value: 0: must be specified for an update",
+                        "field": "metadata.resourceVersion",
+                    }
+                ],
+            )
         if wanted_version and str(wanted_version) != existing["metadata"]["resourceVersion"]:
             raise errors.conflict(resource.group, resource.plural, name)
         return self._write_update(
@@ -474,9 +498,9 @@ class Registry:
         updated["apiVersion"] = resource.api_version
         updated["kind"] = resource.kind
         if resource.is_custom:
-            custom_resources.check(resource, name, updated, existing)
+            custom_resources.check(resource, name, updated, existing, subresource)
         meta = updated["metadata"]
-        if _spec_part(updated) != _spec_part(existing):
+        if _has_generation(resource) and _spec_part(updated) != _spec_part(existing):
             meta["generation"] = int(old_meta.get("generation", 1)) + 1
         meta["resourceVersion"] = old_meta["resourceVersion"]
         if old_meta.get("deletionTimestamp"):
@@ -546,7 +570,7 @@ class Registry:
                 f"{patches.STRATEGIC_MERGE_PATCH}"
             )
         try:
-            document = json.loads(raw or b"null")
+            document = decoded_numbers(json.loads(raw or b"null"))
         except ValueError as error:
             raise errors.bad_request(f"invalid JSON in the patch body: {error}") from error
         namespace = namespace if resource.namespaced else ""
@@ -572,6 +596,8 @@ class Registry:
             and str(patched_meta["resourceVersion"]) != existing["metadata"]["resourceVersion"]
         ):
             raise errors.conflict(resource.group, resource.plural, name)
+        if validation is not None:
+            validation.patched = patched
         updated = self._write_update(
             resource, existing, patched, subresource, dry_run=dry_run, validation=validation
         )
@@ -595,7 +621,7 @@ class Registry:
                 "fieldManager", "Required value", "is required for apply patch"
             )
         try:
-            config = yaml.safe_load(raw or b"")
+            config = decoded_numbers(yaml.safe_load(raw or b""))
         except yaml.YAMLError as error:
             raise errors.bad_request(f"error decoding YAML: {error}") from error
         if not isinstance(config, dict):
@@ -611,7 +637,9 @@ class Registry:
             )
         scope = namespace if resource.namespaced else ""
         existing = self.store.get(resource.storage_key, scope, name)
-        entry = apply.managed_entry(field_manager, resource.api_version, config, now_rfc3339())
+        entry = apply.managed_entry(
+            field_manager, resource.api_version, config, now_rfc3339(), resource.schema
+        )
         if existing is None:
             if subresource is not None:
                 raise errors.not_found(resource.group, resource.plural, name)
@@ -623,7 +651,10 @@ class Registry:
             )
             return created, 201
         managed = list(existing["metadata"].get("managedFields") or [])
-        found = [] if force else apply.conflicts(existing, config, field_manager, managed)
+        found = apply.conflicts(existing, config, field_manager, managed)
+        if found and force:
+            managed = apply.taken_over(managed, field_manager, found)
+            found = []
         if found:
             listed = "\n".join(f'- conflict with "{who}": {path}' for who, path in found)
             raise errors.ApiError(
@@ -635,9 +666,6 @@ class Registry:
                     if len(found) == 1
                     else "\n" + listed
                 ),
-                name=name,
-                group=resource.group,
-                kind=resource.plural,
                 causes=[
                     {
                         "reason": "FieldManagerConflict",
@@ -647,7 +675,7 @@ class Registry:
                     for who, path in found
                 ],
             )
-        merged = apply.merged_object(existing, config, field_manager, managed)
+        merged = apply.merged_object(existing, config, field_manager, managed, resource.schema)
         merged["metadata"]["managedFields"] = apply.with_entry(managed, entry)
         updated = self._write_update(
             resource, existing, merged, subresource, dry_run=dry_run, validation=validation
@@ -862,6 +890,15 @@ class Registry:
             self.store.put(key, orphaned)
 
 
+def _has_generation(resource: ResourceType) -> bool:
+    """Kinds whose registry strategy keeps metadata.generation (the others have none)."""
+    return resource.is_custom or resource.storage_key in (
+        CRDS,
+        PODS,
+        storage_key("apps", "deployments"),
+    )
+
+
 def _encode_string_data(secret: JsonObject) -> None:
     """Like the real API server: `stringData` is write-only, folded into base64 `data`."""
     string_data = secret.pop("stringData", None)
@@ -953,7 +990,6 @@ def _patch_options_invalid(field: str, label: str, detail: str) -> errors.ApiErr
         422,
         "Invalid",
         f'PatchOptions.meta.k8s.io "" is invalid: {field}: {label}: {detail}',
-        name="",
         group="meta.k8s.io",
         kind="PatchOptions",
         causes=[{"reason": reason, "message": f"{label}: {detail}", "field": field}],

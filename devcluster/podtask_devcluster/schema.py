@@ -125,6 +125,17 @@ def go_value(value: Any) -> str:
 # ---------------------------------------------------------------- numbers as stored
 
 
+def decoded_numbers(value: Any) -> Any:
+    """JSON numbers as kube-apiserver decodes a request: an integer beyond int64 is a float64."""
+    if isinstance(value, dict):
+        return {k: decoded_numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [decoded_numbers(v) for v in value]
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value if INT64_MIN <= value <= INT64_MAX else float(value)
+    return value
+
+
 def stored_numbers(value: Any) -> Any:
     """JSON numbers as kube-apiserver keeps them: int64, else float64; a float64 that Go
     writes without a fraction or exponent (integral, below 1e21) reads back as an int64."""
@@ -139,8 +150,9 @@ def stored_numbers(value: Any) -> Any:
             return value
         value = float(value)
     if isinstance(value, float):
-        if value.is_integer() and abs(value) < 1e21 and INT64_MIN <= value <= INT64_MAX:
-            return int(value)
+        if value.is_integer() and abs(value) < 1e21:
+            # Go writes it without exponent, its shortest digits padded with zeros.
+            return int(Decimal(repr(value)))
         return value
     return value
 
@@ -296,7 +308,13 @@ def _type_matches(expected: str, value: Any) -> bool:
         return True
     if expected == "number" and actual == "integer":
         return True
-    return expected == "integer" and actual == "number" and float(value).is_integer()
+    # kube-openapi takes a float64 for an integer only where JSON integers are exact (2^53).
+    return (
+        expected == "integer"
+        and actual == "number"
+        and float(value).is_integer()
+        and abs(value) <= 2**53
+    )
 
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -387,8 +405,14 @@ def _pattern(pattern: str) -> re.Pattern[str] | None:
 @dataclass
 class _Validation:
     errors: list[FieldError]
+    # Field paths start here; messages name the path below it (kube validates /status writes
+    # against the status schema alone, and its messages say "count in body", not
+    # "status.count in body").
+    prefix: str = ""
 
     def add(self, kind: str, path: str, value: Any, detail: str) -> None:
+        if self.prefix and path != "<nil>":
+            path = f"{self.prefix}.{path}" if path else self.prefix
         self.errors.append(FieldError(kind, path, value, detail))
 
     def node(self, value: Any, schema: Schema, path: str, old: Any, has_old: bool) -> None:
@@ -414,6 +438,7 @@ class _Validation:
                 self.add(TYPE_INVALID, path, "null", f'{where} must be of type {expected}: "null"')
             self._enum(value, schema, path)
             return
+        numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
         if expected and not _type_matches(expected, value):
             actual = _json_type(value)
             self.add(
@@ -422,6 +447,9 @@ class _Validation:
                 actual,
                 f"{where} must be of type {expected}: {go_quote(actual)}",
             )
+            # kube-openapi's number checks run on any number, whatever the type check said.
+            if numeric and expected in ("integer", "number"):
+                self._number(value, schema, path, where)
             self._enum(value, schema, path)
             return
         self._combinators(value, schema, path, old, has_old)
@@ -451,20 +479,7 @@ class _Validation:
             self.add(INVALID, path, value, f"{label} must not validate the schema (not)")
 
     def _string(self, value: str, schema: Schema, path: str, where: str) -> None:
-        length = len(value)
-        if "maxLength" in schema and length > int(schema["maxLength"]):
-            self.add(TOO_LONG, path, OMIT, _too_long(int(schema["maxLength"])))
-        if "minLength" in schema and length < int(schema["minLength"]):
-            self.add(
-                INVALID,
-                path,
-                value,
-                f"{where} should be at least {int(schema['minLength'])} chars long",
-            )
-        if "pattern" in schema:
-            compiled = _pattern(str(schema["pattern"]))
-            if compiled is not None and not compiled.search(value):
-                self.add(INVALID, path, value, f"{where} should match '{schema['pattern']}'")
+        self._string_bounds(value, schema, path, where)
         check = FORMATS.get(str(schema.get("format", "")))
         if check is not None and not check(value):
             self.add(
@@ -474,7 +489,35 @@ class _Validation:
                 f"{where} must be of type {schema['format']}: {go_quote(value)}",
             )
 
+    def _string_bounds(self, value: str, schema: Schema, path: str, where: str) -> None:
+        """maxLength, minLength, pattern: kube-openapi reports the first that fails."""
+        length = len(value)
+        if "maxLength" in schema and length > int(schema["maxLength"]):
+            self.add(TOO_LONG, path, OMIT, _too_long(int(schema["maxLength"])))
+            return
+        if "minLength" in schema and length < int(schema["minLength"]):
+            self.add(
+                INVALID,
+                path,
+                value,
+                f"{where} should be at least {int(schema['minLength'])} chars long",
+            )
+            return
+        if "pattern" in schema:
+            compiled = _pattern(str(schema["pattern"]))
+            if compiled is not None and not compiled.search(value):
+                self.add(INVALID, path, value, f"{where} should match '{schema['pattern']}'")
+
     def _number(self, value: float, schema: Schema, path: str, where: str) -> None:
+        if schema.get("type") == "integer" and not _fits_integer(value, schema.get("format")):
+            form = schema.get("format")
+            described = f"with format {form}" if form else "(default format)"
+            self.add(
+                INVALID,
+                "<nil>",
+                "",
+                f"Checked value must be of type integer {described} in {path or '.'}",
+            )
         if "multipleOf" in schema:
             factor = schema["multipleOf"]
             if factor and (Decimal(repr(value)) % Decimal(repr(factor))) != 0:
@@ -568,7 +611,7 @@ class _Validation:
         properties = schema.get("properties") or {}
         additional = schema.get("additionalProperties")
         for key, item in value.items():
-            if not path and key in META_FIELDS:
+            if not path and not self.prefix and key in META_FIELDS:
                 continue
             child = properties.get(key)
             if child is None and isinstance(additional, dict):
@@ -580,6 +623,15 @@ class _Validation:
         for key in schema.get("required") or []:
             if key not in value:
                 self.add(REQUIRED, _join(path, key), None, "")
+
+
+def _fits_integer(value: float, form: Any) -> bool:
+    if isinstance(value, float) and not value.is_integer():
+        return False
+    low, high = (-(2**31), 2**31 - 1) if form == "int32" else (INT64_MIN, INT64_MAX)
+    if form == "uint32":
+        low, high = 0, 2**32 - 1
+    return low <= value <= high
 
 
 def _too_long(limit: int) -> str:
@@ -605,11 +657,12 @@ def _passes(value: Any, schema: Schema, path: str) -> bool:
     return not probe.errors
 
 
-def validate(obj: Any, schema: Schema, old: Any = None) -> list[FieldError]:
+def validate(obj: Any, schema: Schema, old: Any = None, prefix: str = "") -> list[FieldError]:
     """The field errors of a custom resource (root `metadata` is the registry's business).
-    With `old` (an update), values unchanged from it are not judged again (ratcheting)."""
-    validation = _Validation([])
-    validation.node(obj, schema, "", old, False)
+    With `old` (an update), values unchanged from it are not judged again (ratcheting).
+    With `prefix`, `obj` is the part of the object under that field (a /status write)."""
+    validation = _Validation([], prefix)
+    validation.node(obj, schema, "", old, prefix != "" and old is not None)
     return validation.errors
 
 

@@ -27,6 +27,7 @@ from podtask_devcluster.custom_resources import FieldValidation
 from podtask_devcluster.discovery import ResourceType, openapi_v3_document, openapi_v3_index
 from podtask_devcluster.podlogs import follow_log, log_path, read_log
 from podtask_devcluster.registry import DeleteOptions, Registry
+from podtask_devcluster.schema import decoded_numbers
 from podtask_devcluster.selectors import (
     FieldSelector,
     SelectorError,
@@ -56,8 +57,15 @@ def json_response(body: Any, status: int = 200) -> Response:
     return Response(_dumps(body), status_code=status, media_type="application/json")
 
 
-def error_response(error: errors.ApiError) -> Response:
-    return json_response(error.status(), error.code)
+def error_response(error: errors.ApiError, warnings: list[str] | None = None) -> Response:
+    response = json_response(error.status(), error.code)
+    _add_warnings(response, warnings or [])
+    return response
+
+
+def _add_warnings(response: Response, warnings: list[str]) -> None:
+    for warning in warnings:
+        response.headers.append("Warning", f"299 - {json.dumps(warning)}")
 
 
 def _not_found_path() -> errors.ApiError:
@@ -126,7 +134,8 @@ class ApiServer:
         try:
             return await self._route(request, parts)
         except errors.ApiError as error:
-            return error_response(error)
+            # Like kube-apiserver, a refused write still carries the warnings found on the way.
+            return error_response(error, getattr(request.state, "warnings", None))
         except SelectorError as error:
             return error_response(errors.bad_request(str(error)))
         except Exception as error:
@@ -256,7 +265,11 @@ class ApiServer:
         resource = target.resource
         namespace = target.namespace or ""
         dry_run = bool(params.get("dryRun"))
-        validation = FieldValidation.parse(params.get("fieldValidation"))
+        options_kind = {"PUT": "UpdateOptions", "PATCH": "PatchOptions"}.get(
+            method, "CreateOptions"
+        )
+        validation = FieldValidation.parse(params.get("fieldValidation"), options_kind)
+        request.state.warnings = validation.warnings
         if method in ("GET", "HEAD"):
             if target.subresource == "log" and target.name is not None:
                 self.counts["get"] += 1
@@ -386,7 +399,7 @@ class ApiServer:
         validation.decode_problems.extend(
             f'duplicate field "{path}"' for path in _duplicate_paths(decoded, "")
         )
-        return _plain(decoded)
+        return decoded_numbers(_plain(decoded))
 
     async def _delete_options(self, request: Request, params: dict[str, str]) -> DeleteOptions:
         raw = await request.body()
@@ -439,8 +452,7 @@ class ApiServer:
             )
             return json_response(table)
         response = json_response(presented, status)
-        for warning in validation.warnings if validation is not None else ():
-            response.headers.append("Warning", f"299 - {json.dumps(warning)}")
+        _add_warnings(response, validation.warnings if validation is not None else [])
         return response
 
     def _columns(self, resource: ResourceType) -> tuple[list[JsonObject], tables.RowFunction]:

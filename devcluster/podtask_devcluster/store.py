@@ -245,6 +245,12 @@ class ObjectStore:
         """Every event of `resource` newer than this version is still in the history."""
         return self._history_floor.get(resource, self._start_version)
 
+    def begin_history(self, resource: str) -> None:
+        """A resource served from now on (a new CRD): like kube-apiserver's watch cache, which
+        starts when the resource does, a watch from before now is told 410 Gone."""
+        if resource not in self._history:
+            self._history_floor[resource] = self._resource_version
+
     def events_since(self, resource: str, version: int) -> list[WatchEvent]:
         return [e for e in self._history.get(resource, ()) if e.resource_version > version]
 
