@@ -22,6 +22,25 @@ from podtask_devcluster.schema import (
     validate,
 )
 
+OBJECT_META_FIELDS = frozenset(
+    (
+        "name",
+        "generateName",
+        "namespace",
+        "selfLink",
+        "uid",
+        "resourceVersion",
+        "generation",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "labels",
+        "annotations",
+        "ownerReferences",
+        "finalizers",
+        "managedFields",
+    )
+)
 STRICT = "Strict"
 WARN = "Warn"
 IGNORE = "Ignore"
@@ -99,7 +118,14 @@ def decode(resource: ResourceType, obj: dict[str, Any], validation: FieldValidat
     if schema is None:
         validation.report(resource, [])
         return
-    unknown = prune(obj, schema)
+    # kube lists metadata's unknown fields first, then the pruned ones, sorted.
+    unknown: list[str] = []
+    meta = obj.get("metadata")
+    if isinstance(meta, dict):
+        for key in sorted(set(meta) - OBJECT_META_FIELDS):
+            del meta[key]
+            unknown.append(f"metadata.{key}")
+    unknown += prune(obj, schema)
     validation.report(resource, [f'unknown field "{path}"' for path in unknown])
     prune_nulls(obj, schema)
     apply_defaults(obj, schema)

@@ -237,6 +237,7 @@ def unknown_fields(cluster: Cluster, ns: str) -> Transcript:
     body["spec"]["nested"] = {"deep": 1}
     body["top"] = 1
     body["metadata"]["labels"] = {"a": "b"}
+    body["metadata"]["colour"] = "red"
     t.add("default (Warn)", cluster.request("POST", gadgets(ns), body))
     t.add("stored pruned", cluster.request("GET", gadgets(ns, "u1")))
     strict = copy.deepcopy(body)

@@ -43,6 +43,7 @@ def test_embedded_prunes_and_warns_about_unknown_fields(
 ) -> None:
     steps = {step.label: step for step in embedded_transcripts["unknown_fields"].steps}
     assert steps["default (Warn)"].warnings == [
+        'unknown field "metadata.colour"',
         'unknown field "spec.extra"',
         'unknown field "spec.nested"',
         'unknown field "top"',
