@@ -87,7 +87,7 @@ def go_quote(text: str) -> str:
 
 
 def go_float(number: float) -> str:
-    """Go's `%v` of a float64 (strconv 'g', shortest): exponent form below 1e-4 or from 1e21."""
+    """Go's `%v` of a float64 (strconv 'g', shortest): exponent form below 1e-4 or from 1e6."""
     if number != number:
         return "NaN"
     if number in (float("inf"), float("-inf")):
@@ -100,7 +100,8 @@ def go_float(number: float) -> str:
     point = exponent + len(text)
     power = point - 1
     prefix = "-" if sign else ""
-    if power < -4 or power >= 21:
+    # strconv's 'g' with the shortest precision switches to an exponent from 1e+06.
+    if power < -4 or power >= 6:
         mantissa = text[0] + ("." + text[1:] if len(text) > 1 else "")
         return f"{prefix}{mantissa}e{'-' if power < 0 else '+'}{abs(power):02d}"
     if point <= 0:
@@ -662,7 +663,7 @@ def validate(obj: Any, schema: Schema, old: Any = None, prefix: str = "") -> lis
     With `old` (an update), values unchanged from it are not judged again (ratcheting).
     With `prefix`, `obj` is the part of the object under that field (a /status write)."""
     validation = _Validation([], prefix)
-    validation.node(obj, schema, "", old, prefix != "" and old is not None)
+    validation.node(obj, schema, "", old, old is not None)
     return validation.errors
 
 
