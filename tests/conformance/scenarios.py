@@ -37,6 +37,12 @@ GADGET_SCHEMA: dict[str, Any] = {
                     "rule": "self.size == oldSelf.size || self.mutable",
                     "message": "size is immutable unless mutable",
                 },
+                {
+                    "rule": "!has(self.note) || self.note != 'forbidden'",
+                    "reason": "FieldValueForbidden",
+                    "message": "note may not say forbidden",
+                    "fieldPath": ".note",
+                },
             ],
             "properties": {
                 "size": {"type": "integer", "minimum": 1, "maximum": 10},
@@ -50,7 +56,29 @@ GADGET_SCHEMA: dict[str, Any] = {
                     "items": {"type": "string"},
                     "x-kubernetes-list-type": "set",
                 },
-                "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+                "labels": {
+                    "type": "object",
+                    "additionalProperties": {
+                        "type": "string",
+                        "maxLength": 20,
+                        "x-kubernetes-validations": [{"rule": "self.size() < 5"}],
+                    },
+                },
+                "limits": {
+                    "type": "array",
+                    "maxItems": 4,
+                    "items": {
+                        "type": "object",
+                        "required": ["name"],
+                        "properties": {
+                            "name": {"type": "string", "maxLength": 10},
+                            "value": {"type": "integer", "default": 1},
+                        },
+                        "x-kubernetes-validations": [{"rule": "self.value > 0"}],
+                    },
+                    "x-kubernetes-list-type": "map",
+                    "x-kubernetes-list-map-keys": ["name"],
+                },
                 "port": {"x-kubernetes-int-or-string": True},
                 "free": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
                 "note": {"type": "string", "nullable": True},
@@ -209,6 +237,14 @@ def invalid_custom_resources(cluster: Cluster, ns: str) -> Transcript:
         ),
         ("preserve-unknown-fields keeps anything", gadget("good21", free={"x": {"y": [1, "z"]}})),
         ("integral float for an integer", gadget("good22", size=2.0)),
+        ("CEL reason Forbidden", gadget("bad23", note="forbidden")),
+        ("CEL on a map value", gadget("bad24", labels={"ok": "abc", "long": "abcdefg"})),
+        (
+            "CEL on list items, defaults in items",
+            gadget("bad25", limits=[{"name": "a"}, {"name": "b", "value": 0}]),
+        ),
+        ("list-type map duplicate keys", gadget("bad26", limits=[{"name": "a"}, {"name": "a"}])),
+        ("required in list items", gadget("bad27", limits=[{"value": 2}])),
     ]
     for label, body in cases:
         t.add(label, cluster.request("POST", gadgets(ns), body))
@@ -537,6 +573,27 @@ def server_side_apply(cluster: Cluster, ns: str) -> Transcript:
             smaller,
             content_type=apply_type,
             params={"fieldManager": "one", "force": "true"},
+        ),
+    )
+    keyed = gadget("a2", limits=[{"name": "cpu", "value": 2}])
+    t.add(
+        "apply a list-type map",
+        cluster.request(
+            "PATCH",
+            gadgets(ns, "a2"),
+            keyed,
+            content_type=apply_type,
+            params={"fieldManager": "one"},
+        ),
+    )
+    t.add(
+        "apply an invalid object",
+        cluster.request(
+            "PATCH",
+            gadgets(ns, "a2"),
+            gadget("a2", size=99),
+            content_type=apply_type,
+            params={"fieldManager": "one"},
         ),
     )
     return t

@@ -16,7 +16,7 @@ from tests.conformance.scenarios import SCENARIOS
 
 EXPECTED_STATUSES: dict[str, list[int]] = {
     "create_and_conflict": [201, 409, 200, 409, 200, 404, 422],
-    "invalid_custom_resources": [422] * 12 + [201, 201] + [422] * 6 + [201, 201],
+    "invalid_custom_resources": [422] * 12 + [201, 201] + [422] * 6 + [201, 201] + [422] * 5,
     "invalid_taskrun": [422],
     "unknown_fields": [201, 200, 400, 201, 400, 422, 422],
     "defaults_and_numbers": [201, 200, 422, 422, 201, 200],
@@ -26,7 +26,7 @@ EXPECTED_STATUSES: dict[str, list[int]] = {
     "selectors": [400],
     "cascading_deletes": [200, 200, 200, 200],
     "oversize_object": [201, 500, 413],
-    "server_side_apply": [201, 422, 409, 200, 200],
+    "server_side_apply": [201, 422, 409, 200, 200, 201, 422],
 }
 
 
