@@ -38,8 +38,7 @@ from podtask_devcluster.store import JsonObject, WatchEvent
 
 log = logging.getLogger(__name__)
 
-# The kube-apiserver version whose behaviour the embedded server follows (tests/conformance).
-KUBERNETES_VERSION = {"major": "1", "minor": "37", "gitVersion": "v1.37.2"}
+KUBERNETES_VERSION = {"major": "1", "minor": "30", "gitVersion": "v1.30.0"}
 BOOKMARK_INTERVAL_SECONDS = 10.0
 NAMESPACE_SUBRESOURCES = ("status", "finalize")
 # The health endpoints echo the instance id the cluster was started with, so whoever started it
