@@ -38,6 +38,8 @@ from podtask_devcluster.store import JsonObject, WatchEvent
 
 log = logging.getLogger(__name__)
 
+# Behaviour follows kube-apiserver v1.37 (tests/conformance), but /version says 1.30: newer
+# kubectl sends built-in objects as protobuf to newer servers, which this one does not speak.
 KUBERNETES_VERSION = {"major": "1", "minor": "30", "gitVersion": "v1.30.0"}
 BOOKMARK_INTERVAL_SECONDS = 10.0
 NAMESPACE_SUBRESOURCES = ("status", "finalize")
