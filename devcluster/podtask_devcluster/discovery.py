@@ -32,6 +32,11 @@ class ResourceType:
     # None for built-ins; the CRD's columns (maybe none) for custom resources.
     printer_columns: tuple[PrinterColumn, ...] | None = None
     storage_version: bool = True
+    # The version's openAPIV3Schema, for custom resources that declare one.
+    schema: dict[str, Any] | None = field(default=None, compare=False, hash=False)
+    # A finished delete answers with the object (else with a Status), per resource as in
+    # kube-apiserver's registries (ReturnDeletedObject).
+    returns_deleted_object: bool = False
 
     @property
     def storage_key(self) -> str:
@@ -96,6 +101,7 @@ def _builtin(
     categories: Iterable[str] = (),
     status: bool = False,
     log: bool = False,
+    returns_deleted: bool = False,
 ) -> ResourceType:
     return ResourceType(
         group=group,
@@ -108,17 +114,46 @@ def _builtin(
         categories=tuple(categories),
         status_subresource=status,
         log_subresource=log,
+        returns_deleted_object=returns_deleted,
     )
 
 
 BUILTIN_RESOURCES: tuple[ResourceType, ...] = (
-    _builtin("", "v1", "pods", "Pod", short=["po"], categories=["all"], status=True, log=True),
-    _builtin("", "v1", "namespaces", "Namespace", namespaced=False, short=["ns"], status=True),
+    _builtin(
+        "",
+        "v1",
+        "pods",
+        "Pod",
+        short=["po"],
+        categories=["all"],
+        status=True,
+        log=True,
+        returns_deleted=True,
+    ),
+    _builtin(
+        "",
+        "v1",
+        "namespaces",
+        "Namespace",
+        namespaced=False,
+        short=["ns"],
+        status=True,
+        returns_deleted=True,
+    ),
     _builtin("", "v1", "events", "Event", short=["ev"]),
     _builtin("", "v1", "secrets", "Secret"),
     _builtin("", "v1", "configmaps", "ConfigMap", short=["cm"]),
-    _builtin("", "v1", "services", "Service", short=["svc"], categories=["all"], status=True),
-    _builtin("", "v1", "serviceaccounts", "ServiceAccount", short=["sa"]),
+    _builtin(
+        "",
+        "v1",
+        "services",
+        "Service",
+        short=["svc"],
+        categories=["all"],
+        status=True,
+        returns_deleted=True,
+    ),
+    _builtin("", "v1", "serviceaccounts", "ServiceAccount", short=["sa"], returns_deleted=True),
     _builtin("", "v1", "endpoints", "Endpoints", short=["ep"]),
     _builtin("coordination.k8s.io", "v1", "leases", "Lease"),
     _builtin("events.k8s.io", "v1", "events", "Event", short=["ev"]),
@@ -177,6 +212,7 @@ def resources_from_crd(crd: dict[str, Any]) -> list[ResourceType]:
                     PrinterColumn.from_crd(c) for c in version.get("additionalPrinterColumns") or []
                 ),
                 storage_version=bool(version.get("storage", False)),
+                schema=(version.get("schema") or {}).get("openAPIV3Schema"),
             )
         )
     return found
@@ -212,6 +248,9 @@ class ResourceCatalog:
         for resource in resources:
             self._types[(resource.group, resource.version, resource.plural)] = resource
         self._by_crd[name] = resources
+
+    def resources_of_crd(self, name: str) -> list[ResourceType]:
+        return list(self._by_crd.get(name, []))
 
     def unregister_crd(self, name: str) -> None:
         for resource in self._by_crd.pop(name, []):
@@ -283,13 +322,13 @@ def _version_priority(version: str) -> tuple[int, int, int, str]:
     return (stage, -major, -minor, version)
 
 
-# ---------------------------------------------------------------- OpenAPI v3 (minimal)
+# ---------------------------------------------------------------- OpenAPI v3
 #
-# kubectl (apply/create/replace with the default --validate=strict) asks the OpenAPI v3
-# documents whether the server supports the `fieldValidation` query parameter for a kind; when
-# it does, kubectl leaves validation to the server instead of downloading full schemas. These
-# documents carry just that: one PATCH operation per kind, tagged with its group-version-kind
-# and the parameter. The server accepts the parameter and validates what it validates.
+# kubectl asks the OpenAPI v3 documents whether the server supports the `fieldValidation`
+# query parameter for a kind (then it leaves validation to the server), and `kubectl explain`
+# reads the kind's schema from them. Custom resources carry their CRD's schema, as
+# kube-apiserver publishes it (named by the reversed group, metadata a reference to
+# ObjectMeta); built-in kinds carry only the operations.
 
 _FIELD_VALIDATION = {
     "name": "fieldValidation",
@@ -297,6 +336,81 @@ _FIELD_VALIDATION = {
     "description": "How the server treats unknown or duplicate fields.",
     "schema": {"type": "string", "uniqueItems": True},
 }
+OBJECT_META = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
+_OBJECT_META_SCHEMA: dict[str, Any] = {
+    "description": "ObjectMeta is metadata that all persisted resources must have, which "
+    "includes all objects users must create.",
+    "type": "object",
+    "properties": {
+        "name": {"description": "Name must be unique within a namespace.", "type": "string"},
+        "namespace": {
+            "description": "Namespace defines the space within which each name must be unique.",
+            "type": "string",
+        },
+        "labels": {
+            "description": "Map of string keys and values that can be used to "
+            "organize and categorize (scope and select) objects.",
+            "type": "object",
+            "additionalProperties": {"type": "string", "default": ""},
+        },
+        "annotations": {
+            "description": "Annotations is an unstructured key value map.",
+            "type": "object",
+            "additionalProperties": {"type": "string", "default": ""},
+        },
+        "uid": {
+            "description": "UID is the unique in time and space value for this object.",
+            "type": "string",
+        },
+        "resourceVersion": {
+            "description": "An opaque value that represents the internal version of this object.",
+            "type": "string",
+        },
+        "generation": {
+            "description": "A sequence number representing a specific "
+            "generation of the desired state.",
+            "type": "integer",
+            "format": "int64",
+        },
+        "creationTimestamp": {
+            "description": "CreationTimestamp is a timestamp representing "
+            "the server time when this object was created.",
+            "type": "string",
+            "format": "date-time",
+        },
+    },
+}
+
+
+def schema_name(resource: ResourceType) -> str:
+    reversed_group = (
+        ".".join(reversed(resource.group.split("."))) if resource.group else "io.k8s.api.core"
+    )
+    return f"{reversed_group}.{resource.version}.{resource.kind}"
+
+
+def _published_schema(resource: ResourceType) -> dict[str, Any]:
+    schema = dict(resource.schema or {"type": "object"})
+    properties = dict(schema.get("properties") or {})
+    properties["apiVersion"] = {
+        "description": "APIVersion defines the versioned schema of this representation of an "
+        "object.",
+        "type": "string",
+    }
+    properties["kind"] = {
+        "description": "Kind is a string value representing the REST resource this object "
+        "represents.",
+        "type": "string",
+    }
+    properties["metadata"] = {
+        "description": "Standard object's metadata.",
+        "allOf": [{"$ref": f"#/components/schemas/{OBJECT_META}"}],
+    }
+    schema["properties"] = properties
+    schema["x-kubernetes-group-version-kind"] = [
+        {"group": resource.group, "version": resource.version, "kind": resource.kind}
+    ]
+    return schema
 
 
 def openapi_v3_index(catalog: ResourceCatalog) -> dict[str, Any]:
@@ -310,24 +424,30 @@ def openapi_v3_index(catalog: ResourceCatalog) -> dict[str, Any]:
 
 def openapi_v3_document(catalog: ResourceCatalog, group: str, version: str) -> dict[str, Any]:
     paths: dict[str, Any] = {}
+    schemas: dict[str, Any] = {}
     for resource in catalog.all():
         if resource.group != group or resource.version != version:
             continue
         root = "/api/v1" if not group else f"/apis/{group}/{version}"
         scope = "/namespaces/{namespace}" if resource.namespaced else ""
         gvk = {"group": group, "version": version, "kind": resource.kind}
-        paths[f"{root}{scope}/{resource.plural}/{{name}}"] = {
-            "patch": {
-                "operationId": f"patch{resource.kind}",
-                "parameters": [_FIELD_VALIDATION],
-                "x-kubernetes-action": "patch",
-                "x-kubernetes-group-version-kind": gvk,
-                "responses": {"200": {"description": "OK"}},
-            },
+        operation: dict[str, Any] = {
+            "operationId": f"patch{resource.kind}",
+            "parameters": [_FIELD_VALIDATION],
+            "x-kubernetes-action": "patch",
+            "x-kubernetes-group-version-kind": gvk,
+            "responses": {"200": {"description": "OK"}},
         }
+        if resource.is_custom:
+            name = schema_name(resource)
+            schemas[name] = _published_schema(resource)
+            schemas[OBJECT_META] = _OBJECT_META_SCHEMA
+            reference = {"$ref": f"#/components/schemas/{name}"}
+            operation["responses"]["200"]["content"] = {"application/json": {"schema": reference}}
+        paths[f"{root}{scope}/{resource.plural}/{{name}}"] = {"patch": operation}
     return {
         "openapi": "3.0.0",
-        "info": {"title": "podtask dev cluster", "version": version},
+        "info": {"title": "Kubernetes", "version": version},
         "paths": paths,
-        "components": {"schemas": {}},
+        "components": {"schemas": schemas},
     }

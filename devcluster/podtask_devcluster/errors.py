@@ -47,6 +47,9 @@ class ApiError(Exception):
             "reason": self.reason,
             "code": self.code,
         }
+        if not self.reason:
+            # StatusReasonUnknown is the empty string, which the real server omits.
+            del body["reason"]
         if details:
             body["details"] = details
         return body

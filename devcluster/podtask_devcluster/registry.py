@@ -17,9 +17,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from podtask_devcluster import errors, patches
+import yaml
+
+from podtask_devcluster import apply, custom_resources, errors, patches
+from podtask_devcluster.custom_resources import FieldValidation
 from podtask_devcluster.discovery import CRD_GROUP, CRD_PLURAL, ResourceCatalog, ResourceType
 from podtask_devcluster.podstatus import now_rfc3339
+from podtask_devcluster.schema import decoded_numbers
 from podtask_devcluster.selectors import FieldSelector, LabelSelector
 from podtask_devcluster.store import JsonObject, ObjectStore, storage_key
 
@@ -35,6 +39,9 @@ _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9
 _LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+ORPHAN = "orphan"
+FOREGROUND = "foregroundDeletion"
+PROPAGATION_FINALIZERS = {"Orphan": ORPHAN, "Foreground": FOREGROUND}
 
 
 def _rfc3339_after(seconds: int) -> str:
@@ -264,7 +271,13 @@ class Registry:
     # ------------------------------------------------------------ creating
 
     def create(
-        self, resource: ResourceType, namespace: str | None, body: Any, *, dry_run: bool = False
+        self,
+        resource: ResourceType,
+        namespace: str | None,
+        body: Any,
+        *,
+        dry_run: bool = False,
+        validation: FieldValidation | None = None,
     ) -> JsonObject:
         if not isinstance(body, dict):
             raise errors.bad_request("the request body must be a JSON object")
@@ -275,6 +288,8 @@ class Registry:
             meta = obj["metadata"] = {}
         if not isinstance(meta, dict):
             raise errors.bad_request("metadata must be an object")
+        if resource.is_custom:
+            custom_resources.decode(resource, obj, validation or FieldValidation())
         if resource.namespaced:
             body_namespace = meta.get("namespace")
             if namespace is None:
@@ -313,19 +328,25 @@ class Registry:
             "resourceVersion",
             "deletionTimestamp",
             "deletionGracePeriodSeconds",
-            "managedFields",
             "selfLink",
         ):
             meta.pop(server_field, None)
         meta["uid"] = str(uuid.uuid4())
         meta["creationTimestamp"] = now_rfc3339()
-        meta["generation"] = 1
+        if _has_generation(resource):
+            meta["generation"] = 1
+        else:
+            meta.pop("generation", None)
         self._prepare_create(resource, name, obj)
+        if resource.is_custom:
+            custom_resources.check(resource, name, obj, None)
         if dry_run:
             return obj
         stored = self.store.put(resource.storage_key, obj)
         if resource.storage_key == CRDS:
             self.catalog.register_crd(stored)
+            for served in self.catalog.resources_of_crd(name):
+                self.store.begin_history(served.storage_key)
         for observer in list(self.create_observers):
             observer(stored)
         return stored
@@ -370,6 +391,7 @@ class Registry:
         *,
         subresource: str | None = None,
         dry_run: bool = False,
+        validation: FieldValidation | None = None,
     ) -> JsonObject:
         if not isinstance(body, dict) or not isinstance(body.get("metadata", {}), dict):
             raise errors.bad_request("the request body must be a JSON object with metadata")
@@ -392,9 +414,29 @@ class Registry:
                 "request"
             )
         wanted_version = body_meta.get("resourceVersion")
+        if not wanted_version and resource.is_custom:
+            # Custom resources allow no unconditional update (AllowUnconditionalUpdate false).
+            raise errors.ApiError(
+                422,
+                "Invalid",
+                f'{errors.qualified(resource.group, resource.plural)} "{name}" is invalid: '
+                "metadata.resourceVersion: Invalid value: 0: must be specified for an update",
+                name=name,
+                group=resource.group,
+                kind=resource.plural,
+                causes=[
+                    {
+                        "reason": "FieldValueInvalid",
+                        "message": "Invalid value: 0: must be specified for an update",
+                        "field": "metadata.resourceVersion",
+                    }
+                ],
+            )
         if wanted_version and str(wanted_version) != existing["metadata"]["resourceVersion"]:
             raise errors.conflict(resource.group, resource.plural, name)
-        return self._write_update(resource, existing, body, subresource, dry_run=dry_run)
+        return self._write_update(
+            resource, existing, body, subresource, dry_run=dry_run, validation=validation
+        )
 
     def _write_update(
         self,
@@ -404,9 +446,14 @@ class Registry:
         subresource: str | None,
         *,
         dry_run: bool = False,
+        validation: FieldValidation | None = None,
     ) -> JsonObject:
         old_meta = existing["metadata"]
         name = old_meta["name"]
+        if resource.is_custom:
+            body = copy.deepcopy(body)
+            body.setdefault("metadata", {})
+            custom_resources.decode(resource, body, validation or FieldValidation())
         if subresource == "status":
             updated = copy.deepcopy(existing)
             if "status" in body:
@@ -430,6 +477,8 @@ class Registry:
                 else:
                     meta.pop(kept, None)
             meta.pop("resourceVersion", None)
+            if "managedFields" not in meta and "managedFields" in old_meta:
+                meta["managedFields"] = copy.deepcopy(old_meta["managedFields"])
             if resource.status_subresource or resource.storage_key == CRDS:
                 if "status" in existing:
                     updated["status"] = copy.deepcopy(existing["status"])
@@ -445,8 +494,10 @@ class Registry:
                 updated["status"] = _crd_status(updated, existing.get("status"))
         updated["apiVersion"] = resource.api_version
         updated["kind"] = resource.kind
+        if resource.is_custom:
+            custom_resources.check(resource, name, updated, existing, subresource)
         meta = updated["metadata"]
-        if _spec_part(updated) != _spec_part(existing):
+        if _has_generation(resource) and _spec_part(updated) != _spec_part(existing):
             meta["generation"] = int(old_meta.get("generation", 1)) + 1
         meta["resourceVersion"] = old_meta["resourceVersion"]
         if old_meta.get("deletionTimestamp"):
@@ -487,12 +538,27 @@ class Registry:
         *,
         subresource: str | None = None,
         dry_run: bool = False,
-    ) -> JsonObject:
+        validation: FieldValidation | None = None,
+        field_manager: str | None = None,
+        force: bool = False,
+    ) -> tuple[JsonObject, int]:
+        """The patched object and the status code: 201 when an apply created it."""
         media = content_type.split(";")[0].strip().lower()
         if media == patches.APPLY_PATCH:
-            raise errors.unsupported_media_type(
-                "server-side apply is not supported by the podtask dev cluster; use "
-                "client-side apply or a merge patch"
+            return self._apply(
+                resource,
+                namespace,
+                name,
+                raw,
+                subresource=subresource,
+                dry_run=dry_run,
+                validation=validation,
+                field_manager=field_manager,
+                force=force,
+            )
+        if force:
+            raise _patch_options_invalid(
+                "force", "Forbidden", "may not be specified for non-apply patch"
             )
         if media not in (patches.MERGE_PATCH, patches.JSON_PATCH, patches.STRATEGIC_MERGE_PATCH):
             raise errors.unsupported_media_type(
@@ -501,7 +567,7 @@ class Registry:
                 f"{patches.STRATEGIC_MERGE_PATCH}"
             )
         try:
-            document = json.loads(raw or b"null")
+            document = decoded_numbers(json.loads(raw or b"null"))
         except ValueError as error:
             raise errors.bad_request(f"invalid JSON in the patch body: {error}") from error
         namespace = namespace if resource.namespaced else ""
@@ -527,7 +593,91 @@ class Registry:
             and str(patched_meta["resourceVersion"]) != existing["metadata"]["resourceVersion"]
         ):
             raise errors.conflict(resource.group, resource.plural, name)
-        return self._write_update(resource, existing, patched, subresource, dry_run=dry_run)
+        if validation is not None:
+            validation.patched = patched
+        updated = self._write_update(
+            resource, existing, patched, subresource, dry_run=dry_run, validation=validation
+        )
+        return updated, 200
+
+    def _apply(
+        self,
+        resource: ResourceType,
+        namespace: str,
+        name: str,
+        raw: bytes,
+        *,
+        subresource: str | None,
+        dry_run: bool,
+        validation: FieldValidation | None,
+        field_manager: str | None,
+        force: bool,
+    ) -> tuple[JsonObject, int]:
+        if not field_manager:
+            raise _patch_options_invalid(
+                "fieldManager", "Required value", "is required for apply patch"
+            )
+        try:
+            config = decoded_numbers(yaml.safe_load(raw or b""))
+        except yaml.YAMLError as error:
+            raise errors.bad_request(f"error decoding YAML: {error}") from error
+        if not isinstance(config, dict):
+            raise errors.bad_request("the applied configuration must be an object")
+        self._check_type(resource, config)
+        config.setdefault("metadata", {})
+        if not isinstance(config["metadata"], dict):
+            raise errors.bad_request("metadata must be an object")
+        if config["metadata"].get("name", name) != name:
+            raise errors.bad_request(
+                f"the name of the object ({config['metadata']['name']}) does not match the "
+                f"name on the URL ({name})"
+            )
+        scope = namespace if resource.namespaced else ""
+        existing = self.store.get(resource.storage_key, scope, name)
+        entry = apply.managed_entry(
+            field_manager, resource.api_version, config, now_rfc3339(), resource.schema
+        )
+        if existing is None:
+            if subresource is not None:
+                raise errors.not_found(resource.group, resource.plural, name)
+            body = copy.deepcopy(config)
+            body["metadata"]["name"] = name
+            body["metadata"]["managedFields"] = [entry]
+            created = self.create(
+                resource, namespace or None, body, dry_run=dry_run, validation=validation
+            )
+            return created, 201
+        managed = list(existing["metadata"].get("managedFields") or [])
+        found = apply.conflicts(existing, config, field_manager, managed)
+        if found and force:
+            managed = apply.taken_over(managed, field_manager, found)
+            found = []
+        if found:
+            listed = "\n".join(f'- conflict with "{who}": {path}' for who, path in found)
+            raise errors.ApiError(
+                409,
+                "Conflict",
+                f"Apply failed with {len(found)} conflict{'s' if len(found) > 1 else ''}: "
+                + (
+                    f'conflict with "{found[0][0]}": {found[0][1]}'
+                    if len(found) == 1
+                    else "\n" + listed
+                ),
+                causes=[
+                    {
+                        "reason": "FieldManagerConflict",
+                        "message": f'conflict with "{who}"',
+                        "field": path,
+                    }
+                    for who, path in found
+                ],
+            )
+        merged = apply.merged_object(existing, config, field_manager, managed, resource.schema)
+        merged["metadata"]["managedFields"] = apply.with_entry(managed, entry)
+        updated = self._write_update(
+            resource, existing, merged, subresource, dry_run=dry_run, validation=validation
+        )
+        return updated, 200
 
     # ------------------------------------------------------------ deleting
 
@@ -567,6 +717,11 @@ class Registry:
             )
         if options.dry_run:
             return existing
+        policy_finalizer = PROPAGATION_FINALIZERS.get(options.propagation_policy or "")
+        if policy_finalizer is not None and resource.storage_key != PODS:
+            # Like the real server: the garbage collector finishes these deletions (it orphans
+            # or deletes the dependents, then removes the finalizer).
+            return self._defer_for_collector(resource, existing, policy_finalizer)
         if options.propagation_policy == "Orphan":
             self._orphan_dependents(meta.get("uid", ""))
         if resource.storage_key == PODS:
@@ -579,6 +734,44 @@ class Registry:
             terminating["metadata"]["deletionGracePeriodSeconds"] = 0
             return self.store.put(resource.storage_key, terminating)
         return self._remove(resource, existing)
+
+    def _defer_for_collector(
+        self, resource: ResourceType, existing: JsonObject, finalizer: str
+    ) -> JsonObject:
+        meta = existing["metadata"]
+        finalizers = list(meta.get("finalizers") or [])
+        if finalizer in finalizers and meta.get("deletionTimestamp"):
+            return existing
+        terminating = copy.deepcopy(existing)
+        other = PROPAGATION_FINALIZERS["Orphan" if finalizer == FOREGROUND else "Foreground"]
+        terminating["metadata"]["finalizers"] = [
+            f for f in finalizers if f != other and f != finalizer
+        ] + [finalizer]
+        terminating["metadata"].setdefault("deletionTimestamp", now_rfc3339())
+        terminating["metadata"].setdefault("deletionGracePeriodSeconds", 0)
+        return self.store.put(resource.storage_key, terminating)
+
+    def drop_finalizer(self, key: str, obj: JsonObject, finalizer: str) -> None:
+        """The collector has done a deletion's work: remove its finalizer (and the object,
+        when no finalizer is left)."""
+        resource = self.catalog.by_storage_key(key)
+        if resource is None:
+            return
+        current = self.store.get(key, obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
+        if current is None or finalizer not in (current["metadata"].get("finalizers") or []):
+            return
+        updated = copy.deepcopy(current)
+        remaining = [f for f in updated["metadata"]["finalizers"] if f != finalizer]
+        if remaining:
+            updated["metadata"]["finalizers"] = remaining
+            self.store.put(key, updated)
+            return
+        del updated["metadata"]["finalizers"]
+        stored = self.store.put(key, updated)
+        self._remove(resource, stored)
+
+    def orphan_dependents(self, owner_uid: str) -> None:
+        self._orphan_dependents(owner_uid)
 
     def _delete_pod(
         self, resource: ResourceType, pod: JsonObject, options: DeleteOptions
@@ -694,6 +887,15 @@ class Registry:
             self.store.put(key, orphaned)
 
 
+def _has_generation(resource: ResourceType) -> bool:
+    """Kinds whose registry strategy keeps metadata.generation (the others have none)."""
+    return resource.is_custom or resource.storage_key in (
+        CRDS,
+        PODS,
+        storage_key("apps", "deployments"),
+    )
+
+
 def _encode_string_data(secret: JsonObject) -> None:
     """Like the real API server: `stringData` is write-only, folded into base64 `data`."""
     string_data = secret.pop("stringData", None)
@@ -777,3 +979,15 @@ def _decode_continue(token: str) -> tuple[str, tuple[str, str]]:
         return str(data["rv"]), (str(start[0]), str(start[1]))
     except (ValueError, KeyError, IndexError, TypeError, binascii.Error) as error:
         raise errors.bad_request(f"invalid continue token: {error}") from error
+
+
+def _patch_options_invalid(field: str, label: str, detail: str) -> errors.ApiError:
+    reason = "FieldValueRequired" if label == "Required value" else "FieldValueForbidden"
+    return errors.ApiError(
+        422,
+        "Invalid",
+        f'PatchOptions.meta.k8s.io "" is invalid: {field}: {label}: {detail}',
+        group="meta.k8s.io",
+        kind="PatchOptions",
+        causes=[{"reason": reason, "message": f"{label}: {detail}", "field": field}],
+    )

@@ -23,9 +23,11 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from podtask_devcluster import errors, tables
+from podtask_devcluster.custom_resources import FieldValidation
 from podtask_devcluster.discovery import ResourceType, openapi_v3_document, openapi_v3_index
 from podtask_devcluster.podlogs import follow_log, log_path, read_log
 from podtask_devcluster.registry import DeleteOptions, Registry
+from podtask_devcluster.schema import decoded_numbers
 from podtask_devcluster.selectors import (
     FieldSelector,
     SelectorError,
@@ -36,12 +38,16 @@ from podtask_devcluster.store import JsonObject, WatchEvent
 
 log = logging.getLogger(__name__)
 
+# Behaviour follows kube-apiserver v1.37 (tests/conformance), but /version says 1.30: newer
+# kubectl sends built-in objects as protobuf to newer servers, which this one does not speak.
 KUBERNETES_VERSION = {"major": "1", "minor": "30", "gitVersion": "v1.30.0"}
 BOOKMARK_INTERVAL_SECONDS = 10.0
 NAMESPACE_SUBRESOURCES = ("status", "finalize")
 # The health endpoints echo the instance id the cluster was started with, so whoever started it
 # can tell it from another server answering on its port.
 INSTANCE_HEADER = "Podtask-Instance"
+# kube-apiserver's MaxRequestBodyBytes: a larger body is refused before it is decoded.
+MAX_REQUEST_BODY_BYTES = 3 * 1024 * 1024
 VERBS = ("create", "update", "patch", "delete", "deletecollection", "get", "list", "watch")
 
 
@@ -53,8 +59,15 @@ def json_response(body: Any, status: int = 200) -> Response:
     return Response(_dumps(body), status_code=status, media_type="application/json")
 
 
-def error_response(error: errors.ApiError) -> Response:
-    return json_response(error.status(), error.code)
+def error_response(error: errors.ApiError, warnings: list[str] | None = None) -> Response:
+    response = json_response(error.status(), error.code)
+    _add_warnings(response, warnings or [])
+    return response
+
+
+def _add_warnings(response: Response, warnings: list[str]) -> None:
+    for warning in warnings:
+        response.headers.append("Warning", f"299 - {json.dumps(warning)}")
 
 
 def _not_found_path() -> errors.ApiError:
@@ -123,7 +136,8 @@ class ApiServer:
         try:
             return await self._route(request, parts)
         except errors.ApiError as error:
-            return error_response(error)
+            # Like kube-apiserver, a refused write still carries the warnings found on the way.
+            return error_response(error, getattr(request.state, "warnings", None))
         except SelectorError as error:
             return error_response(errors.bad_request(str(error)))
         except Exception as error:
@@ -253,6 +267,11 @@ class ApiServer:
         resource = target.resource
         namespace = target.namespace or ""
         dry_run = bool(params.get("dryRun"))
+        options_kind = {"PUT": "UpdateOptions", "PATCH": "PatchOptions"}.get(
+            method, "CreateOptions"
+        )
+        validation = FieldValidation.parse(params.get("fieldValidation"), options_kind)
+        request.state.warnings = validation.warnings
         if method in ("GET", "HEAD"):
             if target.subresource == "log" and target.name is not None:
                 self.counts["get"] += 1
@@ -281,9 +300,13 @@ class ApiServer:
                 raise errors.method_not_allowed(
                     f"POST is not supported on a named {resource.kind} (use PUT or PATCH)"
                 )
-            body = await self._body(request)
-            created = self.registry.create(resource, target.namespace, body, dry_run=dry_run)
-            return self._object_response(request, resource, created, params, status=201)
+            body = await self._body(request, validation)
+            created = self.registry.create(
+                resource, target.namespace, body, dry_run=dry_run, validation=validation
+            )
+            return self._object_response(
+                request, resource, created, params, status=201, validation=validation
+            )
         if target.name is None:
             if method == "DELETE":
                 self.counts["deletecollection"] += 1
@@ -299,7 +322,7 @@ class ApiServer:
             raise errors.method_not_allowed(f"{method} needs the name of a {resource.kind}")
         if method == "PUT":
             self.counts["update"] += 1
-            body = await self._body(request)
+            body = await self._body(request, validation)
             updated = self.registry.update(
                 resource,
                 namespace,
@@ -307,12 +330,13 @@ class ApiServer:
                 body,
                 subresource=target.subresource,
                 dry_run=dry_run,
+                validation=validation,
             )
-            return self._object_response(request, resource, updated, params)
+            return self._object_response(request, resource, updated, params, validation=validation)
         if method == "PATCH":
             self.counts["patch"] += 1
-            raw = await request.body()
-            patched = self.registry.patch(
+            raw = await self._raw_body(request)
+            patched, status = self.registry.patch(
                 resource,
                 namespace,
                 target.name,
@@ -320,17 +344,49 @@ class ApiServer:
                 raw,
                 subresource=target.subresource,
                 dry_run=dry_run,
+                validation=validation,
+                field_manager=params.get("fieldManager"),
+                force=params.get("force") in ("true", "1"),
             )
-            return self._object_response(request, resource, patched, params)
+            return self._object_response(
+                request, resource, patched, params, status=status, validation=validation
+            )
         if method == "DELETE":
             self.counts["delete"] += 1
             options = await self._delete_options(request, params)
             removed = self.registry.delete(resource, namespace, target.name, options)
-            return self._object_response(request, resource, removed, params)
+            scope = namespace if resource.namespaced else ""
+            pending = self.store.get(resource.storage_key, scope, target.name) is not None
+            if pending or resource.returns_deleted_object or options.dry_run:
+                return self._object_response(request, resource, removed, params)
+            return json_response(
+                {
+                    "kind": "Status",
+                    "apiVersion": "v1",
+                    "metadata": {},
+                    "status": "Success",
+                    "details": {
+                        "name": target.name,
+                        **({"group": resource.group} if resource.group else {}),
+                        "kind": resource.plural,
+                        "uid": removed["metadata"].get("uid", ""),
+                    },
+                }
+            )
         raise errors.method_not_allowed(f"method {method} is not supported")
 
-    async def _body(self, request: Request) -> Any:
+    async def _raw_body(self, request: Request) -> bytes:
         raw = await request.body()
+        if len(raw) > MAX_REQUEST_BODY_BYTES:
+            raise errors.ApiError(
+                413,
+                "RequestEntityTooLarge",
+                f"Request entity too large: limit is {MAX_REQUEST_BODY_BYTES}",
+            )
+        return raw
+
+    async def _body(self, request: Request, validation: FieldValidation) -> Any:
+        raw = await self._raw_body(request)
         content_type = request.headers.get("content-type", "application/json").lower()
         if "protobuf" in content_type:
             raise errors.unsupported_media_type(
@@ -339,9 +395,13 @@ class ApiServer:
         try:
             if "yaml" in content_type:
                 return yaml.safe_load(raw)
-            return json.loads(raw or b"null")
+            decoded = json.loads(raw or b"null", object_pairs_hook=_KeyRecorder)
         except (ValueError, yaml.YAMLError) as error:
             raise errors.bad_request(f"the request body does not decode: {error}") from error
+        validation.decode_problems.extend(
+            f'duplicate field "{path}"' for path in _duplicate_paths(decoded, "")
+        )
+        return decoded_numbers(_plain(decoded))
 
     async def _delete_options(self, request: Request, params: dict[str, str]) -> DeleteOptions:
         raw = await request.body()
@@ -381,6 +441,7 @@ class ApiServer:
         obj: JsonObject,
         params: dict[str, str],
         status: int = 200,
+        validation: FieldValidation | None = None,
     ) -> Response:
         presented = self.registry.present(resource, obj)
         version = table_version(request.headers.get("accept"))
@@ -392,7 +453,9 @@ class ApiServer:
                 include_object=params.get("includeObject", "Metadata"),
             )
             return json_response(table)
-        return json_response(presented, status)
+        response = json_response(presented, status)
+        _add_warnings(response, validation.warnings if validation is not None else [])
+        return response
 
     def _columns(self, resource: ResourceType) -> tuple[list[JsonObject], tables.RowFunction]:
         return tables.columns_for(resource.group, resource.plural, resource.printer_columns)
@@ -640,3 +703,36 @@ def _int_param(params: dict[str, str], name: str) -> int | None:
         return int(text)
     except ValueError as error:
         raise errors.bad_request(f"invalid {name} {text!r}") from error
+
+
+class _KeyRecorder(dict[str, Any]):
+    """A decoded JSON object that remembers the keys sent more than once."""
+
+    def __init__(self, pairs: list[tuple[str, Any]]) -> None:
+        super().__init__(pairs)
+        seen: set[str] = set()
+        self.duplicates: list[str] = []
+        for key, _ in pairs:
+            if key in seen and key not in self.duplicates:
+                self.duplicates.append(key)
+            seen.add(key)
+
+
+def _duplicate_paths(value: Any, path: str) -> list[str]:
+    found: list[str] = []
+    if isinstance(value, _KeyRecorder):
+        found += [f"{path}.{key}" if path else key for key in value.duplicates]
+        for key, item in value.items():
+            found += _duplicate_paths(item, f"{path}.{key}" if path else key)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found += _duplicate_paths(item, f"{path}[{index}]")
+    return found
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    return value

@@ -17,11 +17,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from podtask_devcluster import errors
 from podtask_devcluster.private_files import private_file, restrict_if_present
+from podtask_devcluster.schema import stored_numbers
 
 JsonObject = dict[str, Any]
 
 HISTORY_LENGTH = 5000
+# etcd's default --max-request-bytes (1.5 MiB) bounds one write: the stored object plus the
+# key and the transaction around it. What kube-apiserver answers past it is `too_large`.
+ETCD_MAX_REQUEST_BYTES = 1572864
+ETCD_REQUEST_OVERHEAD_BYTES = 256
+
+
+def too_large() -> errors.ApiError:
+    return errors.ApiError(500, "", "etcdserver: request is too large")
 
 
 @dataclass(frozen=True)
@@ -197,7 +207,14 @@ class ObjectStore:
 
     def put(self, resource: str, obj: JsonObject) -> JsonObject:
         """Create or replace; stamps the next resourceVersion and publishes ADDED/MODIFIED."""
+        normalized = stored_numbers(obj)
+        obj.clear()
+        obj.update(normalized)
         namespace, name = _namespace(obj), _name(obj)
+        encoded = len(json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode())
+        key_length = len(f"/registry/{resource}/{namespace}/{name}".encode())
+        if encoded + key_length + ETCD_REQUEST_OVERHEAD_BYTES > ETCD_MAX_REQUEST_BYTES:
+            raise too_large()
         previous = self.get(resource, namespace, name)
         version = self._next_version()
         obj["metadata"]["resourceVersion"] = str(version)
@@ -227,6 +244,12 @@ class ObjectStore:
     def history_floor(self, resource: str) -> int:
         """Every event of `resource` newer than this version is still in the history."""
         return self._history_floor.get(resource, self._start_version)
+
+    def begin_history(self, resource: str) -> None:
+        """A resource served from now on (a new CRD): like kube-apiserver's watch cache, which
+        starts when the resource does, a watch from before now is told 410 Gone."""
+        if resource not in self._history:
+            self._history_floor[resource] = self._resource_version
 
     def events_since(self, resource: str, version: int) -> list[WatchEvent]:
         return [e for e in self._history.get(resource, ()) if e.resource_version > version]
