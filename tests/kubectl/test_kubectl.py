@@ -1,4 +1,4 @@
-"""Real kubectl against the dev cluster: apply, get (printer columns, -o yaml, -w), patch,
+"""Real kubectl against each cluster: apply, get (printer columns, -o yaml, -w), patch,
 logs, delete."""
 
 from __future__ import annotations
@@ -7,16 +7,30 @@ import os
 import subprocess
 import threading
 import time
+import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
-from devcluster_testing import CRD_GROUP, KUBECTL, wait_for
 from kubernetes import client
 
-from podtask_devcluster import EmbeddedCluster
+from tests.e2e.conftest import wait_until
+from tests.kubectl.conftest import KUBECTL, Kubectl
 
-Kubectl = Callable[..., subprocess.CompletedProcess[str]]
+CRD_GROUP = "example.dev"
+
+
+@pytest.fixture
+def name() -> str:
+    return f"t-{uuid.uuid4().hex[:8]}"
+
+
+def wait_for(check: Callable[[], Any], what: str, timeout: float = 60) -> Any:
+    del what  # named for the reader; wait_until names the check that timed out
+    return wait_until(check, timeout)
+
 
 GIZMO_CRD = f"""
 apiVersion: apiextensions.k8s.io/v1
@@ -50,7 +64,7 @@ def _gizmo(name: str, color: str) -> str:
 
 def _ensure_gizmos(kubectl: Kubectl) -> None:
     kubectl("apply", "-f", "-", input=GIZMO_CRD)
-    kubectl("wait", "--for", "condition=established", f"crd/gizmos.{CRD_GROUP}", "--timeout=10s")
+    kubectl("wait", "--for", "condition=established", f"crd/gizmos.{CRD_GROUP}", "--timeout=60s")
 
 
 def test_apply_get_patch_delete_custom_resource(kubectl: Kubectl, name: str) -> None:
@@ -77,11 +91,11 @@ def test_apply_get_patch_delete_custom_resource(kubectl: Kubectl, name: str) -> 
 
 
 def test_get_watch_prints_a_line_per_change(
-    kubectl: Kubectl, cluster: EmbeddedCluster, api: client.ApiClient, name: str
+    kubectl: Kubectl, kubeconfig: Path, api: client.ApiClient, name: str
 ) -> None:
     _ensure_gizmos(kubectl)
     kubectl("apply", "-f", "-", input=_gizmo(name, "green"))
-    env = dict(os.environ, KUBECONFIG=str(cluster.kubeconfig_path))
+    env = dict(os.environ, KUBECONFIG=str(kubeconfig))
     process = subprocess.Popen(
         [KUBECTL, "get", "gizmos", "-w", "--field-selector", f"metadata.name={name}"],
         stdout=subprocess.PIPE,
@@ -140,7 +154,8 @@ def test_pods_logs_and_delete(kubectl: Kubectl, name: str) -> None:
     wide = kubectl("get", "pods", name, "-o", "wide").stdout.splitlines()
     assert wide[0].split()[:7] == ["NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE"]
     assert wide[1].split()[:3] == [name, "0/1", "Completed"]
-    assert wide[1].split()[5:7] == ["127.0.0.1", "podtask-dev"]
+    node = kubectl("get", "pod", name, "-o", "jsonpath={.spec.nodeName}").stdout
+    assert node and wide[1].split()[5:7] == ["127.0.0.1", node]
     assert kubectl("logs", name).stdout == "from kubectl\n"
     kubectl("delete", "pod", name)
     assert kubectl("get", "pod", name, check=False).returncode != 0
