@@ -26,7 +26,9 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: lint typecheck
+# Both clusters: the embedded one and the real control plane (built first, once; minutes on a
+# fresh machine). PODTASK_TEST_CLUSTERS=embedded (or real) narrows the cluster-level suites.
+test: lint typecheck control-plane
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # The pure logic only: no cluster, no API, no processes started. Seconds, for the loop.
