@@ -1,4 +1,5 @@
-"""Admission: queues hold their limit, keep their order, and follow live changes."""
+"""Admission: queues hold their limit, keep their order, and follow live changes; on both
+clusters (on the real one, each pod creation is seen from a watch: `real_stack`)."""
 
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,8 +11,17 @@ from tests.e2e.conftest import TASK_MODULES, wait_until
 
 
 @pytest.fixture(scope="module")
-def composed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposedStack]:
-    stack = ComposedStack(tmp_path_factory.mktemp("queues"), [str(TASK_MODULES / "queued.py")])
+def composed(
+    tmp_path_factory: pytest.TempPathFactory, cluster_kind: str
+) -> Iterator[ComposedStack]:
+    stack = ComposedStack(
+        tmp_path_factory.mktemp("queues"),
+        [str(TASK_MODULES / "queued.py")],
+        # The real node is this machine (2 CPUs here): a small-1x pod's default request of
+        # 0.375 CPU would fit 5 at once, and these tests run 6.
+        operator_env={"PODTASK_CPU_REQUEST_RATIO": "0.1"} if cluster_kind == "real" else None,
+        cluster_kind=cluster_kind,
+    )
     stack.start()
     try:
         yield stack
