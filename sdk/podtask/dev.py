@@ -328,7 +328,9 @@ class DevStack:
         manifest = load_manifest(module_refs)
         dev_secrets = DevSecrets.load_or_create(self.state_dir)
         base_env = {k: v for k, v in os.environ.items() if not k.startswith("PODTASK_")}
-        kube = self._start_real(base_env) if self.cluster == "real" else self._start_embedded(base_env)
+        kube = (
+            self._start_real(base_env) if self.cluster == "real" else self._start_embedded(base_env)
+        )
         register(kube, manifest)
         store_dev_key(kube, dev_secrets.api_key)
         shared = {

@@ -266,16 +266,20 @@ class ComposedStack:
 
         return wait_until(done, timeout=timeout, interval=0.5)  # type: ignore[no-any-return]
 
-    def kubectl(self, *args: str) -> str:
-        done = subprocess.run(
+    def kubectl(self, *args: str, stdin: str | None = None) -> str:
+        done = self.kubectl_run(*args, stdin=stdin)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    def kubectl_run(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
             ["kubectl", *args],
+            input=stdin,
             env={**os.environ, "KUBECONFIG": str(self.cluster.kubeconfig_path)},
             capture_output=True,
             text=True,
             timeout=60,
         )
-        assert done.returncode == 0, done.stderr
-        return done.stdout
 
 
 def max_active(creations: Sequence[PodCreation], of: Callable[[PodCreation], int]) -> int:

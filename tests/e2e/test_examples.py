@@ -7,7 +7,6 @@ from decimal import Decimal
 from typing import Any
 
 from podtask_devcluster.quantities import parse_quantity
-
 from tests.e2e.conftest import ROOT, Stack, at, wait_until
 
 
