@@ -210,6 +210,12 @@ class ComposedStack:
         with self._lock:
             self.creations.append(creation)
 
+    @property
+    def creation_gaps(self) -> int:
+        """Stretches of pod history the real cluster's watch missed (their creations were seen
+        late, with a later view); the embedded cluster sees every creation as it happens."""
+        return self.cluster.watch_gaps if isinstance(self.cluster, RealCluster) else 0
+
     def created_in(self, queue: str) -> list[PodCreation]:
         with self._lock:
             return [c for c in self.creations if c.queue == queue]

@@ -32,7 +32,10 @@ def composed(
 def test_two_hundred_runs_never_exceed_the_limit_and_keep_their_order(
     composed: ComposedStack,
 ) -> None:
-    ids = composed.batch("limited", [{"i": i} for i in range(200)])
+    # A pod on the real node takes seconds to go through the scheduler and the node agent
+    # (minutes for 200 at 3 at a time): fewer runs there, the same checks.
+    count = 200 if composed.cluster_kind == "embedded" else 80
+    ids = composed.batch("limited", [{"i": i} for i in range(count)])
     # Let some start, then a later, higher-priority run must overtake the waiting ones.
     wait_until(lambda: len(composed.created_in("limited")) >= 10, timeout=120)
     urgent = composed.trigger("limited", {"i": "urgent"}, priority=10)
@@ -42,14 +45,15 @@ def test_two_hundred_runs_never_exceed_the_limit_and_keep_their_order(
     assert {r["status"]["phase"] for r in runs.values()} == {"Completed"}
 
     creations = composed.created_in("limited")
-    assert len(creations) == 201
+    assert len(creations) == count + 1
+    assert composed.creation_gaps == 0  # each creation seen with the pods of its moment
     assert max(c.active_in_bucket for c in creations) <= 3
     order = [c.run for c in creations]
     assert [run for run in order if run != urgent] == ids  # within a priority: trigger order
     # The urgent run starts as soon as a slot frees: at most one slot's worth of runs that
     # were being admitted while it was triggered may go first.
     assert order.index(urgent) <= started_before_urgent + 3
-    assert len(order) - order.index(urgent) > 150
+    assert len(order) - order.index(urgent) > count * 3 // 4
 
 
 def test_a_concurrency_key_has_the_limit_to_itself(composed: ComposedStack) -> None:
