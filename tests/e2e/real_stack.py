@@ -14,6 +14,7 @@ A control plane per stack, not the session's: each stack's operator owns the nam
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import signal
@@ -34,6 +35,7 @@ from podtask_devcluster.control_plane import ControlPlane
 NODE_NAME = "podtask-node"
 NODE_READY_SECONDS = 90
 VERSION = "v1alpha1"
+PR_SET_PDEATHSIG = 1
 
 CreationObserver = Callable[[dict[str, Any], list[dict[str, Any]]], None]
 
@@ -178,6 +180,8 @@ class RealCluster:
             env={**base, **self.node_env},
             stdout=log,
             stderr=subprocess.STDOUT,
+            # Its containers die with it; it dies with the test run, whatever kills that.
+            preexec_fn=_die_with_parent,
         )
         deadline = time.monotonic() + NODE_READY_SECONDS
         while not self.node_ready():
@@ -250,6 +254,11 @@ class RealCluster:
     @property
     def watch_gaps(self) -> int:
         return 0 if self._creations is None else self._creations.relists
+
+
+def _die_with_parent() -> None:
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 def _singular(plural: str) -> str:
