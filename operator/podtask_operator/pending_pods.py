@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from podtask.machines import PRESETS
 from podtask.resources import LABEL_MACHINE, RunError, parse_timestamp
 from podtask_operator.attempts import AttemptOutcome, AttemptResult, disruption_reason
 
@@ -149,7 +150,7 @@ def _memory(quantity: str) -> str:
     return quantity
 
 
-def _requests(pod: Mapping[str, Any]) -> str:
+def _requests(pod: Mapping[str, Any]) -> str | None:
     for container in (pod.get("spec") or {}).get("containers") or []:
         requests = (container.get("resources") or {}).get("requests") or {}
         if "cpu" in requests and "memory" in requests:
@@ -157,7 +158,18 @@ def _requests(pod: Mapping[str, Any]) -> str:
                 return f"{_cpu(str(requests['cpu']))} CPU / {_memory(str(requests['memory']))}"
             except ValueError:
                 return f"{requests['cpu']} CPU / {requests['memory']}"
-    return "its resources"
+    return None
+
+
+def _needs(machine: str, pod: Mapping[str, Any]) -> str:
+    """What the machine is (its preset, as the user chose it) and what its pod requests of a
+    node (a ratio of it), when they differ: the scheduler's message is about the latter."""
+    requests = _requests(pod)
+    preset = PRESETS.get(machine)
+    if preset is None:
+        return requests or "its resources"
+    size = f"{preset.cpu:g} CPU / {_memory(f'{preset.memory_mib}Mi')}"
+    return size if requests in (None, size) else f"{size} (requests {requests})"
 
 
 def start_problem(pod: Mapping[str, Any]) -> Notice | None:
@@ -172,7 +184,7 @@ def start_problem(pod: Mapping[str, Any]) -> Notice | None:
         machine = (pod.get("metadata", {}).get("labels") or {}).get(LABEL_MACHINE, "?")
         why = scheduled.get("message") or "the scheduler found no node for it"
         return Notice(
-            UNSCHEDULABLE, f"machine {machine} needs {_requests(pod)}; no node fits ({why})"
+            UNSCHEDULABLE, f"machine {machine} needs {_needs(machine, pod)}; no node fits ({why})"
         )
     waiting = _waiting(pod)
     if waiting is None:

@@ -1,8 +1,13 @@
 """The dev stack composed part by part, for tests that need to reach inside it.
 
-Unlike `podtask dev`, the embedded cluster runs in the test's own process, so a
-test can watch every pod creation as it happens, and the operator is a process
-of its own that a test can SIGKILL and start again.
+Unlike `podtask dev`, the cluster is driven from the test's own process, so a test can
+watch every pod creation as it happens, and the API and the operator are processes of
+their own that a test can SIGKILL and start again.
+
+Two clusters: the embedded one runs in the test's process and reports each creation from
+inside it, with its store as of that create; the real control plane (`real_stack`) runs a
+node agent a test can stop (a node lost) and reports each creation from a watch, whose
+view at that event is the namespace's pods as of that create.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from podtask.manifest import build_manifest
 from podtask.modules import load_tasks
 from podtask_devcluster import EmbeddedCluster
 from tests.e2e.conftest import FINAL, wait_until
+from tests.e2e.real_stack import RealCluster
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -47,15 +53,35 @@ def _active(pod: dict[str, Any]) -> bool:
 
 
 class ComposedStack:
+    """`cluster_kind`: "embedded" or "real"; `node_env` (the node agent's environment, such
+    as `PODTASK_NODE_IMAGES`) and `component_args` (the control plane's extra flags) are for
+    the real one."""
+
     def __init__(
-        self, state: Path, modules: Sequence[str], operator_env: dict[str, str] | None = None
+        self,
+        state: Path,
+        modules: Sequence[str],
+        operator_env: dict[str, str] | None = None,
+        *,
+        cluster_kind: str = "embedded",
+        node_env: dict[str, str] | None = None,
+        component_args: dict[str, list[str]] | None = None,
     ) -> None:
         self.state = state
         self.modules = [str(m) for m in modules]
         self.operator_env = operator_env or {}
+        self.cluster_kind = cluster_kind
         self.creations: list[PodCreation] = []
         self._lock = threading.Lock()
-        self.cluster = EmbeddedCluster(state / "cluster", port=0, workdir=ROOT)
+        self.cluster: EmbeddedCluster | RealCluster
+        if cluster_kind == "embedded":
+            self.cluster = EmbeddedCluster(state / "cluster", port=0, workdir=ROOT)
+        elif cluster_kind == "real":
+            self.cluster = RealCluster(
+                state / "real", ROOT, node_env=node_env, component_args=component_args
+            )
+        else:
+            raise ValueError(f"unknown cluster kind {cluster_kind!r}")
         self.api_key = "pt_test_" + secrets.token_urlsafe(16)
         self.runner_secret = secrets.token_urlsafe(32)
         self.api_port = free_port()
@@ -64,10 +90,33 @@ class ComposedStack:
 
     # --- parts ----------------------------------------------------------------------
 
+    @property
+    def embedded(self) -> EmbeddedCluster:
+        """The embedded cluster, for a test that reaches into it (embedded-only tests)."""
+        assert isinstance(self.cluster, EmbeddedCluster), "an embedded-only test"
+        return self.cluster
+
+    @property
+    def real(self) -> RealCluster:
+        assert isinstance(self.cluster, RealCluster), "a real-cluster-only test"
+        return self.cluster
+
     def start(self) -> ComposedStack:
-        self.cluster.start()
-        self.cluster.add_create_observer(self._observe)
-        register(self.cluster.url, build_manifest(load_tasks(self.modules)))
+        manifest = build_manifest(load_tasks(self.modules))
+        if isinstance(self.cluster, EmbeddedCluster):
+            cluster = self.cluster
+            cluster.start()
+
+            def observe(obj: dict[str, Any]) -> None:
+                if obj.get("kind") == "Pod":
+                    self._observe(obj, cluster.objects("pods", namespace="default"))
+
+            cluster.add_create_observer(observe)
+            register(cluster.url, manifest)
+        else:
+            self.cluster.start()
+            self.cluster.add_create_observer(self._observe)
+            register(self.cluster.kubeconfig_path, manifest)
         self.start_api()
         self.start_operator()
         return self
@@ -136,15 +185,14 @@ class ComposedStack:
 
     # --- observing --------------------------------------------------------------------
 
-    def _observe(self, obj: dict[str, Any]) -> None:
-        if obj.get("kind") != "Pod":
-            return
+    def _observe(self, obj: dict[str, Any], held: list[dict[str, Any]]) -> None:
+        """Record one creation; `held`: the namespace's pods at that moment, `obj` among them."""
         labels = obj["metadata"].get("labels") or {}
         queue = labels.get("podtask.dev/queue", "")
         key = labels.get("podtask.dev/concurrency-key", "")
         pods = [
             p
-            for p in self.cluster.objects("pods", namespace="default")
+            for p in held
             if _active(p) and (p["metadata"].get("labels") or {}).get("podtask.dev/queue") == queue
         ]
         per_key: dict[str, int] = {}
@@ -161,6 +209,12 @@ class ComposedStack:
         )
         with self._lock:
             self.creations.append(creation)
+
+    @property
+    def creation_gaps(self) -> int:
+        """Stretches of pod history the real cluster's watch missed (their creations were seen
+        late, with a later view); the embedded cluster sees every creation as it happens."""
+        return self.cluster.watch_gaps if isinstance(self.cluster, RealCluster) else 0
 
     def created_in(self, queue: str) -> list[PodCreation]:
         with self._lock:
@@ -218,16 +272,20 @@ class ComposedStack:
 
         return wait_until(done, timeout=timeout, interval=0.5)  # type: ignore[no-any-return]
 
-    def kubectl(self, *args: str) -> str:
-        done = subprocess.run(
+    def kubectl(self, *args: str, stdin: str | None = None) -> str:
+        done = self.kubectl_run(*args, stdin=stdin)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    def kubectl_run(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
             ["kubectl", *args],
+            input=stdin,
             env={**os.environ, "KUBECONFIG": str(self.cluster.kubeconfig_path)},
             capture_output=True,
             text=True,
             timeout=60,
         )
-        assert done.returncode == 0, done.stderr
-        return done.stdout
 
 
 def max_active(creations: Sequence[PodCreation], of: Callable[[PodCreation], int]) -> int:

@@ -1,5 +1,5 @@
 """A run's life beyond one attempt: retries and their backoff, delay, ttl, maxDuration,
-cancel and replay — each end to end through the real operator."""
+cancel and replay — each end to end through the real operator, on both clusters."""
 
 import random
 from collections.abc import Iterator
@@ -16,11 +16,14 @@ SEED = 7
 
 
 @pytest.fixture(scope="module")
-def composed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposedStack]:
+def composed(
+    tmp_path_factory: pytest.TempPathFactory, cluster_kind: str
+) -> Iterator[ComposedStack]:
     stack = ComposedStack(
         tmp_path_factory.mktemp("lifecycle"),
         [str(TASK_MODULES / "queued.py")],
         operator_env={"PODTASK_RETRY_JITTER_SEED": str(SEED)},
+        cluster_kind=cluster_kind,
     )
     stack.start()
     try:

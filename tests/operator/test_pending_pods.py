@@ -160,7 +160,8 @@ def test_unschedulable_says_the_machine_and_the_schedulers_reason_at_once(
     assert verdict.notice.reason == "Unschedulable"
     # large-2x is 8 CPU / 16 GB; its requests are 0.75 of the CPU and all of the memory.
     assert verdict.notice.message == (
-        f"machine large-2x needs 6 CPU / 16Gi; no node fits ({UNSCHEDULABLE_MESSAGE})"
+        "machine large-2x needs 8 CPU / 16Gi (requests 6 CPU / 16Gi); no node fits "
+        f"({UNSCHEDULABLE_MESSAGE})"
     )
     assert verdict.recheck_at == _at(600)
 
