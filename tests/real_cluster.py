@@ -22,12 +22,12 @@ from kubernetes import client, config
 from podtask_devcluster.control_plane import ControlPlane
 
 NODE_NAME = "podtask-local"
-NODE_READY_SECONDS = 60
+NODE_READY_SECONDS = 90
 PR_SET_PDEATHSIG = 1
 
 
 def _die_with_parent() -> None:
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 class RealCluster:
@@ -43,77 +43,89 @@ class RealCluster:
         self.state = state
         self.workdir = workdir
         self.node_env = dict(node_env or {})
-        self.plane = ControlPlane(
+        self.control_plane = ControlPlane(
             state / "kube", admission_plugins=admission_plugins, component_args=component_args
         )
-        self.agent: subprocess.Popen[bytes] | None = None
+        self.node_agent: subprocess.Popen[bytes] | None = None
 
     @property
     def kubeconfig_path(self) -> Path:
-        return self.plane.kubeconfig
+        return self.control_plane.kubeconfig
 
     def start(self) -> RealCluster:
-        self.plane.start()
+        self.control_plane.start()
         self.start_node_agent()
         return self
 
     def start_node_agent(self) -> None:
-        cert, key = self.plane.node_serving_cert(NODE_NAME)
+        cert, key = self.control_plane.node_serving_cert(NODE_NAME)
         base = {k: v for k, v in os.environ.items() if not k.startswith(("PODTASK_", "KUBE"))}
         log = (self.state / "node-agent.log").open("ab")
-        self.agent = subprocess.Popen(
+        self.node_agent = subprocess.Popen(
             [
                 *(sys.executable, "-m", "podtask_devcluster.node_agent"),
-                *("--kubeconfig", str(self.plane.node_kubeconfig(NODE_NAME))),
+                *("--kubeconfig", str(self.control_plane.node_kubeconfig(NODE_NAME))),
                 *("--serving-cert", str(cert), "--serving-key", str(key)),
-                *("--client-ca", str(self.plane.ca_file), "--node-name", NODE_NAME),
+                *("--client-ca", str(self.control_plane.ca_file), "--node-name", NODE_NAME),
                 *("--state-dir", str(self.state / "node"), "--workdir", str(self.workdir)),
             ],
             env={**base, **self.node_env},
             stdout=log,
             stderr=subprocess.STDOUT,
+            # Its containers die with it; it dies with the test run, whatever kills that.
             preexec_fn=_die_with_parent,
         )
         log.close()
         self._wait_node_ready()
 
     def stop_node_agent(self, sig: int = signal.SIGTERM) -> None:
-        if self.agent is not None and self.agent.poll() is None:
-            self.agent.send_signal(sig)
-            try:
-                self.agent.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.agent.kill()
-                self.agent.wait(timeout=10)
-        self.agent = None
+        """SIGKILL: the node is lost (its containers die with it, no one reports)."""
+        agent, self.node_agent = self.node_agent, None
+        if agent is None or agent.poll() is not None:
+            return
+        agent.send_signal(sig)
+        try:
+            agent.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            agent.kill()
+            agent.wait(timeout=10)
+
+    def node_condition(self, type_: str = "Ready") -> str | None:
+        """The status of the node's condition `type_` (True, False, Unknown), if it has one."""
+        api = config.new_client_from_config(config_file=str(self.control_plane.kubeconfig))
+        try:
+            node = client.CoreV1Api(api).read_node(NODE_NAME)
+        except client.ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        finally:
+            api.close()
+        for condition in (node.status.conditions if node.status else None) or []:
+            if condition.type == type_:
+                return str(condition.status)
+        return None
+
+    def node_ready(self) -> bool:
+        return self.node_condition() == "True"
 
     def node_agent_log(self) -> str:
         path = self.state / "node-agent.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
     def _wait_node_ready(self) -> None:
-        api = config.new_client_from_config(config_file=str(self.plane.kubeconfig))
-        nodes = client.CoreV1Api(api)
         deadline = time.monotonic() + NODE_READY_SECONDS
-        try:
-            while time.monotonic() < deadline:
-                assert self.agent is not None
-                if self.agent.poll() is not None:
-                    raise RuntimeError(f"the node agent exited:\n{self.node_agent_log()[-3000:]}")
-                try:
-                    conditions = nodes.read_node(NODE_NAME).status.conditions or []
-                except client.ApiException:
-                    conditions = []
-                if any(c.type == "Ready" and c.status == "True" for c in conditions):
-                    return
-                time.sleep(0.2)
-            raise RuntimeError(f"the node never became Ready:\n{self.node_agent_log()[-3000:]}")
-        finally:
-            api.close()
+        while not self.node_ready():
+            assert self.node_agent is not None
+            if self.node_agent.poll() is not None:
+                raise RuntimeError(f"the node agent exited:\n{self.node_agent_log()[-3000:]}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the node never became Ready:\n{self.node_agent_log()[-3000:]}")
+            time.sleep(0.2)
 
     def stop(self) -> None:
         self.stop_node_agent()
-        self.plane.stop()
+        self.control_plane.stop()
 
     def __enter__(self) -> RealCluster:
         return self.start()

@@ -93,8 +93,10 @@ def _start(
     proxy = None
     kube: str | Path
     if isinstance(cluster, RealCluster):
-        token = cluster.plane.service_account_token(NAMESPACE, account)
-        kube = cluster.plane.kubeconfig_for_token(token, state / f"{account}.kubeconfig", NAMESPACE)
+        token = cluster.control_plane.service_account_token(NAMESPACE, account)
+        kube = cluster.control_plane.kubeconfig_for_token(
+            token, state / f"{account}.kubeconfig", NAMESPACE
+        )
     else:
         proxy = RbacProxy(
             cluster.url,

@@ -31,7 +31,7 @@ from podtask.manifest import build_manifest
 from podtask.modules import load_tasks
 from podtask_devcluster import EmbeddedCluster
 from tests.e2e.conftest import FINAL, wait_until
-from tests.e2e.real_stack import RealCluster
+from tests.e2e.real_stack import WatchedRealCluster
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -73,11 +73,11 @@ class ComposedStack:
         self.cluster_kind = cluster_kind
         self.creations: list[PodCreation] = []
         self._lock = threading.Lock()
-        self.cluster: EmbeddedCluster | RealCluster
+        self.cluster: EmbeddedCluster | WatchedRealCluster
         if cluster_kind == "embedded":
             self.cluster = EmbeddedCluster(state / "cluster", port=0, workdir=ROOT)
         elif cluster_kind == "real":
-            self.cluster = RealCluster(
+            self.cluster = WatchedRealCluster(
                 state / "real", ROOT, node_env=node_env, component_args=component_args
             )
         else:
@@ -97,8 +97,8 @@ class ComposedStack:
         return self.cluster
 
     @property
-    def real(self) -> RealCluster:
-        assert isinstance(self.cluster, RealCluster), "a real-cluster-only test"
+    def real(self) -> WatchedRealCluster:
+        assert isinstance(self.cluster, WatchedRealCluster), "a real-cluster-only test"
         return self.cluster
 
     def start(self) -> ComposedStack:
@@ -214,7 +214,7 @@ class ComposedStack:
     def creation_gaps(self) -> int:
         """Stretches of pod history the real cluster's watch missed (their creations were seen
         late, with a later view); the embedded cluster sees every creation as it happens."""
-        return self.cluster.watch_gaps if isinstance(self.cluster, RealCluster) else 0
+        return self.cluster.watch_gaps if isinstance(self.cluster, WatchedRealCluster) else 0
 
     def created_in(self, queue: str) -> list[PodCreation]:
         with self._lock:

@@ -1,12 +1,11 @@
 """The cluster half of a `ComposedStack` on the real control plane.
 
-`RealCluster` is a control plane of its own (etcd, kube-apiserver, kube-scheduler,
-kube-controller-manager), one node agent as a process a test can kill and start again (a
-node lost), and a watch of the namespace's pods that reports each pod creation with the
-pods the watch held at that moment. The embedded cluster calls its observers inside the
-create, with its store as of that create; a watch cannot, but its events come in
-resourceVersion order, so at a pod's ADDED event its view is the namespace's pods exactly
-as of that create (the view is behind the cluster, never out of order).
+`WatchedRealCluster` is a `RealCluster` of its own (control plane and one node agent, a
+process a test can kill and start again: a node lost), and a watch of the namespace's pods
+that reports each pod creation with the pods the watch held at that moment. The embedded
+cluster calls its observers inside the create, with its store as of that create; a watch
+cannot, but its events come in resourceVersion order, so at a pod's ADDED event its view is
+the namespace's pods exactly as of that create (behind the cluster, never out of order).
 
 A control plane per stack, not the session's: each stack's operator owns the namespace
 (its TaskRuns, quotas and pods), and a test here stops the node.
@@ -14,12 +13,7 @@ A control plane per stack, not the session's: each stack's operator owns the nam
 
 from __future__ import annotations
 
-import ctypes
 import json
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -30,12 +24,9 @@ import urllib3
 from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 
-from podtask_devcluster.control_plane import ControlPlane
+from tests.real_cluster import RealCluster
 
-NODE_NAME = "podtask-node"
-NODE_READY_SECONDS = 90
 VERSION = "v1alpha1"
-PR_SET_PDEATHSIG = 1
 
 CreationObserver = Callable[[dict[str, Any], list[dict[str, Any]]], None]
 
@@ -111,7 +102,7 @@ class PodCreations:
             self._observer(pod, list(self._pods.values()))
 
 
-class RealCluster:
+class WatchedRealCluster(RealCluster):
     """A control plane, its one node agent, and the pod creations a test observes."""
 
     def __init__(
@@ -122,102 +113,23 @@ class RealCluster:
         node_env: Mapping[str, str] | None = None,
         component_args: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
-        self.state = state
-        self.workdir = workdir
-        self.node_env = dict(node_env or {})
-        self.control_plane = ControlPlane(state / "kube", component_args=component_args)
-        self.node_agent: subprocess.Popen[bytes] | None = None
+        super().__init__(state, workdir, node_env=node_env, component_args=component_args)
         self._observers: list[CreationObserver] = []
         self._creations: PodCreations | None = None
         self._api: client.ApiClient | None = None
 
-    @property
-    def kubeconfig_path(self) -> Path:
-        return self.control_plane.kubeconfig
-
-    def start(self) -> RealCluster:
-        self.control_plane.start()
+    def start(self) -> WatchedRealCluster:
+        super().start()
         self._api = config.new_client_from_config(config_file=str(self.kubeconfig_path))
-        self.start_node_agent()
         self._creations = PodCreations(self.kubeconfig_path, "default", self._created).start()
         return self
 
     def stop(self) -> None:
         if self._creations is not None:
             self._creations.stop()
-        self.stop_node_agent(signal.SIGTERM)
         if self._api is not None:
             self._api.close()
-        self.control_plane.stop()
-
-    # --- the node ---------------------------------------------------------------------
-
-    def start_node_agent(self) -> None:
-        plane = self.control_plane
-        cert, key = plane.node_serving_cert(NODE_NAME)
-        log = (self.state / "node-agent.log").open("ab")
-        base = {k: v for k, v in os.environ.items() if not k.startswith("PODTASK_")}
-        self.node_agent = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "podtask_devcluster.node_agent",
-                "--kubeconfig",
-                str(plane.node_kubeconfig(NODE_NAME)),
-                "--serving-cert",
-                str(cert),
-                "--serving-key",
-                str(key),
-                "--client-ca",
-                str(plane.ca_file),
-                "--node-name",
-                NODE_NAME,
-                "--state-dir",
-                str(self.state / "node"),
-                "--workdir",
-                str(self.workdir),
-            ],
-            env={**base, **self.node_env},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            # Its containers die with it; it dies with the test run, whatever kills that.
-            preexec_fn=_die_with_parent,
-        )
-        deadline = time.monotonic() + NODE_READY_SECONDS
-        while not self.node_ready():
-            if self.node_agent.poll() is not None:
-                raise RuntimeError(f"the node agent exited; see {self.state / 'node-agent.log'}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the node never became Ready; see {self.state}")
-            time.sleep(0.2)
-
-    def stop_node_agent(self, sig: signal.Signals = signal.SIGKILL) -> None:
-        """SIGKILL: the node is lost (its containers die with it, no one reports)."""
-        agent, self.node_agent = self.node_agent, None
-        if agent is None or agent.poll() is not None:
-            return
-        agent.send_signal(sig)
-        try:
-            agent.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            agent.kill()
-            agent.wait()
-
-    def node_condition(self, type_: str = "Ready") -> str | None:
-        """The status of the node's condition `type_` (True, False, Unknown), if it has one."""
-        try:
-            node = self._read(client.CoreV1Api(self._api).read_node, NODE_NAME)
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
-        for condition in (node.get("status") or {}).get("conditions") or []:
-            if condition["type"] == type_:
-                return str(condition["status"])
-        return None
-
-    def node_ready(self) -> bool:
-        return self.node_condition() == "True"
+        super().stop()
 
     # --- reading ----------------------------------------------------------------------
 
@@ -254,11 +166,6 @@ class RealCluster:
     @property
     def watch_gaps(self) -> int:
         return 0 if self._creations is None else self._creations.relists
-
-
-def _die_with_parent() -> None:
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 def _singular(plural: str) -> str:
