@@ -12,6 +12,7 @@ import kubernetes
 
 from podtask.resources import GROUP, VERSION
 from podtask_operator.kube import Conflict, Kube, KubeError, NotFound
+from podtask_operator.run_events import run_event
 
 log = logging.getLogger(__name__)
 
@@ -163,27 +164,7 @@ class Cluster:
         self, run: dict[str, Any], type_: str, reason: str, message: str, now: datetime
     ) -> None:
         """A Kubernetes Event on the TaskRun: `kubectl describe taskrun` shows why."""
-        meta = run["metadata"]
-        stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
-        body = {
-            "apiVersion": "v1",
-            "kind": "Event",
-            "metadata": {"generateName": f"{meta['name']}.", "namespace": self.namespace},
-            "involvedObject": {
-                "apiVersion": f"{GROUP}/{VERSION}",
-                "kind": "TaskRun",
-                "name": meta["name"],
-                "namespace": self.namespace,
-                "uid": meta.get("uid"),
-            },
-            "type": type_,
-            "reason": reason,
-            "message": message[:1024],
-            "source": {"component": "podtask-operator"},
-            "firstTimestamp": stamp,
-            "lastTimestamp": stamp,
-            "count": 1,
-        }
+        body = run_event(run, self.namespace, type_, reason, message, now)
         try:
             await self._kube.call(
                 lambda: self._core.create_namespaced_event(
@@ -194,4 +175,4 @@ class Cluster:
             )
         except KubeError as exc:
             # An Event is an explanation, not state: never let it fail a run's reconcile.
-            log.warning("could not post event %s on %s: %s", reason, meta["name"], exc)
+            log.warning("could not post event %s on %s: %s", reason, run["metadata"]["name"], exc)

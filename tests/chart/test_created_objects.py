@@ -1,6 +1,6 @@
 """Every kind of object podtask creates, as its own code builds it, is valid (strict: no
 unknown fields) for each supported Kubernetes version: the attempt's pod and token Secret,
-the batch marker and deployment record ConfigMaps, and the operator's Lease."""
+the batch marker and deployment record ConfigMaps, the operator's Lease and its Events."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from podtask.resources import TaskRunSpec
 from podtask_api.deployments import deployment_record
 from podtask_operator.leadership import LEASE_API_VERSION, claimed_spec, released_spec
 from podtask_operator.pods import pod_for_attempt, token_secret_for_attempt
+from podtask_operator.run_events import run_event
 from podtask_operator.settings import OperatorSettings
 from tests.kubernetes_versions import SUPPORTED_KUBERNETES_VERSIONS
 
@@ -69,6 +70,7 @@ def _created_objects() -> dict[str, dict[str, Any]]:
         ),
         "lease claimed": _lease(claimed),
         "lease released": _lease(released_spec(claimed)),
+        "run event": run_event(RUN, "tasks", "Warning", "Stalled", "x" * 5000, NOW),
     }
 
 
