@@ -381,7 +381,8 @@ class DevStack:
         from podtask_devcluster.control_plane import ControlPlane, ensure_binaries
 
         print(
-            "podtask dev: starting the real control plane (built from source the first time: minutes)…",
+            "podtask dev: starting the real control plane "
+            "(built from source the first time: minutes)…",
             flush=True,
         )
         try:
