@@ -829,7 +829,9 @@ class Registry:
             terminating["metadata"]["deletionGracePeriodSeconds"] = max(grace, 0)
             if grace > 0 or meta.get("finalizers"):
                 return self.store.put(resource.storage_key, terminating)
-            return self._remove(resource, terminating)
+            removed = copy.deepcopy(self._remove(resource, pod))
+            removed["metadata"]["deletionGracePeriodSeconds"] = 0
+            return removed
         if meta.get("deletionTimestamp"):
             return pod if meta.get("finalizers") else self._remove(resource, pod)
         grace = options.grace_period_seconds
@@ -842,12 +844,20 @@ class Registry:
             grace = 0
         if grace < 0:
             grace = 1
+        terminating = copy.deepcopy(pod)
+        terminating["metadata"]["deletionTimestamp"] = _rfc3339_after(grace)
+        terminating["metadata"]["deletionGracePeriodSeconds"] = grace
         if grace > 0 or meta.get("finalizers"):
-            terminating = copy.deepcopy(pod)
-            terminating["metadata"]["deletionTimestamp"] = _rfc3339_after(grace)
-            terminating["metadata"]["deletionGracePeriodSeconds"] = grace
             return self.store.put(resource.storage_key, terminating)
-        return self._remove(resource, pod)
+        # Deleted at once, and answered with the object as kube marks it on the way.
+        removed = copy.deepcopy(self._remove(resource, pod))
+        removed["metadata"].update(
+            {
+                k: terminating["metadata"][k]
+                for k in ("deletionTimestamp", "deletionGracePeriodSeconds")
+            }
+        )
+        return removed
 
     def bind(self, namespace: str, name: str, binding: Any) -> JsonObject:
         """`pods/binding` (what kube-scheduler writes): the pod's node, the binding's
@@ -866,19 +876,22 @@ class Registry:
         if uid is not None and uid != meta.get("uid"):
             raise errors.conflict(
                 "",
-                "pods",
+                "pods/binding",
                 name,
                 f"Precondition failed: UID in precondition: {uid}, UID in object meta: "
                 f"{meta.get('uid')}",
             )
         if meta.get("deletionTimestamp"):
             raise errors.conflict(
-                "", "pods", name, f"pod {name} is being deleted, cannot be assigned to a host"
+                "",
+                "pods/binding",
+                name,
+                f"pod {name} is being deleted, cannot be assigned to a host",
             )
         if (pod.get("spec") or {}).get("nodeName"):
             raise errors.conflict(
                 "",
-                "pods",
+                "pods/binding",
                 name,
                 f'pod {name} is already assigned to node "{pod["spec"]["nodeName"]}"',
             )

@@ -296,7 +296,13 @@ class ApiServer:
                 body = await self._body(request, validation)
                 self.registry.bind(namespace, target.name, body)
                 return json_response(
-                    {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"},
+                    {
+                        "kind": "Status",
+                        "apiVersion": "v1",
+                        "metadata": {},
+                        "status": "Success",
+                        "code": 201,
+                    },
                     201,
                 )
             if target.name is not None:

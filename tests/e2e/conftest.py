@@ -60,6 +60,9 @@ class Stack:
         """Whether some node's allocatable holds `requests` (cpu and memory)."""
         from podtask_devcluster.quantities import parse_quantity
 
+        if self.dev.cluster == "embedded":
+            return True  # its scheduler checks no resource fit: every machine runs in dev
+
         done = subprocess.run(
             ["kubectl", "get", "nodes", "-o", "json"],
             env=self.kube_env,
@@ -69,8 +72,6 @@ class Stack:
             timeout=60,
         )
         nodes = json.loads(done.stdout)["items"]
-        if not nodes:
-            return True  # the embedded cluster: no scheduler, every pod runs here
         return any(
             parse_quantity(node["status"]["allocatable"]["cpu"]) >= parse_quantity(requests["cpu"])
             and parse_quantity(node["status"]["allocatable"]["memory"])
