@@ -5,7 +5,7 @@ that points kubectl, kopf and the kubernetes client at it.
 The node is THE node agent (`node_agent.NodeAgent`, the one `make dev CLUSTER=real` runs on a
 real control plane), on the cluster's event loop, talking to this server over HTTP like any
 client: one process, one state lock and one lifetime, so a cluster killed with SIGKILL takes its
-node and containers with it (as the in-process kubelet before it did) and its next start finds
+node and containers with it and its next start finds
 the pods that were running lost. Its log endpoint is reached the way kube-apiserver reaches a
 kubelet: HTTPS with certificates of a small CA kept in `<state dir>/pki` (owner-only files)."""
 

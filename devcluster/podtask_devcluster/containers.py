@@ -1,6 +1,6 @@
-"""The container runtime shared by the embedded kubelet and the node agent: a container is a
-local process under its shim (`podshim`), started, signalled and waited for here, with its
-memory limit enforced (over the limit: killed, OOMKilled, exit 137).
+"""The node agent's container runtime: a container is a local process under its shim
+(`podshim`), started, signalled and waited for here, with its memory limit enforced (over the
+limit: killed, OOMKilled, exit 137).
 
 The shim is what the runtime starts, signals and waits for, and it makes sure that no process
 the container started (in a session of its own or not) outlives the container, however it

@@ -58,13 +58,20 @@ def _shifted(timestamp: str, seconds: int) -> str:
 
 def _canonical_resources(name: str, spec: JsonObject) -> None:
     """Resource quantities as kube-apiserver stores them (it decodes each into a Quantity
-    and writes it back canonical); one that is not a quantity is refused as kube refuses it
-    while decoding."""
+    and writes it back canonical), requests defaulted from limits; one that is not a quantity
+    is refused as kube refuses it while decoding."""
     for field in ("containers", "initContainers"):
         for container in spec.get(field) or []:
             if not isinstance(container, dict):
                 continue
             resources = container.get("resources") or {}
+            limits = resources.get("limits")
+            if isinstance(limits, dict) and limits:
+                # SetDefaults_Pod: a limit without a request is also the request.
+                requests = resources.setdefault("requests", {})
+                if isinstance(requests, dict):
+                    for key, value in limits.items():
+                        requests.setdefault(key, value)
             for part in ("limits", "requests"):
                 values = resources.get(part)
                 if not isinstance(values, dict):

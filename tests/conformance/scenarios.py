@@ -666,6 +666,12 @@ def pods_binding_and_graceful_deletion(cluster: Cluster, ns: str) -> Transcript:
         created,
         body=(created.body.get("spec") or {}).get("containers", [{}])[0].get("resources"),
     )
+    limited = cluster.request("POST", _pods(ns), _pod("q4", limits={"cpu": "2000m"}))
+    t.add(
+        "requests defaulted from limits",
+        limited,
+        body=(limited.body.get("spec") or {}).get("containers", [{}])[0].get("resources"),
+    )
     t.add(
         "a quantity that is none",
         cluster.request("POST", _pods(ns), _pod("q0", limits={"memory": "lots"})),

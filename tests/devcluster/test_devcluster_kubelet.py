@@ -1,5 +1,5 @@
-"""The local kubelet: pods run as local processes, with status, logs, memory limits,
-environment and graceful deletion."""
+"""The embedded cluster's node (the node agent), through the API: pods run as local
+processes, with status, logs, memory limits, environment and graceful deletion."""
 
 from __future__ import annotations
 

@@ -236,3 +236,12 @@ def test_graceful_deletion_waits_for_the_kubelet_as_kube_apiserver_does(
         core.read_namespaced_pod(f"{name}-done", NS)
     assert int(finished.value.status) == 404
     core.delete_node(node)
+
+
+def test_kubectl_get_nodes_shows_it_ready(
+    kubectl: Callable[..., subprocess.CompletedProcess[str]],
+) -> None:
+    header, row = kubectl("get", "nodes", "-o", "wide").stdout.splitlines()
+    assert header.split()[:5] == ["NAME", "STATUS", "ROLES", "AGE", "VERSION"]
+    assert row.split()[:3] == [NODE, "Ready", "<none>"]
+    assert row.split()[5] == "127.0.0.1"
