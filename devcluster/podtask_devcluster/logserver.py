@@ -26,6 +26,10 @@ from podtask_devcluster.crilog import LogOptions, follow_log, parse_timestamp, r
 from podtask_devcluster.store import JsonObject
 
 
+UNSEEN_POD_WAIT_SECONDS = 3.0
+UNSEEN_POD_POLL_SECONDS = 0.05
+
+
 @dataclass(frozen=True)
 class ContainerLog:
     """What the agent knows of one container's log."""
@@ -128,6 +132,11 @@ class LogServer:
         except BadRequest as error:
             return PlainTextResponse(str(error), status_code=400)
         found = self._lookup(namespace, name, container)
+        deadline = asyncio.get_running_loop().time() + UNSEEN_POD_WAIT_SECONDS
+        while found is None and asyncio.get_running_loop().time() < deadline:
+            # Bound a moment ago, the pod may not have reached this node's watch yet.
+            await asyncio.sleep(UNSEEN_POD_POLL_SECONDS)
+            found = self._lookup(namespace, name, container)
         if found is None:
             return PlainTextResponse(f'pod "{name}" not found', status_code=404)
         pod, log = found
