@@ -25,7 +25,6 @@ from starlette.routing import Route
 from podtask_devcluster.crilog import LogOptions, follow_log, parse_timestamp, read_log
 from podtask_devcluster.store import JsonObject
 
-
 UNSEEN_POD_WAIT_SECONDS = 3.0
 UNSEEN_POD_POLL_SECONDS = 0.05
 
