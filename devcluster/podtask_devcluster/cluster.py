@@ -191,12 +191,13 @@ class EmbeddedCluster:
         self.stop()
 
     def request_counts(self) -> dict[str, int]:
-        """HTTP requests served since start, by Kubernetes verb (create, update, patch, delete,
-        deletecollection, get, list, watch; discovery and health checks count as
-        `nonresource`)."""
+        """HTTP requests of clients served since start, by Kubernetes verb (create, update,
+        patch, delete, deletecollection, get, list, watch; discovery and health checks count
+        as `nonresource`). The cluster's own node is not a client: its requests (Lease
+        renewals, pod status, Events) are not counted here (`/metrics` counts them)."""
         counts = {verb: 0 for verb in VERBS}
         server = self._server
-        source = dict(server.counts) if server is not None else self._last_counts
+        source = dict(server.client_counts) if server is not None else self._last_counts
         counts.update(source)
         return counts
 
@@ -336,6 +337,6 @@ class EmbeddedCluster:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(serving, STOP_TIMEOUT_SECONDS)
             await collector.stop()
-            self._last_counts = dict(server.counts)
+            self._last_counts = dict(server.client_counts)
             self._server = None
             store.close()

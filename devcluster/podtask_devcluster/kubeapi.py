@@ -19,6 +19,7 @@ import yaml
 from podtask_devcluster.store import JsonObject
 
 REQUEST_TIMEOUT_SECONDS = 30.0
+USER_AGENT = "podtask-node-agent"
 WATCH_TIMEOUT_SECONDS = 300
 
 
@@ -102,7 +103,7 @@ class KubeApi:
             base_url=connection.url,
             verify=connection.ssl_context() if connection.url.startswith("https:") else True,
             timeout=httpx.Timeout(REQUEST_TIMEOUT_SECONDS),
-            headers={"User-Agent": "podtask-node-agent", "Accept": "application/json"},
+            headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
         )
 
     async def close(self) -> None:

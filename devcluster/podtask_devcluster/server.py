@@ -23,6 +23,7 @@ from starlette.routing import Route
 from podtask_devcluster import errors, tables
 from podtask_devcluster.custom_resources import FieldValidation
 from podtask_devcluster.discovery import ResourceType, openapi_v3_document, openapi_v3_index
+from podtask_devcluster.kubeapi import USER_AGENT as NODE_USER_AGENT
 from podtask_devcluster.kubeletproxy import KubeletProxy, container_of
 from podtask_devcluster.registry import DeleteOptions, Registry
 from podtask_devcluster.schema import decoded_numbers
@@ -115,6 +116,11 @@ class ApiServer:
         self.counts: collections.Counter[str] = collections.Counter(
             {verb: 0 for verb in (*VERBS, "nonresource")}
         )
+        # The same, without the requests of the cluster's own node (its heartbeats and pod
+        # status writes): what clients cost, for tests that count them.
+        self.client_counts: collections.Counter[str] = collections.Counter(
+            {verb: 0 for verb in (*VERBS, "nonresource")}
+        )
         self.app = Starlette(
             routes=[
                 Route(
@@ -142,18 +148,23 @@ class ApiServer:
                 errors.ApiError(500, "InternalError", f"internal error: {error}").status(), 500
             )
 
+    def _count(self, request: Request, verb: str) -> None:
+        self.counts[verb] += 1
+        if not request.headers.get("user-agent", "").startswith(NODE_USER_AGENT):
+            self.client_counts[verb] += 1
+
     async def _route(self, request: Request, parts: list[str]) -> Response:
         if not parts or parts[0] not in ("api", "apis"):
-            self.counts["nonresource"] += 1
+            self._count(request, "nonresource")
             return self._non_resource(parts)
         if parts[0] == "api":
             if len(parts) == 1:
-                self.counts["nonresource"] += 1
+                self._count(request, "nonresource")
                 return json_response(self.catalog.api_versions(self.server_address))
             group, version, rest = "", parts[1], parts[2:]
         else:
             if len(parts) < 3:
-                self.counts["nonresource"] += 1
+                self._count(request, "nonresource")
                 if len(parts) == 1:
                     return json_response(self.catalog.api_group_list())
                 group_doc = self.catalog.api_group(parts[1])
@@ -162,7 +173,7 @@ class ApiServer:
                 return json_response(group_doc)
             group, version, rest = parts[1], parts[2], parts[3:]
         if not rest:
-            self.counts["nonresource"] += 1
+            self._count(request, "nonresource")
             resource_list = self.catalog.api_resource_list(group, version)
             if resource_list is None:
                 raise _not_found_path()
@@ -270,11 +281,11 @@ class ApiServer:
         request.state.warnings = validation.warnings
         if method in ("GET", "HEAD"):
             if target.subresource == "log" and target.name is not None:
-                self.counts["get"] += 1
+                self._count(request, "get")
                 return await self._logs(request, namespace, target.name, params)
             watching = target.watch_path or params.get("watch") in ("true", "1")
             if watching:
-                self.counts["watch"] += 1
+                self._count(request, "watch")
                 fields = parse_field_selector(params.get("fieldSelector"))
                 if target.name is not None:
                     fields = FieldSelector(
@@ -285,13 +296,13 @@ class ApiServer:
                     )
                 return self._watch(request, target, params, fields)
             if target.name is not None:
-                self.counts["get"] += 1
+                self._count(request, "get")
                 obj = self.registry.get(resource, namespace, target.name)
                 return self._object_response(request, resource, obj, params)
-            self.counts["list"] += 1
+            self._count(request, "list")
             return self._list(request, target, params)
         if method == "POST":
-            self.counts["create"] += 1
+            self._count(request, "create")
             if target.subresource == "binding" and target.name is not None:
                 body = await self._body(request, validation)
                 self.registry.bind(namespace, target.name, body)
@@ -318,7 +329,7 @@ class ApiServer:
             )
         if target.name is None:
             if method == "DELETE":
-                self.counts["deletecollection"] += 1
+                self._count(request, "deletecollection")
                 options = await self._delete_options(request, params)
                 deleted = self.registry.delete_collection(
                     resource,
@@ -330,7 +341,7 @@ class ApiServer:
                 return json_response(self._list_body(resource, deleted, None, None, None))
             raise errors.method_not_allowed(f"{method} needs the name of a {resource.kind}")
         if method == "PUT":
-            self.counts["update"] += 1
+            self._count(request, "update")
             body = await self._body(request, validation)
             updated = self.registry.update(
                 resource,
@@ -343,7 +354,7 @@ class ApiServer:
             )
             return self._object_response(request, resource, updated, params, validation=validation)
         if method == "PATCH":
-            self.counts["patch"] += 1
+            self._count(request, "patch")
             raw = await self._raw_body(request)
             patched, status = self.registry.patch(
                 resource,
@@ -361,7 +372,7 @@ class ApiServer:
                 request, resource, patched, params, status=status, validation=validation
             )
         if method == "DELETE":
-            self.counts["delete"] += 1
+            self._count(request, "delete")
             options = await self._delete_options(request, params)
             removed = self.registry.delete(resource, namespace, target.name, options)
             scope = namespace if resource.namespaced else ""

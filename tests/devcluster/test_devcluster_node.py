@@ -245,3 +245,22 @@ def test_kubectl_get_nodes_shows_it_ready(
     assert header.split()[:5] == ["NAME", "STATUS", "ROLES", "AGE", "VERSION"]
     assert row.split()[:3] == [NODE, "Ready", "<none>"]
     assert row.split()[5] == "127.0.0.1"
+
+
+def test_the_nodes_own_requests_are_not_counted_as_clients(
+    cluster: EmbeddedCluster, api: client.ApiClient, name: str
+) -> None:
+    before = cluster.request_counts()
+    client.CoreV1Api(api).create_namespaced_pod(NS, _pod(name))
+
+    def finished() -> bool:
+        pods = cluster.objects("pods", namespace=NS)
+        return any(
+            p["metadata"]["name"] == name and p["status"].get("phase") == "Succeeded" for p in pods
+        )
+
+    wait_for(finished, what="pod succeeded")  # read from the store: no request
+    after = cluster.request_counts()
+    # The node wrote the pod's status and posted Events meanwhile; only our create counts.
+    changed = {verb: after[verb] - before[verb] for verb in after if after[verb] != before[verb]}
+    assert changed == {"create": 1}
