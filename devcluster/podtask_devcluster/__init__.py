@@ -1,4 +1,5 @@
-"""An embedded, Kubernetes-API-compatible dev cluster: API server, storage and a local kubelet.
+"""An embedded, Kubernetes-API-compatible dev cluster: API server, storage, scheduler, garbage
+collector and the node agent (`node_agent`), which also serves real control planes.
 
 For development and tests only: it binds to loopback, has no authentication, and runs pod
 commands as local processes instead of containers.

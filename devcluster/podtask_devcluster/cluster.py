@@ -1,6 +1,13 @@
-"""`EmbeddedCluster`: the API server, its storage, the kubelet and the garbage collector,
-running on their own event loop in a background thread; plus the kubeconfig that points
-kubectl, kopf and the kubernetes client at it."""
+"""`EmbeddedCluster`: the API server, its storage, the scheduler, the garbage collector and
+the node agent, running on their own event loop in a background thread; plus the kubeconfig
+that points kubectl, kopf and the kubernetes client at it.
+
+The node is THE node agent (`node_agent.NodeAgent`, the one `make dev CLUSTER=real` runs on a
+real control plane), on the cluster's event loop, talking to this server over HTTP like any
+client: one process, one state lock and one lifetime, so a cluster killed with SIGKILL takes its
+node and containers with it and its next start finds
+the pods that were running lost. Its log endpoint is reached the way kube-apiserver reaches a
+kubelet: HTTPS with certificates of a small CA kept in `<state dir>/pki` (owner-only files)."""
 
 from __future__ import annotations
 
@@ -17,11 +24,15 @@ from typing import TypeVar
 
 import uvicorn
 
+from podtask_devcluster.control_plane_pki import ClusterPki
 from podtask_devcluster.discovery import ResourceCatalog
 from podtask_devcluster.garbage import GarbageCollector
-from podtask_devcluster.kubelet import Kubelet
+from podtask_devcluster.kubeapi import Connection
+from podtask_devcluster.kubeletproxy import KubeletCredentials, KubeletProxy
+from podtask_devcluster.node_agent import NodeAgent
 from podtask_devcluster.private_files import private_directory, write_private_text
 from podtask_devcluster.registry import Registry
+from podtask_devcluster.scheduler import Scheduler
 from podtask_devcluster.server import VERBS, ApiServer
 from podtask_devcluster.state_lock import DEFAULT_WAIT_SECONDS, StateLock
 from podtask_devcluster.store import JsonObject, ObjectStore, storage_key
@@ -30,6 +41,7 @@ T = TypeVar("T")
 START_TIMEOUT_SECONDS = 30.0
 STOP_TIMEOUT_SECONDS = 30.0
 CONTEXT_NAME = "podtask-dev"
+NODE_NAME = "podtask-dev"
 
 
 def kubeconfig_text(url: str, namespace: str = "default") -> str:
@@ -73,6 +85,7 @@ class EmbeddedCluster:
         workdir: Path | None = None,
         instance: str = "",
         state_lock_timeout: float = DEFAULT_WAIT_SECONDS,
+        node: bool = True,
     ) -> None:
         self.state_dir = Path(state_dir)
         self._state_lock = StateLock(self.state_dir)
@@ -83,7 +96,11 @@ class EmbeddedCluster:
         self.workdir = Path(workdir) if workdir is not None else Path.cwd()
         self.database_path = self.state_dir / "cluster.db"
         self.kubeconfig_path = self.state_dir / "kubeconfig"
-        self.log_dir = self.state_dir / "logs"
+        self.node_dir = self.state_dir / "node"
+        self.log_dir = self.node_dir / "logs"
+        self.pki = ClusterPki(self.state_dir / "pki")
+        # Without its node (tests of scheduling), pods stay Pending as on a cluster with none.
+        self.node = node
         self._observers: list[Callable[[JsonObject], None]] = []
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -112,9 +129,9 @@ class EmbeddedCluster:
         if self.running:
             return self
         private_directory(self.state_dir)
-        private_directory(self.log_dir)
         self._state_lock.acquire(self._state_lock_timeout)
         try:
+            private_directory(self.log_dir)
             self._start_thread()
         except BaseException:
             if not self.running:
@@ -174,12 +191,13 @@ class EmbeddedCluster:
         self.stop()
 
     def request_counts(self) -> dict[str, int]:
-        """HTTP requests served since start, by Kubernetes verb (create, update, patch, delete,
-        deletecollection, get, list, watch; discovery and health checks count as
-        `nonresource`)."""
+        """HTTP requests of clients served since start, by Kubernetes verb (create, update,
+        patch, delete, deletecollection, get, list, watch; discovery and health checks count
+        as `nonresource`). The cluster's own node is not a client: its requests (Lease
+        renewals, pod status, Events) are not counted here (`/metrics` counts them)."""
         counts = {verb: 0 for verb in VERBS}
         server = self._server
-        source = dict(server.counts) if server is not None else self._last_counts
+        source = dict(server.client_counts) if server is not None else self._last_counts
         counts.update(source)
         return counts
 
@@ -253,15 +271,22 @@ class EmbeddedCluster:
     async def _serve(self, sock: socket.socket) -> None:
         self._stop_requested = asyncio.Event()
         stopping = asyncio.Event()
+        self.pki.create_ca()
+        kubelet_client = self.pki.client(
+            "apiserver-kubelet-client", "kube-apiserver-kubelet-client", ("system:masters",)
+        )
         store = ObjectStore(self.database_path)
         registry = Registry(store, ResourceCatalog())
         registry.create_observers = self._observers
         registry.bootstrap()
-        kubelet = Kubelet(registry, self.log_dir, self.workdir)
+        scheduler = Scheduler(registry)
         collector = GarbageCollector(registry)
-        kubelet.start()
+        scheduler.start()
         collector.start()
-        server = ApiServer(registry, self.log_dir, stopping, kubelet.still_writing)
+        kubelets = KubeletProxy(
+            KubeletCredentials(self.pki.ca.cert, kubelet_client.cert, kubelet_client.key)
+        )
+        server = ApiServer(registry, stopping, kubelets)
         server.server_address = f"{self.host}:{self._bound_port}"
         server.instance = self.instance
         self._registry = registry
@@ -276,22 +301,42 @@ class EmbeddedCluster:
         )
         http = uvicorn.Server(config)
         serving = asyncio.get_running_loop().create_task(http.serve(sockets=[sock]))
+        agent: NodeAgent | None = None
         try:
             while not http.started:
                 if serving.done():
                     serving.result()
                     raise RuntimeError("uvicorn exited during start-up")
                 await asyncio.sleep(0.01)
+            if self.node:
+                serving_pair = self.pki.node_serving(NODE_NAME)
+                agent = NodeAgent(
+                    Connection(self.url),
+                    self.node_dir,
+                    serving_pair.cert,
+                    serving_pair.key,
+                    node_name=NODE_NAME,
+                    client_ca_file=self.pki.ca.cert,
+                    workdir=self.workdir,
+                )
+                await asyncio.wait_for(agent.start(), START_TIMEOUT_SECONDS)
+                await asyncio.wait_for(agent.synced.wait(), START_TIMEOUT_SECONDS)
             self._ready.set()
             await self._stop_requested.wait()
         finally:
+            # The apiserver's connections to the kubelet first: the agent's log server waits
+            # for open ones when it stops.
+            await kubelets.close()
+            if agent is not None:
+                # Then the node: its containers are stopped and their statuses left as they
+                # are, for the next start to find them lost.
+                await agent.stop()
             stopping.set()
             store.close_watchers()
             http.should_exit = True
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(serving, STOP_TIMEOUT_SECONDS)
-            await kubelet.stop()
             await collector.stop()
-            self._last_counts = dict(server.counts)
+            self._last_counts = dict(server.client_counts)
             self._server = None
             store.close()

@@ -1,6 +1,6 @@
-"""The container runtime shared by the embedded kubelet and the node agent: a container is a
-local process under its shim (`podshim`), started, signalled and waited for here, with its
-memory limit enforced (over the limit: killed, OOMKilled, exit 137).
+"""The node agent's container runtime: a container is a local process under its shim
+(`podshim`), started, signalled and waited for here, with its memory limit enforced (over the
+limit: killed, OOMKilled, exit 137).
 
 The shim is what the runtime starts, signals and waits for, and it makes sure that no process
 the container started (in a session of its own or not) outlives the container, however it
@@ -34,6 +34,7 @@ from podtask_devcluster.store import JsonObject
 
 MEMORY_POLL_SECONDS = 0.05
 OOM_EXIT_CODE = 137
+LOG_DRAIN_SECONDS = 2.0
 START_ERROR_EXIT_CODE = 128
 SHIM = Path(__file__).with_name("podshim.py")
 
@@ -184,16 +185,37 @@ async def _start_shim(
 
 
 async def _drain_log(container: ContainerRun) -> None:
-    if container.log_copier is not None:
+    """The rest of the output. A shim that ends normally has outlived every process of its
+    container, so the pipe ends at once; a killed shim may leave an orphan holding the pipe,
+    and the container has ended all the same: what came within a short while is kept."""
+    copier = container.log_copier
+    if copier is not None:
         with contextlib.suppress(Exception):
-            await container.log_copier
+            await asyncio.wait_for(asyncio.shield(copier), LOG_DRAIN_SECONDS)
+        if not copier.done():
+            copier.cancel()
+            with contextlib.suppress(BaseException):
+                await copier
+
+
+async def _exited(process: asyncio.subprocess.Process) -> int:
+    """The shim's exit status, as soon as it exits. (`Process.wait()` of Python 3.11 also
+    waits for its pipes to close, which an orphan of a killed shim may hold open.)"""
+    waiting = asyncio.ensure_future(process.wait())
+    while not waiting.done() and process.returncode is None:
+        await asyncio.wait({waiting}, timeout=MEMORY_POLL_SECONDS)
+    if waiting.done():
+        return waiting.result()
+    waiting.cancel()
+    assert process.returncode is not None
+    return process.returncode
 
 
 async def wait_container(container: ContainerRun, now: Callable[[], str]) -> None:
     """Until the container has ended (and its log is complete); records how it ended."""
     assert container.process is not None
     # The shim ends only once every process of the container is gone.
-    code = await container.process.wait()
+    code = await _exited(container.process)
     await _drain_log(container)
     container.finished_at = now()
     if container.oom_killed:

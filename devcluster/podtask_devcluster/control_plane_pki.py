@@ -67,12 +67,18 @@ class ClusterPki:
         """The files of certificate `name` (made by `create`, `client` or `serving`)."""
         return KeyPair(self.directory / f"{name}.crt", self.directory / f"{name}.key")
 
-    def create(self) -> ClusterPki:
-        """Make whatever is missing: the CA, the ServiceAccount key and the components'
-        certificates."""
+    def create_ca(self) -> ClusterPki:
+        """Make the CA if it is missing (and nothing else: the embedded cluster signs only
+        its node's certificates and the apiserver's kubelet client certificate)."""
         private_directory(self.directory)
         if not (self.ca.cert.exists() and self.ca.key.exists()):
             self._write_ca()
+        return self
+
+    def create(self) -> ClusterPki:
+        """Make whatever is missing: the CA, the ServiceAccount key and the components'
+        certificates."""
+        self.create_ca()
         if not (self.service_account_key.exists() and self.service_account_public_key.exists()):
             key = ec.generate_private_key(ec.SECP256R1())
             _write_key(self.service_account_key, key)

@@ -80,6 +80,15 @@ class ResourceType:
         if self.log_subresource:
             resources.append(
                 {
+                    "name": f"{self.plural}/binding",
+                    "singularName": "",
+                    "namespaced": self.namespaced,
+                    "kind": "Binding",
+                    "verbs": ["create"],
+                }
+            )
+            resources.append(
+                {
                     "name": f"{self.plural}/log",
                     "singularName": "",
                     "namespaced": self.namespaced,
@@ -140,6 +149,7 @@ BUILTIN_RESOURCES: tuple[ResourceType, ...] = (
         status=True,
         returns_deleted=True,
     ),
+    _builtin("", "v1", "nodes", "Node", namespaced=False, short=["no"], status=True),
     _builtin("", "v1", "events", "Event", short=["ev"]),
     _builtin("", "v1", "secrets", "Secret"),
     _builtin("", "v1", "configmaps", "ConfigMap", short=["cm"]),

@@ -19,6 +19,7 @@ import yaml
 from podtask_devcluster.store import JsonObject
 
 REQUEST_TIMEOUT_SECONDS = 30.0
+USER_AGENT = "podtask-node-agent"
 WATCH_TIMEOUT_SECONDS = 300
 
 
@@ -38,10 +39,13 @@ class Gone(ApiError):
 
 @dataclass(frozen=True)
 class Connection:
+    """Where the API is and how to prove who we are: a client certificate over HTTPS, or
+    nothing for a server that asks nothing (the embedded cluster on loopback)."""
+
     url: str
-    ca_file: Path
-    cert_file: Path
-    key_file: Path
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
 
     @classmethod
     def from_kubeconfig(cls, path: Path, private_dir: Path | None = None) -> Connection:
@@ -51,12 +55,14 @@ class Connection:
         context_name = config.get("current-context")
         context = next(c for c in config["contexts"] if c["name"] == context_name)["context"]
         cluster = next(c for c in config["clusters"] if c["name"] == context["cluster"])
-        user = next(u for u in config["users"] if u["name"] == context["user"])["user"]
+        user = next(u for u in config["users"] if u["name"] == context["user"])["user"] or {}
         folder = private_dir or Path(tempfile.mkdtemp(prefix="podtask-node-"))
 
-        def file_of(entry: JsonObject, key: str) -> Path:
+        def file_of(entry: JsonObject, key: str) -> Path | None:
             if entry.get(key):
                 return (path.parent / str(entry[key])).resolve()
+            if not entry.get(f"{key}-data"):
+                return None
             data = base64.b64decode(entry[f"{key}-data"])
             target = folder / key
             target.touch(mode=0o600)
@@ -71,8 +77,11 @@ class Connection:
         )
 
     def ssl_context(self) -> ssl.SSLContext:
-        context = ssl.create_default_context(cafile=str(self.ca_file))
-        context.load_cert_chain(str(self.cert_file), str(self.key_file))
+        context = ssl.create_default_context(
+            cafile=str(self.ca_file) if self.ca_file is not None else None
+        )
+        if self.cert_file is not None and self.key_file is not None:
+            context.load_cert_chain(str(self.cert_file), str(self.key_file))
         return context
 
 
@@ -92,9 +101,9 @@ class KubeApi:
         self.connection = connection
         self._client = httpx.AsyncClient(
             base_url=connection.url,
-            verify=connection.ssl_context(),
+            verify=connection.ssl_context() if connection.url.startswith("https:") else True,
             timeout=httpx.Timeout(REQUEST_TIMEOUT_SECONDS),
-            headers={"User-Agent": "podtask-node-agent", "Accept": "application/json"},
+            headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
         )
 
     async def close(self) -> None:

@@ -25,6 +25,9 @@ from starlette.routing import Route
 from podtask_devcluster.crilog import LogOptions, follow_log, parse_timestamp, read_log
 from podtask_devcluster.store import JsonObject
 
+UNSEEN_POD_WAIT_SECONDS = 3.0
+UNSEEN_POD_POLL_SECONDS = 0.05
+
 
 @dataclass(frozen=True)
 class ContainerLog:
@@ -128,6 +131,11 @@ class LogServer:
         except BadRequest as error:
             return PlainTextResponse(str(error), status_code=400)
         found = self._lookup(namespace, name, container)
+        deadline = asyncio.get_running_loop().time() + UNSEEN_POD_WAIT_SECONDS
+        while found is None and asyncio.get_running_loop().time() < deadline:
+            # Bound a moment ago, the pod may not have reached this node's watch yet.
+            await asyncio.sleep(UNSEEN_POD_POLL_SECONDS)
+            found = self._lookup(namespace, name, container)
         if found is None:
             return PlainTextResponse(f'pod "{name}" not found', status_code=404)
         pod, log = found

@@ -92,9 +92,10 @@ class NodeAgent:
         self._timing = timing or Timing()
         self._lease_every = lease_renew_seconds
         self._status_every = status_report_seconds
-        self._logs = LogServer(
-            self._log_of, serving_cert, serving_key, client_ca_file or connection.ca_file
-        )
+        client_ca = client_ca_file or connection.ca_file
+        if client_ca is None:
+            raise ValueError("the node agent needs the CA of the clients that read logs")
+        self._logs = LogServer(self._log_of, serving_cert, serving_key, client_ca)
         self._api: KubeApi | None = None
         self._worker: PodWorker | None = None
         self._pods: dict[Key, NodePod] = {}

@@ -1,6 +1,6 @@
 """Pod status as a kubelet writes it: the pod's conditions and each container's status
-(waiting, running, terminated with its reason). Pure: the embedded kubelet and the node agent
-both build their `pods/status` writes from here."""
+(waiting, running, terminated with its reason). Pure: the node agent builds its
+`pods/status` writes from here."""
 
 from __future__ import annotations
 

@@ -23,12 +23,14 @@ from podtask_devcluster import apply, custom_resources, errors, patches
 from podtask_devcluster.custom_resources import FieldValidation
 from podtask_devcluster.discovery import CRD_GROUP, CRD_PLURAL, ResourceCatalog, ResourceType
 from podtask_devcluster.podstatus import now_rfc3339
+from podtask_devcluster.quantities import canonical_quantity
 from podtask_devcluster.schema import decoded_numbers
 from podtask_devcluster.selectors import FieldSelector, LabelSelector
 from podtask_devcluster.store import JsonObject, ObjectStore, storage_key
 
 NAMESPACES = storage_key("", "namespaces")
 PODS = storage_key("", "pods")
+NODES = storage_key("", "nodes")
 CRDS = storage_key(CRD_GROUP, CRD_PLURAL)
 SECRETS = storage_key("", "secrets")
 INITIAL_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
@@ -47,6 +49,42 @@ PROPAGATION_FINALIZERS = {"Orphan": ORPHAN, "Foreground": FOREGROUND}
 def _rfc3339_after(seconds: int) -> str:
     moment = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=seconds)
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _shifted(timestamp: str, seconds: int) -> str:
+    moment = dt.datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+    return (moment + dt.timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _canonical_resources(name: str, spec: JsonObject) -> None:
+    """Resource quantities as kube-apiserver stores them (it decodes each into a Quantity
+    and writes it back canonical), requests defaulted from limits; one that is not a quantity
+    is refused as kube refuses it while decoding."""
+    for field in ("containers", "initContainers"):
+        for container in spec.get(field) or []:
+            if not isinstance(container, dict):
+                continue
+            resources = container.get("resources") or {}
+            limits = resources.get("limits")
+            if isinstance(limits, dict) and limits:
+                # SetDefaults_Pod: a limit without a request is also the request.
+                requests = resources.setdefault("requests", {})
+                if isinstance(requests, dict):
+                    for key, value in limits.items():
+                        requests.setdefault(key, value)
+            for part in ("limits", "requests"):
+                values = resources.get(part)
+                if not isinstance(values, dict):
+                    continue
+                for key, value in values.items():
+                    try:
+                        values[key] = canonical_quantity(value)
+                    except ValueError as error:
+                        raise errors.bad_request(
+                            'Pod in version "v1" cannot be handled as a Pod: quantities must '
+                            "match the regular expression "
+                            "'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"
+                        ) from error
 
 
 @dataclass(frozen=True)
@@ -76,8 +114,6 @@ class Registry:
         self.store = store
         self.catalog = catalog
         self.create_observers: list[Callable[[JsonObject], None]] = []
-        # The kubelet replaces this: a pod with a live process is deleted gracefully.
-        self.pod_has_process: Callable[[str, str], bool] = lambda namespace, name: False
 
     # ------------------------------------------------------------ start-up
 
@@ -363,6 +399,7 @@ class Registry:
         if key == PODS:
             self._validate_pod(name, obj)
             spec = obj["spec"]
+            _canonical_resources(name, spec)
             spec.setdefault("restartPolicy", "Always")
             spec.setdefault("terminationGracePeriodSeconds", 30)
             spec.setdefault("dnsPolicy", "ClusterFirst")
@@ -375,7 +412,8 @@ class Registry:
         elif key == CRDS:
             self._validate_crd(name, obj)
             obj["status"] = _crd_status(obj, None)
-        elif resource.status_subresource:
+        elif resource.status_subresource and key != NODES:
+            # (A Node may be created with its status: kube's node strategy keeps it.)
             obj.pop("status", None)
         if key == SECRETS:
             _encode_string_data(obj)
@@ -520,11 +558,13 @@ class Registry:
         stored = self.store.put(resource.storage_key, updated)
         if resource.storage_key == CRDS:
             self.catalog.register_crd(stored)
-        if stored["metadata"].get("deletionTimestamp") and not stored["metadata"].get("finalizers"):
-            if resource.storage_key == PODS and self.pod_has_process(
-                stored["metadata"].get("namespace", ""), name
-            ):
-                return stored
+        if (
+            stored["metadata"].get("deletionTimestamp")
+            and not stored["metadata"].get("finalizers")
+            and not stored["metadata"].get("deletionGracePeriodSeconds")
+        ):
+            # kube's shouldDeleteDuringUpdate: the last finalizer gone and no grace period
+            # pending (a pod in graceful deletion waits for its kubelet).
             return self._remove(resource, stored)
         return stored
 
@@ -776,39 +816,109 @@ class Registry:
     def _delete_pod(
         self, resource: ResourceType, pod: JsonObject, options: DeleteOptions
     ) -> JsonObject:
+        """Graceful deletion as kube-apiserver does it (rest.BeforeDelete and the pod
+        strategy's CheckGracefulDelete): a pod bound to a node and not finished gets a
+        deletionTimestamp `grace` seconds ahead and stays until its kubelet, having stopped it,
+        deletes it with gracePeriodSeconds=0; a later delete may only shorten the grace. A pod
+        never bound, or finished, goes at once (unless finalizers hold it)."""
         meta = pod["metadata"]
-        namespace, name = meta.get("namespace", ""), meta["name"]
+        spec = pod.get("spec") or {}
+        current = meta.get("deletionGracePeriodSeconds")
+        if meta.get("deletionTimestamp") and current:
+            grace = options.grace_period_seconds
+            if grace is None or grace >= current:
+                return pod  # graceful deletion pending: nothing to do
+            terminating = copy.deepcopy(pod)
+            if grace > 0:
+                terminating["metadata"]["deletionTimestamp"] = _shifted(
+                    str(meta["deletionTimestamp"]), grace - int(current)
+                )
+            terminating["metadata"]["deletionGracePeriodSeconds"] = max(grace, 0)
+            if grace > 0 or meta.get("finalizers"):
+                return self.store.put(resource.storage_key, terminating)
+            removed = copy.deepcopy(self._remove(resource, pod))
+            removed["metadata"]["deletionGracePeriodSeconds"] = 0
+            return removed
+        if meta.get("deletionTimestamp"):
+            return pod if meta.get("finalizers") else self._remove(resource, pod)
         grace = options.grace_period_seconds
         if grace is None:
-            grace = int((pod.get("spec") or {}).get("terminationGracePeriodSeconds", 30))
-        running = self.pod_has_process(namespace, name)
-        if running and grace > 0:
-            current = meta.get("deletionGracePeriodSeconds")
-            if meta.get("deletionTimestamp") and current is not None and current <= grace:
-                return pod
-            terminating = copy.deepcopy(pod)
-            terminating["metadata"]["deletionTimestamp"] = _rfc3339_after(grace)
-            terminating["metadata"]["deletionGracePeriodSeconds"] = grace
+            grace = int(spec.get("terminationGracePeriodSeconds") or 0)
+        if not spec.get("nodeName") or (pod.get("status") or {}).get("phase") in (
+            "Succeeded",
+            "Failed",
+        ):
+            grace = 0
+        if grace < 0:
+            grace = 1
+        terminating = copy.deepcopy(pod)
+        terminating["metadata"]["deletionTimestamp"] = _rfc3339_after(grace)
+        terminating["metadata"]["deletionGracePeriodSeconds"] = grace
+        if grace > 0 or meta.get("finalizers"):
             return self.store.put(resource.storage_key, terminating)
-        if meta.get("finalizers"):
-            if meta.get("deletionTimestamp") and meta.get("deletionGracePeriodSeconds") == 0:
-                return pod
-            terminating = copy.deepcopy(pod)
-            terminating["metadata"]["deletionTimestamp"] = now_rfc3339()
-            terminating["metadata"]["deletionGracePeriodSeconds"] = 0
-            return self.store.put(resource.storage_key, terminating)
-        return self._remove(resource, pod)
+        # Deleted at once, and answered with the object as kube marks it on the way.
+        removed = copy.deepcopy(self._remove(resource, pod))
+        removed["metadata"].update(
+            {
+                k: terminating["metadata"][k]
+                for k in ("deletionTimestamp", "deletionGracePeriodSeconds")
+            }
+        )
+        return removed
 
-    def finish_pod_termination(self, namespace: str, name: str) -> None:
-        """The kubelet has stopped a terminating pod: remove it unless finalizers hold it."""
-        pod = self.store.get(PODS, namespace, name)
-        if pod is None or not pod["metadata"].get("deletionTimestamp"):
-            return
-        if pod["metadata"].get("finalizers"):
-            return
+    def bind(self, namespace: str, name: str, binding: Any) -> JsonObject:
+        """`pods/binding` (what kube-scheduler writes): the pod's node, the binding's
+        annotations and PodScheduled=True. 409 if the pod is bound already."""
+        if not isinstance(binding, dict) or not isinstance(binding.get("target"), dict):
+            raise errors.bad_request("a Binding needs a target")
+        target = binding["target"]
+        node = target.get("name")
+        if not node or target.get("kind", "Node") != "Node":
+            raise errors.invalid("", "Binding", name, "target.name", "Required value")
         resource = self.catalog.by_storage_key(PODS)
         assert resource is not None
-        self._remove(resource, pod)
+        pod = self.get(resource, namespace, name)
+        meta = pod["metadata"]
+        uid = ((binding.get("metadata") or {}).get("uid")) or None
+        if uid is not None and uid != meta.get("uid"):
+            raise errors.conflict(
+                "",
+                "pods/binding",
+                name,
+                f"Precondition failed: UID in precondition: {uid}, UID in object meta: "
+                f"{meta.get('uid')}",
+            )
+        if meta.get("deletionTimestamp"):
+            raise errors.conflict(
+                "",
+                "pods/binding",
+                name,
+                f"pod {name} is being deleted, cannot be assigned to a host",
+            )
+        if (pod.get("spec") or {}).get("nodeName"):
+            raise errors.conflict(
+                "",
+                "pods/binding",
+                name,
+                f'pod {name} is already assigned to node "{pod["spec"]["nodeName"]}"',
+            )
+        bound = copy.deepcopy(pod)
+        bound["spec"]["nodeName"] = node
+        annotations = (binding.get("metadata") or {}).get("annotations") or {}
+        if annotations:
+            bound["metadata"].setdefault("annotations", {}).update(annotations)
+        status = bound.setdefault("status", {})
+        others = [c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"]
+        status["conditions"] = [
+            *others,
+            {
+                "type": "PodScheduled",
+                "status": "True",
+                "lastProbeTime": None,
+                "lastTransitionTime": now_rfc3339(),
+            },
+        ]
+        return self.store.put(PODS, bound)
 
     def delete_collection(
         self,
@@ -869,7 +979,8 @@ class Registry:
 
     def _empty_namespace(self, namespace: str) -> None:
         for key, obj in list(self.store.namespaced_objects(namespace)):
-            if key == PODS and self.pod_has_process(namespace, obj["metadata"]["name"]):
+            if key == PODS:
+                # As the namespace controller deletes them: gracefully, through the kubelet.
                 self.delete_stored(key, obj, DeleteOptions())
                 continue
             self.store.remove(key, namespace, obj["metadata"]["name"])

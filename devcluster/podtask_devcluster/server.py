@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -25,7 +23,8 @@ from starlette.routing import Route
 from podtask_devcluster import errors, tables
 from podtask_devcluster.custom_resources import FieldValidation
 from podtask_devcluster.discovery import ResourceType, openapi_v3_document, openapi_v3_index
-from podtask_devcluster.podlogs import follow_log, log_path, read_log
+from podtask_devcluster.kubeapi import USER_AGENT as NODE_USER_AGENT
+from podtask_devcluster.kubeletproxy import KubeletProxy, container_of
 from podtask_devcluster.registry import DeleteOptions, Registry
 from podtask_devcluster.schema import decoded_numbers
 from podtask_devcluster.selectors import (
@@ -103,20 +102,23 @@ class ApiServer:
     def __init__(
         self,
         registry: Registry,
-        log_dir: Path,
         stopping: asyncio.Event,
-        still_writing: Callable[[str, str, str], Callable[[], bool]],
+        kubelets: KubeletProxy | None = None,
     ) -> None:
         self.registry = registry
         self.catalog = registry.catalog
         self.store = registry.store
-        self.log_dir = log_dir
         self.stopping = stopping
-        self.still_writing = still_writing
+        self.kubelets = kubelets
         self.server_address = "127.0.0.1:0"
         self.instance = ""
         # Every key exists from the start, so other threads can copy the counter safely.
         self.counts: collections.Counter[str] = collections.Counter(
+            {verb: 0 for verb in (*VERBS, "nonresource")}
+        )
+        # The same, without the requests of the cluster's own node (its heartbeats and pod
+        # status writes): what clients cost, for tests that count them.
+        self.client_counts: collections.Counter[str] = collections.Counter(
             {verb: 0 for verb in (*VERBS, "nonresource")}
         )
         self.app = Starlette(
@@ -146,18 +148,23 @@ class ApiServer:
                 errors.ApiError(500, "InternalError", f"internal error: {error}").status(), 500
             )
 
+    def _count(self, request: Request, verb: str) -> None:
+        self.counts[verb] += 1
+        if not request.headers.get("user-agent", "").startswith(NODE_USER_AGENT):
+            self.client_counts[verb] += 1
+
     async def _route(self, request: Request, parts: list[str]) -> Response:
         if not parts or parts[0] not in ("api", "apis"):
-            self.counts["nonresource"] += 1
+            self._count(request, "nonresource")
             return self._non_resource(parts)
         if parts[0] == "api":
             if len(parts) == 1:
-                self.counts["nonresource"] += 1
+                self._count(request, "nonresource")
                 return json_response(self.catalog.api_versions(self.server_address))
             group, version, rest = "", parts[1], parts[2:]
         else:
             if len(parts) < 3:
-                self.counts["nonresource"] += 1
+                self._count(request, "nonresource")
                 if len(parts) == 1:
                     return json_response(self.catalog.api_group_list())
                 group_doc = self.catalog.api_group(parts[1])
@@ -166,7 +173,7 @@ class ApiServer:
                 return json_response(group_doc)
             group, version, rest = parts[1], parts[2], parts[3:]
         if not rest:
-            self.counts["nonresource"] += 1
+            self._count(request, "nonresource")
             resource_list = self.catalog.api_resource_list(group, version)
             if resource_list is None:
                 raise _not_found_path()
@@ -254,7 +261,7 @@ class ApiServer:
         subresource = rest[2] if len(rest) > 2 else None
         if subresource is not None and not (
             (subresource == "status" and resource.status_subresource)
-            or (subresource == "log" and resource.log_subresource)
+            or (subresource in ("log", "binding") and resource.log_subresource)
         ):
             raise _not_found_path()
         return Target(resource, namespace, name, subresource, watch_path)
@@ -274,11 +281,11 @@ class ApiServer:
         request.state.warnings = validation.warnings
         if method in ("GET", "HEAD"):
             if target.subresource == "log" and target.name is not None:
-                self.counts["get"] += 1
+                self._count(request, "get")
                 return await self._logs(request, namespace, target.name, params)
             watching = target.watch_path or params.get("watch") in ("true", "1")
             if watching:
-                self.counts["watch"] += 1
+                self._count(request, "watch")
                 fields = parse_field_selector(params.get("fieldSelector"))
                 if target.name is not None:
                     fields = FieldSelector(
@@ -289,13 +296,26 @@ class ApiServer:
                     )
                 return self._watch(request, target, params, fields)
             if target.name is not None:
-                self.counts["get"] += 1
+                self._count(request, "get")
                 obj = self.registry.get(resource, namespace, target.name)
                 return self._object_response(request, resource, obj, params)
-            self.counts["list"] += 1
+            self._count(request, "list")
             return self._list(request, target, params)
         if method == "POST":
-            self.counts["create"] += 1
+            self._count(request, "create")
+            if target.subresource == "binding" and target.name is not None:
+                body = await self._body(request, validation)
+                self.registry.bind(namespace, target.name, body)
+                return json_response(
+                    {
+                        "kind": "Status",
+                        "apiVersion": "v1",
+                        "metadata": {},
+                        "status": "Success",
+                        "code": 201,
+                    },
+                    201,
+                )
             if target.name is not None:
                 raise errors.method_not_allowed(
                     f"POST is not supported on a named {resource.kind} (use PUT or PATCH)"
@@ -309,7 +329,7 @@ class ApiServer:
             )
         if target.name is None:
             if method == "DELETE":
-                self.counts["deletecollection"] += 1
+                self._count(request, "deletecollection")
                 options = await self._delete_options(request, params)
                 deleted = self.registry.delete_collection(
                     resource,
@@ -321,7 +341,7 @@ class ApiServer:
                 return json_response(self._list_body(resource, deleted, None, None, None))
             raise errors.method_not_allowed(f"{method} needs the name of a {resource.kind}")
         if method == "PUT":
-            self.counts["update"] += 1
+            self._count(request, "update")
             body = await self._body(request, validation)
             updated = self.registry.update(
                 resource,
@@ -334,7 +354,7 @@ class ApiServer:
             )
             return self._object_response(request, resource, updated, params, validation=validation)
         if method == "PATCH":
-            self.counts["patch"] += 1
+            self._count(request, "patch")
             raw = await self._raw_body(request)
             patched, status = self.registry.patch(
                 resource,
@@ -352,7 +372,7 @@ class ApiServer:
                 request, resource, patched, params, status=status, validation=validation
             )
         if method == "DELETE":
-            self.counts["delete"] += 1
+            self._count(request, "delete")
             options = await self._delete_options(request, params)
             removed = self.registry.delete(resource, namespace, target.name, options)
             scope = namespace if resource.namespaced else ""
@@ -659,40 +679,21 @@ class ApiServer:
         self, request: Request, namespace: str, name: str, params: dict[str, str]
     ) -> Response:
         pods = self.catalog.lookup("", "v1", "pods")
-        assert pods is not None
+        nodes = self.catalog.lookup("", "v1", "nodes")
+        assert pods is not None and nodes is not None
         pod = self.registry.get(pods, namespace, name)
-        containers = [c.get("name", "") for c in (pod.get("spec") or {}).get("containers") or []]
-        container = params.get("container")
-        if not container:
-            if len(containers) != 1:
-                raise errors.bad_request(
-                    f"a container name must be specified for pod {name}, choose one of: "
-                    f"[{' '.join(containers)}]"
-                )
-            container = containers[0]
-        if container not in containers:
-            raise errors.bad_request(f"container {container} is not valid for pod {name}")
-        path = log_path(self.log_dir, namespace, name, container)
-        if not path.exists():
-            reason = "ContainerCreating"
-            for status in (pod.get("status") or {}).get("containerStatuses") or []:
-                waiting = (status.get("state") or {}).get("waiting") or {}
-                if status.get("name") == container and waiting.get("reason"):
-                    reason = waiting["reason"]
-            raise errors.bad_request(
-                f'container "{container}" in pod "{name}" is waiting to start: {reason}'
-            )
-        tail = _int_param(params, "tailLines")
-        limit = _int_param(params, "limitBytes")
-        if params.get("follow") in ("true", "1"):
-            still_writing = self.still_writing(namespace, name, container)
-            return StreamingResponse(
-                follow_log(path, tail, still_writing, self.stopping),
-                media_type="text/plain",
-            )
-        with contextlib.suppress(FileNotFoundError):
-            return Response(read_log(path, tail, limit), media_type="text/plain")
-        return Response(b"", media_type="text/plain")
+        container = container_of(pod, name, params.get("container"))
+        node_name = (pod.get("spec") or {}).get("nodeName")
+        if not node_name:
+            return Response(b"", media_type="text/plain")  # kube: no host, no location
+        node = self.registry.get(nodes, "", node_name)
+        if self.kubelets is None:
+            raise errors.ApiError(500, "InternalError", "no kubelet client configured")
+        chunks, followed = await self.kubelets.logs(node, pod, container, params)
+        if followed:
+            return StreamingResponse(chunks, media_type="text/plain")
+        body = b"".join([chunk async for chunk in chunks])
+        return Response(body, media_type="text/plain")
 
 
 def _int_param(params: dict[str, str], name: str) -> int | None:

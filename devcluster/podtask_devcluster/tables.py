@@ -357,6 +357,56 @@ EVENT_COLUMNS = [
 ]
 
 
+def _node_row(node: dict[str, Any], now: dt.datetime) -> Row:
+    """As kube's printNode: Ready/NotReady/Unknown (SchedulingDisabled when cordoned), the
+    roles its labels name, the kubelet's version; wide: addresses and system info."""
+    meta = _metadata(node)
+    status = node.get("status") or {}
+    ready = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), None)
+    states = [
+        "Unknown"
+        if ready is None or ready.get("status") not in ("True", "False")
+        else ("Ready" if ready["status"] == "True" else "NotReady")
+    ]
+    if (node.get("spec") or {}).get("unschedulable"):
+        states.append("SchedulingDisabled")
+    roles = sorted(
+        key.split("/", 1)[1]
+        for key in meta.get("labels") or {}
+        if key.startswith("node-role.kubernetes.io/") and key.split("/", 1)[1]
+    )
+    addresses = {a.get("type"): a.get("address") for a in status.get("addresses") or []}
+    info = status.get("nodeInfo") or {}
+    return [
+        meta.get("name", ""),
+        ",".join(states),
+        ",".join(roles) or "<none>",
+        age(meta.get("creationTimestamp"), now),
+        info.get("kubeletVersion", ""),
+        addresses.get("InternalIP") or "<none>",
+        addresses.get("ExternalIP") or "<none>",
+        info.get("osImage") or "<unknown>",
+        info.get("kernelVersion") or "<unknown>",
+        info.get("containerRuntimeVersion") or "<unknown>",
+    ]
+
+
+NODE_COLUMNS = [
+    NAME_COLUMN,
+    _column("Status", "string", "The status of the node"),
+    _column("Roles", "string", "The roles of the node"),
+    AGE_COLUMN,
+    _column("Version", "string", "Kubelet Version reported by the node."),
+    _column("Internal-IP", "string", "List of internal IPs for the node.", priority=1),
+    _column("External-IP", "string", "List of external IPs for the node.", priority=1),
+    _column("OS-Image", "string", "OS Image reported by the node.", priority=1),
+    _column("Kernel-Version", "string", "Kernel Version reported by the node.", priority=1),
+    _column(
+        "Container-Runtime", "string", "Container Runtime Version reported by the node.", priority=1
+    ),
+]
+
+
 def _crd_row(crd: dict[str, Any], now: dt.datetime) -> Row:
     meta = _metadata(crd)
     return [meta.get("name", ""), meta.get("creationTimestamp", "")]
@@ -367,6 +417,7 @@ CRD_COLUMNS = [NAME_COLUMN, _column("Created At", "date", AGE_DESCRIPTION)]
 _BUILTIN: dict[tuple[str, str], tuple[list[dict[str, Any]], RowFunction]] = {
     ("", "pods"): (POD_COLUMNS, _pod_row),
     ("", "namespaces"): (NAMESPACE_COLUMNS, _namespace_row),
+    ("", "nodes"): (NODE_COLUMNS, _node_row),
     ("", "events"): (EVENT_COLUMNS, _event_row),
     ("apiextensions.k8s.io", "customresourcedefinitions"): (CRD_COLUMNS, _crd_row),
 }

@@ -599,7 +599,134 @@ def server_side_apply(cluster: Cluster, ns: str) -> Transcript:
     return t
 
 
+def _pods(ns: str, name: str = "", sub: str = "") -> str:
+    return (
+        f"/api/v1/namespaces/{ns}/pods" + (f"/{name}" if name else "") + (f"/{sub}" if sub else "")
+    )
+
+
+def _pod(name: str, **resources: dict[str, str]) -> dict[str, Any]:
+    # A scheduler of no one's: neither cluster's scheduler touches it; bindings are ours.
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name},
+        "spec": {
+            "schedulerName": "nobody",
+            "serviceAccountName": "runner",
+            "automountServiceAccountToken": False,
+            "restartPolicy": "Never",
+            "containers": [
+                {
+                    "name": "main",
+                    "image": "python:3.11",
+                    "command": ["true"],
+                    "resources": resources
+                    or {
+                        "limits": {"cpu": "4000m", "memory": "8192Mi"},
+                        "requests": {"cpu": "375m", "memory": "1536Mi"},
+                    },
+                }
+            ],
+        },
+    }
+
+
+def _binding(name: str, node: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Binding",
+        "metadata": {"name": name},
+        "target": {"apiVersion": "v1", "kind": "Node", "name": node},
+    }
+
+
+def _grace(exchange: Exchange) -> Any:
+    meta = (exchange.body or {}).get("metadata") or {}
+    return {
+        "deletionTimestamp": "deletionTimestamp" in meta,
+        "deletionGracePeriodSeconds": meta.get("deletionGracePeriodSeconds"),
+    }
+
+
+def pods_binding_and_graceful_deletion(cluster: Cluster, ns: str) -> Transcript:
+    """Quantities stored canonical; `pods/binding`; deletion immediate for a pod never bound
+    or finished, graceful (only shortened by later deletes) for one bound to a node."""
+    t = Transcript()
+    t.add(
+        "service account",
+        cluster.request(
+            "POST", f"/api/v1/namespaces/{ns}/serviceaccounts", {"metadata": {"name": "runner"}}
+        ),
+        body="<object>",
+    )
+    created = cluster.request("POST", _pods(ns), _pod("q1"))
+    t.add(
+        "quantities stored canonical",
+        created,
+        body=(created.body.get("spec") or {}).get("containers", [{}])[0].get("resources"),
+    )
+    limited = cluster.request("POST", _pods(ns), _pod("q4", limits={"cpu": "2000m"}))
+    t.add(
+        "requests defaulted from limits",
+        limited,
+        body=(limited.body.get("spec") or {}).get("containers", [{}])[0].get("resources"),
+    )
+    t.add(
+        "a quantity that is none",
+        cluster.request("POST", _pods(ns), _pod("q0", limits={"memory": "lots"})),
+        body="<refused>",
+    )
+    unbound = cluster.request("DELETE", _pods(ns, "q1"))
+    t.add("never bound: deleted at once", unbound, body=_grace(unbound))
+    t.add("gone", cluster.request("GET", _pods(ns, "q1")))
+
+    cluster.request("POST", _pods(ns), _pod("q2"))
+    t.add("bind", cluster.request("POST", _pods(ns, "q2", "binding"), _binding("q2", "ghost")))
+    t.add(
+        "bind again",
+        cluster.request("POST", _pods(ns, "q2", "binding"), _binding("q2", "other")),
+    )
+    bound = cluster.request("GET", _pods(ns, "q2"))
+    t.add(
+        "bound",
+        bound,
+        body={
+            "nodeName": bound.body["spec"].get("nodeName"),
+            "conditions": [
+                {"type": c["type"], "status": c["status"]}
+                for c in (bound.body.get("status") or {}).get("conditions") or []
+            ],
+        },
+    )
+    for label, params in (
+        ("bound: graceful", None),
+        ("a longer grace changes nothing", {"gracePeriodSeconds": "60"}),
+        ("a shorter one shortens it", {"gracePeriodSeconds": "10"}),
+    ):
+        answer = cluster.request("DELETE", _pods(ns, "q2"), params=params)
+        t.add(label, answer, body=_grace(answer))
+    final = cluster.request("DELETE", _pods(ns, "q2"), params={"gracePeriodSeconds": "0"})
+    t.add("the kubelet's delete (grace 0)", final, body=_grace(final))
+    t.add("gone after the kubelet's delete", cluster.request("GET", _pods(ns, "q2")))
+
+    cluster.request("POST", _pods(ns), _pod("q3"))
+    cluster.request("POST", _pods(ns, "q3", "binding"), _binding("q3", "ghost"))
+    finished = cluster.request(
+        "PATCH",
+        _pods(ns, "q3", "status"),
+        {"status": {"phase": "Succeeded"}},
+        content_type="application/merge-patch+json",
+    )
+    t.add("finished", finished, body=finished.body.get("status", {}).get("phase"))
+    done = cluster.request("DELETE", _pods(ns, "q3"))
+    t.add("finished: deleted at once", done, body=_grace(done))
+    t.add("gone at once", cluster.request("GET", _pods(ns, "q3")))
+    return t
+
+
 SCENARIOS: dict[str, Scenario] = {
+    "pods_binding_and_graceful_deletion": pods_binding_and_graceful_deletion,
     "create_and_conflict": create_and_conflict,
     "invalid_custom_resources": invalid_custom_resources,
     "invalid_taskrun": invalid_taskrun,

@@ -27,6 +27,11 @@ EXPECTED_STATUSES: dict[str, list[int]] = {
     "cascading_deletes": [200, 200, 200, 200],
     "oversize_object": [201, 500, 413],
     "server_side_apply": [201, 422, 409, 200, 200, 201, 422],
+    "pods_binding_and_graceful_deletion": [
+        *(201, 201, 201, 400, 200, 404),
+        *(201, 409, 200, 200, 200, 200, 200, 404),
+        *(200, 200, 404),
+    ],
 }
 
 

@@ -1,6 +1,7 @@
 """The state directory is owner-only: the database (payloads, outputs, tokens, Secrets), its
-journal files, the kubeconfig and the pod logs; files left readable by an older version are
-fixed at start."""
+journal files, the kubeconfig, the pod logs and the certificates and keys of its node and
+of the apiserver's kubelet client; files left readable by an older version are fixed at
+start."""
 
 from __future__ import annotations
 
@@ -22,8 +23,8 @@ def test_state_files_are_owner_only_even_when_they_were_not(tmp_path: Path) -> N
     state = tmp_path / "state"
     state.mkdir(mode=0o755)
     state.chmod(0o755)
-    (state / "logs").mkdir(mode=0o755)
-    (state / "logs").chmod(0o755)
+    (state / "node" / "logs").mkdir(mode=0o755, parents=True)
+    (state / "node" / "logs").chmod(0o755)
     # What an older version left: a world-readable database with its journal files.
     old = sqlite3.connect(state / "cluster.db")
     old.execute("PRAGMA journal_mode=WAL")
@@ -57,9 +58,17 @@ def test_state_files_are_owner_only_even_when_they_were_not(tmp_path: Path) -> N
             "cluster.db-wal",
             "cluster.db-shm",
             "kubeconfig",
-            "logs/default_talker_main.log",
+            "node/logs/default_talker_main.log",
+            "pki/ca.crt",
+            "pki/ca.key",
+            "pki/apiserver-kubelet-client.crt",
+            "pki/apiserver-kubelet-client.key",
+            "pki/nodes/podtask-dev-serving.crt",
+            "pki/nodes/podtask-dev-serving.key",
         ]
         assert {name: oct(_mode(state / name)) for name in files} == dict.fromkeys(
             files, oct(0o600)
         )
-        assert (oct(_mode(state)), oct(_mode(state / "logs"))) == (oct(0o700), oct(0o700))
+        assert cluster.log_dir == state / "node" / "logs"
+        folders = [state, state / "node", state / "node" / "logs", state / "pki"]
+        assert [oct(_mode(folder)) for folder in folders] == [oct(0o700)] * len(folders)

@@ -1,5 +1,5 @@
-"""The local kubelet: pods run as local processes, with status, logs, memory limits,
-environment and graceful deletion."""
+"""The embedded cluster's node (the node agent), through the API: pods run as local
+processes, with status, logs, memory limits, environment and graceful deletion."""
 
 from __future__ import annotations
 
@@ -45,6 +45,16 @@ def _finished(core: client.CoreV1Api, name: str, timeout: float = 15) -> client.
         return pod if pod.status.phase in ("Succeeded", "Failed") else None
 
     return wait_for(check, timeout, what=f"pod {name} to finish")
+
+
+def _started_log(core: client.CoreV1Api, name: str) -> str:
+    """The log so far; empty while the container has not started (kube answers 400)."""
+    try:
+        return str(core.read_namespaced_pod_log(name, NS))
+    except ApiException as error:
+        if int(error.status) == 400 and "waiting to start" in str(error.body):
+            return ""
+        raise
 
 
 def _gone(core: client.CoreV1Api, name: str) -> bool:
@@ -118,7 +128,7 @@ def test_a_process_killed_from_outside_is_an_error_not_oomkilled(
     core.create_namespaced_pod(
         NS, _pod(name, "import os, time; print(os.getpid(), flush=True); time.sleep(60)")
     )
-    pid = wait_for(lambda: core.read_namespaced_pod_log(name, NS).strip(), 15, what="its pid")
+    pid = wait_for(lambda: _started_log(core, name).strip(), 15, what="its pid")
     os.kill(int(pid), signal.SIGKILL)
     killed = _finished(core, name)
     state = killed.status.container_statuses[0].state.terminated

@@ -64,11 +64,26 @@ def test_restart_keeps_state_and_marks_running_pods_lost(tmp_path: Path) -> None
     with cluster:
         api = _client(cluster)
         core = client.CoreV1Api(api)
+        # As a restarted kubelet reports containers that did not survive: the pod Failed, its
+        # container terminated ContainerStatusUnknown (137), and a Warning event says why.
+        wait_for(
+            lambda: core.read_namespaced_pod("runner", "default").status.phase == "Failed",
+            what="the lost pod failed",
+        )
         pod = core.read_namespaced_pod("runner", "default")
-        assert pod.status.phase == "Failed" and pod.status.reason == "NodeLost"
-        assert "restarted" in pod.status.message
         terminated = pod.status.container_statuses[0].state.terminated
         assert (terminated.reason, terminated.exit_code) == ("ContainerStatusUnknown", 137)
+        warnings = wait_for(
+            lambda: [
+                event.message
+                for event in core.list_namespaced_event(
+                    "default", field_selector=f"involvedObject.uid={pod.metadata.uid}"
+                ).items
+                if event.type == "Warning" and "restarted" in event.message
+            ],
+            what="the node's event on the lost pod",
+        )
+        assert "did not survive" in warnings[0]
         kept = client.CustomObjectsApi(api).get_namespaced_custom_object(
             CRD_GROUP, "v1", "default", "widgets", "kept"
         )

@@ -5,7 +5,7 @@ The runner reports before it exits, so a pod read after the report is certain to
 run's report too, if the run is read after the pod. Each test makes the report land at the
 worst moment for the operator: a `Cluster` that writes it, as the API would, right after one
 of the operator's reads returned. The rest (the operator's reconciler, the pods run by the
-embedded kubelet, the cluster's writes) is real.
+embedded cluster's node agent, the cluster's writes) is real.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def _wait(check: Callable[[], Any], what: str, timeout: float = 20) -> Any:
 
 
 class Attempts:
-    """Runs with one attempt executing, and its pod run by the embedded kubelet."""
+    """Runs with one attempt executing, and its pod run by the embedded cluster's node agent."""
 
     def __init__(self, kube: EmbeddedKube, namespace: KubeNamespace) -> None:
         self.kube = kube

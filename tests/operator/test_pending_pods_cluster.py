@@ -1,7 +1,7 @@
 """An attempt whose pod cannot start, against the embedded cluster: the operator's real
-reconciler and timers, the pod run (or not) by the embedded kubelet.
+reconciler and timers, the pod run (or not) by the embedded cluster's node agent.
 
-The kubelet cannot create a container whose environment names a Secret that does not exist
+The node agent cannot create a container whose environment names a Secret that does not exist
 (CreateContainerConfigError), as a real kubelet cannot. The run says so at once (a `Stalled`
 condition and an Event), its maxDuration does not run while the pod has not started, and after
 the pending timeout the attempt ends `ContainerConfigError` and the run is retried in a pod of
