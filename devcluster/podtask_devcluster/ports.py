@@ -25,7 +25,7 @@ def _ephemeral_start() -> int:
 
 
 def free_ports(count: int) -> list[int]:
-    """`count` distinct ports free on 127.0.0.1 now, outside the ephemeral range."""
+    """`count` distinct ports free on every IPv4 address now, outside the ephemeral range."""
     highest = _ephemeral_start() - 1
     chosen: list[int] = []
     held: list[socket.socket] = []
@@ -36,7 +36,8 @@ def free_ports(count: int) -> list[int]:
             port = random.randint(LOWEST, highest)
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             try:
-                sock.bind(("127.0.0.1", port))
+                # The wildcard: free on every address, for servers that bind 0.0.0.0 too.
+                sock.bind(("0.0.0.0", port))
             except OSError:
                 sock.close()
                 continue
