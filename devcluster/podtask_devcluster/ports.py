@@ -12,6 +12,9 @@ import random
 import socket
 from pathlib import Path
 
+# Not the global `random`: a test framework may seed it (hypothesis does), and every server
+# of the run would then be handed the same "random" ports.
+_CHOICE = random.SystemRandom()
 EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 LOWEST = 10000
 TRIES = 200
@@ -33,7 +36,7 @@ def free_ports(count: int) -> list[int]:
         for _ in range(TRIES * count):
             if len(chosen) == count:
                 break
-            port = random.randint(LOWEST, highest)
+            port = _CHOICE.randint(LOWEST, highest)
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             try:
                 # The wildcard: free on every address, for servers that bind 0.0.0.0 too.
