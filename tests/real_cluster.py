@@ -7,7 +7,6 @@ machine as the Node `podtask-local` and runs the pods the scheduler binds to it.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
 import subprocess
@@ -17,17 +16,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
-from kubernetes import client, config
-
-from podtask_devcluster.control_plane import ControlPlane
+from podtask_devcluster.control_plane import ControlPlane, die_with_parent
 
 NODE_NAME = "podtask-local"
 NODE_READY_SECONDS = 90
-PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 class RealCluster:
@@ -58,24 +50,17 @@ class RealCluster:
         return self
 
     def start_node_agent(self) -> None:
-        cert, key = self.control_plane.node_serving_cert(NODE_NAME)
         base = {k: v for k, v in os.environ.items() if not k.startswith(("PODTASK_", "KUBE"))}
-        log = (self.state / "node-agent.log").open("ab")
-        self.node_agent = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "podtask_devcluster.node_agent"),
-                *("--kubeconfig", str(self.control_plane.node_kubeconfig(NODE_NAME))),
-                *("--serving-cert", str(cert), "--serving-key", str(key)),
-                *("--client-ca", str(self.control_plane.ca_file), "--node-name", NODE_NAME),
-                *("--state-dir", str(self.state / "node"), "--workdir", str(self.workdir)),
-            ],
-            env={**base, **self.node_env},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            # Its containers die with it; it dies with the test run, whatever kills that.
-            preexec_fn=_die_with_parent,
-        )
-        log.close()
+        args = self.control_plane.node_agent_args(NODE_NAME, self.state / "node", self.workdir)
+        with (self.state / "node-agent.log").open("ab") as log:
+            self.node_agent = subprocess.Popen(
+                [sys.executable, *args],
+                env={**base, **self.node_env},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                # Its containers die with it; it dies with the test run, whatever kills that.
+                preexec_fn=die_with_parent,
+            )
         self._wait_node_ready()
 
     def stop_node_agent(self, sig: int = signal.SIGTERM) -> None:
@@ -92,19 +77,7 @@ class RealCluster:
 
     def node_condition(self, type_: str = "Ready") -> str | None:
         """The status of the node's condition `type_` (True, False, Unknown), if it has one."""
-        api = config.new_client_from_config(config_file=str(self.control_plane.kubeconfig))
-        try:
-            node = client.CoreV1Api(api).read_node(NODE_NAME)
-        except client.ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
-        finally:
-            api.close()
-        for condition in (node.status.conditions if node.status else None) or []:
-            if condition.type == type_:
-                return str(condition.status)
-        return None
+        return self.control_plane.node_condition(NODE_NAME, type_)
 
     def node_ready(self) -> bool:
         return self.node_condition() == "True"

@@ -94,7 +94,7 @@ class _Component:
             # Its own session: a Ctrl-C in the terminal reaches only us, and we stop the
             # components in order.
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
 
     @property
@@ -125,7 +125,8 @@ class _Component:
         return "\n".join(text.splitlines()[-lines:])
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
+    """In a child, before exec: SIGKILL it when the thread that started it ends."""
     if sys.platform.startswith("linux"):
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
@@ -278,6 +279,30 @@ class ControlPlane:
         """A kubeconfig at `path` that authenticates with a bearer token."""
         self._write_kubeconfig(Path(path), {"token": token}, namespace)
         return Path(path)
+
+    def node_agent_args(self, node_name: str, state_dir: Path, workdir: Path) -> list[str]:
+        """The arguments of `python` that run the node agent for Node `node_name` on this
+        control plane: its own client certificate, serving certificate and state."""
+        cert, key = self.node_serving_cert(node_name)
+        return [
+            *("-m", "podtask_devcluster.node_agent"),
+            *("--kubeconfig", str(self.node_kubeconfig(node_name))),
+            *("--serving-cert", str(cert), "--serving-key", str(key)),
+            *("--client-ca", str(self.ca_file), "--node-name", node_name),
+            *("--state-dir", str(state_dir), "--workdir", str(workdir)),
+        ]
+
+    def node_condition(self, node_name: str, type_: str = "Ready") -> str | None:
+        """The status (True, False, Unknown) of the Node's condition `type_`, None while the
+        Node or the condition does not exist."""
+        response = self.client().get(f"/api/v1/nodes/{node_name}")
+        if response.status_code == 404:
+            return None
+        response.raise_for_status()
+        for condition in (response.json().get("status") or {}).get("conditions") or []:
+            if condition.get("type") == type_:
+                return str(condition.get("status"))
+        return None
 
     def client(self) -> httpx.Client:
         """An HTTP client authenticated as the admin (system:masters)."""

@@ -391,30 +391,12 @@ class DevStack:
         except (RuntimeError, OSError) as error:
             raise SystemExit(f"podtask dev: {error}") from None
         plane = self.control_plane
-        cert, key = plane.node_serving_cert(NODE_NAME)
         agent = self._add(
             "node-agent",
-            [
-                "-m",
-                "podtask_devcluster.node_agent",
-                "--kubeconfig",
-                str(plane.node_kubeconfig(NODE_NAME)),
-                "--serving-cert",
-                str(cert),
-                "--serving-key",
-                str(key),
-                "--client-ca",
-                str(plane.ca_file),
-                "--node-name",
-                NODE_NAME,
-                "--state-dir",
-                str(self.state_dir / "node"),
-                "--workdir",
-                os.getcwd(),
-            ],
+            plane.node_agent_args(NODE_NAME, self.state_dir / "node", Path.cwd()),
             base_env,
         )
-        self._wait_node_ready(plane.kubeconfig, agent)
+        self._wait_node_ready(agent)
         # The admin's kubeconfig (certificates inline), where the embedded cluster keeps its own.
         self.kubeconfig.unlink(missing_ok=True)
         fd = os.open(self.kubeconfig, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -422,23 +404,17 @@ class DevStack:
             copy.write(Path(plane.kubeconfig).read_text())
         return self.kubeconfig
 
-    def _wait_node_ready(self, kubeconfig: Path, agent: Part) -> None:
-        from kubernetes import client
-        from kubernetes.client.exceptions import ApiException
-
+    def _wait_node_ready(self, agent: Part) -> None:
         deadline = time.monotonic() + NODE_READY_SECONDS
-        with kube_client(kubeconfig) as api_client:
-            nodes: Any = client.CoreV1Api(api_client)
-            while time.monotonic() < deadline:
-                assert agent.process is not None
-                if agent.process.poll() is not None:
-                    tail = agent.log_path.read_text()[-3000:] if agent.log_path.exists() else ""
-                    raise SystemExit(f"podtask dev: the node agent exited during start-up:\n{tail}")
-                with contextlib.suppress(ApiException):
-                    conditions = nodes.read_node(NODE_NAME).status.conditions or []
-                    if any(c.type == "Ready" and c.status == "True" for c in conditions):
-                        return
-                time.sleep(0.2)
+        while time.monotonic() < deadline:
+            assert agent.process is not None
+            if agent.process.poll() is not None:
+                tail = agent.log_path.read_text()[-3000:] if agent.log_path.exists() else ""
+                raise SystemExit(f"podtask dev: the node agent exited during start-up:\n{tail}")
+            with contextlib.suppress(httpx.HTTPError):
+                if self.control_plane.node_condition(NODE_NAME) == "True":
+                    return
+            time.sleep(0.2)
         raise SystemExit(f"podtask dev: the node agent did not become ready; see {agent.log_path}")
 
     def supervise(self, now: float) -> list[str]:
