@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+from pathlib import PurePosixPath
 from typing import Any
 
 from podtask.machines import machine_preset, pod_resources
@@ -27,6 +28,7 @@ from podtask.resources import (
 from podtask_operator.settings import OperatorSettings
 
 CONTAINER_NAME = "task"
+DEV_SOURCE_VOLUME = "dev-source"
 TOKEN_ENV = "PODTASK_ATTEMPT_TOKEN"
 TOKEN_KEY = "token"
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
@@ -78,6 +80,20 @@ def _owned_by(run: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+def dev_source_mount(module: str, source_dir: str | None) -> str | None:
+    """The folder a pod of `module` mounts from this machine (`podtask dev`'s source), or None.
+
+    `podtask dev` registers its task modules by absolute path; a container finds such a file
+    only when the folder that holds it is mounted at the same path. A deployed task names its
+    module relative to the image's working directory and mounts nothing: it runs what its
+    image holds.
+    """
+    if source_dir is None or not module.startswith("/"):
+        return None
+    root = PurePosixPath(source_dir)
+    return source_dir if PurePosixPath(module).is_relative_to(root) else None
+
+
 def token_secret_for_attempt(run: dict[str, Any], attempt: int, token: str) -> dict[str, Any]:
     """The Secret that holds attempt `attempt`'s token for its pod; it goes with the run."""
     meta = run["metadata"]
@@ -123,6 +139,18 @@ def pod_for_attempt(
         "PODTASK_MACHINE": machine,
         "PYTHONUNBUFFERED": "1",
     }
+    source = dev_source_mount(spec.module, settings.dev_source_dir)
+    mounts: list[dict[str, Any]] = [{"name": "tmp", "mountPath": "/tmp"}]
+    # A read-only root filesystem still leaves tasks a scratch directory.
+    volumes: list[dict[str, Any]] = [{"name": "tmp", "emptyDir": {}}]
+    container_extra: dict[str, Any] = {}
+    if source is not None:
+        mounts.append({"name": DEV_SOURCE_VOLUME, "mountPath": source, "readOnly": True})
+        volumes.append(
+            {"name": DEV_SOURCE_VOLUME, "hostPath": {"path": source, "type": "Directory"}}
+        )
+        # Where `podtask dev` runs the runner as a process: dotted names import from there.
+        container_extra["workingDir"] = source
     token_from_secret = {
         "name": TOKEN_ENV,
         "valueFrom": {
@@ -166,10 +194,10 @@ def pod_for_attempt(
                         "runAsNonRoot": True,
                         "capabilities": {"drop": ["ALL"]},
                     },
-                    "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+                    "volumeMounts": mounts,
+                    **container_extra,
                 }
             ],
-            # A read-only root filesystem still leaves tasks a scratch directory.
-            "volumes": [{"name": "tmp", "emptyDir": {}}],
+            "volumes": volumes,
         },
     }

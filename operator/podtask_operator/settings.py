@@ -21,6 +21,12 @@ class OperatorSettings(BaseSettings):
     memory_request_ratio: float = Field(default=DEFAULT_MEMORY_REQUEST_RATIO, gt=0, le=1)
     runner_command: list[str] = Field(default=["python", "-m", "podtask_runner"])
     run_as_user: int = Field(default=10001, ge=1)
+    dev_source_dir: str | None = Field(
+        default=None,
+        description="`podtask dev` only, never in a cluster: the folder of this machine that "
+        "its task modules are registered from (by absolute path). Pods of those tasks mount it "
+        "read-only at the same path and start there, so a container imports the live source.",
+    )
     termination_grace_seconds: int = Field(default=30, ge=0)
     retry_jitter_seed: int | None = Field(
         default=None, description="Seed the backoff's random part (tests want it repeatable)."

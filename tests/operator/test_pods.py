@@ -99,3 +99,49 @@ def test_label_values_stay_valid() -> None:
     hashed = label_value("user/42 with spaces")
     assert hashed.startswith("h-") and len(hashed) <= 63
     assert label_value("x" * 64) != "x" * 64
+
+
+@pytest.mark.parametrize("k8s_version", SUPPORTED_KUBERNETES_VERSIONS)
+def test_a_dev_task_mounts_its_source_read_only_and_starts_there(
+    run: dict[str, Any], spec: TaskRunSpec, settings: OperatorSettings, k8s_version: str
+) -> None:
+    dev = settings.model_copy(update={"dev_source_dir": "/home/ana/tasks"})
+    live = spec.model_copy(update={"module": "/home/ana/tasks/jobs/report.py"})
+    pod = _pod(run, live, dev)
+    kubernetes_validate.validate(pod, k8s_version, strict=True)
+    container = pod["spec"]["containers"][0]
+    assert container["workingDir"] == "/home/ana/tasks"
+    assert {"name": "dev-source", "mountPath": "/home/ana/tasks", "readOnly": True} in container[
+        "volumeMounts"
+    ]
+    assert {
+        "name": "dev-source",
+        "hostPath": {"path": "/home/ana/tasks", "type": "Directory"},
+    } in pod["spec"]["volumes"]
+    # The scratch directory stays.
+    assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
+
+
+@pytest.mark.parametrize(
+    ("module", "source_dir"),
+    [
+        ("examples/hello_world.py", "/home/ana/tasks"),  # deployed: relative to the image
+        ("jobs.report", "/home/ana/tasks"),  # a dotted name: the image's too
+        ("/home/ana/other/report.py", "/home/ana/tasks"),  # outside the source
+        ("/home/ana/tasks-old/report.py", "/home/ana/tasks"),  # a prefix is not a parent
+        ("/home/ana/tasks/report.py", None),  # not `podtask dev`
+    ],
+)
+def test_other_tasks_mount_nothing_and_run_what_their_image_holds(
+    run: dict[str, Any],
+    spec: TaskRunSpec,
+    settings: OperatorSettings,
+    module: str,
+    source_dir: str | None,
+) -> None:
+    dev = settings.model_copy(update={"dev_source_dir": source_dir})
+    pod = _pod(run, spec.model_copy(update={"module": module}), dev)
+    container = pod["spec"]["containers"][0]
+    assert "workingDir" not in container
+    assert [v["name"] for v in pod["spec"]["volumes"]] == ["tmp"]
+    assert container["volumeMounts"] == [{"name": "tmp", "mountPath": "/tmp"}]
