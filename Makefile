@@ -6,6 +6,9 @@ STAMP := $(VENV)/.installed-stamp
 MODULES ?= examples
 # embedded (the default) or real: a Kubernetes control plane built from source (make control-plane)
 CLUSTER ?= embedded
+# processes (the default: each pod's command runs in this environment) or containers: each pod
+# runs in its image with podman (make images first: podtask dev's tasks use the runner image)
+RUNTIME ?= processes
 PYTEST_ARGS ?=
 
 .PHONY: dev test soak lint typecheck unit crds bench clean control-plane
@@ -17,7 +20,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 dev: $(STAMP)
-	$(BIN)/podtask dev --cluster $(CLUSTER) $(MODULES)
+	$(BIN)/podtask dev --cluster $(CLUSTER) --runtime $(RUNTIME) $(MODULES)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

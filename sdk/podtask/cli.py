@@ -123,6 +123,14 @@ def _add_dev_and_index(commands: Any) -> None:
         "(etcd, kube-apiserver, scheduler, controller-manager) built from source, and a node "
         "agent for this machine",
     )
+    dev.add_argument(
+        "--runtime",
+        choices=["processes", "containers"],
+        default="processes",
+        help="processes: each pod's command runs as a process of this environment (default); "
+        "containers: each pod runs in its image with podman, under the kernel's memory and CPU "
+        "limits (`make images` builds the runner image that the tasks of `podtask dev` use)",
+    )
     index = commands.add_parser(
         "index",
         help="print the manifest (JSON) of the tasks and queues that task modules declare",
@@ -620,6 +628,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.port,
                 args.cluster_port,
                 args.cluster,
+                args.runtime,
             )
         if args.command == "index":
             return _print_index(args.modules)

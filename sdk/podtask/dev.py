@@ -20,6 +20,7 @@ import os
 import secrets
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -35,6 +36,8 @@ from podtask.crds import custom_resource_definitions
 from podtask.manifest import Manifest, load_manifest
 from podtask.supervision import RestartBackoff, restart_notice
 
+# The image of `podtask dev`'s tasks when pods run as processes: nothing is pulled or run
+# from it (the command runs in this environment), it only names the dev build.
 DEV_IMAGE = "podtask-dev"
 PR_SET_PDEATHSIG = 1
 NAMESPACE = "default"
@@ -43,6 +46,8 @@ INSTANCE_HEADER = "Podtask-Instance"
 SUPERVISE_SECONDS = 0.2
 # `--cluster`: the embedded cluster (the default), or a real control plane built from source.
 CLUSTERS = ("embedded", "real")
+# `--runtime`: pods' commands as processes of this environment, or pods in their images.
+RUNTIMES = ("processes", "containers")
 # The one Node of `--cluster real`: this machine, as the node agent registers it.
 NODE_NAME = "podtask-local"
 NODE_READY_SECONDS = 60
@@ -86,11 +91,55 @@ def dev_version(module_ref: str) -> str:
     return "dev-" + digest.hexdigest()[:12]
 
 
-def task_resources(manifest: Manifest, namespace: str = NAMESPACE) -> list[dict[str, Any]]:
+def task_resources(
+    manifest: Manifest, namespace: str = NAMESPACE, image: str = DEV_IMAGE
+) -> list[dict[str, Any]]:
     """The `Task` objects for every task in the manifest, versioned by their source."""
     return registration.task_resources(
-        manifest, namespace, image=DEV_IMAGE, version_of=lambda task: dev_version(task.module)
+        manifest, namespace, image=image, version_of=lambda task: dev_version(task.module)
     )
+
+
+def unreadable_by_others(folder: Path) -> Path | None:
+    """The first folder on the way to `folder` (itself included) that a user who is neither
+    its owner nor in its group cannot enter or list, or None when there is none.
+
+    Containers run as the pods' user (10001), not as the developer: the source they mount
+    must be open to others, as a checkout usually is (and a private home folder is not).
+    """
+    resolved = folder.resolve()
+    for step in [*reversed(resolved.parents), resolved]:
+        needed = stat.S_IXOTH | (stat.S_IROTH if step == resolved else 0)
+        if step.stat().st_mode & needed != needed:
+            return step
+    return None
+
+
+def task_image(runtime: str) -> str:
+    """The image `podtask dev` registers its tasks with. In containers they run in the runner
+    image, their source mounted from this machine (`PODTASK_DEV_SOURCE_DIR`), which must
+    therefore be in podman's store: `make images` builds it."""
+    if runtime != "containers":
+        return DEV_IMAGE
+    from podtask_devcluster.image_build import RUNNER_IMAGE, image_present
+    from podtask_devcluster.podman import tools_missing_reason
+
+    missing = tools_missing_reason(("podman", "runc"))
+    if missing is not None:
+        raise SystemExit(f"podtask dev --runtime containers: {missing}")
+    if not image_present(RUNNER_IMAGE):
+        raise SystemExit(
+            f"podtask dev --runtime containers: the runner image {RUNNER_IMAGE} is not in "
+            "podman's image store; build it with `make images`"
+        )
+    closed = unreadable_by_others(Path.cwd())
+    if closed is not None:
+        raise SystemExit(
+            f"podtask dev --runtime containers: the task source in {Path.cwd()} is mounted into "
+            f"containers that run as another user, who cannot read {closed}; open it to others "
+            f"(chmod o+rx {closed}) or work in a folder that is"
+        )
+    return RUNNER_IMAGE
 
 
 # The embedded cluster's URL (it asks for no credentials), or a kubeconfig file.
@@ -145,12 +194,14 @@ def _established(crd: Any) -> bool:
     return any(c.type == "Established" and c.status == "True" for c in conditions)
 
 
-def register(cluster: KubeTarget, manifest: Manifest, namespace: str = NAMESPACE) -> None:
+def register(
+    cluster: KubeTarget, manifest: Manifest, namespace: str = NAMESPACE, image: str = DEV_IMAGE
+) -> None:
     """Install the CRDs, then the manifest's `Task` and `TaskQueue` objects in `namespace`."""
     with kube_client(cluster) as api_client:
         _install_crds(api_client)
         registration.register_manifest(
-            api_client, namespace, task_resources(manifest, namespace), manifest.queues
+            api_client, namespace, task_resources(manifest, namespace, image), manifest.queues
         )
 
 
@@ -243,11 +294,19 @@ class DevStack:
     """
 
     def __init__(
-        self, state_dir: Path, api_port: int, cluster_port: int, cluster: str = "embedded"
+        self,
+        state_dir: Path,
+        api_port: int,
+        cluster_port: int,
+        cluster: str = "embedded",
+        runtime: str = "processes",
     ) -> None:
         self.state_dir = state_dir.resolve()
         if cluster not in CLUSTERS:
             raise SystemExit(f"podtask dev: unknown cluster {cluster!r}; choose one of {CLUSTERS}")
+        if runtime not in RUNTIMES:
+            raise SystemExit(f"podtask dev: unknown runtime {runtime!r}; choose one of {RUNTIMES}")
+        self.runtime = runtime
         if cluster == "real" and cluster_port:
             raise SystemExit(
                 "podtask dev: --cluster-port is the embedded cluster's; the real control plane "
@@ -327,12 +386,13 @@ class DevStack:
     def start(self, module_refs: Sequence[str]) -> DevSecrets:
         make_private(self.state_dir)
         manifest = load_manifest(module_refs)
+        image = task_image(self.runtime)
         dev_secrets = DevSecrets.load_or_create(self.state_dir)
         base_env = {k: v for k, v in os.environ.items() if not k.startswith("PODTASK_")}
         kube = (
             self._start_real(base_env) if self.cluster == "real" else self._start_embedded(base_env)
         )
-        register(kube, manifest)
+        register(kube, manifest, image=image)
         store_dev_key(kube, dev_secrets.api_key)
         shared = {
             **base_env,
@@ -350,8 +410,14 @@ class DevStack:
         self._add(
             "operator",
             ["-m", "podtask_operator"],
-            # One operator on one machine: no Lease to wait for after a crash.
-            {**shared, "PODTASK_API_URL": self.api_url, "PODTASK_LEADER_ELECTION": "false"},
+            {
+                **shared,
+                "PODTASK_API_URL": self.api_url,
+                # One operator on one machine: no Lease to wait for after a crash.
+                "PODTASK_LEADER_ELECTION": "false",
+                # The task modules were registered by absolute path from here.
+                "PODTASK_DEV_SOURCE_DIR": os.getcwd(),
+            },
         )
         return dev_secrets
 
@@ -369,6 +435,8 @@ class DevStack:
                 os.getcwd(),
                 "--instance",
                 self.instance,
+                "--runtime",
+                self.runtime,
             ],
             base_env,
         )
@@ -393,7 +461,9 @@ class DevStack:
         plane = self.control_plane
         agent = self._add(
             "node-agent",
-            plane.node_agent_args(NODE_NAME, self.state_dir / "node", Path.cwd()),
+            plane.node_agent_args(
+                NODE_NAME, self.state_dir / "node", Path.cwd(), runtime=self.runtime
+            ),
             base_env,
         )
         self._wait_node_ready(agent)
@@ -480,10 +550,11 @@ def run_dev(
     api_port: int,
     cluster_port: int,
     cluster: str = "embedded",
+    runtime: str = "processes",
 ) -> int:
     # Everything the stack writes (database, secrets, kubeconfig, logs) is for its owner only.
     os.umask(0o077)
-    stack = DevStack(state_dir, api_port, cluster_port, cluster)
+    stack = DevStack(state_dir, api_port, cluster_port, cluster, runtime)
     with _stop_on_signals():
         try:
             dev_secrets = stack.start(module_refs)

@@ -32,9 +32,11 @@ class DevProcess:
         start_timeout: float = 90,
         port: int = 0,
         cluster: str = "embedded",
+        runtime: str = "processes",
     ) -> None:
         self.port = port
         self.cluster = cluster
+        self.runtime = runtime
         self.modules = list(modules)
         self.state_dir = state_dir
         self.cwd = cwd
@@ -81,6 +83,8 @@ class DevProcess:
             str(self.port),
             "--cluster",
             self.cluster,
+            "--runtime",
+            self.runtime,
         ]
         self._process = subprocess.Popen(
             args,
