@@ -121,13 +121,13 @@ def task_image(runtime: str) -> str:
     therefore be in podman's store: `make images` builds it."""
     if runtime != "containers":
         return DEV_IMAGE
-    from podtask_devcluster.image_build import RUNNER_IMAGE, image_present
+    from podtask_devcluster.image_build import RUNNER_IMAGE, image_exists
     from podtask_devcluster.podman import tools_missing_reason
 
     missing = tools_missing_reason(("podman", "runc"))
     if missing is not None:
         raise SystemExit(f"podtask dev --runtime containers: {missing}")
-    if not image_present(RUNNER_IMAGE):
+    if not image_exists(RUNNER_IMAGE):
         raise SystemExit(
             f"podtask dev --runtime containers: the runner image {RUNNER_IMAGE} is not in "
             "podman's image store; build it with `make images`"

@@ -21,11 +21,11 @@ from typing import Any
 import pytest
 
 from podtask.devprocess import DevProcess
+from podtask_devcluster.image_build import build_image
 from podtask_devcluster.podman import tool_env
 from tests.clusters import CLUSTERS
 from tests.e2e.conftest import ROOT, Stack, wait_until
 from tests.e2e.test_deploy import podtask_deploy
-from tests.images.built import BuiltImages
 
 DEPLOYED_TASK = '''"""Reads a file that only its task image holds."""
 
@@ -45,6 +45,7 @@ def image_only(payload, ctx):
     }
 '''
 
+TASK_IMAGE = "localhost/podtask-tests/image-only"
 TASK_IMAGE_DOCKERFILE = """ARG RUNNER_IMAGE=localhost/podtask/runner:0.1.0
 FROM ${RUNNER_IMAGE}
 WORKDIR /app
@@ -68,7 +69,7 @@ def start_container_stack(state_dir: Path, cluster: str) -> DevProcess:
 def container_stack(
     request: pytest.FixtureRequest,
     tmp_path_factory: pytest.TempPathFactory,
-    built_images: BuiltImages,
+    built_images: dict[str, str],
 ) -> Iterator[Stack]:
     dev = start_container_stack(tmp_path_factory.mktemp("containers") / ".podtask", request.param)
     try:
@@ -92,11 +93,7 @@ def podman_json(*args: str) -> Any:
 def containers_of_pod(uid: str) -> list[str]:
     """Every podman container, running or not, that carries the pod's uid in a label."""
     found = podman_json("ps", "--all") or []
-    return [
-        str(c.get("Id"))
-        for c in found
-        if uid in (c.get("Labels") or {}).values()
-    ]
+    return [str(c.get("Id")) for c in found if uid in (c.get("Labels") or {}).values()]
 
 
 def processes_of_run(run_id: str) -> list[int]:
@@ -127,18 +124,19 @@ def kubectl_logs(stack: Stack, pod: str) -> str:
 
 
 def test_hello_world_completes_in_the_runner_image_and_leaves_nothing_running(
-    container_stack: Stack, built_images: BuiltImages
+    container_stack: Stack, built_images: dict[str, str]
 ) -> None:
     stack = container_stack
     run = stack.wait_for(stack.trigger("hello-world", {"name": "container"}), timeout=120)
     assert run["status"] == "Completed", run
     assert run["output"] == {"message": "hello container"}
     pod = stack.pod(f"{run['id']}-1")
-    assert pod["spec"]["containers"][0]["image"] == built_images.runner
+    assert pod["spec"]["containers"][0]["image"] == built_images["runner"]
     status = pod["status"]["containerStatuses"][0]
     assert status["containerID"].startswith("podman://"), status
     assert status["state"]["terminated"]["reason"] == "Completed", status
-    assert f"Hello, container! (run {run['id']}, attempt 1)" in kubectl_logs(stack, pod["metadata"]["name"])
+    greeting = f"Hello, container! (run {run['id']}, attempt 1)"
+    assert greeting in kubectl_logs(stack, pod["metadata"]["name"])
     # The container is removed once it has ended, and nothing it started is left.
     wait_until(lambda: not containers_of_pod(pod["metadata"]["uid"]), timeout=60)
     assert processes_of_run(run["id"]) == []
@@ -166,7 +164,7 @@ def test_over_its_memory_the_kernel_kills_it_and_the_retry_runs_on_the_bigger_ma
 def deploy_stack(
     request: pytest.FixtureRequest,
     tmp_path_factory: pytest.TempPathFactory,
-    built_images: BuiltImages,
+    built_images: dict[str, str],
 ) -> Iterator[Stack]:
     # A stack of its own: a deploy makes the namespace's tasks exactly the deployed ones.
     dev = start_container_stack(tmp_path_factory.mktemp("deployed") / ".podtask", request.param)
@@ -184,17 +182,15 @@ def task_image_context(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def build_task_image(context: Path, built_images: BuiltImages, marker: str) -> str:
+def build_task_image(context: Path, built_images: dict[str, str], marker: str) -> str:
     (context / "tasks" / "marker.txt").write_text(marker + "\n")
-    tag = f"localhost/podtask-tests/image-only:{marker}"
-    built_images.build(
-        context / "Dockerfile", tag, context, {"RUNNER_IMAGE": built_images.runner}
-    )
+    tag = f"{TASK_IMAGE}:{marker}"
+    build_image(context / "Dockerfile", tag, context, {"RUNNER_IMAGE": built_images["runner"]})
     return tag
 
 
 def test_a_deployed_task_image_runs_what_only_it_holds_and_earlier_runs_keep_theirs(
-    deploy_stack: Stack, task_image_context: Path, built_images: BuiltImages
+    deploy_stack: Stack, task_image_context: Path, built_images: dict[str, str]
 ) -> None:
     stack = deploy_stack
     first_marker, second_marker = f"a{secrets.token_hex(4)}", f"b{secrets.token_hex(4)}"
@@ -233,7 +229,7 @@ def test_a_deployed_task_image_runs_what_only_it_holds_and_earlier_runs_keep_the
         assert stack.pod(f"{before}-1")["spec"]["containers"][0]["image"] == first_image
     finally:
         subprocess.run(
-            ["podman", "rmi", "--force", first_image, f"localhost/podtask-tests/image-only:{second_marker}"],
+            ["podman", "rmi", "--force", first_image, f"{TASK_IMAGE}:{second_marker}"],
             env=tool_env(),
             capture_output=True,
             timeout=120,
