@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
@@ -482,3 +483,42 @@ def test_containers_a_killed_agent_left_are_removed_and_reported_lost_on_its_nex
         except ApiException as error:
             if error.status != 404:
                 raise
+
+
+def test_the_embedded_clusters_node_runs_containers_when_told(
+    image: str, name: str, tmp_path: Path
+) -> None:
+    cluster = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "podtask_devcluster", "--state-dir", str(tmp_path / "state")),
+            *("--runtime", "containers"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert cluster.stdout is not None
+        url = cluster.stdout.readline().strip().rpartition(" ")[2]
+        assert url.startswith("http://")
+        pods = f"{url}/api/v1/namespaces/{NS}/pods"
+        body = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": name},
+            "spec": {"restartPolicy": "Never", "containers": [{"name": "main", "image": image}]},
+        }
+        assert httpx.post(pods, json=body).status_code == 201
+
+        def phase() -> str | None:
+            found = httpx.get(f"{pods}/{name}").json().get("status", {}).get("phase")
+            return found if found in ("Succeeded", "Failed") else None
+
+        assert wait_until(phase) == "Succeeded"
+        status = httpx.get(f"{pods}/{name}").json()["status"]["containerStatuses"][0]
+        assert status["containerID"].startswith("podman://")
+        probe = json.loads(httpx.get(f"{pods}/{name}/log").text.splitlines()[-1])
+        assert probe["uid"] == 10001 and probe["argv"] == ["from-the-image-cmd"]
+    finally:
+        cluster.send_signal(signal.SIGTERM)
+        assert cluster.wait(60) == 0
