@@ -3,21 +3,12 @@
 #   python -m podtask_api        the API (the default), on PODTASK_API_PORT (8080)
 #   python -m podtask_operator   the operator
 #
-# Build it from the repository root:
+# Build it from the repository root, after making the wheelhouse there (see docs/ci.md):
+#   make wheelhouse
 #   docker build -t ghcr.io/podtask/podtask:0.1.0 .
 
 # The same pinned base as runner-image/Dockerfile; bump both together.
 ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm@sha256:65a93d69fa75478d554f4ad27c85c1e69fa184956261b4301ebaf6dbb0a3543d
-
-FROM ${PYTHON_IMAGE} AS build
-WORKDIR /src
-COPY pyproject.toml README.md ./
-COPY sdk/ sdk/
-COPY operator/ operator/
-COPY api/ api/
-COPY runner-image/podtask_runner/ runner-image/podtask_runner/
-COPY devcluster/ devcluster/
-RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
 
 FROM ${PYTHON_IMAGE}
 # The chart runs both with a read-only root filesystem: nothing here writes outside /tmp.
@@ -25,9 +16,9 @@ ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     HOME=/tmp
-COPY --from=build /wheels/ /wheels/
-RUN pip install --no-cache-dir /wheels/*.whl \
-    && rm -rf /wheels
+# The wheelhouse, as in runner-image/Dockerfile: mounted for this step only.
+RUN --mount=type=bind,source=wheelhouse,target=/wheelhouse \
+    pip install --no-cache-dir --no-index --find-links /wheelhouse podtask
 RUN groupadd --system --gid 10001 podtask \
     && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /tmp \
        --shell /usr/sbin/nologin podtask

@@ -8,7 +8,7 @@ MODULES ?= examples
 CLUSTER ?= embedded
 PYTEST_ARGS ?=
 
-.PHONY: dev test soak lint typecheck unit crds bench clean control-plane
+.PHONY: dev test soak lint typecheck unit crds bench clean control-plane images wheelhouse
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,18 @@ soak: $(STAMP)
 control-plane: $(STAMP)
 	$(BIN)/python -m podtask_devcluster.control_plane build
 
+# The control-plane, runner and examples images, built with buildah from the repository root as
+# a user's CI would (docs/ci.md): on a local Debian base (debootstrap, cached in
+# ~/.cache/podtask/images, or $$PODTASK_IMAGE_CACHE) given as PYTHON_IMAGE, from a fresh
+# wheelhouse. Needs podman, buildah, runc and debootstrap.
+images: $(STAMP)
+	$(BIN)/python -m podtask_devcluster.image_build all
+
+# ./wheelhouse: the project's wheel and its dependencies' at the versions this venv resolved,
+# which the Dockerfiles install from (`docker build` needs it too).
+wheelhouse: $(STAMP)
+	$(BIN)/python -m podtask_devcluster.image_build wheelhouse
+
 # The chart installs the same CRDs: Helm takes them from its crds/ folder.
 crds: $(STAMP)
 	$(BIN)/python -m podtask.crds crds
@@ -65,4 +77,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/api_throughput.py
 
 clean:
-	rm -rf $(VENV) .podtask .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .podtask .mypy_cache .ruff_cache .pytest_cache wheelhouse

@@ -1,6 +1,8 @@
 """Fixtures shared across components: registered here so that one instance serves the session.
 
-The summary names the real kube-apiserver that the session's real-cluster tests ran against.
+The summary names the real kube-apiserver that the session's real-cluster tests ran against,
+and, on a machine without podman, buildah, runc and debootstrap, in one line why the tests that
+need images (those using `built_images`, or marked `images`) did not run: they are deselected.
 """
 
 from __future__ import annotations
@@ -9,10 +11,12 @@ import subprocess
 
 import pytest
 
+from podtask_devcluster.podman import tools_missing_reason
+from tests.built_images import built_images
 from tests.embedded_kube import embedded_kube
 from tests.real_control_plane import real_control_plane
 
-__all__ = ["embedded_kube", "real_control_plane"]
+__all__ = ["built_images", "embedded_kube", "real_control_plane"]
 
 
 def _real_apiserver_version() -> str:
@@ -36,7 +40,35 @@ def _on_the_real_cluster(nodeid: str) -> bool:
     return "[real" in nodeid or "real" in path or path.startswith(REAL_ONLY)
 
 
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+_IMAGES_NOT_RUN = pytest.StashKey[tuple[int, str]]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "images: needs podman, buildah, runc and debootstrap (built or run images)"
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    reason = tools_missing_reason()
+    if reason is None:
+        return
+    # Deselected rather than skipped: a skip is one summary line per test (or per file).
+    needing = [
+        i for i in items if "built_images" in i.fixturenames or i.get_closest_marker("images")
+    ]
+    if needing:
+        config.hook.pytest_deselected(items=needing)
+        items[:] = [i for i in items if i not in needing]
+        config.stash[_IMAGES_NOT_RUN] = (len(needing), reason)
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, config: pytest.Config
+) -> None:
+    if _IMAGES_NOT_RUN in config.stash:
+        count, reason = config.stash[_IMAGES_NOT_RUN]
+        terminalreporter.write_line(f"image tests: {count} not run: {reason}")
     ran = [
         report
         for outcome in ("passed", "failed", "error")
