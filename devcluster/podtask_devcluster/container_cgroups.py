@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 MOUNTINFO = Path("/proc/self/mountinfo")
+REMOVE_PATIENCE_SECONDS = 5.0
+REMOVE_RETRY_SECONDS = 0.05
 
 
 @dataclass(frozen=True)
@@ -97,16 +100,26 @@ def hit_memory_limit(parent: str, limit: int) -> bool:
     return False
 
 
-def remove_cgroup(path: str) -> None:
+def remove_cgroup(path: str, patience: float = REMOVE_PATIENCE_SECONDS) -> bool:
     """Remove the cgroup `path` and every cgroup below it (podman leaves `conmon`) in each
-    hierarchy; one still holding a process stays."""
+    hierarchy. A cgroup still holding a process cannot go: conmon may still be exiting when
+    `podman rm` returns, so this tries again for up to `patience` seconds. True once gone."""
     relative = path.lstrip("/")
     if not relative:
-        return
-    for mount in _mounts():
-        top = mount.path / relative
-        if not top.is_dir():
-            continue
-        for current, _, _ in sorted(os.walk(top), key=lambda w: -len(w[0])):
-            with contextlib.suppress(OSError):
-                os.rmdir(current)
+        return True
+    deadline = time.monotonic() + patience
+    while True:
+        left = False
+        for mount in _mounts():
+            top = mount.path / relative
+            if not top.is_dir():
+                continue
+            for current, _, _ in sorted(os.walk(top), key=lambda w: -len(w[0])):
+                with contextlib.suppress(OSError):
+                    os.rmdir(current)
+            left = left or top.is_dir()
+        if not left:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(REMOVE_RETRY_SECONDS)

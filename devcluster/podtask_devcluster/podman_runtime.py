@@ -110,7 +110,7 @@ class PodmanRuntime:
         for container in left:
             uid = str((container.get("Labels") or {}).get(UID_LABEL) or "")
             if uid:
-                remove_cgroup(cgroup_parent(uid, "").rstrip("/"))
+                await self._remove_cgroup(cgroup_parent(uid, "").rstrip("/"))
         with contextlib.suppress(FileNotFoundError):
             shutil.rmtree(self._pods_dir)
 
@@ -243,7 +243,13 @@ class PodmanRuntime:
         if code != 0:
             log.warning("removing container %s: %s", container.runtime_id, err)
         if self._cgroup_parents:
-            remove_cgroup(cgroup_parent(str(pod["metadata"].get("uid", "")), container.name))
+            await self._remove_cgroup(
+                cgroup_parent(str(pod["metadata"].get("uid", "")), container.name)
+            )
+
+    async def _remove_cgroup(self, path: str) -> None:
+        if not await asyncio.to_thread(remove_cgroup, path):
+            log.warning("cgroup %s still holds a process: left in place", path)
 
     async def stop(self, container: ContainerRun) -> None:
         if container.alive():
@@ -256,7 +262,7 @@ class PodmanRuntime:
 
     async def release_pod(self, uid: str) -> None:
         if self._cgroup_parents:
-            remove_cgroup(cgroup_parent(uid, "").rstrip("/"))
+            await self._remove_cgroup(cgroup_parent(uid, "").rstrip("/"))
         with contextlib.suppress(FileNotFoundError):
             await asyncio.to_thread(shutil.rmtree, self._pods_dir / uid)
 

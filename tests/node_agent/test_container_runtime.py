@@ -24,6 +24,7 @@ from kubernetes.client.rest import ApiException
 
 from podtask_devcluster.container_cgroups import cgroup_mounts
 from podtask_devcluster.control_plane import ControlPlane
+from podtask_devcluster.image_build import ensure_base_image
 from podtask_devcluster.podman import tool_env, tools_missing_reason
 from tests.e2e.conftest import wait_until
 from tests.node_agent.conftest import NS, AgentThread
@@ -74,18 +75,6 @@ CMD ["from-the-image-cmd"]
 """
 
 
-def _base_image() -> str:
-    try:
-        from podtask_devcluster.image_build import ensure_base_image  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        # Until image_build exists: the base made by hand on this machine, when there is one.
-        hand_made = "localhost/podtask/debian-python:bookworm"
-        if _podman("image", "exists", hand_made, check=False).returncode != 0:
-            pytest.skip("no base image (podtask_devcluster.image_build.ensure_base_image)")
-        return hand_made
-    return str(ensure_base_image())
-
-
 def _podman(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     done = subprocess.run(
         ["podman", *args], capture_output=True, text=True, env=tool_env(), timeout=300
@@ -103,7 +92,7 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> str:
     (context / "Containerfile").write_text(CONTAINERFILE)
     (context / "probe.py").write_text(PROBE)
     (context / "image-marker").write_text("made for the node agent's tests\n")
-    base = _base_image()
+    base = ensure_base_image()
     done = subprocess.run(
         [
             *("buildah", "bud", "--build-arg", f"BASE={base}", "-t", TEST_IMAGE),
@@ -318,7 +307,7 @@ def test_the_spec_decides_user_root_capabilities_environment_and_volumes(
 def test_run_as_non_root_refuses_an_image_that_runs_as_root(
     core: client.CoreV1Api, image: str, name: str
 ) -> None:
-    base = _base_image()
+    base = ensure_base_image()
     _create(
         core,
         name,
