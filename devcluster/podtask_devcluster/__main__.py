@@ -9,6 +9,7 @@ import threading
 from pathlib import Path
 
 from podtask_devcluster.cluster import EmbeddedCluster
+from podtask_devcluster.runtime import RUNTIMES
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,6 +21,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument(
+        "--runtime",
+        choices=RUNTIMES,
+        default=None,
+        help="how the node runs containers: local processes (default) or podman containers "
+        "from their images (default: $PODTASK_NODE_RUNTIME, else processes)",
+    )
     parser.add_argument(
         "--instance", default="", help="echoed by the health endpoints (Podtask-Instance header)"
     )
@@ -38,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         port=options.port,
         workdir=options.workdir,
         instance=options.instance,
+        runtime=options.runtime,
     )
     cluster.start()
     print(f"podtask dev cluster: {cluster.url}", flush=True)

@@ -86,6 +86,7 @@ class EmbeddedCluster:
         instance: str = "",
         state_lock_timeout: float = DEFAULT_WAIT_SECONDS,
         node: bool = True,
+        runtime: str | None = None,
     ) -> None:
         self.state_dir = Path(state_dir)
         self._state_lock = StateLock(self.state_dir)
@@ -101,6 +102,8 @@ class EmbeddedCluster:
         self.pki = ClusterPki(self.state_dir / "pki")
         # Without its node (tests of scheduling), pods stay Pending as on a cluster with none.
         self.node = node
+        # How its node runs containers (`runtime`): None is PODTASK_NODE_RUNTIME's choice.
+        self.runtime = runtime
         self._observers: list[Callable[[JsonObject], None]] = []
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -318,6 +321,7 @@ class EmbeddedCluster:
                     node_name=NODE_NAME,
                     client_ca_file=self.pki.ca.cert,
                     workdir=self.workdir,
+                    runtime=self.runtime,
                 )
                 await asyncio.wait_for(agent.start(), START_TIMEOUT_SECONDS)
                 await asyncio.wait_for(agent.synced.wait(), START_TIMEOUT_SECONDS)

@@ -53,9 +53,15 @@ class ContainerRun:
     oom_killed: bool = False
     start_error: str | None = None
     log_copier: asyncio.Task[None] | None = None
+    # In container mode: podman's id of the container (`process` is then what waits for it)
+    # and whether the agent itself sent SIGKILL (an exit 137 that is no OOM kill).
+    runtime_id: str = ""
+    killed: bool = False
 
     @property
     def container_id(self) -> str:
+        if self.runtime_id:
+            return f"podman://{self.runtime_id}"
         return f"local://{self.process.pid}" if self.process is not None else ""
 
     def alive(self) -> bool:

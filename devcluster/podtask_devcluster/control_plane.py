@@ -280,16 +280,21 @@ class ControlPlane:
         self._write_kubeconfig(Path(path), {"token": token}, namespace)
         return Path(path)
 
-    def node_agent_args(self, node_name: str, state_dir: Path, workdir: Path) -> list[str]:
+    def node_agent_args(
+        self, node_name: str, state_dir: Path, workdir: Path, *, runtime: str | None = None
+    ) -> list[str]:
         """The arguments of `python` that run the node agent for Node `node_name` on this
-        control plane: its own client certificate, serving certificate and state."""
+        control plane: its own client certificate, serving certificate and state; `runtime`
+        (processes, containers) or, without it, PODTASK_NODE_RUNTIME's choice."""
         cert, key = self.node_serving_cert(node_name)
+        chosen = ["--runtime", runtime] if runtime is not None else []
         return [
             *("-m", "podtask_devcluster.node_agent"),
             *("--kubeconfig", str(self.node_kubeconfig(node_name))),
             *("--serving-cert", str(cert), "--serving-key", str(key)),
             *("--client-ca", str(self.ca_file), "--node-name", node_name),
             *("--state-dir", str(state_dir), "--workdir", str(workdir)),
+            *chosen,
         ]
 
     def node_condition(self, node_name: str, type_: str = "Ready") -> str | None:

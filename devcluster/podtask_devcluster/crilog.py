@@ -1,5 +1,6 @@
 """Container logs in the CRI format a kubelet reads (`<RFC3339Nano> stdout F|P <text>`, one
-record a line, `P` for a partial line) : written from a container's output pipe, and read back
+record a line, `P` for a partial line): written from a container's output pipe (or by the
+container runtime itself: podman's `k8s-file` log driver writes the same format), and read back
 with the options of `kubectl logs` (tailLines, sinceSeconds/sinceTime, timestamps,
 limitBytes, follow)."""
 
@@ -25,12 +26,33 @@ def timestamp(moment: dt.datetime | None = None) -> str:
 
 
 def parse_timestamp(text: str) -> dt.datetime:
-    text = text.rstrip("Z")
+    """RFC3339 (nanoseconds allowed), `Z` or a numeric offset such as conmon's `+00:00`."""
+    offset = dt.timedelta()
+    if text.endswith("Z"):
+        text = text[:-1]
+    elif len(text) > 6 and text[-6] in "+-" and text[-3] == ":":
+        sign = 1 if text[-6] == "+" else -1
+        offset = sign * dt.timedelta(hours=int(text[-5:-3]), minutes=int(text[-2:]))
+        text = text[:-6]
     whole, _, fraction = text.partition(".")
     moment = dt.datetime.strptime(whole, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=dt.UTC)
     if fraction:
         moment += dt.timedelta(microseconds=int(fraction[:6].ljust(6, "0")))
-    return moment
+    return moment - offset
+
+
+def _in_utc(text: str) -> str:
+    """A record's time as the kubelet prints it (UTC, `Z`), whoever wrote the record: the
+    container runtime (conmon) writes its local offset."""
+    if text.endswith("Z"):
+        return text
+    try:
+        moment = parse_timestamp(text)
+    except ValueError:
+        return text
+    nanos = text.rpartition(".")[2][:9] if "." in text else ""
+    digits = "".join(c for c in nanos if c.isdigit()).ljust(9, "0")
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + digits + "Z"
 
 
 @dataclass(frozen=True)
@@ -61,7 +83,7 @@ def decode(line: bytes) -> Record | None:
     if len(parts) < 3:
         return None
     text = parts[3] if len(parts) == 4 else b""
-    return Record(parts[0].decode(), parts[1].decode(), parts[2] == b"P", text)
+    return Record(_in_utc(parts[0].decode()), parts[1].decode(), parts[2] == b"P", text)
 
 
 class CriLogWriter:

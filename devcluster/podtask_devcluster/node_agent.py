@@ -1,14 +1,16 @@
 """The node agent: a kubelet for podtask that speaks the Kubernetes API. It registers a Node
 with this machine's CPU and memory, renews its Lease in `kube-node-lease` and reports node
-status, runs the pods bound to it (`nodepods`, with the container runtime the embedded
-kubelet shares), posts kubelet Events, and serves container logs to the apiserver over HTTPS
-(`logserver`), so `kubectl logs` works through a real apiserver.
+status, runs the pods bound to it (`nodepods`, with the runtime chosen by `--runtime` or
+PODTASK_NODE_RUNTIME: local processes, the default, or podman containers; `runtime`), posts
+kubelet Events, and serves container logs to the apiserver over HTTPS (`logserver`), so
+`kubectl logs` works through a real apiserver.
 
 It authenticates with the node's client certificate (`system:node:<name>`, group
 `system:nodes`): the Node authorizer and NodeRestriction decide what it may do.
 
-Node lost. The agent's containers die with it (their shims get SIGHUP when it goes), and a
-stopped agent stops heartbeating, so the control plane sees the node go NotReady. When it
+Node lost. The agent's containers die with it (their shims get SIGHUP when it goes; podman
+containers outlive a killed agent until its next start removes them), and a stopped agent
+stops heartbeating, so the control plane sees the node go NotReady. When it
 starts again it adopts its pods the way a restarted kubelet finds its containers gone: a pod
 that had started (Running, or a container running or terminated) ends Failed with its
 containers terminated `ContainerStatusUnknown` (exit 137); a pod that never started runs now;
@@ -29,13 +31,7 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
-from podtask_devcluster.containers import (
-    ContainerRun,
-    PodRun,
-    kill_container,
-    stop_container,
-    watch_memory,
-)
+from podtask_devcluster.containers import ContainerRun, PodRun
 from podtask_devcluster.images import ImageSet
 from podtask_devcluster.kubeapi import ApiError, Connection, Gone, KubeApi
 from podtask_devcluster.logserver import ContainerLog, LogServer
@@ -53,6 +49,7 @@ from podtask_devcluster.podevents import WARNING, node_event
 from podtask_devcluster.podlogs import log_path
 from podtask_devcluster.podstatus import conditions, lost_container_statuses, now_rfc3339
 from podtask_devcluster.private_files import private_directory
+from podtask_devcluster.runtime import RUNTIMES, make_runtime, runtime_choice
 from podtask_devcluster.store import JsonObject
 
 log = logging.getLogger(__name__)
@@ -82,12 +79,15 @@ class NodeAgent:
         timing: Timing | None = None,
         lease_renew_seconds: float = LEASE_RENEW_SECONDS,
         status_report_seconds: float = STATUS_REPORT_SECONDS,
+        runtime: str | None = None,
     ) -> None:
         self.connection = connection
         self.node_name = node_name
         self.state_dir = Path(state_dir)
         self.log_dir = self.state_dir / "logs"
         self.images = images if images is not None else ImageSet.from_env()
+        self.runtime = runtime_choice(runtime)
+        self._runtime = make_runtime(self.runtime, node_name, self.state_dir, self.images)
         self._workdir = Path(workdir) if workdir is not None else Path.cwd()
         self._timing = timing or Timing()
         self._lease_every = lease_renew_seconds
@@ -118,12 +118,13 @@ class NodeAgent:
     async def start(self) -> NodeAgent:
         private_directory(self.log_dir)
         self._api = KubeApi(self.connection)
+        await self._runtime.open(self._on_oom)
         self._worker = PodWorker(
             self._api,
             self.node_name,
             self.log_dir,
             self._workdir,
-            self.images,
+            self._runtime,
             self._timing,
             lambda: self._stopping,
         )
@@ -133,7 +134,7 @@ class NodeAgent:
         self._tasks = [
             loop.create_task(self._heartbeat()),
             loop.create_task(self._watch_pods()),
-            loop.create_task(watch_memory(self._containers, self._on_oom)),
+            loop.create_task(self._runtime.supervise(self._containers)),
         ]
         return self
 
@@ -147,19 +148,18 @@ class NodeAgent:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         entries = list(self._pods.values())
-        for entry in entries:
-            for container in entry.run.containers:
-                stop_container(container.process)
+        containers = [c for entry in entries for c in entry.run.containers]
+        await asyncio.gather(*(self._runtime.stop(c) for c in containers))
         waits = [e.run.task for e in entries if e.run.task is not None]
         if waits:
             _, pending = await asyncio.wait(waits, timeout=STOP_GRACE_SECONDS)
-            for entry in entries:
-                for container in entry.run.containers:
-                    kill_container(container.process)
+            await asyncio.gather(*(self._runtime.kill(c) for c in containers))
             if pending:
                 await asyncio.wait(pending, timeout=STOP_GRACE_SECONDS)
                 for task in pending:
                     task.cancel()
+        with contextlib.suppress(OSError):
+            await self._runtime.close()
         await self._logs.stop()
         if self._api is not None:
             await self._api.close()
@@ -286,7 +286,7 @@ class NodeAgent:
                 entry.run.removed = True
                 entry.deleting.set()
                 for container in entry.run.containers:
-                    kill_container(container.process)
+                    self._spawn(self._runtime.kill(container))
                 if entry.run.finished:
                     del self._pods[key]
             for container in (pod.get("spec") or {}).get("containers") or []:
@@ -430,6 +430,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--node-name", default=DEFAULT_NODE_NAME)
     parser.add_argument("--state-dir", type=Path, default=Path(".podtask/node"))
     parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument(
+        "--runtime",
+        choices=RUNTIMES,
+        default=None,
+        help="run containers as local processes (default) or with podman from their images "
+        "(default: $PODTASK_NODE_RUNTIME, else processes)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     private_directory(args.state_dir)
@@ -450,9 +457,13 @@ def main(argv: list[str] | None = None) -> int:
             node_name=args.node_name,
             client_ca_file=args.client_ca,
             workdir=args.workdir,
+            runtime=args.runtime,
         )
         async with agent:
-            print(f"node {agent.node_name} ready, kubelet port {agent.port}", flush=True)
+            print(
+                f"node {agent.node_name} ready, kubelet port {agent.port}, runtime {agent.runtime}",
+                flush=True,
+            )
             await stop.wait()
 
     asyncio.run(serve())

@@ -1,7 +1,8 @@
 """One pod on the node agent, from bound to gone, as a kubelet runs it: status Pending, the
 image check (the agent never pulls: an image it lacks is ErrImagePull, then ImagePullBackOff),
 the environment (a missing Secret or ConfigMap is CreateContainerConfigError, retried), the
-containers started with the shared runtime, Running, then Succeeded or Failed; a deletion
+containers started with the node's runtime (`runtime`: local processes or podman containers,
+one flow for both), Running, then Succeeded or Failed; a deletion
 stops it with its grace period (Killing) and then deletes the pod with grace 0. Each step
 writes `pods/status` and posts the Events a kubelet posts."""
 
@@ -14,14 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from podtask_devcluster.containers import (
-    PodRun,
-    kill_container,
-    spawn_container,
-    stop_container,
-    wait_container,
-)
-from podtask_devcluster.images import ImageSet
+from podtask_devcluster.containers import PodRun
 from podtask_devcluster.kubeapi import ApiError, KubeApi
 from podtask_devcluster.podenv import (
     CONFIGMAP,
@@ -41,6 +35,7 @@ from podtask_devcluster.podstatus import (
     waiting_status,
 )
 from podtask_devcluster.private_files import private_directory
+from podtask_devcluster.runtime import ContainerRuntime
 from podtask_devcluster.store import JsonObject
 
 log = logging.getLogger(__name__)
@@ -86,7 +81,7 @@ class PodWorker:
         node: str,
         log_dir: Path,
         workdir: Path,
-        images: ImageSet,
+        runtime: ContainerRuntime,
         timing: Timing,
         stopping: Callable[[], bool],
     ) -> None:
@@ -94,7 +89,7 @@ class PodWorker:
         self._node = node
         self._log_dir = log_dir
         self._workdir = workdir
-        self._images = images
+        self._runtime = runtime
         self._timing = timing
         self._stopping = stopping
         self._placement = Placement(node_name=node, host_ip=HOST_IP, pod_ip=HOST_IP)
@@ -153,6 +148,8 @@ class PodWorker:
         except (ApiError, OSError) as error:
             log.warning("pod %s/%s: %s", entry.namespace, entry.name, error)
         finally:
+            with contextlib.suppress(OSError):
+                await self._runtime.release_pod(entry.run.uid)
             entry.run.finished = True
             entry.run.ended.set()
             if entry.deleting.is_set() and not entry.run.removed and not self._stopping():
@@ -178,14 +175,8 @@ class PodWorker:
         private_directory(self._log_dir)
         for spec, plan in zip(specs, plans, strict=True):
             name = str(spec.get("name", ""))
-            started = await spawn_container(
-                spec,
-                plan,
-                log_path(self._log_dir, entry.namespace, entry.name, name),
-                now_rfc3339(),
-                runtime_name="the podtask node agent",
-                timestamped=True,
-                now=now_rfc3339,
+            started = await self._runtime.start(
+                entry.pod, spec, plan, log_path(self._log_dir, entry.namespace, entry.name, name)
             )
             entry.run.containers.append(started)
             if started.start_error is not None:
@@ -202,7 +193,7 @@ class PodWorker:
         if entry.deleting.is_set():
             # Deleted while starting: the terminating task found no process yet to signal.
             for container in entry.run.containers:
-                stop_container(container.process)
+                await self._runtime.stop(container)
         ready = all(c.alive() for c in entry.run.containers)
         await self.write_status(
             entry,
@@ -219,9 +210,7 @@ class PodWorker:
                 ],
             },
         )
-        await asyncio.gather(
-            *(wait_container(c, now_rfc3339) for c in entry.run.containers if c.process)
-        )
+        await asyncio.gather(*(self._runtime.wait(c) for c in entry.run.containers if c.process))
         if self._stopping() or entry.run.removed:
             return
         failed = any(c.exit_code != 0 for c in entry.run.containers)
@@ -251,7 +240,9 @@ class PodWorker:
         backoff = self._timing.image_backoff[0]
         pulled: set[str] = set()
         while not entry.deleting.is_set() and not self._stopping():
-            missing = [c for c in specs if not self._images.has(str(c.get("image", "")))]
+            missing = [
+                c for c in specs if not await self._runtime.has_image(str(c.get("image", "")))
+            ]
             if missing:
                 await self._failed_pull(entry, specs, missing, pending, backoff)
                 backoff = min(backoff * 2, self._timing.image_backoff[1])
@@ -272,8 +263,17 @@ class PodWorker:
                 def lookup(kind: str, _namespace: str, name: str) -> JsonObject | None:
                     return objects.get((kind, name))  # noqa: B023 (used before the loop goes on)
 
+                for spec in specs:
+                    await self._runtime.check(entry.pod, spec)
                 return [
-                    plan_container(entry.pod, spec, lookup, self._placement, self._workdir)
+                    plan_container(
+                        entry.pod,
+                        spec,
+                        lookup,
+                        self._placement,
+                        self._workdir,
+                        host_environment=self._runtime.host_environment,
+                    )
                     for spec in specs
                 ]
             except ContainerConfigError as error:
@@ -311,7 +311,7 @@ class PodWorker:
             return await self.write_status(entry, {**pending, "containerStatuses": statuses})
 
         def error_of(image: str) -> str:
-            return self._images.pull_error(image, self._node)
+            return self._runtime.pull_error(image)
 
         if not await show("ErrImagePull", error_of):
             entry.deleting.set()
@@ -377,12 +377,12 @@ class PodWorker:
                     f"Stopping container {container.name}",
                     container=container.name,
                 )
-                stop_container(container.process)
+                await self._runtime.stop(container)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(entry.run.ended.wait(), max(grace, 0))
         for container in entry.run.containers:
             if container.alive():
-                kill_container(container.process)
+                await self._runtime.kill(container)
 
 
 def _scheduled_at(pod: JsonObject) -> str:

@@ -11,7 +11,7 @@ import os
 import re
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +41,16 @@ class Placement:
 
 @dataclass(frozen=True)
 class Plan:
+    """One container as a kubelet hands it to its runtime. `command` replaces the image's
+    ENTRYPOINT and `args` its CMD (either empty: the image's own); `argv` is both, what a
+    process runs; `working_dir` is the spec's (None: the image's), `cwd` that or the agent's."""
+
     argv: list[str]
     env: dict[str, str]
     cwd: str
+    command: list[str] = field(default_factory=list)
+    args: list[str] = field(default_factory=list)
+    working_dir: str | None = None
 
 
 def expand_references(text: str, variables: dict[str, str]) -> str:
@@ -82,15 +89,21 @@ def plan_container(
     lookup: ObjectLookup,
     placement: Placement,
     workdir: Path,
+    *,
+    host_environment: bool = True,
 ) -> Plan:
     """The argv, environment and working directory of one container; ContainerConfigError
-    with a kubelet's message when the environment cannot be built."""
-    env = Environment(pod, lookup, placement).build(container)
-    command = [str(part) for part in container.get("command") or []]
-    args = [str(part) for part in container.get("args") or []]
-    argv = [expand_references(part, env) for part in command + args]
-    cwd = str(container.get("workingDir") or workdir)
-    return Plan(argv, env, cwd)
+    with a kubelet's message when the environment cannot be built. With `host_environment`
+    (a container that is a local process) the environment starts from the agent's own, its
+    venv first on PATH; without it (a container in its image) it is only what the spec defines
+    and what a kubelet adds."""
+    environment = Environment(pod, lookup, placement)
+    env = environment.build(container) if host_environment else environment.defined(container)
+    command = [expand_references(str(part), env) for part in container.get("command") or []]
+    args = [expand_references(str(part), env) for part in container.get("args") or []]
+    working_dir = str(container["workingDir"]) if container.get("workingDir") else None
+    cwd = working_dir or str(workdir)
+    return Plan(command + args, env, cwd, command, args, working_dir)
 
 
 class Environment:
@@ -100,7 +113,8 @@ class Environment:
         self._placement = placement
         self._namespace = str(pod["metadata"].get("namespace", ""))
 
-    def build(self, container: JsonObject) -> dict[str, str]:
+    def defined(self, container: JsonObject) -> dict[str, str]:
+        """What the spec defines (`envFrom`, then `env`) and the kubelet adds (HOSTNAME)."""
         defined: dict[str, str] = {}
         for source in container.get("envFrom") or []:
             prefix = str(source.get("prefix") or "")
@@ -122,6 +136,13 @@ class Environment:
                     defined[name] = resolved
             else:
                 defined[name] = ""
+        defined["HOSTNAME"] = self._pod["metadata"]["name"]
+        return defined
+
+    def build(self, container: JsonObject) -> dict[str, str]:
+        """The environment of a container that is a local process: the agent's own (but no
+        KUBE*), the venv first on PATH, then what `defined` gives."""
+        defined = self.defined(container)
         env = {k: v for k, v in os.environ.items() if not k.startswith("KUBE")}
         env.update(defined)
         venv_bin = os.path.dirname(sys.executable)
@@ -131,7 +152,6 @@ class Environment:
         env["PATH"] = path
         # Python output reaches the log as it is produced (what most Python images set too).
         env.setdefault("PYTHONUNBUFFERED", "1")
-        env["HOSTNAME"] = self._pod["metadata"]["name"]
         return env
 
     def _config_map_data(self, ref: JsonObject) -> dict[str, str]:

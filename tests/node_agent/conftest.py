@@ -34,17 +34,26 @@ class AgentThread:
     """The node agent on an event loop of its own, as the separate process it is in
     `make dev CLUSTER=real`; stopped and started again like a node that goes away."""
 
-    def __init__(self, plane: ControlPlane, state_dir: Path) -> None:
+    def __init__(
+        self,
+        plane: ControlPlane,
+        state_dir: Path,
+        *,
+        node: str = NODE,
+        runtime: str | None = None,
+    ) -> None:
         self.plane = plane
         self.state_dir = state_dir
+        self.node = node
+        self.runtime = runtime
         self.agent: NodeAgent | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
 
     def start(self) -> NodeAgent:
-        cert, key = self.plane.node_serving_cert(NODE)
+        cert, key = self.plane.node_serving_cert(self.node)
         connection = Connection.from_kubeconfig(
-            self.plane.node_kubeconfig(NODE), self.state_dir / "credentials"
+            self.plane.node_kubeconfig(self.node), self.state_dir / "credentials"
         )
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
@@ -54,8 +63,9 @@ class AgentThread:
             self.state_dir,
             cert,
             key,
-            node_name=NODE,
+            node_name=self.node,
             images=ImageSet(IMAGES),
+            runtime=self.runtime,
             timing=Timing(image_backoff=(1.0, 2.0), config_retry=1.0),
             lease_renew_seconds=1.0,
             status_report_seconds=5.0,
