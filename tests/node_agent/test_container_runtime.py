@@ -25,13 +25,12 @@ from kubernetes.client.rest import ApiException
 from podtask_devcluster.container_cgroups import cgroup_mounts
 from podtask_devcluster.control_plane import ControlPlane
 from podtask_devcluster.image_build import ensure_base_image
-from podtask_devcluster.podman import tool_env, tools_missing_reason
+from podtask_devcluster.podman import tool_env
 from tests.e2e.conftest import wait_until
 from tests.node_agent.conftest import NS, AgentThread
 
-pytestmark = pytest.mark.skipif(
-    tools_missing_reason() is not None, reason=str(tools_missing_reason())
-)
+# Without podman and friends these are deselected, with one summary line (tests/conftest.py).
+pytestmark = pytest.mark.images
 
 NODE = "podtask-containers"
 TEST_IMAGE = "localhost/podtask/node-agent-test:latest"
