@@ -13,8 +13,6 @@ sources the binaries were built from; a cache whose stamp does not match is rebu
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -22,14 +20,14 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
+
+from podtask_devcluster.build_cache import exclusive, log_tail
 
 MODULE_DIR = Path(__file__).resolve().parent.parent / "control-plane"
 CACHE_ENV = "PODTASK_KUBE_CACHE"
 COMPONENTS = ("etcd", "kube-apiserver", "kube-scheduler", "kube-controller-manager")
 STAMP_NAME = "stamp"
-BUILD_LOG_LINES = 30
 KUBERNETES_MODULE = "k8s.io/kubernetes"
 ETCD_MODULE = "go.etcd.io/etcd/server/v3"
 # What the release build stamps into the binaries; the apiserver reports it at /version.
@@ -111,7 +109,7 @@ def ensure_binaries(module_dir: Path = MODULE_DIR) -> Path:
     if _is_complete(target, stamp):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    with _build_lock(target.parent):
+    with exclusive(target.parent / ".build.lock"):
         if _is_complete(target, stamp):  # another process built it while we waited
             return target
         if _adopt(target, stamp):  # binaries built by hand with the same flags
@@ -165,7 +163,7 @@ def _build(go: str, module_dir: Path, target: Path, stamp: dict[str, str]) -> No
         if finished.returncode != 0:
             raise ControlPlaneBuildFailed(
                 f"building the control plane failed (exit {finished.returncode}); "
-                f"see {log_path}:\n{_tail(log_path)}"
+                f"see {log_path}:\n{log_tail(log_path)}"
             )
         mismatch = _version_mismatch(staging, stamp)
         if mismatch is not None:
@@ -208,21 +206,3 @@ def _version_mismatch(folder: Path, stamp: dict[str, str]) -> str | None:
 
 def _write_stamp(folder: Path, stamp: dict[str, str]) -> None:
     (folder / STAMP_NAME).write_text(json.dumps(stamp, indent=2, sort_keys=True) + "\n")
-
-
-@contextlib.contextmanager
-def _build_lock(root: Path) -> Iterator[None]:
-    fd = os.open(root / ".build.lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)  # the kernel drops it if this process dies
-        yield
-    finally:
-        os.close(fd)
-
-
-def _tail(path: Path, lines: int = BUILD_LOG_LINES) -> str:
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return ""
-    return "\n".join(text.splitlines()[-lines:])

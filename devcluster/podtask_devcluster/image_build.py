@@ -22,8 +22,6 @@ What it owns:
 from __future__ import annotations
 
 import argparse
-import contextlib
-import fcntl
 import json
 import os
 import shutil
@@ -31,15 +29,15 @@ import subprocess
 import sys
 import tempfile
 import tomllib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
+from podtask_devcluster.build_cache import exclusive, log_tail
 from podtask_devcluster.podman import tool_env, tools_missing_reason
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CACHE_ENV = "PODTASK_IMAGE_CACHE"
 WHEELHOUSE = "wheelhouse"
-BUILD_LOG_LINES = 30
 
 
 def project_version(root: Path = REPO_ROOT) -> str:
@@ -114,30 +112,11 @@ def _run_logged(command: Sequence[str], log: Path, what: str, *, stdin: int | No
         )
     if done.returncode != 0:
         raise ImageBuildFailed(
-            f"{what} failed (exit {done.returncode}): {' '.join(command)}\n{_tail(log)}"
+            f"{what} failed (exit {done.returncode}): {' '.join(command)}\n{log_tail(log)}"
         )
 
 
-def _tail(path: Path, lines: int = BUILD_LOG_LINES) -> str:
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return ""
-    return "\n".join(text.splitlines()[-lines:])
-
-
 # -- the base -----------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def _lock(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)  # the kernel drops it if this process dies
-        yield
-    finally:
-        os.close(fd)
 
 
 def _base_stamp() -> dict[str, object]:
@@ -151,7 +130,7 @@ def ensure_base_image() -> str:
     if image_exists(BASE_IMAGE):
         return BASE_IMAGE
     cache = cache_root()
-    with _lock(cache / ".base.lock"):
+    with exclusive(cache / ".base.lock"):
         if image_exists(BASE_IMAGE):  # another process imported it while we waited
             return BASE_IMAGE
         tarball = _ensure_base_tarball(cache)
@@ -261,7 +240,7 @@ def make_wheelhouse(context: Path) -> Path:
                 check=False,
             )
         if done.returncode != 0:
-            raise ImageBuildFailed(f"pip wheel failed (exit {done.returncode})\n{_tail(log)}")
+            raise ImageBuildFailed(f"pip wheel failed (exit {done.returncode})\n{log_tail(log)}")
         # Old wheels would be installable too (the newest wins): the folder is replaced whole.
         shutil.rmtree(target, ignore_errors=True)
         partial.rename(target)
@@ -297,7 +276,7 @@ def build_all(context: Path = REPO_ROOT) -> dict[str, str]:
     {"control-plane": tag, "runner": tag, "examples": tag}."""
     base = ensure_base_image()
     # One build at a time: a second process would replace the wheelhouse under the first.
-    with _lock(cache_root() / ".build.lock"):
+    with exclusive(cache_root() / ".build.lock"):
         make_wheelhouse(context)
         return _build_in_order(context, base)
 

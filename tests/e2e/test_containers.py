@@ -9,6 +9,7 @@ it holds once it is deployed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -54,15 +55,22 @@ USER 10001:10001
 """
 
 
-def start_container_stack(state_dir: Path, cluster: str) -> DevProcess:
-    return DevProcess(
+@contextlib.contextmanager
+def container_stack_in(
+    tmp_path_factory: pytest.TempPathFactory, name: str, cluster: str
+) -> Iterator[Stack]:
+    dev = DevProcess(
         [str(ROOT / "examples")],
-        state_dir,
+        tmp_path_factory.mktemp(name) / ".podtask",
         cwd=ROOT,
         cluster=cluster,
         runtime="containers",
         start_timeout=90 if cluster == "embedded" else 1800,
     ).start()
+    try:
+        yield Stack(dev)
+    finally:
+        dev.stop()
 
 
 @pytest.fixture(scope="module", params=CLUSTERS)
@@ -71,11 +79,8 @@ def container_stack(
     tmp_path_factory: pytest.TempPathFactory,
     built_images: dict[str, str],
 ) -> Iterator[Stack]:
-    dev = start_container_stack(tmp_path_factory.mktemp("containers") / ".podtask", request.param)
-    try:
-        yield Stack(dev)
-    finally:
-        dev.stop()
+    with container_stack_in(tmp_path_factory, "containers", request.param) as stack:
+        yield stack
 
 
 def podman_json(*args: str) -> Any:
@@ -167,11 +172,8 @@ def deploy_stack(
     built_images: dict[str, str],
 ) -> Iterator[Stack]:
     # A stack of its own: a deploy makes the namespace's tasks exactly the deployed ones.
-    dev = start_container_stack(tmp_path_factory.mktemp("deployed") / ".podtask", request.param)
-    try:
-        yield Stack(dev)
-    finally:
-        dev.stop()
+    with container_stack_in(tmp_path_factory, "deployed", request.param) as stack:
+        yield stack
 
 
 @pytest.fixture
