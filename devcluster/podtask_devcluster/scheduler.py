@@ -17,8 +17,9 @@ import socket
 
 from podtask_devcluster import errors
 from podtask_devcluster.podstatus import now_rfc3339
-from podtask_devcluster.registry import PODS, Registry
+from podtask_devcluster.registry import Registry
 from podtask_devcluster.store import JsonObject, WatchEvent, storage_key
+from podtask_devcluster.strategies.pods import PODS
 
 NODES = storage_key("", "nodes")
 EVENTS = storage_key("", "events")

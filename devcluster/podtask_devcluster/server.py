@@ -1,6 +1,6 @@
-"""HTTP routes of the embedded API server: request parsing, content negotiation (JSON or
-Table), watch streams, pod logs, discovery, health and request accounting. The rules about
-objects themselves are in `registry`."""
+"""HTTP routes of the embedded API server: routing, content negotiation (JSON or Table),
+pod logs, discovery, health and request accounting. Decoding bodies is `request_bodies`'s,
+serving a watch `watch`'s, and the rules about objects themselves are in `registry`."""
 
 from __future__ import annotations
 
@@ -8,45 +8,40 @@ import asyncio
 import collections
 import json
 import logging
-import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
-import yaml
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from podtask_devcluster import errors, tables
+from podtask_devcluster import errors, request_bodies, tables
 from podtask_devcluster.custom_resources import FieldValidation
+from podtask_devcluster.delete_options import DeleteOptions
 from podtask_devcluster.discovery import ResourceType, openapi_v3_document, openapi_v3_index
 from podtask_devcluster.kubeapi import USER_AGENT as NODE_USER_AGENT
 from podtask_devcluster.kubeletproxy import KubeletProxy, container_of
-from podtask_devcluster.registry import DeleteOptions, Registry
-from podtask_devcluster.schema import decoded_numbers
+from podtask_devcluster.registry import Registry
 from podtask_devcluster.selectors import (
     FieldSelector,
     SelectorError,
     parse_field_selector,
     parse_label_selector,
 )
-from podtask_devcluster.store import JsonObject, WatchEvent
+from podtask_devcluster.store import JsonObject
+from podtask_devcluster.watch import WatchRequest, WatchStream
 
 log = logging.getLogger(__name__)
 
 # Behaviour follows kube-apiserver v1.37 (tests/conformance), but /version says 1.30: newer
 # kubectl sends built-in objects as protobuf to newer servers, which this one does not speak.
 KUBERNETES_VERSION = {"major": "1", "minor": "30", "gitVersion": "v1.30.0"}
-BOOKMARK_INTERVAL_SECONDS = 10.0
 NAMESPACE_SUBRESOURCES = ("status", "finalize")
 # The health endpoints echo the instance id the cluster was started with, so whoever started it
 # can tell it from another server answering on its port.
 INSTANCE_HEADER = "Podtask-Instance"
-# kube-apiserver's MaxRequestBodyBytes: a larger body is refused before it is decoded.
-MAX_REQUEST_BODY_BYTES = 3 * 1024 * 1024
 VERBS = ("create", "update", "patch", "delete", "deletecollection", "get", "list", "watch")
 
 
@@ -396,61 +391,15 @@ class ApiServer:
         raise errors.method_not_allowed(f"method {method} is not supported")
 
     async def _raw_body(self, request: Request) -> bytes:
-        raw = await request.body()
-        if len(raw) > MAX_REQUEST_BODY_BYTES:
-            raise errors.ApiError(
-                413,
-                "RequestEntityTooLarge",
-                f"Request entity too large: limit is {MAX_REQUEST_BODY_BYTES}",
-            )
-        return raw
+        return request_bodies.within_limit(await request.body())
 
     async def _body(self, request: Request, validation: FieldValidation) -> Any:
         raw = await self._raw_body(request)
         content_type = request.headers.get("content-type", "application/json").lower()
-        if "protobuf" in content_type:
-            raise errors.unsupported_media_type(
-                "the podtask dev cluster speaks JSON only, not protobuf"
-            )
-        try:
-            if "yaml" in content_type:
-                return yaml.safe_load(raw)
-            decoded = json.loads(raw or b"null", object_pairs_hook=_KeyRecorder)
-        except (ValueError, yaml.YAMLError) as error:
-            raise errors.bad_request(f"the request body does not decode: {error}") from error
-        validation.decode_problems.extend(
-            f'duplicate field "{path}"' for path in _duplicate_paths(decoded, "")
-        )
-        return decoded_numbers(_plain(decoded))
+        return request_bodies.decoded_body(raw, content_type, validation)
 
     async def _delete_options(self, request: Request, params: dict[str, str]) -> DeleteOptions:
-        raw = await request.body()
-        body: JsonObject = {}
-        if raw.strip():
-            try:
-                decoded = json.loads(raw)
-            except ValueError as error:
-                raise errors.bad_request(f"invalid DeleteOptions: {error}") from error
-            if isinstance(decoded, dict):
-                body = decoded
-        grace: Any = body.get("gracePeriodSeconds", params.get("gracePeriodSeconds"))
-        policy = body.get("propagationPolicy") or params.get("propagationPolicy")
-        orphan = body.get("orphanDependents", params.get("orphanDependents"))
-        if policy is None and orphan in (True, "true"):
-            policy = "Orphan"
-        preconditions = body.get("preconditions") or {}
-        dry_run = bool(body.get("dryRun") or params.get("dryRun"))
-        try:
-            grace_seconds = int(grace) if grace not in (None, "") else None
-        except (TypeError, ValueError) as error:
-            raise errors.bad_request(f"invalid gracePeriodSeconds {grace!r}") from error
-        return DeleteOptions(
-            grace_period_seconds=grace_seconds,
-            propagation_policy=policy,
-            precondition_uid=preconditions.get("uid"),
-            precondition_resource_version=preconditions.get("resourceVersion"),
-            dry_run=dry_run,
-        )
+        return request_bodies.delete_options(await request.body(), params)
 
     # ------------------------------------------------------------ responses
 
@@ -546,129 +495,15 @@ class ApiServer:
         fields: FieldSelector,
     ) -> Response:
         resource = target.resource
-        labels = parse_label_selector(params.get("labelSelector"))
-        namespace = target.namespace if resource.namespaced else None
-        version_text = params.get("resourceVersion") or ""
-        send_initial = params.get("sendInitialEvents") == "true"
-        bookmarks = params.get("allowWatchBookmarks") in ("true", "1")
-        timeout_text = params.get("timeoutSeconds")
-        try:
-            timeout = float(timeout_text) if timeout_text else None
-        except ValueError as error:
-            raise errors.bad_request(f"invalid timeoutSeconds {timeout_text!r}") from error
-        table = table_version(request.headers.get("accept"))
-        include_object = params.get("includeObject", "Metadata")
-        key = resource.storage_key
-
-        # Snapshot and subscription happen in one synchronous step: no event can fall between.
-        backlog: list[tuple[str, JsonObject, JsonObject | None]] = []
-        expired: errors.ApiError | None = None
-        if not version_text or version_text == "0" or send_initial:
-            for obj in self.store.objects_of(key, namespace):
-                backlog.append(("ADDED", obj, None))
-        else:
-            try:
-                since = int(version_text)
-            except ValueError as error:
-                raise errors.bad_request(f"invalid resourceVersion {version_text!r}") from error
-            floor = self.store.history_floor(key)
-            if since < floor:
-                expired = errors.gone(f"too old resource version: {since} ({floor})")
-            else:
-                for event in self.store.events_since(key, since):
-                    backlog.append((event.type, event.object, event.previous))
-        watcher = self.store.add_watcher(key) if expired is None else None
-
-        def matches(obj: JsonObject | None) -> bool:
-            if obj is None:
-                return False
-            if namespace is not None and obj["metadata"].get("namespace") != namespace:
-                return False
-            return labels.matches(obj["metadata"].get("labels")) and fields.matches(obj)
-
-        first = True
-
-        def encode(kind: str, obj: JsonObject) -> bytes:
-            nonlocal first
-            presented: JsonObject = self.registry.present(resource, obj)
-            if table is not None:
-                presented = tables.build_table(
-                    [presented],
-                    self._columns(resource),
-                    table_version=table,
-                    include_object=include_object,
-                    with_headers=first,
-                )
-                first = False
-            return _dumps({"type": kind, "object": presented}) + b"\n"
-
-        def translate(kind: str, obj: JsonObject, previous: JsonObject | None) -> bytes | None:
-            now_matches = matches(obj)
-            if kind == "ADDED":
-                return encode("ADDED", obj) if now_matches else None
-            if kind == "DELETED":
-                return encode("DELETED", obj) if now_matches or matches(previous) else None
-            was_matching = matches(previous)
-            if now_matches:
-                return encode("MODIFIED" if was_matching else "ADDED", obj)
-            if was_matching:
-                return encode("DELETED", obj)
-            return None
-
-        def bookmark(initial_end: bool = False) -> bytes:
-            meta: JsonObject = {"resourceVersion": str(self.store.resource_version)}
-            if initial_end:
-                meta["annotations"] = {"k8s.io/initial-events-end": "true"}
-            return (
-                _dumps(
-                    {
-                        "type": "BOOKMARK",
-                        "object": {
-                            "kind": resource.kind,
-                            "apiVersion": resource.api_version,
-                            "metadata": meta,
-                        },
-                    }
-                )
-                + b"\n"
-            )
-
-        async def stream() -> AsyncIterator[bytes]:
-            try:
-                if expired is not None:
-                    yield _dumps({"type": "ERROR", "object": expired.status()}) + b"\n"
-                    return
-                assert watcher is not None
-                for kind, obj, previous in backlog:
-                    line = translate(kind, obj, previous)
-                    if line is not None:
-                        yield line
-                if send_initial and bookmarks:
-                    yield bookmark(initial_end=True)
-                deadline = time.monotonic() + timeout if timeout is not None else None
-                while not self.stopping.is_set():
-                    wait = BOOKMARK_INTERVAL_SECONDS if bookmarks and table is None else 3600.0
-                    if deadline is not None:
-                        wait = min(wait, deadline - time.monotonic())
-                        if wait <= 0:
-                            return
-                    try:
-                        event: WatchEvent | None = await asyncio.wait_for(watcher.queue.get(), wait)
-                    except TimeoutError:
-                        if bookmarks and table is None and watcher.queue.empty():
-                            yield bookmark()
-                        continue
-                    if event is None:
-                        return
-                    line = translate(event.type, event.object, event.previous)
-                    if line is not None:
-                        yield line
-            finally:
-                if watcher is not None:
-                    self.store.remove_watcher(watcher)
-
+        watch = WatchRequest.parse(
+            params,
+            target.namespace if resource.namespaced else None,
+            fields,
+            table_version(request.headers.get("accept")),
+        )
+        stream = WatchStream(self.store, resource, watch, self.stopping)
         return StreamingResponse(
-            stream(),
+            stream.lines(),
             media_type="application/json",
             headers={"Cache-Control": "no-cache, private"},
         )
@@ -694,46 +529,3 @@ class ApiServer:
             return StreamingResponse(chunks, media_type="text/plain")
         body = b"".join([chunk async for chunk in chunks])
         return Response(body, media_type="text/plain")
-
-
-def _int_param(params: dict[str, str], name: str) -> int | None:
-    text = params.get(name)
-    if text is None or text == "":
-        return None
-    try:
-        return int(text)
-    except ValueError as error:
-        raise errors.bad_request(f"invalid {name} {text!r}") from error
-
-
-class _KeyRecorder(dict[str, Any]):
-    """A decoded JSON object that remembers the keys sent more than once."""
-
-    def __init__(self, pairs: list[tuple[str, Any]]) -> None:
-        super().__init__(pairs)
-        seen: set[str] = set()
-        self.duplicates: list[str] = []
-        for key, _ in pairs:
-            if key in seen and key not in self.duplicates:
-                self.duplicates.append(key)
-            seen.add(key)
-
-
-def _duplicate_paths(value: Any, path: str) -> list[str]:
-    found: list[str] = []
-    if isinstance(value, _KeyRecorder):
-        found += [f"{path}.{key}" if path else key for key in value.duplicates]
-        for key, item in value.items():
-            found += _duplicate_paths(item, f"{path}.{key}" if path else key)
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            found += _duplicate_paths(item, f"{path}[{index}]")
-    return found
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_plain(item) for item in value]
-    return value

@@ -419,9 +419,9 @@ def test_unsupported_patch_types(api: client.ApiClient, name: str) -> None:
 def test_watch_bookmarks_and_timeout(
     cluster: EmbeddedCluster, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from podtask_devcluster import server
+    from podtask_devcluster import watch as watch_stream
 
-    monkeypatch.setattr(server, "BOOKMARK_INTERVAL_SECONDS", 0.2)
+    monkeypatch.setattr(watch_stream, "BOOKMARK_INTERVAL_SECONDS", 0.2)
     url = (
         f"{cluster.url}/api/v1/namespaces/{NS}/configmaps?watch=true&resourceVersion=1"
         "&allowWatchBookmarks=true&timeoutSeconds=1&labelSelector=nothing-matches"
