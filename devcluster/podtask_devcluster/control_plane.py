@@ -7,7 +7,8 @@ component (`logs/<component>.log`, named with its last lines in any start failur
 kubeconfigs (`kubeconfig` is the admin's). Each component listens on a free loopback port,
 talks TLS with client certificates from the one CA, and is authorized the way kubeadm's
 cluster is: `Node,RBAC`, the default admission plugins plus `NodeRestriction`, ServiceAccount
-tokens signed by the control plane's own key. The processes get SIGKILL when the process that
+tokens signed by the control plane's own key (each component's command line is
+`control_plane_flags`'s). The processes get SIGKILL when the process that
 started them dies (`PR_SET_PDEATHSIG`), so a killed pytest or `make dev` leaves nothing
 running; `stop()` ends them in order, SIGTERM first.
 
@@ -39,6 +40,7 @@ from typing import Any, BinaryIO
 import httpx
 import yaml
 
+from podtask_devcluster import control_plane_flags as flags
 from podtask_devcluster.control_plane_build import (
     ControlPlaneBuildFailed,
     GoToolchainMissing,
@@ -64,8 +66,6 @@ START_TIMEOUT_SECONDS = 180.0
 STOP_TIMEOUT_SECONDS = 20.0
 POLL_SECONDS = 0.2
 LOG_TAIL_LINES = 20
-SERVICE_CLUSTER_IP_RANGE = "10.0.0.0/24"
-SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
 CONTEXT_NAME = "podtask-real"
 PR_SET_PDEATHSIG = 1
 # The ClusterRoles the RBAC bootstrap writes; the control plane is ready once they exist.
@@ -326,7 +326,8 @@ class ControlPlane:
         self._write_kubeconfig(manager_kubeconfig, _cert_user(self.pki.pair("controller-manager")))
         deadline = time.monotonic() + self.start_timeout
 
-        etcd = self._launch("etcd", binaries, self._etcd_args(etcd_port, peer_port))
+        etcd_args = flags.etcd(self.pki, self.state_dir, etcd_port, peer_port)
+        etcd = self._launch("etcd", binaries, etcd_args)
         etcd_client = self._http_client(self.pki.pair("apiserver-etcd-client"))
         try:
             self._wait(
@@ -338,17 +339,23 @@ class ControlPlane:
             etcd_client.close()
         del etcd
 
-        self._launch("kube-apiserver", binaries, self._apiserver_args(etcd_port))
+        self._launch(
+            "kube-apiserver",
+            binaries,
+            flags.apiserver(self.pki, self._port, etcd_port, self.admission_plugins),
+        )
         self._wait("kube-apiserver /readyz", lambda: _ok(self.client(), "/readyz"), deadline)
         self.version = self.client().get("/version").json()["gitVersion"]
 
         self._launch(
-            "kube-scheduler", binaries, self._scheduler_args(scheduler_kubeconfig, scheduler_port)
+            "kube-scheduler",
+            binaries,
+            flags.scheduler(self.state_dir, scheduler_kubeconfig, scheduler_port),
         )
         self._launch(
             "kube-controller-manager",
             binaries,
-            self._controller_manager_args(manager_kubeconfig, manager_port),
+            flags.controller_manager(self.pki, self.state_dir, manager_kubeconfig, manager_port),
         )
         insecure = httpx.Client(verify=False, timeout=5)
         try:
@@ -407,92 +414,6 @@ class ControlPlane:
                     f"timed out after {self.start_timeout:.0f}s waiting for {what}; logs:\n{logs}"
                 )
             time.sleep(POLL_SECONDS)
-
-    def _etcd_args(self, client_port: int, peer_port: int) -> list[str]:
-        etcd = self.pki.pair("etcd")
-        ca = self.pki.ca.cert
-        client_url = f"https://127.0.0.1:{client_port}"
-        peer_url = f"https://127.0.0.1:{peer_port}"
-        return [
-            "--name=podtask",
-            f"--data-dir={private_directory(self.state_dir / 'etcd')}",
-            f"--listen-client-urls={client_url}",
-            f"--advertise-client-urls={client_url}",
-            f"--listen-peer-urls={peer_url}",
-            f"--initial-advertise-peer-urls={peer_url}",
-            f"--initial-cluster=podtask={peer_url}",
-            "--initial-cluster-state=new",
-            f"--cert-file={etcd.cert}",
-            f"--key-file={etcd.key}",
-            f"--trusted-ca-file={ca}",
-            "--client-cert-auth",
-            f"--peer-cert-file={etcd.cert}",
-            f"--peer-key-file={etcd.key}",
-            f"--peer-trusted-ca-file={ca}",
-            "--peer-client-cert-auth",
-            # A throwaway dev cluster: fsync would only slow every write on a busy machine.
-            "--unsafe-no-fsync",
-        ]
-
-    def _apiserver_args(self, etcd_port: int) -> list[str]:
-        pki = self.pki
-        serving = pki.pair("apiserver")
-        etcd_client = pki.pair("apiserver-etcd-client")
-        kubelet_client = pki.pair("apiserver-kubelet-client")
-        plugins = ",".join(dict.fromkeys(("NodeRestriction", *self.admission_plugins)))
-        return [
-            "--bind-address=127.0.0.1",
-            "--advertise-address=127.0.0.1",
-            f"--secure-port={self._port}",
-            # The `kubernetes` Service cannot point at a loopback address (as in the
-            # apiserver's own test server): no endpoints for it.
-            "--endpoint-reconciler-type=none",
-            f"--etcd-servers=https://127.0.0.1:{etcd_port}",
-            f"--etcd-cafile={pki.ca.cert}",
-            f"--etcd-certfile={etcd_client.cert}",
-            f"--etcd-keyfile={etcd_client.key}",
-            f"--tls-cert-file={serving.cert}",
-            f"--tls-private-key-file={serving.key}",
-            f"--client-ca-file={pki.ca.cert}",
-            "--authorization-mode=Node,RBAC",
-            f"--enable-admission-plugins={plugins}",
-            f"--service-account-issuer={SERVICE_ACCOUNT_ISSUER}",
-            f"--service-account-key-file={pki.service_account_public_key}",
-            f"--service-account-signing-key-file={pki.service_account_key}",
-            f"--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}",
-            f"--kubelet-client-certificate={kubelet_client.cert}",
-            f"--kubelet-client-key={kubelet_client.key}",
-            f"--kubelet-certificate-authority={pki.ca.cert}",
-            # A node agent on this machine registers its loopback address as InternalIP.
-            "--kubelet-preferred-address-types=InternalIP,Hostname",
-        ]
-
-    def _component_common_args(self, name: str, kubeconfig: Path, port: int) -> list[str]:
-        return [
-            f"--kubeconfig={kubeconfig}",
-            f"--authentication-kubeconfig={kubeconfig}",
-            f"--authorization-kubeconfig={kubeconfig}",
-            "--bind-address=127.0.0.1",
-            f"--secure-port={port}",
-            f"--cert-dir={private_directory(self.state_dir / name)}",
-            "--leader-elect=false",
-        ]
-
-    def _scheduler_args(self, kubeconfig: Path, port: int) -> list[str]:
-        return self._component_common_args("kube-scheduler", kubeconfig, port)
-
-    def _controller_manager_args(self, kubeconfig: Path, port: int) -> list[str]:
-        pki = self.pki
-        return [
-            *self._component_common_args("kube-controller-manager", kubeconfig, port),
-            "--controllers=*",
-            "--use-service-account-credentials",
-            f"--service-account-private-key-file={pki.service_account_key}",
-            f"--root-ca-file={pki.ca.cert}",
-            f"--cluster-signing-cert-file={pki.ca.cert}",
-            f"--cluster-signing-key-file={pki.ca.key}",
-            f"--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}",
-        ]
 
     # ------------------------------------------------------------ files and clients
 

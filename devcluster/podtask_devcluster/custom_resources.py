@@ -16,11 +16,10 @@ from podtask_devcluster.schema import (
     INVALID,
     FieldError,
     apply_defaults,
-    has_blocking,
     prune,
     prune_nulls,
-    validate,
 )
+from podtask_devcluster.schema_validation import has_blocking, validate
 
 OBJECT_META_FIELDS = frozenset(
     (

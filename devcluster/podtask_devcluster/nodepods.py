@@ -172,6 +172,33 @@ class PodWorker:
         plans = await self._prepare(entry, specs, pending)
         if plans is None:
             return
+        await self._start_containers(entry, specs, plans)
+        ready = all(c.alive() for c in entry.run.containers)
+        await self.write_status(
+            entry,
+            {
+                "phase": "Running",
+                "podIP": HOST_IP,
+                "podIPs": [{"ip": HOST_IP}],
+                "conditions": _pod_conditions(
+                    ready, scheduled_at, None if ready else "ContainersNotReady"
+                ),
+                "containerStatuses": [
+                    live_status(spec, c)
+                    for spec, c in zip(specs, entry.run.containers, strict=True)
+                ],
+            },
+        )
+        await asyncio.gather(*(self._runtime.wait(c) for c in entry.run.containers if c.process))
+        if self._stopping() or entry.run.removed:
+            return
+        await self._report_end(entry, specs, scheduled_at)
+
+    async def _start_containers(
+        self, entry: NodePod, specs: list[JsonObject], plans: list[Plan]
+    ) -> None:
+        """Each container started (or failed to start), with its events; stopped at once if
+        the pod was deleted meanwhile."""
         private_directory(self._log_dir)
         for spec, plan in zip(specs, plans, strict=True):
             name = str(spec.get("name", ""))
@@ -194,25 +221,9 @@ class PodWorker:
             # Deleted while starting: the terminating task found no process yet to signal.
             for container in entry.run.containers:
                 await self._runtime.stop(container)
-        ready = all(c.alive() for c in entry.run.containers)
-        await self.write_status(
-            entry,
-            {
-                "phase": "Running",
-                "podIP": HOST_IP,
-                "podIPs": [{"ip": HOST_IP}],
-                "conditions": _pod_conditions(
-                    ready, scheduled_at, None if ready else "ContainersNotReady"
-                ),
-                "containerStatuses": [
-                    live_status(spec, c)
-                    for spec, c in zip(specs, entry.run.containers, strict=True)
-                ],
-            },
-        )
-        await asyncio.gather(*(self._runtime.wait(c) for c in entry.run.containers if c.process))
-        if self._stopping() or entry.run.removed:
-            return
+
+    async def _report_end(self, entry: NodePod, specs: list[JsonObject], scheduled_at: str) -> None:
+        """Succeeded when every container exited 0, else Failed, with their terminations."""
         failed = any(c.exit_code != 0 for c in entry.run.containers)
         reason = "PodFailed" if failed else "PodCompleted"
         await self.write_status(
@@ -299,21 +310,11 @@ class PodWorker:
         pending: JsonObject,
         backoff: float,
     ) -> None:
-        lacking = {str(c.get("name", "")) for c in missing}
-
-        async def show(reason: str, message_of: Callable[[str], str]) -> bool:
-            statuses = [
-                waiting_status(c, reason, message_of(str(c.get("image", ""))))
-                if str(c.get("name", "")) in lacking
-                else waiting_status(c, "ContainerCreating")
-                for c in specs
-            ]
-            return await self.write_status(entry, {**pending, "containerStatuses": statuses})
-
-        def error_of(image: str) -> str:
-            return self._runtime.pull_error(image)
-
-        if not await show("ErrImagePull", error_of):
+        """ErrImagePull, then ImagePullBackOff for `backoff` seconds, as a kubelet shows a
+        missing image (statuses and events); the pod marked deleting if it is gone."""
+        pull_error = self._runtime.pull_error
+        errors = {str(c.get("image", "")): pull_error(str(c.get("image", ""))) for c in missing}
+        if not await self._show_waiting(entry, specs, missing, pending, "ErrImagePull", errors):
             entry.deleting.set()
             return
         for spec in missing:
@@ -321,7 +322,7 @@ class PodWorker:
             await self.event(
                 entry.pod,
                 "Failed",
-                f'Failed to pull image "{image}": {error_of(image)}',
+                f'Failed to pull image "{image}": {pull_error(image)}',
                 kind=WARNING,
                 container=name,
             )
@@ -331,11 +332,13 @@ class PodWorker:
         await self._pause(entry, self._timing.image_backoff[0])
         if entry.deleting.is_set() or self._stopping():
             return
-
-        def backoff_of(image: str) -> str:
-            return f'Back-off pulling image "{image}": ErrImagePull: {error_of(image)}'
-
-        if not await show("ImagePullBackOff", backoff_of):
+        backoffs = {
+            image: f'Back-off pulling image "{image}": ErrImagePull: {pull_error(image)}'
+            for image in errors
+        }
+        if not await self._show_waiting(
+            entry, specs, missing, pending, "ImagePullBackOff", backoffs
+        ):
             entry.deleting.set()
             return
         for spec in missing:
@@ -347,6 +350,25 @@ class PodWorker:
                 entry.pod, "Failed", "Error: ImagePullBackOff", kind=WARNING, container=name
             )
         await self._pause(entry, backoff)
+
+    async def _show_waiting(
+        self,
+        entry: NodePod,
+        specs: list[JsonObject],
+        missing: list[JsonObject],
+        pending: JsonObject,
+        reason: str,
+        message_by_image: dict[str, str],
+    ) -> bool:
+        """The containers lacking their image waiting for `reason`, the others creating."""
+        lacking = {str(c.get("name", "")) for c in missing}
+        statuses = [
+            waiting_status(c, reason, message_by_image[str(c.get("image", ""))])
+            if str(c.get("name", "")) in lacking
+            else waiting_status(c, "ContainerCreating")
+            for c in specs
+        ]
+        return await self.write_status(entry, {**pending, "containerStatuses": statuses})
 
     async def _pause(self, entry: NodePod, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):

@@ -19,29 +19,26 @@ _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 def validate_label_name(resource: ResourceType, name: str) -> None:
     """A name that must be an RFC 1123 label (namespaces)."""
     if len(name) > 63 or not _DNS_LABEL.match(name):
-        raise errors.invalid(
-            resource.group,
-            resource.kind,
-            name,
-            "metadata.name",
-            f'Invalid value: "{name}": a lowercase RFC 1123 label must consist of lower '
-            "case alphanumeric characters or '-', and must start and end with an "
-            "alphanumeric character",
-        )
+        raise _invalid_name(resource, name, "label", "lower case alphanumeric characters or '-'")
 
 
 def validate_subdomain_name(resource: ResourceType, name: str) -> None:
     """A name that must be an RFC 1123 subdomain (most kinds)."""
     if len(name) > 253 or not _DNS_SUBDOMAIN.match(name):
-        raise errors.invalid(
-            resource.group,
-            resource.kind,
-            name,
-            "metadata.name",
-            f'Invalid value: "{name}": a lowercase RFC 1123 subdomain must consist of lower '
-            "case alphanumeric characters, '-' or '.', and must start and end with an "
-            "alphanumeric character",
+        raise _invalid_name(
+            resource, name, "subdomain", "lower case alphanumeric characters, '-' or '.'"
         )
+
+
+def _invalid_name(resource: ResourceType, name: str, form: str, allowed: str) -> errors.ApiError:
+    return errors.invalid(
+        resource.group,
+        resource.kind,
+        name,
+        "metadata.name",
+        f'Invalid value: "{name}": a lowercase RFC 1123 {form} must consist of {allowed}, '
+        "and must start and end with an alphanumeric character",
+    )
 
 
 def validate_labels(resource: ResourceType, name: str, meta: JsonObject) -> None:

@@ -501,9 +501,9 @@ class ApiServer:
             fields,
             table_version(request.headers.get("accept")),
         )
-        stream = WatchStream(self.store, resource, watch, self.stopping)
+        stream = WatchStream(self.store, resource, watch)
         return StreamingResponse(
-            stream.lines(),
+            stream.lines(self.stopping),
             media_type="application/json",
             headers={"Cache-Control": "no-cache, private"},
         )

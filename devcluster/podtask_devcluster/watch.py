@@ -82,17 +82,10 @@ class WatchRequest:
 
 
 class WatchStream:
-    def __init__(
-        self,
-        store: ObjectStore,
-        resource: ResourceType,
-        request: WatchRequest,
-        stopping: asyncio.Event,
-    ) -> None:
+    def __init__(self, store: ObjectStore, resource: ResourceType, request: WatchRequest) -> None:
         self._store = store
         self._resource = resource
         self._request = request
-        self._stopping = stopping
         self._first_row = True
         self._backlog: list[tuple[str, JsonObject, JsonObject | None]] = []
         self._expired: errors.ApiError | None = None
@@ -117,8 +110,9 @@ class WatchStream:
                 ]
         self._watcher: Watcher | None = store.add_watcher(key) if self._expired is None else None
 
-    async def lines(self) -> AsyncIterator[bytes]:
-        """The stream's lines; the subscription ends with it."""
+    async def lines(self, stopping: asyncio.Event) -> AsyncIterator[bytes]:
+        """The stream's lines, until the timeout or `stopping`; the subscription ends with
+        them."""
         try:
             if self._expired is not None:
                 yield _line({"type": "ERROR", "object": self._expired.status()})
@@ -130,16 +124,16 @@ class WatchStream:
                     yield line
             if self._request.send_initial_events and self._request.bookmarks:
                 yield self._bookmark(initial_end=True)
-            async for line in self._live(self._watcher):
+            async for line in self._live(self._watcher, stopping):
                 yield line
         finally:
             if self._watcher is not None:
                 self._store.remove_watcher(self._watcher)
 
-    async def _live(self, watcher: Watcher) -> AsyncIterator[bytes]:
+    async def _live(self, watcher: Watcher, stopping: asyncio.Event) -> AsyncIterator[bytes]:
         timeout = self._request.timeout
         deadline = time.monotonic() + timeout if timeout is not None else None
-        while not self._stopping.is_set():
+        while not stopping.is_set():
             wait = BOOKMARK_INTERVAL_SECONDS if self._request.sends_bookmarks else IDLE_WAKE_SECONDS
             if deadline is not None:
                 wait = min(wait, deadline - time.monotonic())

@@ -13,8 +13,8 @@ from podtask_devcluster.schema import (
     prune,
     prune_nulls,
     stored_numbers,
-    validate,
 )
+from podtask_devcluster.schema_validation import validate
 
 
 @pytest.mark.parametrize(

@@ -56,11 +56,7 @@ class Strategy:
             keep_status(updated, existing)
 
     def validate_update(
-        self,
-        resource: ResourceType,
-        updated: JsonObject,
-        existing: JsonObject,
-        subresource: str | None,
+        self, resource: ResourceType, obj: JsonObject, old: JsonObject, subresource: str | None
     ) -> None:
         """The updated object (main resource or /status) against the kind's rules."""
 

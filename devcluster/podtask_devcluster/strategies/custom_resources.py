@@ -26,12 +26,6 @@ class CustomResourceStrategy(Strategy):
         custom_resources.check(resource, obj["metadata"]["name"], obj, None)
 
     def validate_update(
-        self,
-        resource: ResourceType,
-        updated: JsonObject,
-        existing: JsonObject,
-        subresource: str | None,
+        self, resource: ResourceType, obj: JsonObject, old: JsonObject, subresource: str | None
     ) -> None:
-        custom_resources.check(
-            resource, existing["metadata"]["name"], updated, existing, subresource
-        )
+        custom_resources.check(resource, old["metadata"]["name"], obj, old, subresource)
