@@ -21,7 +21,8 @@ from typing import Any, NoReturn
 
 import kopf
 
-import podtask_operator.handlers  # noqa: F401  (registers the handlers)
+# Importing the handlers registers them with kopf.
+from podtask_operator.handlers import SETTINGS_MEMO_KEY
 
 # Importing health also registers its Lease event handler, which feeds the heartbeat.
 from podtask_operator.health import (
@@ -138,7 +139,7 @@ async def serve(settings: OperatorSettings, health_address: HealthAddress | None
             clusterwide=False,
             namespaces=[settings.namespace],
             stop_flag=stop,
-            memo=kopf.Memo({_STOP_FLAG: stop}),
+            memo=kopf.Memo({_STOP_FLAG: stop, SETTINGS_MEMO_KEY: settings}),
         )
         return 0
     finally:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import kubernetes
 
@@ -20,6 +20,39 @@ log = logging.getLogger(__name__)
 class RunChanged(Exception):
     """A TaskRun was written by someone else between the read a decision came from and the
     write of that decision (Kubernetes' 409 on a stale resourceVersion)."""
+
+
+class ClusterApi(Protocol):
+    """The calls the reconciler makes on its namespace: what `Cluster` implements, and what a
+    test's in-memory cluster implements to drive the reconciler without Kubernetes."""
+
+    async def get_run(self, name: str) -> dict[str, Any] | None: ...
+
+    async def get_config_map(self, name: str) -> dict[str, Any] | None: ...
+
+    async def patch_run_status(
+        self, name: str, patch: dict[str, Any], *, resource_version: str | None = None
+    ) -> None: ...
+
+    async def get_pod(self, name: str) -> dict[str, Any] | None: ...
+
+    async def create_pod(self, body: dict[str, Any]) -> dict[str, Any]: ...
+
+    async def create_secret(self, body: dict[str, Any]) -> None: ...
+
+    async def list_runs(self) -> list[dict[str, Any]]: ...
+
+    async def list_queues(self) -> list[dict[str, Any]]: ...
+
+    async def list_pods(self, label_selector: str) -> list[dict[str, Any]]: ...
+
+    async def delete_pod(self, name: str) -> None: ...
+
+    async def patch_queue_status(self, name: str, status: dict[str, Any]) -> bool: ...
+
+    async def post_event(
+        self, run: dict[str, Any], type_: str, reason: str, message: str, now: datetime
+    ) -> None: ...
 
 
 class Cluster:

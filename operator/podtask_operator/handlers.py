@@ -17,6 +17,9 @@ from podtask_operator.reconcile import RunReconciler
 from podtask_operator.settings import OperatorSettings
 
 _FINAL = frozenset(p.value for p in FINAL_PHASES)
+# Where `python -m podtask_operator` puts its `OperatorSettings` in kopf's memo: read once, at
+# start, and used by the health endpoint, the Lease, housekeeping and these handlers alike.
+SETTINGS_MEMO_KEY = "operator_settings"
 
 
 @kopf.on.startup()
@@ -28,10 +31,9 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     # on, kopf would list them, and under a namespaced Role (the chart's default) retry the 403
     # for about a minute before serving anything.
     settings.scanning.disabled = True
-    settings.batching.batch_window = 0.02
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
-    operator_settings = OperatorSettings()
+    operator_settings: OperatorSettings = memo[SETTINGS_MEMO_KEY]
     cluster = Cluster(load_api_client(), operator_settings.namespace)
     jitter = random.Random(operator_settings.retry_jitter_seed)
     reconciler = RunReconciler(cluster, operator_settings, random=jitter.random)

@@ -3,9 +3,10 @@
 This module owns `WATCH_HEARTBEAT`, which every kopf event handler beats on every watch event;
 the pure verdict on it (`assess`); the kopf handler on Lease events that keeps the beats coming
 (the leader renews its Lease every few seconds, so a healthy leader sees a Lease event that
-often even with no runs at all; registered on import); and a tiny HTTP server for the probe.
+often even with no runs at all; registered on import); and the probe's endpoint, served with
+aiohttp (kopf's own HTTP library).
 
-The server is our own rather than kopf's `liveness_endpoint` because kopf's exists only once
+The endpoint is our own rather than kopf's `liveness_endpoint` because kopf's exists only once
 kopf runs, and a standby, still waiting for the Lease before kopf starts, must answer healthy:
 otherwise Kubernetes would keep restarting every standby.
 """
@@ -13,7 +14,6 @@ otherwise Kubernetes would keep restarting every standby.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 import urllib.parse
@@ -22,12 +22,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import kopf
+from aiohttp import web
 
 log = logging.getLogger(__name__)
 
 HEALTH_PATH = "/healthz"
-_REQUEST_READ_TIMEOUT = 5.0
-_MAX_HEADER_LINES = 100
 
 
 class WatchHeartbeat:
@@ -139,54 +138,30 @@ class HealthAddress:
         return cls(parts.hostname or "0.0.0.0", parts.port, parts.path or HEALTH_PATH)
 
 
-def _response(status: int, reason: str, body: dict[str, Any], *, head: bool) -> bytes:
-    payload = json.dumps(body).encode()
-    headers = (
-        f"HTTP/1.1 {status} {reason}\r\n"
-        "Content-Type: application/json\r\n"
-        f"Content-Length: {len(payload)}\r\n"
-        "Cache-Control: no-store\r\n"
-        "Connection: close\r\n\r\n"
-    ).encode()
-    return headers if head else headers + payload
-
-
-async def _read_request(reader: asyncio.StreamReader) -> tuple[str, str]:
-    request_line = (await reader.readline()).decode("latin-1").split()
-    # Drain the headers: the probe sends a few; nothing in them matters here.
-    for _ in range(_MAX_HEADER_LINES):
-        if (await reader.readline()).strip() in (b"", b"\r\n"):
-            break
-    if len(request_line) < 2:
-        return "", ""
-    return request_line[0], urllib.parse.urlsplit(request_line[1]).path
+def _response(status: int, body: dict[str, Any]) -> web.Response:
+    response = web.json_response(body, status=status, headers={"Cache-Control": "no-store"})
+    # One request per connection: a probe opens a new one each time.
+    response.force_close()
+    return response
 
 
 async def serve_health(health: OperatorHealth, address: HealthAddress) -> asyncio.Server:
-    """Start answering `GET <path>`: 200 when healthy, 503 when not, JSON either way.
-    Port 0 picks a free port (see the returned server's sockets); close the server to stop."""
+    """Start answering `GET <path>` (and HEAD): 200 when healthy, 503 when not, JSON either
+    way. Port 0 picks a free port (see the returned server's sockets); close the server to
+    stop."""
 
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            method, path = await asyncio.wait_for(_read_request(reader), _REQUEST_READ_TIMEOUT)
-            head = method == "HEAD"
-            if method not in ("GET", "HEAD"):
-                writer.write(_response(405, "Method Not Allowed", {}, head=False))
-            elif path != address.path:
-                writer.write(_response(404, "Not Found", {}, head=head))
-            else:
-                report = health.report()
-                if report.healthy:
-                    writer.write(_response(200, "OK", report.to_json(), head=head))
-                else:
-                    writer.write(_response(503, "Service Unavailable", report.to_json(), head=head))
-            await writer.drain()
-        except (TimeoutError, ConnectionError):
-            pass
-        finally:
-            writer.close()
+    async def handle(request: web.BaseRequest) -> web.StreamResponse:
+        if request.method not in ("GET", "HEAD"):
+            return _response(405, {})
+        if request.path != address.path:
+            return _response(404, {})
+        report = health.report()
+        return _response(200 if report.healthy else 503, report.to_json())
 
-    server = await asyncio.start_server(handle, address.host, address.port)
+    # aiohttp's low-level server: one handler, no router, no access log.
+    server = await asyncio.get_running_loop().create_server(
+        web.Server(handle), address.host, address.port
+    )
     port = server.sockets[0].getsockname()[1]
     log.info("health endpoint at http://%s:%d%s", address.host, port, address.path)
     return server

@@ -136,7 +136,6 @@ def pod_for_attempt(
         "PODTASK_API_URL": settings.api_url,
         "PODTASK_RUN_ID": meta["name"],
         "PODTASK_ATTEMPT": str(attempt),
-        "PODTASK_MACHINE": machine,
         "PYTHONUNBUFFERED": "1",
     }
     source = dev_source_mount(spec.module, settings.dev_source_dir)

@@ -1,10 +1,12 @@
-"""The scheduler: every queue's waiting line and active pods, and the admission loop.
+"""The scheduler: every queue's waiting line and active pods, and which run goes next.
 
-Event-driven: a run becoming ready, a pod ending, or a queue's limit changing
-each trigger one admission pass for the bucket concerned; nothing polls per run.
-Active pods are counted from the cluster (pod watch events) plus the pods this
-operator created and has not seen yet, so a lagging watch cannot let a queue
-exceed its limit. Passes for one bucket run one at a time.
+It holds state and answers; it calls nobody. The reconciler runs the admission passes: under
+a bucket's lock (`admission_lock`, so passes for one bucket run one at a time) it takes the
+next run while the bucket has a free slot (`next_admission`), starts it, and says how that
+went (`admitted`, `put_back`). Active pods are counted from the cluster (pod watch events)
+plus the pods this operator created and has not seen yet, so a lagging watch cannot let a
+queue exceed its limit. The queues whose counts changed are collected for the reconciler to
+publish (`take_changed_queues`).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from podtask.resources import LABEL_CONCURRENCY_KEY, LABEL_QUEUE, TaskRunSpec
@@ -22,7 +24,6 @@ from podtask_operator.queues import Bucket, BucketKey, LinePlace, bucket_of
 
 log = logging.getLogger(__name__)
 
-StartRun = Callable[[str], Awaitable[str | None]]
 RETRY_ADMISSION_SECONDS = 5.0
 # A bucket whose pods the cluster refuses for now (a quota, throttling) tries again after a
 # backoff that doubles up to the maximum; a slot freeing up in it tries again at once.
@@ -54,24 +55,16 @@ def _pod_bucket(pod: Mapping[str, Any]) -> BucketKey | None:
 
 
 class Scheduler:
-    def __init__(
-        self,
-        default_limit: int,
-        start: StartRun,
-        on_counts_changed: Callable[[str], None] = lambda queue: None,
-    ) -> None:
+    def __init__(self, default_limit: int) -> None:
         self._default_limit = default_limit
-        self._start = start
-        self._on_counts_changed = on_counts_changed
         self._buckets: dict[BucketKey, Bucket] = {}
         self._run_bucket: dict[str, BucketKey] = {}
         self._ended: OrderedDict[str, None] = OrderedDict()
         self._controls: dict[str, QueueControls] = {}
         self._declared: dict[str, int | None] = {}
         self._locks: dict[BucketKey, asyncio.Lock] = {}
-        self._retry_timers: dict[BucketKey, asyncio.TimerHandle] = {}
         self._deferred: dict[BucketKey, tuple[AdmissionDeferred, float]] = {}
-        self._background: set[asyncio.Task[None]] = set()
+        self._changed: set[str] = set()
 
     # --- state ---------------------------------------------------------------------------
 
@@ -84,6 +77,11 @@ class Scheduler:
     def buckets(self) -> list[BucketKey]:
         return list(self._buckets)
 
+    def take_changed_queues(self) -> set[str]:
+        """The queues whose counts changed since the last call."""
+        changed, self._changed = self._changed, set()
+        return changed
+
     def enqueue(self, name: str, spec: TaskRunSpec, created: str) -> BucketKey:
         """Put a run in its line (a no-op when it is there already)."""
         key = bucket_of(spec)
@@ -92,13 +90,13 @@ class Scheduler:
         if name not in bucket.waiting:
             bucket.waiting.add(LinePlace.of(name, spec.priority, created))
             self._run_bucket[name] = key
-            self._on_counts_changed(key[0])
+            self._changed.add(key[0])
         return key
 
     def withdraw(self, name: str) -> BucketKey | None:
         key = self._run_bucket.pop(name, None)
         if key is not None and self._buckets[key].waiting.remove(name):
-            self._on_counts_changed(key[0])
+            self._changed.add(key[0])
         return key
 
     def is_waiting(self, name: str) -> bool:
@@ -117,11 +115,11 @@ class Scheduler:
                 self._ended.popitem(last=False)
             if name in bucket.active:
                 bucket.active.discard(name)
-                self._on_counts_changed(key[0])
+                self._changed.add(key[0])
             return key
         if name not in self._ended and name not in bucket.active:
             bucket.active.add(name)
-            self._on_counts_changed(key[0])
+            self._changed.add(key[0])
         return None
 
     def set_controls(self, queue: str, controls: QueueControls | None) -> list[BucketKey]:
@@ -170,41 +168,42 @@ class Scheduler:
 
     # --- admission -----------------------------------------------------------------------
 
-    async def admit_all(self, keys: Iterable[BucketKey] | None = None) -> None:
-        for key in list(self._buckets) if keys is None else list(keys):
-            await self.admit(key)
+    def admission_lock(self, key: BucketKey) -> asyncio.Lock:
+        """Held for an admission pass of the bucket: one pass at a time."""
+        return self._locks.setdefault(key, asyncio.Lock())
 
-    async def admit(self, key: BucketKey) -> None:
-        """Start the best waiting runs of a bucket while it has free slots."""
+    def next_admission(self, key: BucketKey) -> LinePlace | None:
+        """Take the best waiting run of the bucket if it has a free slot (hold its lock)."""
         bucket = self._buckets.get(key)
-        if bucket is None:
-            return
-        lock = self._locks.setdefault(key, asyncio.Lock())
-        async with lock:
-            while bucket.waiting and free_slots(
-                len(bucket.active), self.limit(bucket.queue), self.paused(bucket.queue)
-            ):
-                place = bucket.waiting.pop_first()
-                self._run_bucket.pop(place.name, None)
-                try:
-                    pod = await self._start(place.name)
-                except Exception as exc:
-                    if isinstance(exc, AdmissionDeferred):
-                        log.info("run %s waits: %s", place.name, exc)
-                        delay = self._defer(key, exc)
-                    else:
-                        log.exception("could not start run %s; trying again shortly", place.name)
-                        delay = RETRY_ADMISSION_SECONDS
-                    if place.name not in self._run_bucket:
-                        bucket.waiting.add(place)
-                        self._run_bucket[place.name] = key
-                    self._admit_later(key, delay)
-                    break
-                if pod is not None:
-                    self._deferred.pop(key, None)
-                if pod is not None and pod not in self._ended:
-                    bucket.active.add(pod)
-                self._on_counts_changed(bucket.queue)
+        if bucket is None or not bucket.waiting:
+            return None
+        if not free_slots(len(bucket.active), self.limit(bucket.queue), self.paused(bucket.queue)):
+            return None
+        place = bucket.waiting.pop_first()
+        self._run_bucket.pop(place.name, None)
+        return place
+
+    def admitted(self, key: BucketKey, pod: str | None) -> None:
+        """The run taken last started in `pod` (None: it may no longer start)."""
+        bucket = self._buckets[key]
+        if pod is not None:
+            self._deferred.pop(key, None)
+            if pod not in self._ended:
+                bucket.active.add(pod)
+        self._changed.add(bucket.queue)
+
+    def put_back(
+        self, key: BucketKey, place: LinePlace, deferred: AdmissionDeferred | None = None
+    ) -> float:
+        """The run taken last could not start: it keeps its place at the head of the line.
+        The delay before the bucket tries again: a backoff that doubles while the cluster
+        refuses its pods for now (`deferred`), else `RETRY_ADMISSION_SECONDS`."""
+        if place.name not in self._run_bucket:
+            self._buckets[key].waiting.add(place)
+            self._run_bucket[place.name] = key
+        if deferred is None:
+            return RETRY_ADMISSION_SECONDS
+        return self._defer(key, deferred)
 
     def _defer(self, key: BucketKey, why: AdmissionDeferred) -> float:
         """Remember why the bucket waits; the backoff before its next try."""
@@ -216,16 +215,3 @@ class Scheduler:
         )
         self._deferred[key] = (why, delay)
         return delay
-
-    def _admit_later(self, key: BucketKey, delay: float = RETRY_ADMISSION_SECONDS) -> None:
-        if key in self._retry_timers:
-            return
-        loop = asyncio.get_running_loop()
-
-        def again() -> None:
-            self._retry_timers.pop(key, None)
-            task = loop.create_task(self.admit(key))
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
-
-        self._retry_timers[key] = loop.call_later(delay, again)

@@ -17,7 +17,7 @@ from podtask.resources import TaskRunStatus as Status
 from podtask_devcluster.control_plane import ControlPlane
 from podtask_operator.attempts import AttemptOutcome, AttemptResult
 from podtask_operator.lifecycle import end_attempt, finished, start_attempt, waiting
-from podtask_operator.reconcile import status_patch
+from podtask_operator.run_writes import status_patch
 from tests.control_plane.control_plane_testing import kubectl
 from tests.real_crds import CRD_PATH, crd_manifests, install_crds, new_namespace
 

@@ -107,8 +107,8 @@ def test_the_endpoint_serves_the_verdict() -> None:
             assert status == 503 and not report["healthy"]
             assert report["reason"] == "no watch event for 61s (limit 60s)"
 
-            assert (await _get(port, "GET /other HTTP/1.1\r\n\r\n"))[0] == 404
-            assert (await _get(port, "POST /healthz HTTP/1.1\r\n\r\n"))[0] == 405
+            assert (await _get(port, "GET /other HTTP/1.1\r\nHost: x\r\n\r\n"))[0] == 404
+            assert (await _get(port, "POST /healthz HTTP/1.1\r\nHost: x\r\n\r\n"))[0] == 405
         finally:
             server.close()
             await server.wait_closed()

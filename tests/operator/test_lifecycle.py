@@ -8,7 +8,7 @@ import pytest
 from podtask.resources import AttemptReport, RunError, RunPhase, TaskRunSpec, TaskRunStatus
 from podtask_operator.attempts import AttemptOutcome, classify_attempt, reported_success
 from podtask_operator.lifecycle import end_attempt, start_attempt
-from podtask_operator.reconcile import status_patch
+from podtask_operator.run_writes import status_patch
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 

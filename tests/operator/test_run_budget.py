@@ -49,7 +49,7 @@ from podtask_devcluster.control_plane import ControlPlane
 from podtask_devcluster.patches import json_patch, merge_patch
 from podtask_operator.attempts import classify_attempt
 from podtask_operator.lifecycle import end_attempt, start_attempt
-from podtask_operator.reconcile import status_patch
+from podtask_operator.run_writes import status_patch
 from tests.real_crds import install_crds, new_namespace
 
 NOW = datetime(2024, 5, 1, 12, tzinfo=UTC)

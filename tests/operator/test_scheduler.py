@@ -1,19 +1,24 @@
-"""Waiting lines, limits and the admission loop, without a cluster."""
+"""Waiting lines, limits and the admission passes, against an in-memory cluster."""
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from podtask.resources import TaskRunSpec
 from podtask_operator.admission import QueueControls, effective_limit, free_slots, waiting_message
-from podtask_operator.queues import LinePlace, WaitingLine, bucket_of
+from podtask_operator.queues import BucketKey, LinePlace, WaitingLine, bucket_of
+from podtask_operator.reconcile import RunReconciler
 from podtask_operator.scheduler import (
     DEFERRED_FIRST_SECONDS,
     DEFERRED_MAX_SECONDS,
     AdmissionDeferred,
-    Scheduler,
 )
+from podtask_operator.settings import OperatorSettings
+from tests.operator.memory_cluster import MemoryCluster
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def test_waiting_line_orders_by_priority_then_creation() -> None:
@@ -69,138 +74,131 @@ def pod(
     return {"metadata": {"name": name, "labels": labels}, "status": {"phase": phase}}
 
 
-class Starts:
-    """The admission loop's start callback: records what it was asked to start."""
+class Line:
+    """Runs in an in-memory cluster, put in their lines directly, and the reconciler that
+    admits them: its real admission passes and starts, down to the pods it creates."""
 
-    def __init__(self) -> None:
-        self.started: list[str] = []
-        self.refuse: set[str] = set()
-        self.fail: set[str] = set()
-        self.quota_left: int | None = None
+    def __init__(self, settings: OperatorSettings) -> None:
+        self.cluster = MemoryCluster()
+        self.reconciler = RunReconciler(self.cluster, settings, clock=lambda: NOW)
+        self.scheduler = self.reconciler.scheduler
 
-    async def __call__(self, name: str) -> str | None:
-        await asyncio.sleep(0)
-        if self.quota_left is not None:
-            if self.quota_left == 0:
-                raise AdmissionDeferred("QuotaExceeded", "exceeded quota: pods, limited: pods=2")
-            self.quota_left -= 1
-        if name in self.fail:
-            self.fail.discard(name)
-            raise RuntimeError("the API is down")
-        if name in self.refuse:
-            return None
-        self.started.append(name)
-        return f"{name}-1"
+    def enqueue(self, name: str, spec: TaskRunSpec, created: str) -> BucketKey:
+        self.cluster.add_run(name, spec, NOW)
+        return self.scheduler.enqueue(name, spec, created)
+
+    @property
+    def started(self) -> list[str]:
+        return [pod.rsplit("-", 1)[0] for pod in self.cluster.created_pods]
 
 
-def make() -> tuple[Scheduler, Starts]:
-    starts = Starts()
-    return Scheduler(default_limit=10, start=starts), starts
+@pytest.fixture
+def line(settings: OperatorSettings) -> Line:
+    return Line(settings)
 
 
 @pytest.mark.anyio
-async def test_admits_up_to_the_limit_in_order_and_a_finished_pod_frees_a_slot() -> None:
-    scheduler, starts = make()
+async def test_admits_up_to_the_limit_in_order_and_a_finished_pod_frees_a_slot(
+    line: Line,
+) -> None:
     for i in range(5):
-        key = scheduler.enqueue(f"run{i}", spec(), f"2026-01-01T00:00:0{i}Z")
-    await scheduler.admit(key)
-    assert starts.started == ["run0", "run1"]
-    assert scheduler.counts("emails") == (2, 3)
-    assert scheduler.why_waiting("run2") == (
+        key = line.enqueue(f"run{i}", spec(), f"2026-01-01T00:00:0{i}Z")
+    await line.reconciler.admit(key)
+    assert line.started == ["run0", "run1"]
+    assert line.scheduler.counts("emails") == (2, 3)
+    assert line.scheduler.why_waiting("run2") == (
         "QueueAtLimit",
         "queue 'emails' is at its limit 2/2; position 1",
     )
-    freed = scheduler.observe_pod(pod("run0-1", phase="Succeeded"))
+    freed = line.scheduler.observe_pod(pod("run0-1", phase="Succeeded"))
     assert freed == key
-    await scheduler.admit(key)
-    assert starts.started == ["run0", "run1", "run2"]
+    await line.reconciler.admit(key)
+    assert line.started == ["run0", "run1", "run2"]
 
 
 @pytest.mark.anyio
-async def test_pods_seen_in_the_cluster_count_against_the_limit() -> None:
-    scheduler, starts = make()
-    scheduler.observe_pod(pod("other-1"))
-    scheduler.observe_pod(pod("other2-1", phase="Pending"))
-    key = scheduler.enqueue("run", spec(), "t")
-    await scheduler.admit(key)
-    assert starts.started == []
+async def test_pods_seen_in_the_cluster_count_against_the_limit(line: Line) -> None:
+    line.scheduler.observe_pod(pod("other-1"))
+    line.scheduler.observe_pod(pod("other2-1", phase="Pending"))
+    key = line.enqueue("run", spec(), "t")
+    await line.reconciler.admit(key)
+    assert line.started == []
 
 
 @pytest.mark.anyio
-async def test_a_pod_that_ended_before_its_creation_returned_frees_its_slot() -> None:
-    scheduler, starts = make()
-    scheduler.observe_pod(pod("run0-1", phase="Succeeded"))  # the watch was faster
-    key = scheduler.enqueue("run0", spec(limit=1), "1")
-    scheduler.enqueue("run1", spec(limit=1), "2")
-    await scheduler.admit(key)
-    assert starts.started == ["run0", "run1"]
+async def test_a_pod_that_ended_before_its_creation_returned_frees_its_slot(line: Line) -> None:
+    line.scheduler.observe_pod(pod("run0-1", phase="Succeeded"))  # the watch was faster
+    key = line.enqueue("run0", spec(limit=1), "1")
+    line.enqueue("run1", spec(limit=1), "2")
+    await line.reconciler.admit(key)
+    assert line.started == ["run0", "run1"]
 
 
 @pytest.mark.anyio
-async def test_concurrency_keys_have_the_limit_each() -> None:
-    scheduler, starts = make()
+async def test_concurrency_keys_have_the_limit_each(line: Line) -> None:
     keys = set()
     for user in ("a", "b", "c"):
         for i in range(3):
-            keys.add(scheduler.enqueue(f"{user}{i}", spec(key=user), f"{i}"))
-    await scheduler.admit_all(keys)
-    assert sorted(starts.started) == ["a0", "a1", "b0", "b1", "c0", "c1"]
+            keys.add(line.enqueue(f"{user}{i}", spec(key=user), f"{i}"))
+    await line.reconciler.admit_all(list(keys))
+    assert sorted(line.started) == ["a0", "a1", "b0", "b1", "c0", "c1"]
     assert bucket_of(spec(key="a")) == ("emails", "a")
 
 
 @pytest.mark.anyio
-async def test_priority_goes_first_and_pause_stops_admission() -> None:
-    scheduler, starts = make()
-    scheduler.set_controls("emails", QueueControls(concurrency_limit=1, paused=True))
-    key = scheduler.enqueue("low", spec(), "1")
-    scheduler.enqueue("high", spec(priority=3), "2")
-    await scheduler.admit(key)
-    assert starts.started == []
-    assert scheduler.why_waiting("high") is not None
-    scheduler.set_controls("emails", QueueControls(concurrency_limit=1, paused=False))
-    await scheduler.admit(key)
-    assert starts.started == ["high"]
+async def test_priority_goes_first_and_pause_stops_admission(line: Line) -> None:
+    line.scheduler.set_controls("emails", QueueControls(concurrency_limit=1, paused=True))
+    key = line.enqueue("low", spec(), "1")
+    line.enqueue("high", spec(priority=3), "2")
+    await line.reconciler.admit(key)
+    assert line.started == []
+    assert line.scheduler.why_waiting("high") is not None
+    line.scheduler.set_controls("emails", QueueControls(concurrency_limit=1, paused=False))
+    await line.reconciler.admit(key)
+    assert line.started == ["high"]
 
 
 @pytest.mark.anyio
-async def test_withdrawn_and_unstartable_runs_do_not_take_slots() -> None:
-    scheduler, starts = make()
-    key = scheduler.enqueue("canceled", spec(limit=1), "1")
-    scheduler.enqueue("gone", spec(limit=1), "2")
-    scheduler.enqueue("next", spec(limit=1), "3")
-    assert scheduler.withdraw("canceled") == key
-    starts.refuse.add("gone")
-    await scheduler.admit(key)
-    assert starts.started == ["next"]
-    assert not scheduler.is_waiting("gone")
+async def test_withdrawn_and_unstartable_runs_do_not_take_slots(line: Line) -> None:
+    key = line.enqueue("canceled", spec(limit=1), "1")
+    line.enqueue("gone", spec(limit=1), "2")
+    line.enqueue("next", spec(limit=1), "3")
+    assert line.scheduler.withdraw("canceled") == key
+    del line.cluster.runs["gone"]  # deleted while it waited
+    await line.reconciler.admit(key)
+    assert line.started == ["next"]
+    assert not line.scheduler.is_waiting("gone")
 
 
 @pytest.mark.anyio
-async def test_a_failed_start_keeps_the_run_waiting_in_its_place() -> None:
-    scheduler, starts = make()
-    key = scheduler.enqueue("first", spec(limit=1), "1")
-    scheduler.enqueue("second", spec(limit=1), "2")
-    starts.fail.add("first")
-    await scheduler.admit(key)
-    assert starts.started == []
-    assert scheduler.is_waiting("first")
-    await scheduler.admit(key)
-    assert starts.started == ["first"]
+async def test_a_failed_start_keeps_the_run_waiting_in_its_place(line: Line) -> None:
+    key = line.enqueue("first", spec(limit=1), "1")
+    line.enqueue("second", spec(limit=1), "2")
+    line.cluster.pod_create_errors.append(RuntimeError("the API is down"))
+    await line.reconciler.admit(key)
+    assert line.started == []
+    assert line.scheduler.is_waiting("first")
+    await line.reconciler.admit(key)
+    assert line.started == ["first"]
+
+
+QUOTA_MESSAGE = (
+    "the cluster refused the attempt's pod for now (403 QuotaExceeded): "
+    "exceeded quota: pods, limited: pods=2; trying again; position 1"
+)
 
 
 @pytest.mark.anyio
-async def test_a_start_refused_for_now_waits_first_in_line_and_says_why() -> None:
-    scheduler, starts = make()
-    starts.quota_left = 2
+async def test_a_start_refused_for_now_waits_first_in_line_and_says_why(line: Line) -> None:
+    scheduler = line.scheduler
+    line.cluster.pod_quota = 2
     for i in range(4):
-        key = scheduler.enqueue(f"run{i}", spec(limit=10), f"{i}")
-    await scheduler.admit(key)
-    assert starts.started == ["run0", "run1"]
+        key = line.enqueue(f"run{i}", spec(limit=10), f"{i}")
+    await line.reconciler.admit(key)
+    assert line.started == ["run0", "run1"]
     # The line keeps its order, and every run in it says what the cluster said.
-    assert scheduler.why_waiting("run2") == (
-        "QuotaExceeded",
-        "exceeded quota: pods, limited: pods=2; position 1",
-    )
+    assert scheduler.why_waiting("run2") == ("QuotaExceeded", QUOTA_MESSAGE)
+    assert line.cluster.status("run2")["conditions"][0]["reason"] == "QuotaExceeded"
     assert scheduler.why_waiting("run3") is not None
     assert scheduler.why_waiting("run3")[0] == "QuotaExceeded"  # type: ignore[index]
     # Each refusal doubles the wait before the next try, up to the maximum.
@@ -211,29 +209,25 @@ async def test_a_start_refused_for_now_waits_first_in_line_and_says_why() -> Non
         delay = scheduler._defer(key, AdmissionDeferred("QuotaExceeded", "again"))
     assert delay == DEFERRED_MAX_SECONDS
     # A pod of the queue ends and the quota has room again: admitted at once.
-    starts.quota_left = 1
+    line.cluster.pod_quota = 1
     assert scheduler.observe_pod(pod("run0-1", phase="Succeeded")) == key
-    await scheduler.admit(key)
-    assert starts.started == ["run0", "run1", "run2"]
-    assert scheduler.why_waiting("run3") == (
-        "QuotaExceeded",
-        "exceeded quota: pods, limited: pods=2; position 1",
-    )
-    starts.quota_left = 5
-    await scheduler.admit(key)
-    assert starts.started == ["run0", "run1", "run2", "run3"]
+    await line.reconciler.admit(key)
+    assert line.started == ["run0", "run1", "run2"]
+    assert scheduler.why_waiting("run3") == ("QuotaExceeded", QUOTA_MESSAGE)
+    line.cluster.pod_quota = 5
+    await line.reconciler.admit(key)
+    assert line.started == ["run0", "run1", "run2", "run3"]
 
 
 @pytest.mark.anyio
-async def test_a_bucket_refused_for_now_is_tried_again_by_itself() -> None:
-    scheduler, starts = make()
-    starts.quota_left = 0
-    key = scheduler.enqueue("run0", spec(limit=10), "0")
-    await scheduler.admit(key)
-    assert starts.started == []
-    starts.quota_left = 1
-    for _ in range(100):
+async def test_a_bucket_refused_for_now_is_tried_again_by_itself(line: Line) -> None:
+    line.cluster.pod_quota = 0
+    key = line.enqueue("run0", spec(limit=10), "0")
+    await line.reconciler.admit(key)
+    assert line.started == []
+    line.cluster.pod_quota = 1
+    for _ in range(200):
         await asyncio.sleep(0.05)
-        if starts.started:
+        if line.started:
             break
-    assert starts.started == ["run0"]
+    assert line.started == ["run0"]

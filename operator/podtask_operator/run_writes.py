@@ -1,0 +1,119 @@
+"""Writing a decided status onto a TaskRun: the merge patch from the status read to the status
+decided (`status_patch`), the guard that writes it only onto the version it was decided from,
+and the Event that says why a run ended or waits.
+
+A decision is written only onto the version of the run it was taken from (a resourceVersion
+precondition): a report or a cancel that lands in between makes the write fail with
+`RunChanged`, and the run is decided again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from podtask.bounded_errors import bounded_error
+from podtask.resources import RunError, RunPhase, TaskRunStatus
+from podtask_operator.cluster import ClusterApi
+from podtask_operator.lifecycle import finished
+
+# The runner's report belongs to the API; the operator never writes it, but for one thing:
+# the output it moves to `status.output` when the run completes (`output_moved`).
+_API_OWNED = frozenset({"report"})
+
+
+def output_moved(old: TaskRunStatus, new: TaskRunStatus) -> bool:
+    """Whether `new` holds the report's output in `status.output` and the report no longer:
+    the output is stored once, or a 512 KiB output would count twice in the TaskRun's budget
+    (`podtask.limits`) and the final write would be over what etcd stores."""
+    return (
+        old.report is not None
+        and old.report.output is not None
+        and new.report is not None
+        and new.report.output is None
+        and new.output is not None
+    )
+
+
+def status_patch(old: TaskRunStatus, new: TaskRunStatus) -> dict[str, Any]:
+    """The merge patch from `old` to `new`: changed keys, and nulls for cleared ones."""
+    before, after = old.to_wire(), new.to_wire()
+    patch: dict[str, Any] = {k: v for k, v in after.items() if before.get(k) != v}
+    patch.update({k: None for k in before if k not in after})
+    for key in _API_OWNED:
+        patch.pop(key, None)
+    if output_moved(old, new):
+        # Only that key of the report: a merge patch's null removes it, the rest stays.
+        patch["report"] = {"output": None}
+    return patch
+
+
+class RunWriter:
+    """Writes what the reconciler decided about a run, and posts the Events that explain it."""
+
+    def __init__(self, cluster: ClusterApi, clock: Callable[[], datetime]) -> None:
+        self._cluster = cluster
+        self._clock = clock
+
+    async def write(
+        self,
+        run: dict[str, Any],
+        old: TaskRunStatus,
+        new: TaskRunStatus,
+        *,
+        guarded: bool = True,
+    ) -> None:
+        """Write the change from `old` to `new`; `guarded`, only onto the version of `run`
+        they were decided from (else `RunChanged`)."""
+        patch = status_patch(old, new)
+        if patch:
+            version = run["metadata"].get("resourceVersion") if guarded else None
+            await self._cluster.patch_run_status(
+                run["metadata"]["name"], patch, resource_version=version
+            )
+
+    async def event(self, run: dict[str, Any], type_: str, reason: str, message: str) -> None:
+        await self._cluster.post_event(run, type_, reason, message, self._clock())
+
+    async def finish(self, run: dict[str, Any], old: TaskRunStatus, new: TaskRunStatus) -> None:
+        """Write a final status, and the Event of its last condition."""
+        await self.write(run, old, new)
+        condition = new.conditions[-1] if new.conditions else None
+        if condition is not None:
+            kind = "Normal" if new.phase == RunPhase.COMPLETED.value else "Warning"
+            await self.event(run, kind, condition.reason, condition.message)
+
+    async def end(
+        self,
+        run: dict[str, Any],
+        status: TaskRunStatus,
+        phase: RunPhase,
+        reason: str,
+        message: str,
+        error: RunError | None = None,
+    ) -> None:
+        """End the run in `phase` for a reason that is not an attempt's result."""
+        new = finished(status, phase, self._clock(), reason=reason, message=message, error=error)
+        await self.finish(run, status, new)
+
+    async def fail(
+        self, run: dict[str, Any], status: TaskRunStatus | None, error_type: str, message: str
+    ) -> None:
+        """End the run as a SystemFailure: podtask, not the task, could not go on."""
+        if (run.get("status") or {}).get("phase") == RunPhase.SYSTEM_FAILURE.value:
+            return
+        if status is None:
+            # The status itself does not parse: replace the fields that say how it ended.
+            error = bounded_error(RunError(type=error_type, message=message))
+            await self._cluster.patch_run_status(
+                run["metadata"]["name"],
+                {
+                    "phase": RunPhase.SYSTEM_FAILURE.value,
+                    "error": error.to_wire(),
+                    "finishedAt": self._clock().isoformat(),
+                },
+            )
+            return
+        error = RunError(type=error_type, message=message)
+        await self.end(run, status, RunPhase.SYSTEM_FAILURE, error_type, message, error)
