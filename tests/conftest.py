@@ -1,5 +1,8 @@
 """Fixtures shared across components: registered here so that one instance serves the session.
 
+Every test gets its tier marker here (`unit`, `component`, `e2e`; and `real`), see
+`tests/tiers.py`; a `unit` test that starts a process or touches a socket fails.
+
 The summary names the real kube-apiserver that the session's real-cluster tests ran against,
 and, on a machine without podman, buildah, runc and debootstrap, in one line why the tests that
 need images (those using `built_images`, or marked `images`) did not run: they are deselected.
@@ -8,6 +11,7 @@ need images (those using `built_images`, or marked `images`) did not run: they a
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Iterator
 
 import pytest
 
@@ -15,6 +19,7 @@ from podtask_devcluster.podman import tools_missing_reason
 from tests.built_images import built_images
 from tests.embedded_kube import embedded_kube
 from tests.real_control_plane import real_control_plane
+from tests.tiers import guarded, mark
 
 __all__ = ["built_images", "embedded_kube", "real_control_plane"]
 
@@ -31,25 +36,14 @@ def _real_apiserver_version() -> str:
     return (done.stdout or done.stderr).strip()
 
 
-# Suites that only run against the real control plane; elsewhere a `[real]` parameter says so.
-REAL_ONLY = ("tests/control_plane/", "tests/node_agent/", "tests/conformance/")
-
-
-def _on_the_real_cluster(nodeid: str) -> bool:
-    path = nodeid.split("::")[0]
-    return "[real" in nodeid or "real" in path or path.startswith(REAL_ONLY)
-
-
 _IMAGES_NOT_RUN = pytest.StashKey[tuple[int, str]]()
+_REAL = pytest.StashKey[set[str]]()  # the tests marked `real`
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", "images: needs podman, buildah, runc and debootstrap (built or run images)"
-    )
-
-
+# First, so that `-m unit` (pytest's own deselection, which runs after) sees the tiers.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    config.stash[_REAL] = mark(items)
     reason = tools_missing_reason()
     if reason is None:
         return
@@ -61,6 +55,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         config.hook.pytest_deselected(items=needing)
         items[:] = [i for i in items if i not in needing]
         config.stash[_IMAGES_NOT_RUN] = (len(needing), reason)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
+    with guarded(item):
+        yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    with guarded(item):
+        yield
 
 
 def pytest_terminal_summary(
@@ -75,7 +81,7 @@ def pytest_terminal_summary(
         for report in terminalreporter.stats.get(outcome, [])
         if getattr(report, "when", "call") == "call"
     ]
-    real = [r for r in ran if _on_the_real_cluster(r.nodeid)]
+    real = [r for r in ran if r.nodeid in config.stash.get(_REAL, set())]
     if real:
         terminalreporter.write_line(
             f"real control plane: {_real_apiserver_version()} (kube-apiserver), "

@@ -180,6 +180,7 @@ def test_a_report_before_any_status_is_refused_once_the_run_changed(stack: Stack
     assert stack.run(untouched)["status"] == {"report": {"attempt": 1, "ok": True}}
 
 
+@pytest.mark.component
 def test_an_unreachable_cluster_is_cluster_unavailable(tmp_path: Path) -> None:
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(kubeconfig_text(f"http://127.0.0.1:{free_port()}"))

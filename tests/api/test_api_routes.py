@@ -188,6 +188,7 @@ def _closed_port() -> int:
     return port
 
 
+@pytest.mark.component
 def test_an_unreachable_cluster_is_503(tmp_path: Path) -> None:
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(kubeconfig_text(f"http://127.0.0.1:{_closed_port()}"))

@@ -18,6 +18,9 @@ from podtask_devcluster.control_plane_build import (
     expected_stamp,
 )
 
+# Not unit (tests/tiers.py): builds the control plane, or runs `go`.
+pytestmark = pytest.mark.component
+
 NO_GO_PATH = "/nonexistent"
 
 

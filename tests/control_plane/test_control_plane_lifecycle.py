@@ -17,6 +17,9 @@ from podtask_devcluster.control_plane_build import COMPONENTS
 from tests.control_plane.control_plane_testing import kubectl
 from tests.e2e.conftest import wait_until
 
+# Not unit (tests/tiers.py): starts the control plane's processes.
+pytestmark = pytest.mark.component
+
 
 def processes_using(state_dir: Path) -> list[int]:
     """The control plane's processes for `state_dir`: a component binary whose flags name it."""

@@ -17,6 +17,9 @@ from kubernetes import client, config
 
 from podtask_devcluster import EmbeddedCluster
 
+# Not unit (tests/tiers.py): starts clusters and their pods' processes.
+pytestmark = pytest.mark.component
+
 NS = "default"
 
 # The main process forks; the child starts a new session and forks again, and the grandchild

@@ -9,10 +9,14 @@ import sqlite3
 import stat
 from pathlib import Path
 
+import pytest
 from devcluster_testing import wait_for
 from kubernetes import client, config
 
 from podtask_devcluster import EmbeddedCluster
+
+# Not unit (tests/tiers.py): starts an embedded cluster.
+pytestmark = pytest.mark.component
 
 
 def _mode(path: Path) -> int:

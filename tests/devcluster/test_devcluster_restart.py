@@ -15,6 +15,9 @@ from kubernetes.client.rest import ApiException
 
 from podtask_devcluster import EmbeddedCluster
 
+# Not unit (tests/tiers.py): starts and restarts embedded clusters.
+pytestmark = pytest.mark.component
+
 
 def _client(cluster: EmbeddedCluster) -> client.ApiClient:
     return config.new_client_from_config(config_file=str(cluster.kubeconfig_path))

@@ -14,6 +14,9 @@ from kubernetes import client, config
 from podtask_devcluster import EmbeddedCluster, StateDirInUse
 from tests.e2e.conftest import wait_until
 
+# Not unit (tests/tiers.py): starts embedded clusters.
+pytestmark = pytest.mark.component
+
 
 def _config_map(cluster: EmbeddedCluster, name: str) -> None:
     with config.new_client_from_config(config_file=str(cluster.kubeconfig_path)) as api:

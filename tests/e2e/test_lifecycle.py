@@ -4,6 +4,7 @@ cancel and replay — each end to end through the real operator, on both cluster
 import random
 from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -11,6 +12,7 @@ from podtask.resources import RetryPolicy
 from podtask.retry import retry_delay_ms
 from tests.e2e.composed import ComposedStack
 from tests.e2e.conftest import TASK_MODULES, at, wait_until
+from tests.reliability.faults import ClusterWatch
 
 SEED = 7
 
@@ -44,20 +46,53 @@ def pause(composed: ComposedStack, queue: str, paused: bool) -> None:
     )
 
 
+class RetryWatch(ClusterWatch):
+    """When the operator set each retry of a TaskRun to start: `nextAttemptAt` by attempt."""
+
+    plural = "taskruns"
+    name = "retry-watch"
+
+    def __init__(self, kubeconfig: str) -> None:
+        self._retries: dict[str, dict[int, str]] = {}
+        super().__init__(kubeconfig)
+
+    def retries(self, run: str) -> dict[int, str]:
+        with self._lock:
+            return dict(self._retries.get(run, {}))
+
+    def _see(self, obj: dict[str, Any]) -> None:
+        status = obj.get("status") or {}
+        if status.get("phase") == "WaitingToRetry" and status.get("nextAttemptAt"):
+            with self._lock:
+                retries = self._retries.setdefault(obj["metadata"]["name"], {})
+                retries[status["attempt"]] = status["nextAttemptAt"]
+
+
 def test_retries_wait_exactly_the_policys_backoff(composed: ComposedStack) -> None:
     # The first retry of this operator: its seeded random source gives these two jitters.
     jitter = random.Random(SEED)
     policy = RetryPolicy(max_attempts=3, min_timeout_ms=400, factor=2, randomize=True)
     expected = [retry_delay_ms(policy, n, jitter.random) / 1000 for n in (1, 2)]
 
-    run = composed.wait_for(composed.trigger("jittered-retry", {}))
+    watch = RetryWatch(str(composed.cluster.kubeconfig_path)).start()
+    try:
+        run_id = composed.trigger("jittered-retry", {})
+        run = composed.wait_for(run_id)
+    finally:
+        watch.stop()
     assert run["status"] == "Completed"
     assert run["output"] == {"attempt": 3}
     attempts = run["attempts"]
     assert [a["reason"] for a in attempts] == ["Error", "Error", "Completed"]
+    # From the times the operator recorded, not the test's clock: each retry was set for
+    # exactly its backoff after the attempt ended, and did not start before.
+    retry_at = watch.retries(run_id)
+    assert sorted(retry_at) == [1, 2], retry_at
     for n in (0, 1):
-        gap = (at(attempts[n + 1]["startedAt"]) - at(attempts[n]["finishedAt"])).total_seconds()
-        assert expected[n] <= gap < expected[n] + 1.0, (n, gap, expected)
+        due = at(retry_at[n + 1])
+        backoff = (due - at(attempts[n]["finishedAt"])).total_seconds()
+        assert backoff == pytest.approx(expected[n], abs=0.001), (n, backoff, expected)
+        assert at(attempts[n + 1]["startedAt"]) >= due, (n, attempts[n + 1], due)
 
 
 def test_a_delayed_run_waits_then_runs(composed: ComposedStack) -> None:

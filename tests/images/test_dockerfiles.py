@@ -289,6 +289,7 @@ def test_the_example_image_is_built_from_the_runner_image_the_chart_names() -> N
     assert runner.tag == version, "the runner of the SDK version the examples are written for"
 
 
+@pytest.mark.component
 def test_deployed_module_paths_are_where_the_example_image_puts_the_modules() -> None:
     # `podtask index` names files by absolute path; a deploy from the repository root
     # records them relative to it, and the runner resolves them from the image's WORKDIR.

@@ -54,10 +54,14 @@ def test_timestamps_since_and_limit(tmp_path: Path) -> None:
 
 
 def test_log_options_from_the_query() -> None:
+    before = dt.datetime.now(dt.UTC)
     options = log_options({"tailLines": "3", "timestamps": "true", "sinceSeconds": "60"})
+    after = dt.datetime.now(dt.UTC)
     assert options.tail_lines == 3 and options.timestamps
     assert options.since is not None
-    assert dt.datetime.now(dt.UTC) - options.since < dt.timedelta(seconds=120)
+    # 60 s before the moment the query was read, whenever that was.
+    minute = dt.timedelta(seconds=60)
+    assert before - minute <= options.since <= after - minute
     assert timestamp().endswith("000Z")
 
 

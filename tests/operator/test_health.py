@@ -83,6 +83,7 @@ async def _get(port: int, request: str) -> tuple[int, dict[str, Any]]:
     return status, json.loads(body) if body else {}
 
 
+@pytest.mark.component
 def test_the_endpoint_serves_the_verdict() -> None:
     now = [1000.0]
     heartbeat = WatchHeartbeat(clock=lambda: now[0])

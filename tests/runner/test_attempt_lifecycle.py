@@ -567,52 +567,63 @@ def test_sigterm_during_cleanup_interrupts_nothing() -> None:
 @pytest.mark.parametrize("run_async", [False, True], ids=["sync", "async"])
 def test_max_duration_covers_the_hooks_and_cleanup_still_runs(run_async: bool) -> None:
     rec = Recorder()
+    # The run goes on until the test lets it (at most a minute): the attempt can only have
+    # ended before that at its deadline.
+    release = threading.Event()
 
     def slow_init(payload: Any, ctx: Context) -> None:
         time.sleep(0.1)
 
     async def slow_async_run(payload: Any, ctx: Context) -> None:
-        await asyncio.sleep(5)
+        await asyncio.sleep(60)
+        rec.calls.append("run:ended")
 
     def slow_run(payload: Any, ctx: Context) -> None:
-        time.sleep(5)
+        release.wait(60)
+        rec.calls.append("run:ended")
 
     hooks = TaskHooks(init=(slow_init,), cleanup=rec.hooks().cleanup)
-    started = time.monotonic()
-    outcome = execute_attempt(
-        make_task(slow_async_run if run_async else slow_run, hooks),
-        None,
-        CTX,
-        global_hooks=NO_GLOBALS,
-        max_duration_seconds=0.3,
-    )
-    assert time.monotonic() - started < 2
-    assert outcome.error is not None and outcome.error.type == "MaxDurationExceededError"
-    assert rec.calls == ["task:cleanup"]
+    try:
+        outcome = execute_attempt(
+            make_task(slow_async_run if run_async else slow_run, hooks),
+            None,
+            CTX,
+            global_hooks=NO_GLOBALS,
+            max_duration_seconds=0.3,
+        )
+        assert outcome.error is not None and outcome.error.type == "MaxDurationExceededError"
+        assert rec.calls == ["task:cleanup"]  # the run had not ended: the deadline ended it
+    finally:
+        release.set()
 
 
 def test_a_hanging_hook_after_the_deadline_gets_a_grace_period_then_the_next_runs(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     rec = Recorder()
+    release = threading.Event()
 
     def hanging_on_error(payload: Any, error: BaseException, ctx: Context) -> None:
-        time.sleep(5)
+        release.wait(60)
+        rec.calls.append("on_error:ended")
 
     def run(payload: Any, ctx: Context) -> None:
-        time.sleep(5)
+        release.wait(60)
+        rec.calls.append("run:ended")
 
     hooks = TaskHooks(on_error=(hanging_on_error,), cleanup=rec.hooks().cleanup)
-    started = time.monotonic()
-    outcome = execute_attempt(
-        make_task(run, hooks),
-        None,
-        CTX,
-        global_hooks=NO_GLOBALS,
-        max_duration_seconds=0.2,
-        after_hook_grace_seconds=0.2,
-    )
-    assert time.monotonic() - started < 2
-    assert outcome.error is not None and outcome.error.type == "MaxDurationExceededError"
-    assert rec.calls == ["task:cleanup"]
+    try:
+        outcome = execute_attempt(
+            make_task(run, hooks),
+            None,
+            CTX,
+            global_hooks=NO_GLOBALS,
+            max_duration_seconds=0.2,
+            after_hook_grace_seconds=0.2,
+        )
+        assert outcome.error is not None and outcome.error.type == "MaxDurationExceededError"
+        # Cleanup ran while on_error still hung: its grace ended, nothing waited for it.
+        assert rec.calls == ["task:cleanup"]
+    finally:
+        release.set()
     assert "on_error hook" in capsys.readouterr().err

@@ -7,7 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from runner_fixtures import SAMPLE_TASKS, TASK_MODULES
+
+# Not unit (tests/tiers.py): runs the runner as a process.
+pytestmark = pytest.mark.component
 
 ROOT = Path(__file__).resolve().parents[2]
 

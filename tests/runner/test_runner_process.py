@@ -9,6 +9,9 @@ from pathlib import Path
 import pytest
 from runner_fixtures import TASK_MODULES, LiveApi
 
+# Not unit (tests/tiers.py): runs the runner as a process.
+pytestmark = pytest.mark.component
+
 
 def test_sync_task_completes_with_its_output(live_api: LiveApi) -> None:
     run = live_api.start_run("runner-echo-sync", {"name": "Ada", "n": None}, tags=["t1"])

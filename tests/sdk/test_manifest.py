@@ -168,6 +168,7 @@ def podtask_index(*modules: str, cwd: Path = ROOT) -> subprocess.CompletedProces
     )
 
 
+@pytest.mark.component
 def test_podtask_index_prints_every_example_task() -> None:
     done = podtask_index("examples/")
     assert done.returncode == 0, done.stderr
@@ -213,6 +214,7 @@ def b(payload, ctx):
 """
 
 
+@pytest.mark.component
 @pytest.mark.parametrize(
     ("source", "expected"),
     [
@@ -233,6 +235,7 @@ def test_podtask_index_of_a_broken_module_fails_naming_it(
         assert text in done.stderr, done.stderr
 
 
+@pytest.mark.component
 def test_podtask_index_takes_dotted_names_from_the_working_directory(tmp_path: Path) -> None:
     (tmp_path / "dotted_tasks.py").write_text(
         'from podtask import task\n\n@task(id="dotted")\ndef run(payload, ctx):\n    return 1\n'
