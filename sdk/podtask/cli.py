@@ -16,13 +16,12 @@ import contextlib
 import itertools
 import json
 import os
-import re
 import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
 from podtask.errors import PodtaskError
 
@@ -43,18 +42,14 @@ def _json_argument(text: str) -> object:
         raise argparse.ArgumentTypeError(f"not valid JSON: {exc}") from None
 
 
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
-
-
 def parse_duration(text: str) -> float:
-    """Seconds from `90`, `90s`, `1.5m`, `2h`, `1d` or `500ms`."""
-    found = _DURATION.match(text.strip())
-    if found is None:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a duration: seconds, or a number with ms, s, m, h or d (e.g. 90s, 5m)"
-        )
-    return float(found.group(1)) * _UNIT_SECONDS[found.group(2)]
+    """Seconds from `90`, `90s`, `1.5m`, `2h`, `1d`, `1w` or `500ms` (`podtask.durations`)."""
+    from podtask.durations import DurationError, duration_seconds
+
+    try:
+        return duration_seconds(text)
+    except DurationError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _delay_argument(text: str) -> float | datetime:
@@ -291,28 +286,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _trigger_options(args: argparse.Namespace) -> TriggerOptions:
-    options: TriggerOptions = {}
-    if args.tags:
-        options["tags"] = args.tags
-    if args.metadata is not None:
-        options["metadata"] = args.metadata
-    if args.priority is not None:
-        options["priority"] = args.priority
-    if args.delay is not None:
-        options["delay"] = args.delay
-    if args.ttl is not None:
-        options["ttl"] = args.ttl
-    if args.machine is not None:
-        options["machine"] = args.machine
-    if args.idempotency_key is not None:
-        options["idempotency_key"] = args.idempotency_key
-    if args.concurrency_key is not None:
-        options["concurrency_key"] = args.concurrency_key
-    if args.max_attempts is not None:
-        options["max_attempts"] = args.max_attempts
-    if args.max_duration is not None:
-        options["max_duration"] = args.max_duration
-    return options
+    """The trigger options given as flags, read by the names of the wire model's fields
+    (`--max-attempts` is `max_attempts`; `--tag` repeated is `tags`)."""
+    from podtask.trigger_request import option_wire_names
+
+    given = {name: getattr(args, name, None) for name in option_wire_names()}
+    return cast("TriggerOptions", {name: v for name, v in given.items() if v is not None})
 
 
 class Progress:

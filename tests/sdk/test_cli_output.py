@@ -144,7 +144,7 @@ def test_durations_on_the_command_line() -> None:
         86400,
         0.5,
     ]
-    for bad in ("", "5 minutes", "-3", "1w"):
+    for bad in ("", "5 minutes", "-3", "1y"):
         with pytest.raises(argparse.ArgumentTypeError):
             parse_duration(bad)
 
