@@ -279,22 +279,30 @@ def test_the_keyword_options_are_the_wire_models_fields() -> None:
     assert option_wire_names()["idempotency_key_ttl"] == "idempotencyKeyTTL"
 
 
-def test_one_duration_reading_for_every_caller() -> None:
+@pytest.mark.parametrize(
+    ("given", "seconds"),
+    [
+        ("500ms", 0.5),
+        ("90", 90),
+        ("1.5m", 90),
+        ("2h", 7200),
+        ("2w", 14 * 86400),
+        (timedelta(minutes=2), 120),
+        (3, 3),
+    ],
+)
+def test_one_duration_reading_for_every_caller(given: object, seconds: float) -> None:
+    from podtask.durations import duration_seconds
+
+    assert duration_seconds(given) == seconds
+
+
+@pytest.mark.parametrize("bad", ["", "-3", "5 minutes", True, None])
+def test_what_is_not_a_duration(bad: object) -> None:
     from podtask.durations import DurationError, duration_seconds
 
-    assert [duration_seconds(v) for v in ("500ms", "90", "1.5m", "2h", "1d", "2w")] == [
-        0.5,
-        90,
-        90,
-        7200,
-        86400,
-        14 * 86400,
-    ]
-    assert duration_seconds(timedelta(minutes=2)) == 120
-    assert duration_seconds(3) == 3
-    for bad in ("", "-3", "5 minutes", True, None):
-        with pytest.raises(DurationError):
-            duration_seconds(bad)
+    with pytest.raises(DurationError):
+        duration_seconds(bad)
 
 
 def test_run_filters_are_checked_by_name() -> None:
