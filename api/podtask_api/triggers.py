@@ -1,7 +1,10 @@
-"""Triggering a task: the request's shape, its checks, and the `TaskRun` it becomes.
+"""Triggering a task: the request's server-side checks, and the `TaskRun` it becomes.
 
-All pure: `build_task_run` turns a `Task`'s spec and a `TriggerRequest` into the
-TaskRun object to create; the route only reads the Task and creates the result.
+The request's shape is `podtask.trigger_request`'s, shared with the client; `TriggerOptions`
+here adds the checks that need the server's view (the stored size of the metadata, the
+machines on offer); the wire types it re-exports are read from here by the API's modules.
+All pure: `build_task_run` turns a `Task`'s spec and a `TriggerRequest` into the TaskRun
+object to create; the route only reads the Task and creates the result.
 A batch trigger is checked item by item here (`check_batch_payloads`,
 `plan_batch`) before anything is created, and every error names its item.
 
@@ -23,32 +26,12 @@ import string
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    StringConstraints,
-    TypeAdapter,
-    ValidationError,
-    WithJsonSchema,
-    field_validator,
-)
-from pydantic.alias_generators import to_camel
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from podtask.json_values import JsonValueError, checked_json_text, stored_size
-from podtask.limits import (
-    MAX_BATCH_ITEMS,
-    MAX_CONCURRENCY_KEY_LENGTH,
-    MAX_IDEMPOTENCY_KEY_LENGTH,
-    MAX_METADATA_BYTES,
-    MAX_PAYLOAD_BYTES,
-    MAX_PRIORITY,
-    MAX_TAG_LENGTH,
-    MAX_TAGS,
-)
+from podtask.limits import MAX_BATCH_ITEMS, MAX_METADATA_BYTES, MAX_PAYLOAD_BYTES
 from podtask.machines import PRESETS
 from podtask.resources import (
     API_VERSION,
@@ -61,6 +44,12 @@ from podtask.resources import (
     format_timestamp,
     parse_timestamp,
 )
+from podtask.trigger_request import JSON_INTEGER as JSON_INTEGER
+from podtask.trigger_request import MAX_DELAY_SECONDS as MAX_DELAY_SECONDS
+from podtask.trigger_request import Delay as Delay
+from podtask.trigger_request import IsoTime as IsoTime
+from podtask.trigger_request import WireTriggerOptions, WireTriggerRequest
+from podtask.trigger_request import duration_seconds as duration_seconds
 from podtask_api.errors import ApiError
 
 RUN_NAME_PREFIX = "run-"
@@ -87,161 +76,9 @@ DEFAULT_IDEMPOTENCY_KEY_TTL_SECONDS = 30 * 24 * 3600
 _OBJECT_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 
-Tag = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TAG_LENGTH)]
 
-
-def _json_integer(value: Any) -> Any:
-    # JSON has one kind of number: 3.0 is the integer 3 (and 3.5 is refused after this), but
-    # true and "3" are not numbers, though pydantic's lax mode would take them as 1 and 3.
-    if isinstance(value, bool | str):
-        raise ValueError("must be an integer")
-    return value
-
-
-JSON_INTEGER = BeforeValidator(_json_integer)
-"""Makes an `int` an integer as JSON Schema means it: 3 or 3.0, never true or "3".
-
-Bounds go before it, inside the type (`Annotated[int, Field(ge=…), JSON_INTEGER]`): only
-so does `/openapi.json` show them as `minimum` and `maximum`, also for optional fields.
-"""
-
-# A century: any longer is a mistake, and far longer would overflow the date arithmetic.
-MAX_DELAY_SECONDS = 100 * 365 * 24 * 3600
-Priority = Annotated[int, Field(ge=-MAX_PRIORITY, le=MAX_PRIORITY), JSON_INTEGER]
-Seconds = Annotated[int, Field(ge=1, le=MAX_DELAY_SECONDS), JSON_INTEGER]
-Attempts = Annotated[int, Field(ge=1, le=100), JSON_INTEGER]
-
-_NUMBER = re.compile(r"^\s*[-+]?[0-9]+(\.[0-9]*)?\s*$")
-_TIME = TypeAdapter(datetime)
-
-
-def iso_time(value: Any) -> datetime:
-    """An ISO 8601 time (without a zone: UTC) that the date arithmetic can hold."""
-    # pydantic would read "90" as a Unix time in 1970, silently meaning "no delay".
-    if not isinstance(value, str) or _NUMBER.match(value):
-        raise ValueError("a time must be ISO 8601, e.g. 2024-05-01T12:00:00Z")
-    try:
-        parsed = _TIME.validate_python(value)
-    except ValidationError:
-        raise ValueError("a time must be ISO 8601, e.g. 2024-05-01T12:00:00Z") from None
-    aware = parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
-    try:
-        return aware.astimezone(UTC) + timedelta(seconds=0)
-    except OverflowError:
-        raise ValueError("the time is out of range") from None
-
-
-def _delay(value: Any) -> int | datetime:
-    if isinstance(value, str):
-        return iso_time(value)
-    # Without this a number that is not a whole one (1.5) or a boolean would be read as a
-    # Unix timestamp in 1970, silently meaning "no delay".
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError("delay must be whole seconds or a time")
-    if isinstance(value, float) and not value.is_integer():
-        raise ValueError("delay must be whole seconds or a time")
-    if value < 0:
-        raise ValueError("delay must be zero or more seconds, or a time")
-    if value > MAX_DELAY_SECONDS:
-        raise ValueError(f"delay must be at most {MAX_DELAY_SECONDS} seconds (100 years)")
-    return int(value)
-
-
-Delay = Annotated[
-    int | datetime,
-    BeforeValidator(_delay),
-    WithJsonSchema(
-        {
-            "anyOf": [
-                {"type": "integer", "minimum": 0, "maximum": MAX_DELAY_SECONDS},
-                {"type": "string", "format": "date-time"},
-            ]
-        }
-    ),
-]
-"""A delay: seconds from now, or the time (ISO 8601; without a zone, UTC)."""
-
-_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 24 * 3600, "w": 7 * 24 * 3600}
-DURATION_PATTERN = r"^[1-9][0-9]{0,8}[smhdw]$"
-_DURATION = re.compile(DURATION_PATTERN)
-
-
-IsoTime = Annotated[datetime, BeforeValidator(iso_time)]
-"""A time, in ISO 8601 only (not seconds since 1970), in UTC."""
-
-
-def duration_seconds(value: Any) -> int:
-    """Seconds, given as a number or as a count and a unit: "30s", "10m", "24h", "30d", "2w".
-
-    Any longer than a century is a century: as good as for ever, and it keeps the date
-    arithmetic in range.
-    """
-    if isinstance(value, str):
-        if not _DURATION.match(value):
-            raise ValueError('must be seconds, or a count and a unit: "30s", "10m", "24h", "30d"')
-        value = int(value[:-1]) * _DURATION_UNITS[value[-1]]
-    elif isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
-        raise ValueError('must be whole seconds, or a count and a unit: "10m", "24h", "30d"')
-    if value < 1:
-        raise ValueError("must be at least 1 second")
-    return min(int(value), MAX_DELAY_SECONDS)
-
-
-IdempotencyKeyTTL = Annotated[
-    int,
-    BeforeValidator(duration_seconds),
-    WithJsonSchema(
-        {
-            "anyOf": [
-                {"type": "integer", "minimum": 1},
-                {"type": "string", "pattern": DURATION_PATTERN},
-            ]
-        }
-    ),
-]
-"""How long a key holds its run: seconds, or a count and a unit (s, m, h, d, w)."""
-
-MachineName = Annotated[str, WithJsonSchema({"type": "string", "enum": list(PRESETS)})]
-
-
-class TriggerOptions(BaseModel):
+class TriggerOptions(WireTriggerOptions):
     """The options of one trigger, as Trigger.dev names them (camelCase on the wire)."""
-
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
-
-    tags: list[Tag] = Field(default_factory=list, max_length=MAX_TAGS)
-    metadata: dict[str, Any] = Field(default_factory=dict)
-    priority: Priority = Field(
-        default=0, description="Runs with a higher priority start first within their queue."
-    )
-    concurrency_key: (
-        Annotated[str, StringConstraints(min_length=1, max_length=MAX_CONCURRENCY_KEY_LENGTH)]
-        | None
-    ) = None
-    machine: MachineName | None = None
-    max_attempts: Attempts | None = Field(
-        default=None, description="Overrides the task's retry.maxAttempts."
-    )
-    max_duration: Seconds | None = Field(default=None, description="Seconds.")
-    idempotency_key: (
-        Annotated[str, StringConstraints(min_length=1, max_length=MAX_IDEMPOTENCY_KEY_LENGTH)]
-        | None
-    ) = None
-    ttl: Seconds | None = Field(
-        default=None, description="Seconds the run may wait to start before it expires."
-    )
-    delay: Delay | None = Field(
-        default=None, description="Seconds from now, or the time, before the run is queued."
-    )
-    idempotency_key_ttl: IdempotencyKeyTTL | None = Field(
-        default=None,
-        alias="idempotencyKeyTTL",
-        description=(
-            "How long the idempotency key holds its run: seconds, or a count and a unit "
-            '("10m", "24h", "30d"); 30 days by default. A run that ends in any other final '
-            "status than Completed releases its key at once."
-        ),
-    )
 
     @field_validator("metadata")
     @classmethod
@@ -267,10 +104,7 @@ class TriggerOptions(BaseModel):
         return machine
 
 
-class TriggerRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    payload: Any = None
+class TriggerRequest(WireTriggerRequest):
     options: TriggerOptions = Field(default_factory=TriggerOptions)
 
 

@@ -10,15 +10,16 @@ from __future__ import annotations
 import inspect
 import re
 import typing
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, TypeVar, Unpack
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from podtask import client
 from podtask.context import Context
+from podtask.durations import duration_seconds
 from podtask.errors import TaskDeclarationError
 from podtask.hooks import (
     HOOK_PARAMETERS,
@@ -35,8 +36,9 @@ from podtask.hooks import (
 from podtask.limits import MAX_TASK_ID_LENGTH
 from podtask.machines import DEFAULT_MACHINE, PRESETS, MachinePreset, machine_preset
 from podtask.resources import TASK_ID_PATTERN, QueueRef, RetryPolicy
-from podtask.run_results import RunHandle, RunResult
-from podtask.trigger_options import TriggerOptions
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 RunFunction = Callable[[Any, Context], Any] | Callable[[Any, Context], Awaitable[Any]]
 
@@ -50,6 +52,17 @@ TASK_ID_RULE = (
 
 def is_valid_task_id(task_id: str) -> bool:
     return len(task_id) <= MAX_TASK_ID_LENGTH and bool(_TASK_ID.match(task_id))
+
+
+def _with_task_id(function: Callable[Concatenate[str, P], R]) -> Callable[Concatenate[Task, P], R]:
+    """`function` of `podtask.client` as a method of `Task`: the task's id is its first argument."""
+
+    def method(declared: Task, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        return function(declared.id, *args, **kwargs)
+
+    method.__name__ = method.__qualname__ = function.__name__
+    method.__doc__ = function.__doc__
+    return method
 
 
 @dataclass(frozen=True)
@@ -71,53 +84,15 @@ class Task:
         return self.run(payload, ctx)
 
     # Triggering from backend code, or from inside another task (the child then carries
-    # the parent's run id). Each delegates to `podtask.client` by this task's id.
-
-    def trigger(self, payload: Any = None, **options: Unpack[TriggerOptions]) -> RunHandle:
-        return client.trigger(self.id, payload, **options)
-
-    async def trigger_async(
-        self, payload: Any = None, **options: Unpack[TriggerOptions]
-    ) -> RunHandle:
-        return await client.trigger_async(self.id, payload, **options)
-
-    def trigger_and_wait(
-        self,
-        payload: Any = None,
-        *,
-        timeout: float | None = None,
-        **options: Unpack[TriggerOptions],
-    ) -> RunResult:
-        return client.trigger_and_wait(self.id, payload, timeout=timeout, **options)
-
-    async def trigger_and_wait_async(
-        self,
-        payload: Any = None,
-        *,
-        timeout: float | None = None,
-        **options: Unpack[TriggerOptions],
-    ) -> RunResult:
-        return await client.trigger_and_wait_async(self.id, payload, timeout=timeout, **options)
-
-    def batch_trigger(
-        self, items: Iterable[Any], *, idempotency_key: str | None = None
-    ) -> list[RunHandle]:
-        return client.batch_trigger(self.id, items, idempotency_key=idempotency_key)
-
-    async def batch_trigger_async(
-        self, items: Iterable[Any], *, idempotency_key: str | None = None
-    ) -> list[RunHandle]:
-        return await client.batch_trigger_async(self.id, items, idempotency_key=idempotency_key)
-
-    def batch_trigger_and_wait(
-        self, items: Iterable[Any], *, timeout: float | None = None
-    ) -> list[RunResult]:
-        return client.batch_trigger_and_wait(self.id, items, timeout=timeout)
-
-    async def batch_trigger_and_wait_async(
-        self, items: Iterable[Any], *, timeout: float | None = None
-    ) -> list[RunResult]:
-        return await client.batch_trigger_and_wait_async(self.id, items, timeout=timeout)
+    # the parent's run id): `podtask.client`'s functions, with this task's id.
+    trigger = _with_task_id(client.trigger)
+    trigger_async = _with_task_id(client.trigger_async)
+    trigger_and_wait = _with_task_id(client.trigger_and_wait)
+    trigger_and_wait_async = _with_task_id(client.trigger_and_wait_async)
+    batch_trigger = _with_task_id(client.batch_trigger)
+    batch_trigger_async = _with_task_id(client.batch_trigger_async)
+    batch_trigger_and_wait = _with_task_id(client.batch_trigger_and_wait)
+    batch_trigger_and_wait_async = _with_task_id(client.batch_trigger_and_wait_async)
 
     @property
     def is_async(self) -> bool:
@@ -236,10 +211,9 @@ def _whole_seconds(task_id: str, name: str, value: int | timedelta | None) -> in
     if value is None:
         return None
     seconds: float | None = None
-    if isinstance(value, timedelta):
-        seconds = value.total_seconds()
-    elif isinstance(value, int) and not isinstance(value, bool):
-        seconds = value
+    # Declared in code: an int or a timedelta, not a float or a text ("1h" is the CLI's).
+    if isinstance(value, int | timedelta) and not isinstance(value, bool):
+        seconds = duration_seconds(value)
     if seconds is None or seconds < 1 or seconds != int(seconds):
         raise TaskDeclarationError(
             f"task {task_id!r}: {name} must be a whole number of seconds (an int or a "

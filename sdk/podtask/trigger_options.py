@@ -1,9 +1,11 @@
 """What a trigger sends: the options as Python keywords, and their JSON on the wire.
 
-Pure. Options are snake_case keyword arguments in Python (`idempotency_key=`)
-and camelCase in the API's JSON (`idempotencyKey`); durations may be seconds or
-`timedelta`s, a delay may also be a `datetime`. Payloads are anything JSON can
-hold, pydantic models included (sent as `model_dump(mode="json")`).
+Pure. The wire's names, types and checks are `podtask.trigger_request`'s model; this is
+the Python side of it, for the client, the CLI and `Task.trigger`. Options are snake_case
+keyword arguments in Python (`idempotency_key=`) and camelCase in the API's JSON
+(`idempotencyKey`); durations may be seconds or `timedelta`s, a delay may also be a
+`datetime`. Payloads are anything JSON can hold, pydantic models included (sent as
+`model_dump(mode="json")`).
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ from typing import Any, TypedDict, cast
 from pydantic import BaseModel
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
+from podtask.durations import DurationError, duration_seconds
 from podtask.limits import MAX_BATCH_ITEMS
 from podtask.resources import format_timestamp
+from podtask.trigger_request import option_wire_names
 
 Seconds = int | float | timedelta
 
@@ -55,29 +59,26 @@ class TriggerOptions(TypedDict, total=False):
     priority: int
 
 
-_WIRE_NAMES = {
-    "delay": "delay",
-    "ttl": "ttl",
-    "idempotency_key": "idempotencyKey",
-    "idempotency_key_ttl": "idempotencyKeyTTL",
-    "concurrency_key": "concurrencyKey",
-    "machine": "machine",
-    "max_attempts": "maxAttempts",
-    "max_duration": "maxDuration",
-    "tags": "tags",
-    "metadata": "metadata",
-    "priority": "priority",
-}
+# The order the options are listed in when one is unknown: as documented above.
+_KEYWORD_ORDER = tuple(TriggerOptions.__annotations__)
+
+
+# The Python names and the JSON names, from the wire model: the keyword options above are
+# its fields (a test holds them together).
+_WIRE_NAMES = option_wire_names()
 _SECONDS = {"delay", "ttl", "max_duration", "idempotency_key_ttl"}
 
 
 def _whole_seconds(name: str, value: Any) -> int:
-    if isinstance(value, timedelta):
-        value = value.total_seconds()
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    try:
+        # A text ("1h") is the CLI's to read, not a keyword's: only numbers and timedeltas.
+        seconds = None if isinstance(value, str) else duration_seconds(value)
+    except DurationError:
+        seconds = None
+    if seconds is None:
         raise TypeError(f"trigger option {name!r} must be seconds or a timedelta, not {value!r}")
     # Rounded up: the API counts whole seconds, and half a second of ttl is not none.
-    return math.ceil(value)
+    return math.ceil(seconds)
 
 
 def _wire_value(name: str, value: Any) -> Any:
@@ -95,12 +96,16 @@ def _wire_value(name: str, value: Any) -> Any:
 
 
 def options_to_wire(options: Mapping[str, Any]) -> dict[str, Any]:
-    """`options` as the API's JSON, camelCase; unset (None) options are left out."""
+    """`options` as the API's JSON, camelCase; unset (None) options are left out.
+
+    Values are not checked here beyond their Python types: the API checks them (as
+    `podtask.trigger_request` and its server-side checks say) and names what to fix.
+    """
     unknown = sorted(set(options) - set(_WIRE_NAMES))
     if unknown:
         raise TypeError(
             f"unknown trigger option(s) {', '.join(map(repr, unknown))}; valid options are: "
-            + ", ".join(_WIRE_NAMES)
+            + ", ".join(_KEYWORD_ORDER)
         )
     return {
         _WIRE_NAMES[name]: _wire_value(name, value)

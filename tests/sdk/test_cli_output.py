@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from podtask.cli import Progress, parse_duration
+from podtask.cli import Progress
 from podtask.cli_output import (
     age,
     duration,
@@ -21,6 +21,7 @@ from podtask.cli_output import (
     status_words,
     table,
 )
+from podtask.cli_parser import parse_duration
 
 NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -144,7 +145,7 @@ def test_durations_on_the_command_line() -> None:
         86400,
         0.5,
     ]
-    for bad in ("", "5 minutes", "-3", "1w"):
+    for bad in ("", "5 minutes", "-3", "1y"):
         with pytest.raises(argparse.ArgumentTypeError):
             parse_duration(bad)
 

@@ -268,3 +268,61 @@ def test_polling_backs_off_gently_to_a_cap() -> None:
     assert delays == sorted(delays)
     assert delays[-1] == MAX_POLL_SECONDS
     assert sum(delays[:5]) < 3
+
+
+def test_the_keyword_options_are_the_wire_models_fields() -> None:
+    """The Python keywords (typed for `Unpack`) and the API's model name the same options."""
+    from podtask.trigger_options import TriggerOptions
+    from podtask.trigger_request import WireTriggerOptions, option_wire_names
+
+    assert set(TriggerOptions.__annotations__) == set(WireTriggerOptions.model_fields)
+    assert option_wire_names()["idempotency_key_ttl"] == "idempotencyKeyTTL"
+
+
+@pytest.mark.parametrize(
+    ("given", "seconds"),
+    [
+        ("500ms", 0.5),
+        ("90", 90),
+        ("1.5m", 90),
+        ("2h", 7200),
+        ("2w", 14 * 86400),
+        (timedelta(minutes=2), 120),
+        (3, 3),
+    ],
+)
+def test_one_duration_reading_for_every_caller(given: object, seconds: float) -> None:
+    from podtask.durations import duration_seconds
+
+    assert duration_seconds(given) == seconds
+
+
+@pytest.mark.parametrize("bad", ["", "-3", "5 minutes", True, None])
+def test_what_is_not_a_duration(bad: object) -> None:
+    from podtask.durations import DurationError, duration_seconds
+
+    with pytest.raises(DurationError):
+        duration_seconds(bad)
+
+
+def test_run_filters_are_checked_by_name() -> None:
+    from podtask.client import run_list_params
+
+    with pytest.raises(TypeError, match=r"'owner'.*valid filters are: status, task, tag"):
+        run_list_params(owner="me")  # type: ignore[call-arg]
+
+
+def test_declaring_a_task_does_not_import_the_http_client() -> None:
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, podtask\n"
+        "@podtask.task(id='quiet')\n"
+        "def quiet(payload, ctx): return None\n"
+        "assert 'httpx' not in sys.modules, 'httpx imported'\n"
+        "from podtask.client import PodtaskClient\n"
+        "PodtaskClient(api_url='http://x')\n"
+        "assert 'httpx' in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True)

@@ -1,0 +1,262 @@
+"""The `podtask` command line's arguments: its subcommands, their flags and what each flag
+accepts (JSON, durations, times, limits). `podtask.cli` parses with `parser()` and runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+API_HELP = "through the podtask API (PODTASK_API_URL, PODTASK_API_KEY)"
+KEYS_HELP = "through the cluster (KUBECONFIG)"
+
+
+def _json_argument(text: str) -> object:
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not valid JSON: {exc}") from None
+
+
+def parse_duration(text: str) -> float:
+    """Seconds from `90`, `90s`, `1.5m`, `2h`, `1d`, `1w` or `500ms` (`podtask.durations`)."""
+    from podtask.durations import DurationError, duration_seconds
+
+    try:
+        return duration_seconds(text)
+    except DurationError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _delay_argument(text: str) -> float | datetime:
+    """A duration from now, or an ISO 8601 time."""
+    with contextlib.suppress(argparse.ArgumentTypeError):
+        return parse_duration(text)
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is neither a duration (90s, 5m, 2h) nor an ISO 8601 time"
+        ) from None
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
+def _limit_argument(text: str) -> int | None:
+    """A queue limit: a whole number, or `default` (none of its own)."""
+    if text.lower() in ("default", "none", "null"):
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a limit: a whole number (0 holds the queue), or 'default'"
+        ) from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("a limit cannot be negative")
+    return value
+
+
+# -- the parser ---------------------------------------------------------------------------------
+
+
+def _add_dev_and_index(commands: Any) -> None:
+    dev = commands.add_parser(
+        "dev", help="run the embedded cluster, the operator and the API on this machine"
+    )
+    dev.add_argument(
+        "modules",
+        nargs="*",
+        default=["examples"],
+        help="task modules: files, folders or dotted names (default: examples/)",
+    )
+    dev.add_argument("--state-dir", type=Path, default=Path(".podtask"))
+    dev.add_argument("--port", type=int, default=8030, help="the API's port (0: any free port)")
+    dev.add_argument(
+        "--cluster-port",
+        type=int,
+        default=0,
+        help="the embedded Kubernetes API's port (0: any free port)",
+    )
+    dev.add_argument(
+        "--cluster",
+        choices=["embedded", "real"],
+        default="embedded",
+        help="embedded: the embedded cluster (default); real: a real Kubernetes control plane "
+        "(etcd, kube-apiserver, scheduler, controller-manager) built from source, and a node "
+        "agent for this machine",
+    )
+    dev.add_argument(
+        "--runtime",
+        choices=["processes", "containers"],
+        default="processes",
+        help="processes: each pod's command runs as a process of this environment (default); "
+        "containers: each pod runs in its image with podman, under the kernel's memory and CPU "
+        "limits (`make images` builds the runner image that the tasks of `podtask dev` use)",
+    )
+    index = commands.add_parser(
+        "index",
+        help="print the manifest (JSON) of the tasks and queues that task modules declare",
+    )
+    index.add_argument("modules", nargs="+", help="task modules: files, folders or dotted names")
+
+
+def _add_trigger(commands: Any) -> None:
+    trigger = commands.add_parser(
+        "trigger",
+        help=f"trigger a run of a task {API_HELP}",
+        description="Trigger a run of TASK and print its id; with --wait, follow it to its "
+        "end and print its output (or its error).",
+    )
+    trigger.add_argument("task_id", metavar="TASK")
+    trigger.add_argument("--payload", type=_json_argument, default=None, help="JSON")
+    trigger.add_argument("--wait", action="store_true", help="wait for the run to finish")
+    trigger.add_argument(
+        "--timeout", type=parse_duration, default=None, help="give up waiting after this long"
+    )
+    trigger.add_argument("--tag", action="append", dest="tags", help="a tag (repeat for more)")
+    trigger.add_argument("--metadata", type=_json_argument, help="a JSON object")
+    trigger.add_argument("--priority", type=int)
+    trigger.add_argument(
+        "--delay", type=_delay_argument, help="start after this long (90s, 5m) or at this time"
+    )
+    trigger.add_argument(
+        "--ttl", type=parse_duration, help="expire if not started within this long"
+    )
+    trigger.add_argument("--machine", help="a machine preset instead of the task's")
+    trigger.add_argument("--idempotency-key")
+    trigger.add_argument("--concurrency-key")
+    trigger.add_argument("--max-attempts", type=_positive_int)
+    trigger.add_argument("--max-duration", type=parse_duration)
+
+
+def _add_runs(commands: Any) -> None:
+    runs = commands.add_parser(
+        "runs",
+        help=f"list, read and manage runs {API_HELP}",
+        description="List, read and manage runs through the podtask API at PODTASK_API_URL, "
+        "with the API key in PODTASK_API_KEY.",
+    )
+    run_commands = runs.add_subparsers(dest="runs_command", required=True)
+    listing = run_commands.add_parser("list", help="the newest runs, as a table")
+    listing.add_argument(
+        "--status", action="append", help="only runs in this status (repeat for more)"
+    )
+    listing.add_argument("--task", help="only runs of this task")
+    listing.add_argument("--tag", action="append", help="only runs with this tag (repeat)")
+    listing.add_argument("--queue", help="only runs of this queue")
+    listing.add_argument("--limit", type=_positive_int, default=20, help="at most (default 20)")
+    get = run_commands.add_parser("get", help="one run: its details, output or error")
+    get.add_argument("run_id", metavar="ID")
+    get.add_argument("--json", action="store_true", help="the API's JSON, as it is")
+    logs = run_commands.add_parser("logs", help="the log of a run's attempt")
+    logs.add_argument("run_id", metavar="ID")
+    logs.add_argument("--attempt", type=_positive_int, help="default: the latest")
+    logs.add_argument(
+        "--follow", "-f", action="store_true", help="keep printing while the attempt runs"
+    )
+    cancel = run_commands.add_parser("cancel", help="cancel a run that has not finished")
+    cancel.add_argument("run_id", metavar="ID")
+    replay = run_commands.add_parser(
+        "replay", help="trigger a new run as a run was triggered (same task version and options)"
+    )
+    replay.add_argument("run_id", metavar="ID")
+    replay.add_argument(
+        "--payload",
+        type=_json_argument,
+        # Left out of the namespace when not given: `--payload null` is a null payload.
+        default=argparse.SUPPRESS,
+        help="the new run's payload, as JSON (default: the replayed run's payload)",
+    )
+
+
+def _add_queues(commands: Any) -> None:
+    queues = commands.add_parser(
+        "queues",
+        help=f"list queues; pause, resume or limit one {API_HELP}",
+        description="Without a subcommand: every queue with its limit and counts.",
+    )
+    queue_commands = queues.add_subparsers(dest="queues_command")
+    queue_commands.add_parser("list", help="every queue (the default)")
+    for action in ("pause", "resume"):
+        command = queue_commands.add_parser(action, help=f"{action} a queue")
+        command.add_argument("name", metavar="NAME")
+    limit = queue_commands.add_parser(
+        "limit", help="set a queue's concurrency limit ('default': back to its declared one)"
+    )
+    limit.add_argument("name", metavar="NAME")
+    limit.add_argument("limit", metavar="N", type=_limit_argument)
+
+
+def _add_deploy(commands: Any) -> None:
+    deploy = commands.add_parser(
+        "deploy",
+        help=f"register a task image's tasks as their new version {API_HELP}",
+        description="Index the task modules and register their manifest with IMAGE as the "
+        "current version of their tasks and queues: new triggers run on it, runs already "
+        "triggered keep theirs. Run it from the folder the image copies to its working "
+        "directory (/app): module files are recorded relative to it.",
+    )
+    deploy.add_argument(
+        "--image",
+        required=True,
+        help="the task image as pods pull it (registry.example.com/team/tasks:1.4)",
+    )
+    deploy.add_argument(
+        "--module",
+        action="append",
+        required=True,
+        dest="modules",
+        metavar="MODULE",
+        help="a task module: a file, a folder or a dotted name (repeat for more)",
+    )
+    deploy.add_argument("--version", help="default: the API's next YYYYMMDD.N")
+    deploy.add_argument("--json", action="store_true", help="print the API's answer, as it is")
+
+
+def _add_keys(commands: Any) -> None:
+    keys = commands.add_parser(
+        "keys",
+        help=f"create, list and revoke API keys {KEYS_HELP}",
+        description="API keys are kept as sha256 digests in a Secret the API reads "
+        "(podtask-api-keys by default); a change counts within seconds, without a restart.",
+    )
+    key_commands = keys.add_subparsers(dest="keys_command", required=True)
+    create = key_commands.add_parser("create", help="create a key; it is printed once")
+    create.add_argument("--name", required=True, help="to tell keys apart, and revoke one")
+    create.add_argument(
+        "--read-only", action="store_true", help="may only call endpoints that read"
+    )
+    key_commands.add_parser("list", help="the keys' names and access (never the keys)")
+    revoke = key_commands.add_parser("revoke", help="revoke a key by its name")
+    revoke.add_argument("name", metavar="NAME")
+    for command in key_commands.choices.values():
+        command.add_argument(
+            "--namespace", help="the API's namespace (default: the kubeconfig context's)"
+        )
+        command.add_argument("--secret", help="the Secret's name (default: podtask-api-keys)")
+        command.add_argument("--kubeconfig", help="default: KUBECONFIG, else ~/.kube/config")
+
+
+def parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="podtask", description="Background tasks on Kubernetes.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    _add_dev_and_index(commands)
+    _add_trigger(commands)
+    _add_runs(commands)
+    _add_queues(commands)
+    _add_deploy(commands)
+    _add_keys(commands)
+    return parser
