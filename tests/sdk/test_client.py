@@ -312,6 +312,7 @@ def test_run_filters_are_checked_by_name() -> None:
         run_list_params(owner="me")  # type: ignore[call-arg]
 
 
+@pytest.mark.component  # a fresh interpreter: nothing imported yet
 def test_declaring_a_task_does_not_import_the_http_client() -> None:
     import subprocess
     import sys
