@@ -270,7 +270,20 @@ class ComposedStack:
             }
             return finished if len(finished) == len(wanted) else None
 
-        return wait_until(done, timeout=timeout, interval=0.5)  # type: ignore[no-any-return]
+        try:
+            return wait_until(done, timeout=timeout, interval=0.5)  # type: ignore[no-any-return]
+        except AssertionError:
+            # Say which runs did not end, and where each stands.
+            left = [r for r in self.runs() if r["metadata"]["name"] in wanted]
+            stands = sorted(
+                f"{r['metadata']['name']}: {(r.get('status') or {}).get('phase')} "
+                f"{[c.get('reason') for c in (r.get('status') or {}).get('conditions') or []]}"
+                for r in left
+                if (r.get("status") or {}).get("phase") not in FINAL
+            )
+            raise AssertionError(
+                f"{len(stands)} of {len(wanted)} runs not ended after {timeout}s: {stands}"
+            ) from None
 
     def kubectl(self, *args: str, stdin: str | None = None) -> str:
         done = self.kubectl_run(*args, stdin=stdin)
