@@ -69,7 +69,7 @@ class FieldValidation:
             return cls()
         if value not in ("", STRICT, WARN, IGNORE):
             detail = 'supported values: "", "Ignore", "Strict", "Warn"'
-            raise errors.ApiError(
+            raise errors.StatusError(
                 422,
                 "Invalid",
                 f'{options_kind}.meta.k8s.io "" is invalid: fieldValidation: Unsupported value: '
@@ -98,7 +98,7 @@ class FieldValidation:
                     self.patched, sort_keys=True, separators=(",", ":"), ensure_ascii=False
                 )
                 body = f"Invalid value: {json.dumps(shown, ensure_ascii=False)}: {decoding}"
-                raise errors.ApiError(
+                raise errors.StatusError(
                     422,
                     "Invalid",
                     f' "" is invalid: patch: {body}',
@@ -170,7 +170,7 @@ def _has_rules(schema: Any) -> bool:
     return False
 
 
-def invalid(resource: ResourceType, name: str, found: list[FieldError]) -> errors.ApiError:
+def invalid(resource: ResourceType, name: str, found: list[FieldError]) -> errors.StatusError:
     """`errors.NewInvalid`: the message aggregates the errors, one cause per error."""
     messages: list[str] = []
     for error in found:
@@ -178,7 +178,7 @@ def invalid(resource: ResourceType, name: str, found: list[FieldError]) -> error
             messages.append(error.message())
     summary = messages[0] if len(messages) == 1 else "[" + ", ".join(messages) + "]"
     qualified = f"{resource.kind}.{resource.group}" if resource.group else resource.kind
-    return errors.ApiError(
+    return errors.StatusError(
         422,
         "Invalid",
         f'{qualified} "{name}" is invalid: {summary}',

@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 
-class ApiError(Exception):
-    """A failed API request; `status()` is the body a Kubernetes client expects."""
+class StatusError(Exception):
+    """A failed API request, as kube-apiserver's `StatusError`: `code` is its HTTP status, and
+    `status()` the `Status` body a Kubernetes client expects. (The podtask API's errors are
+    `podtask_api.errors`, whose `code` is a word.)"""
 
     def __init__(
         self,
@@ -59,8 +61,8 @@ def qualified(group: str, plural: str) -> str:
     return f"{plural}.{group}" if group else plural
 
 
-def not_found(group: str, plural: str, name: str) -> ApiError:
-    return ApiError(
+def not_found(group: str, plural: str, name: str) -> StatusError:
+    return StatusError(
         404,
         "NotFound",
         f'{qualified(group, plural)} "{name}" not found',
@@ -70,8 +72,8 @@ def not_found(group: str, plural: str, name: str) -> ApiError:
     )
 
 
-def already_exists(group: str, plural: str, name: str) -> ApiError:
-    return ApiError(
+def already_exists(group: str, plural: str, name: str) -> StatusError:
+    return StatusError(
         409,
         "AlreadyExists",
         f'{qualified(group, plural)} "{name}" already exists',
@@ -81,12 +83,12 @@ def already_exists(group: str, plural: str, name: str) -> ApiError:
     )
 
 
-def conflict(group: str, plural: str, name: str, why: str | None = None) -> ApiError:
+def conflict(group: str, plural: str, name: str, why: str | None = None) -> StatusError:
     why = why or (
         "the object has been modified; please apply your changes to the latest version "
         "and try again"
     )
-    return ApiError(
+    return StatusError(
         409,
         "Conflict",
         f'Operation cannot be fulfilled on {qualified(group, plural)} "{name}": {why}',
@@ -96,8 +98,8 @@ def conflict(group: str, plural: str, name: str, why: str | None = None) -> ApiE
     )
 
 
-def invalid(group: str, kind: str, name: str, field: str, detail: str) -> ApiError:
-    return ApiError(
+def invalid(group: str, kind: str, name: str, field: str, detail: str) -> StatusError:
+    return StatusError(
         422,
         "Invalid",
         f'{kind}{"." + group if group else ""} "{name}" is invalid: {field}: {detail}',
@@ -108,23 +110,23 @@ def invalid(group: str, kind: str, name: str, field: str, detail: str) -> ApiErr
     )
 
 
-def bad_request(message: str) -> ApiError:
-    return ApiError(400, "BadRequest", message)
+def bad_request(message: str) -> StatusError:
+    return StatusError(400, "BadRequest", message)
 
 
-def method_not_allowed(message: str) -> ApiError:
-    return ApiError(405, "MethodNotAllowed", message)
+def method_not_allowed(message: str) -> StatusError:
+    return StatusError(405, "MethodNotAllowed", message)
 
 
-def gone(message: str) -> ApiError:
+def gone(message: str) -> StatusError:
     # The real server answers "too old resource version" with reason Expired and code 410;
     # clients (kopf, client-go, the python client) key on the code.
-    return ApiError(410, "Expired", message)
+    return StatusError(410, "Expired", message)
 
 
-def unsupported_media_type(message: str) -> ApiError:
-    return ApiError(415, "UnsupportedMediaType", message)
+def unsupported_media_type(message: str) -> StatusError:
+    return StatusError(415, "UnsupportedMediaType", message)
 
 
-def not_acceptable(message: str) -> ApiError:
-    return ApiError(406, "NotAcceptable", message)
+def not_acceptable(message: str) -> StatusError:
+    return StatusError(406, "NotAcceptable", message)

@@ -100,14 +100,14 @@ class KubeletProxy:
         try:
             response = await self._client.send(request, stream=True)
         except httpx.HTTPError as error:
-            raise errors.ApiError(
+            raise errors.StatusError(
                 500, "InternalError", f'Get "{url}": {error or type(error).__name__}'
             ) from error
         if response.status_code >= 400:
             text = (await response.aread()).decode(errors="replace").strip()
             await response.aclose()
             code = response.status_code
-            raise errors.ApiError(code, REASONS.get(code, "InternalError"), text)
+            raise errors.StatusError(code, REASONS.get(code, "InternalError"), text)
 
         async def chunks() -> AsyncIterator[bytes]:
             try:

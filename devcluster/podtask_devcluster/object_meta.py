@@ -30,7 +30,7 @@ def validate_subdomain_name(resource: ResourceType, name: str) -> None:
         )
 
 
-def _invalid_name(resource: ResourceType, name: str, form: str, allowed: str) -> errors.ApiError:
+def _invalid_name(resource: ResourceType, name: str, form: str, allowed: str) -> errors.StatusError:
     return errors.invalid(
         resource.group,
         resource.kind,

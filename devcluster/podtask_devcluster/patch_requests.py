@@ -44,9 +44,10 @@ def patched_object(
         else:
             patched = patches.strategic_merge_patch(existing, document)
     except patches.PatchError as error:
-        raise errors.ApiError(422, "Invalid", f"the patch could not be applied: {error}") from error
+        message = f"the patch could not be applied: {error}"
+        raise errors.StatusError(422, "Invalid", message) from error
     if not isinstance(patched, dict) or not isinstance(patched.get("metadata"), dict):
-        raise errors.ApiError(422, "Invalid", "the patch must leave an object with metadata")
+        raise errors.StatusError(422, "Invalid", "the patch must leave an object with metadata")
     patched_meta = patched["metadata"]
     if patched_meta.get("name", name) != name:
         raise errors.bad_request("a patch cannot change metadata.name")
@@ -78,10 +79,10 @@ def applied_configuration(resource: ResourceType, name: str, raw: bytes) -> Json
     return config
 
 
-def apply_conflicts(found: list[tuple[str, str]]) -> errors.ApiError:
+def apply_conflicts(found: list[tuple[str, str]]) -> errors.StatusError:
     """409: fields the apply would take from other managers (without `force`)."""
     listed = "\n".join(f'- conflict with "{who}": {path}' for who, path in found)
-    return errors.ApiError(
+    return errors.StatusError(
         409,
         "Conflict",
         f"Apply failed with {len(found)} conflict{'s' if len(found) > 1 else ''}: "
@@ -97,10 +98,10 @@ def apply_conflicts(found: list[tuple[str, str]]) -> errors.ApiError:
     )
 
 
-def options_invalid(field: str, label: str, detail: str) -> errors.ApiError:
+def options_invalid(field: str, label: str, detail: str) -> errors.StatusError:
     """422 on PatchOptions (`force` without apply, apply without `fieldManager`)."""
     reason = "FieldValueRequired" if label == "Required value" else "FieldValueForbidden"
-    return errors.ApiError(
+    return errors.StatusError(
         422,
         "Invalid",
         f'PatchOptions.meta.k8s.io "" is invalid: {field}: {label}: {detail}',

@@ -229,7 +229,7 @@ class Registry:
             )
         wanted_version = body_meta.get("resourceVersion")
         if not wanted_version and not strategy_for(resource).allows_unconditional_update:
-            raise errors.ApiError(
+            raise errors.StatusError(
                 422,
                 "Invalid",
                 f'{errors.qualified(resource.group, resource.plural)} "{name}" is invalid: '
@@ -305,7 +305,7 @@ class Registry:
             # Like the real server: no new finalizers once deletion has started.
             old_finalizers = set(old_meta.get("finalizers") or [])
             if set(meta.get("finalizers") or []) - old_finalizers:
-                raise errors.ApiError(
+                raise errors.StatusError(
                     422,
                     "Invalid",
                     f'{resource.kind} "{name}" is invalid: metadata.finalizers: Forbidden: no new '
@@ -522,7 +522,7 @@ class Registry:
                         options,
                     )
                 )
-            except errors.ApiError as error:
+            except errors.StatusError as error:
                 if error.code != 404:
                     raise
         return deleted
@@ -537,7 +537,7 @@ class Registry:
             self.delete(
                 resource, obj["metadata"].get("namespace", ""), obj["metadata"]["name"], options
             )
-        except errors.ApiError as error:
+        except errors.StatusError as error:
             if error.code != 404:
                 raise
 

@@ -21,7 +21,7 @@ MAX_REQUEST_BODY_BYTES = 3 * 1024 * 1024
 
 def within_limit(raw: bytes) -> bytes:
     if len(raw) > MAX_REQUEST_BODY_BYTES:
-        raise errors.ApiError(
+        raise errors.StatusError(
             413,
             "RequestEntityTooLarge",
             f"Request entity too large: limit is {MAX_REQUEST_BODY_BYTES}",

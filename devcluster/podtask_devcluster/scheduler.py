@@ -117,7 +117,7 @@ class Scheduler:
                     "target": {"kind": "Node", "name": node},
                 },
             )
-        except errors.ApiError:
+        except errors.StatusError:
             return  # deleted or bound meanwhile
         message = f"Successfully assigned {key[0]}/{key[1]} to {node}"
         self._event(bound, "Normal", "Scheduled", message)
@@ -178,5 +178,5 @@ class Scheduler:
         }
         resource = self._registry.catalog.by_storage_key(EVENTS)
         assert resource is not None
-        with contextlib.suppress(errors.ApiError):  # an event is best effort, as in kube
+        with contextlib.suppress(errors.StatusError):  # an event is best effort, as in kube
             self._registry.create(resource, namespace, event)

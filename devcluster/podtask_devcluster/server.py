@@ -53,7 +53,7 @@ def json_response(body: Any, status: int = 200) -> Response:
     return Response(_dumps(body), status_code=status, media_type="application/json")
 
 
-def error_response(error: errors.ApiError, warnings: list[str] | None = None) -> Response:
+def error_response(error: errors.StatusError, warnings: list[str] | None = None) -> Response:
     response = json_response(error.status(), error.code)
     _add_warnings(response, warnings or [])
     return response
@@ -64,8 +64,8 @@ def _add_warnings(response: Response, warnings: list[str]) -> None:
         response.headers.append("Warning", f"299 - {json.dumps(warning)}")
 
 
-def _not_found_path() -> errors.ApiError:
-    return errors.ApiError(404, "NotFound", "the server could not find the requested resource")
+def _not_found_path() -> errors.StatusError:
+    return errors.StatusError(404, "NotFound", "the server could not find the requested resource")
 
 
 def table_version(accept: str | None) -> str | None:
@@ -132,7 +132,7 @@ class ApiServer:
         parts = [p for p in request.url.path.split("/") if p]
         try:
             return await self._route(request, parts)
-        except errors.ApiError as error:
+        except errors.StatusError as error:
             # Like kube-apiserver, a refused write still carries the warnings found on the way.
             return error_response(error, getattr(request.state, "warnings", None))
         except SelectorError as error:
@@ -140,7 +140,7 @@ class ApiServer:
         except Exception as error:
             log.exception("internal error serving %s %s", request.method, request.url.path)
             return json_response(
-                errors.ApiError(500, "InternalError", f"internal error: {error}").status(), 500
+                errors.StatusError(500, "InternalError", f"internal error: {error}").status(), 500
             )
 
     def _count(self, request: Request, verb: str) -> None:
@@ -523,7 +523,7 @@ class ApiServer:
             return Response(b"", media_type="text/plain")  # kube: no host, no location
         node = self.registry.get(nodes, "", node_name)
         if self.kubelets is None:
-            raise errors.ApiError(500, "InternalError", "no kubelet client configured")
+            raise errors.StatusError(500, "InternalError", "no kubelet client configured")
         chunks, followed = await self.kubelets.logs(node, pod, container, params)
         if followed:
             return StreamingResponse(chunks, media_type="text/plain")

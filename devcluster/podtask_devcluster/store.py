@@ -30,8 +30,8 @@ ETCD_MAX_REQUEST_BYTES = 1572864
 ETCD_REQUEST_OVERHEAD_BYTES = 256
 
 
-def too_large() -> errors.ApiError:
-    return errors.ApiError(500, "", "etcdserver: request is too large")
+def too_large() -> errors.StatusError:
+    return errors.StatusError(500, "", "etcdserver: request is too large")
 
 
 @dataclass(frozen=True)

@@ -88,7 +88,7 @@ class WatchStream:
         self._request = request
         self._first_row = True
         self._backlog: list[tuple[str, JsonObject, JsonObject | None]] = []
-        self._expired: errors.ApiError | None = None
+        self._expired: errors.StatusError | None = None
         key = resource.storage_key
         if request.from_now:
             current = store.objects_of(key, request.namespace)

@@ -39,7 +39,9 @@ DISRUPTION_REASONS = {
 }
 
 
-class AttemptOutcome(StrEnum):
+class AttemptKind(StrEnum):
+    """What kind of ending one attempt had, as `classify_attempt` reads it from its pod."""
+
     SUCCEEDED = "Succeeded"
     FAILED = "Failed"
     ABORTED = "Aborted"
@@ -52,8 +54,11 @@ class AttemptOutcome(StrEnum):
 
 
 @dataclass(frozen=True)
-class AttemptResult:
-    outcome: AttemptOutcome
+class ClassifiedAttempt:
+    """One finished attempt as the operator judges it (not the hooks' `podtask.AttemptResult`,
+    nor the runner's own `AttemptOutcome`): its kind, and what the pod and report said."""
+
+    kind: AttemptKind
     exit_code: int | None
     reason: str
     error: RunError | None = None
@@ -82,7 +87,7 @@ def pod_is_finished(pod: Mapping[str, Any]) -> bool:
 
 def classify_attempt(
     pod: Mapping[str, Any] | None, report: AttemptReport | None, attempt: int
-) -> AttemptResult | None:
+) -> ClassifiedAttempt | None:
     """The attempt's result, or None while its pod is still running.
 
     `pod` is None when the pod is gone. A report counts only for this attempt.
@@ -101,43 +106,41 @@ def classify_attempt(
 
     if pod is None:
         error = RunError(type="PodLost", message="the attempt's pod disappeared before it finished")
-        return AttemptResult(AttemptOutcome.LOST, None, "PodDeleted", error=error)
+        return ClassifiedAttempt(AttemptKind.LOST, None, "PodDeleted", error=error)
     if pod_reason in LOST_POD_REASONS:
         message = pod.get("status", {}).get("message") or f"the pod was lost ({pod_reason})"
-        return AttemptResult(
-            AttemptOutcome.LOST, exit_code, pod_reason, RunError(type=pod_reason, message=message)
+        return ClassifiedAttempt(
+            AttemptKind.LOST, exit_code, pod_reason, RunError(type=pod_reason, message=message)
         )
     disruption = disruption_reason(pod)
     if disruption is not None and disruption[0] in DISRUPTION_REASONS:
         reason = DISRUPTION_REASONS[disruption[0]]
         message = f"{disruption[0]}: {disruption[1]}" if disruption[1] else disruption[0]
-        return AttemptResult(
-            AttemptOutcome.LOST, exit_code, reason, RunError(type=reason, message=message)
+        return ClassifiedAttempt(
+            AttemptKind.LOST, exit_code, reason, RunError(type=reason, message=message)
         )
     if container_reason == CONTAINER_STATUS_UNKNOWN:
         message = (terminated or {}).get("message") or "the container could not be located"
         error = RunError(type="NodeLost", message=f"{CONTAINER_STATUS_UNKNOWN}: {message}")
-        return AttemptResult(AttemptOutcome.LOST, exit_code, "NodeLost", error)
+        return ClassifiedAttempt(AttemptKind.LOST, exit_code, "NodeLost", error)
     if container_reason == "OOMKilled":
         error = RunError(type="OutOfMemoryError", message="the task ran out of memory (OOMKilled)")
-        return AttemptResult(AttemptOutcome.OUT_OF_MEMORY, exit_code, "OOMKilled", error=error)
+        return ClassifiedAttempt(AttemptKind.OUT_OF_MEMORY, exit_code, "OOMKilled", error=error)
     if report is not None and report.error is not None:
         # What the task reported wins over how its process ended: a task error whose
         # cleanup was cut short by SIGTERM is still that task error.
         error = report.error
         if error.type == TIMED_OUT_ERROR:
-            return AttemptResult(AttemptOutcome.TIMED_OUT, exit_code, "MaxDurationExceeded", error)
+            return ClassifiedAttempt(AttemptKind.TIMED_OUT, exit_code, "MaxDurationExceeded", error)
         if error.type == TERMINATED_ERROR:
-            return AttemptResult(AttemptOutcome.LOST, exit_code, "Terminated", error=error)
-        outcome = (
-            AttemptOutcome.ABORTED if error.type in NON_RETRYABLE_ERRORS else AttemptOutcome.FAILED
-        )
-        return AttemptResult(outcome, exit_code, "Error", error=error)
+            return ClassifiedAttempt(AttemptKind.LOST, exit_code, "Terminated", error=error)
+        outcome = AttemptKind.ABORTED if error.type in NON_RETRYABLE_ERRORS else AttemptKind.FAILED
+        return ClassifiedAttempt(outcome, exit_code, "Error", error=error)
     if exit_code == TERMINATED_EXIT_CODE:
         error = RunError(
             type=TERMINATED_ERROR, message="the attempt's pod was terminated (SIGTERM)"
         )
-        return AttemptResult(AttemptOutcome.LOST, exit_code, "Terminated", error=error)
+        return ClassifiedAttempt(AttemptKind.LOST, exit_code, "Terminated", error=error)
     if exit_code == KILLED_EXIT_CODE:
         # Killed from outside (by hand, a node agent, a runtime): not the task's doing, so a
         # system retry on the same machine, like a lost pod.
@@ -146,22 +149,22 @@ def classify_attempt(
             message="the task process was killed by signal 9 (SIGKILL, exit code 137) "
             "without running out of memory",
         )
-        return AttemptResult(AttemptOutcome.LOST, exit_code, "Killed", error=error)
+        return ClassifiedAttempt(AttemptKind.LOST, exit_code, "Killed", error=error)
     if exit_code == RUNNER_UNREACHABLE_EXIT_CODE:
         error = RunError(type="RunnerUnreachable", message="the runner could not reach the API")
-        return AttemptResult(AttemptOutcome.LOST, exit_code, "RunnerUnreachable", error=error)
+        return ClassifiedAttempt(AttemptKind.LOST, exit_code, "RunnerUnreachable", error=error)
     message = (terminated or {}).get("message") or (
         f"the task process exited with code {exit_code} without reporting a result"
     )
     reason = container_reason or "Crashed"
-    return AttemptResult(
-        AttemptOutcome.CRASHED, exit_code, reason, RunError(type="TaskCrashed", message=message)
+    return ClassifiedAttempt(
+        AttemptKind.CRASHED, exit_code, reason, RunError(type="TaskCrashed", message=message)
     )
 
 
 def reported_success(
     pod: Mapping[str, Any] | None, report: AttemptReport | None, attempt: int
-) -> AttemptResult | None:
+) -> ClassifiedAttempt | None:
     """The attempt's success when its runner reported one, whatever its pod does now.
 
     For the ends that do not wait for the pod (a cancel, maxDuration): once the task's
@@ -171,4 +174,4 @@ def reported_success(
         return None
     terminated = _terminated_state(pod) if pod is not None else None
     exit_code = terminated.get("exitCode") if terminated else None
-    return AttemptResult(AttemptOutcome.SUCCEEDED, exit_code, "Completed", output=report.output)
+    return ClassifiedAttempt(AttemptKind.SUCCEEDED, exit_code, "Completed", output=report.output)

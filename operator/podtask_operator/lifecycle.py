@@ -17,26 +17,26 @@ from podtask.bounded_text import head
 from podtask.limits import MAX_CONDITION_MESSAGE_BYTES, attempt_error_bytes
 from podtask.resources import Attempt, Condition, RunError, RunPhase, TaskRunSpec, TaskRunStatus
 from podtask.retry import next_attempt_machine, next_retry_at
-from podtask_operator.attempts import AttemptOutcome, AttemptResult
+from podtask_operator.attempts import AttemptKind, ClassifiedAttempt
 from podtask_operator.pods import pod_name
 
 _FINAL_PHASE_OF = {
-    AttemptOutcome.SUCCEEDED: RunPhase.COMPLETED,
-    AttemptOutcome.FAILED: RunPhase.FAILED,
-    AttemptOutcome.ABORTED: RunPhase.FAILED,
-    AttemptOutcome.OUT_OF_MEMORY: RunPhase.CRASHED,
-    AttemptOutcome.TIMED_OUT: RunPhase.TIMED_OUT,
-    AttemptOutcome.CRASHED: RunPhase.CRASHED,
-    AttemptOutcome.LOST: RunPhase.SYSTEM_FAILURE,
-    AttemptOutcome.NOT_STARTED: RunPhase.SYSTEM_FAILURE,
+    AttemptKind.SUCCEEDED: RunPhase.COMPLETED,
+    AttemptKind.FAILED: RunPhase.FAILED,
+    AttemptKind.ABORTED: RunPhase.FAILED,
+    AttemptKind.OUT_OF_MEMORY: RunPhase.CRASHED,
+    AttemptKind.TIMED_OUT: RunPhase.TIMED_OUT,
+    AttemptKind.CRASHED: RunPhase.CRASHED,
+    AttemptKind.LOST: RunPhase.SYSTEM_FAILURE,
+    AttemptKind.NOT_STARTED: RunPhase.SYSTEM_FAILURE,
 }
 _RETRYABLE = frozenset(
     {
-        AttemptOutcome.FAILED,
-        AttemptOutcome.OUT_OF_MEMORY,
-        AttemptOutcome.CRASHED,
-        AttemptOutcome.LOST,
-        AttemptOutcome.NOT_STARTED,
+        AttemptKind.FAILED,
+        AttemptKind.OUT_OF_MEMORY,
+        AttemptKind.CRASHED,
+        AttemptKind.LOST,
+        AttemptKind.NOT_STARTED,
     }
 )
 
@@ -82,7 +82,7 @@ class AttemptEnd:
 def end_attempt(
     spec: TaskRunSpec,
     status: TaskRunStatus,
-    result: AttemptResult,
+    result: ClassifiedAttempt,
     now: datetime,
     random: Callable[[], float] = _random.random,
 ) -> AttemptEnd:
@@ -99,7 +99,7 @@ def end_attempt(
         }
     )
     attempts = [*status.attempts[:-1], current]
-    if result.outcome in _RETRYABLE and status.attempt < spec.retry.max_attempts:
+    if result.kind in _RETRYABLE and status.attempt < spec.retry.max_attempts:
         retry_at = next_retry_at(spec.retry, status.attempt, now, random)
         why = f"attempt {status.attempt} ended {result.reason}"
         if result.error is not None:
@@ -121,7 +121,7 @@ def end_attempt(
             }
         )
         return AttemptEnd(retrying, retry=True)
-    phase = _FINAL_PHASE_OF[result.outcome]
+    phase = _FINAL_PHASE_OF[result.kind]
     message = (
         "the task completed"
         if result.error is None
@@ -130,7 +130,7 @@ def end_attempt(
     # The output is kept once, in `output`: the report's copy would count twice in the
     # TaskRun's budget (`podtask.limits`).
     report = status.report
-    if report is not None and result.outcome is AttemptOutcome.SUCCEEDED:
+    if report is not None and result.kind is AttemptKind.SUCCEEDED:
         report = report.model_copy(update={"output": None})
     done = finished(
         status.model_copy(update={"attempts": attempts, "output": result.output, "report": report}),

@@ -33,7 +33,7 @@ from typing import Any
 
 from podtask.machines import PRESETS
 from podtask.resources import LABEL_MACHINE, RunError, parse_timestamp
-from podtask_operator.attempts import AttemptOutcome, AttemptResult, disruption_reason
+from podtask_operator.attempts import AttemptKind, ClassifiedAttempt, disruption_reason
 
 UNSCHEDULABLE = "Unschedulable"
 IMAGE_PULL_FAILED = "ImagePullFailed"
@@ -93,7 +93,7 @@ class PendingVerdict:
     started_at: datetime | None = None
     notice: Notice | None = None
     # End the attempt now, with this result (the pod is to be deleted).
-    end: AttemptResult | None = None
+    end: ClassifiedAttempt | None = None
     # When the verdict changes without any event (a timeout), if it may.
     recheck_at: datetime | None = None
 
@@ -203,7 +203,9 @@ def _scheduled_at(pod: Mapping[str, Any], created: datetime) -> datetime:
     return created
 
 
-def _lost(pod: Mapping[str, Any], now: datetime) -> tuple[AttemptResult | None, datetime | None]:
+def _lost(
+    pod: Mapping[str, Any], now: datetime
+) -> tuple[ClassifiedAttempt | None, datetime | None]:
     """The lost attempt's result, or when the pod will count as lost if nothing changes."""
     status = _status(pod)
     if status.get("reason") == NODE_LOST or status.get("phase") == "Unknown":
@@ -225,8 +227,8 @@ def _lost(pod: Mapping[str, Any], now: datetime) -> tuple[AttemptResult | None, 
     return _lost_result(NODE_LOST, message), None
 
 
-def _lost_result(reason: str, message: str) -> AttemptResult:
-    return AttemptResult(AttemptOutcome.LOST, None, reason, RunError(type=reason, message=message))
+def _lost_result(reason: str, message: str) -> ClassifiedAttempt:
+    return ClassifiedAttempt(AttemptKind.LOST, None, reason, RunError(type=reason, message=message))
 
 
 def _node_not_ready(pod: Mapping[str, Any]) -> Notice | None:
@@ -280,8 +282,8 @@ def pending_verdict(
         ) + f"; gave up after {waited:.0f}s"
         return PendingVerdict(
             notice=problem,
-            end=AttemptResult(
-                AttemptOutcome.NOT_STARTED, None, reason, RunError(type=reason, message=message)
+            end=ClassifiedAttempt(
+                AttemptKind.NOT_STARTED, None, reason, RunError(type=reason, message=message)
             ),
         )
     recheck = [t for t in (deadline, lost_at) if t is not None]

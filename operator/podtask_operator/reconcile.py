@@ -38,7 +38,7 @@ from podtask.resources import (
 from podtask_operator.admission import QueueControls
 from podtask_operator.attempt_start import AttemptStarter
 from podtask_operator.attempts import (
-    AttemptResult,
+    ClassifiedAttempt,
     classify_attempt,
     pod_is_finished,
     reported_success,
@@ -456,7 +456,7 @@ class RunReconciler:
         spec: TaskRunSpec,
         status: TaskRunStatus,
         pod: dict[str, Any],
-        result: AttemptResult,
+        result: ClassifiedAttempt,
     ) -> None:
         """End an attempt whose pod never started, or whose node is lost; free its slot."""
         success = reported_success(pod, status.report, status.attempt)
@@ -473,12 +473,16 @@ class RunReconciler:
             self._spawn(self.admit(freed))
 
     async def _end_attempt(
-        self, run: dict[str, Any], spec: TaskRunSpec, status: TaskRunStatus, result: AttemptResult
+        self,
+        run: dict[str, Any],
+        spec: TaskRunSpec,
+        status: TaskRunStatus,
+        result: ClassifiedAttempt,
     ) -> None:
         name = run["metadata"]["name"]
         now = self._clock()
         end = end_attempt(spec, status, result, now, self._random)
-        log.info("run %s: attempt %d ended %s", name, status.attempt, result.outcome)
+        log.info("run %s: attempt %d ended %s", name, status.attempt, result.kind)
         if end.retry:
             await self._writer.write(run, status, end.status)
             assert end.status.next_attempt_at is not None

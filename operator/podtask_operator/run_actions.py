@@ -12,7 +12,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from podtask.resources import RunPhase, TaskRunSpec, TaskRunStatus
-from podtask_operator.attempts import AttemptResult, reported_success
+from podtask_operator.attempts import ClassifiedAttempt, reported_success
 from podtask_operator.lifecycle import PendingAction, pending_action
 
 
@@ -33,7 +33,7 @@ class RunAction:
     # WAIT_FOR_RETRY, DELAY: when the wait ends. START: when the ttl runs out, if it has one.
     until: datetime | None = None
     # END_REPORTED: the attempt's result, as reported.
-    result: AttemptResult | None = None
+    result: ClassifiedAttempt | None = None
 
     @property
     def startable(self) -> bool:

@@ -15,7 +15,7 @@ from podtask.machines import PRESETS
 from podtask.resources import API_VERSION, GROUP, VERSION, RunError, RunPhase, TaskRunSpec
 from podtask.resources import TaskRunStatus as Status
 from podtask_devcluster.control_plane import ControlPlane
-from podtask_operator.attempts import AttemptOutcome, AttemptResult
+from podtask_operator.attempts import AttemptKind, ClassifiedAttempt
 from podtask_operator.lifecycle import end_attempt, finished, start_attempt, waiting
 from podtask_operator.run_writes import status_patch
 from tests.control_plane.control_plane_testing import kubectl
@@ -132,13 +132,13 @@ def _statuses(name: str, spec: TaskRunSpec) -> list[tuple[str, Status, Status]]:
     # Each outcome on an attempt that may be retried, and on the last one.
     last = spec.model_copy(update={"retry": spec.retry.model_copy(update={"max_attempts": 1})})
     for of in (spec, last):
-        for outcome in AttemptOutcome:
-            result = AttemptResult(
+        for outcome in AttemptKind:
+            result = ClassifiedAttempt(
                 outcome,
-                exit_code=0 if outcome is AttemptOutcome.SUCCEEDED else 1,
+                exit_code=0 if outcome is AttemptKind.SUCCEEDED else 1,
                 reason=outcome.value,
-                error=None if outcome is AttemptOutcome.SUCCEEDED else error,
-                output={"ok": True} if outcome is AttemptOutcome.SUCCEEDED else None,
+                error=None if outcome is AttemptKind.SUCCEEDED else error,
+                output={"ok": True} if outcome is AttemptKind.SUCCEEDED else None,
             )
             ended = end_attempt(of, executing, result, NOW + timedelta(seconds=3)).status
             writes.append((f"attempt {outcome.value}", executing, ended))

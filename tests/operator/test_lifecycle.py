@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 
 from podtask.resources import AttemptReport, RunError, RunPhase, TaskRunSpec, TaskRunStatus
-from podtask_operator.attempts import AttemptOutcome, classify_attempt, reported_success
+from podtask_operator.attempts import AttemptKind, classify_attempt, reported_success
 from podtask_operator.lifecycle import end_attempt, start_attempt
 from podtask_operator.run_writes import status_patch
 
@@ -37,35 +37,35 @@ def failed(error_type: str, attempt: int = 1) -> AttemptReport:
 @pytest.mark.parametrize(
     ("the_pod", "report", "outcome"),
     [
-        (pod("Succeeded", 0, "Completed"), ok(), AttemptOutcome.SUCCEEDED),
-        (pod("Failed", 1, "Error"), failed("ValueError"), AttemptOutcome.FAILED),
-        (pod("Failed", 1, "Error"), failed("AbortTaskRunError"), AttemptOutcome.ABORTED),
-        (pod("Failed", 1, "Error"), failed("TaskModuleImportError"), AttemptOutcome.ABORTED),
-        (pod("Failed", 137, "OOMKilled"), None, AttemptOutcome.OUT_OF_MEMORY),
-        (pod("Failed", 137, "Error"), None, AttemptOutcome.LOST),
-        (pod("Failed", 137, "Error"), failed("ValueError"), AttemptOutcome.FAILED),
-        (pod("Failed", 137, "ContainerStatusUnknown", "NodeLost"), None, AttemptOutcome.LOST),
-        (pod("Failed", None, "", "Evicted"), None, AttemptOutcome.LOST),
-        (pod("Failed", 2, "Error"), None, AttemptOutcome.LOST),
-        (pod("Failed", 139, "Error"), None, AttemptOutcome.CRASHED),
-        (pod("Failed", 143, "Error"), None, AttemptOutcome.LOST),
-        (pod("Failed", 143, "Error"), failed("TaskTerminatedError"), AttemptOutcome.LOST),
-        (pod("Failed", 143, "Error"), failed("ValueError"), AttemptOutcome.FAILED),
-        (pod("Failed", 1, "Error"), failed("MaxDurationExceededError"), AttemptOutcome.TIMED_OUT),
-        (pod("Succeeded", 0, "Completed"), ok(attempt=2), AttemptOutcome.CRASHED),
-        (None, None, AttemptOutcome.LOST),
+        (pod("Succeeded", 0, "Completed"), ok(), AttemptKind.SUCCEEDED),
+        (pod("Failed", 1, "Error"), failed("ValueError"), AttemptKind.FAILED),
+        (pod("Failed", 1, "Error"), failed("AbortTaskRunError"), AttemptKind.ABORTED),
+        (pod("Failed", 1, "Error"), failed("TaskModuleImportError"), AttemptKind.ABORTED),
+        (pod("Failed", 137, "OOMKilled"), None, AttemptKind.OUT_OF_MEMORY),
+        (pod("Failed", 137, "Error"), None, AttemptKind.LOST),
+        (pod("Failed", 137, "Error"), failed("ValueError"), AttemptKind.FAILED),
+        (pod("Failed", 137, "ContainerStatusUnknown", "NodeLost"), None, AttemptKind.LOST),
+        (pod("Failed", None, "", "Evicted"), None, AttemptKind.LOST),
+        (pod("Failed", 2, "Error"), None, AttemptKind.LOST),
+        (pod("Failed", 139, "Error"), None, AttemptKind.CRASHED),
+        (pod("Failed", 143, "Error"), None, AttemptKind.LOST),
+        (pod("Failed", 143, "Error"), failed("TaskTerminatedError"), AttemptKind.LOST),
+        (pod("Failed", 143, "Error"), failed("ValueError"), AttemptKind.FAILED),
+        (pod("Failed", 1, "Error"), failed("MaxDurationExceededError"), AttemptKind.TIMED_OUT),
+        (pod("Succeeded", 0, "Completed"), ok(attempt=2), AttemptKind.CRASHED),
+        (None, None, AttemptKind.LOST),
         # A reported success stands however the pod ended afterwards: deleted, lost, killed.
-        (None, ok(), AttemptOutcome.SUCCEEDED),
-        (pod("Failed", 137, "ContainerStatusUnknown", "NodeLost"), ok(), AttemptOutcome.SUCCEEDED),
-        (pod("Failed", 137, "Error"), ok(), AttemptOutcome.SUCCEEDED),
+        (None, ok(), AttemptKind.SUCCEEDED),
+        (pod("Failed", 137, "ContainerStatusUnknown", "NodeLost"), ok(), AttemptKind.SUCCEEDED),
+        (pod("Failed", 137, "Error"), ok(), AttemptKind.SUCCEEDED),
     ],
 )
 def test_classify_attempt(
-    the_pod: dict[str, Any] | None, report: AttemptReport | None, outcome: AttemptOutcome
+    the_pod: dict[str, Any] | None, report: AttemptReport | None, outcome: AttemptKind
 ) -> None:
     result = classify_attempt(the_pod, report, attempt=1)
     assert result is not None
-    assert result.outcome is outcome
+    assert result.kind is outcome
 
 
 def test_running_pod_is_not_finished() -> None:
@@ -148,7 +148,7 @@ def test_sigkill_without_oomkilled_is_a_killed_attempt_retried_on_the_same_machi
     # What the kubelet shows for a process someone else SIGKILLed: reason Error, 128 + 9.
     result = classify_attempt(pod("Failed", 137, "Error"), None, attempt=1)
     assert result is not None
-    assert (result.outcome, result.reason, result.exit_code) == (AttemptOutcome.LOST, "Killed", 137)
+    assert (result.kind, result.reason, result.exit_code) == (AttemptKind.LOST, "Killed", 137)
     assert result.error is not None and result.error.type == "TaskKilledError"
     assert "signal 9" in result.error.message and "137" in result.error.message
     end = end_attempt(spec, _executing(spec), result, NOW, random=lambda: 0.0)
@@ -169,13 +169,13 @@ def test_a_killed_last_attempt_is_a_system_failure(spec: TaskRunSpec) -> None:
 def test_only_the_oomkilled_reason_is_out_of_memory() -> None:
     for exit_code in (137, 1):
         result = classify_attempt(pod("Failed", exit_code, "OOMKilled"), None, attempt=1)
-        assert result is not None and result.outcome is AttemptOutcome.OUT_OF_MEMORY
+        assert result is not None and result.kind is AttemptKind.OUT_OF_MEMORY
 
 
 def test_a_reported_success_stands_whatever_the_pod_does() -> None:
     for the_pod in (pod("Running"), pod("Failed", 143, "Error"), None):
         result = reported_success(the_pod, ok(), attempt=1)
-        assert result is not None and result.outcome is AttemptOutcome.SUCCEEDED
+        assert result is not None and result.kind is AttemptKind.SUCCEEDED
         assert result.output == {"message": "hi"}
     assert reported_success(pod("Running"), ok(attempt=2), attempt=1) is None
     assert reported_success(pod("Running"), failed("ValueError"), attempt=1) is None

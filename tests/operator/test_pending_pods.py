@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from podtask.resources import TaskRunSpec
-from podtask_operator.attempts import AttemptOutcome, classify_attempt
+from podtask_operator.attempts import AttemptKind, classify_attempt
 from podtask_operator.pending_pods import (
     LOST_DELETION_GRACE,
     PendingTimeouts,
@@ -171,7 +171,7 @@ def test_unschedulable_ends_the_attempt_after_the_pending_timeout(
 ) -> None:
     verdict = pending_verdict(_unschedulable(created_pod), _at(600), TIMEOUTS)
     assert verdict.end is not None
-    assert verdict.end.outcome is AttemptOutcome.NOT_STARTED
+    assert verdict.end.kind is AttemptKind.NOT_STARTED
     assert verdict.end.reason == "Unschedulable"
     assert verdict.end.error is not None
     assert verdict.end.error.message.endswith(
@@ -208,7 +208,7 @@ def test_a_failing_image_pull_ends_after_the_pull_timeout_from_scheduling(
     assert verdict.recheck_at == _at(220)
     ended = pending_verdict(pulling, _at(220), TIMEOUTS).end
     assert ended is not None
-    assert (ended.outcome, ended.reason) == (AttemptOutcome.NOT_STARTED, "ImagePullFailed")
+    assert (ended.kind, ended.reason) == (AttemptKind.NOT_STARTED, "ImagePullFailed")
 
 
 def test_the_pull_timeout_never_outlasts_the_pending_timeout(created_pod: dict[str, Any]) -> None:
@@ -258,7 +258,7 @@ def test_a_pod_stuck_without_a_known_reason_ends_not_started(
     creating = _on_node(created_pod, _waiting("ContainerCreating", ""))
     ended = pending_verdict(creating, _at(601), TIMEOUTS).end
     assert ended is not None
-    assert (ended.outcome, ended.reason) == (AttemptOutcome.NOT_STARTED, "NotStarted")
+    assert (ended.kind, ended.reason) == (AttemptKind.NOT_STARTED, "NotStarted")
 
 
 # --- a pod that started ------------------------------------------------------------------
@@ -314,7 +314,7 @@ def test_a_deletion_no_kubelet_confirms_is_a_lost_node(created_pod: dict[str, An
     assert waiting.end is None and waiting.recheck_at == overdue
     lost = pending_verdict(deleted, overdue, TIMEOUTS).end
     assert lost is not None
-    assert (lost.outcome, lost.reason) == (AttemptOutcome.LOST, "NodeLost")
+    assert (lost.kind, lost.reason) == (AttemptKind.LOST, "NodeLost")
     assert lost.error is not None
     assert "DeletionByTaintManager: Taint manager: deleting due to NoExecute taint" in (
         lost.error.message
@@ -328,7 +328,7 @@ def test_a_pod_marked_node_lost_is_lost_at_once(created_pod: dict[str, Any]) -> 
         running, {"phase": "Unknown", "reason": "NodeLost", "message": "node-1 is gone"}
     )
     lost = pending_verdict(lost_pod, _at(10), TIMEOUTS).end
-    assert lost is not None and (lost.outcome, lost.reason) == (AttemptOutcome.LOST, "NodeLost")
+    assert lost is not None and (lost.kind, lost.reason) == (AttemptKind.LOST, "NodeLost")
 
 
 # --- a pod that ended: eviction, preemption, a node restart -----------------------------
@@ -389,7 +389,7 @@ def test_a_disrupted_pod_is_a_lost_attempt(
     ended["status"]["conditions"].append(disruption)
     result = classify_attempt(ended, None, 1)
     assert result is not None
-    assert (result.outcome, result.reason) == (AttemptOutcome.LOST, reason)
+    assert (result.kind, result.reason) == (AttemptKind.LOST, reason)
     assert result.error is not None and disruption["message"] in result.error.message
 
 
@@ -398,7 +398,7 @@ def test_a_pod_evicted_by_the_kubelet_is_a_lost_attempt(created_pod: dict[str, A
     ended = _ended(created_pod, 137, "Error", reason="Evicted", message=message)
     result = classify_attempt(ended, None, 1)
     assert result is not None
-    assert (result.outcome, result.reason) == (AttemptOutcome.LOST, "Evicted")
+    assert (result.kind, result.reason) == (AttemptKind.LOST, "Evicted")
 
 
 def test_a_container_the_kubelet_lost_track_of_is_a_lost_node(
@@ -407,4 +407,4 @@ def test_a_container_the_kubelet_lost_track_of_is_a_lost_node(
     ended = _ended(created_pod, 137, "ContainerStatusUnknown")
     result = classify_attempt(ended, None, 1)
     assert result is not None
-    assert (result.outcome, result.reason) == (AttemptOutcome.LOST, "NodeLost")
+    assert (result.kind, result.reason) == (AttemptKind.LOST, "NodeLost")

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from podtask.resources import AttemptReport, RunError, RunPhase, TaskRunSpec, TaskRunStatus
-from podtask_operator.attempts import AttemptOutcome
+from podtask_operator.attempts import AttemptKind
 from podtask_operator.run_actions import Next, RunAction, next_action
 
 CREATED = datetime(2026, 1, 1, tzinfo=UTC)
@@ -70,7 +70,7 @@ def test_a_reported_success_ends_the_run_instead_of_a_retry() -> None:
     action = next_action(_spec(), _retrying(60, report), CREATED, NOW)
     assert action.next is Next.END_REPORTED and not action.startable
     assert action.result is not None
-    assert (action.result.outcome, action.result.output) == (AttemptOutcome.SUCCEEDED, {"a": 1})
+    assert (action.result.kind, action.result.output) == (AttemptKind.SUCCEEDED, {"a": 1})
 
 
 @pytest.mark.parametrize(

@@ -43,7 +43,7 @@ class NamespaceStrategy(Strategy):
     def check_delete(self, resource: ResourceType, obj: JsonObject) -> None:
         name = obj["metadata"]["name"]
         if name in PROTECTED_NAMESPACES:
-            raise errors.ApiError(
+            raise errors.StatusError(
                 403,
                 "Forbidden",
                 f'namespaces "{name}" is forbidden: this namespace may not be deleted',
