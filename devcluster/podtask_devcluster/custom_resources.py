@@ -177,11 +177,10 @@ def invalid(resource: ResourceType, name: str, found: list[FieldError]) -> error
         if error.message() not in messages:
             messages.append(error.message())
     summary = messages[0] if len(messages) == 1 else "[" + ", ".join(messages) + "]"
-    qualified = f"{resource.kind}.{resource.group}" if resource.group else resource.kind
     return errors.StatusError(
         422,
         "Invalid",
-        f'{qualified} "{name}" is invalid: {summary}',
+        f'{errors.qualified(resource.group, resource.kind)} "{name}" is invalid: {summary}',
         name=name,
         group=resource.group,
         kind=resource.kind,

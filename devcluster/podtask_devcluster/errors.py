@@ -2,33 +2,27 @@
 
 from __future__ import annotations
 
+from dataclasses import KW_ONLY, dataclass
 from typing import Any
 
 
+@dataclass(eq=False)
 class StatusError(Exception):
     """A failed API request, as kube-apiserver's `StatusError`: `code` is its HTTP status, and
     `status()` the `Status` body a Kubernetes client expects. (The podtask API's errors are
     `podtask_api.errors`, whose `code` is a word.)"""
 
-    def __init__(
-        self,
-        code: int,
-        reason: str,
-        message: str,
-        *,
-        name: str | None = None,
-        group: str | None = None,
-        kind: str | None = None,
-        causes: list[dict[str, str]] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.code = code
-        self.reason = reason
-        self.message = message
-        self.name = name
-        self.group = group
-        self.kind = kind
-        self.causes = causes
+    code: int
+    reason: str
+    message: str
+    _: KW_ONLY
+    name: str | None = None
+    group: str | None = None
+    kind: str | None = None
+    causes: list[dict[str, str]] | None = None
+
+    def __post_init__(self) -> None:
+        super().__init__(self.message)
 
     def status(self) -> dict[str, Any]:
         details: dict[str, Any] = {}
@@ -61,26 +55,21 @@ def qualified(group: str, plural: str) -> str:
     return f"{plural}.{group}" if group else plural
 
 
+def _object_error(
+    code: int, reason: str, group: str, plural: str, name: str, message: str
+) -> StatusError:
+    """An error about one object, its details naming it as kube's `NewNotFound` & co. do."""
+    return StatusError(code, reason, message, name=name, group=group, kind=plural)
+
+
 def not_found(group: str, plural: str, name: str) -> StatusError:
-    return StatusError(
-        404,
-        "NotFound",
-        f'{qualified(group, plural)} "{name}" not found',
-        name=name,
-        group=group,
-        kind=plural,
-    )
+    message = f'{qualified(group, plural)} "{name}" not found'
+    return _object_error(404, "NotFound", group, plural, name, message)
 
 
 def already_exists(group: str, plural: str, name: str) -> StatusError:
-    return StatusError(
-        409,
-        "AlreadyExists",
-        f'{qualified(group, plural)} "{name}" already exists',
-        name=name,
-        group=group,
-        kind=plural,
-    )
+    message = f'{qualified(group, plural)} "{name}" already exists'
+    return _object_error(409, "AlreadyExists", group, plural, name, message)
 
 
 def conflict(group: str, plural: str, name: str, why: str | None = None) -> StatusError:
@@ -88,21 +77,15 @@ def conflict(group: str, plural: str, name: str, why: str | None = None) -> Stat
         "the object has been modified; please apply your changes to the latest version "
         "and try again"
     )
-    return StatusError(
-        409,
-        "Conflict",
-        f'Operation cannot be fulfilled on {qualified(group, plural)} "{name}": {why}',
-        name=name,
-        group=group,
-        kind=plural,
-    )
+    message = f'Operation cannot be fulfilled on {qualified(group, plural)} "{name}": {why}'
+    return _object_error(409, "Conflict", group, plural, name, message)
 
 
 def invalid(group: str, kind: str, name: str, field: str, detail: str) -> StatusError:
     return StatusError(
         422,
         "Invalid",
-        f'{kind}{"." + group if group else ""} "{name}" is invalid: {field}: {detail}',
+        f'{qualified(group, kind)} "{name}" is invalid: {field}: {detail}',
         name=name,
         group=group,
         kind=kind,
