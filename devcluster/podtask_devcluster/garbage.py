@@ -8,8 +8,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from podtask_devcluster.delete_options import FOREGROUND, ORPHAN, DeleteOptions
 from podtask_devcluster.registry import Registry
+from podtask_devcluster.request_options import FOREGROUND, ORPHAN, DeleteOptions
 from podtask_devcluster.store import WatchEvent
 
 SWEEP_INTERVAL_SECONDS = 10.0

@@ -18,10 +18,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from podtask_devcluster import apply, errors, object_meta, patch_requests, patches
-from podtask_devcluster.custom_resources import FieldValidation
-from podtask_devcluster.delete_options import FOREGROUND, PROPAGATION_FINALIZERS, DeleteOptions
 from podtask_devcluster.discovery import ResourceCatalog, ResourceType
 from podtask_devcluster.podstatus import now_rfc3339
+from podtask_devcluster.request_options import (
+    FOREGROUND,
+    PROPAGATION_FINALIZERS,
+    DeleteOptions,
+    WriteOptions,
+)
 from podtask_devcluster.selectors import FieldSelector, LabelSelector
 from podtask_devcluster.store import JsonObject, ObjectStore
 from podtask_devcluster.strategies import NAMESPACES, all_strategies, pods, strategy_for
@@ -115,9 +119,7 @@ class Registry:
         resource: ResourceType,
         namespace: str | None,
         body: Any,
-        *,
-        dry_run: bool = False,
-        validation: FieldValidation | None = None,
+        options: WriteOptions,
     ) -> JsonObject:
         if not isinstance(body, dict):
             raise errors.bad_request("the request body must be a JSON object")
@@ -129,7 +131,7 @@ class Registry:
             meta = obj["metadata"] = {}
         if not isinstance(meta, dict):
             raise errors.bad_request("metadata must be an object")
-        strategy.decode(resource, obj, validation or FieldValidation())
+        strategy.decode(resource, obj, options.validation)
         if resource.namespaced:
             body_namespace = meta.get("namespace")
             if namespace is None:
@@ -179,7 +181,7 @@ class Registry:
             meta.pop("generation", None)
         strategy.prepare_for_create(resource, obj)
         strategy.validate(resource, obj)
-        if dry_run:
+        if options.dry_run:
             return obj
         stored = self.store.put(resource.storage_key, obj)
         strategy.after_create(self, stored)
@@ -202,10 +204,8 @@ class Registry:
         namespace: str,
         name: str,
         body: Any,
-        *,
+        options: WriteOptions,
         subresource: str | None = None,
-        dry_run: bool = False,
-        validation: FieldValidation | None = None,
     ) -> JsonObject:
         if not isinstance(body, dict) or not isinstance(body.get("metadata", {}), dict):
             raise errors.bad_request("the request body must be a JSON object with metadata")
@@ -229,44 +229,31 @@ class Registry:
             )
         wanted_version = body_meta.get("resourceVersion")
         if not wanted_version and not strategy_for(resource).allows_unconditional_update:
-            raise errors.StatusError(
-                422,
-                "Invalid",
-                f'{errors.qualified(resource.group, resource.plural)} "{name}" is invalid: '
-                "metadata.resourceVersion: Invalid value: 0: must be specified for an update",
-                name=name,
-                group=resource.group,
-                kind=resource.plural,
-                causes=[
-                    {
-                        "reason": "FieldValueInvalid",
-                        "message": "Invalid value: 0: must be specified for an update",
-                        "field": "metadata.resourceVersion",
-                    }
-                ],
+            raise errors.invalid(
+                resource.group,
+                resource.plural,
+                name,
+                "metadata.resourceVersion",
+                "Invalid value: 0: must be specified for an update",
             )
         if wanted_version and str(wanted_version) != existing["metadata"]["resourceVersion"]:
             raise errors.conflict(resource.group, resource.plural, name)
-        return self._write_update(
-            resource, existing, body, subresource, dry_run=dry_run, validation=validation
-        )
+        return self._write_update(resource, existing, body, options, subresource)
 
     def _write_update(
         self,
         resource: ResourceType,
         existing: JsonObject,
         body: JsonObject,
+        options: WriteOptions,
         subresource: str | None,
-        *,
-        dry_run: bool = False,
-        validation: FieldValidation | None = None,
     ) -> JsonObject:
         old_meta = existing["metadata"]
         name = old_meta["name"]
         strategy = strategy_for(resource)
         body = copy.deepcopy(body)
         body.setdefault("metadata", {})
-        strategy.decode(resource, body, validation or FieldValidation())
+        strategy.decode(resource, body, options.validation)
         if subresource == "status":
             updated = copy.deepcopy(existing)
             if "status" in body:
@@ -316,7 +303,7 @@ class Registry:
                 )
         if updated == existing:
             return existing
-        if dry_run:
+        if options.dry_run:
             return updated
         stored = self.store.put(resource.storage_key, updated)
         strategy.after_update(self, stored)
@@ -337,28 +324,14 @@ class Registry:
         name: str,
         content_type: str,
         raw: bytes,
-        *,
+        options: WriteOptions,
         subresource: str | None = None,
-        dry_run: bool = False,
-        validation: FieldValidation | None = None,
-        field_manager: str | None = None,
-        force: bool = False,
     ) -> tuple[JsonObject, int]:
         """The patched object and the status code: 201 when an apply created it."""
         media = content_type.split(";")[0].strip().lower()
         if media == patches.APPLY_PATCH:
-            return self._apply(
-                resource,
-                namespace,
-                name,
-                raw,
-                subresource=subresource,
-                dry_run=dry_run,
-                validation=validation,
-                field_manager=field_manager,
-                force=force,
-            )
-        if force:
+            return self._apply(resource, namespace, name, raw, options, subresource)
+        if options.force:
             raise patch_requests.options_invalid(
                 "force", "Forbidden", "may not be specified for non-apply patch"
             )
@@ -366,11 +339,8 @@ class Registry:
         namespace = namespace if resource.namespaced else ""
         existing = self.get(resource, namespace, name)
         patched = patch_requests.patched_object(resource, existing, media, document)
-        if validation is not None:
-            validation.patched = patched
-        updated = self._write_update(
-            resource, existing, patched, subresource, dry_run=dry_run, validation=validation
-        )
+        options.validation.patched = patched
+        updated = self._write_update(resource, existing, patched, options, subresource)
         return updated, 200
 
     def _apply(
@@ -379,13 +349,10 @@ class Registry:
         namespace: str,
         name: str,
         raw: bytes,
-        *,
+        options: WriteOptions,
         subresource: str | None,
-        dry_run: bool,
-        validation: FieldValidation | None,
-        field_manager: str | None,
-        force: bool,
     ) -> tuple[JsonObject, int]:
+        field_manager = options.field_manager
         if not field_manager:
             raise patch_requests.options_invalid(
                 "fieldManager", "Required value", "is required for apply patch"
@@ -402,22 +369,18 @@ class Registry:
             body = copy.deepcopy(config)
             body["metadata"]["name"] = name
             body["metadata"]["managedFields"] = [entry]
-            created = self.create(
-                resource, namespace or None, body, dry_run=dry_run, validation=validation
-            )
+            created = self.create(resource, namespace or None, body, options)
             return created, 201
         managed = list(existing["metadata"].get("managedFields") or [])
         found = apply.conflicts(existing, config, field_manager, managed)
-        if found and force:
+        if found and options.force:
             managed = apply.taken_over(managed, field_manager, found)
             found = []
         if found:
             raise patch_requests.apply_conflicts(found)
         merged = apply.merged_object(existing, config, field_manager, managed, resource.schema)
         merged["metadata"]["managedFields"] = apply.with_entry(managed, entry)
-        updated = self._write_update(
-            resource, existing, merged, subresource, dry_run=dry_run, validation=validation
-        )
+        updated = self._write_update(resource, existing, merged, options, subresource)
         return updated, 200
 
     # ------------------------------------------------------------ deleting

@@ -11,7 +11,7 @@ import yaml
 
 from podtask_devcluster import errors
 from podtask_devcluster.custom_resources import FieldValidation
-from podtask_devcluster.delete_options import DeleteOptions
+from podtask_devcluster.request_options import DeleteOptions
 from podtask_devcluster.schema import decoded_numbers
 from podtask_devcluster.store import JsonObject
 

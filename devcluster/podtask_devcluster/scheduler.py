@@ -18,6 +18,7 @@ import socket
 from podtask_devcluster import errors
 from podtask_devcluster.podstatus import now_rfc3339
 from podtask_devcluster.registry import Registry
+from podtask_devcluster.request_options import WriteOptions
 from podtask_devcluster.store import JsonObject, WatchEvent, storage_key
 from podtask_devcluster.strategies.pods import PODS
 
@@ -179,4 +180,4 @@ class Scheduler:
         resource = self._registry.catalog.by_storage_key(EVENTS)
         assert resource is not None
         with contextlib.suppress(errors.StatusError):  # an event is best effort, as in kube
-            self._registry.create(resource, namespace, event)
+            self._registry.create(resource, namespace, event, WriteOptions())

@@ -19,11 +19,11 @@ from starlette.routing import Route
 
 from podtask_devcluster import errors, request_bodies, tables
 from podtask_devcluster.custom_resources import FieldValidation
-from podtask_devcluster.delete_options import DeleteOptions
 from podtask_devcluster.discovery import ResourceType, openapi_v3_document, openapi_v3_index
 from podtask_devcluster.kubeapi import USER_AGENT as NODE_USER_AGENT
 from podtask_devcluster.kubeletproxy import KubeletProxy, container_of
 from podtask_devcluster.registry import Registry
+from podtask_devcluster.request_options import DeleteOptions, WriteOptions
 from podtask_devcluster.selectors import (
     FieldSelector,
     SelectorError,
@@ -268,12 +268,17 @@ class ApiServer:
         method = request.method
         resource = target.resource
         namespace = target.namespace or ""
-        dry_run = bool(params.get("dryRun"))
         options_kind = {"PUT": "UpdateOptions", "PATCH": "PatchOptions"}.get(
             method, "CreateOptions"
         )
         validation = FieldValidation.parse(params.get("fieldValidation"), options_kind)
         request.state.warnings = validation.warnings
+        options = WriteOptions(
+            dry_run=bool(params.get("dryRun")),
+            validation=validation,
+            field_manager=params.get("fieldManager"),
+            force=params.get("force") in ("true", "1"),
+        )
         if method in ("GET", "HEAD"):
             if target.subresource == "log" and target.name is not None:
                 self._count(request, "get")
@@ -316,22 +321,20 @@ class ApiServer:
                     f"POST is not supported on a named {resource.kind} (use PUT or PATCH)"
                 )
             body = await self._body(request, validation)
-            created = self.registry.create(
-                resource, target.namespace, body, dry_run=dry_run, validation=validation
-            )
+            created = self.registry.create(resource, target.namespace, body, options)
             return self._object_response(
                 request, resource, created, params, status=201, validation=validation
             )
         if target.name is None:
             if method == "DELETE":
                 self._count(request, "deletecollection")
-                options = await self._delete_options(request, params)
+                deletion = await self._delete_options(request, params)
                 deleted = self.registry.delete_collection(
                     resource,
                     target.namespace,
                     parse_label_selector(params.get("labelSelector")),
                     parse_field_selector(params.get("fieldSelector")),
-                    options,
+                    deletion,
                 )
                 return json_response(self._list_body(resource, deleted, None, None, None))
             raise errors.method_not_allowed(f"{method} needs the name of a {resource.kind}")
@@ -339,13 +342,7 @@ class ApiServer:
             self._count(request, "update")
             body = await self._body(request, validation)
             updated = self.registry.update(
-                resource,
-                namespace,
-                target.name,
-                body,
-                subresource=target.subresource,
-                dry_run=dry_run,
-                validation=validation,
+                resource, namespace, target.name, body, options, target.subresource
             )
             return self._object_response(request, resource, updated, params, validation=validation)
         if method == "PATCH":
@@ -357,22 +354,19 @@ class ApiServer:
                 target.name,
                 request.headers.get("content-type", ""),
                 raw,
-                subresource=target.subresource,
-                dry_run=dry_run,
-                validation=validation,
-                field_manager=params.get("fieldManager"),
-                force=params.get("force") in ("true", "1"),
+                options,
+                target.subresource,
             )
             return self._object_response(
                 request, resource, patched, params, status=status, validation=validation
             )
         if method == "DELETE":
             self._count(request, "delete")
-            options = await self._delete_options(request, params)
-            removed = self.registry.delete(resource, namespace, target.name, options)
+            deletion = await self._delete_options(request, params)
+            removed = self.registry.delete(resource, namespace, target.name, deletion)
             scope = namespace if resource.namespaced else ""
             pending = self.store.get(resource.storage_key, scope, target.name) is not None
-            if pending or resource.returns_deleted_object or options.dry_run:
+            if pending or resource.returns_deleted_object or deletion.dry_run:
                 return self._object_response(request, resource, removed, params)
             return json_response(
                 {

@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, ClassVar
 
 from podtask_devcluster import object_meta
 from podtask_devcluster.custom_resources import FieldValidation
-from podtask_devcluster.delete_options import DeleteOptions
 from podtask_devcluster.discovery import ResourceType
 from podtask_devcluster.podstatus import now_rfc3339
+from podtask_devcluster.request_options import DeleteOptions
 from podtask_devcluster.store import JsonObject
 
 if TYPE_CHECKING:

@@ -10,9 +10,9 @@ import uuid
 from typing import TYPE_CHECKING
 
 from podtask_devcluster import errors, object_meta
-from podtask_devcluster.delete_options import DeleteOptions
 from podtask_devcluster.discovery import ResourceType
 from podtask_devcluster.podstatus import now_rfc3339
+from podtask_devcluster.request_options import DeleteOptions
 from podtask_devcluster.store import JsonObject, storage_key
 from podtask_devcluster.strategies.base import Strategy
 from podtask_devcluster.strategies.pods import PODS

@@ -10,10 +10,10 @@ import datetime as dt
 from typing import TYPE_CHECKING, Any
 
 from podtask_devcluster import errors
-from podtask_devcluster.delete_options import DeleteOptions
 from podtask_devcluster.discovery import ResourceType
 from podtask_devcluster.podstatus import now_rfc3339
 from podtask_devcluster.quantities import canonical_quantity
+from podtask_devcluster.request_options import DeleteOptions
 from podtask_devcluster.store import JsonObject, storage_key
 from podtask_devcluster.strategies.base import Strategy
 
