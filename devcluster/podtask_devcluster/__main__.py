@@ -9,7 +9,7 @@ import threading
 from pathlib import Path
 
 from podtask_devcluster.cluster import EmbeddedCluster
-from podtask_devcluster.runtime import RUNTIMES
+from podtask_devcluster.runtime import add_runtime_option
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,13 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--workdir", type=Path, default=None)
-    parser.add_argument(
-        "--runtime",
-        choices=RUNTIMES,
-        default=None,
-        help="how the node runs containers: local processes (default) or podman containers "
-        "from their images (default: $PODTASK_NODE_RUNTIME, else processes)",
-    )
+    add_runtime_option(parser)
     parser.add_argument(
         "--instance", default="", help="echoed by the health endpoints (Podtask-Instance header)"
     )

@@ -45,11 +45,11 @@ from podtask_devcluster.nodestatus import (
     node_status,
     rfc3339,
 )
-from podtask_devcluster.podevents import WARNING, node_event
+from podtask_devcluster.podevents import node_event
 from podtask_devcluster.podlogs import log_path
 from podtask_devcluster.podstatus import conditions, lost_container_statuses, now_rfc3339
 from podtask_devcluster.private_files import private_directory
-from podtask_devcluster.runtime import RUNTIMES, make_runtime, runtime_choice
+from podtask_devcluster.runtime import add_runtime_option, make_runtime, runtime_choice
 from podtask_devcluster.store import JsonObject
 
 log = logging.getLogger(__name__)
@@ -351,12 +351,11 @@ class NodeAgent:
             "containerStatuses": lost_container_statuses(pod, now_rfc3339()),
         }
         if await self._worker.write_status(entry, status):
-            await self._worker.event(
+            await self._worker.events.post(
                 pod,
                 "Failed",
                 f"The node agent {self.node_name} restarted; the pod's containers did not "
                 "survive it",
-                kind=WARNING,
             )
 
     # ------------------------------------------------------------ runtime hooks
@@ -369,12 +368,11 @@ class NodeAgent:
         for entry in self._pods.values():
             if container in entry.run.containers:
                 self._spawn(
-                    self._worker.event(
+                    self._worker.events.post(
                         entry.pod,
                         "OOMKilling",
                         f"Memory cgroup out of memory: Killed container {container.name} "
                         f"(using {usage} bytes, limit {container.memory_limit})",
-                        kind=WARNING,
                         container=container.name,
                     )
                 )
@@ -430,13 +428,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--node-name", default=DEFAULT_NODE_NAME)
     parser.add_argument("--state-dir", type=Path, default=Path(".podtask/node"))
     parser.add_argument("--workdir", type=Path, default=None)
-    parser.add_argument(
-        "--runtime",
-        choices=RUNTIMES,
-        default=None,
-        help="run containers as local processes (default) or with podman from their images "
-        "(default: $PODTASK_NODE_RUNTIME, else processes)",
-    )
+    add_runtime_option(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     private_directory(args.state_dir)

@@ -25,7 +25,7 @@ from podtask_devcluster.podenv import (
     plan_container,
     referenced_objects,
 )
-from podtask_devcluster.podevents import NORMAL, WARNING, pod_event
+from podtask_devcluster.podevents import PodEvents
 from podtask_devcluster.podlogs import log_path
 from podtask_devcluster.podstatus import (
     container_status,
@@ -74,52 +74,35 @@ class NodePod:
         return self.run.name
 
 
+@dataclass
 class PodWorker:
-    def __init__(
-        self,
-        api: KubeApi,
-        node: str,
-        log_dir: Path,
-        workdir: Path,
-        runtime: ContainerRuntime,
-        timing: Timing,
-        stopping: Callable[[], bool],
-    ) -> None:
-        self._api = api
-        self._node = node
-        self._log_dir = log_dir
-        self._workdir = workdir
-        self._runtime = runtime
-        self._timing = timing
-        self._stopping = stopping
-        self._placement = Placement(node_name=node, host_ip=HOST_IP, pod_ip=HOST_IP)
+    """Runs the pods of node `node`: their containers with `runtime`, their logs under
+    `log_dir`, their status and Events written through `api`; `stopping` says when the agent
+    stops (a pod is then left as it is)."""
+
+    api: KubeApi
+    node: str
+    log_dir: Path
+    workdir: Path
+    runtime: ContainerRuntime
+    timing: Timing
+    stopping: Callable[[], bool]
+    events: PodEvents = field(init=False)
+    placement: Placement = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.events = PodEvents(self.api, self.node)
+        self.placement = Placement(node_name=self.node, host_ip=HOST_IP, pod_ip=HOST_IP)
 
     # ------------------------------------------------------------ API writes
 
-    async def event(
-        self,
-        pod: JsonObject,
-        reason: str,
-        message: str,
-        *,
-        kind: str = NORMAL,
-        container: str | None = None,
-    ) -> None:
-        body = pod_event(pod, self._node, reason, message, kind=kind, container=container)
-        try:
-            await self._api.create(
-                f"/api/v1/namespaces/{body['metadata']['namespace']}/events", body
-            )
-        except (ApiError, OSError) as error:
-            log.warning("event %s on %s not posted: %s", reason, pod["metadata"]["name"], error)
-
     async def write_status(self, entry: NodePod, status: JsonObject) -> bool:
         """Patch `pods/status` (uid as precondition); False once the pod is gone."""
-        if self._stopping() or entry.run.removed:
+        if self.stopping() or entry.run.removed:
             return False
         patch = {"metadata": {"uid": entry.run.uid}, "status": status}
         try:
-            entry.pod = await self._api.merge_patch(
+            entry.pod = await self.api.merge_patch(
                 pod_path(entry.namespace, entry.name) + "/status", patch
             )
         except ApiError as error:
@@ -138,7 +121,7 @@ class PodWorker:
             "preconditions": {"uid": uid},
         }
         with contextlib.suppress(ApiError):
-            await self._api.delete(pod_path(namespace, name), body)
+            await self.api.delete(pod_path(namespace, name), body)
 
     # ------------------------------------------------------------ the pod's life
 
@@ -149,10 +132,10 @@ class PodWorker:
             log.warning("pod %s/%s: %s", entry.namespace, entry.name, error)
         finally:
             with contextlib.suppress(OSError):
-                await self._runtime.release_pod(entry.run.uid)
+                await self.runtime.release_pod(entry.run.uid)
             entry.run.finished = True
             entry.run.ended.set()
-            if entry.deleting.is_set() and not entry.run.removed and not self._stopping():
+            if entry.deleting.is_set() and not entry.run.removed and not self.stopping():
                 await self.delete_pod(entry.namespace, entry.name, entry.run.uid)
 
     async def _steps(self, entry: NodePod) -> None:
@@ -189,8 +172,8 @@ class PodWorker:
                 ],
             },
         )
-        await asyncio.gather(*(self._runtime.wait(c) for c in entry.run.containers if c.process))
-        if self._stopping() or entry.run.removed:
+        await asyncio.gather(*(self.runtime.wait(c) for c in entry.run.containers if c.process))
+        if self.stopping() or entry.run.removed:
             return
         await self._report_end(entry, specs, scheduled_at)
 
@@ -199,28 +182,27 @@ class PodWorker:
     ) -> None:
         """Each container started (or failed to start), with its events; stopped at once if
         the pod was deleted meanwhile."""
-        private_directory(self._log_dir)
+        private_directory(self.log_dir)
         for spec, plan in zip(specs, plans, strict=True):
             name = str(spec.get("name", ""))
-            started = await self._runtime.start(
-                entry.pod, spec, plan, log_path(self._log_dir, entry.namespace, entry.name, name)
+            started = await self.runtime.start(
+                entry.pod, spec, plan, log_path(self.log_dir, entry.namespace, entry.name, name)
             )
             entry.run.containers.append(started)
             if started.start_error is not None:
-                await self.event(
+                await self.events.post(
                     entry.pod,
                     "Failed",
                     f"Error: {started.start_error}",
-                    kind=WARNING,
                     container=name,
                 )
             else:
-                await self.event(entry.pod, "Created", "Container created", container=name)
-                await self.event(entry.pod, "Started", "Container started", container=name)
+                await self.events.post(entry.pod, "Created", "Container created", container=name)
+                await self.events.post(entry.pod, "Started", "Container started", container=name)
         if entry.deleting.is_set():
             # Deleted while starting: the terminating task found no process yet to signal.
             for container in entry.run.containers:
-                await self._runtime.stop(container)
+                await self.runtime.stop(container)
 
     async def _report_end(self, entry: NodePod, specs: list[JsonObject], scheduled_at: str) -> None:
         """Succeeded when every container exited 0, else Failed, with their terminations."""
@@ -248,21 +230,21 @@ class PodWorker:
     ) -> list[Plan] | None:
         """Images present and environment built, retried as a kubelet retries; None when the
         pod is deleted (or the agent stops) first."""
-        backoff = self._timing.image_backoff[0]
+        backoff = self.timing.image_backoff[0]
         pulled: set[str] = set()
-        while not entry.deleting.is_set() and not self._stopping():
+        while not entry.deleting.is_set() and not self.stopping():
             missing = [
-                c for c in specs if not await self._runtime.has_image(str(c.get("image", "")))
+                c for c in specs if not await self.runtime.has_image(str(c.get("image", "")))
             ]
             if missing:
                 await self._failed_pull(entry, specs, missing, pending, backoff)
-                backoff = min(backoff * 2, self._timing.image_backoff[1])
+                backoff = min(backoff * 2, self.timing.image_backoff[1])
                 continue
             for spec in specs:
                 name = str(spec.get("name", ""))
                 if name not in pulled:
                     pulled.add(name)
-                    await self.event(
+                    await self.events.post(
                         entry.pod,
                         "Pulled",
                         f'Container image "{spec.get("image", "")}" already present on machine',
@@ -275,15 +257,15 @@ class PodWorker:
                     return objects.get((kind, name))  # noqa: B023 (used before the loop goes on)
 
                 for spec in specs:
-                    await self._runtime.check(entry.pod, spec)
+                    await self.runtime.check(entry.pod, spec)
                 return [
                     plan_container(
                         entry.pod,
                         spec,
                         lookup,
-                        self._placement,
-                        self._workdir,
-                        host_environment=self._runtime.host_environment,
+                        self.placement,
+                        self.workdir,
+                        host_environment=self.runtime.host_environment,
                     )
                     for spec in specs
                 ]
@@ -292,14 +274,13 @@ class PodWorker:
                 statuses = [waiting_status(c, "CreateContainerConfigError", message) for c in specs]
                 if not await self.write_status(entry, {**pending, "containerStatuses": statuses}):
                     return None
-                await self.event(
+                await self.events.post(
                     entry.pod,
                     "Failed",
                     f"Error: {message}",
-                    kind=WARNING,
                     container=str(specs[0].get("name", "")),
                 )
-                await self._pause(entry, self._timing.config_retry)
+                await self._pause(entry, self.timing.config_retry)
         return None
 
     async def _failed_pull(
@@ -312,25 +293,22 @@ class PodWorker:
     ) -> None:
         """ErrImagePull, then ImagePullBackOff for `backoff` seconds, as a kubelet shows a
         missing image (statuses and events); the pod marked deleting if it is gone."""
-        pull_error = self._runtime.pull_error
+        pull_error = self.runtime.pull_error
         errors = {str(c.get("image", "")): pull_error(str(c.get("image", ""))) for c in missing}
         if not await self._show_waiting(entry, specs, missing, pending, "ErrImagePull", errors):
             entry.deleting.set()
             return
         for spec in missing:
             image, name = str(spec.get("image", "")), str(spec.get("name", ""))
-            await self.event(
+            await self.events.post(
                 entry.pod,
                 "Failed",
                 f'Failed to pull image "{image}": {pull_error(image)}',
-                kind=WARNING,
                 container=name,
             )
-            await self.event(
-                entry.pod, "Failed", "Error: ErrImagePull", kind=WARNING, container=name
-            )
-        await self._pause(entry, self._timing.image_backoff[0])
-        if entry.deleting.is_set() or self._stopping():
+            await self.events.post(entry.pod, "Failed", "Error: ErrImagePull", container=name)
+        await self._pause(entry, self.timing.image_backoff[0])
+        if entry.deleting.is_set() or self.stopping():
             return
         backoffs = {
             image: f'Back-off pulling image "{image}": ErrImagePull: {pull_error(image)}'
@@ -343,12 +321,10 @@ class PodWorker:
             return
         for spec in missing:
             image, name = str(spec.get("image", "")), str(spec.get("name", ""))
-            await self.event(
+            await self.events.post(
                 entry.pod, "BackOff", f'Back-off pulling image "{image}"', container=name
             )
-            await self.event(
-                entry.pod, "Failed", "Error: ImagePullBackOff", kind=WARNING, container=name
-            )
+            await self.events.post(entry.pod, "Failed", "Error: ImagePullBackOff", container=name)
         await self._pause(entry, backoff)
 
     async def _show_waiting(
@@ -380,7 +356,7 @@ class PodWorker:
         for kind, name in sorted(referenced_objects(pod)):
             plural = "configmaps" if kind == CONFIGMAP else "secrets"
             try:
-                found[(kind, name)] = await self._api.get(
+                found[(kind, name)] = await self.api.get(
                     f"/api/v1/namespaces/{namespace}/{plural}/{name}"
                 )
             except ApiError as error:
@@ -393,18 +369,18 @@ class PodWorker:
         """Stop the pod's containers: SIGTERM (Killing), SIGKILL after the grace period."""
         for container in entry.run.containers:
             if container.alive():
-                await self.event(
+                await self.events.post(
                     entry.pod,
                     "Killing",
                     f"Stopping container {container.name}",
                     container=container.name,
                 )
-                await self._runtime.stop(container)
+                await self.runtime.stop(container)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(entry.run.ended.wait(), max(grace, 0))
         for container in entry.run.containers:
             if container.alive():
-                await self._runtime.kill(container)
+                await self.runtime.kill(container)
 
 
 def _scheduled_at(pod: JsonObject) -> str:

@@ -12,6 +12,7 @@ is started (its command line, `ControlPlane.node_agent_args`, `python -m podtask
 
 from __future__ import annotations
 
+import argparse
 import os
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -93,6 +94,17 @@ def runtime_choice(value: str | None = None, environ: Mapping[str, str] | None =
             f"choose {' or '.join(RUNTIMES)}"
         )
     return chosen
+
+
+def add_runtime_option(parser: argparse.ArgumentParser) -> None:
+    """`--runtime`, as every command that starts a node agent takes it."""
+    parser.add_argument(
+        "--runtime",
+        choices=RUNTIMES,
+        default=None,
+        help="how the node runs containers: local processes (default) or podman containers "
+        f"from their images (default: ${RUNTIME_ENV}, else {PROCESSES})",
+    )
 
 
 class ProcessRuntime:
