@@ -19,16 +19,15 @@ import socket
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from types import TracebackType
 from typing import TypeVar
-
-import uvicorn
 
 from podtask_devcluster.control_plane_pki import ClusterPki
 from podtask_devcluster.discovery import ResourceCatalog
 from podtask_devcluster.garbage import GarbageCollector
+from podtask_devcluster.http_server import HttpServer
 from podtask_devcluster.kubeapi import Connection
 from podtask_devcluster.kubeletproxy import KubeletCredentials, KubeletProxy
+from podtask_devcluster.local_cluster import LocalCluster
 from podtask_devcluster.node_agent import NodeAgent
 from podtask_devcluster.private_files import private_directory, write_private_text
 from podtask_devcluster.registry import Registry
@@ -66,7 +65,7 @@ def kubeconfig_text(url: str, namespace: str = "default") -> str:
     )
 
 
-class EmbeddedCluster:
+class EmbeddedCluster(LocalCluster):
     """A Kubernetes-API-compatible dev cluster persisted under `state_dir`.
 
     `start()` returns once the server accepts connections; `stop()` (or leaving the `with`
@@ -182,17 +181,6 @@ class EmbeddedCluster:
         if not thread.is_alive():
             self._state_lock.release()  # the database is closed
 
-    def __enter__(self) -> EmbeddedCluster:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
-
     def request_counts(self) -> dict[str, int]:
         """HTTP requests of clients served since start, by Kubernetes verb (create, update,
         patch, delete, deletecollection, get, list, watch; discovery and health checks count
@@ -294,23 +282,12 @@ class EmbeddedCluster:
         server.instance = self.instance
         self._registry = registry
         self._server = server
-        config = uvicorn.Config(
-            server.app,
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-            timeout_graceful_shutdown=3,
-            timeout_keep_alive=30,
+        http = HttpServer(
+            "API server", server.app, sock, timeout_graceful_shutdown=3, timeout_keep_alive=30
         )
-        http = uvicorn.Server(config)
-        serving = asyncio.get_running_loop().create_task(http.serve(sockets=[sock]))
         agent: NodeAgent | None = None
         try:
-            while not http.started:
-                if serving.done():
-                    serving.result()
-                    raise RuntimeError("uvicorn exited during start-up")
-                await asyncio.sleep(0.01)
+            await http.start()
             if self.node:
                 serving_pair = self.pki.node_serving(NODE_NAME)
                 agent = NodeAgent(
@@ -337,9 +314,8 @@ class EmbeddedCluster:
                 await agent.stop()
             stopping.set()
             store.close_watchers()
-            http.should_exit = True
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(serving, STOP_TIMEOUT_SECONDS)
+                await asyncio.wait_for(http.stop(), STOP_TIMEOUT_SECONDS)
             await collector.stop()
             self._last_counts = dict(server.client_counts)
             self._server = None

@@ -34,7 +34,6 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any, BinaryIO
 
 import httpx
@@ -47,6 +46,7 @@ from podtask_devcluster.control_plane_build import (
     ensure_binaries,
 )
 from podtask_devcluster.control_plane_pki import ClusterPki, KeyPair
+from podtask_devcluster.local_cluster import LocalCluster
 from podtask_devcluster.ports import free_ports
 from podtask_devcluster.private_files import (
     open_private_for_writing,
@@ -131,7 +131,7 @@ def die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
-class ControlPlane:
+class ControlPlane(LocalCluster):
     """A real Kubernetes control plane with its state under `state_dir`.
 
     `start()` returns once kube-apiserver is ready, the scheduler and controller-manager are
@@ -226,17 +226,6 @@ class ControlPlane:
                 component.wait_or_kill(deadline)
         if spawner is not None:
             spawner.shutdown(wait=False)
-
-    def __enter__(self) -> ControlPlane:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def node_credentials(self, node_name: str) -> tuple[Path, Path]:
         """A node agent's client certificate and key (user `system:node:<name>`, group

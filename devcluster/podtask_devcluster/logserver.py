@@ -16,13 +16,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from podtask_devcluster.crilog import LogOptions, follow_log, parse_timestamp, read_log
+from podtask_devcluster.http_server import HttpServer
 from podtask_devcluster.store import JsonObject
 
 UNSEEN_POD_WAIT_SECONDS = 3.0
@@ -80,8 +80,7 @@ class LogServer:
         self._cert_file = cert_file
         self._key_file = key_file
         self._client_ca_file = client_ca_file
-        self._server: uvicorn.Server | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._http: HttpServer | None = None
         self.port = 0
         self.app = Starlette(
             routes=[
@@ -95,31 +94,23 @@ class LogServer:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
         self.port = int(sock.getsockname()[1])
-        config = uvicorn.Config(
+        self._http = HttpServer(
+            "log server",
             self.app,
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
+            sock,
             timeout_graceful_shutdown=2,
             ssl_certfile=str(self._cert_file),
             ssl_keyfile=str(self._key_file),
             ssl_ca_certs=str(self._client_ca_file),
             ssl_cert_reqs=ssl.CERT_REQUIRED,
         )
-        self._server = uvicorn.Server(config)
-        self._task = asyncio.get_running_loop().create_task(self._server.serve(sockets=[sock]))
-        while not self._server.started:
-            if self._task.done():
-                self._task.result()
-                raise RuntimeError("the log server exited during start-up")
-            await asyncio.sleep(0.01)
+        await self._http.start()
         return self.port
 
     async def stop(self) -> None:
         self._stopping.set()
-        if self._server is not None and self._task is not None:
-            self._server.should_exit = True
-            await self._task
+        if self._http is not None:
+            await self._http.stop()
 
     async def _logs(self, request: Request) -> Response:
         namespace = request.path_params["namespace"]
