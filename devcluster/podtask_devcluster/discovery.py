@@ -101,20 +101,20 @@ class ResourceType:
 
 def _builtin(
     group: str,
-    version: str,
     plural: str,
     kind: str,
-    *,
-    namespaced: bool = True,
     short: Iterable[str] = (),
     categories: Iterable[str] = (),
+    *,
+    namespaced: bool = True,
     status: bool = False,
     log: bool = False,
     returns_deleted: bool = False,
 ) -> ResourceType:
+    """A built-in resource, served at v1 (every one the dev cluster has is)."""
     return ResourceType(
         group=group,
-        version=version,
+        version="v1",
         plural=plural,
         singular=kind.lower(),
         kind=kind,
@@ -127,69 +127,38 @@ def _builtin(
     )
 
 
+_RBAC = "rbac.authorization.k8s.io"
+
+# One row a resource: group, plural, kind, short names, categories, then what is not the
+# default (namespaced, no status or log subresource, a Status answering a finished delete).
 BUILTIN_RESOURCES: tuple[ResourceType, ...] = (
+    _builtin("", "pods", "Pod", ["po"], ["all"], status=True, log=True, returns_deleted=True),
     _builtin(
-        "",
-        "v1",
-        "pods",
-        "Pod",
-        short=["po"],
-        categories=["all"],
-        status=True,
-        log=True,
-        returns_deleted=True,
+        "", "namespaces", "Namespace", ["ns"], namespaced=False, status=True, returns_deleted=True
     ),
-    _builtin(
-        "",
-        "v1",
-        "namespaces",
-        "Namespace",
-        namespaced=False,
-        short=["ns"],
-        status=True,
-        returns_deleted=True,
-    ),
-    _builtin("", "v1", "nodes", "Node", namespaced=False, short=["no"], status=True),
-    _builtin("", "v1", "events", "Event", short=["ev"]),
-    _builtin("", "v1", "secrets", "Secret"),
-    _builtin("", "v1", "configmaps", "ConfigMap", short=["cm"]),
-    _builtin(
-        "",
-        "v1",
-        "services",
-        "Service",
-        short=["svc"],
-        categories=["all"],
-        status=True,
-        returns_deleted=True,
-    ),
-    _builtin("", "v1", "serviceaccounts", "ServiceAccount", short=["sa"], returns_deleted=True),
-    _builtin("", "v1", "endpoints", "Endpoints", short=["ep"]),
-    _builtin("coordination.k8s.io", "v1", "leases", "Lease"),
-    _builtin("events.k8s.io", "v1", "events", "Event", short=["ev"]),
+    _builtin("", "nodes", "Node", ["no"], namespaced=False, status=True),
+    _builtin("", "events", "Event", ["ev"]),
+    _builtin("", "secrets", "Secret"),
+    _builtin("", "configmaps", "ConfigMap", ["cm"]),
+    _builtin("", "services", "Service", ["svc"], ["all"], status=True, returns_deleted=True),
+    _builtin("", "serviceaccounts", "ServiceAccount", ["sa"], returns_deleted=True),
+    _builtin("", "endpoints", "Endpoints", ["ep"]),
+    _builtin("coordination.k8s.io", "leases", "Lease"),
+    _builtin("events.k8s.io", "events", "Event", ["ev"]),
     _builtin(
         CRD_GROUP,
-        "v1",
         CRD_PLURAL,
         "CustomResourceDefinition",
+        ["crd", "crds"],
+        ["api-extensions"],
         namespaced=False,
-        short=["crd", "crds"],
-        categories=["api-extensions"],
         status=True,
     ),
-    _builtin(
-        "apps", "v1", "deployments", "Deployment", short=["deploy"], categories=["all"], status=True
-    ),
-    _builtin("rbac.authorization.k8s.io", "v1", "roles", "Role"),
-    _builtin("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding"),
-    _builtin("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", namespaced=False),
-    _builtin(
-        "rbac.authorization.k8s.io",
-        "v1",
-        "clusterrolebindings",
-        "ClusterRoleBinding",
-        namespaced=False,
-    ),
+    _builtin("apps", "deployments", "Deployment", ["deploy"], ["all"], status=True),
+    _builtin(_RBAC, "roles", "Role"),
+    _builtin(_RBAC, "rolebindings", "RoleBinding"),
+    _builtin(_RBAC, "clusterroles", "ClusterRole", namespaced=False),
+    _builtin(_RBAC, "clusterrolebindings", "ClusterRoleBinding", namespaced=False),
 )
 
 
