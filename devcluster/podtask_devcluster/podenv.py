@@ -119,9 +119,9 @@ class Environment:
         for source in container.get("envFrom") or []:
             prefix = str(source.get("prefix") or "")
             if ref := source.get("configMapRef"):
-                data = self._config_map_data(ref)
+                data = self._data(CONFIGMAP, ref)
             elif ref := source.get("secretRef"):
-                data = self._secret_data(ref)
+                data = self._data(SECRET, ref)
             else:
                 continue
             for key, value in data.items():
@@ -154,37 +154,22 @@ class Environment:
         env.setdefault("PYTHONUNBUFFERED", "1")
         return env
 
-    def _config_map_data(self, ref: JsonObject) -> dict[str, str]:
+    def _data(self, kind: str, ref: JsonObject) -> dict[str, str]:
+        """The data of the secret or config map `ref` names: nothing when it is missing and
+        `optional`, else ContainerConfigError."""
         name = str(ref.get("name", ""))
-        found = self._lookup(CONFIGMAP, self._namespace, name)
+        found = self._lookup(kind, self._namespace, name)
         if found is None:
             if ref.get("optional"):
                 return {}
-            raise ContainerConfigError(f'configmap "{name}" not found')
-        return {str(k): str(v) for k, v in (found.get("data") or {}).items()}
-
-    def _secret_data(self, ref: JsonObject) -> dict[str, str]:
-        name = str(ref.get("name", ""))
-        found = self._lookup(SECRET, self._namespace, name)
-        if found is None:
-            if ref.get("optional"):
-                return {}
-            raise ContainerConfigError(f'secret "{name}" not found')
-        data = {
-            str(k): base64.b64decode(str(v)).decode("utf-8", "replace")
-            for k, v in (found.get("data") or {}).items()
-        }
-        for key, value in (found.get("stringData") or {}).items():
-            data[str(key)] = str(value)
-        return data
+            raise ContainerConfigError(f'{kind} "{name}" not found')
+        return _secret_data(found) if kind == SECRET else _config_map_data(found)
 
     def _value_from(self, source: JsonObject) -> str | None:
         if ref := source.get("secretKeyRef"):
-            data = self._secret_data({**ref, "optional": ref.get("optional")})
-            return _key(data, ref, "secret")
+            return _key(self._data(SECRET, ref), ref, SECRET)
         if ref := source.get("configMapKeyRef"):
-            data = self._config_map_data({**ref, "optional": ref.get("optional")})
-            return _key(data, ref, "configmap")
+            return _key(self._data(CONFIGMAP, ref), ref, CONFIGMAP)
         if ref := source.get("fieldRef"):
             return self._field_value(str(ref.get("fieldPath", "")))
         if ref := source.get("resourceFieldRef"):
@@ -214,6 +199,20 @@ class Environment:
             items = meta.get(path.split(".")[1]) or {}
             return "\n".join(f'{k}="{v}"' for k, v in sorted(items.items()))
         raise ContainerConfigError(f"unsupported fieldRef fieldPath {path!r}")
+
+
+def _config_map_data(config_map: JsonObject) -> dict[str, str]:
+    return {str(k): str(v) for k, v in (config_map.get("data") or {}).items()}
+
+
+def _secret_data(secret: JsonObject) -> dict[str, str]:
+    data = {
+        str(k): base64.b64decode(str(v)).decode("utf-8", "replace")
+        for k, v in (secret.get("data") or {}).items()
+    }
+    for key, value in (secret.get("stringData") or {}).items():
+        data[str(key)] = str(value)
+    return data
 
 
 def _key(data: dict[str, str], ref: JsonObject, what: str) -> str | None:
