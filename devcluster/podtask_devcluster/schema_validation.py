@@ -11,7 +11,6 @@ Pure functions over decoded JSON and the CRD's `openAPIV3Schema`; nothing here d
 from __future__ import annotations
 
 import base64
-import binascii
 import datetime as dt
 import ipaddress
 import json
@@ -85,69 +84,40 @@ _HOSTNAME = re.compile(
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
 
 
+def _parses(parse: Callable[[str], object], text: str) -> bool:
+    """Whether `parse` takes `text` (a ValueError says it does not)."""
+    try:
+        parse(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _date_time(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text.replace("z", "Z").replace("t", "T"))
+
+
+def _ip_version(text: str) -> int | None:
+    try:
+        return ipaddress.ip_address(text).version
+    except ValueError:
+        return None
+
+
 def _valid_date_time(text: str) -> bool:
-    if not _DATE_TIME.match(text):
-        return False
-    try:
-        dt.datetime.fromisoformat(text.replace("z", "Z").replace("t", "T"))
-    except ValueError:
-        return False
-    return True
-
-
-def _valid_date(text: str) -> bool:
-    if not _DATE.match(text):
-        return False
-    try:
-        dt.date.fromisoformat(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _valid_ip(text: str, version: int) -> bool:
-    try:
-        return ipaddress.ip_address(text).version == version
-    except ValueError:
-        return False
-
-
-def _valid_cidr(text: str) -> bool:
-    try:
-        ipaddress.ip_network(text, strict=False)
-    except ValueError:
-        return False
-    return "/" in text
-
-
-def _valid_byte(text: str) -> bool:
-    try:
-        base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        return False
-    return True
-
-
-def _valid_uuid(text: str) -> bool:
-    if not _UUID.match(text):
-        return False
-    try:
-        uuid.UUID(text)
-    except ValueError:
-        return False
-    return True
+    return bool(_DATE_TIME.match(text)) and _parses(_date_time, text)
 
 
 # The formats kube-apiserver checks (apiextensions' supported formats); others are not checked.
 FORMATS: dict[str, Callable[[str], bool]] = {
     "date-time": _valid_date_time,
     "datetime": _valid_date_time,
-    "date": _valid_date,
-    "uuid": _valid_uuid,
-    "byte": _valid_byte,
-    "ipv4": lambda t: _valid_ip(t, 4),
-    "ipv6": lambda t: _valid_ip(t, 6),
-    "cidr": _valid_cidr,
+    "date": lambda t: bool(_DATE.match(t)) and _parses(dt.date.fromisoformat, t),
+    "uuid": lambda t: bool(_UUID.match(t)) and _parses(uuid.UUID, t),
+    "byte": lambda t: _parses(lambda b: base64.b64decode(b, validate=True), t),
+    "ipv4": lambda t: _ip_version(t) == 4,
+    "ipv6": lambda t: _ip_version(t) == 6,
+    "cidr": lambda t: "/" in t and _parses(lambda n: ipaddress.ip_network(n, strict=False), t),
     "hostname": lambda t: bool(_HOSTNAME.match(t)) and len(t) <= 255,
     "email": lambda t: bool(_EMAIL.match(t)),
 }
