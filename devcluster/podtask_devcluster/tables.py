@@ -42,27 +42,28 @@ def human_duration(seconds: float) -> str:
     if whole < 120:
         return f"{whole}s"
     minutes = whole // 60
+    hours = whole // 3600
+    days = hours // 24
     if minutes < 10:
-        rest = whole % 60
-        return f"{minutes}m" if rest == 0 else f"{minutes}m{rest}s"
+        return _units(minutes, "m", whole % 60, "s")
     if minutes < 180:
         return f"{minutes}m"
-    hours = whole // 3600
     if hours < 8:
-        rest = minutes % 60
-        return f"{hours}h" if rest == 0 else f"{hours}h{rest}m"
+        return _units(hours, "h", minutes % 60, "m")
     if hours < 48:
         return f"{hours}h"
     if hours < 24 * 8:
-        rest = hours % 24
-        return f"{hours // 24}d" if rest == 0 else f"{hours // 24}d{rest}h"
+        return _units(days, "d", hours % 24, "h")
     if hours < 24 * 365 * 2:
-        return f"{hours // 24}d"
+        return f"{days}d"
     if hours < 24 * 365 * 8:
-        days = (hours // 24) % 365
-        years = hours // 24 // 365
-        return f"{years}y" if days == 0 else f"{years}y{days}d"
-    return f"{hours // 24 // 365}y"
+        return _units(days // 365, "y", days % 365, "d")
+    return f"{days // 365}y"
+
+
+def _units(whole: int, unit: str, rest: int, rest_unit: str) -> str:
+    """ "3m2s", or "3m" when nothing is left over."""
+    return f"{whole}{unit}" if rest == 0 else f"{whole}{unit}{rest}{rest_unit}"
 
 
 def parse_timestamp(text: str) -> dt.datetime:
@@ -149,6 +150,9 @@ def _render_string(value: Any) -> str:
     return str(value)
 
 
+_NUMBER_TYPES: dict[str, Callable[[float], int | float]] = {"integer": int, "number": float}
+
+
 def printer_cell(column_type: str, values: list[Any], now: dt.datetime) -> Any:
     """One printer-column cell, typed as the apiextensions server types it (None prints
     as `<none>`)."""
@@ -158,17 +162,10 @@ def printer_cell(column_type: str, values: list[Any], now: dt.datetime) -> Any:
     value = present[0]
     if column_type == "string":
         return ",".join(_render_string(v) for v in present)
-    if column_type == "integer":
-        if isinstance(value, bool):
-            return None
-        if isinstance(value, int | float):
-            return int(value)
-        return None
-    if column_type == "number":
-        if isinstance(value, bool):
-            return None
-        if isinstance(value, int | float):
-            return float(value)
+    if column_type in _NUMBER_TYPES:
+        # A JSON number (not a boolean) as the column's type; anything else prints <none>.
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return _NUMBER_TYPES[column_type](value)
         return None
     if column_type == "boolean":
         return value if isinstance(value, bool) else None
@@ -211,22 +208,21 @@ class PrinterColumn:
 
 
 def _column(
-    name: str, type_: str, description: str = "", priority: int = 0, fmt: str = ""
-) -> dict[str, Any]:
-    return {
-        "name": name,
-        "type": type_,
-        "format": fmt,
-        "description": description,
-        "priority": priority,
-    }
+    name: str, description: str, *, wide: bool = False, type_: str = "string", fmt: str = ""
+) -> PrinterColumn:
+    """A built-in resource's column: a string its row function renders (no JSONPath);
+    `wide` ones show only with `-o wide` (priority 1)."""
+    return PrinterColumn(name, type_, "", description, priority=1 if wide else 0, format=fmt)
 
 
-NAME_COLUMN = _column("Name", "string", NAME_DESCRIPTION, fmt="name")
-AGE_COLUMN = _column("Age", "string", AGE_DESCRIPTION)
+# Every table starts with it; `columns_for` adds it and each row's name.
+NAME_COLUMN = _column("Name", NAME_DESCRIPTION, fmt="name")
+AGE_COLUMN = _column("Age", AGE_DESCRIPTION)
 
 Row = list[Any]
 RowFunction = Callable[[dict[str, Any], dt.datetime], Row]
+# The columns after Name, and the function that renders an object's cells under them.
+Printer = tuple[Sequence[PrinterColumn], RowFunction]
 
 
 def _metadata(obj: dict[str, Any]) -> dict[str, Any]:
@@ -234,9 +230,8 @@ def _metadata(obj: dict[str, Any]) -> dict[str, Any]:
     return meta if isinstance(meta, dict) else {}
 
 
-def _default_row(obj: dict[str, Any], now: dt.datetime) -> Row:
-    meta = _metadata(obj)
-    return [meta.get("name", ""), age(meta.get("creationTimestamp"), now)]
+def _age_row(obj: dict[str, Any], now: dt.datetime) -> Row:
+    return [age(_metadata(obj).get("creationTimestamp"), now)]
 
 
 def pod_status_reason(pod: dict[str, Any]) -> str:
@@ -293,7 +288,6 @@ def _pod_row(pod: dict[str, Any], now: dt.datetime) -> Row:
     ready = sum(1 for c in statuses if c.get("ready"))
     restarts = sum(int(c.get("restartCount", 0) or 0) for c in statuses)
     return [
-        meta.get("name", ""),
         f"{ready}/{total}",
         pod_status_reason(pod),
         restarts,
@@ -304,29 +298,22 @@ def _pod_row(pod: dict[str, Any], now: dt.datetime) -> Row:
 
 
 POD_COLUMNS = [
-    NAME_COLUMN,
-    _column("Ready", "string", "The aggregate readiness state of this pod for accepting traffic."),
-    _column("Status", "string", "The aggregate status of the containers in this pod."),
-    _column(
-        "Restarts", "string", "The number of times the containers in this pod have been restarted."
-    ),
+    _column("Ready", "The aggregate readiness state of this pod for accepting traffic."),
+    _column("Status", "The aggregate status of the containers in this pod."),
+    _column("Restarts", "The number of times the containers in this pod have been restarted."),
     AGE_COLUMN,
-    _column("IP", "string", "IP address allocated to the pod.", priority=1),
-    _column("Node", "string", "Name of the node the pod is assigned to.", priority=1),
+    _column("IP", "IP address allocated to the pod.", wide=True),
+    _column("Node", "Name of the node the pod is assigned to.", wide=True),
 ]
 
 
 def _namespace_row(ns: dict[str, Any], now: dt.datetime) -> Row:
     meta = _metadata(ns)
     phase = (ns.get("status") or {}).get("phase") or "Active"
-    return [meta.get("name", ""), phase, age(meta.get("creationTimestamp"), now)]
+    return [phase, age(meta.get("creationTimestamp"), now)]
 
 
-NAMESPACE_COLUMNS = [
-    NAME_COLUMN,
-    _column("Status", "string", "The status of the namespace"),
-    AGE_COLUMN,
-]
+NAMESPACE_COLUMNS = [_column("Status", "The status of the namespace"), AGE_COLUMN]
 
 
 def _event_row(event: dict[str, Any], now: dt.datetime) -> Row:
@@ -338,7 +325,6 @@ def _event_row(event: dict[str, Any], now: dt.datetime) -> Row:
     )
     kind = str(involved.get("kind", "")).lower()
     return [
-        _metadata(event).get("name", ""),
         age(last, now),
         event.get("type", ""),
         event.get("reason", ""),
@@ -348,12 +334,11 @@ def _event_row(event: dict[str, Any], now: dt.datetime) -> Row:
 
 
 EVENT_COLUMNS = [
-    NAME_COLUMN,
-    _column("Last Seen", "string", "Time when this Event was last observed."),
-    _column("Type", "string", "Type of this event (Normal, Warning)."),
-    _column("Reason", "string", "Why the action was taken."),
-    _column("Object", "string", "The object that this event is about."),
-    _column("Message", "string", "A human-readable description of the status of this operation."),
+    _column("Last Seen", "Time when this Event was last observed."),
+    _column("Type", "Type of this event (Normal, Warning)."),
+    _column("Reason", "Why the action was taken."),
+    _column("Object", "The object that this event is about."),
+    _column("Message", "A human-readable description of the status of this operation."),
 ]
 
 
@@ -378,7 +363,6 @@ def _node_row(node: dict[str, Any], now: dt.datetime) -> Row:
     addresses = {a.get("type"): a.get("address") for a in status.get("addresses") or []}
     info = status.get("nodeInfo") or {}
     return [
-        meta.get("name", ""),
         ",".join(states),
         ",".join(roles) or "<none>",
         age(meta.get("creationTimestamp"), now),
@@ -392,29 +376,25 @@ def _node_row(node: dict[str, Any], now: dt.datetime) -> Row:
 
 
 NODE_COLUMNS = [
-    NAME_COLUMN,
-    _column("Status", "string", "The status of the node"),
-    _column("Roles", "string", "The roles of the node"),
+    _column("Status", "The status of the node"),
+    _column("Roles", "The roles of the node"),
     AGE_COLUMN,
-    _column("Version", "string", "Kubelet Version reported by the node."),
-    _column("Internal-IP", "string", "List of internal IPs for the node.", priority=1),
-    _column("External-IP", "string", "List of external IPs for the node.", priority=1),
-    _column("OS-Image", "string", "OS Image reported by the node.", priority=1),
-    _column("Kernel-Version", "string", "Kernel Version reported by the node.", priority=1),
-    _column(
-        "Container-Runtime", "string", "Container Runtime Version reported by the node.", priority=1
-    ),
+    _column("Version", "Kubelet Version reported by the node."),
+    _column("Internal-IP", "List of internal IPs for the node.", wide=True),
+    _column("External-IP", "List of external IPs for the node.", wide=True),
+    _column("OS-Image", "OS Image reported by the node.", wide=True),
+    _column("Kernel-Version", "Kernel Version reported by the node.", wide=True),
+    _column("Container-Runtime", "Container Runtime Version reported by the node.", wide=True),
 ]
 
 
 def _crd_row(crd: dict[str, Any], now: dt.datetime) -> Row:
-    meta = _metadata(crd)
-    return [meta.get("name", ""), meta.get("creationTimestamp", "")]
+    return [_metadata(crd).get("creationTimestamp", "")]
 
 
-CRD_COLUMNS = [NAME_COLUMN, _column("Created At", "date", AGE_DESCRIPTION)]
+CRD_COLUMNS = [_column("Created At", AGE_DESCRIPTION, type_="date")]
 
-_BUILTIN: dict[tuple[str, str], tuple[list[dict[str, Any]], RowFunction]] = {
+_BUILTIN: dict[tuple[str, str], Printer] = {
     ("", "pods"): (POD_COLUMNS, _pod_row),
     ("", "namespaces"): (NAMESPACE_COLUMNS, _namespace_row),
     ("", "nodes"): (NODE_COLUMNS, _node_row),
@@ -423,34 +403,37 @@ _BUILTIN: dict[tuple[str, str], tuple[list[dict[str, Any]], RowFunction]] = {
 }
 
 
-def _custom_columns(
-    columns: Sequence[PrinterColumn],
-) -> tuple[list[dict[str, Any]], RowFunction]:
+def _custom_printer(columns: Sequence[PrinterColumn]) -> Printer:
     if not columns:
         columns = [PrinterColumn("Age", "date", ".metadata.creationTimestamp", AGE_DESCRIPTION)]
-    definitions = [NAME_COLUMN] + [c.definition() for c in columns]
 
-    def row(obj: dict[str, Any], now: dt.datetime) -> Row:
-        cells: Row = [_metadata(obj).get("name", "")]
+    def cells(obj: dict[str, Any], now: dt.datetime) -> Row:
+        row: Row = []
         for column in columns:
             try:
                 values = evaluate_jsonpath(column.json_path, obj)
             except JsonPathError:
                 values = []
-            cells.append(printer_cell(column.type, values, now))
-        return cells
+            row.append(printer_cell(column.type, values, now))
+        return row
 
-    return definitions, row
+    return columns, cells
 
 
 def columns_for(
     group: str, plural: str, printer_columns: Sequence[PrinterColumn] | None
 ) -> tuple[list[dict[str, Any]], RowFunction]:
-    """Column definitions and the row function for one resource. `printer_columns` is None for
-    built-ins and the CRD's columns (possibly empty) for custom resources."""
+    """Column definitions and the row function for one resource, Name first. `printer_columns`
+    is None for built-ins and the CRD's columns (possibly empty) for custom resources."""
     if printer_columns is not None:
-        return _custom_columns(printer_columns)
-    return _BUILTIN.get((group, plural), ([NAME_COLUMN, AGE_COLUMN], _default_row))
+        columns, cells = _custom_printer(printer_columns)
+    else:
+        columns, cells = _BUILTIN.get((group, plural), ([AGE_COLUMN], _age_row))
+
+    def row(obj: dict[str, Any], now: dt.datetime) -> Row:
+        return [_metadata(obj).get("name", ""), *cells(obj, now)]
+
+    return [column.definition() for column in (NAME_COLUMN, *columns)], row
 
 
 def partial_metadata(obj: dict[str, Any], table_version: str) -> dict[str, Any]:
