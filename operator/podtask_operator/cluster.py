@@ -92,17 +92,7 @@ class Cluster:
         if resource_version is not None:
             body["metadata"] = {"resourceVersion": resource_version}
         try:
-            await self._kube.call(
-                lambda: self._custom.patch_namespaced_custom_object_status(
-                    GROUP,
-                    VERSION,
-                    self.namespace,
-                    "taskruns",
-                    name,
-                    body,
-                    _preload_content=False,
-                )
-            )
+            await self._patch_status("taskruns", name, body)
         except Conflict as exc:
             if resource_version is not None:
                 raise RunChanged(f"run {name} changed since version {resource_version}") from exc
@@ -145,19 +135,27 @@ class Cluster:
     async def _list(self, fn: Any) -> list[dict[str, Any]]:
         return list((await self._kube.call(fn)).get("items", []))
 
-    async def list_runs(self) -> list[dict[str, Any]]:
+    async def _list_custom(self, plural: str) -> list[dict[str, Any]]:
         return await self._list(
             lambda: self._custom.list_namespaced_custom_object(
-                GROUP, VERSION, self.namespace, "taskruns", _preload_content=False
+                GROUP, VERSION, self.namespace, plural, _preload_content=False
             )
         )
 
-    async def list_queues(self) -> list[dict[str, Any]]:
-        return await self._list(
-            lambda: self._custom.list_namespaced_custom_object(
-                GROUP, VERSION, self.namespace, "taskqueues", _preload_content=False
+    async def _patch_status(self, plural: str, name: str, body: dict[str, Any]) -> None:
+        """Merge `body` (`{"status": …}`, maybe a `metadata` precondition) into the status
+        subresource of one of podtask's objects."""
+        await self._kube.call(
+            lambda: self._custom.patch_namespaced_custom_object_status(
+                GROUP, VERSION, self.namespace, plural, name, body, _preload_content=False
             )
         )
+
+    async def list_runs(self) -> list[dict[str, Any]]:
+        return await self._list_custom("taskruns")
+
+    async def list_queues(self) -> list[dict[str, Any]]:
+        return await self._list_custom("taskqueues")
 
     async def list_pods(self, label_selector: str) -> list[dict[str, Any]]:
         return await self._list(
@@ -178,17 +176,7 @@ class Cluster:
     async def patch_queue_status(self, name: str, status: dict[str, Any]) -> bool:
         """False when the TaskQueue does not exist."""
         try:
-            await self._kube.call(
-                lambda: self._custom.patch_namespaced_custom_object_status(
-                    GROUP,
-                    VERSION,
-                    self.namespace,
-                    "taskqueues",
-                    name,
-                    {"status": status},
-                    _preload_content=False,
-                )
-            )
+            await self._patch_status("taskqueues", name, {"status": status})
         except NotFound:
             return False
         return True

@@ -190,8 +190,17 @@ class HousekeepingClient:
     def close(self) -> None:
         self._kube.close()
 
-    async def _list(self, fetch: Callable[[str | None], Any]) -> list[dict[str, Any]]:
-        # Paged, so that a namespace with many retained runs never comes back as one response.
+    async def _list(
+        self, lister: Callable[..., Any], *args: Any, **selector: Any
+    ) -> list[dict[str, Any]]:
+        """Every object `lister(*args, **selector)` lists, page by page, so that a namespace
+        with many retained runs never comes back as one response."""
+
+        def fetch(token: str | None) -> Any:
+            return lister(
+                *args, limit=_PAGE_SIZE, _continue=token, _preload_content=False, **selector
+            )
+
         items: list[dict[str, Any]] = []
         token: str | None = None
         while True:
@@ -201,81 +210,53 @@ class HousekeepingClient:
             if token is None:
                 return items
 
-    async def list_runs(self) -> list[dict[str, Any]]:
-        return await self._list(
-            lambda token: self._custom.list_namespaced_custom_object(
-                GROUP,
-                VERSION,
-                self.namespace,
-                "taskruns",
-                limit=_PAGE_SIZE,
-                _continue=token,
-                _preload_content=False,
-            )
+    async def _delete(self, deleter: Callable[..., Any], *args: Any, target: Doomed) -> bool:
+        """Delete `target` with `deleter(*args)`, pinned to it (`_delete_options`). True when
+        deleted; False when already gone (404) or replaced by a new object of the same name
+        (409 on the uid precondition)."""
+        call = functools.partial(
+            deleter, *args, body=_delete_options(target), _preload_content=False
         )
-
-    async def list_pods(self) -> list[dict[str, Any]]:
-        return await self._list(
-            lambda token: self._core.list_namespaced_pod(
-                self.namespace,
-                label_selector=LABEL_RUN,
-                limit=_PAGE_SIZE,
-                _continue=token,
-                _preload_content=False,
-            )
-        )
-
-    async def _delete(self, fn: Callable[[], Any]) -> bool:
-        """True when deleted; False when already gone (404) or replaced by a new object of the
-        same name (409 on the uid precondition)."""
         try:
-            await self._kube.call(fn)
+            await self._kube.call(call)
         except (NotFound, Conflict):
             return False
         return True
 
+    async def list_runs(self) -> list[dict[str, Any]]:
+        return await self._list(
+            self._custom.list_namespaced_custom_object, GROUP, VERSION, self.namespace, "taskruns"
+        )
+
+    async def list_pods(self) -> list[dict[str, Any]]:
+        return await self._list(
+            self._core.list_namespaced_pod, self.namespace, label_selector=LABEL_RUN
+        )
+
     async def list_markers(self) -> list[dict[str, Any]]:
         return await self._list(
-            lambda token: self._core.list_namespaced_config_map(
-                self.namespace,
-                label_selector=LABEL_BATCH,
-                limit=_PAGE_SIZE,
-                _continue=token,
-                _preload_content=False,
-            )
+            self._core.list_namespaced_config_map, self.namespace, label_selector=LABEL_BATCH
         )
 
     async def delete_marker(self, marker: Doomed) -> bool:
         return await self._delete(
-            lambda: self._core.delete_namespaced_config_map(
-                marker.name,
-                self.namespace,
-                body=_delete_options(marker),  # type: ignore[arg-type]
-                _preload_content=False,
-            )
+            self._core.delete_namespaced_config_map, marker.name, self.namespace, target=marker
         )
 
     async def delete_run(self, run: Doomed) -> bool:
         return await self._delete(
-            lambda: self._custom.delete_namespaced_custom_object(
-                GROUP,
-                VERSION,
-                self.namespace,
-                "taskruns",
-                run.name,
-                body=_delete_options(run),  # type: ignore[arg-type]
-                _preload_content=False,
-            )
+            self._custom.delete_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            self.namespace,
+            "taskruns",
+            run.name,
+            target=run,
         )
 
     async def delete_pod(self, pod: Doomed) -> bool:
         return await self._delete(
-            lambda: self._core.delete_namespaced_pod(
-                pod.name,
-                self.namespace,
-                body=_delete_options(pod),  # type: ignore[arg-type]
-                _preload_content=False,
-            )
+            self._core.delete_namespaced_pod, pod.name, self.namespace, target=pod
         )
 
 

@@ -17,7 +17,7 @@ from podtask.bounded_text import head
 from podtask.limits import MAX_CONDITION_MESSAGE_BYTES, attempt_error_bytes
 from podtask.resources import Attempt, Condition, RunError, RunPhase, TaskRunSpec, TaskRunStatus
 from podtask.retry import next_attempt_machine, next_retry_at
-from podtask_operator.attempts import AttemptKind, ClassifiedAttempt
+from podtask_operator.attempts import TIMED_OUT_ERROR, AttemptKind, ClassifiedAttempt
 from podtask_operator.pods import pod_name
 
 _FINAL_PHASE_OF = {
@@ -228,6 +228,32 @@ def waiting(
             "conditions": with_condition(status, "Waiting", reason, message, now),
         }
     )
+
+
+@dataclass(frozen=True)
+class RunEnd:
+    """An end of a run that is not an attempt's result, as its final status says it."""
+
+    phase: RunPhase
+    reason: str
+    message: str
+    error: RunError | None = None
+
+
+CANCELED = RunEnd(RunPhase.CANCELED, "Canceled", "the run was canceled")
+
+
+def timed_out(spec: TaskRunSpec) -> RunEnd:
+    """The end of a run whose attempt ran past its maxDuration and did not report success."""
+    message = f"the attempt ran past its maxDuration of {spec.max_duration_seconds}s"
+    error = RunError(type=TIMED_OUT_ERROR, message=message)
+    return RunEnd(RunPhase.TIMED_OUT, "TimedOut", message, error)
+
+
+def expired(spec: TaskRunSpec) -> RunEnd:
+    """The end of a run that did not start within its ttl."""
+    message = f"the run did not start within its ttl of {spec.ttl_seconds}s"
+    return RunEnd(RunPhase.EXPIRED, "Expired", message)
 
 
 def finished(

@@ -58,7 +58,6 @@ def attempt_labels(run_name: str, spec: TaskRunSpec, attempt: int, machine: str)
         LABEL_RUN: run_name,
         LABEL_ATTEMPT: str(attempt),
         LABEL_MACHINE: machine,
-        "app.kubernetes.io/managed-by": "podtask",
     }
     if spec.concurrency_key is not None:
         labels[LABEL_CONCURRENCY_KEY] = label_value(spec.concurrency_key)
@@ -80,6 +79,23 @@ def _owned_by(run: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+def _attempt_object(
+    run: dict[str, Any], kind: str, name: str, labels: dict[str, str]
+) -> dict[str, Any]:
+    """The head of a core (v1) object made for an attempt of `run`: in the run's namespace,
+    labelled as podtask's, owned by the run."""
+    return {
+        "apiVersion": "v1",
+        "kind": kind,
+        "metadata": {
+            "name": name,
+            "namespace": run["metadata"]["namespace"],
+            "labels": {**labels, "app.kubernetes.io/managed-by": "podtask"},
+            "ownerReferences": _owned_by(run),
+        },
+    }
+
+
 def dev_source_mount(module: str, source_dir: str | None) -> str | None:
     """The folder a pod of `module` mounts from this machine (`podtask dev`'s source), or None.
 
@@ -96,20 +112,10 @@ def dev_source_mount(module: str, source_dir: str | None) -> str | None:
 
 def token_secret_for_attempt(run: dict[str, Any], attempt: int, token: str) -> dict[str, Any]:
     """The Secret that holds attempt `attempt`'s token for its pod; it goes with the run."""
-    meta = run["metadata"]
+    name = run["metadata"]["name"]
+    labels = {LABEL_RUN: name, LABEL_ATTEMPT: str(attempt)}
     return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {
-            "name": token_secret_name(meta["name"], attempt),
-            "namespace": meta["namespace"],
-            "labels": {
-                LABEL_RUN: meta["name"],
-                LABEL_ATTEMPT: str(attempt),
-                "app.kubernetes.io/managed-by": "podtask",
-            },
-            "ownerReferences": _owned_by(run),
-        },
+        **_attempt_object(run, "Secret", token_secret_name(name, attempt), labels),
         "type": "Opaque",
         # Never changed: the kubelet need not watch it, and no one can swap the token.
         "immutable": True,
@@ -156,15 +162,9 @@ def pod_for_attempt(
             "secretKeyRef": {"name": token_secret_name(meta["name"], attempt), "key": TOKEN_KEY}
         },
     }
+    labels = attempt_labels(meta["name"], spec, attempt, machine)
     return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {
-            "name": pod_name(meta["name"], attempt),
-            "namespace": meta["namespace"],
-            "labels": attempt_labels(meta["name"], spec, attempt, machine),
-            "ownerReferences": _owned_by(run),
-        },
+        **_attempt_object(run, "Pod", pod_name(meta["name"], attempt), labels),
         "spec": {
             "restartPolicy": "Never",
             "automountServiceAccountToken": False,

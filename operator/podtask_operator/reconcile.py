@@ -29,7 +29,6 @@ from pydantic import ValidationError
 
 from podtask.resources import (
     LABEL_RUN,
-    RunError,
     RunPhase,
     TaskRunSpec,
     TaskRunStatus,
@@ -47,9 +46,13 @@ from podtask_operator.batch_gate import BatchGate
 from podtask_operator.cluster import ClusterApi, RunChanged
 from podtask_operator.kube import KubeError
 from podtask_operator.lifecycle import (
+    CANCELED,
     STALLED,
+    RunEnd,
     attempt_deadline,
     end_attempt,
+    expired,
+    timed_out,
     waiting,
     with_condition,
     without_condition,
@@ -259,12 +262,12 @@ class RunReconciler:
                         return self.scheduler.withdraw(name)
                     return await self._reconcile(fresh, (status.attempt, pod))
                 if spec.cancel_requested_at is not None:
-                    await self._cancel(run, spec, status, pod_seen[1])
+                    await self._end_run(run, spec, status, CANCELED, pod_seen[1])
                     return self.scheduler.withdraw(name)
                 await self._check_attempt(run, spec, status, pod_seen[1])
                 return None
             case Next.CANCEL:
-                await self._cancel(run, spec, status, None)
+                await self._end_run(run, spec, status, CANCELED)
                 return self.scheduler.withdraw(name)
             case Next.END_REPORTED:
                 assert action.result is not None
@@ -285,7 +288,7 @@ class RunReconciler:
                 self._wake_at(name, action.until)
                 return None
             case Next.EXPIRE:
-                await self._expire(run, status)
+                await self._end_run(run, spec, status, expired(spec))
                 return self.scheduler.withdraw(name)
             case Next.START:
                 if action.until is not None:
@@ -370,7 +373,7 @@ class RunReconciler:
         now = self._clock()
         action = next_action(spec, status, _created(run, now), now)
         if action.next is Next.EXPIRE:
-            await self._expire(run, status)
+            await self._end_run(run, spec, status, expired(spec))
             return None
         if action.next is Next.END_REPORTED:
             assert action.result is not None
@@ -416,15 +419,7 @@ class RunReconciler:
                 if due:
                     self._wake_at(name, min(due))
                 return
-            success = reported_success(pod, status.report, status.attempt)
-            if success is not None:
-                await self._end_attempt(run, spec, status, success)
-                return
-            await self._cluster.delete_pod(pod_name(name, status.attempt))
-            message = f"the attempt ran past its maxDuration of {spec.max_duration_seconds}s"
-            error = RunError(type="MaxDurationExceededError", message=message)
-            await self._writer.end(run, status, RunPhase.TIMED_OUT, "TimedOut", message, error)
-            self.forget(name)
+            await self._end_run(run, spec, status, timed_out(spec), pod)
             return
         await self._end_attempt(run, spec, status, result)
 
@@ -496,29 +491,26 @@ class RunReconciler:
 
     # --- ends that are not an attempt's result -----------------------------------------
 
-    async def _cancel(
+    async def _end_run(
         self,
         run: dict[str, Any],
         spec: TaskRunSpec,
         status: TaskRunStatus,
-        pod: dict[str, Any] | None,
+        end: RunEnd,
+        pod: dict[str, Any] | None = None,
     ) -> None:
+        """End the run for a reason that is not its attempt's result (a cancel, its maxDuration,
+        its ttl). An attempt still running is stopped, its pod deleted, unless it reported
+        success first: then the task finished before the end took effect, and it completed."""
         name = run["metadata"]["name"]
         if phase_of(status) is RunPhase.EXECUTING:
             success = reported_success(pod, status.report, status.attempt)
             if success is not None:
-                # The task finished before the cancel took effect: it completed.
                 await self._end_attempt(run, spec, status, success)
                 return
             await self._cluster.delete_pod(pod_name(name, status.attempt))
-        await self._writer.end(run, status, RunPhase.CANCELED, "Canceled", "the run was canceled")
+        await self._writer.end(run, status, end)
         self.forget(name)
-
-    async def _expire(self, run: dict[str, Any], status: TaskRunStatus) -> None:
-        ttl = run.get("spec", {}).get("ttlSeconds")
-        message = f"the run did not start within its ttl of {ttl}s"
-        await self._writer.end(run, status, RunPhase.EXPIRED, "Expired", message)
-        self.forget(run["metadata"]["name"])
 
     async def _fail(
         self, run: dict[str, Any], status: TaskRunStatus | None, error_type: str, message: str

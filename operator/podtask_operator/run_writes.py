@@ -16,7 +16,7 @@ from typing import Any
 from podtask.bounded_errors import bounded_error
 from podtask.resources import RunError, RunPhase, TaskRunStatus
 from podtask_operator.cluster import ClusterApi
-from podtask_operator.lifecycle import finished
+from podtask_operator.lifecycle import RunEnd, finished
 
 # The runner's report belongs to the API; the operator never writes it, but for one thing:
 # the output it moves to `status.output` when the run completes (`output_moved`).
@@ -84,17 +84,16 @@ class RunWriter:
             kind = "Normal" if new.phase == RunPhase.COMPLETED.value else "Warning"
             await self.event(run, kind, condition.reason, condition.message)
 
-    async def end(
-        self,
-        run: dict[str, Any],
-        status: TaskRunStatus,
-        phase: RunPhase,
-        reason: str,
-        message: str,
-        error: RunError | None = None,
-    ) -> None:
-        """End the run in `phase` for a reason that is not an attempt's result."""
-        new = finished(status, phase, self._clock(), reason=reason, message=message, error=error)
+    async def end(self, run: dict[str, Any], status: TaskRunStatus, end: RunEnd) -> None:
+        """End the run for a reason that is not an attempt's result."""
+        new = finished(
+            status,
+            end.phase,
+            self._clock(),
+            reason=end.reason,
+            message=end.message,
+            error=end.error,
+        )
         await self.finish(run, status, new)
 
     async def fail(
@@ -116,4 +115,4 @@ class RunWriter:
             )
             return
         error = RunError(type=error_type, message=message)
-        await self.end(run, status, RunPhase.SYSTEM_FAILURE, error_type, message, error)
+        await self.end(run, status, RunEnd(RunPhase.SYSTEM_FAILURE, error_type, message, error))
