@@ -40,8 +40,10 @@ POLL_GROWTH = 1.5
 MAX_POLL_SECONDS = 2.0
 # Runs polled at once by the async waits of a batch; the blocking ones poll one by one.
 CONCURRENT_POLLS = 16
-# A batch is sent this many times at most while the API cannot be reached or fails (5xx).
-BATCH_TRIES = 5
+# A batch is sent this many times at most while the API cannot be reached or fails (5xx):
+# 0.5 + 1 + 2 + 4 + 8 + 8 + 8 s, about half a minute, long enough for an API process or pod to
+# be restarted (five tries, 7.5 s, gave up before a restarted API answered on a loaded machine).
+BATCH_TRIES = 8
 FIRST_BATCH_BACKOFF_SECONDS = 0.5
 MAX_BATCH_BACKOFF_SECONDS = 8.0
 # Runs per page: the API's default, and its maximum (what `iter_runs` asks for).
