@@ -22,9 +22,9 @@ from podtask_api.catalog_views import (
 )
 from podtask_api.cluster import ObjectNotFound
 from podtask_api.errors import CLUSTER_ERRORS, error_responses
+from podtask_api.kube_names import is_object_name
 from podtask_api.lookups import queue_not_found, read_queue
 from podtask_api.services import Services, services
-from podtask_api.triggers import is_object_name
 
 log = logging.getLogger("podtask_api")
 

@@ -32,8 +32,15 @@ from podtask_api.auth import (
     require_api_key_holder,
     require_write_access,
 )
+from podtask_api.batch_triggers import (
+    BatchTriggerRequest,
+    check_batch_payloads,
+    plan_batch,
+    unknown_tasks_error,
+)
 from podtask_api.cluster import ObjectNotFound, PhaseChanged
 from podtask_api.errors import CLUSTER_ERRORS, ApiError, error_responses
+from podtask_api.kube_names import is_object_name
 from podtask_api.live_attempts import attempt_ended, attempt_refusal
 from podtask_api.lookups import read_run, run_not_found
 from podtask_api.run_actions import (
@@ -46,20 +53,12 @@ from podtask_api.run_actions import (
     rescheduled_until,
 )
 from podtask_api.run_creation import create_batch, create_run
+from podtask_api.run_names import random_run_name
 from podtask_api.run_views import run_view
 from podtask_api.services import Services, services
-from podtask_api.triggers import (
-    BatchTriggerRequest,
-    PlannedRun,
-    TriggerRequest,
-    check_batch_payloads,
-    check_payload_size,
-    is_object_name,
-    plan_batch,
-    plan_run,
-    random_run_name,
-    unknown_tasks_error,
-)
+from podtask_api.stored_json import check_payload_size
+from podtask_api.task_runs import PlannedRun, plan_run
+from podtask_api.trigger_requests import TriggerRequest
 
 
 async def authenticated_caller(

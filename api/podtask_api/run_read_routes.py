@@ -17,14 +17,15 @@ from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import iterate_in_threadpool
 
 from podtask.resources import FINAL_PHASES, LABEL_ATTEMPT, LABEL_RUN
+from podtask.trigger_request import IsoTime
 from podtask_api.api_models import RunPage, RunStatus
 from podtask_api.batch_visibility import visible_runs
 from podtask_api.cluster import ListExpired, ObjectNotFound, ObjectRejected
 from podtask_api.errors import CLUSTER_ERRORS, ApiError, error_responses
+from podtask_api.kube_names import LABEL_VALUE_PATTERN
 from podtask_api.lookups import read_run
 from podtask_api.run_listing import (
     DEFAULT_PAGE_SIZE,
-    LABEL_VALUE_PATTERN,
     MAX_PAGE_SIZE,
     Chunk,
     RunFilters,
@@ -34,7 +35,6 @@ from podtask_api.run_listing import (
 )
 from podtask_api.run_views import run_summary
 from podtask_api.services import Services, services
-from podtask_api.triggers import IsoTime
 
 log = logging.getLogger("podtask_api")
 
