@@ -7,18 +7,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from podtask.dev import INSTANCE_HEADER
 from podtask.limits import MAX_BATCH_ITEMS, MAX_OUTPUT_BYTES, MAX_PAYLOAD_BYTES
-from podtask_api import public_routes, runner_routes
 from podtask_api.auth import api_key_store
 from podtask_api.body_checks import JsonBodyCheck, replaying
 from podtask_api.cluster import KubernetesCluster
 from podtask_api.deployments import DeploymentCluster
-from podtask_api.errors import (
-    AUTH_ERRORS,
-    ApiError,
-    error_response,
-    error_responses,
-    install_error_handlers,
-)
+from podtask_api.errors import ApiError, error_response, install_error_handlers
+from podtask_api.routes import deployments, runner, runs, tasks
 from podtask_api.services import Services
 from podtask_api.settings import ApiSettings
 
@@ -114,22 +108,19 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         version="0.1.0",
         description="Trigger podtask tasks, read their runs, and serve the runner's callbacks.",
     )
-    app.state.services = Services(settings=settings, cluster=cluster)
-    app.state.api_keys = api_key_store(settings, cluster.api_client)
-    app.state.deployments = DeploymentCluster(cluster.api_client, settings.namespace)
+    Services(
+        settings=settings,
+        cluster=cluster,
+        api_keys=api_key_store(settings, cluster.api_client),
+        deployments=DeploymentCluster(cluster.api_client, settings.namespace),
+    ).attach(app)
     install_error_handlers(app)
     # Outermost last: content types made JSON, then the size limit, then the JSON checked.
     app.add_middleware(JsonBodyCheck)
     app.add_middleware(RequestBodyLimit)
     app.add_middleware(JsonBodies)
-    # Every public endpoint checks the caller first: 401 and 403 are documented for each; and
-    # each takes parameters (the Authorization header at least), so a 422 in the API's shape
-    # replaces the one FastAPI would document in its own.
-    auth_errors = error_responses(*AUTH_ERRORS, 422)
-    app.include_router(public_routes.router, responses=auth_errors)
-    app.include_router(public_routes.read_router, responses=auth_errors)
-    app.include_router(public_routes.child_run_router, responses=auth_errors)
-    app.include_router(runner_routes.router)
+    for router in (runs.triggers, runs.router, tasks.router, deployments.router, runner.router):
+        app.include_router(router)
 
     @app.get("/healthz")
     async def healthz(response: Response) -> dict[str, str]:

@@ -13,6 +13,9 @@ still executes by `live_attempts` against the run as it is now, on every endpoin
 accepts one. On the few public endpoints a task calls from inside its run (trigger, batch
 trigger, get run) it stands for that run, which becomes the parent of the runs it triggers
 and may read only those (`Caller`).
+
+These are the rules, pure but for the key store's reads; each route declares which callers
+it takes with a dependency of `routes.access`, which applies them.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ every field at once: strict UTF-8, JSON without NaN or Infinity, objects and arr
 most `MAX_BODY_DEPTH` deep, no lone surrogate in a string or a key, integers within int64
 and every number finite. A body that fails is a 400 (`invalid_json`: not UTF-8, not JSON)
 or a 422 (`invalid_request`, naming the path of the first bad value), in the API's error
-shape. Fields then apply their own limits (a payload's depth and size: `triggers`).
+shape. Fields then apply their own limits (a payload's depth and size: `stored_json`).
 """
 
 from __future__ import annotations

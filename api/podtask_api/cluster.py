@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
@@ -24,9 +24,16 @@ from urllib3.exceptions import HTTPError
 
 from podtask.resources import GROUP, VERSION
 
+T = TypeVar("T")
+
 TASKS = "tasks"
 TASK_RUNS = "taskruns"
 TASK_QUEUES = "taskqueues"
+# How errors name the objects of each resource.
+_KINDS = {TASKS: "Task", TASK_RUNS: "TaskRun", TASK_QUEUES: "TaskQueue"}
+
+MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
 
 # Objects per page when the API reads a whole list (a key's runs, the tasks, the queues).
 _LIST_CHUNK = 500
@@ -36,7 +43,7 @@ _LOG_CHUNK = 4096
 FOLLOW_IDLE_SECONDS = 300
 
 # Seconds: connect, then read. A hung cluster becomes a 503, not a hung request.
-_REQUEST_TIMEOUT = (5, 30)
+REQUEST_TIMEOUT = (5, 30)
 
 # Connections kept to the Kubernetes API: at least as many as a batch trigger uses at once.
 CONNECTION_POOL_SIZE = 32
@@ -147,6 +154,18 @@ def translate_api_error(
     return ClusterUnavailable(f"the Kubernetes API answered {status}: {message}", 502)
 
 
+def kube_call(kind: str, subject: str | None, operation: Callable[[], T]) -> T:
+    """Make one call of the Kubernetes client; its failures raise as the `ClusterError`s above."""
+    try:
+        return operation()
+    except ApiException as exc:
+        raise translate_api_error(exc.status, exc.body, kind=kind, name=subject) from exc
+    except HTTPError as exc:
+        raise ClusterUnavailable(
+            f"the Kubernetes API cannot be reached: {type(exc).__name__}"
+        ) from exc
+
+
 class KubernetesCluster:
     """Tasks and TaskRuns in one namespace of a Kubernetes API; every method may block."""
 
@@ -175,14 +194,10 @@ class KubernetesCluster:
         return cls(namespace, client.ApiClient(configuration))
 
     def _call(self, kind: str, subject: str | None, method: Any, **kwargs: Any) -> dict[str, Any]:
-        return self._raw_call(
+        """One call of the custom objects API (podtask's resources) in this namespace."""
+        result = self._request(
             kind, subject, method, group=GROUP, version=VERSION, namespace=self.namespace, **kwargs
         )
-
-    def _raw_call(
-        self, kind: str, subject: str | None, method: Any, **kwargs: Any
-    ) -> dict[str, Any]:
-        result = self._request(kind, subject, method, **kwargs)
         if not isinstance(result, dict):
             raise ClusterUnavailable(
                 "the Kubernetes API answered with something not an object", 502
@@ -190,30 +205,43 @@ class KubernetesCluster:
         return result
 
     def _request(self, kind: str, subject: str | None, method: Any, **kwargs: Any) -> Any:
-        try:
-            return method(
-                _request_timeout=kwargs.pop("_request_timeout", _REQUEST_TIMEOUT), **kwargs
-            )
-        except ApiException as exc:
-            raise translate_api_error(exc.status, exc.body, kind=kind, name=subject) from exc
-        except HTTPError as exc:
-            raise ClusterUnavailable(
-                f"the Kubernetes API cannot be reached: {type(exc).__name__}"
-            ) from exc
+        timeout = kwargs.pop("_request_timeout", REQUEST_TIMEOUT)
+        return kube_call(kind, subject, lambda: method(_request_timeout=timeout, **kwargs))
 
-    def _list_all(self, kind: str, plural: str, label_selector: str | None) -> list[dict[str, Any]]:
+    def _core_object(
+        self, kind: str, subject: str | None, method: Any, **kwargs: Any
+    ) -> dict[str, Any]:
+        """One call of the core API in this namespace, its answer read as JSON (an object)."""
+        raw = self._request(
+            kind, subject, method, namespace=self.namespace, _preload_content=False, **kwargs
+        )
+        return _json_object(raw)
+
+    def _on(self, plural: str, name: str | None, method: Any, **kwargs: Any) -> dict[str, Any]:
+        """`method` of the custom objects API on the objects of `plural`, or the one `name`."""
+        named = {} if name is None else {"name": name}
+        return self._call(_KINDS[plural], name, method, plural=plural, **named, **kwargs)
+
+    def _get(self, plural: str, name: str) -> dict[str, Any]:
+        return self._on(plural, name, self._api.get_namespaced_custom_object)
+
+    def _merge_patch(self, plural: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        method = self._api.patch_namespaced_custom_object
+        return self._on(plural, name, method, body=patch, _content_type=MERGE_PATCH)
+
+    def _list(
+        self, plural: str, label_selector: str | None, limit: int, token: str | None
+    ) -> dict[str, Any]:
+        method = self._api.list_namespaced_custom_object
+        return self._on(
+            plural, None, method, label_selector=label_selector, limit=limit, _continue=token
+        )
+
+    def _list_all(self, plural: str, label_selector: str | None) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
         token: str | None = None
         while True:
-            page = self._call(
-                kind,
-                None,
-                self._api.list_namespaced_custom_object,
-                plural=plural,
-                label_selector=label_selector,
-                limit=_LIST_CHUNK,
-                _continue=token,
-            )
+            page = self._list(plural, label_selector, _LIST_CHUNK, token)
             items.extend(page.get("items") or [])
             token = (page.get("metadata") or {}).get("continue") or None
             if token is None:
@@ -227,42 +255,24 @@ class KubernetesCluster:
         Raises `ListExpired` when `continue_token` is too old, and `ObjectRejected` when the
         cluster does not take it.
         """
-        return self._call(
-            "TaskRun",
-            None,
-            self._api.list_namespaced_custom_object,
-            plural=TASK_RUNS,
-            label_selector=label_selector,
-            limit=limit,
-            _continue=continue_token,
-        )
+        return self._list(TASK_RUNS, label_selector, limit, continue_token)
 
     def list_all_runs(self, label_selector: str) -> list[dict[str, Any]]:
         """Every TaskRun with these labels (meant for selectors that match few)."""
-        return self._list_all("TaskRun", TASK_RUNS, label_selector)
+        return self._list_all(TASK_RUNS, label_selector)
 
     def list_tasks(self) -> list[dict[str, Any]]:
-        return self._list_all("Task", TASKS, None)
+        return self._list_all(TASKS, None)
 
     def list_queues(self) -> list[dict[str, Any]]:
-        return self._list_all("TaskQueue", TASK_QUEUES, None)
+        return self._list_all(TASK_QUEUES, None)
 
     def get_queue(self, name: str) -> dict[str, Any]:
-        return self._call(
-            "TaskQueue", name, self._api.get_namespaced_custom_object, plural=TASK_QUEUES, name=name
-        )
+        return self._get(TASK_QUEUES, name)
 
     def merge_patch_queue(self, name: str, patch: dict[str, Any]) -> dict[str, Any]:
         """Merge `patch` into the TaskQueue `name` (its spec; the operator acts on it at once)."""
-        return self._call(
-            "TaskQueue",
-            name,
-            self._api.patch_namespaced_custom_object,
-            plural=TASK_QUEUES,
-            name=name,
-            body=patch,
-            _content_type="application/merge-patch+json",
-        )
+        return self._merge_patch(TASK_QUEUES, name, patch)
 
     def get_pod(self, name: str) -> dict[str, Any]:
         pod = self._request(
@@ -271,16 +281,20 @@ class KubernetesCluster:
         found: dict[str, Any] = self._core.api_client.sanitize_for_serialization(pod)
         return found
 
-    def read_pod_log(self, name: str) -> bytes:
-        """The log of the pod's (one) container so far."""
-        response = self._request(
+    def _pod_log(self, name: str, **kwargs: Any) -> Any:
+        return self._request(
             "Pod",
             name,
             self._core.read_namespaced_pod_log,
             name=name,
             namespace=self.namespace,
             _preload_content=False,
+            **kwargs,
         )
+
+    def read_pod_log(self, name: str) -> bytes:
+        """The log of the pod's (one) container so far."""
+        response = self._pod_log(name)
         try:
             data: bytes = response.data
             return data
@@ -292,83 +306,45 @@ class KubernetesCluster:
 
         The request is made at once (its errors raise here); the iterator reads on.
         """
-        response = self._request(
-            "Pod",
-            name,
-            self._core.read_namespaced_pod_log,
-            name=name,
-            namespace=self.namespace,
-            follow=True,
-            _preload_content=False,
-            _request_timeout=(_REQUEST_TIMEOUT[0], FOLLOW_IDLE_SECONDS),
+        response = self._pod_log(
+            name, follow=True, _request_timeout=(REQUEST_TIMEOUT[0], FOLLOW_IDLE_SECONDS)
         )
         return _log_chunks(response)
 
     def get_task(self, name: str) -> dict[str, Any]:
-        return self._call(
-            "Task", name, self._api.get_namespaced_custom_object, plural=TASKS, name=name
-        )
+        return self._get(TASKS, name)
 
     def get_run(self, name: str) -> dict[str, Any]:
-        return self._call(
-            "TaskRun", name, self._api.get_namespaced_custom_object, plural=TASK_RUNS, name=name
-        )
+        return self._get(TASK_RUNS, name)
 
     def create_run(self, body: dict[str, Any]) -> dict[str, Any]:
-        return self._call(
-            "TaskRun",
-            None,
-            self._api.create_namespaced_custom_object,
-            plural=TASK_RUNS,
-            body=body,
-        )
+        return self._on(TASK_RUNS, None, self._api.create_namespaced_custom_object, body=body)
 
     def delete_run(self, name: str) -> None:
-        self._call(
-            "TaskRun",
-            name,
-            self._api.delete_namespaced_custom_object,
-            plural=TASK_RUNS,
-            name=name,
-        )
+        self._on(TASK_RUNS, name, self._api.delete_namespaced_custom_object)
 
     # --- batch markers (ConfigMaps: see podtask.batch_markers) ---
 
     def get_config_map(self, name: str) -> dict[str, Any]:
-        found = self._request(
-            "ConfigMap",
-            name,
-            self._core.read_namespaced_config_map,
-            name=name,
-            namespace=self.namespace,
-            _preload_content=False,
+        return self._core_object(
+            "ConfigMap", name, self._core.read_namespaced_config_map, name=name
         )
-        return _json_object(found)
 
     def create_config_map(self, body: dict[str, Any]) -> dict[str, Any]:
-        created = self._request(
-            "ConfigMap",
-            None,
-            self._core.create_namespaced_config_map,
-            namespace=self.namespace,
-            body=body,
-            _preload_content=False,
+        return self._core_object(
+            "ConfigMap", None, self._core.create_namespaced_config_map, body=body
         )
-        return _json_object(created)
 
     def json_patch_config_map(self, name: str, patch: list[dict[str, Any]]) -> dict[str, Any]:
         """Apply a JSON patch; a failed `test` raises `ObjectRejected` (Kubernetes' 422)."""
-        patched = self._request(
+        return self._core_object(
             "ConfigMap",
             name,
             self._core.patch_namespaced_config_map,
             name=name,
-            namespace=self.namespace,
             body=patch,
-            _content_type="application/json-patch+json",
-            _preload_content=False,
+            _content_type=JSON_PATCH,
         )
-        return _json_object(patched)
 
     def delete_config_map(self, name: str, uid: str, resource_version: str) -> None:
         """Delete it only as it was read (uid and version): a 409 when it changed since. Its
@@ -388,15 +364,7 @@ class KubernetesCluster:
 
     def merge_patch_run(self, name: str, patch: dict[str, Any]) -> dict[str, Any]:
         """Merge `patch` into the TaskRun `name` (its spec and metadata; never its status)."""
-        return self._call(
-            "TaskRun",
-            name,
-            self._api.patch_namespaced_custom_object,
-            plural=TASK_RUNS,
-            name=name,
-            body=patch,
-            _content_type="application/merge-patch+json",
-        )
+        return self._merge_patch(TASK_RUNS, name, patch)
 
     def set_delay_until(self, run: dict[str, Any], delay_until: str) -> dict[str, Any]:
         """Set `spec.delayUntil` of `run`, only if its phase is still as in `run`; the result.
@@ -445,15 +413,7 @@ class KubernetesCluster:
         name = run["metadata"]["name"]
         guard = guard_of(run)
         try:
-            return self._call(
-                "TaskRun",
-                name,
-                patch,
-                plural=TASK_RUNS,
-                name=name,
-                body=[*guard, write],
-                _content_type="application/json-patch+json",
-            )
+            return self._on(TASK_RUNS, name, patch, body=[*guard, write], _content_type=JSON_PATCH)
         except ObjectRejected as exc:
             # Kubernetes answers a failed `test` with the same 422 as an invalid object; what
             # tells them apart is whether the guarded value has changed since.

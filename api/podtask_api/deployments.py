@@ -18,23 +18,19 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import date, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
-from urllib3.exceptions import HTTPError
 
 from podtask.manifest import Manifest
 from podtask.registration import register_manifest, task_resources
 from podtask.resources import GROUP, format_timestamp
-from podtask_api.cluster import ClusterUnavailable, translate_api_error
+from podtask_api.cluster import REQUEST_TIMEOUT, kube_call
 from podtask_api.errors import ApiError
-
-T = TypeVar("T")
 
 LABEL_DEPLOYMENT = f"{GROUP}/deployment"
 CONFIG_MAP_PREFIX = "podtask-deployment-"
@@ -52,7 +48,6 @@ _IMAGE = re.compile(
     r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
     r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?$"
 )
-_REQUEST_TIMEOUT = (5, 30)
 
 
 class DeploymentModel(BaseModel):
@@ -231,49 +226,39 @@ class DeploymentCluster:
         self.namespace = namespace
         self._core = client.CoreV1Api(api_client)
 
-    def _call(self, kind: str, name: str | None, operation: Callable[[], T]) -> T:
-        try:
-            return operation()
-        except ApiException as exc:
-            raise translate_api_error(exc.status, exc.body, kind=kind, name=name) from exc
-        except HTTPError as exc:
-            raise ClusterUnavailable(
-                f"the Kubernetes API cannot be reached: {type(exc).__name__}"
-            ) from exc
-
     def records(self) -> list[dict[str, Any]]:
         def list_records() -> list[dict[str, Any]]:
             listed = self._core.list_namespaced_config_map(
-                self.namespace, label_selector=LABEL_DEPLOYMENT, _request_timeout=_REQUEST_TIMEOUT
+                self.namespace, label_selector=LABEL_DEPLOYMENT, _request_timeout=REQUEST_TIMEOUT
             )
             serialized: list[dict[str, Any]] = [
                 self.api_client.sanitize_for_serialization(item) for item in listed.items
             ]
             return serialized
 
-        return self._call("ConfigMap", None, list_records)
+        return kube_call("ConfigMap", None, list_records)
 
     def create_record(self, body: Any) -> None:
-        self._call(
+        kube_call(
             "ConfigMap",
             None,
             lambda: self._core.create_namespaced_config_map(
-                self.namespace, body, _request_timeout=_REQUEST_TIMEOUT
+                self.namespace, body, _request_timeout=REQUEST_TIMEOUT
             ),
         )
 
     def delete_record(self, name: str) -> None:
-        self._call(
+        kube_call(
             "ConfigMap",
             name,
             lambda: self._core.delete_namespaced_config_map(
-                name, self.namespace, _request_timeout=_REQUEST_TIMEOUT
+                name, self.namespace, _request_timeout=REQUEST_TIMEOUT
             ),
         )
 
     def register(self, manifest: Manifest, image: str, version: str) -> None:
         tasks = task_resources(manifest, self.namespace, image=image, version_of=lambda _: version)
-        self._call(
+        kube_call(
             "Task",
             None,
             lambda: register_manifest(self.api_client, self.namespace, tasks, manifest.queues),

@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from podtask_api.api_models import ErrorResponse
@@ -51,6 +52,12 @@ def error_response(error: ApiError) -> JSONResponse:
         status_code=error.status,
         headers=dict(error.headers) if error.headers else None,
     )
+
+
+def malformed_object(code: str, message: str, exc: ValidationError) -> ApiError:
+    """The 502 for an object in the cluster the API cannot read, naming each bad field."""
+    details = [{"field": ".".join(map(str, e["loc"])), "message": e["msg"]} for e in exc.errors()]
+    return ApiError(502, code, message, details)
 
 
 def _field_name(location: Sequence[Any]) -> str:

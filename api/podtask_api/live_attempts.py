@@ -34,6 +34,11 @@ def attempt_ended(run_id: str, attempt: int, why: str) -> ApiError:
     )
 
 
+def run_gone(run_id: str, attempt: int) -> ApiError:
+    """The 401 for a token whose run has been deleted."""
+    return attempt_ended(run_id, attempt, "the run no longer exists")
+
+
 def _status(run: dict[str, Any]) -> TaskRunStatus:
     return TaskRunStatus.model_validate(run.get("status") or {})
 

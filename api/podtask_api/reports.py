@@ -17,7 +17,7 @@ from podtask.bounded_errors import bounded_error
 from podtask.limits import MAX_OUTPUT_BYTES
 from podtask.resources import AttemptReport, RunError
 from podtask_api.errors import ApiError
-from podtask_api.triggers import encoded_size
+from podtask_api.stored_json import encoded_size
 
 
 class CompletionReport(BaseModel):

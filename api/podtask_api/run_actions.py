@@ -12,9 +12,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from podtask.resources import API_VERSION, RunPhase, TaskRunSpec, format_timestamp
-from podtask_api.errors import ApiError
-from podtask_api.triggers import Delay, delay_until, labels_for
+from podtask.resources import RunPhase, TaskRunSpec, format_timestamp
+from podtask.trigger_request import Delay
+from podtask_api.errors import ApiError, malformed_object
+from podtask_api.task_runs import delay_until, labels_for, task_run_object
 
 
 class ReplayRequest(BaseModel):
@@ -47,12 +48,8 @@ def run_spec(run: dict[str, Any]) -> TaskRunSpec:
         return TaskRunSpec.model_validate(run.get("spec") or {})
     except ValidationError as exc:
         name = (run.get("metadata") or {}).get("name")
-        raise ApiError(
-            502,
-            "invalid_run",
-            f"the TaskRun object {name!r} in the cluster is malformed",
-            [{"field": ".".join(map(str, e["loc"])), "message": e["msg"]} for e in exc.errors()],
-        ) from None
+        message = f"the TaskRun object {name!r} in the cluster is malformed"
+        raise malformed_object("invalid_run", message, exc) from None
 
 
 def run_phase(run: dict[str, Any]) -> RunPhase | None:
@@ -116,12 +113,8 @@ def build_replay(
             "payload": payload if new_payload else spec.payload,
         }
     )
-    return {
-        "apiVersion": API_VERSION,
-        "kind": "TaskRun",
-        "metadata": {"name": name, "labels": labels_for(spec.task_id, spec.queue.name)},
-        "spec": replay.to_wire(),
-    }
+    metadata = {"name": name, "labels": labels_for(spec.task_id, spec.queue.name)}
+    return task_run_object(metadata, replay)
 
 
 def reschedule_conflict(run: dict[str, Any]) -> ApiError | None:

@@ -40,22 +40,19 @@ from podtask.batch_markers import (
     owner_reference,
     read_marker,
 )
+from podtask_api.batch_triggers import BatchPlan, item_problem
 from podtask_api.cluster import ObjectAlreadyExists, ObjectNotFound, ObjectRejected
 from podtask_api.errors import ApiError
-from podtask_api.services import Services
-from podtask_api.triggers import (
+from podtask_api.idempotency import (
     LABEL_IDEMPOTENCY,
-    RUN_NAME_PREFIX,
-    BatchPlan,
-    PlannedRun,
     holds_key,
     idempotency_decision,
     idempotency_label,
-    idempotent_run_name,
     is_same_trigger,
-    item_problem,
-    random_run_name,
 )
+from podtask_api.run_names import RUN_NAME_PREFIX, idempotent_run_name, random_run_name
+from podtask_api.services import Services
+from podtask_api.task_runs import PlannedRun
 
 log = logging.getLogger("podtask_api")
 

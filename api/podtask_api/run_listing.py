@@ -7,7 +7,7 @@ chunk, and a page is filled from as many chunks as it takes, up to a bound on th
 examined per request (a page may then hold fewer runs than asked, even none, and still
 have a next one).
 
-Order: run ids are named so that name order is newest first (see `triggers`), for runs
+Order: run ids are named so that name order is newest first (see `run_names`), for runs
 triggered without an idempotency key; runs with one have ids made from their key and
 come after all others, in id order.
 
@@ -26,7 +26,6 @@ import base64
 import binascii
 import hashlib
 import json
-import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -34,6 +33,7 @@ from typing import Any
 
 from podtask.resources import LABEL_QUEUE, LABEL_TASK, parse_timestamp
 from podtask_api.errors import ApiError
+from podtask_api.kube_names import is_label_value
 
 DEFAULT_PAGE_SIZE = 25
 MAX_PAGE_SIZE = 100
@@ -42,13 +42,7 @@ FILTERED_CHUNK = 250
 # Runs examined per request at most; past it, the page is answered as far as it got.
 MAX_EXAMINED = 5000
 
-LABEL_VALUE_PATTERN = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
-_LABEL_VALUE = re.compile(LABEL_VALUE_PATTERN)
 _CURSOR_VERSION = 1
-
-
-def is_label_value(value: str) -> bool:
-    return len(value) <= 63 and bool(_LABEL_VALUE.match(value))
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from typing import Any
 from podtask.machines import DEFAULT_MACHINE, PRESETS, MachinePreset
 from podtask.resources import Attempt, TaskRunSpec, TaskRunStatus, format_timestamp
 from podtask.retry import next_attempt_machine
-from podtask_api.triggers import key_expires_at
+from podtask_api.idempotency import key_expires_at
 
 PENDING = "Pending"
 
@@ -48,10 +48,10 @@ def _error_summary(status: TaskRunStatus) -> dict[str, Any] | None:
     return {"type": status.error.type, "message": status.error.message}
 
 
-def run_summary(run: dict[str, Any]) -> dict[str, Any]:
-    """The run as `GET /api/v1/runs` lists it: what a table shows, nothing large."""
-    spec = _spec(run)
-    status = _status(run)
+def _shown_everywhere(
+    run: dict[str, Any], spec: TaskRunSpec, status: TaskRunStatus
+) -> dict[str, Any]:
+    """What both the summary and the full view show of a run."""
     metadata = run.get("metadata") or {}
     return {
         "id": metadata.get("name"),
@@ -67,7 +67,6 @@ def run_summary(run: dict[str, Any]) -> dict[str, Any]:
         "priority": spec.priority,
         "parentRunId": spec.parent_run_id,
         "replayOf": spec.replay_of,
-        "error": _error_summary(status),
         "createdAt": metadata.get("creationTimestamp"),
         "startedAt": _wire_time(status.started_at),
         "finishedAt": _wire_time(status.finished_at),
@@ -75,40 +74,29 @@ def run_summary(run: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def run_summary(run: dict[str, Any]) -> dict[str, Any]:
+    """The run as `GET /api/v1/runs` lists it: what a table shows, nothing large."""
+    status = _status(run)
+    return {**_shown_everywhere(run, _spec(run), status), "error": _error_summary(status)}
+
+
 def run_view(run: dict[str, Any]) -> dict[str, Any]:
-    """The run as `GET /api/v1/runs/{id}` shows it."""
+    """The run as `GET /api/v1/runs/{id}` shows it: the summary's fields and all the rest."""
     spec = _spec(run)
     status = _status(run)
-    metadata = run.get("metadata") or {}
     key_expiry = key_expires_at(run) if spec.idempotency_key is not None else None
     return {
-        "id": metadata.get("name"),
-        "taskId": spec.task_id,
-        "version": spec.version,
-        "status": str(status.phase) if status.phase is not None else PENDING,
-        "attempt": status.attempt,
+        **_shown_everywhere(run, spec, status),
         "attempts": [a.to_wire() for a in status.attempts],
         "payload": spec.payload,
         "output": status.output,
         "error": status.error.to_wire() if status.error is not None else None,
-        "tags": spec.tags,
         "metadata": spec.metadata,
-        "queue": spec.queue.name,
-        "machine": status.machine or spec.machine,
-        "concurrencyKey": spec.concurrency_key,
-        "idempotencyKey": spec.idempotency_key,
         "idempotencyKeyExpiresAt": _wire_time(key_expiry),
-        "priority": spec.priority,
-        "parentRunId": spec.parent_run_id,
-        "replayOf": spec.replay_of,
         "cancelRequestedAt": _wire_time(spec.cancel_requested_at),
         "conditions": _conditions(run),
-        "createdAt": metadata.get("creationTimestamp"),
-        "startedAt": _wire_time(status.started_at),
-        "finishedAt": _wire_time(status.finished_at),
         "nextAttemptAt": _wire_time(status.next_attempt_at),
         "duration": status.duration,
-        "durationMs": _duration_ms(status),
     }
 
 

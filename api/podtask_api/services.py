@@ -1,25 +1,29 @@
-"""What every route reaches through the app: its settings and its cluster.
+"""What every route reaches, and the one way it reaches it: the `services` dependency.
 
-Cluster calls block, so routes make them through `Services.call`, which runs
-each in a worker thread and turns cluster failures into `ApiError`s.
+`Services` holds the settings, the cluster, the API keys and the deployments' cluster;
+`create_app` makes it once, and each route asks for it with a `ServicesDep` parameter.
+Cluster calls block, so routes make them through `Services.call`, which runs each in a
+worker thread and turns cluster failures into `ApiError`s.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from fastapi import Request
+from fastapi import Depends, FastAPI, Request
 from starlette.concurrency import run_in_threadpool
 
 from podtask.batch_markers import CommittedBatches
+from podtask_api.auth import ApiKeyStore
 from podtask_api.cluster import (
     ClusterUnavailable,
     KubernetesCluster,
     ObjectRejected,
     ResourceNotInstalled,
 )
+from podtask_api.deployments import DeploymentCluster
 from podtask_api.errors import ApiError
 from podtask_api.settings import ApiSettings
 
@@ -30,6 +34,8 @@ T = TypeVar("T")
 class Services:
     settings: ApiSettings
     cluster: KubernetesCluster
+    api_keys: ApiKeyStore
+    deployments: DeploymentCluster
     # Batches whose runs users may see: known committed (see `batch_visibility`).
     batches: CommittedBatches = field(default_factory=CommittedBatches)
 
@@ -46,7 +52,15 @@ class Services:
                 422, "rejected_by_cluster", f"the cluster refused the object: {exc}"
             ) from exc
 
+    def attach(self, app: FastAPI) -> None:
+        """Make these the services of `app`'s routes."""
+        app.state.services = self
+
 
 def services(request: Request) -> Services:
+    """The dependency that gives a route its services."""
     found: Services = request.app.state.services
     return found
+
+
+ServicesDep = Annotated[Services, Depends(services)]

@@ -13,7 +13,7 @@ from api_fixtures import HELLO, assert_error
 from fastapi.testclient import TestClient
 
 from podtask.resources import API_VERSION, TaskSpec
-from podtask_api.triggers import idempotent_run_name
+from podtask_api.run_names import idempotent_run_name
 from tests.embedded_kube import KubeNamespace
 
 BATCH = "/api/v1/tasks/batch"

@@ -21,22 +21,19 @@ from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
 from podtask.resources import FINAL_PHASES, GROUP, VERSION, RunPhase
+from podtask.trigger_request import MAX_DELAY_SECONDS, duration_seconds
 from podtask_api.app import create_app
-from podtask_api.triggers import (
+from podtask_api.idempotency import (
     ANNOTATION_IDEMPOTENCY_EXPIRES_AT,
     DEFAULT_IDEMPOTENCY_KEY_TTL_SECONDS,
     LABEL_IDEMPOTENCY,
-    MAX_DELAY_SECONDS,
-    TriggerOptions,
-    TriggerRequest,
-    build_task_run,
-    duration_seconds,
     holds_key,
     idempotency_decision,
     idempotency_label,
-    idempotent_run_name,
-    run_generation,
 )
+from podtask_api.run_names import idempotent_run_name, run_generation
+from podtask_api.task_runs import build_task_run
+from podtask_api.trigger_requests import TriggerOptions, TriggerRequest
 from tests.embedded_kube import EmbeddedKube, KubeNamespace
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from podtask.resources import API_VERSION, FINAL_PHASES, LABEL_QUEUE, LABEL_TASK
 from podtask_api.app import create_app
 from podtask_api.cluster import KubernetesCluster
-from podtask_api.triggers import LABEL_IDEMPOTENCY
+from podtask_api.idempotency import LABEL_IDEMPOTENCY
 from tests.embedded_kube import EmbeddedKube, KubeNamespace
 
 TRIGGER = "/api/v1/tasks/hello-world/trigger"

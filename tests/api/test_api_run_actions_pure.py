@@ -23,7 +23,8 @@ from podtask_api.run_actions import (
     run_spec,
 )
 from podtask_api.run_views import run_view
-from podtask_api.triggers import TriggerOptions, TriggerRequest, build_task_run
+from podtask_api.task_runs import build_task_run
+from podtask_api.trigger_requests import TriggerOptions, TriggerRequest
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 

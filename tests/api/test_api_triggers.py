@@ -12,21 +12,14 @@ from pydantic import ValidationError
 
 from podtask.resources import LABEL_QUEUE, LABEL_TASK, QueueRef, TaskRunSpec, TaskRunStatus
 from podtask.retry import next_attempt_machine
+from podtask_api.batch_triggers import BatchTriggerItem, check_batch_payloads, plan_batch
 from podtask_api.errors import ApiError
 from podtask_api.live_attempts import attempt_refusal, is_report_resent
+from podtask_api.run_names import idempotent_run_name, random_run_name
 from podtask_api.run_views import attempt_machine, attempt_view, run_view
-from podtask_api.triggers import (
-    BatchTriggerItem,
-    TriggerOptions,
-    TriggerRequest,
-    build_task_run,
-    check_batch_payloads,
-    check_payload_size,
-    idempotent_run_name,
-    plan_batch,
-    random_run_name,
-    run_labels,
-)
+from podtask_api.stored_json import check_payload_size
+from podtask_api.task_runs import build_task_run, run_labels
+from podtask_api.trigger_requests import TriggerOptions, TriggerRequest
 from podtask_operator.lifecycle import start_attempt
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)

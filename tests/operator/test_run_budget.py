@@ -44,7 +44,9 @@ from podtask.resources import (
 )
 from podtask_api.cluster import report_write
 from podtask_api.reports import CompletionReport, attempt_report
-from podtask_api.triggers import TriggerRequest, build_task_run, encoded_size
+from podtask_api.stored_json import encoded_size
+from podtask_api.task_runs import build_task_run
+from podtask_api.trigger_requests import TriggerRequest
 from podtask_devcluster.control_plane import ControlPlane
 from podtask_devcluster.patches import json_patch, merge_patch
 from podtask_operator.attempts import classify_attempt

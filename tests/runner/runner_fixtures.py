@@ -23,8 +23,10 @@ import uvicorn
 from podtask.attempt_tokens import sign_attempt_token
 from podtask.resources import QueueRef, TaskSpec
 from podtask_api.app import create_app
+from podtask_api.run_names import random_run_name
 from podtask_api.settings import ApiSettings
-from podtask_api.triggers import TriggerRequest, build_task_run, random_run_name
+from podtask_api.task_runs import build_task_run
+from podtask_api.trigger_requests import TriggerRequest
 from tests.embedded_kube import EmbeddedKube, KubeNamespace
 
 TASK_MODULES = Path(__file__).parent / "task_modules"

@@ -1,10 +1,10 @@
-"""`POST /api/v1/deployments` (a write key) and `GET /api/v1/deployments` (any key).
+"""Deployments: `POST /api/v1/deployments` registers a task image's manifest as the current
+version of its tasks and queues; `GET /api/v1/deployments` lists them.
 
-`public_routes` mounts `write_routes` and `read_routes` on its routers, which check the key.
-
-The rules live in `podtask_api.deployments`; this module only orders the cluster calls:
-claim the version (its record), register the manifest, and drop the record again when the
-registration fails, so that the version can be deployed again.
+Each route declares who may call it (`access`). The rules live in
+`podtask_api.deployments`; this module only orders the cluster calls: claim the version
+(its record), register the manifest, and drop the record again when the registration
+fails, so that the version can be deployed again.
 """
 
 from __future__ import annotations
@@ -12,13 +12,11 @@ from __future__ import annotations
 import contextlib
 import logging
 from datetime import UTC, datetime
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 
 from podtask_api.cluster import ClusterError, ObjectAlreadyExists
 from podtask_api.deployments import (
-    DeploymentCluster,
     DeploymentList,
     DeploymentRequest,
     DeploymentView,
@@ -29,38 +27,32 @@ from podtask_api.deployments import (
     next_version,
     version_taken,
 )
-from podtask_api.errors import CLUSTER_ERRORS, ApiError, error_responses
-from podtask_api.services import Services, services
+from podtask_api.errors import ApiError, error_responses
+from podtask_api.routes.access import PUBLIC_ROUTE_ERRORS, any_key, write_key
+from podtask_api.services import ServicesDep
 
 log = logging.getLogger("podtask_api")
 
-# Mounted by `public_routes`: `write_routes` behind a write key, `read_routes` any key.
-write_routes = APIRouter(tags=["deployments"])
-read_routes = APIRouter(tags=["deployments"])
+router = APIRouter(prefix="/api/v1", tags=["deployments"], responses=PUBLIC_ROUTE_ERRORS)
 
 # Versions tried when a generated one was taken by a deployment made at the same moment.
 _VERSION_ATTEMPTS = 5
 
 
-def deployment_cluster(request: Request) -> DeploymentCluster:
-    found: DeploymentCluster = request.app.state.deployments
-    return found
-
-
-@write_routes.post(
-    "/deployments", status_code=201, responses=error_responses(400, 409, 413, 422, *CLUSTER_ERRORS)
+@router.post(
+    "/deployments",
+    status_code=201,
+    responses=error_responses(400, 409, 413),
+    dependencies=[Depends(write_key)],
 )
-async def create_deployment(
-    deployment: DeploymentRequest,
-    svc: Annotated[Services, Depends(services)],
-    cluster: Annotated[DeploymentCluster, Depends(deployment_cluster)],
-) -> DeploymentView:
+async def create_deployment(deployment: DeploymentRequest, svc: ServicesDep) -> DeploymentView:
     """Register a task image's manifest as the current version of its tasks and queues.
 
     The namespace's tasks become exactly the manifest's, run from `image` at the new
     version; runs already triggered keep the version they were triggered on. A version that
     is already deployed is a 409 `deployment_exists`.
     """
+    cluster = svc.deployments
     manifest_text = manifest_json(deployment.manifest)
     taken = deployment_versions(await svc.call(cluster.records))
     for _ in range(_VERSION_ATTEMPTS):
@@ -101,10 +93,10 @@ async def create_deployment(
     )
 
 
-@read_routes.get("/deployments", responses=error_responses(422, *CLUSTER_ERRORS))
-async def list_deployments(
-    svc: Annotated[Services, Depends(services)],
-    cluster: Annotated[DeploymentCluster, Depends(deployment_cluster)],
-) -> DeploymentList:
+@router.get(
+    "/deployments",
+    dependencies=[Depends(any_key)],
+)
+async def list_deployments(svc: ServicesDep) -> DeploymentList:
     """Every deployment, newest (the current one) first."""
-    return DeploymentList(deployments=newest_first(await svc.call(cluster.records)))
+    return DeploymentList(deployments=newest_first(await svc.call(svc.deployments.records)))

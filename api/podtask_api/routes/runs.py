@@ -1,0 +1,453 @@
+"""Runs: trigger them (`POST /tasks/{id}/trigger`, `POST /tasks/batch`: they create runs, so
+they are here, though under /tasks), and everything under /runs: read one, list them, read
+an attempt's log, cancel, replay, reschedule.
+
+Each route declares who may call it (`access`). The rules are the pure modules': the
+request and its plan (`trigger_requests`, `task_runs`, `batch_triggers`), what a run shows
+(`run_views`), what may be done to it (`run_actions`), paging (`run_listing`), logs
+(`run_logs`); creating runs in the cluster is `run_creation`'s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Annotated, Any, TypeVar
+
+from fastapi import APIRouter, Body, Depends, Header, Query
+from fastapi.responses import Response, StreamingResponse
+from pydantic import BaseModel
+from starlette.concurrency import iterate_in_threadpool
+
+from podtask.batch_markers import request_digest
+from podtask.resources import format_timestamp
+from podtask.trigger_request import IsoTime
+from podtask_api.api_models import (
+    BatchTriggered,
+    ReplayedRun,
+    RunPage,
+    RunStatus,
+    RunView,
+    TriggeredRun,
+)
+from podtask_api.batch_triggers import (
+    BatchTriggerRequest,
+    check_batch_payloads,
+    plan_batch,
+    unknown_tasks_error,
+)
+from podtask_api.batch_visibility import visible_runs
+from podtask_api.cluster import (
+    KubernetesCluster,
+    ListExpired,
+    ObjectNotFound,
+    ObjectRejected,
+    PhaseChanged,
+)
+from podtask_api.errors import ApiError, error_responses
+from podtask_api.kube_names import LABEL_VALUE_PATTERN
+from podtask_api.lookups import find_task, patch_run, read_run, run_not_found, task_not_found
+from podtask_api.routes.access import (
+    PUBLIC_ROUTE_ERRORS,
+    CallerDep,
+    any_key,
+    key_or_run,
+    write_key,
+    write_key_or_run,
+)
+from podtask_api.run_actions import (
+    ReplayRequest,
+    RescheduleRequest,
+    build_replay,
+    cancel_conflict,
+    cancel_patch,
+    reschedule_conflict,
+    rescheduled_until,
+)
+from podtask_api.run_creation import create_batch, create_run
+from podtask_api.run_listing import (
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
+    Chunk,
+    RunFilters,
+    decode_cursor,
+    invalid_cursor,
+    list_page,
+)
+from podtask_api.run_logs import (
+    MAX_ATTEMPT,
+    attempt_pod_name,
+    is_attempt_pod,
+    log_attempt,
+    log_gone,
+    log_not_ready,
+)
+from podtask_api.run_names import random_run_name
+from podtask_api.run_views import run_summary, run_view
+from podtask_api.services import ServicesDep
+from podtask_api.stored_json import check_payload_size
+from podtask_api.task_runs import PlannedRun, plan_run
+from podtask_api.trigger_requests import TriggerRequest
+
+T = TypeVar("T")
+Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
+
+log = logging.getLogger("podtask_api")
+
+# The endpoints under /runs, and those under /tasks that trigger runs: the docs list these
+# with the tasks.
+router = APIRouter(prefix="/api/v1", tags=["runs"], responses=PUBLIC_ROUTE_ERRORS)
+triggers = APIRouter(prefix="/api/v1", tags=["tasks"], responses=PUBLIC_ROUTE_ERRORS)
+
+_TEXT = "text/plain; charset=utf-8"
+
+
+def _triggering_runs(
+    path: str, answer: type[BaseModel], found: str, access: Callable[..., None]
+) -> Callable[[Endpoint], Endpoint]:
+    """The route of an endpoint that triggers runs: it answers 201, or 200 when every run
+    was `found` (an idempotency key found it) and nothing was created."""
+    return triggers.post(
+        path,
+        status_code=201,
+        response_model=answer,
+        responses={
+            200: {"model": answer, "description": found},
+            **error_responses(400, 404, 409, 413),
+        },
+        dependencies=[Depends(access)],
+    )
+
+
+@_triggering_runs(
+    "/tasks/{task_id}/trigger", TriggeredRun, "The idempotency key found its run.", write_key_or_run
+)
+async def trigger_task(
+    task_id: str,
+    svc: ServicesDep,
+    who: CallerDep,
+    response: Response,
+    request: Annotated[TriggerRequest | None, Body()] = None,
+) -> dict[str, Any]:
+    """Trigger one run of the task. With an idempotency key, a run that holds the key is the
+    answer instead (`isCached`, 200): one live or Completed, within the key's TTL."""
+    trigger = request or TriggerRequest()
+    check_payload_size(trigger.payload)
+    task = await find_task(svc, task_id)
+    if task is None:
+        raise task_not_found(task_id, svc.settings.namespace)
+    run = await create_run(svc, plan_run(task, trigger, parent_run_id=who.run_id))
+    if run.is_cached:
+        response.status_code = 200
+    return run.to_wire()
+
+
+BatchIdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=256,
+        description="Makes retrying the batch safe: a batch triggered again with the same "
+        "key (and the same items) answers with the same runs, and one cut off half-way "
+        "is completed.",
+    ),
+]
+
+
+@_triggering_runs(
+    "/tasks/batch", BatchTriggered, "Every item found an existing run.", write_key_or_run
+)
+async def batch_trigger(
+    request: BatchTriggerRequest,
+    svc: ServicesDep,
+    who: CallerDep,
+    response: Response,
+    idempotency_key: BatchIdempotencyKey = None,
+) -> dict[str, Any]:
+    """Trigger up to 1,000 runs at once, in item order: every one is created, or none is,
+    whatever fails when; the runs exist (are listed, readable, started) once all do."""
+    check_batch_payloads(request.items)
+    task_ids = sorted({item.task for item in request.items})
+    found = await asyncio.gather(*(find_task(svc, task_id) for task_id in task_ids))
+    tasks = {task_id: task for task_id, task in zip(task_ids, found, strict=True) if task}
+    missing = set(task_ids) - set(tasks)
+    if missing:
+        raise unknown_tasks_error(request.items, missing, svc.settings.namespace)
+    plan = plan_batch(request.items, tasks, parent_run_id=who.run_id)
+    runs = await create_batch(
+        svc,
+        plan,
+        idempotency_key=idempotency_key,
+        parent_run_id=who.run_id,
+        digest=request_digest([item.model_dump(mode="json") for item in request.items]),
+    )
+    if all(run.is_cached for run in runs):
+        response.status_code = 200
+    return {"runs": [run.to_wire() for run in runs]}
+
+
+@router.get(
+    "/runs/{run_id}",
+    response_model=RunView,
+    responses=error_responses(404),
+    dependencies=[Depends(key_or_run)],
+)
+async def get_run(run_id: str, svc: ServicesDep, who: CallerDep) -> dict[str, Any]:
+    run = await read_run(svc, run_id)
+    if not who.may_read(run):
+        raise ApiError(
+            403,
+            "forbidden",
+            f"run {run_id!r} was not triggered by run {who.run_id!r}: an attempt token may read "
+            "only the runs its run triggered",
+            {"id": run_id},
+        )
+    return run_view(run)
+
+
+TaskFilter = Annotated[
+    str | None,
+    Query(
+        min_length=1,
+        max_length=63,
+        pattern=LABEL_VALUE_PATTERN,
+        description="Only runs of this task (its id).",
+    ),
+]
+
+
+@router.get(
+    "/runs",
+    response_model=RunPage,
+    responses=error_responses(410),
+    dependencies=[Depends(any_key)],
+)
+async def list_runs(
+    svc: ServicesDep,
+    status: Annotated[
+        list[RunStatus] | None,
+        Query(description="Only runs in one of these statuses (repeat for several)."),
+    ] = None,
+    task_identifier: Annotated[TaskFilter, Query(alias="taskIdentifier")] = None,
+    task: TaskFilter = None,
+    tag: Annotated[
+        list[Annotated[str, Query(min_length=1, max_length=128)]] | None,
+        Query(description="Only runs with one of these tags (repeat for several)."),
+    ] = None,
+    queue: Annotated[
+        str | None, Query(min_length=1, max_length=253, description="Only runs of this queue.")
+    ] = None,
+    created_from: Annotated[
+        IsoTime | None,
+        Query(
+            alias="createdFrom",
+            description="Only runs created at or after this time (ISO 8601; no zone: UTC).",
+        ),
+    ] = None,
+    created_to: Annotated[
+        IsoTime | None,
+        Query(
+            alias="createdTo",
+            description="Only runs created at or before this time (ISO 8601; no zone: UTC).",
+        ),
+    ] = None,
+    limit: Annotated[
+        int, Query(ge=1, le=MAX_PAGE_SIZE, description="Runs per page at most.")
+    ] = DEFAULT_PAGE_SIZE,
+    cursor: Annotated[
+        str | None,
+        Query(
+            max_length=4096,
+            description="The `nextCursor` of the previous page, with the same filters.",
+        ),
+    ] = None,
+) -> dict[str, Any]:
+    """Runs, newest first, a page at a time; runs with an idempotency key come after the
+    others. Follow `nextCursor` until it is null to see every run exactly once."""
+    task_id = task_identifier if task_identifier is not None else task
+    filters = RunFilters(
+        statuses=frozenset(str(s) for s in status or ()),
+        task_id=task_id,
+        tags=frozenset(tag or ()),
+        queue=queue,
+        created_from=created_from,  # IsoTime: in UTC
+        created_to=created_to,
+    )
+    start = decode_cursor(cursor, filters) if cursor is not None else None
+    if task is not None and task_id != task:
+        return {"data": [], "nextCursor": None}  # `task` and `taskIdentifier` both must hold
+
+    def read_chunk(selector: str | None, size: int, token: str | None) -> Chunk:
+        try:
+            listed = svc.cluster.list_runs(selector, size, token)
+        except ObjectRejected:
+            if token is None:
+                raise
+            raise invalid_cursor("the cluster does not take it") from None
+        except ListExpired:
+            raise ApiError(
+                410,
+                "cursor_expired",
+                "the cursor is too old for the cluster to go on from; list from the first "
+                "page again",
+            ) from None
+        return Chunk(listed.get("items") or [], (listed.get("metadata") or {}).get("continue"))
+
+    async def fetch(selector: str | None, size: int, token: str | None) -> Chunk:
+        chunk = await svc.call(read_chunk, selector, size, token)
+        # Runs of a batch not committed yet do not exist for users (`batch_visibility`).
+        return Chunk(await visible_runs(svc, chunk.items), chunk.continue_token)
+
+    page = await list_page(fetch, filters, limit, start)
+    summaries = []
+    for run in page.runs:
+        try:
+            summaries.append(run_summary(dict(run)))
+        except ValueError:
+            name = (run.get("metadata") or {}).get("name")
+            log.warning("the TaskRun object %r is malformed; it is left out of the list", name)
+    next_cursor = page.next_cursor.encode() if page.next_cursor else None
+    return {"data": summaries, "nextCursor": next_cursor}
+
+
+def _attempt_pod(cluster: KubernetesCluster, run_id: str, attempt: int) -> dict[str, Any] | None:
+    try:
+        pod = cluster.get_pod(attempt_pod_name(run_id, attempt))
+    except ObjectNotFound:
+        return None
+    return pod if is_attempt_pod(pod, run_id, attempt) else None
+
+
+def _read_log(read: Callable[[str], T], run: dict[str, Any], run_id: str, attempt: int) -> T:
+    """`read` the log of the attempt's pod: the pod gone is a 404, no log yet a 409."""
+    try:
+        return read(attempt_pod_name(run_id, attempt))
+    except ObjectNotFound:
+        raise log_gone(run, run_id, attempt) from None
+    except ObjectRejected as exc:
+        raise log_not_ready(run_id, attempt, exc) from None
+
+
+@router.get(
+    "/runs/{run_id}/logs",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The log, as the task printed it (stdout and stderr).",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        },
+        **error_responses(404, 409),
+    },
+    dependencies=[Depends(any_key)],
+)
+async def run_logs(
+    run_id: str,
+    svc: ServicesDep,
+    attempt: Annotated[
+        int | None,
+        Query(ge=1, le=MAX_ATTEMPT, description="The attempt (1, 2, …); the latest if left out."),
+    ] = None,
+    follow: Annotated[
+        bool,
+        Query(description="Stream the log while the attempt runs, until its pod ends."),
+    ] = False,
+) -> Response:
+    """The log of one attempt of the run: its pod's output, whole, or followed as it grows.
+
+    A 404 when the run, the attempt or its pod does not exist: finished pods (and their
+    logs) are deleted after the operator's pod retention.
+    """
+    run = await read_run(svc, run_id)
+    number = log_attempt(run, run_id, attempt)
+    if await svc.call(_attempt_pod, svc.cluster, run_id, number) is None:
+        raise log_gone(run, run_id, number)
+    if follow:
+        chunks = await svc.call(_read_log, svc.cluster.follow_pod_log, run, run_id, number)
+        return StreamingResponse(iterate_in_threadpool(chunks), media_type=_TEXT)
+    text = await svc.call(_read_log, svc.cluster.read_pod_log, run, run_id, number)
+    return Response(text, media_type=_TEXT)
+
+
+@router.post(
+    "/runs/{run_id}/cancel",
+    response_model=RunView,
+    responses=error_responses(404, 409),
+    dependencies=[Depends(write_key)],
+)
+async def cancel_run(run_id: str, svc: ServicesDep) -> dict[str, Any]:
+    """Cancel a run that has not finished; the answer is the run as it is now.
+
+    The run is marked as to be canceled (`cancelRequestedAt`); the operator then deletes its
+    pod and ends it `Canceled` (at once when it has not started). Canceling again is
+    harmless; a finished run is a 409 `run_finished`.
+    """
+    run = await read_run(svc, run_id)
+    conflict = cancel_conflict(run)
+    if conflict is not None:
+        raise conflict
+    patch = cancel_patch(run, datetime.now(UTC))
+    if patch is not None:
+        run = await patch_run(svc, run_id, patch)
+    return run_view(run)
+
+
+@router.post(
+    "/runs/{run_id}/replay",
+    status_code=201,
+    response_model=ReplayedRun,
+    responses=error_responses(400, 404, 413),
+    dependencies=[Depends(write_key)],
+)
+async def replay_run(
+    run_id: str, svc: ServicesDep, request: Annotated[ReplayRequest | None, Body()] = None
+) -> dict[str, Any]:
+    """Trigger the run's task again as it was triggered: a new run with the old run's spec.
+
+    The new run keeps the old one's task version, options, tags and metadata; it has a new
+    id, `replayOf` the old one, and the old payload unless the body gives a new `payload`.
+    Any run may be replayed, also one still running.
+    """
+    replay = request or ReplayRequest()
+    if replay.has_payload:
+        check_payload_size(replay.payload)
+    run = await read_run(svc, run_id)
+    body = build_replay(
+        run, random_run_name(), payload=replay.payload, new_payload=replay.has_payload
+    )
+    task_id: str = body["spec"]["taskId"]
+    planned = PlannedRun(index=0, body=body, task_id=task_id, idempotency_key=None)
+    created = await create_run(svc, planned)
+    return {**created.to_wire(), "taskId": task_id}
+
+
+@router.post(
+    "/runs/{run_id}/reschedule",
+    response_model=RunView,
+    responses=error_responses(400, 404, 409, 413),
+    dependencies=[Depends(write_key)],
+)
+async def reschedule_run(
+    run_id: str, request: RescheduleRequest, svc: ServicesDep
+) -> dict[str, Any]:
+    """Move the start of a `Delayed` run: `delay` in seconds from now, or a time.
+
+    Any other state is a 409 `run_not_delayed`. The answer is the run as it is now.
+    """
+    run = await read_run(svc, run_id)
+    conflict = reschedule_conflict(run)
+    if conflict is not None:
+        raise conflict
+    when = format_timestamp(rescheduled_until(request, datetime.now(UTC)))
+    try:
+        updated = await svc.call(svc.cluster.set_delay_until, run, when)
+    except ObjectNotFound:
+        raise run_not_found(run_id) from None
+    except PhaseChanged as exc:
+        # The operator queued (or canceled) the run between our read and our write.
+        raise reschedule_conflict(exc.run) or ApiError(
+            409, "run_not_delayed", f"run {run_id!r} is no longer delayed"
+        ) from None
+    return run_view(updated)
