@@ -10,8 +10,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from podtask.limits import MAX_CONCURRENCY_LIMIT
-from podtask.resources import TaskQueueSpec, TaskQueueStatus, TaskSpec
+from podtask._contract.limits import MAX_CONCURRENCY_LIMIT
+from podtask._contract.resources import TaskQueueSpec, TaskQueueStatus, TaskSpec
 from podtask_api.triggers import JSON_INTEGER
 
 ConcurrencyLimit = Annotated[int, Field(ge=0, le=MAX_CONCURRENCY_LIMIT), JSON_INTEGER]

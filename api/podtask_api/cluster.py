@@ -22,7 +22,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
-from podtask.resources import GROUP, VERSION
+from podtask._contract.resources import GROUP, VERSION
 
 TASKS = "tasks"
 TASK_RUNS = "taskruns"
@@ -332,7 +332,7 @@ class KubernetesCluster:
             name=name,
         )
 
-    # --- batch markers (ConfigMaps: see podtask.batch_markers) ---
+    # --- batch markers (ConfigMaps: see podtask._contract.batch_markers) ---
 
     def get_config_map(self, name: str) -> dict[str, Any]:
         found = self._request(

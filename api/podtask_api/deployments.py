@@ -4,7 +4,7 @@
 those modules and, optionally, a version (by default `YYYYMMDD.N`, the N-th of the day). It
 makes the namespace's `Task` objects exactly the manifest's tasks, each run from that image
 at that version, and gives each queue its `TaskQueue` (by the same rules as `podtask dev`:
-`podtask.registration`). Triggers read the `Task` at trigger time and copy it into the run,
+`podtask._control.registration`). Triggers read the `Task` at trigger time and copy it into the run,
 so new runs take the new version while a run keeps the one it was triggered on.
 
 Each deployment is recorded as a ConfigMap labelled `podtask.dev/deployment=<version>`,
@@ -28,9 +28,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic.alias_generators import to_camel
 from urllib3.exceptions import HTTPError
 
-from podtask.manifest import Manifest
-from podtask.registration import register_manifest, task_resources
-from podtask.resources import GROUP, format_timestamp
+from podtask._authoring.manifest import Manifest
+from podtask._contract.resources import GROUP, format_timestamp
+from podtask._control.registration import register_manifest, task_resources
 from podtask_api.cluster import ClusterUnavailable, translate_api_error
 from podtask_api.errors import ApiError
 

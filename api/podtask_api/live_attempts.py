@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from podtask.resources import AttemptReport, RunPhase, TaskRunStatus
+from podtask._contract.resources import AttemptReport, RunPhase, TaskRunStatus
 from podtask_api.errors import ApiError
 
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}

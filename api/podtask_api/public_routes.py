@@ -21,8 +21,8 @@ from fastapi import APIRouter, Body, Depends, Header, Request, Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from podtask.batch_markers import request_digest
-from podtask.resources import TaskSpec, format_timestamp
+from podtask._contract.batch_markers import request_digest
+from podtask._contract.resources import TaskSpec, format_timestamp
 from podtask_api import catalog_routes, deployment_routes, run_read_routes
 from podtask_api.api_models import BatchTriggered, ReplayedRun, RunView, TriggeredRun
 from podtask_api.auth import (

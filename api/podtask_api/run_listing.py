@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from podtask.resources import LABEL_QUEUE, LABEL_TASK, parse_timestamp
+from podtask._contract.resources import LABEL_QUEUE, LABEL_TASK, parse_timestamp
 from podtask_api.errors import ApiError
 
 DEFAULT_PAGE_SIZE = 25

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
-from podtask.batch_markers import CommittedBatches
+from podtask._contract.batch_markers import CommittedBatches
 from podtask_api.cluster import (
     ClusterUnavailable,
     KubernetesCluster,

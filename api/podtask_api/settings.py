@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from podtask.api_keys import API_KEYS_SECRET
+from podtask._control.api_keys import API_KEYS_SECRET
 
 
 class ApiSettings(BaseSettings):

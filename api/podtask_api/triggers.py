@@ -1,6 +1,6 @@
 """Triggering a task: the request's server-side checks, and the `TaskRun` it becomes.
 
-The request's shape is `podtask.trigger_request`'s, shared with the client; `TriggerOptions`
+The request's shape is `podtask._contract.trigger_request`'s, shared with the client; `TriggerOptions`
 here adds the checks that need the server's view (the stored size of the metadata, the
 machines on offer); the wire types it re-exports are read from here by the API's modules.
 All pure: `build_task_run` turns a `Task`'s spec and a `TriggerRequest` into the TaskRun
@@ -30,10 +30,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from podtask.json_values import JsonValueError, checked_json_text, stored_size
-from podtask.limits import MAX_BATCH_ITEMS, MAX_METADATA_BYTES, MAX_PAYLOAD_BYTES
-from podtask.machines import PRESETS
-from podtask.resources import (
+from podtask._contract.json_values import JsonValueError, checked_json_text, stored_size
+from podtask._contract.limits import MAX_BATCH_ITEMS, MAX_METADATA_BYTES, MAX_PAYLOAD_BYTES
+from podtask._contract.machines import PRESETS
+from podtask._contract.resources import (
     API_VERSION,
     GROUP,
     LABEL_QUEUE,
@@ -44,12 +44,12 @@ from podtask.resources import (
     format_timestamp,
     parse_timestamp,
 )
-from podtask.trigger_request import JSON_INTEGER as JSON_INTEGER
-from podtask.trigger_request import MAX_DELAY_SECONDS as MAX_DELAY_SECONDS
-from podtask.trigger_request import Delay as Delay
-from podtask.trigger_request import IsoTime as IsoTime
-from podtask.trigger_request import WireTriggerOptions, WireTriggerRequest
-from podtask.trigger_request import duration_seconds as duration_seconds
+from podtask._contract.trigger_request import JSON_INTEGER as JSON_INTEGER
+from podtask._contract.trigger_request import MAX_DELAY_SECONDS as MAX_DELAY_SECONDS
+from podtask._contract.trigger_request import Delay as Delay
+from podtask._contract.trigger_request import IsoTime as IsoTime
+from podtask._contract.trigger_request import WireTriggerOptions, WireTriggerRequest
+from podtask._contract.trigger_request import duration_seconds as duration_seconds
 from podtask_api.errors import ApiError
 
 RUN_NAME_PREFIX = "run-"

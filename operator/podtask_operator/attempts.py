@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from podtask.resources import AttemptReport, RunError
+from podtask._contract.resources import AttemptReport, RunError
 
 # Errors after which another attempt cannot do better.
 NON_RETRYABLE_ERRORS = frozenset(

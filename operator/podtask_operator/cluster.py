@@ -10,7 +10,7 @@ from typing import Any, Protocol
 
 import kubernetes
 
-from podtask.resources import GROUP, VERSION
+from podtask._contract.resources import GROUP, VERSION
 from podtask_operator.kube import Conflict, Kube, KubeError, NotFound
 from podtask_operator.run_events import run_event
 
@@ -75,7 +75,7 @@ class Cluster:
         )
 
     async def get_config_map(self, name: str) -> dict[str, Any] | None:
-        """A batch's marker (see podtask.batch_markers); None when there is none."""
+        """A batch's marker (see podtask._contract.batch_markers); None when there is none."""
         return await self._kube.get_or_none(
             lambda: self._core.read_namespaced_config_map(
                 name, self.namespace, _preload_content=False

@@ -14,8 +14,8 @@ import re
 from pathlib import PurePosixPath
 from typing import Any
 
-from podtask.machines import machine_preset, pod_resources
-from podtask.resources import (
+from podtask._contract.machines import machine_preset, pod_resources
+from podtask._contract.resources import (
     API_VERSION,
     LABEL_ATTEMPT,
     LABEL_CONCURRENCY_KEY,

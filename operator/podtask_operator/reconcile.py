@@ -27,7 +27,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from podtask.resources import (
+from podtask._contract.resources import (
     LABEL_RUN,
     RunError,
     RunPhase,

@@ -32,7 +32,7 @@ from podtask.errors import TaskTerminatedError
 from podtask_runner.interruptions import TERMINATED_MESSAGE, Interruptions
 
 if TYPE_CHECKING:
-    from podtask.tasks import Task
+    from podtask._authoring.tasks import Task
     from podtask_runner.attempt import AttemptOutcome
     from podtask_runner.callbacks import AttemptCallbacks
 
@@ -187,8 +187,8 @@ def _attempt(
 
 
 def _local(module: str, task_id: str, payload: Any, interruptions: Interruptions) -> int:
-    from podtask.context import Context, MachineContext
-    from podtask.machines import machine_preset
+    from podtask._authoring.context import Context, MachineContext
+    from podtask._contract.machines import machine_preset
     from podtask_runner.attempt import execute_attempt
 
     def execute(task: Task) -> AttemptOutcome:

@@ -54,8 +54,13 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from podtask.bounded_errors import bounded_error
-from podtask.context import Context, MachineContext, running_in
+from podtask._authoring.context import Context, MachineContext, running_in
+from podtask._authoring.modules import import_task_module
+from podtask._authoring.tasks import Task, registered_tasks
+from podtask._contract.bounded_errors import bounded_error
+from podtask._contract.json_values import JsonValueError, checked_json_text, stored_size
+from podtask._contract.limits import MAX_OUTPUT_BYTES
+from podtask._contract.resources import RunError
 from podtask.errors import (
     MaxDurationExceededError,
     PayloadValidationError,
@@ -69,11 +74,6 @@ from podtask.hooks import (
     hook_name,
     registered_global_hooks,
 )
-from podtask.json_values import JsonValueError, checked_json_text, stored_size
-from podtask.limits import MAX_OUTPUT_BYTES
-from podtask.modules import import_task_module
-from podtask.resources import RunError
-from podtask.tasks import Task, registered_tasks
 from podtask_runner.author_code import AuthorCode
 from podtask_runner.interruptions import Deadline, Interruptions
 

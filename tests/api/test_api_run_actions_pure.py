@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from api_fixtures import HELLO
 
-from podtask.resources import FINAL_PHASES, LABEL_QUEUE, LABEL_TASK, RunPhase
+from podtask._contract.resources import FINAL_PHASES, LABEL_QUEUE, LABEL_TASK, RunPhase
 from podtask_api.errors import ApiError
 from podtask_api.run_actions import (
     ReplayRequest,

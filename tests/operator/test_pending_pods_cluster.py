@@ -19,7 +19,7 @@ from typing import Any
 
 from kubernetes import client
 
-from podtask.resources import (
+from podtask._contract.resources import (
     API_VERSION,
     LABEL_ATTEMPT,
     LABEL_MACHINE,

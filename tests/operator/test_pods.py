@@ -8,8 +8,8 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
-from podtask.machines import machine_preset, pod_resources
-from podtask.resources import TaskRunSpec
+from podtask._contract.machines import machine_preset, pod_resources
+from podtask._contract.resources import TaskRunSpec
 from podtask_operator.pods import label_value, pod_for_attempt, token_secret_for_attempt
 from podtask_operator.settings import OperatorSettings
 from tests.kubernetes_versions import SUPPORTED_KUBERNETES_VERSIONS

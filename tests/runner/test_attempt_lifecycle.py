@@ -18,7 +18,7 @@ from declared_tasks import make_task
 from pydantic import BaseModel
 
 from podtask import Context, MachineContext
-from podtask.context import current_context
+from podtask._authoring.context import current_context
 from podtask.errors import AbortTaskRunError
 from podtask.hooks import AttemptResult, TaskHooks
 from podtask_runner.attempt import AttemptOutcome, execute_attempt

@@ -20,8 +20,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from podtask.manifest import Manifest, ManifestTask
-from podtask.resources import API_VERSION, GROUP, VERSION, QueueRef
+from podtask._authoring.manifest import Manifest, ManifestTask
+from podtask._contract.resources import API_VERSION, GROUP, VERSION, QueueRef
 
 # The concurrency limit a TaskQueue was last given from its declaration (JSON: a number or
 # null). A limit changed live differs from it and survives a restart; a new declaration wins.

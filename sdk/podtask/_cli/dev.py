@@ -4,7 +4,7 @@ Each component runs as its own process (the same code that runs in a real cluste
 cluster differs). This module only composes them: it starts them in order, checks that what
 answers on each port is the part it started, registers the task modules' manifest
 (`register`: a `Task` per task, a `TaskQueue` per queue, by the rules of
-`podtask.registration`), stores the dev API key's digest in the keys' Secret, prints where
+`podtask._control.registration`), stores the dev API key's digest in the keys' Secret, prints where
 everything is, restarts a part that dies (with a backoff, saying so) while the others and the
 pods keep running, and stops them in reverse order on Ctrl-C.
 """
@@ -31,10 +31,10 @@ from typing import Any, TextIO
 
 import httpx
 
-from podtask import registration
-from podtask.crds import custom_resource_definitions
-from podtask.manifest import Manifest, load_manifest
-from podtask.supervision import RestartBackoff, restart_notice
+from podtask._authoring.manifest import Manifest, load_manifest
+from podtask._cli.supervision import RestartBackoff, restart_notice
+from podtask._contract.crds import custom_resource_definitions
+from podtask._control import registration
 
 # The image of `podtask dev`'s tasks when pods run as processes: nothing is pulled or run
 # from it (the command runs in this environment), it only names the dev build.
@@ -213,7 +213,7 @@ def store_dev_key(cluster: KubeTarget, api_key: str, namespace: str = NAMESPACE)
 
     The API reads its keys there, as in a real cluster; `podtask keys create` adds more.
     """
-    from podtask.api_keys import ApiKeySecret, api_key_digest, with_dev_key
+    from podtask._control.api_keys import ApiKeySecret, api_key_digest, with_dev_key
 
     digest = api_key_digest(api_key)
     with kube_client(cluster) as api_client:

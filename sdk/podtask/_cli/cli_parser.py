@@ -1,5 +1,5 @@
 """The `podtask` command line's arguments: its subcommands, their flags and what each flag
-accepts (JSON, durations, times, limits). `podtask.cli` parses with `parser()` and runs.
+accepts (JSON, durations, times, limits). `podtask._cli.cli` parses with `parser()` and runs.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ def _json_argument(text: str) -> object:
 
 
 def parse_duration(text: str) -> float:
-    """Seconds from `90`, `90s`, `1.5m`, `2h`, `1d`, `1w` or `500ms` (`podtask.durations`)."""
-    from podtask.durations import DurationError, duration_seconds
+    """Seconds from `90`, `90s`, `1.5m`, `2h`, `1d`, `1w` or `500ms` (`podtask._contract.durations`)."""
+    from podtask._contract.durations import DurationError, duration_seconds
 
     try:
         return duration_seconds(text)
