@@ -1,9 +1,9 @@
 """Triggering a task: the request's server-side checks, and the `TaskRun` it becomes.
 
-The request's shape is `podtask._contract.trigger_request`'s, shared with the client; `TriggerOptions`
-here adds the checks that need the server's view (the stored size of the metadata, the
-machines on offer); the wire types it re-exports are read from here by the API's modules.
-All pure: `build_task_run` turns a `Task`'s spec and a `TriggerRequest` into the TaskRun
+The request's shape is `podtask._contract.trigger_request`'s, shared with the client;
+`TriggerOptions` here adds the checks that need the server's view (the stored size of the
+metadata, the machines on offer); the wire types it re-exports are read from here by the API's
+modules. All pure: `build_task_run` turns a `Task`'s spec and a `TriggerRequest` into the TaskRun
 object to create; the route only reads the Task and creates the result.
 A batch trigger is checked item by item here (`check_batch_payloads`,
 `plan_batch`) before anything is created, and every error names its item.

@@ -1,6 +1,8 @@
 """podtask: background tasks in Python, run on Kubernetes in pods sized to each task's machine.
 
-This package is what task authors import. It depends on nothing else of ours.
+This package is what task authors import, with `podtask.hooks`, `podtask.client` and
+`podtask.errors`; its `_`-led subpackages are private (docs/architecture.md). It depends on
+nothing else of ours.
 """
 
 from podtask import hooks

@@ -152,7 +152,8 @@ class Manifest(ManifestModel):
 
 
 def build_manifest(declared: Mapping[str, tuple[str, Task]]) -> Manifest:
-    """The manifest of the tasks `podtask._authoring.modules.load_tasks` found (id → (module, task))."""
+    """The manifest of the tasks `podtask._authoring.modules.load_tasks` found
+    (id → (module, task))."""
     tasks = [
         ManifestTask(
             id=task_id,

@@ -23,7 +23,8 @@ def _json_argument(text: str) -> object:
 
 
 def parse_duration(text: str) -> float:
-    """Seconds from `90`, `90s`, `1.5m`, `2h`, `1d`, `1w` or `500ms` (`podtask._contract.durations`)."""
+    """Seconds from `90`, `90s`, `1.5m`, `2h`, `1d`, `1w` or `500ms`
+    (`podtask._contract.durations`)."""
     from podtask._contract.durations import DurationError, duration_seconds
 
     try:

@@ -9,8 +9,8 @@ Two kinds of rule, both from `podtask._contract.limits` and the preset table:
   attempts, tags, keys): validated here in Python and declared in the CRD, so that the
   apiserver refuses a bad TaskRun from kubectl with a 422 naming the field;
 - how much of a value is stored (an error's message and traceback, a condition's message):
-  the writers cut those to size (`podtask._contract.bounded_errors`), so they are declared in the CRD
-  only (`stored_max_length`), never refused when a runner reports more.
+  the writers cut those to size (`podtask._contract.bounded_errors`), so they are declared in
+  the CRD only (`stored_max_length`), never refused when a runner reports more.
 """
 
 from __future__ import annotations
@@ -70,8 +70,8 @@ TASK_ID_PATTERN = rf"^{DNS_LABEL_PATTERN}$"
 QUEUE_NAME_PATTERN = rf"^{DNS_LABEL_PATTERN}(\.{DNS_LABEL_PATTERN})*$"
 
 
-# The key that marks a cap for the CRD only (`podtask._contract.crds` makes it `maxLength`): the API's
-# own schema for a runner's report must not promise to refuse what it cuts.
+# The key that marks a cap for the CRD only (`podtask._contract.crds` makes it `maxLength`): the
+# API's own schema for a runner's report must not promise to refuse what it cuts.
 STORED_MAX_LENGTH = "x-podtask-stored-max-length"
 
 
