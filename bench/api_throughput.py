@@ -50,7 +50,8 @@ def bare_app() -> Any:
     """The floor: read the Task once, then per request create a TaskRun from it, unchecked."""
     from fastapi import FastAPI
 
-    from podtask._contract.resources import API_VERSION, TaskRunSpec, TaskSpec
+    from podtask._contract.resources import TaskRunSpec, TaskSpec
+    from podtask._contract.wire import API_VERSION
     from podtask_api.cluster import KubernetesCluster
 
     cluster = KubernetesCluster.connect(NAMESPACE, os.environ["KUBECONFIG"])

@@ -22,7 +22,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
-from podtask._contract.resources import GROUP, VERSION
+from podtask._contract.wire import GROUP, VERSION
 
 TASKS = "tasks"
 TASK_RUNS = "taskruns"

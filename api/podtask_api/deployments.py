@@ -29,7 +29,8 @@ from pydantic.alias_generators import to_camel
 from urllib3.exceptions import HTTPError
 
 from podtask._authoring.manifest import Manifest
-from podtask._contract.resources import GROUP, format_timestamp
+from podtask._contract.resources import format_timestamp
+from podtask._contract.wire import GROUP
 from podtask._control.registration import register_manifest, task_resources
 from podtask_api.cluster import ClusterUnavailable, translate_api_error
 from podtask_api.errors import ApiError

@@ -12,7 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from podtask._contract.resources import API_VERSION, RunPhase, TaskRunSpec, format_timestamp
+from podtask._contract.resources import RunPhase, TaskRunSpec, format_timestamp
+from podtask._contract.wire import API_VERSION
 from podtask_api.errors import ApiError
 from podtask_api.triggers import Delay, delay_until, labels_for
 

@@ -32,7 +32,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from podtask._contract.resources import LABEL_QUEUE, LABEL_TASK, parse_timestamp
+from podtask._contract.resources import parse_timestamp
+from podtask._contract.wire import LABEL_QUEUE, LABEL_TASK
 from podtask_api.errors import ApiError
 
 DEFAULT_PAGE_SIZE = 25

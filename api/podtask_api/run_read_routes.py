@@ -16,7 +16,8 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import iterate_in_threadpool
 
-from podtask._contract.resources import FINAL_PHASES, LABEL_ATTEMPT, LABEL_RUN
+from podtask._contract.resources import FINAL_PHASES
+from podtask._contract.wire import LABEL_ATTEMPT, LABEL_RUN
 from podtask_api.api_models import RunPage, RunStatus
 from podtask_api.batch_visibility import visible_runs
 from podtask_api.cluster import ListExpired, ObjectNotFound, ObjectRejected

@@ -34,10 +34,6 @@ from podtask._contract.json_values import JsonValueError, checked_json_text, sto
 from podtask._contract.limits import MAX_BATCH_ITEMS, MAX_METADATA_BYTES, MAX_PAYLOAD_BYTES
 from podtask._contract.machines import PRESETS
 from podtask._contract.resources import (
-    API_VERSION,
-    GROUP,
-    LABEL_QUEUE,
-    LABEL_TASK,
     RunPhase,
     TaskRunSpec,
     TaskSpec,
@@ -50,6 +46,7 @@ from podtask._contract.trigger_request import Delay as Delay
 from podtask._contract.trigger_request import IsoTime as IsoTime
 from podtask._contract.trigger_request import WireTriggerOptions, WireTriggerRequest
 from podtask._contract.trigger_request import duration_seconds as duration_seconds
+from podtask._contract.wire import API_VERSION, GROUP, LABEL_QUEUE, LABEL_TASK
 from podtask_api.errors import ApiError
 
 RUN_NAME_PREFIX = "run-"

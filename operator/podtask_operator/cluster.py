@@ -10,7 +10,7 @@ from typing import Any, Protocol
 
 import kubernetes
 
-from podtask._contract.resources import GROUP, VERSION
+from podtask._contract.wire import GROUP, VERSION
 from podtask_operator.kube import Conflict, Kube, KubeError, NotFound
 from podtask_operator.run_events import run_event
 

@@ -9,7 +9,8 @@ from typing import Any
 import kopf
 
 from podtask._contract.batch_markers import LABEL_BATCH
-from podtask._contract.resources import FINAL_PHASES, GROUP, LABEL_RUN, VERSION
+from podtask._contract.resources import FINAL_PHASES
+from podtask._contract.wire import GROUP, LABEL_RUN, VERSION
 from podtask_operator.cluster import Cluster
 from podtask_operator.health import WATCH_HEARTBEAT
 from podtask_operator.kube import load_api_client

@@ -34,7 +34,8 @@ from podtask._contract.batch_markers import (
     batch_owner,
     read_marker,
 )
-from podtask._contract.resources import FINAL_PHASES, GROUP, LABEL_RUN, VERSION, parse_timestamp
+from podtask._contract.resources import FINAL_PHASES, parse_timestamp
+from podtask._contract.wire import GROUP, LABEL_RUN, VERSION
 from podtask_operator.kube import Conflict, Kube, NotFound
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,8 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from podtask._contract.machines import machine_preset, pod_resources
-from podtask._contract.resources import (
+from podtask._contract.resources import TaskRunSpec
+from podtask._contract.wire import (
     API_VERSION,
     LABEL_ATTEMPT,
     LABEL_CONCURRENCY_KEY,
@@ -23,7 +24,6 @@ from podtask._contract.resources import (
     LABEL_QUEUE,
     LABEL_RUN,
     LABEL_TASK,
-    TaskRunSpec,
 )
 from podtask_operator.settings import OperatorSettings
 

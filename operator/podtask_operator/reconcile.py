@@ -28,13 +28,13 @@ from typing import Any
 from pydantic import ValidationError
 
 from podtask._contract.resources import (
-    LABEL_RUN,
     RunError,
     RunPhase,
     TaskRunSpec,
     TaskRunStatus,
     parse_timestamp,
 )
+from podtask._contract.wire import LABEL_RUN
 from podtask_operator.admission import QueueControls
 from podtask_operator.attempt_start import AttemptStarter
 from podtask_operator.attempts import (

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from podtask._contract.resources import GROUP, VERSION
+from podtask._contract.wire import GROUP, VERSION
 
 # kube-apiserver refuses an Event whose message is longer (events.k8s.io: note ≤ 1 KiB).
 MAX_EVENT_MESSAGE = 1024

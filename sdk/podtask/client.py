@@ -75,9 +75,6 @@ from podtask._client.api_calls import (
 )
 from podtask._client.client_config import (
     DEFAULT_TIMEOUT_SECONDS,
-    ENV_API_KEY,
-    ENV_API_URL,
-    ENV_ATTEMPT_TOKEN,
     ClientConfig,
     ClientNotConfiguredError,
     PodtaskApiError,
@@ -86,6 +83,7 @@ from podtask._client.client_config import (
     api_error,
     is_passing_trouble,
 )
+from podtask._contract.wire import ENV_API_KEY, ENV_API_URL, ENV_ATTEMPT_TOKEN
 
 if TYPE_CHECKING:
     import httpx

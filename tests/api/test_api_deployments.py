@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from kubernetes import client as kube_client
 from pydantic import ValidationError
 
-from podtask._contract.resources import GROUP, VERSION
+from podtask._contract.wire import GROUP, VERSION
 from podtask._control.registration import DECLARED_LIMIT_ANNOTATION
 from podtask_api.deployments import (
     LABEL_DEPLOYMENT,

@@ -17,7 +17,8 @@ from api_fixtures import API_KEY, HELLO, assert_error, settings_for
 from fastapi.testclient import TestClient
 
 from podtask._contract.batch_markers import LABEL_BATCH
-from podtask._contract.resources import LABEL_QUEUE, LABEL_TASK, QueueRef
+from podtask._contract.resources import QueueRef
+from podtask._contract.wire import LABEL_QUEUE, LABEL_TASK
 from podtask_api import run_listing
 from podtask_api.app import create_app
 from podtask_api.errors import ApiError

@@ -10,14 +10,9 @@ import pytest
 from api_fixtures import HELLO
 from pydantic import ValidationError
 
-from podtask._contract.resources import (
-    LABEL_QUEUE,
-    LABEL_TASK,
-    QueueRef,
-    TaskRunSpec,
-    TaskRunStatus,
-)
+from podtask._contract.resources import QueueRef, TaskRunSpec, TaskRunStatus
 from podtask._contract.retry import next_attempt_machine
+from podtask._contract.wire import LABEL_QUEUE, LABEL_TASK
 from podtask_api.errors import ApiError
 from podtask_api.live_attempts import attempt_refusal, is_report_resent
 from podtask_api.run_views import attempt_machine, attempt_view, run_view

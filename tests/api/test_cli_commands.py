@@ -22,7 +22,7 @@ import pytest
 from api_fixtures import API_KEY, assert_error, bearer, served, settings_for
 from kubernetes import client as kube_client
 
-from podtask._contract.resources import API_VERSION, GROUP, LABEL_ATTEMPT, LABEL_RUN, VERSION
+from podtask._contract.wire import API_VERSION, GROUP, LABEL_ATTEMPT, LABEL_RUN, VERSION
 from podtask_api.app import create_app
 from tests.embedded_kube import EmbeddedKube, KubeNamespace
 

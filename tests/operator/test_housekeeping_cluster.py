@@ -22,7 +22,8 @@ from podtask._contract.batch_markers import (
     owner_reference,
     read_marker,
 )
-from podtask._contract.resources import API_VERSION, LABEL_ATTEMPT, LABEL_RUN, TaskRunSpec
+from podtask._contract.resources import TaskRunSpec
+from podtask._contract.wire import API_VERSION, LABEL_ATTEMPT, LABEL_RUN
 from podtask_operator.housekeeping import HousekeepingClient, run_housekeeping, sweep_once
 from tests.embedded_kube import EmbeddedKube, KubeNamespace
 

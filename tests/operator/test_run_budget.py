@@ -32,16 +32,8 @@ from podtask._contract.limits import (
     MAX_TASK_RUN_BYTES,
     attempt_error_bytes,
 )
-from podtask._contract.resources import (
-    API_VERSION,
-    GROUP,
-    VERSION,
-    QueueRef,
-    RetryPolicy,
-    TaskRunSpec,
-    TaskRunStatus,
-    TaskSpec,
-)
+from podtask._contract.resources import QueueRef, RetryPolicy, TaskRunSpec, TaskRunStatus, TaskSpec
+from podtask._contract.wire import API_VERSION, GROUP, VERSION
 from podtask_api.cluster import report_write
 from podtask_api.reports import CompletionReport, attempt_report
 from podtask_api.triggers import TriggerRequest, build_task_run, encoded_size

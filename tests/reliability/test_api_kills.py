@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from podtask._contract.batch_markers import BatchState, read_marker
-from podtask._contract.resources import LABEL_RUN
+from podtask._contract.wire import LABEL_RUN
 from podtask.client import PodtaskClient
 from tests.e2e.composed import ComposedStack
 from tests.e2e.conftest import TASK_MODULES, wait_until

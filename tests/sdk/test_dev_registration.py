@@ -21,7 +21,8 @@ from podtask._authoring.manifest import (
     queues_of,
 )
 from podtask._cli.dev import register
-from podtask._contract.resources import API_VERSION, GROUP, VERSION, QueueRef, RetryPolicy
+from podtask._contract.resources import QueueRef, RetryPolicy
+from podtask._contract.wire import API_VERSION, GROUP, VERSION
 from podtask._control.registration import DECLARED_LIMIT_ANNOTATION, queue_patch, queue_resource
 from tests.embedded_kube import EmbeddedKube
 

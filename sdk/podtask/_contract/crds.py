@@ -14,15 +14,14 @@ import yaml
 from pydantic import BaseModel
 
 from podtask._contract.resources import (
-    GROUP,
     STORED_MAX_LENGTH,
-    VERSION,
     TaskQueueSpec,
     TaskQueueStatus,
     TaskRunSpec,
     TaskRunStatus,
     TaskSpec,
 )
+from podtask._contract.wire import GROUP, VERSION
 
 CATEGORY = "podtask"
 

@@ -51,19 +51,6 @@ from podtask._contract.limits import (
 )
 from podtask._contract.machines import PRESETS
 
-GROUP = "podtask.dev"
-VERSION = "v1alpha1"
-API_VERSION = f"{GROUP}/{VERSION}"
-
-# Labels put on every attempt pod; the operator selects on them.
-LABEL_TASK = f"{GROUP}/task"
-LABEL_QUEUE = f"{GROUP}/queue"
-LABEL_CONCURRENCY_KEY = f"{GROUP}/concurrency-key"
-LABEL_RUN = f"{GROUP}/run"
-LABEL_ATTEMPT = f"{GROUP}/attempt"
-LABEL_MACHINE = f"{GROUP}/machine"
-
-
 # A DNS label (RFC 1123): task ids; dotted labels make a DNS subdomain: queue names.
 DNS_LABEL_PATTERN = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
 TASK_ID_PATTERN = rf"^{DNS_LABEL_PATTERN}$"

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from podtask._authoring.manifest import Manifest, ManifestTask
-from podtask._contract.resources import API_VERSION, GROUP, VERSION, QueueRef
+from podtask._contract.resources import QueueRef
+from podtask._contract.wire import API_VERSION, GROUP, VERSION
 
 # The concurrency limit a TaskQueue was last given from its declaration (JSON: a number or
 # null). A limit changed live differs from it and survives a restart; a new declaration wins.
