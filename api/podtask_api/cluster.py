@@ -22,11 +22,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
-from podtask._contract.wire import GROUP, VERSION
-
-TASKS = "tasks"
-TASK_RUNS = "taskruns"
-TASK_QUEUES = "taskqueues"
+from podtask._contract.wire import GROUP, TASK_QUEUES, TASK_RUNS, TASKS, VERSION
 
 # Objects per page when the API reads a whole list (a key's runs, the tasks, the queues).
 _LIST_CHUNK = 500

@@ -30,7 +30,7 @@ from urllib3.exceptions import HTTPError
 
 from podtask._authoring.manifest import Manifest
 from podtask._contract.resources import format_timestamp
-from podtask._contract.wire import GROUP
+from podtask._contract.wire import GROUP, LABEL_MANAGED_BY, MANAGED_BY
 from podtask._control.registration import register_manifest, task_resources
 from podtask_api.cluster import ClusterUnavailable, translate_api_error
 from podtask_api.errors import ApiError
@@ -164,7 +164,7 @@ def deployment_record(
         "kind": "ConfigMap",
         "metadata": {
             "name": config_map_name(version),
-            "labels": {LABEL_DEPLOYMENT: version, "app.kubernetes.io/managed-by": "podtask"},
+            "labels": {LABEL_DEPLOYMENT: version, LABEL_MANAGED_BY: MANAGED_BY},
         },
         "data": {
             "version": version,

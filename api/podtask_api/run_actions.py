@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from podtask._contract.resources import RunPhase, TaskRunSpec, format_timestamp
-from podtask._contract.wire import API_VERSION
+from podtask._contract.wire import API_VERSION, TASK_RUN_KIND
 from podtask_api.errors import ApiError
 from podtask_api.triggers import Delay, delay_until, labels_for
 
@@ -119,7 +119,7 @@ def build_replay(
     )
     return {
         "apiVersion": API_VERSION,
-        "kind": "TaskRun",
+        "kind": TASK_RUN_KIND,
         "metadata": {"name": name, "labels": labels_for(spec.task_id, spec.queue.name)},
         "spec": replay.to_wire(),
     }

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Response
 
+from podtask._contract.wire import RUNNER_ATTEMPT_PATH
 from podtask_api.api_models import RunnerAttempt
 from podtask_api.auth import require_attempt_token
 from podtask_api.cluster import AttemptNotCurrent, ObjectNotFound
@@ -33,7 +34,7 @@ def _authorized(
 REPORT_WRITE_TRIES = 5
 
 router = APIRouter(
-    prefix="/api/v1/runner/runs/{run_id}/attempts/{attempt}",
+    prefix=RUNNER_ATTEMPT_PATH,
     dependencies=[Depends(_authorized)],
     tags=["runner"],
     # 401: no valid token, or its attempt has ended; 403: the token of another attempt;

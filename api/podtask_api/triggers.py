@@ -46,7 +46,7 @@ from podtask._contract.trigger_request import Delay as Delay
 from podtask._contract.trigger_request import IsoTime as IsoTime
 from podtask._contract.trigger_request import WireTriggerOptions, WireTriggerRequest
 from podtask._contract.trigger_request import duration_seconds as duration_seconds
-from podtask._contract.wire import API_VERSION, GROUP, LABEL_QUEUE, LABEL_TASK
+from podtask._contract.wire import API_VERSION, GROUP, LABEL_QUEUE, LABEL_TASK, TASK_RUN_KIND
 from podtask_api.errors import ApiError
 
 RUN_NAME_PREFIX = "run-"
@@ -315,7 +315,7 @@ def build_task_run(
         }
     return {
         "apiVersion": API_VERSION,
-        "kind": "TaskRun",
+        "kind": TASK_RUN_KIND,
         "metadata": metadata,
         "spec": spec.to_wire(),
     }

@@ -10,7 +10,7 @@ from typing import Any, Protocol
 
 import kubernetes
 
-from podtask._contract.wire import GROUP, VERSION
+from podtask._contract.wire import GROUP, TASK_QUEUES, TASK_RUNS, VERSION
 from podtask_operator.kube import Conflict, Kube, KubeError, NotFound
 from podtask_operator.run_events import run_event
 
@@ -70,7 +70,7 @@ class Cluster:
     async def get_run(self, name: str) -> dict[str, Any] | None:
         return await self._kube.get_or_none(
             lambda: self._custom.get_namespaced_custom_object(
-                GROUP, VERSION, self.namespace, "taskruns", name, _preload_content=False
+                GROUP, VERSION, self.namespace, TASK_RUNS, name, _preload_content=False
             )
         )
 
@@ -97,7 +97,7 @@ class Cluster:
                     GROUP,
                     VERSION,
                     self.namespace,
-                    "taskruns",
+                    TASK_RUNS,
                     name,
                     body,
                     _preload_content=False,
@@ -148,14 +148,14 @@ class Cluster:
     async def list_runs(self) -> list[dict[str, Any]]:
         return await self._list(
             lambda: self._custom.list_namespaced_custom_object(
-                GROUP, VERSION, self.namespace, "taskruns", _preload_content=False
+                GROUP, VERSION, self.namespace, TASK_RUNS, _preload_content=False
             )
         )
 
     async def list_queues(self) -> list[dict[str, Any]]:
         return await self._list(
             lambda: self._custom.list_namespaced_custom_object(
-                GROUP, VERSION, self.namespace, "taskqueues", _preload_content=False
+                GROUP, VERSION, self.namespace, TASK_QUEUES, _preload_content=False
             )
         )
 
@@ -183,7 +183,7 @@ class Cluster:
                     GROUP,
                     VERSION,
                     self.namespace,
-                    "taskqueues",
+                    TASK_QUEUES,
                     name,
                     {"status": status},
                     _preload_content=False,

@@ -35,7 +35,7 @@ from podtask._contract.batch_markers import (
     read_marker,
 )
 from podtask._contract.resources import FINAL_PHASES, parse_timestamp
-from podtask._contract.wire import GROUP, LABEL_RUN, VERSION
+from podtask._contract.wire import GROUP, LABEL_RUN, TASK_RUNS, VERSION
 from podtask_operator.kube import Conflict, Kube, NotFound
 
 log = logging.getLogger(__name__)
@@ -214,7 +214,7 @@ class HousekeepingClient:
                 GROUP,
                 VERSION,
                 self.namespace,
-                "taskruns",
+                TASK_RUNS,
                 limit=_PAGE_SIZE,
                 _continue=token,
                 _preload_content=False,
@@ -268,7 +268,7 @@ class HousekeepingClient:
                 GROUP,
                 VERSION,
                 self.namespace,
-                "taskruns",
+                TASK_RUNS,
                 run.name,
                 body=_delete_options(run),  # type: ignore[arg-type]
                 _preload_content=False,

@@ -18,18 +18,24 @@ from podtask._contract.machines import machine_preset, pod_resources
 from podtask._contract.resources import TaskRunSpec
 from podtask._contract.wire import (
     API_VERSION,
+    ENV_API_URL,
+    ENV_ATTEMPT,
+    ENV_ATTEMPT_TOKEN,
+    ENV_RUN_ID,
     LABEL_ATTEMPT,
     LABEL_CONCURRENCY_KEY,
     LABEL_MACHINE,
+    LABEL_MANAGED_BY,
     LABEL_QUEUE,
     LABEL_RUN,
     LABEL_TASK,
+    MANAGED_BY,
+    TASK_RUN_KIND,
 )
 from podtask_operator.settings import OperatorSettings
 
 CONTAINER_NAME = "task"
 DEV_SOURCE_VOLUME = "dev-source"
-TOKEN_ENV = "PODTASK_ATTEMPT_TOKEN"
 TOKEN_KEY = "token"
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 
@@ -58,7 +64,7 @@ def attempt_labels(run_name: str, spec: TaskRunSpec, attempt: int, machine: str)
         LABEL_RUN: run_name,
         LABEL_ATTEMPT: str(attempt),
         LABEL_MACHINE: machine,
-        "app.kubernetes.io/managed-by": "podtask",
+        LABEL_MANAGED_BY: MANAGED_BY,
     }
     if spec.concurrency_key is not None:
         labels[LABEL_CONCURRENCY_KEY] = label_value(spec.concurrency_key)
@@ -71,7 +77,7 @@ def _owned_by(run: dict[str, Any]) -> list[dict[str, Any]]:
     return [
         {
             "apiVersion": API_VERSION,
-            "kind": "TaskRun",
+            "kind": TASK_RUN_KIND,
             "name": meta["name"],
             "uid": meta["uid"],
             "controller": True,
@@ -106,7 +112,7 @@ def token_secret_for_attempt(run: dict[str, Any], attempt: int, token: str) -> d
             "labels": {
                 LABEL_RUN: meta["name"],
                 LABEL_ATTEMPT: str(attempt),
-                "app.kubernetes.io/managed-by": "podtask",
+                LABEL_MANAGED_BY: MANAGED_BY,
             },
             "ownerReferences": _owned_by(run),
         },
@@ -133,9 +139,9 @@ def pod_for_attempt(
         memory_request_ratio=settings.memory_request_ratio,
     )
     env = {
-        "PODTASK_API_URL": settings.api_url,
-        "PODTASK_RUN_ID": meta["name"],
-        "PODTASK_ATTEMPT": str(attempt),
+        ENV_API_URL: settings.api_url,
+        ENV_RUN_ID: meta["name"],
+        ENV_ATTEMPT: str(attempt),
         "PYTHONUNBUFFERED": "1",
     }
     source = dev_source_mount(spec.module, settings.dev_source_dir)
@@ -151,7 +157,7 @@ def pod_for_attempt(
         # Where `podtask dev` runs the runner as a process: dotted names import from there.
         container_extra["workingDir"] = source
     token_from_secret = {
-        "name": TOKEN_ENV,
+        "name": ENV_ATTEMPT_TOKEN,
         "valueFrom": {
             "secretKeyRef": {"name": token_secret_name(meta["name"], attempt), "key": TOKEN_KEY}
         },

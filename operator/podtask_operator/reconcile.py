@@ -34,7 +34,7 @@ from podtask._contract.resources import (
     TaskRunStatus,
     parse_timestamp,
 )
-from podtask._contract.wire import LABEL_RUN
+from podtask._contract.wire import LABEL_RUN, TIMED_OUT_ERROR
 from podtask_operator.admission import QueueControls
 from podtask_operator.attempt_start import AttemptStarter
 from podtask_operator.attempts import (
@@ -422,7 +422,7 @@ class RunReconciler:
                 return
             await self._cluster.delete_pod(pod_name(name, status.attempt))
             message = f"the attempt ran past its maxDuration of {spec.max_duration_seconds}s"
-            error = RunError(type="MaxDurationExceededError", message=message)
+            error = RunError(type=TIMED_OUT_ERROR, message=message)
             await self._writer.end(run, status, RunPhase.TIMED_OUT, "TimedOut", message, error)
             self.forget(name)
             return

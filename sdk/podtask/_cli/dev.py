@@ -34,6 +34,7 @@ import httpx
 from podtask._authoring.manifest import Manifest, load_manifest
 from podtask._cli.supervision import RestartBackoff, restart_notice
 from podtask._contract.crds import custom_resource_definitions
+from podtask._contract.wire import ENV_PREFIX
 from podtask._control import registration
 
 # The image of `podtask dev`'s tasks when pods run as processes: nothing is pulled or run
@@ -388,7 +389,7 @@ class DevStack:
         manifest = load_manifest(module_refs)
         image = task_image(self.runtime)
         dev_secrets = DevSecrets.load_or_create(self.state_dir)
-        base_env = {k: v for k, v in os.environ.items() if not k.startswith("PODTASK_")}
+        base_env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
         kube = (
             self._start_real(base_env) if self.cluster == "real" else self._start_embedded(base_env)
         )

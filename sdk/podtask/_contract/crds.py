@@ -21,7 +21,16 @@ from podtask._contract.resources import (
     TaskRunStatus,
     TaskSpec,
 )
-from podtask._contract.wire import GROUP, VERSION
+from podtask._contract.wire import (
+    GROUP,
+    TASK_KIND,
+    TASK_QUEUE_KIND,
+    TASK_QUEUES,
+    TASK_RUN_KIND,
+    TASK_RUNS,
+    TASKS,
+    VERSION,
+)
 
 CATEGORY = "podtask"
 
@@ -135,8 +144,8 @@ def custom_resource_definitions() -> list[dict[str, Any]]:
     """The CRDs of `Task`, `TaskQueue` and `TaskRun`, in install order."""
     return [
         _crd(
-            "Task",
-            "tasks",
+            TASK_KIND,
+            TASKS,
             ["ptask"],
             TaskSpec,
             None,
@@ -149,8 +158,8 @@ def custom_resource_definitions() -> list[dict[str, Any]]:
             ],
         ),
         _crd(
-            "TaskQueue",
-            "taskqueues",
+            TASK_QUEUE_KIND,
+            TASK_QUEUES,
             ["tq"],
             TaskQueueSpec,
             TaskQueueStatus,
@@ -162,8 +171,8 @@ def custom_resource_definitions() -> list[dict[str, Any]]:
             ],
         ),
         _crd(
-            "TaskRun",
-            "taskruns",
+            TASK_RUN_KIND,
+            TASK_RUNS,
             ["tr"],
             TaskRunSpec,
             TaskRunStatus,

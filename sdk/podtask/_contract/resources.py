@@ -291,13 +291,24 @@ class RunError(WireModel):
     )
 
 
-class AttemptReport(WireModel):
-    """What the runner reported for one attempt through the API."""
+class CompletionReport(WireModel):
+    """What the runner says about the attempt it ran (`POST .../complete`): the JSON output,
+    or the error. The API stores it in the run's status as its `AttemptReport`."""
 
-    attempt: int = Field(ge=1)
     ok: bool
     output: Any = None
     error: RunError | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        # A report says outright that it has no output, or no error: those keys stay, as null.
+        wire = super().to_wire()
+        return {**wire, "output": wire.get("output"), "error": wire.get("error")}
+
+
+class AttemptReport(CompletionReport):
+    """What the runner reported for one attempt through the API."""
+
+    attempt: int = Field(ge=1)
     reported_at: datetime = Field(default_factory=utcnow)
 
 

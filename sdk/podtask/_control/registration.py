@@ -22,14 +22,20 @@ from typing import Any
 
 from podtask._authoring.manifest import Manifest, ManifestTask
 from podtask._contract.resources import QueueRef
-from podtask._contract.wire import API_VERSION, GROUP, VERSION
+from podtask._contract.wire import (
+    API_VERSION,
+    GROUP,
+    TASK_KIND,
+    TASK_QUEUE_KIND,
+    TASK_QUEUES,
+    TASKS,
+    VERSION,
+)
 
 # The concurrency limit a TaskQueue was last given from its declaration (JSON: a number or
 # null). A limit changed live differs from it and survives a restart; a new declaration wins.
 DECLARED_LIMIT_ANNOTATION = f"{GROUP}/declared-concurrency-limit"
 
-TASKS = "tasks"
-TASK_QUEUES = "taskqueues"
 _JSON_PATCH = "application/json-patch+json"
 _MERGE_PATCH = "application/merge-patch+json"
 _REQUEST_TIMEOUT = (5, 30)
@@ -47,7 +53,7 @@ def task_resources(
     return [
         {
             "apiVersion": API_VERSION,
-            "kind": "Task",
+            "kind": TASK_KIND,
             "metadata": {"name": task.id, "namespace": namespace},
             "spec": task.task_spec(image=image, default_version=version_of(task)).to_wire(),
         }
@@ -93,7 +99,7 @@ def queue_resource(queue: QueueRef, namespace: str) -> dict[str, Any]:
     """The `TaskQueue` object for a declared queue, as first created (not paused)."""
     return {
         "apiVersion": API_VERSION,
-        "kind": "TaskQueue",
+        "kind": TASK_QUEUE_KIND,
         "metadata": {
             "name": queue.name,
             "namespace": namespace,
