@@ -44,16 +44,17 @@ LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGED_BY = "podtask"
 
 # --- a task pod's environment -----------------------------------------------------------
+# Spelled out whole, so that a search for one finds it; each starts with ENV_PREFIX.
 ENV_PREFIX = "PODTASK_"
-ENV_API_URL = f"{ENV_PREFIX}API_URL"
-ENV_RUN_ID = f"{ENV_PREFIX}RUN_ID"
-ENV_ATTEMPT = f"{ENV_PREFIX}ATTEMPT"
+ENV_API_URL = "PODTASK_API_URL"
+ENV_RUN_ID = "PODTASK_RUN_ID"
+ENV_ATTEMPT = "PODTASK_ATTEMPT"
 # Filled by the kubelet from the attempt's token Secret: the pod's spec never holds it.
-ENV_ATTEMPT_TOKEN = f"{ENV_PREFIX}ATTEMPT_TOKEN"
+ENV_ATTEMPT_TOKEN = "PODTASK_ATTEMPT_TOKEN"
 # How many times the runner tries one call to the API (tests set it; unset: about a minute).
-ENV_API_CALL_ATTEMPTS = f"{ENV_PREFIX}API_CALL_ATTEMPTS"
+ENV_API_CALL_ATTEMPTS = "PODTASK_API_CALL_ATTEMPTS"
 # Outside a task pod, the client's credential.
-ENV_API_KEY = f"{ENV_PREFIX}API_KEY"
+ENV_API_KEY = "PODTASK_API_KEY"
 
 # --- the runner and the API --------------------------------------------------------------
 # The runner fetches its attempt here (GET) and reports it at `.../complete` (POST), with the
