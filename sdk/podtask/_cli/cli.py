@@ -350,16 +350,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         if args.command == "dev":
-            from podtask._cli.dev import run_dev
+            from podtask._cli.dev import DevStack, run_dev
 
-            return run_dev(
-                args.modules or ["examples"],
-                args.state_dir,
-                args.port,
-                args.cluster_port,
-                args.cluster,
-                args.runtime,
+            stack = DevStack(
+                args.state_dir, args.port, args.cluster_port, args.cluster, args.runtime
             )
+            return run_dev(args.modules or ["examples"], stack)
         if args.command == "index":
             return _print_index(args.modules)
         if args.command == "keys":

@@ -545,17 +545,11 @@ def _stop_on_signals() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def run_dev(
-    module_refs: Sequence[str],
-    state_dir: Path,
-    api_port: int,
-    cluster_port: int,
-    cluster: str = "embedded",
-    runtime: str = "processes",
-) -> int:
+def run_dev(module_refs: Sequence[str], stack: DevStack) -> int:
+    """`podtask dev`: start `stack` with the tasks of `module_refs`, keep it running (each part
+    restarted when it dies) until Ctrl-C or SIGTERM, then stop it."""
     # Everything the stack writes (database, secrets, kubeconfig, logs) is for its owner only.
     os.umask(0o077)
-    stack = DevStack(state_dir, api_port, cluster_port, cluster, runtime)
     with _stop_on_signals():
         try:
             dev_secrets = stack.start(module_refs)
