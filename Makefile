@@ -64,7 +64,7 @@ wheelhouse: $(STAMP)
 
 # The chart installs the same CRDs: Helm takes them from its crds/ folder.
 crds: $(STAMP)
-	$(BIN)/python -m podtask.crds crds
+	$(BIN)/python -m podtask._contract.crds crds
 	rm -f charts/podtask/crds/*.yaml
 	cp crds/*.yaml charts/podtask/crds/
 

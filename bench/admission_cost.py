@@ -20,7 +20,7 @@ import httpx
 import psutil
 import yaml
 
-from podtask.devprocess import DevProcess
+from podtask._cli.devprocess import DevProcess
 
 HERE = Path(__file__).resolve().parent
 MODULE = HERE / "tasks" / "admission.py"

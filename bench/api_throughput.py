@@ -50,7 +50,8 @@ def bare_app() -> Any:
     """The floor: read the Task once, then per request create a TaskRun from it, unchecked."""
     from fastapi import FastAPI
 
-    from podtask.resources import API_VERSION, TaskRunSpec, TaskSpec
+    from podtask._contract.resources import TaskRunSpec, TaskSpec
+    from podtask._contract.wire import API_VERSION
     from podtask_api.cluster import KubernetesCluster
 
     cluster = KubernetesCluster.connect(NAMESPACE, os.environ["KUBECONFIG"])
@@ -232,9 +233,9 @@ def main() -> int:
         uvicorn.run(bare_app(), host="127.0.0.1", port=args.serve_bare, log_level="warning")
         return 0
 
-    from podtask.api_keys import api_key_digest
-    from podtask.dev import register
-    from podtask.manifest import load_manifest
+    from podtask._authoring.manifest import load_manifest
+    from podtask._cli.dev import register
+    from podtask._control.api_keys import api_key_digest
 
     api_key = "pt_bench_" + secrets.token_urlsafe(16)
     with tempfile.TemporaryDirectory(prefix="podtask-bench-") as tmp, processes() as started:

@@ -26,7 +26,7 @@ from pathlib import Path
 import httpx
 import yaml
 
-from podtask.devprocess import DevProcess
+from podtask._cli.devprocess import DevProcess
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "tasks"))
 from noop import CONCURRENCY

@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 from kubernetes import client, config
 
-from podtask.crds import custom_resource_definitions
-from podtask.resources import API_VERSION, GROUP, VERSION, TaskSpec
+from podtask._contract.crds import custom_resource_definitions
+from podtask._contract.resources import TaskSpec
+from podtask._contract.wire import API_VERSION, GROUP, VERSION
 from podtask_devcluster import EmbeddedCluster
 
 

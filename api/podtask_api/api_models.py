@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from podtask.resources import RunPhase
+from podtask._contract.resources import RunPhase
 
 
 class ApiModel(BaseModel):

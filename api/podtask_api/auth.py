@@ -2,7 +2,7 @@
 for the runner's.
 
 API keys are stored only as sha256 digests: those in `PODTASK_API_KEY_HASHES` (write keys,
-to bootstrap) and those in the keys' Secret (`podtask.api_keys`), which `ApiKeyStore` reads
+to bootstrap) and those in the keys' Secret (`podtask._control.api_keys`), which `ApiKeyStore` reads
 through the Kubernetes API and keeps for a few seconds, so that a key added or revoked there
 counts without a restart. A presented key is hashed and compared to every digest in constant
 time. A read-only key may call the endpoints that only read; anything that writes is a 403.
@@ -31,9 +31,9 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
-from podtask.api_keys import ApiKeySecret, MalformedApiKeys, StoredApiKey, is_sha256_digest
-from podtask.api_keys import api_key_digest as api_key_digest
-from podtask.attempt_tokens import InvalidAttemptToken, verify_attempt_token
+from podtask._control.api_keys import ApiKeySecret, MalformedApiKeys, StoredApiKey, is_sha256_digest
+from podtask._control.api_keys import api_key_digest as api_key_digest
+from podtask._control.attempt_tokens import InvalidAttemptToken, verify_attempt_token
 from podtask_api.errors import ApiError
 from podtask_api.settings import ApiSettings
 

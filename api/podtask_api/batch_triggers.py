@@ -14,8 +14,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from podtask.limits import MAX_BATCH_ITEMS, MAX_PAYLOAD_BYTES
-from podtask.resources import TaskSpec
+from podtask._contract.limits import MAX_BATCH_ITEMS, MAX_PAYLOAD_BYTES
+from podtask._contract.resources import TaskSpec
 from podtask_api.errors import ApiError
 from podtask_api.run_names import random_run_name
 from podtask_api.stored_json import encoded_size

@@ -3,7 +3,7 @@
 The runs of a batch being created are objects in the cluster (`kubectl get taskruns` lists
 them, with no status), but until the batch's marker is committed the API answers for them
 as for runs that do not exist: GET is a 404 and listings leave them out. See
-`podtask.batch_markers`.
+`podtask._contract.batch_markers`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from podtask.batch_markers import BatchOwner, batch_owner, commits, read_marker
+from podtask._contract.batch_markers import BatchOwner, batch_owner, commits, read_marker
 from podtask_api.cluster import ObjectNotFound
 from podtask_api.services import Services
 

@@ -18,8 +18,8 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from podtask.json_values import JsonProblem, json_problem, may_have_problem, nesting_depth
-from podtask.limits import MAX_JSON_DEPTH
+from podtask._contract.json_values import JsonProblem, json_problem, may_have_problem, nesting_depth
+from podtask._contract.limits import MAX_JSON_DEPTH
 from podtask_api.errors import ApiError, error_response
 
 # A value may nest MAX_JSON_DEPTH levels; the request around it adds a few (a batch's

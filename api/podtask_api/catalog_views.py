@@ -10,9 +10,9 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from podtask.limits import MAX_CONCURRENCY_LIMIT
-from podtask.resources import TaskQueueSpec, TaskQueueStatus, TaskSpec
-from podtask.trigger_request import JSON_INTEGER
+from podtask._contract.limits import MAX_CONCURRENCY_LIMIT
+from podtask._contract.resources import TaskQueueSpec, TaskQueueStatus, TaskSpec
+from podtask._contract.trigger_request import JSON_INTEGER
 
 ConcurrencyLimit = Annotated[int, Field(ge=0, le=MAX_CONCURRENCY_LIMIT), JSON_INTEGER]
 

@@ -22,15 +22,21 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
-from podtask.resources import GROUP, VERSION
+from podtask._contract.wire import (
+    GROUP,
+    TASK_KIND,
+    TASK_QUEUE_KIND,
+    TASK_QUEUES,
+    TASK_RUN_KIND,
+    TASK_RUNS,
+    TASKS,
+    VERSION,
+)
 
 T = TypeVar("T")
 
-TASKS = "tasks"
-TASK_RUNS = "taskruns"
-TASK_QUEUES = "taskqueues"
 # How errors name the objects of each resource.
-_KINDS = {TASKS: "Task", TASK_RUNS: "TaskRun", TASK_QUEUES: "TaskQueue"}
+_KINDS = {TASKS: TASK_KIND, TASK_RUNS: TASK_RUN_KIND, TASK_QUEUES: TASK_QUEUE_KIND}
 
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
@@ -323,7 +329,7 @@ class KubernetesCluster:
     def delete_run(self, name: str) -> None:
         self._on(TASK_RUNS, name, self._api.delete_namespaced_custom_object)
 
-    # --- batch markers (ConfigMaps: see podtask.batch_markers) ---
+    # --- batch markers (ConfigMaps: see podtask._contract.batch_markers) ---
 
     def get_config_map(self, name: str) -> dict[str, Any]:
         return self._core_object(

@@ -4,7 +4,7 @@
 those modules and, optionally, a version (by default `YYYYMMDD.N`, the N-th of the day). It
 makes the namespace's `Task` objects exactly the manifest's tasks, each run from that image
 at that version, and gives each queue its `TaskQueue` (by the same rules as `podtask dev`:
-`podtask.registration`). Triggers read the `Task` at trigger time and copy it into the run,
+`podtask._control.registration`). Triggers read the `Task` at trigger time and copy it into the run,
 so new runs take the new version while a run keeps the one it was triggered on.
 
 Each deployment is recorded as a ConfigMap labelled `podtask.dev/deployment=<version>`,
@@ -26,9 +26,10 @@ from kubernetes import client
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
-from podtask.manifest import Manifest
-from podtask.registration import register_manifest, task_resources
-from podtask.resources import GROUP, format_timestamp
+from podtask._authoring.manifest import Manifest
+from podtask._contract.resources import format_timestamp
+from podtask._contract.wire import GROUP, LABEL_MANAGED_BY, MANAGED_BY
+from podtask._control.registration import register_manifest, task_resources
 from podtask_api.cluster import REQUEST_TIMEOUT, kube_call
 from podtask_api.errors import ApiError
 
@@ -158,7 +159,7 @@ def deployment_record(
         "kind": "ConfigMap",
         "metadata": {
             "name": config_map_name(version),
-            "labels": {LABEL_DEPLOYMENT: version, "app.kubernetes.io/managed-by": "podtask"},
+            "labels": {LABEL_DEPLOYMENT: version, LABEL_MANAGED_BY: MANAGED_BY},
         },
         "data": {
             "version": version,

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from podtask.resources import FINAL_PHASES, GROUP, RunPhase, format_timestamp, parse_timestamp
+from podtask._contract.resources import FINAL_PHASES, RunPhase, format_timestamp, parse_timestamp
+from podtask._contract.wire import GROUP
 from podtask_api.run_names import key_digest, run_generation
 
 LABEL_IDEMPOTENCY = f"{GROUP}/idempotency"

@@ -16,7 +16,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from podtask.resources import AttemptReport, RunPhase, TaskRunStatus
+from podtask._contract.resources import AttemptReport, RunPhase, TaskRunStatus
+from podtask._contract.wire import ATTEMPT_NOT_STARTED
 from podtask_api.errors import ApiError
 
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
@@ -65,7 +66,7 @@ def attempt_refusal(run: dict[str, Any], attempt: int) -> ApiError | None:
     if status.attempt < attempt - 1:
         return ApiError(
             409,
-            "attempt_not_started",
+            ATTEMPT_NOT_STARTED,
             f"run {name!r} has not started attempt {attempt} yet (it is on attempt "
             f"{status.attempt}); try again shortly",
         )

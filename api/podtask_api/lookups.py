@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from podtask.resources import TaskSpec
+from podtask._contract.resources import TaskSpec
 from podtask_api.batch_visibility import is_visible
 from podtask_api.cluster import ObjectNotFound
 from podtask_api.errors import ApiError, malformed_object

@@ -1,9 +1,9 @@
 """The runner's completion report: its request shape and the `AttemptReport` it becomes.
 
 Pure. The report is bounded before it is stored, since it lands in the
-TaskRun's status and Kubernetes objects must stay small (`podtask.limits`): an output
+TaskRun's status and Kubernetes objects must stay small (`podtask._contract.limits`): an output
 over `MAX_OUTPUT_BYTES` (or one a TaskRun cannot hold) is refused, an error is cut to
-`MAX_ERROR_BYTES` (`podtask.bounded_errors`).
+`MAX_ERROR_BYTES` (`podtask._contract.bounded_errors`).
 """
 
 from __future__ import annotations
@@ -11,23 +11,21 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, StrictBool, model_validator
+from pydantic import StrictBool, model_validator
 
-from podtask.bounded_errors import bounded_error
-from podtask.limits import MAX_OUTPUT_BYTES
-from podtask.resources import AttemptReport, RunError
+from podtask._contract import resources
+from podtask._contract.bounded_errors import bounded_error
+from podtask._contract.limits import MAX_OUTPUT_BYTES
+from podtask._contract.resources import AttemptReport
 from podtask_api.errors import ApiError
 from podtask_api.stored_json import encoded_size
 
 
-class CompletionReport(BaseModel):
-    """`POST .../complete`: what the runner says about the attempt it ran."""
-
-    model_config = ConfigDict(extra="ignore")
+class CompletionReport(resources.CompletionReport):
+    """`POST .../complete`: what the runner says about the attempt it ran (the wire model,
+    held to what the API stores)."""
 
     ok: StrictBool
-    output: Any = None
-    error: RunError | None = None
 
     @model_validator(mode="after")
     def _failure_has_error(self) -> CompletionReport:

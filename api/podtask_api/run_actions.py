@@ -12,8 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from podtask.resources import RunPhase, TaskRunSpec, format_timestamp
-from podtask.trigger_request import Delay
+from podtask._contract.resources import RunPhase, TaskRunSpec, format_timestamp
+from podtask._contract.trigger_request import Delay
 from podtask_api.errors import ApiError, malformed_object
 from podtask_api.task_runs import delay_until, labels_for, task_run_object
 

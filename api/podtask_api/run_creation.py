@@ -6,7 +6,7 @@ creates the key's next run, under the name every trigger of that key computes al
 (`run-k<hash>-<n>`), so that of concurrent identical triggers one creates it and the
 others get the cluster's AlreadyExists, and answer with that run, cached.
 
-A batch is created all or none through its commit marker (`podtask.batch_markers`): the
+A batch is created all or none through its commit marker (`podtask._contract.batch_markers`): the
 marker first (open), then the runs under names fixed by the batch and item, a bounded
 number at a time, then one write that commits the marker. Whatever dies when, the runs
 of a batch never committed are never seen (the API hides them, the operator holds them)
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from podtask.batch_markers import (
+from podtask._contract.batch_markers import (
     LABEL_BATCH,
     BatchMarker,
     BatchRun,

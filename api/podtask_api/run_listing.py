@@ -31,7 +31,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from podtask.resources import LABEL_QUEUE, LABEL_TASK, parse_timestamp
+from podtask._contract.resources import parse_timestamp
+from podtask._contract.wire import LABEL_QUEUE, LABEL_TASK
 from podtask_api.errors import ApiError
 from podtask_api.kube_names import is_label_value
 

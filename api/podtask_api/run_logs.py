@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from podtask.resources import FINAL_PHASES, LABEL_ATTEMPT, LABEL_RUN
+from podtask._contract.resources import FINAL_PHASES
+from podtask._contract.wire import LABEL_ATTEMPT, LABEL_RUN
 from podtask_api.errors import ApiError
 
 # The operator's default pod retention (PODTASK_POD_RETENTION_SECONDS), for the 404's words.

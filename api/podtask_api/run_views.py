@@ -10,9 +10,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from podtask.machines import DEFAULT_MACHINE, PRESETS, MachinePreset
-from podtask.resources import Attempt, TaskRunSpec, TaskRunStatus, format_timestamp
-from podtask.retry import next_attempt_machine
+from podtask._contract.machines import DEFAULT_MACHINE, PRESETS, MachinePreset
+from podtask._contract.resources import Attempt, TaskRunSpec, TaskRunStatus, format_timestamp
+from podtask._contract.retry import next_attempt_machine
 from podtask_api.idempotency import key_expires_at
 
 PENDING = "Pending"

@@ -15,7 +15,7 @@ from typing import Annotated, Any, TypeVar
 from fastapi import Depends, FastAPI, Request
 from starlette.concurrency import run_in_threadpool
 
-from podtask.batch_markers import CommittedBatches
+from podtask._contract.batch_markers import CommittedBatches
 from podtask_api.auth import ApiKeyStore
 from podtask_api.cluster import (
     ClusterUnavailable,

@@ -5,11 +5,12 @@ from __future__ import annotations
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from podtask.api_keys import API_KEYS_SECRET
+from podtask._contract.wire import ENV_PREFIX
+from podtask._control.api_keys import API_KEYS_SECRET
 
 
 class ApiSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="PODTASK_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
 
     namespace: str = "default"
     api_key_hashes: str = Field(

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from podtask.json_values import JsonValueError, checked_json_text, stored_size
-from podtask.limits import MAX_PAYLOAD_BYTES
+from podtask._contract.json_values import JsonValueError, checked_json_text, stored_size
+from podtask._contract.limits import MAX_PAYLOAD_BYTES
 from podtask_api.errors import ApiError
 
 

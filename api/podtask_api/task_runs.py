@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from podtask.resources import API_VERSION, LABEL_QUEUE, LABEL_TASK, TaskRunSpec, TaskSpec
+from podtask._contract.resources import TaskRunSpec, TaskSpec
+from podtask._contract.wire import API_VERSION, LABEL_QUEUE, LABEL_TASK, TASK_RUN_KIND
 from podtask_api.idempotency import key_marks
 from podtask_api.kube_names import is_label_value
 from podtask_api.run_names import idempotent_run_name, random_run_name
@@ -46,7 +47,7 @@ def task_run_object(metadata: dict[str, Any], spec: TaskRunSpec) -> dict[str, An
     """The TaskRun to create, with this metadata and spec."""
     return {
         "apiVersion": API_VERSION,
-        "kind": "TaskRun",
+        "kind": TASK_RUN_KIND,
         "metadata": metadata,
         "spec": spec.to_wire(),
     }

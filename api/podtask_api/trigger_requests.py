@@ -1,7 +1,7 @@
-"""The trigger request as the API takes it: `podtask.trigger_request`'s wire model (shared
+"""The trigger request as the API takes it: `podtask._contract.trigger_request`'s wire model (shared
 with the client), plus the checks that need the server's view: the stored size of the
 metadata, the machines on offer. Its field types (`Delay`, `IsoTime`, …) are
-`podtask.trigger_request`'s. Pure.
+`podtask._contract.trigger_request`'s. Pure.
 """
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from podtask.json_values import JsonValueError, checked_json_text, stored_size
-from podtask.limits import MAX_METADATA_BYTES
-from podtask.machines import PRESETS
-from podtask.trigger_request import WireTriggerOptions, WireTriggerRequest
+from podtask._contract.json_values import JsonValueError, checked_json_text, stored_size
+from podtask._contract.limits import MAX_METADATA_BYTES
+from podtask._contract.machines import PRESETS
+from podtask._contract.trigger_request import WireTriggerOptions, WireTriggerRequest
 
 
 class TriggerOptions(WireTriggerOptions):

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from podtask.attempt_tokens import sign_attempt_token
-from podtask.resources import RunPhase, TaskRunSpec, TaskRunStatus
+from podtask._contract.resources import RunPhase, TaskRunSpec, TaskRunStatus
+from podtask._control.attempt_tokens import sign_attempt_token
 from podtask_operator.cluster import ClusterApi
 from podtask_operator.kube import Refused, Transient
 from podtask_operator.lifecycle import attempt_deadline, start_attempt, waiting

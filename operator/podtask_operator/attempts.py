@@ -7,25 +7,20 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from podtask.resources import AttemptReport, RunError
-
-# Errors after which another attempt cannot do better.
-NON_RETRYABLE_ERRORS = frozenset(
-    {"AbortTaskRunError", "TaskModuleImportError", "TaskNotFoundError", "PayloadValidationError"}
+from podtask._contract.resources import AttemptReport, RunError
+from podtask._contract.wire import (
+    EXIT_KILLED,
+    EXIT_RUNNER_FAILED,
+    EXIT_TERMINATED,
+    NON_RETRYABLE_ERRORS,
+    TERMINATED_ERROR,
+    TIMED_OUT_ERROR,
 )
-# The runner reports these when the pod was told to stop (SIGTERM) or ran past maxDuration.
-TERMINATED_ERROR = "TaskTerminatedError"
-TIMED_OUT_ERROR = "MaxDurationExceededError"
+
 # Pod-level reasons that mean the node or the cluster lost the pod, not the task failing.
 LOST_POD_REASONS = frozenset({"Evicted", "NodeLost", "Preempting", "Shutdown", "Terminated"})
-# 128 + SIGKILL. Only the container's reason `OOMKilled` says the kernel killed it for its
-# memory; the same code without it is someone else's SIGKILL.
-KILLED_EXIT_CODE = 137
+# A SIGKILL (`EXIT_KILLED`) without the container's reason `OOMKilled` is someone else's.
 KILLED_ERROR = "TaskKilledError"
-# The runner exits 2 when it could not talk to the API: a system problem, not the task's.
-RUNNER_UNREACHABLE_EXIT_CODE = 2
-# 128 + SIGTERM: the runner stopped because its pod was deleted or evicted.
-TERMINATED_EXIT_CODE = 143
 # The kubelet's container reason when it lost track of a container (the node restarted).
 CONTAINER_STATUS_UNKNOWN = "ContainerStatusUnknown"
 # The reasons of a pod's DisruptionTarget condition (k8s.io/api core/v1): who is taking the
@@ -56,7 +51,7 @@ class AttemptKind(StrEnum):
 @dataclass(frozen=True)
 class ClassifiedAttempt:
     """One finished attempt as the operator judges it (not the hooks' `podtask.AttemptResult`,
-    nor the runner's own `AttemptOutcome`): its kind, and what the pod and report said."""
+    nor the runner's `CompletionReport`): its kind, and what the pod and report said."""
 
     kind: AttemptKind
     exit_code: int | None
@@ -136,12 +131,12 @@ def classify_attempt(
             return ClassifiedAttempt(AttemptKind.LOST, exit_code, "Terminated", error=error)
         outcome = AttemptKind.ABORTED if error.type in NON_RETRYABLE_ERRORS else AttemptKind.FAILED
         return ClassifiedAttempt(outcome, exit_code, "Error", error=error)
-    if exit_code == TERMINATED_EXIT_CODE:
+    if exit_code == EXIT_TERMINATED:
         error = RunError(
             type=TERMINATED_ERROR, message="the attempt's pod was terminated (SIGTERM)"
         )
         return ClassifiedAttempt(AttemptKind.LOST, exit_code, "Terminated", error=error)
-    if exit_code == KILLED_EXIT_CODE:
+    if exit_code == EXIT_KILLED:
         # Killed from outside (by hand, a node agent, a runtime): not the task's doing, so a
         # system retry on the same machine, like a lost pod.
         error = RunError(
@@ -150,7 +145,8 @@ def classify_attempt(
             "without running out of memory",
         )
         return ClassifiedAttempt(AttemptKind.LOST, exit_code, "Killed", error=error)
-    if exit_code == RUNNER_UNREACHABLE_EXIT_CODE:
+    if exit_code == EXIT_RUNNER_FAILED:
+        # The runner could not talk to the API: a system problem, not the task's.
         error = RunError(type="RunnerUnreachable", message="the runner could not reach the API")
         return ClassifiedAttempt(AttemptKind.LOST, exit_code, "RunnerUnreachable", error=error)
     message = (terminated or {}).get("message") or (

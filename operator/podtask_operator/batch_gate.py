@@ -1,7 +1,7 @@
 """The batch gate: a run of a batch is admitted only once its batch is committed.
 
 A batch trigger creates its runs before it commits them with one write to the batch's
-marker (`podtask.batch_markers`); until then the runs do not exist for users and must not
+marker (`podtask._contract.batch_markers`); until then the runs do not exist for users and must not
 start. The reconciler asks `admits` before it queues a run: a run of a batch not known
 committed is held (not queued, no status written) until the marker's watch event says the
 batch is committed (`marker_changed` then names the held runs to reconcile again). A run
@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from podtask.batch_markers import (
+from podtask._contract.batch_markers import (
     BatchOwner,
     BatchState,
     CommittedBatches,

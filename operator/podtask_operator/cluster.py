@@ -10,7 +10,7 @@ from typing import Any, Protocol
 
 import kubernetes
 
-from podtask.resources import GROUP, VERSION
+from podtask._contract.wire import GROUP, TASK_QUEUES, TASK_RUNS, VERSION
 from podtask_operator.kube import Conflict, Kube, KubeError, NotFound
 from podtask_operator.run_events import run_event
 
@@ -70,12 +70,12 @@ class Cluster:
     async def get_run(self, name: str) -> dict[str, Any] | None:
         return await self._kube.get_or_none(
             lambda: self._custom.get_namespaced_custom_object(
-                GROUP, VERSION, self.namespace, "taskruns", name, _preload_content=False
+                GROUP, VERSION, self.namespace, TASK_RUNS, name, _preload_content=False
             )
         )
 
     async def get_config_map(self, name: str) -> dict[str, Any] | None:
-        """A batch's marker (see podtask.batch_markers); None when there is none."""
+        """A batch's marker (see podtask._contract.batch_markers); None when there is none."""
         return await self._kube.get_or_none(
             lambda: self._core.read_namespaced_config_map(
                 name, self.namespace, _preload_content=False
@@ -92,7 +92,7 @@ class Cluster:
         if resource_version is not None:
             body["metadata"] = {"resourceVersion": resource_version}
         try:
-            await self._patch_status("taskruns", name, body)
+            await self._patch_status(TASK_RUNS, name, body)
         except Conflict as exc:
             if resource_version is not None:
                 raise RunChanged(f"run {name} changed since version {resource_version}") from exc
@@ -152,10 +152,10 @@ class Cluster:
         )
 
     async def list_runs(self) -> list[dict[str, Any]]:
-        return await self._list_custom("taskruns")
+        return await self._list_custom(TASK_RUNS)
 
     async def list_queues(self) -> list[dict[str, Any]]:
-        return await self._list_custom("taskqueues")
+        return await self._list_custom(TASK_QUEUES)
 
     async def list_pods(self, label_selector: str) -> list[dict[str, Any]]:
         return await self._list(
@@ -176,7 +176,7 @@ class Cluster:
     async def patch_queue_status(self, name: str, status: dict[str, Any]) -> bool:
         """False when the TaskQueue does not exist."""
         try:
-            await self._patch_status("taskqueues", name, {"status": status})
+            await self._patch_status(TASK_QUEUES, name, {"status": status})
         except NotFound:
             return False
         return True

@@ -8,8 +8,9 @@ from typing import Any
 
 import kopf
 
-from podtask.batch_markers import LABEL_BATCH
-from podtask.resources import FINAL_PHASES, GROUP, LABEL_RUN, VERSION
+from podtask._contract.batch_markers import LABEL_BATCH
+from podtask._contract.resources import FINAL_PHASES
+from podtask._contract.wire import GROUP, LABEL_RUN, TASK_QUEUES, TASK_RUNS, VERSION
 from podtask_operator.cluster import Cluster
 from podtask_operator.health import WATCH_HEARTBEAT
 from podtask_operator.kube import load_api_client
@@ -48,7 +49,7 @@ async def close(memo: kopf.Memo, **_: Any) -> None:
     memo.cluster.close()
 
 
-@kopf.on.event(GROUP, VERSION, "taskruns")
+@kopf.on.event(GROUP, VERSION, TASK_RUNS)
 async def taskrun_changed(
     type: str, name: str, status: kopf.Status, memo: kopf.Memo, **_: Any
 ) -> None:
@@ -64,7 +65,7 @@ async def pod_changed(type: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> 
     await memo.reconciler.pod_changed(dict(body), deleted=type == "DELETED")
 
 
-@kopf.on.event(GROUP, VERSION, "taskqueues")
+@kopf.on.event(GROUP, VERSION, TASK_QUEUES)
 async def taskqueue_changed(
     type: str, name: str, body: kopf.Body, memo: kopf.Memo, **_: Any
 ) -> None:

@@ -9,7 +9,7 @@ classify the attempt. A finished TaskRun stays for the run retention, counted fr
 `status.finishedAt`; its pods go with it through their ownerReference. Nothing here adds a
 finalizer, so nothing can get stuck.
 
-Batch markers (`podtask.batch_markers`): a batch still open after the abandon timeout was
+Batch markers (`podtask._contract.batch_markers`): a batch still open after the abandon timeout was
 given up by whoever created it (the API died, its client stopped retrying); its marker is
 deleted, pinned to the version that was open, and its runs (held, never started) go with it
 through their ownerReference. A committed marker is deleted once none of its runs is left.
@@ -27,8 +27,15 @@ from typing import Any
 
 import kubernetes
 
-from podtask.batch_markers import LABEL_BATCH, BatchMarker, BatchState, batch_owner, read_marker
-from podtask.resources import FINAL_PHASES, GROUP, LABEL_RUN, VERSION, parse_timestamp
+from podtask._contract.batch_markers import (
+    LABEL_BATCH,
+    BatchMarker,
+    BatchState,
+    batch_owner,
+    read_marker,
+)
+from podtask._contract.resources import FINAL_PHASES, parse_timestamp
+from podtask._contract.wire import GROUP, LABEL_RUN, TASK_RUNS, VERSION
 from podtask_operator.kube import Conflict, Kube, NotFound
 
 log = logging.getLogger(__name__)
@@ -225,7 +232,7 @@ class HousekeepingClient:
 
     async def list_runs(self) -> list[dict[str, Any]]:
         return await self._list(
-            self._custom.list_namespaced_custom_object, GROUP, VERSION, self.namespace, "taskruns"
+            self._custom.list_namespaced_custom_object, GROUP, VERSION, self.namespace, TASK_RUNS
         )
 
     async def list_pods(self) -> list[dict[str, Any]]:
@@ -249,7 +256,7 @@ class HousekeepingClient:
             GROUP,
             VERSION,
             self.namespace,
-            "taskruns",
+            TASK_RUNS,
             run.name,
             target=run,
         )

@@ -27,7 +27,7 @@ from typing import Any, NoReturn
 
 import kubernetes
 
-from podtask.resources import parse_timestamp
+from podtask._contract.resources import parse_timestamp
 from podtask_operator.kube import Conflict, Kube
 
 log = logging.getLogger(__name__)

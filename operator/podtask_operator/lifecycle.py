@@ -12,12 +12,20 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from podtask.bounded_errors import bounded_error
-from podtask.bounded_text import head
-from podtask.limits import MAX_CONDITION_MESSAGE_BYTES, attempt_error_bytes
-from podtask.resources import Attempt, Condition, RunError, RunPhase, TaskRunSpec, TaskRunStatus
-from podtask.retry import next_attempt_machine, next_retry_at
-from podtask_operator.attempts import TIMED_OUT_ERROR, AttemptKind, ClassifiedAttempt
+from podtask._contract.bounded_errors import bounded_error
+from podtask._contract.bounded_text import head
+from podtask._contract.limits import MAX_CONDITION_MESSAGE_BYTES, attempt_error_bytes
+from podtask._contract.resources import (
+    Attempt,
+    Condition,
+    RunError,
+    RunPhase,
+    TaskRunSpec,
+    TaskRunStatus,
+)
+from podtask._contract.retry import next_attempt_machine, next_retry_at
+from podtask._contract.wire import TIMED_OUT_ERROR
+from podtask_operator.attempts import AttemptKind, ClassifiedAttempt
 from podtask_operator.pods import pod_name
 
 _FINAL_PHASE_OF = {
@@ -128,7 +136,7 @@ def end_attempt(
         else f"attempt {status.attempt} ended {result.reason}: {result.error.message}"
     )
     # The output is kept once, in `output`: the report's copy would count twice in the
-    # TaskRun's budget (`podtask.limits`).
+    # TaskRun's budget (`podtask._contract.limits`).
     report = status.report
     if report is not None and result.kind is AttemptKind.SUCCEEDED:
         report = report.model_copy(update={"output": None})

@@ -31,8 +31,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from podtask.machines import PRESETS
-from podtask.resources import LABEL_MACHINE, RunError, parse_timestamp
+from podtask._contract.machines import PRESETS
+from podtask._contract.resources import RunError, parse_timestamp
+from podtask._contract.wire import LABEL_MACHINE
 from podtask_operator.attempts import AttemptKind, ClassifiedAttempt, disruption_reason
 
 UNSCHEDULABLE = "Unschedulable"

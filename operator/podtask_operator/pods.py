@@ -14,22 +14,28 @@ import re
 from pathlib import PurePosixPath
 from typing import Any
 
-from podtask.machines import machine_preset, pod_resources
-from podtask.resources import (
+from podtask._contract.machines import machine_preset, pod_resources
+from podtask._contract.resources import TaskRunSpec
+from podtask._contract.wire import (
     API_VERSION,
+    ENV_API_URL,
+    ENV_ATTEMPT,
+    ENV_ATTEMPT_TOKEN,
+    ENV_RUN_ID,
     LABEL_ATTEMPT,
     LABEL_CONCURRENCY_KEY,
     LABEL_MACHINE,
+    LABEL_MANAGED_BY,
     LABEL_QUEUE,
     LABEL_RUN,
     LABEL_TASK,
-    TaskRunSpec,
+    MANAGED_BY,
+    TASK_RUN_KIND,
 )
 from podtask_operator.settings import OperatorSettings
 
 CONTAINER_NAME = "task"
 DEV_SOURCE_VOLUME = "dev-source"
-TOKEN_ENV = "PODTASK_ATTEMPT_TOKEN"
 TOKEN_KEY = "token"
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 
@@ -70,7 +76,7 @@ def _owned_by(run: dict[str, Any]) -> list[dict[str, Any]]:
     return [
         {
             "apiVersion": API_VERSION,
-            "kind": "TaskRun",
+            "kind": TASK_RUN_KIND,
             "name": meta["name"],
             "uid": meta["uid"],
             "controller": True,
@@ -90,7 +96,7 @@ def _attempt_object(
         "metadata": {
             "name": name,
             "namespace": run["metadata"]["namespace"],
-            "labels": {**labels, "app.kubernetes.io/managed-by": "podtask"},
+            "labels": {**labels, LABEL_MANAGED_BY: MANAGED_BY},
             "ownerReferences": _owned_by(run),
         },
     }
@@ -139,9 +145,9 @@ def pod_for_attempt(
         memory_request_ratio=settings.memory_request_ratio,
     )
     env = {
-        "PODTASK_API_URL": settings.api_url,
-        "PODTASK_RUN_ID": meta["name"],
-        "PODTASK_ATTEMPT": str(attempt),
+        ENV_API_URL: settings.api_url,
+        ENV_RUN_ID: meta["name"],
+        ENV_ATTEMPT: str(attempt),
         "PYTHONUNBUFFERED": "1",
     }
     source = dev_source_mount(spec.module, settings.dev_source_dir)
@@ -157,7 +163,7 @@ def pod_for_attempt(
         # Where `podtask dev` runs the runner as a process: dotted names import from there.
         container_extra["workingDir"] = source
     token_from_secret = {
-        "name": TOKEN_ENV,
+        "name": ENV_ATTEMPT_TOKEN,
         "valueFrom": {
             "secretKeyRef": {"name": token_secret_name(meta["name"], attempt), "key": TOKEN_KEY}
         },

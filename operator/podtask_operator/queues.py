@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from sortedcontainers import SortedList
 
-from podtask.resources import TaskRunSpec
+from podtask._contract.resources import TaskRunSpec
 from podtask_operator.pods import label_value
 
 # (queue, concurrency key): each key of a queue has the queue's limit to itself.

@@ -27,13 +27,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from podtask.resources import (
-    LABEL_RUN,
-    RunPhase,
-    TaskRunSpec,
-    TaskRunStatus,
-    parse_timestamp,
-)
+from podtask._contract.resources import RunPhase, TaskRunSpec, TaskRunStatus, parse_timestamp
+from podtask._contract.wire import LABEL_RUN
 from podtask_operator.admission import QueueControls
 from podtask_operator.attempt_start import AttemptStarter
 from podtask_operator.attempts import (

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from podtask.resources import RunPhase, TaskRunSpec, TaskRunStatus
+from podtask._contract.resources import RunPhase, TaskRunSpec, TaskRunStatus
 from podtask_operator.attempts import ClassifiedAttempt, reported_success
 from podtask_operator.lifecycle import PendingAction, pending_action
 

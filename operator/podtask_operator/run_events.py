@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from podtask.resources import GROUP, VERSION
+from podtask._contract.wire import API_VERSION, TASK_RUN_KIND
 
 # kube-apiserver refuses an Event whose message is longer (events.k8s.io: note ≤ 1 KiB).
 MAX_EVENT_MESSAGE = 1024
@@ -23,8 +23,8 @@ def run_event(
         "kind": "Event",
         "metadata": {"generateName": f"{meta['name']}.", "namespace": namespace},
         "involvedObject": {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "TaskRun",
+            "apiVersion": API_VERSION,
+            "kind": TASK_RUN_KIND,
             "name": meta["name"],
             "namespace": namespace,
             "uid": meta.get("uid"),

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from podtask.bounded_errors import bounded_error
-from podtask.resources import RunError, RunPhase, TaskRunStatus
+from podtask._contract.bounded_errors import bounded_error
+from podtask._contract.resources import RunError, RunPhase, TaskRunStatus
 from podtask_operator.cluster import ClusterApi
 from podtask_operator.lifecycle import RunEnd, finished
 
@@ -26,7 +26,7 @@ _API_OWNED = frozenset({"report"})
 def output_moved(old: TaskRunStatus, new: TaskRunStatus) -> bool:
     """Whether `new` holds the report's output in `status.output` and the report no longer:
     the output is stored once, or a 512 KiB output would count twice in the TaskRun's budget
-    (`podtask.limits`) and the final write would be over what etcd stores."""
+    (`podtask._contract.limits`) and the final write would be over what etcd stores."""
     return (
         old.report is not None
         and old.report.output is not None

@@ -17,7 +17,8 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
-from podtask.resources import LABEL_CONCURRENCY_KEY, LABEL_QUEUE, TaskRunSpec
+from podtask._contract.resources import TaskRunSpec
+from podtask._contract.wire import LABEL_CONCURRENCY_KEY, LABEL_QUEUE
 from podtask_operator.admission import QueueControls, effective_limit, free_slots, waiting_message
 from podtask_operator.attempts import pod_is_finished
 from podtask_operator.queues import Bucket, BucketKey, LinePlace, bucket_of

@@ -5,11 +5,12 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from podtask.machines import DEFAULT_CPU_REQUEST_RATIO, DEFAULT_MEMORY_REQUEST_RATIO
+from podtask._contract.machines import DEFAULT_CPU_REQUEST_RATIO, DEFAULT_MEMORY_REQUEST_RATIO
+from podtask._contract.wire import ENV_PREFIX
 
 
 class OperatorSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="PODTASK_")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX)
 
     namespace: str = "default"
     api_url: str = Field(description="The API's address as task pods reach it.")

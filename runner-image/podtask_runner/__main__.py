@@ -28,22 +28,29 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TextIO
 
+from podtask._contract.wire import (
+    ENV_API_CALL_ATTEMPTS,
+    ENV_API_URL,
+    ENV_ATTEMPT,
+    ENV_ATTEMPT_TOKEN,
+    ENV_RUN_ID,
+    EXIT_OK,
+    EXIT_RUNNER_FAILED,
+    EXIT_TASK_FAILED,
+    EXIT_TERMINATED,
+)
 from podtask.errors import TaskTerminatedError
 from podtask_runner.interruptions import TERMINATED_MESSAGE, Interruptions
 
 if TYPE_CHECKING:
-    from podtask.tasks import Task
-    from podtask_runner.attempt import AttemptOutcome
+    from podtask._authoring.tasks import Task
+    from podtask._contract.resources import CompletionReport
     from podtask_runner.callbacks import AttemptCallbacks
-
-EXIT_OK = 0
-EXIT_TASK_FAILED = 1
-EXIT_RUNNER_FAILED = 2
-EXIT_TERMINATED = 128 + 15  # SIGTERM, as a shell reports a process it ended
 
 LOCAL_RUN_ID = "local"
 
-_ENV = ("PODTASK_API_URL", "PODTASK_RUN_ID", "PODTASK_ATTEMPT", "PODTASK_ATTEMPT_TOKEN")
+# What the operator sets in every task pod (`pods.pod_for_attempt`).
+_ENV = (ENV_API_URL, ENV_RUN_ID, ENV_ATTEMPT, ENV_ATTEMPT_TOKEN)
 
 
 class RunnerEnvironmentError(Exception):
@@ -65,25 +72,25 @@ class RunnerEnvironment:
         if missing:
             raise RunnerEnvironmentError(f"missing environment variables: {', '.join(missing)}")
         try:
-            attempt = int(env["PODTASK_ATTEMPT"])
+            attempt = int(env[ENV_ATTEMPT])
         except ValueError:
             raise RunnerEnvironmentError(
-                f"PODTASK_ATTEMPT must be a whole number, got {env['PODTASK_ATTEMPT']!r}"
+                f"{ENV_ATTEMPT} must be a whole number, got {env[ENV_ATTEMPT]!r}"
             ) from None
         call_attempts = None
-        if env.get("PODTASK_API_CALL_ATTEMPTS"):
+        if env.get(ENV_API_CALL_ATTEMPTS):
             try:
-                call_attempts = max(1, int(env["PODTASK_API_CALL_ATTEMPTS"]))
+                call_attempts = max(1, int(env[ENV_API_CALL_ATTEMPTS]))
             except ValueError:
                 raise RunnerEnvironmentError(
-                    "PODTASK_API_CALL_ATTEMPTS must be a whole number, got "
-                    f"{env['PODTASK_API_CALL_ATTEMPTS']!r}"
+                    f"{ENV_API_CALL_ATTEMPTS} must be a whole number, got "
+                    f"{env[ENV_API_CALL_ATTEMPTS]!r}"
                 ) from None
         return cls(
-            api_url=env["PODTASK_API_URL"],
-            run_id=env["PODTASK_RUN_ID"],
+            api_url=env[ENV_API_URL],
+            run_id=env[ENV_RUN_ID],
             attempt=attempt,
-            token=env["PODTASK_ATTEMPT_TOKEN"],
+            token=env[ENV_ATTEMPT_TOKEN],
             call_attempts=call_attempts,
         )
 
@@ -158,11 +165,11 @@ def _attempt(
     label: str,
     module: str,
     task_id: str,
-    execute: Callable[[Task], AttemptOutcome],
+    execute: Callable[[Task], CompletionReport],
     interruptions: Interruptions,
-) -> AttemptOutcome:
+) -> CompletionReport:
     """Import the module, find the task, `execute` it; log the start and the verdict."""
-    from podtask_runner.attempt import AttemptOutcome, find_task
+    from podtask_runner.attempt import failure_report, find_task
 
     _say(f"{label} (task {task_id}) starting")
     started = time.monotonic()
@@ -173,7 +180,7 @@ def _attempt(
             task = find_task(module, task_id)
             interruptions.check()
     except (Exception, TaskTerminatedError) as exc:
-        outcome = AttemptOutcome.failure(exc)
+        outcome = failure_report(exc)
     else:
         outcome = execute(task)
     elapsed = time.monotonic() - started
@@ -187,11 +194,11 @@ def _attempt(
 
 
 def _local(module: str, task_id: str, payload: Any, interruptions: Interruptions) -> int:
-    from podtask.context import Context, MachineContext
-    from podtask.machines import machine_preset
+    from podtask._authoring.context import Context, MachineContext
+    from podtask._contract.machines import machine_preset
     from podtask_runner.attempt import execute_attempt
 
-    def execute(task: Task) -> AttemptOutcome:
+    def execute(task: Task) -> CompletionReport:
         preset = machine_preset(task.machine)
         ctx = Context(
             run_id=LOCAL_RUN_ID,
@@ -232,7 +239,7 @@ def _in_pod(interruptions: Interruptions) -> int:
         return EXIT_RUNNER_FAILED
 
     # Imported here so that a missing environment fails fast and cheaply.
-    from podtask_runner.attempt import AttemptOutcome, context_from_wire, execute_attempt
+    from podtask_runner.attempt import context_from_wire, execute_attempt, failure_report
     from podtask_runner.callbacks import ApiCallError, AttemptCallbacks, CallRetry
 
     label = f"attempt {env.attempt} of run {env.run_id}"
@@ -252,7 +259,7 @@ def _in_pod(interruptions: Interruptions) -> int:
             _say(f"{label} stopped by SIGTERM before it started")
             _report(
                 callbacks,
-                AttemptOutcome.failure(TaskTerminatedError(TERMINATED_MESSAGE)),
+                failure_report(TaskTerminatedError(TERMINATED_MESSAGE)),
                 label,
                 hurried=True,
             )
@@ -264,7 +271,7 @@ def _in_pod(interruptions: Interruptions) -> int:
             _say(f"the API sent an attempt the runner cannot read: {type(exc).__name__}: {exc}")
             return EXIT_RUNNER_FAILED
 
-        def execute(task: Task) -> AttemptOutcome:
+        def execute(task: Task) -> CompletionReport:
             return execute_attempt(
                 task,
                 attempt.get("payload"),
@@ -285,7 +292,7 @@ def _in_pod(interruptions: Interruptions) -> int:
 
 
 def _report(
-    callbacks: AttemptCallbacks, outcome: AttemptOutcome, label: str, *, hurried: bool
+    callbacks: AttemptCallbacks, outcome: CompletionReport, label: str, *, hurried: bool
 ) -> bool:
     from podtask_runner.callbacks import ApiCallError
 

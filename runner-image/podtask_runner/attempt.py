@@ -1,7 +1,7 @@
-"""Running one attempt of a task: from (task, payload, context) to an `AttemptOutcome`.
+"""Running one attempt of a task: from (task, payload, context) to its `CompletionReport`.
 
 Everything here is free of network IO so it can be tested in-process; the caller
-(`podtask_runner.__main__`) fetches the inputs and reports the outcome.
+(`podtask_runner.__main__`) fetches the inputs and sends the report.
 
 The order of one attempt:
 
@@ -54,8 +54,13 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from podtask.bounded_errors import bounded_error
-from podtask.context import Context, MachineContext, running_in
+from podtask._authoring.context import Context, MachineContext, running_in
+from podtask._authoring.modules import import_task_module
+from podtask._authoring.tasks import Task, registered_tasks
+from podtask._contract.bounded_errors import bounded_error
+from podtask._contract.json_values import JsonValueError, checked_json_text, stored_size
+from podtask._contract.limits import MAX_OUTPUT_BYTES
+from podtask._contract.resources import CompletionReport, RunError
 from podtask.errors import (
     MaxDurationExceededError,
     PayloadValidationError,
@@ -69,17 +74,11 @@ from podtask.hooks import (
     hook_name,
     registered_global_hooks,
 )
-from podtask.json_values import JsonValueError, checked_json_text, stored_size
-from podtask.limits import MAX_OUTPUT_BYTES
-from podtask.modules import import_task_module
-from podtask.resources import RunError
-from podtask.tasks import Task, registered_tasks
 from podtask_runner.author_code import AuthorCode
 from podtask_runner.interruptions import Deadline, Interruptions
 
 __all__ = [
     "AFTER_HOOK_GRACE_SECONDS",
-    "AttemptOutcome",
     "MaxDurationExceededError",
     "OutputNotSerializableError",
     "OutputTooLargeError",
@@ -88,6 +87,7 @@ __all__ = [
     "encode_output",
     "error_from_exception",
     "execute_attempt",
+    "failure_report",
     "find_task",
     "validated_payload",
 ]
@@ -108,24 +108,9 @@ class OutputTooLargeError(Exception):
     """The task's JSON output is over `MAX_OUTPUT_BYTES`."""
 
 
-@dataclass(frozen=True)
-class AttemptOutcome:
-    """What one attempt ended with: the JSON output, or the error."""
-
-    ok: bool
-    output: Any = None
-    error: RunError | None = None
-
-    @classmethod
-    def failure(cls, exc: BaseException) -> AttemptOutcome:
-        return cls(ok=False, error=error_from_exception(exc))
-
-    def to_wire(self) -> dict[str, Any]:
-        return {
-            "ok": self.ok,
-            "output": self.output,
-            "error": None if self.error is None else self.error.to_wire(),
-        }
+def failure_report(exc: BaseException) -> CompletionReport:
+    """The report of an attempt that ended with `exc`."""
+    return CompletionReport(ok=False, error=error_from_exception(exc))
 
 
 def error_from_exception(exc: BaseException) -> RunError:
@@ -270,7 +255,7 @@ def execute_attempt(
     global_hooks: TaskHooks | None = None,
     interruptions: Interruptions | None = None,
     after_hook_grace_seconds: float = AFTER_HOOK_GRACE_SECONDS,
-) -> AttemptOutcome:
+) -> CompletionReport:
     """Run one attempt of `task` with its hooks, in the order the module docstring gives.
 
     `global_hooks` defaults to those registered with `podtask.hooks`. Without
@@ -331,9 +316,9 @@ def execute_attempt(
             after.run("cleanup", cleanup_hook, payload, ctx)
 
     if error is not None:
-        return AttemptOutcome.failure(error)
+        return failure_report(error)
     # Round-trip so the reported output is exactly what JSON carries (tuples become lists).
-    return AttemptOutcome(ok=True, output=json.loads(text))
+    return CompletionReport(ok=True, output=json.loads(text))
 
 
 @dataclass(frozen=True)

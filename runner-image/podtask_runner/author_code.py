@@ -20,7 +20,7 @@ import inspect
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from podtask.context import Context, publish_context
+from podtask._authoring.context import Context, publish_context
 from podtask.errors import TaskDeclarationError
 from podtask.hooks import Middleware, hook_name, is_async_callable
 from podtask_runner.interruptions import Interruptions

@@ -15,10 +15,8 @@ from typing import Any
 
 import httpx
 
-from podtask_runner.attempt import AttemptOutcome
-
-# The operator may start the pod a moment before its status says which attempt it is.
-ATTEMPT_NOT_STARTED = "attempt_not_started"
+from podtask._contract.resources import CompletionReport
+from podtask._contract.wire import ATTEMPT_NOT_STARTED, RUNNER_ATTEMPT_PATH
 
 
 class ApiCallError(Exception):
@@ -54,6 +52,7 @@ HURRIED_TIMEOUT = httpx.Timeout(3.0, connect=1.0)
 def is_transient(response: httpx.Response) -> bool:
     if response.status_code >= 500 or response.status_code == 429:
         return True
+    # The operator may start the pod a moment before its status says which attempt it is.
     return response.status_code == 409 and _error_code(response) == ATTEMPT_NOT_STARTED
 
 
@@ -91,7 +90,7 @@ class AttemptCallbacks:
         sleep: Callable[[float], None] = time.sleep,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        self._path = f"/api/v1/runner/runs/{run_id}/attempts/{attempt}"
+        self._path = RUNNER_ATTEMPT_PATH.format(run_id=run_id, attempt=attempt)
         self._client = httpx.Client(
             base_url=api_url.rstrip("/"),
             headers={"Authorization": f"Bearer {token}"},
@@ -114,11 +113,11 @@ class AttemptCallbacks:
             raise ApiCallError("the API answered the attempt fetch with something not an object")
         return body
 
-    def report(self, outcome: AttemptOutcome, *, hurried: bool = False) -> None:
-        """Send the outcome; `hurried` (the pod is being stopped) tries briefly, for the
+    def report(self, report: CompletionReport, *, hurried: bool = False) -> None:
+        """Send the report; `hurried` (the pod is being stopped) tries briefly, for the
         grace period Kubernetes gives a stopping pod is short and shared with the hooks."""
         # The output was encoded once already; encoding again cannot fail.
-        content = json.dumps(outcome.to_wire(), separators=(",", ":"), ensure_ascii=False)
+        content = json.dumps(report.to_wire(), separators=(",", ":"), ensure_ascii=False)
         self._send(
             "POST",
             f"{self._path}/complete",

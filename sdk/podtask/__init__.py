@@ -1,11 +1,18 @@
 """podtask: background tasks in Python, run on Kubernetes in pods sized to each task's machine.
 
-This package is what task authors import. It depends on nothing else of ours.
+This package is what task authors import, with `podtask.hooks`, `podtask.client` and
+`podtask.errors`; its `_`-led subpackages are private (docs/architecture.md). It depends on
+nothing else of ours.
 """
 
 from podtask import hooks
+from podtask._authoring.context import Context, MachineContext, current_context
+from podtask._authoring.run_results import RunFailedError, RunHandle, RunResult
+from podtask._authoring.tasks import Task, queue, task
+from podtask._authoring.trigger_options import BatchItem
+from podtask._contract.machines import DEFAULT_MACHINE, PRESETS, MachinePreset, machine_preset
+from podtask._contract.resources import QueueRef, RetryPolicy, RunPhase
 from podtask.client import PodtaskApiError, configure
-from podtask.context import Context, MachineContext, current_context
 from podtask.errors import (
     AbortTaskRunError,
     MaxDurationExceededError,
@@ -15,11 +22,6 @@ from podtask.errors import (
     TaskTerminatedError,
 )
 from podtask.hooks import AttemptResult
-from podtask.machines import DEFAULT_MACHINE, PRESETS, MachinePreset, machine_preset
-from podtask.resources import QueueRef, RetryPolicy, RunPhase
-from podtask.run_results import RunFailedError, RunHandle, RunResult
-from podtask.tasks import Task, queue, task
-from podtask.trigger_options import BatchItem
 
 __all__ = [
     "DEFAULT_MACHINE",

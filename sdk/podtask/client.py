@@ -29,8 +29,8 @@ Every call blocks; its twin with the `_async` suffix is a coroutine
 (`await tasks.trigger_async(...)`). Waiting polls `GET /api/v1/runs/{id}` with a
 gentle backoff (0.2 s, growing to 2 s) until the run reaches a final status.
 
-Each operation is written once, without I/O, in `podtask.api_calls`; `PodtaskClient` sends
-it blocking or awaited through the thin transports of `podtask.client_transport` (httpx,
+Each operation is written once, without I/O, in `podtask._client.api_calls`; `PodtaskClient` sends
+it blocking or awaited through the thin transports of `podtask._client.client_transport` (httpx,
 imported when the first client is built), and the module's functions call the default
 client.
 """
@@ -46,8 +46,10 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterat
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar, Unpack
 
-from podtask import api_calls
-from podtask.api_calls import (
+from podtask._authoring.run_results import RunHandle, RunResult
+from podtask._authoring.trigger_options import TriggerOptions
+from podtask._client import api_calls
+from podtask._client.api_calls import (
     BATCH_TRIES,
     CONCURRENT_POLLS,
     DEFAULT_PAGE_SIZE,
@@ -71,11 +73,8 @@ from podtask.api_calls import (
     reschedule_body,
     run_list_params,
 )
-from podtask.client_config import (
+from podtask._client.client_config import (
     DEFAULT_TIMEOUT_SECONDS,
-    ENV_API_KEY,
-    ENV_API_URL,
-    ENV_ATTEMPT_TOKEN,
     ClientConfig,
     ClientNotConfiguredError,
     PodtaskApiError,
@@ -84,8 +83,7 @@ from podtask.client_config import (
     api_error,
     is_passing_trouble,
 )
-from podtask.run_results import RunHandle, RunResult
-from podtask.trigger_options import TriggerOptions
+from podtask._contract.wire import ENV_API_KEY, ENV_API_URL, ENV_ATTEMPT_TOKEN
 
 if TYPE_CHECKING:
     import httpx
@@ -184,7 +182,7 @@ class PodtaskClient:
     `http` / `async_http` replace the HTTP clients it would create (for proxies, custom
     transports, event hooks); they are used as given and never closed by it.
 
-    Every operation is one of `podtask.api_calls`, sent blocking (`get_run`) or awaited
+    Every operation is one of `podtask._client.api_calls`, sent blocking (`get_run`) or awaited
     (`get_run_async`); only waits, batches, pages and logs add a loop of their own here.
     """
 
@@ -199,7 +197,7 @@ class PodtaskClient:
         async_http: httpx.AsyncClient | None = None,
     ) -> None:
         # Here, not at the top: declaring a task imports this module, and needs no httpx.
-        from podtask.client_transport import AwaitingTransport, BlockingTransport
+        from podtask._client.client_transport import AwaitingTransport, BlockingTransport
 
         self.config = ClientConfig.resolve(
             os.environ, api_url=api_url, api_key=api_key, attempt_token=attempt_token

@@ -46,7 +46,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from typing import Any, TypeVar
 
-from podtask.context import Context
+from podtask._authoring.context import Context
 from podtask.errors import TaskDeclarationError
 
 InitHook = Callable[[Any, Context], Any]

@@ -15,8 +15,8 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from podtask.attempt_tokens import sign_attempt_token
-from podtask.resources import QueueRef, RetryPolicy, TaskSpec
+from podtask._contract.resources import QueueRef, RetryPolicy, TaskSpec
+from podtask._control.attempt_tokens import sign_attempt_token
 from podtask_api.app import create_app
 from podtask_api.auth import api_key_digest
 from podtask_api.http_protocol import server_config

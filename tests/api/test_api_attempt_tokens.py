@@ -11,7 +11,7 @@ from api_fixtures import assert_error, attempt_token, bearer
 from fastapi.testclient import TestClient
 from kubernetes import client as kube_client
 
-from podtask.resources import GROUP, VERSION
+from podtask._contract.wire import GROUP, VERSION
 from tests.embedded_kube import EmbeddedKube, KubeNamespace
 
 TRIGGER = "/api/v1/tasks/hello-world/trigger"

@@ -25,8 +25,8 @@ from api_fixtures import API_KEY, HELLO, attempt_token, served, settings_for
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from podtask.limits import MAX_METADATA_BYTES, MAX_PAYLOAD_BYTES
-from podtask.resources import API_VERSION, GROUP, VERSION
+from podtask._contract.limits import MAX_METADATA_BYTES, MAX_PAYLOAD_BYTES
+from podtask._contract.wire import API_VERSION, GROUP, VERSION
 from podtask_api.app import create_app
 from tests.embedded_kube import EmbeddedKube
 

@@ -12,7 +12,8 @@ import pytest
 from api_fixtures import HELLO, assert_error
 from fastapi.testclient import TestClient
 
-from podtask.resources import API_VERSION, TaskSpec
+from podtask._contract.resources import TaskSpec
+from podtask._contract.wire import API_VERSION
 from podtask_api.run_names import idempotent_run_name
 from tests.embedded_kube import KubeNamespace
 

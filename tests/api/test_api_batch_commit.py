@@ -10,7 +10,7 @@ from api_fixtures import assert_error
 from fastapi.testclient import TestClient
 from kubernetes import client as kube_client
 
-from podtask.batch_markers import (
+from podtask._contract.batch_markers import (
     LABEL_BATCH,
     BatchState,
     batch_owner,

@@ -9,7 +9,8 @@ import pytest
 from api_fixtures import HELLO, assert_error, attempt_token, bearer
 from fastapi.testclient import TestClient
 
-from podtask.resources import API_VERSION, GROUP, VERSION, OutOfMemoryPolicy, RetryPolicy
+from podtask._contract.resources import OutOfMemoryPolicy, RetryPolicy
+from podtask._contract.wire import API_VERSION, GROUP, VERSION
 from podtask_api.catalog_views import queue_view, task_view
 from tests.embedded_kube import EmbeddedKube, KubeNamespace
 

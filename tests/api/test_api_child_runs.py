@@ -8,7 +8,7 @@ import time
 from api_fixtures import RUNNER_SECRET, assert_error, attempt_token, bearer, settings_for
 from fastapi.testclient import TestClient
 
-from podtask.attempt_tokens import sign_attempt_token
+from podtask._control.attempt_tokens import sign_attempt_token
 from podtask_api.app import create_app
 from tests.embedded_kube import EmbeddedKube, KubeNamespace
 

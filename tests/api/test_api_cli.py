@@ -16,7 +16,7 @@ from tests.embedded_kube import EmbeddedKube, KubeNamespace
 def podtask(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("PODTASK_")}
     return subprocess.run(
-        [sys.executable, "-m", "podtask.cli", *args],
+        [sys.executable, "-m", "podtask._cli.cli", *args],
         env={**clean, **env},
         capture_output=True,
         text=True,

@@ -21,6 +21,9 @@ from api_fixtures import API_KEY, attempt_token, free_port, served, settings_for
 from pydantic import BaseModel
 
 from podtask import client as podtask_client
+from podtask._authoring.run_results import RunFailedError
+from podtask._authoring.trigger_options import BatchItem
+from podtask._contract.resources import RunPhase
 from podtask.client import (
     SAME_PAYLOAD,
     PodtaskApiError,
@@ -31,9 +34,6 @@ from podtask.client import (
     reschedule_body,
     tasks,
 )
-from podtask.resources import RunPhase
-from podtask.run_results import RunFailedError
-from podtask.trigger_options import BatchItem
 from podtask_api.app import create_app
 from tests.embedded_kube import EmbeddedKube, KubeNamespace
 

@@ -165,8 +165,8 @@ def test_idempotency_key_ttl_goes_to_the_api(api: PodtaskClient, namespace: Kube
 
 
 def test_deployments_through_the_client(api: PodtaskClient) -> None:
-    from podtask.manifest import build_manifest
-    from podtask.modules import load_tasks
+    from podtask._authoring.manifest import build_manifest
+    from podtask._authoring.modules import load_tasks
 
     examples = Path(__file__).resolve().parents[2] / "examples"
     manifest = build_manifest(load_tasks([str(examples / "hello_world.py")]))

@@ -19,8 +19,8 @@ import httpx
 import pytest
 from api_fixtures import API_KEY, HELLO, RUNNER_SECRET, free_port, served, settings_for
 
-from podtask.attempt_tokens import sign_attempt_token
-from podtask.resources import LABEL_QUEUE, LABEL_TASK
+from podtask._contract.wire import LABEL_QUEUE, LABEL_TASK
+from podtask._control.attempt_tokens import sign_attempt_token
 from podtask_api.app import create_app
 from podtask_api.cluster import (
     AttemptNotCurrent,

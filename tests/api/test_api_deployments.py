@@ -12,8 +12,8 @@ from fastapi.testclient import TestClient
 from kubernetes import client as kube_client
 from pydantic import ValidationError
 
-from podtask.registration import DECLARED_LIMIT_ANNOTATION
-from podtask.resources import GROUP, VERSION
+from podtask._contract.wire import GROUP, VERSION
+from podtask._control.registration import DECLARED_LIMIT_ANNOTATION
 from podtask_api.deployments import (
     LABEL_DEPLOYMENT,
     MAX_MANIFEST_BYTES,

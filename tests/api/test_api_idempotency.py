@@ -20,8 +20,9 @@ from api_fixtures import API_KEY, HELLO, assert_error, served, settings_for
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
-from podtask.resources import FINAL_PHASES, GROUP, VERSION, RunPhase
-from podtask.trigger_request import MAX_DELAY_SECONDS, duration_seconds
+from podtask._contract.resources import FINAL_PHASES, RunPhase
+from podtask._contract.trigger_request import MAX_DELAY_SECONDS, duration_seconds
+from podtask._contract.wire import GROUP, VERSION
 from podtask_api.app import create_app
 from podtask_api.idempotency import (
     ANNOTATION_IDEMPOTENCY_EXPIRES_AT,

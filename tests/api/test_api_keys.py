@@ -29,7 +29,7 @@ from api_fixtures import (
 from fastapi.testclient import TestClient
 from kubernetes import client as kube_client
 
-from podtask.api_keys import (
+from podtask._control.api_keys import (
     API_KEYS_DATA_KEY,
     API_KEYS_SECRET,
     ApiKeySecret,

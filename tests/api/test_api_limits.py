@@ -1,4 +1,4 @@
-"""Each limit of `podtask.limits` where its part enters the API: a refusal in the API's
+"""Each limit of `podtask._contract.limits` where its part enters the API: a refusal in the API's
 error shape that names the field and the limit, and the value at the limit still taken."""
 
 from __future__ import annotations
@@ -9,7 +9,12 @@ from typing import Any
 from api_fixtures import assert_error, attempt_token, bearer
 from fastapi.testclient import TestClient
 
-from podtask.limits import MAX_JSON_DEPTH, MAX_METADATA_BYTES, MAX_OUTPUT_BYTES, MAX_PAYLOAD_BYTES
+from podtask._contract.limits import (
+    MAX_JSON_DEPTH,
+    MAX_METADATA_BYTES,
+    MAX_OUTPUT_BYTES,
+    MAX_PAYLOAD_BYTES,
+)
 from tests.embedded_kube import KubeNamespace
 
 TRIGGER = "/api/v1/tasks/hello-world/trigger"

@@ -16,7 +16,7 @@ from api_fixtures import assert_error
 from fastapi.testclient import TestClient
 from kubernetes import client as k8s
 
-from podtask.resources import LABEL_ATTEMPT, LABEL_RUN
+from podtask._contract.wire import LABEL_ATTEMPT, LABEL_RUN
 from tests.embedded_kube import EmbeddedKube, KubeNamespace
 
 

@@ -28,7 +28,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from podtask.resources import API_VERSION, GROUP, VERSION
+from podtask._contract.wire import API_VERSION, GROUP, VERSION
 from podtask_api.app import create_app
 from tests.embedded_kube import EmbeddedKube
 

@@ -8,9 +8,9 @@ import time
 import pytest
 from pydantic import ValidationError
 
-from podtask.attempt_tokens import sign_attempt_token
-from podtask.json_values import compact_json, stored_size
-from podtask.limits import MAX_ERROR_BYTES
+from podtask._contract.json_values import compact_json, stored_size
+from podtask._contract.limits import MAX_ERROR_BYTES
+from podtask._control.attempt_tokens import sign_attempt_token
 from podtask_api.auth import (
     API_KEY_HOLDER,
     Caller,

@@ -23,8 +23,9 @@ from api_fixtures import (
 )
 from fastapi.testclient import TestClient
 
-from podtask.attempt_tokens import sign_attempt_token
-from podtask.resources import LABEL_QUEUE, LABEL_TASK, OutOfMemoryPolicy, RetryPolicy
+from podtask._contract.resources import OutOfMemoryPolicy, RetryPolicy
+from podtask._contract.wire import LABEL_QUEUE, LABEL_TASK
+from podtask._control.attempt_tokens import sign_attempt_token
 from podtask_api.app import create_app
 from podtask_api.cluster import KubernetesCluster, ObjectRejected
 from podtask_devcluster.cluster import kubeconfig_text

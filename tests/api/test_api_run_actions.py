@@ -13,7 +13,8 @@ import pytest
 from api_fixtures import HELLO, assert_error, attempt_token, bearer, settings_for
 from fastapi.testclient import TestClient
 
-from podtask.resources import API_VERSION, FINAL_PHASES, LABEL_QUEUE, LABEL_TASK
+from podtask._contract.resources import FINAL_PHASES
+from podtask._contract.wire import API_VERSION, LABEL_QUEUE, LABEL_TASK
 from podtask_api.app import create_app
 from podtask_api.cluster import KubernetesCluster
 from podtask_api.idempotency import LABEL_IDEMPOTENCY

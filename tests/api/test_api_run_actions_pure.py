@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from api_fixtures import HELLO
 
-from podtask.resources import FINAL_PHASES, LABEL_QUEUE, LABEL_TASK, RunPhase
+from podtask._contract.resources import FINAL_PHASES, RunPhase
+from podtask._contract.wire import LABEL_QUEUE, LABEL_TASK
 from podtask_api.errors import ApiError
 from podtask_api.run_actions import (
     ReplayRequest,

@@ -16,8 +16,9 @@ import pytest
 from api_fixtures import API_KEY, HELLO, assert_error, settings_for
 from fastapi.testclient import TestClient
 
-from podtask.batch_markers import LABEL_BATCH
-from podtask.resources import LABEL_QUEUE, LABEL_TASK, QueueRef
+from podtask._contract.batch_markers import LABEL_BATCH
+from podtask._contract.resources import QueueRef
+from podtask._contract.wire import LABEL_QUEUE, LABEL_TASK
 from podtask_api import run_listing
 from podtask_api.app import create_app
 from podtask_api.errors import ApiError
@@ -110,7 +111,7 @@ def test_filters_that_have_labels_go_to_the_cluster(listed: Listed) -> None:
     assert listed.all_ids(task="other-task", taskIdentifier="hello-world") == []
     assert listed.all_ids(task="not-deployed") == []
     stored = listed.namespace.run(other[0])["metadata"]["labels"]
-    # Besides the batch it was created in (podtask.batch_markers).
+    # Besides the batch it was created in (podtask._contract.batch_markers).
     assert stored == {LABEL_TASK: "other-task", LABEL_QUEUE: "other-queue", LABEL_BATCH: ANY}
 
 

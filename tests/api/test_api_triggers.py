@@ -10,8 +10,9 @@ import pytest
 from api_fixtures import HELLO
 from pydantic import ValidationError
 
-from podtask.resources import LABEL_QUEUE, LABEL_TASK, QueueRef, TaskRunSpec, TaskRunStatus
-from podtask.retry import next_attempt_machine
+from podtask._contract.resources import QueueRef, TaskRunSpec, TaskRunStatus
+from podtask._contract.retry import next_attempt_machine
+from podtask._contract.wire import LABEL_QUEUE, LABEL_TASK
 from podtask_api.batch_triggers import BatchTriggerItem, check_batch_payloads, plan_batch
 from podtask_api.errors import ApiError
 from podtask_api.live_attempts import attempt_refusal, is_report_resent

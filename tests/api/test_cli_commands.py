@@ -22,7 +22,7 @@ import pytest
 from api_fixtures import API_KEY, assert_error, bearer, served, settings_for
 from kubernetes import client as kube_client
 
-from podtask.resources import API_VERSION, GROUP, LABEL_ATTEMPT, LABEL_RUN, VERSION
+from podtask._contract.wire import API_VERSION, GROUP, LABEL_ATTEMPT, LABEL_RUN, VERSION
 from podtask_api.app import create_app
 from tests.embedded_kube import EmbeddedKube, KubeNamespace
 
@@ -32,7 +32,7 @@ def podtask(
 ) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("PODTASK_")}
     return subprocess.run(
-        [sys.executable, "-m", "podtask.cli", *args],
+        [sys.executable, "-m", "podtask._cli.cli", *args],
         env={**clean, **env},
         capture_output=True,
         text=True,

@@ -21,8 +21,8 @@ from typing import Any
 import httpx
 import pytest
 
-from podtask.dev import free_port
-from podtask.manifest import load_manifest
+from podtask._authoring.manifest import load_manifest
+from podtask._cli.dev import free_port
 from tests.chart.chart import CHART, ROOT, Rendered, render, render_in_cluster
 from tests.chart.conftest import ChartCluster, Kubectl, audited
 from tests.chart.deployed import DeployedProcess, wait_until

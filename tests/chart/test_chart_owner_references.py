@@ -19,8 +19,9 @@ import httpx
 import pytest
 import yaml
 
-from podtask.batch_markers import new_marker, owner_reference, read_marker
-from podtask.resources import API_VERSION, GROUP, VERSION, TaskRunSpec
+from podtask._contract.batch_markers import new_marker, owner_reference, read_marker
+from podtask._contract.resources import TaskRunSpec
+from podtask._contract.wire import API_VERSION, GROUP, VERSION
 from podtask_devcluster.control_plane import ControlPlane
 from podtask_operator.pods import pod_for_attempt, token_secret_for_attempt
 from podtask_operator.settings import OperatorSettings

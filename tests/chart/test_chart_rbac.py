@@ -78,7 +78,7 @@ API_RULES: set[Rule] = {
     ("podtask.dev", "taskruns", "delete", None),
     # KubernetesCluster.record_report: the runner's report, a JSON patch of the status.
     ("podtask.dev", "taskruns/status", "patch", None),
-    # KubernetesCluster.get_task / list_tasks; podtask.registration (deployments) lists,
+    # KubernetesCluster.get_task / list_tasks; podtask._control.registration (deployments) lists,
     # creates, patches (JSON patch of the spec) and deletes Tasks.
     ("podtask.dev", "tasks", "get", None),
     ("podtask.dev", "tasks", "list", None),

@@ -14,7 +14,7 @@ import helm_python as helm
 import kubernetes_validate
 import pytest
 
-from podtask.api_keys import parse_stored_keys
+from podtask._control.api_keys import parse_stored_keys
 from podtask_api.settings import ApiSettings
 from podtask_operator.settings import OperatorSettings
 from tests.chart.chart import CHART, NAMESPACE, Rendered, chart_crds, render

@@ -16,7 +16,7 @@ SCHEMA_ERRORS: list[tuple[dict[str, Any], list[str]]] = [
     ({"machines": {"cpuRequestRatio": 0}}, ["/machines/cpuRequestRatio", "exclusiveMinimum"]),
     ({"machines": {"memoryRequestRatio": 1.5}}, ["/machines/memoryRequestRatio", "maximum"]),
     ({"machines": {"memoryRequestRatio": "half"}}, ["/machines/memoryRequestRatio"]),
-    # Presets are fixed in podtask.machines; the operator cannot take overrides of them.
+    # Presets are fixed in podtask._contract.machines; the operator cannot take overrides of them.
     ({"machines": {"presets": {"small-1x": {"cpu": 2}}}}, ["/machines", "'presets'"]),
     ({"machines": {"small-1x": {"cpu": 2}}}, ["/machines", "'small-1x'"]),
     ({"presets": {"large-2x": {"memory": "32Gi"}}}, ["'presets' not allowed"]),

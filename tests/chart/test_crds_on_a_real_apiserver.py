@@ -11,9 +11,10 @@ from typing import Any
 import httpx
 import pytest
 
-from podtask.machines import PRESETS
-from podtask.resources import API_VERSION, GROUP, VERSION, RunError, RunPhase, TaskRunSpec
-from podtask.resources import TaskRunStatus as Status
+from podtask._contract.machines import PRESETS
+from podtask._contract.resources import RunError, RunPhase, TaskRunSpec
+from podtask._contract.resources import TaskRunStatus as Status
+from podtask._contract.wire import API_VERSION, GROUP, VERSION
 from podtask_devcluster.control_plane import ControlPlane
 from podtask_operator.attempts import AttemptKind, ClassifiedAttempt
 from podtask_operator.lifecycle import end_attempt, finished, start_attempt, waiting

@@ -10,9 +10,9 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
-from podtask.batch_markers import new_marker
-from podtask.manifest import Manifest
-from podtask.resources import TaskRunSpec
+from podtask._authoring.manifest import Manifest
+from podtask._contract.batch_markers import new_marker
+from podtask._contract.resources import TaskRunSpec
 from podtask_api.deployments import deployment_record
 from podtask_operator.leadership import LEASE_API_VERSION, claimed_spec, released_spec
 from podtask_operator.pods import pod_for_attempt, token_secret_for_attempt

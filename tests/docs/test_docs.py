@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from podtask.cli_parser import parser as _parser
+from podtask._cli.cli_parser import parser as _parser
 from podtask_operator.settings import OperatorSettings
 from tests.images.dockerfile import ImageReference, parse
 

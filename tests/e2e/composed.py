@@ -26,9 +26,9 @@ from typing import Any
 
 import httpx
 
-from podtask.dev import free_port, register
-from podtask.manifest import build_manifest
-from podtask.modules import load_tasks
+from podtask._authoring.manifest import build_manifest
+from podtask._authoring.modules import load_tasks
+from podtask._cli.dev import free_port, register
 from podtask_devcluster import EmbeddedCluster
 from tests.e2e.conftest import FINAL, wait_until
 from tests.e2e.real_stack import WatchedRealCluster

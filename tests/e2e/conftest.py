@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from podtask.devprocess import DevProcess
+from podtask._cli.devprocess import DevProcess
 from tests.clusters import CLUSTERS
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from podtask.devprocess import DevProcess
+from podtask._cli.devprocess import DevProcess
 from podtask_devcluster.image_build import build_image
 from podtask_devcluster.podman import tool_env
 from tests.clusters import CLUSTERS

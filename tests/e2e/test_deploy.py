@@ -44,7 +44,7 @@ def podtask_deploy(
     if api_env:
         env |= {"PODTASK_API_URL": stack.dev.api_url, "PODTASK_API_KEY": stack.dev.api_key}
     return subprocess.run(
-        [sys.executable, "-m", "podtask.cli", "deploy", *args],
+        [sys.executable, "-m", "podtask._cli.cli", "deploy", *args],
         cwd=cwd,
         env=env,
         capture_output=True,

@@ -20,7 +20,7 @@ import httpx
 import psutil
 import pytest
 
-from podtask.devprocess import DevProcess
+from podtask._cli.devprocess import DevProcess
 from tests.e2e.conftest import ROOT, TASK_MODULES, Stack, wait_until
 
 MODULE = str(TASK_MODULES / "supervised.py")

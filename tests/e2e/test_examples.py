@@ -121,7 +121,7 @@ def test_parent_waits_for_its_children_and_returns_their_output(stack: Stack) ->
 
 def test_podtask_index_lists_every_example() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "podtask.cli", "index", str(ROOT / "examples")],
+        [sys.executable, "-m", "podtask._cli.cli", "index", str(ROOT / "examples")],
         capture_output=True,
         text=True,
         check=True,

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from podtask.resources import RetryPolicy
-from podtask.retry import retry_delay_ms
+from podtask._contract.resources import RetryPolicy
+from podtask._contract.retry import retry_delay_ms
 from tests.e2e.composed import ComposedStack
 from tests.e2e.conftest import TASK_MODULES, at, wait_until
 from tests.reliability.faults import ClusterWatch

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from podtask.dev import DEV_IMAGE
+from podtask._cli.dev import DEV_IMAGE
 from tests.clusters import CLUSTERS
 from tests.e2e.composed import ComposedStack
 from tests.e2e.conftest import TASK_MODULES, at, wait_until

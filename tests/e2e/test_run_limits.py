@@ -4,8 +4,8 @@ through the API, the operator and a real runner, stored once and within the Task
 import json
 import subprocess
 
-from podtask.json_values import compact_json, stored_size
-from podtask.limits import MAX_OUTPUT_BYTES, MAX_PAYLOAD_BYTES, MAX_TASK_RUN_BYTES
+from podtask._contract.json_values import compact_json, stored_size
+from podtask._contract.limits import MAX_OUTPUT_BYTES, MAX_PAYLOAD_BYTES, MAX_TASK_RUN_BYTES
 from tests.e2e.conftest import Stack
 
 

@@ -133,7 +133,7 @@ def test_a_module_that_fails_to_import_names_the_module_and_cause(tmp_path: Path
         [
             sys.executable,
             "-m",
-            "podtask.cli",
+            "podtask._cli.cli",
             "dev",
             str(TASK_MODULES / "broken_import.py"),
             "--state-dir",

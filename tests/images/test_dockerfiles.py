@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 import yaml
 
-from podtask.deploy import for_image
-from podtask.manifest import Manifest
-from podtask.resources import TaskRunSpec
+from podtask._authoring.manifest import Manifest
+from podtask._cli.deploy import for_image
+from podtask._contract.resources import TaskRunSpec
 from podtask_operator.pods import pod_for_attempt
 from podtask_operator.settings import OperatorSettings
 from tests.images.dockerfile import (
@@ -119,7 +119,7 @@ def test_dockerignore_rules_follow_docker() -> None:
     assert rules.excludes("sdk/podtask/__pycache__/cli.cpython-311.pyc")
     assert rules.excludes("docs/install.md")
     assert not rules.excludes("docs/keep.md")
-    assert not rules.excludes("sdk/podtask/cli.py")
+    assert not rules.excludes("sdk/podtask/_cli/cli.py")
     assert not rules.excludes("venv/x")
 
 
@@ -159,7 +159,12 @@ def test_dockerignore_keeps_out_the_virtualenv_dev_state_and_history(
 ) -> None:
     for path in (".venv/bin/python", ".podtask/dev-secrets.json", ".git/HEAD"):
         assert dockerignore.excludes(path), path
-    for path in ("sdk/podtask/cli.py", "pyproject.toml", "README.md", "examples/hello_world.py"):
+    for path in (
+        "sdk/podtask/_cli/cli.py",
+        "pyproject.toml",
+        "README.md",
+        "examples/hello_world.py",
+    ):
         assert not dockerignore.excludes(path), path
 
 
@@ -294,7 +299,7 @@ def test_deployed_module_paths_are_where_the_example_image_puts_the_modules() ->
     # `podtask index` names files by absolute path; a deploy from the repository root
     # records them relative to it, and the runner resolves them from the image's WORKDIR.
     indexed = subprocess.run(
-        [sys.executable, "-m", "podtask.cli", "index", "examples/"],
+        [sys.executable, "-m", "podtask._cli.cli", "index", "examples/"],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -2,7 +2,7 @@ from typing import Any
 
 import pytest
 
-from podtask.resources import TaskRunSpec
+from podtask._contract.resources import TaskRunSpec
 from podtask_operator.settings import OperatorSettings
 
 

@@ -13,7 +13,8 @@ import itertools
 from datetime import datetime
 from typing import Any
 
-from podtask.resources import API_VERSION, LABEL_RUN, TaskRunSpec
+from podtask._contract.resources import TaskRunSpec
+from podtask._contract.wire import API_VERSION, LABEL_RUN
 from podtask_devcluster.patches import merge_patch
 from podtask_operator.cluster import RunChanged
 from podtask_operator.kube import NotFound, Transient

@@ -20,7 +20,8 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from podtask.resources import API_VERSION, GROUP, LABEL_ATTEMPT, LABEL_RUN, VERSION, TaskRunSpec
+from podtask._contract.resources import TaskRunSpec
+from podtask._contract.wire import API_VERSION, GROUP, LABEL_ATTEMPT, LABEL_RUN, VERSION
 from podtask_operator.cluster import Cluster
 from podtask_operator.reconcile import RunReconciler
 from podtask_operator.settings import OperatorSettings

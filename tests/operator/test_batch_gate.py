@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from podtask.batch_markers import LABEL_BATCH, new_marker, owner_reference, read_marker
+from podtask._contract.batch_markers import LABEL_BATCH, new_marker, owner_reference, read_marker
 from podtask_operator.batch_gate import BatchGate, needs_commit
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)

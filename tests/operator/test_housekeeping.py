@@ -5,8 +5,8 @@ from typing import Any
 
 import pytest
 
-from podtask.batch_markers import LABEL_BATCH, new_marker, owner_reference, read_marker
-from podtask.resources import LABEL_RUN
+from podtask._contract.batch_markers import LABEL_BATCH, new_marker, owner_reference, read_marker
+from podtask._contract.wire import LABEL_RUN
 from podtask_operator.housekeeping import (
     Doomed,
     marker_due_for_deletion,

@@ -14,7 +14,7 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from podtask.batch_markers import (
+from podtask._contract.batch_markers import (
     LABEL_BATCH,
     batch_run_name,
     marker_name,
@@ -22,7 +22,8 @@ from podtask.batch_markers import (
     owner_reference,
     read_marker,
 )
-from podtask.resources import API_VERSION, LABEL_ATTEMPT, LABEL_RUN, TaskRunSpec
+from podtask._contract.resources import TaskRunSpec
+from podtask._contract.wire import API_VERSION, LABEL_ATTEMPT, LABEL_RUN
 from podtask_operator.housekeeping import HousekeepingClient, run_housekeeping, sweep_once
 from tests.embedded_kube import EmbeddedKube, KubeNamespace
 

@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from podtask.resources import parse_timestamp
+from podtask._contract.resources import parse_timestamp
 from podtask_operator.leadership import (
     LeaseAction,
     claimed_spec,

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from kubernetes import config
 
-from podtask.resources import parse_timestamp
+from podtask._contract.resources import parse_timestamp
 from podtask_devcluster import EmbeddedCluster
 from podtask_operator.leadership import (
     LeaderElector,

@@ -5,7 +5,13 @@ from typing import Any
 
 import pytest
 
-from podtask.resources import AttemptReport, RunError, RunPhase, TaskRunSpec, TaskRunStatus
+from podtask._contract.resources import (
+    AttemptReport,
+    RunError,
+    RunPhase,
+    TaskRunSpec,
+    TaskRunStatus,
+)
 from podtask_operator.attempts import AttemptKind, classify_attempt, reported_success
 from podtask_operator.lifecycle import end_attempt, start_attempt
 from podtask_operator.run_writes import status_patch

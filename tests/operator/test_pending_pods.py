@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from podtask.resources import TaskRunSpec
+from podtask._contract.resources import TaskRunSpec
 from podtask_operator.attempts import AttemptKind, classify_attempt
 from podtask_operator.pending_pods import (
     LOST_DELETION_GRACE,

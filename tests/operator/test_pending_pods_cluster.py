@@ -19,14 +19,8 @@ from typing import Any
 
 from kubernetes import client
 
-from podtask.resources import (
-    API_VERSION,
-    LABEL_ATTEMPT,
-    LABEL_MACHINE,
-    LABEL_QUEUE,
-    LABEL_RUN,
-    TaskRunSpec,
-)
+from podtask._contract.resources import TaskRunSpec
+from podtask._contract.wire import API_VERSION, LABEL_ATTEMPT, LABEL_MACHINE, LABEL_QUEUE, LABEL_RUN
 from podtask_operator.cluster import Cluster
 from podtask_operator.reconcile import RunReconciler
 from podtask_operator.settings import OperatorSettings

@@ -8,10 +8,11 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
-from podtask.machines import machine_preset, pod_resources
-from podtask.resources import TaskRunSpec
+from podtask._contract.machines import machine_preset, pod_resources
+from podtask._contract.resources import TaskRunSpec
 from podtask_operator.pods import label_value, pod_for_attempt, token_secret_for_attempt
 from podtask_operator.settings import OperatorSettings
+from podtask_runner.__main__ import RunnerEnvironment
 from tests.kubernetes_versions import SUPPORTED_KUBERNETES_VERSIONS
 
 
@@ -92,6 +93,18 @@ def test_the_token_is_in_the_attempts_secret_and_the_pod_only_names_it(
         "valueFrom": {"secretKeyRef": {"name": "run-abc123-2-token", "key": "token"}},
     }
     assert token not in json.dumps(pod)
+
+
+def test_the_runner_starts_from_the_environment_its_pod_is_given(
+    run: dict[str, Any], spec: TaskRunSpec, settings: OperatorSettings
+) -> None:
+    # The operator and the runner spell the pod's environment from one vocabulary; here the
+    # kubelet's part (the token from its Secret) is played by hand.
+    container = _pod(run, spec, settings)["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") or "claims.signature" for e in container["env"]}
+    runner = RunnerEnvironment.from_env(env)
+    assert (runner.run_id, runner.attempt, runner.api_url) == ("run-abc123", 2, settings.api_url)
+    assert runner.token == "claims.signature"
 
 
 def test_label_values_stay_valid() -> None:

@@ -13,7 +13,8 @@ from typing import Any
 import kubernetes
 from kubernetes.client.exceptions import ApiException
 
-from podtask.resources import API_VERSION, TaskRunSpec
+from podtask._contract.resources import TaskRunSpec
+from podtask._contract.wire import API_VERSION
 from podtask_operator.cluster import Cluster
 from podtask_operator.pods import pod_for_attempt, token_secret_for_attempt
 from podtask_operator.settings import OperatorSettings

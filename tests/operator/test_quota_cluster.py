@@ -19,7 +19,8 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from podtask.resources import API_VERSION, LABEL_RUN, TaskRunSpec
+from podtask._contract.resources import TaskRunSpec
+from podtask._contract.wire import API_VERSION, LABEL_RUN
 from podtask_operator.cluster import Cluster
 from podtask_operator.kube import api_error
 from podtask_operator.reconcile import RunReconciler

@@ -6,7 +6,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from podtask.resources import AttemptReport, RunError, RunPhase, TaskRunSpec, TaskRunStatus
+from podtask._contract.resources import (
+    AttemptReport,
+    RunError,
+    RunPhase,
+    TaskRunSpec,
+    TaskRunStatus,
+)
 from podtask_operator.attempts import AttemptKind
 from podtask_operator.run_actions import Next, RunAction, next_action
 

@@ -1,4 +1,4 @@
-"""The TaskRun budget of `podtask.limits` holds for what the writers really store.
+"""The TaskRun budget of `podtask._contract.limits` holds for what the writers really store.
 
 The largest TaskRun each writer can produce is built by sending its own writes, in order:
 the API's create (payload, metadata, tags and keys at their limits), then for each of
@@ -16,8 +16,8 @@ from typing import Any, Protocol
 
 import pytest
 
-from podtask.json_values import compact_json, stored_size
-from podtask.limits import (
+from podtask._contract.json_values import compact_json, stored_size
+from podtask._contract.limits import (
     ETCD_MAX_REQUEST_BYTES,
     MAX_ATTEMPTS,
     MAX_CONCURRENCY_KEY_LENGTH,
@@ -32,16 +32,8 @@ from podtask.limits import (
     MAX_TASK_RUN_BYTES,
     attempt_error_bytes,
 )
-from podtask.resources import (
-    API_VERSION,
-    GROUP,
-    VERSION,
-    QueueRef,
-    RetryPolicy,
-    TaskRunSpec,
-    TaskRunStatus,
-    TaskSpec,
-)
+from podtask._contract.resources import QueueRef, RetryPolicy, TaskRunSpec, TaskRunStatus, TaskSpec
+from podtask._contract.wire import API_VERSION, GROUP, VERSION
 from podtask_api.cluster import report_write
 from podtask_api.reports import CompletionReport, attempt_report
 from podtask_api.stored_json import encoded_size

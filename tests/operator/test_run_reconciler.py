@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from podtask.resources import TaskRunSpec
+from podtask._contract.resources import TaskRunSpec
 from podtask_operator.kube import Refused
 from podtask_operator.pods import token_secret_name
 from podtask_operator.reconcile import RunReconciler

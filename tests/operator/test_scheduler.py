@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from podtask.resources import TaskRunSpec
+from podtask._contract.resources import TaskRunSpec
 from podtask_operator.admission import QueueControls, effective_limit, free_slots, waiting_message
 from podtask_operator.queues import BucketKey, LinePlace, WaitingLine, bucket_of
 from podtask_operator.reconcile import RunReconciler

@@ -25,8 +25,9 @@ from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
-from podtask.devprocess import DevProcess
-from podtask.resources import FINAL_PHASES, GROUP, LABEL_ATTEMPT, LABEL_RUN, VERSION
+from podtask._cli.devprocess import DevProcess
+from podtask._contract.resources import FINAL_PHASES
+from podtask._contract.wire import GROUP, LABEL_ATTEMPT, LABEL_RUN, VERSION
 from tests.e2e.composed import ROOT, ComposedStack
 from tests.e2e.conftest import wait_until
 

@@ -19,9 +19,9 @@ from typing import Any
 import httpx
 import pytest
 
-from podtask.batch_markers import BatchState, read_marker
+from podtask._contract.batch_markers import BatchState, read_marker
+from podtask._contract.wire import LABEL_RUN
 from podtask.client import PodtaskClient
-from podtask.resources import LABEL_RUN
 from tests.e2e.composed import ComposedStack
 from tests.e2e.conftest import TASK_MODULES, wait_until
 from tests.reliability.conftest import SOAK, seeded

@@ -6,8 +6,8 @@ from collections.abc import Callable
 from typing import Any
 
 from podtask import QueueRef, RetryPolicy
+from podtask._authoring.tasks import Task
 from podtask.hooks import TaskHooks
-from podtask.tasks import Task
 
 
 def make_task(run: Callable[..., Any], hooks: TaskHooks | None = None, task_id: str = "t") -> Task:

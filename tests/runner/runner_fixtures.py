@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 import uvicorn
 
-from podtask.attempt_tokens import sign_attempt_token
-from podtask.resources import QueueRef, TaskSpec
+from podtask._contract.resources import QueueRef, TaskSpec
+from podtask._control.attempt_tokens import sign_attempt_token
 from podtask_api.app import create_app
 from podtask_api.run_names import random_run_name
 from podtask_api.settings import ApiSettings

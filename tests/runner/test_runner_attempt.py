@@ -12,11 +12,13 @@ import pytest
 from declared_tasks import make_task
 
 from podtask import Context, MachineContext
+from podtask._contract.resources import CompletionReport
+from podtask._contract.wire import NON_RETRYABLE_ERRORS, TASK_NOT_FOUND_ERROR
 from podtask_runner.__main__ import RunnerEnvironment, RunnerEnvironmentError
 from podtask_runner.attempt import (
-    AttemptOutcome,
     OutputNotSerializableError,
     OutputTooLargeError,
+    TaskNotFoundError,
     context_from_wire,
     encode_output,
     execute_attempt,
@@ -35,7 +37,7 @@ CTX = Context(
 
 def test_sync_run_outcome() -> None:
     outcome = execute_attempt(make_task(lambda p, ctx: {"got": p, "run": ctx.run_id}), 5, CTX)
-    assert outcome == AttemptOutcome(ok=True, output={"got": 5, "run": "run-abc"})
+    assert outcome == CompletionReport(ok=True, output={"got": 5, "run": "run-abc"})
 
 
 def test_async_run_outcome() -> None:
@@ -176,7 +178,7 @@ def test_callbacks_give_up_after_the_last_try() -> None:
     seen: list[httpx.Request] = []
     callbacks = _callbacks([_error(502, "x")] * 4, seen)
     with pytest.raises(ApiCallError, match="HTTP 502"):
-        callbacks.report(AttemptOutcome(ok=True, output=1))
+        callbacks.report(CompletionReport(ok=True, output=1))
     assert len(seen) == 4
     assert json.loads(seen[0].content) == {"ok": True, "output": 1, "error": None}
     assert seen[0].url.path.endswith("/attempts/1/complete")
@@ -203,10 +205,16 @@ def test_a_hurried_report_tries_twice_only() -> None:
     seen: list[httpx.Request] = []
     callbacks = _callbacks([_error(503, "x")] * 4, seen)
     with pytest.raises(ApiCallError, match="HTTP 503"):
-        callbacks.report(AttemptOutcome(ok=False), hurried=True)
+        callbacks.report(CompletionReport(ok=False), hurried=True)
     assert len(seen) == 2
     assert seen[0].extensions["timeout"]["read"] == 3.0
 
 
 def test_calls_wait_about_a_minute_for_a_restarting_api() -> None:
     assert 55 <= sum(CallRetry().delays()) <= 90
+
+
+def test_the_runner_reports_its_errors_by_the_names_the_operator_judges() -> None:
+    # The operator reads `RunError.type` by these names (podtask._contract.wire).
+    assert TaskNotFoundError.__name__ == TASK_NOT_FOUND_ERROR
+    assert TASK_NOT_FOUND_ERROR in NON_RETRYABLE_ERRORS

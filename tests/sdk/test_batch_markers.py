@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from podtask.batch_markers import (
+from podtask._contract.batch_markers import (
     LABEL_BATCH,
     BatchOwner,
     BatchRun,

@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from podtask.cli import Progress
-from podtask.cli_output import (
+from podtask._cli.cli import Progress
+from podtask._cli.cli_output import (
     age,
     duration,
     keys_table,
@@ -21,7 +21,7 @@ from podtask.cli_output import (
     status_words,
     table,
 )
-from podtask.cli_parser import parse_duration
+from podtask._cli.cli_parser import parse_duration
 
 NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 

@@ -12,6 +12,15 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from pydantic import BaseModel
 
+from podtask._authoring.run_results import RunFailedError, RunHandle, RunResult, is_finished
+from podtask._authoring.trigger_options import (
+    BatchItem,
+    as_batch_item,
+    batch_body,
+    options_to_wire,
+    trigger_body,
+)
+from podtask._contract.resources import RunError, RunPhase
 from podtask.client import (
     MAX_POLL_SECONDS,
     ClientConfig,
@@ -19,15 +28,6 @@ from podtask.client import (
     PodtaskApiError,
     api_error,
     poll_delay,
-)
-from podtask.resources import RunError, RunPhase
-from podtask.run_results import RunFailedError, RunHandle, RunResult, is_finished
-from podtask.trigger_options import (
-    BatchItem,
-    as_batch_item,
-    batch_body,
-    options_to_wire,
-    trigger_body,
 )
 
 
@@ -272,8 +272,8 @@ def test_polling_backs_off_gently_to_a_cap() -> None:
 
 def test_the_keyword_options_are_the_wire_models_fields() -> None:
     """The Python keywords (typed for `Unpack`) and the API's model name the same options."""
-    from podtask.trigger_options import TriggerOptions
-    from podtask.trigger_request import WireTriggerOptions, option_wire_names
+    from podtask._authoring.trigger_options import TriggerOptions
+    from podtask._contract.trigger_request import WireTriggerOptions, option_wire_names
 
     assert set(TriggerOptions.__annotations__) == set(WireTriggerOptions.model_fields)
     assert option_wire_names()["idempotency_key_ttl"] == "idempotencyKeyTTL"
@@ -292,14 +292,14 @@ def test_the_keyword_options_are_the_wire_models_fields() -> None:
     ],
 )
 def test_one_duration_reading_for_every_caller(given: object, seconds: float) -> None:
-    from podtask.durations import duration_seconds
+    from podtask._contract.durations import duration_seconds
 
     assert duration_seconds(given) == seconds
 
 
 @pytest.mark.parametrize("bad", ["", "-3", "5 minutes", True, None])
 def test_what_is_not_a_duration(bad: object) -> None:
-    from podtask.durations import DurationError, duration_seconds
+    from podtask._contract.durations import DurationError, duration_seconds
 
     with pytest.raises(DurationError):
         duration_seconds(bad)

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import yaml
 
-from podtask.crds import crd_files, custom_resource_definitions
+from podtask._contract.crds import crd_files, custom_resource_definitions
 
 CRDS = Path(__file__).resolve().parents[2] / "crds"
 
@@ -14,7 +14,9 @@ def test_crds_folder_matches_the_models() -> None:
     on_disk = {p.name: p.read_text() for p in CRDS.glob("*.yaml")}
     assert set(on_disk) == set(expected), "run `make crds`"
     for name, text in expected.items():
-        assert on_disk[name] == text, f"{name} drifted from podtask.resources: run `make crds`"
+        assert on_disk[name] == text, (
+            f"{name} drifted from podtask._contract.resources: run `make crds`"
+        )
 
 
 def _structural_problems(node: object, path: str = "") -> list[str]:

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from podtask import task
-from podtask.deploy import for_image, image_module_ref, importable_from
+from podtask._authoring.manifest import build_manifest
+from podtask._cli.deploy import for_image, image_module_ref, importable_from
 from podtask.errors import TaskModuleImportError
-from podtask.manifest import build_manifest
 
 
 def run(payload: object, ctx: object) -> object:

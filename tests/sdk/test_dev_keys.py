@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-from podtask.api_keys import ApiKeySecret, KeyAccess, StoredApiKey, api_key_digest, with_key
-from podtask.dev import DEV_KEY_NAME, store_dev_key
+from podtask._cli.dev import DEV_KEY_NAME, store_dev_key
+from podtask._control.api_keys import (
+    ApiKeySecret,
+    KeyAccess,
+    StoredApiKey,
+    api_key_digest,
+    with_key,
+)
 from tests.embedded_kube import EmbeddedKube
 
 

@@ -12,8 +12,7 @@ from kubernetes import client
 from pydantic import ValidationError
 
 from podtask import TaskDeclarationError, task
-from podtask.dev import register
-from podtask.manifest import (
+from podtask._authoring.manifest import (
     MAX_QUEUE_NAME_LENGTH,
     Manifest,
     ManifestTask,
@@ -21,8 +20,10 @@ from podtask.manifest import (
     is_valid_queue_name,
     queues_of,
 )
-from podtask.registration import DECLARED_LIMIT_ANNOTATION, queue_patch, queue_resource
-from podtask.resources import API_VERSION, GROUP, VERSION, QueueRef, RetryPolicy
+from podtask._cli.dev import register
+from podtask._contract.resources import QueueRef, RetryPolicy
+from podtask._contract.wire import API_VERSION, GROUP, VERSION
+from podtask._control.registration import DECLARED_LIMIT_ANNOTATION, queue_patch, queue_resource
 from tests.embedded_kube import EmbeddedKube
 
 KUBECTL = "/usr/bin/kubectl" if os.path.exists("/usr/bin/kubectl") else "kubectl"

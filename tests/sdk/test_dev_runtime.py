@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from podtask.dev import unreadable_by_others
+from podtask._cli.dev import unreadable_by_others
 
 
 @pytest.fixture

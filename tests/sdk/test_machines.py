@@ -1,7 +1,7 @@
 import pytest
 
 from podtask import PRESETS, TaskDeclarationError, machine_preset
-from podtask.machines import pod_resources
+from podtask._contract.machines import pod_resources
 
 TRIGGER_DEV_SIZES = {
     "micro": (0.25, 0.25),

@@ -14,9 +14,9 @@ import pytest
 from pydantic import ValidationError
 
 from podtask import RetryPolicy, TaskDeclarationError, queue, task
-from podtask.manifest import Manifest, ManifestTask, build_manifest
-from podtask.resources import OutOfMemoryPolicy, QueueRef
-from podtask.tasks import Task
+from podtask._authoring.manifest import Manifest, ManifestTask, build_manifest
+from podtask._authoring.tasks import Task
+from podtask._contract.resources import OutOfMemoryPolicy, QueueRef
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -160,7 +160,7 @@ def test_a_manifest_task_becomes_a_task_spec() -> None:
 
 def podtask_index(*modules: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "podtask.cli", "index", *modules],
+        [sys.executable, "-m", "podtask._cli.cli", "index", *modules],
         cwd=cwd,
         capture_output=True,
         text=True,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from podtask.resources import TaskRunSpec, TaskRunStatus
-from podtask.retry import next_attempt_machine
+from podtask._contract.resources import TaskRunSpec, TaskRunStatus
+from podtask._contract.retry import next_attempt_machine
 
 
 def _spec(retry: dict[str, Any]) -> TaskRunSpec:

@@ -2,7 +2,7 @@
 
 import signal
 
-from podtask.supervision import RestartBackoff, describe_exit, restart_notice
+from podtask._cli.supervision import RestartBackoff, describe_exit, restart_notice
 
 
 def test_backoff_doubles_up_to_its_maximum() -> None:

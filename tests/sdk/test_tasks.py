@@ -1,8 +1,12 @@
 import pytest
 
 from podtask import RetryPolicy, TaskDeclarationError, task
-from podtask.attempt_tokens import InvalidAttemptToken, sign_attempt_token, verify_attempt_token
-from podtask.retry import retry_delay_ms
+from podtask._contract.retry import retry_delay_ms
+from podtask._control.attempt_tokens import (
+    InvalidAttemptToken,
+    sign_attempt_token,
+    verify_attempt_token,
+)
 
 
 def test_task_declaration_defaults() -> None:

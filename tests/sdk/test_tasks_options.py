@@ -12,9 +12,9 @@ import pytest
 from pydantic import BaseModel
 
 from podtask import PRESETS, Context, QueueRef, RetryPolicy, TaskDeclarationError, queue, task
+from podtask._authoring.tasks import Task, payload_model_of
+from podtask._contract.machines import MachinePreset
 from podtask.hooks import AttemptResult, TaskHooks
-from podtask.machines import MachinePreset
-from podtask.tasks import Task, payload_model_of
 
 if TYPE_CHECKING:
     from collections.abc import Sequence  # only for type checkers: never resolvable at run time

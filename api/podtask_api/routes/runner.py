@@ -11,6 +11,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Response
 
+from podtask._contract.wire import RUNNER_ATTEMPT_PATH
 from podtask_api.api_models import RunnerAttempt
 from podtask_api.cluster import AttemptNotCurrent, ObjectNotFound
 from podtask_api.errors import CLUSTER_ERRORS, ApiError, error_responses
@@ -25,7 +26,7 @@ from podtask_api.services import ServicesDep
 REPORT_WRITE_TRIES = 5
 
 router = APIRouter(
-    prefix="/api/v1/runner/runs/{run_id}/attempts/{attempt}",
+    prefix=RUNNER_ATTEMPT_PATH,
     dependencies=[Depends(attempt_token)],
     tags=["runner"],
     # 401: no valid token, or its attempt has ended; 403: the token of another attempt;

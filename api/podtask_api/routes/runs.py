@@ -21,9 +21,9 @@ from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel
 from starlette.concurrency import iterate_in_threadpool
 
-from podtask.batch_markers import request_digest
-from podtask.resources import format_timestamp
-from podtask.trigger_request import IsoTime
+from podtask._contract.batch_markers import request_digest
+from podtask._contract.resources import format_timestamp
+from podtask._contract.trigger_request import IsoTime
 from podtask_api.api_models import (
     BatchTriggered,
     ReplayedRun,

@@ -3,7 +3,7 @@
 from typing import Any
 
 from podtask import Context, task
-from podtask.limits import MAX_OUTPUT_BYTES
+from podtask._contract.limits import MAX_OUTPUT_BYTES
 
 
 @task(id="always-fails", retry={"max_attempts": 1})

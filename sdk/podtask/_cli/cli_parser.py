@@ -1,5 +1,5 @@
 """The `podtask` command line's arguments: its subcommands, their flags and what each flag
-accepts (JSON, durations, times, limits). `podtask.cli` parses with `parser()` and runs.
+accepts (JSON, durations, times, limits). `podtask._cli.cli` parses with `parser()` and runs.
 """
 
 from __future__ import annotations
@@ -7,9 +7,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 API_HELP = "through the podtask API (PODTASK_API_URL, PODTASK_API_KEY)"
 KEYS_HELP = "through the cluster (KUBECONFIG)"
@@ -23,8 +24,9 @@ def _json_argument(text: str) -> object:
 
 
 def parse_duration(text: str) -> float:
-    """Seconds from `90`, `90s`, `1.5m`, `2h`, `1d`, `1w` or `500ms` (`podtask.durations`)."""
-    from podtask.durations import DurationError, duration_seconds
+    """Seconds from `90`, `90s`, `1.5m`, `2h`, `1d`, `1w` or `500ms`
+    (`podtask._contract.durations`)."""
+    from podtask._contract.durations import DurationError, duration_seconds
 
     try:
         return duration_seconds(text)
@@ -72,10 +74,7 @@ def _limit_argument(text: str) -> int | None:
 # -- the parser ---------------------------------------------------------------------------------
 
 
-def _add_dev_and_index(commands: Any) -> None:
-    dev = commands.add_parser(
-        "dev", help="run the embedded cluster, the operator and the API on this machine"
-    )
+def _dev_arguments(dev: argparse.ArgumentParser) -> None:
     dev.add_argument(
         "modules",
         nargs="*",
@@ -106,20 +105,13 @@ def _add_dev_and_index(commands: Any) -> None:
         "containers: each pod runs in its image with podman, under the kernel's memory and CPU "
         "limits (`make images` builds the runner image that the tasks of `podtask dev` use)",
     )
-    index = commands.add_parser(
-        "index",
-        help="print the manifest (JSON) of the tasks and queues that task modules declare",
-    )
+
+
+def _index_arguments(index: argparse.ArgumentParser) -> None:
     index.add_argument("modules", nargs="+", help="task modules: files, folders or dotted names")
 
 
-def _add_trigger(commands: Any) -> None:
-    trigger = commands.add_parser(
-        "trigger",
-        help=f"trigger a run of a task {API_HELP}",
-        description="Trigger a run of TASK and print its id; with --wait, follow it to its "
-        "end and print its output (or its error).",
-    )
+def _trigger_arguments(trigger: argparse.ArgumentParser) -> None:
     trigger.add_argument("task_id", metavar="TASK")
     trigger.add_argument("--payload", type=_json_argument, default=None, help="JSON")
     trigger.add_argument("--wait", action="store_true", help="wait for the run to finish")
@@ -142,13 +134,7 @@ def _add_trigger(commands: Any) -> None:
     trigger.add_argument("--max-duration", type=parse_duration)
 
 
-def _add_runs(commands: Any) -> None:
-    runs = commands.add_parser(
-        "runs",
-        help=f"list, read and manage runs {API_HELP}",
-        description="List, read and manage runs through the podtask API at PODTASK_API_URL, "
-        "with the API key in PODTASK_API_KEY.",
-    )
+def _runs_arguments(runs: argparse.ArgumentParser) -> None:
     run_commands = runs.add_subparsers(dest="runs_command", required=True)
     listing = run_commands.add_parser("list", help="the newest runs, as a table")
     listing.add_argument(
@@ -182,12 +168,7 @@ def _add_runs(commands: Any) -> None:
     )
 
 
-def _add_queues(commands: Any) -> None:
-    queues = commands.add_parser(
-        "queues",
-        help=f"list queues; pause, resume or limit one {API_HELP}",
-        description="Without a subcommand: every queue with its limit and counts.",
-    )
+def _queues_arguments(queues: argparse.ArgumentParser) -> None:
     queue_commands = queues.add_subparsers(dest="queues_command")
     queue_commands.add_parser("list", help="every queue (the default)")
     for action in ("pause", "resume"):
@@ -200,15 +181,7 @@ def _add_queues(commands: Any) -> None:
     limit.add_argument("limit", metavar="N", type=_limit_argument)
 
 
-def _add_deploy(commands: Any) -> None:
-    deploy = commands.add_parser(
-        "deploy",
-        help=f"register a task image's tasks as their new version {API_HELP}",
-        description="Index the task modules and register their manifest with IMAGE as the "
-        "current version of their tasks and queues: new triggers run on it, runs already "
-        "triggered keep theirs. Run it from the folder the image copies to its working "
-        "directory (/app): module files are recorded relative to it.",
-    )
+def _deploy_arguments(deploy: argparse.ArgumentParser) -> None:
     deploy.add_argument(
         "--image",
         required=True,
@@ -226,13 +199,7 @@ def _add_deploy(commands: Any) -> None:
     deploy.add_argument("--json", action="store_true", help="print the API's answer, as it is")
 
 
-def _add_keys(commands: Any) -> None:
-    keys = commands.add_parser(
-        "keys",
-        help=f"create, list and revoke API keys {KEYS_HELP}",
-        description="API keys are kept as sha256 digests in a Secret the API reads "
-        "(podtask-api-keys by default); a change counts within seconds, without a restart.",
-    )
+def _keys_arguments(keys: argparse.ArgumentParser) -> None:
     key_commands = keys.add_subparsers(dest="keys_command", required=True)
     create = key_commands.add_parser("create", help="create a key; it is printed once")
     create.add_argument("--name", required=True, help="to tell keys apart, and revoke one")
@@ -250,13 +217,66 @@ def _add_keys(commands: Any) -> None:
         command.add_argument("--kubeconfig", help="default: KUBECONFIG, else ~/.kube/config")
 
 
+@dataclass(frozen=True)
+class Command:
+    """One `podtask` command: its line in `podtask --help`, its own `--help`'s opening
+    (None: the line again), and its arguments."""
+
+    help: str
+    description: str | None
+    arguments: Callable[[argparse.ArgumentParser], None]
+
+
+COMMANDS: dict[str, Command] = {
+    "dev": Command(
+        "run the embedded cluster, the operator and the API on this machine",
+        None,
+        _dev_arguments,
+    ),
+    "index": Command(
+        "print the manifest (JSON) of the tasks and queues that task modules declare",
+        None,
+        _index_arguments,
+    ),
+    "trigger": Command(
+        f"trigger a run of a task {API_HELP}",
+        "Trigger a run of TASK and print its id; with --wait, follow it to its end and print "
+        "its output (or its error).",
+        _trigger_arguments,
+    ),
+    "runs": Command(
+        f"list, read and manage runs {API_HELP}",
+        "List, read and manage runs through the podtask API at PODTASK_API_URL, with the API "
+        "key in PODTASK_API_KEY.",
+        _runs_arguments,
+    ),
+    "queues": Command(
+        f"list queues; pause, resume or limit one {API_HELP}",
+        "Without a subcommand: every queue with its limit and counts.",
+        _queues_arguments,
+    ),
+    "deploy": Command(
+        f"register a task image's tasks as their new version {API_HELP}",
+        "Index the task modules and register their manifest with IMAGE as the current version "
+        "of their tasks and queues: new triggers run on it, runs already triggered keep "
+        "theirs. Run it from the folder the image copies to its working directory (/app): "
+        "module files are recorded relative to it.",
+        _deploy_arguments,
+    ),
+    "keys": Command(
+        f"create, list and revoke API keys {KEYS_HELP}",
+        "API keys are kept as sha256 digests in a Secret the API reads (podtask-api-keys by "
+        "default); a change counts within seconds, without a restart.",
+        _keys_arguments,
+    ),
+}
+
+
 def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="podtask", description="Background tasks on Kubernetes.")
     commands = parser.add_subparsers(dest="command", required=True)
-    _add_dev_and_index(commands)
-    _add_trigger(commands)
-    _add_runs(commands)
-    _add_queues(commands)
-    _add_deploy(commands)
-    _add_keys(commands)
+    for name, command in COMMANDS.items():
+        command.arguments(
+            commands.add_parser(name, help=command.help, description=command.description)
+        )
     return parser

@@ -1,7 +1,7 @@
 """The client's operations, each once, without I/O: the request it sends (`ApiCall`) and
 how its answer is read, the run filters, and the rules of waiting and of resending a batch.
 
-`podtask.client_transport` sends an `ApiCall` (blocking or awaiting);
+`podtask._client.client_transport` sends an `ApiCall` (blocking or awaiting);
 `podtask.client.PodtaskClient` exposes each operation both ways.
 """
 
@@ -15,16 +15,8 @@ from datetime import datetime
 from typing import Any, Generic, TypedDict, TypeVar, Unpack
 from urllib.parse import quote
 
-from podtask.client_config import (
-    ClientConfig,
-    PodtaskApiError,
-    PodtaskConnectionError,
-    RunWaitTimeoutError,
-)
-from podtask.errors import PodtaskError
-from podtask.resources import format_timestamp
-from podtask.run_results import RunHandle, RunResult, is_finished
-from podtask.trigger_options import (
+from podtask._authoring.run_results import RunHandle, RunResult, is_finished
+from podtask._authoring.trigger_options import (
     Seconds,
     TriggerOptions,
     batch_body,
@@ -32,6 +24,14 @@ from podtask.trigger_options import (
     to_json_value,
     trigger_body,
 )
+from podtask._client.client_config import (
+    ClientConfig,
+    PodtaskApiError,
+    PodtaskConnectionError,
+    RunWaitTimeoutError,
+)
+from podtask._contract.resources import format_timestamp
+from podtask.errors import PodtaskError
 
 R = TypeVar("R")
 

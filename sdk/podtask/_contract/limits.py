@@ -60,7 +60,7 @@ MAX_JSON_INT = 2**63 - 1
 MAX_BATCH_ITEMS = 1000
 
 # What a TaskRun's spec may hold besides its payload and metadata; the API enforces these at
-# trigger time and the CRDs declare them (`podtask.crds`), so kubectl is held to them too.
+# trigger time and the CRDs declare them (`podtask._contract.crds`), so kubectl is held to them too.
 # A task id is a DNS label (it names the Task object and pod labels); a queue name a DNS
 # subdomain (it names the TaskQueue object).
 MAX_TASK_ID_LENGTH = 63

@@ -18,8 +18,11 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from podtask import client
-from podtask.context import Context
-from podtask.durations import duration_seconds
+from podtask._authoring.context import Context
+from podtask._contract.durations import duration_seconds
+from podtask._contract.limits import MAX_TASK_ID_LENGTH
+from podtask._contract.machines import DEFAULT_MACHINE, PRESETS, MachinePreset, machine_preset
+from podtask._contract.resources import TASK_ID_PATTERN, QueueRef, RetryPolicy
 from podtask.errors import TaskDeclarationError
 from podtask.hooks import (
     HOOK_PARAMETERS,
@@ -33,9 +36,6 @@ from podtask.hooks import (
     TaskHooks,
     signature_problem,
 )
-from podtask.limits import MAX_TASK_ID_LENGTH
-from podtask.machines import DEFAULT_MACHINE, PRESETS, MachinePreset, machine_preset
-from podtask.resources import TASK_ID_PATTERN, QueueRef, RetryPolicy
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -8,8 +8,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from types import ModuleType
 
+from podtask._authoring.tasks import Task, registered_tasks
 from podtask.errors import TaskModuleImportError
-from podtask.tasks import Task, registered_tasks
 
 
 def module_files(ref: str) -> list[str]:

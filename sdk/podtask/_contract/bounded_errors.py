@@ -1,4 +1,4 @@
-"""A task's error cut to fit its part of the TaskRun budget (`podtask.limits`).
+"""A task's error cut to fit its part of the TaskRun budget (`podtask._contract.limits`).
 
 The runner, the API (the runner's report) and the operator (each attempt's record, the
 run's error) all store errors; each cuts them here, the same way: the type's head, the
@@ -9,9 +9,9 @@ an error must always be recordable.
 
 from __future__ import annotations
 
-from podtask.bounded_text import head, tail, text_size, unicode_text
-from podtask.limits import MAX_ERROR_BYTES, MAX_ERROR_MESSAGE_BYTES, MAX_ERROR_TYPE_CHARS
-from podtask.resources import RunError
+from podtask._contract.bounded_text import head, tail, text_size, unicode_text
+from podtask._contract.limits import MAX_ERROR_BYTES, MAX_ERROR_MESSAGE_BYTES, MAX_ERROR_TYPE_CHARS
+from podtask._contract.resources import RunError
 
 # What a RunError's keys, quotes and commas take around its three strings.
 _ENVELOPE_BYTES = 64

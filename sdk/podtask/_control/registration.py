@@ -20,15 +20,22 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from podtask.manifest import Manifest, ManifestTask
-from podtask.resources import API_VERSION, GROUP, VERSION, QueueRef
+from podtask._authoring.manifest import Manifest, ManifestTask
+from podtask._contract.resources import QueueRef
+from podtask._contract.wire import (
+    API_VERSION,
+    GROUP,
+    TASK_KIND,
+    TASK_QUEUE_KIND,
+    TASK_QUEUES,
+    TASKS,
+    VERSION,
+)
 
 # The concurrency limit a TaskQueue was last given from its declaration (JSON: a number or
 # null). A limit changed live differs from it and survives a restart; a new declaration wins.
 DECLARED_LIMIT_ANNOTATION = f"{GROUP}/declared-concurrency-limit"
 
-TASKS = "tasks"
-TASK_QUEUES = "taskqueues"
 _JSON_PATCH = "application/json-patch+json"
 _MERGE_PATCH = "application/merge-patch+json"
 _REQUEST_TIMEOUT = (5, 30)
@@ -46,7 +53,7 @@ def task_resources(
     return [
         {
             "apiVersion": API_VERSION,
-            "kind": "Task",
+            "kind": TASK_KIND,
             "metadata": {"name": task.id, "namespace": namespace},
             "spec": task.task_spec(image=image, default_version=version_of(task)).to_wire(),
         }
@@ -92,7 +99,7 @@ def queue_resource(queue: QueueRef, namespace: str) -> dict[str, Any]:
     """The `TaskQueue` object for a declared queue, as first created (not paused)."""
     return {
         "apiVersion": API_VERSION,
-        "kind": "TaskQueue",
+        "kind": TASK_QUEUE_KIND,
         "metadata": {
             "name": queue.name,
             "namespace": namespace,
@@ -165,51 +172,50 @@ class _Objects:
         )
 
 
-def _status(exc: BaseException) -> int | None:
-    status = getattr(exc, "status", None)
-    return status if isinstance(status, int) else None
+_ALREADY_EXISTS = 409
+_NOT_FOUND = 404
+
+
+def _call_unless(status: int, call: Callable[..., None], *args: Any) -> bool:
+    """`call(*args)`: True when it succeeded, False when the cluster answered `status` (an
+    object created or deleted meanwhile, by a concurrent deployment); any other error raises."""
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        call(*args)
+    except ApiException as exc:
+        if getattr(exc, "status", None) != status:
+            raise
+        return False
+    return True
 
 
 def register_queues(objects: _Objects, queues: Sequence[QueueRef]) -> None:
-    from kubernetes.client.exceptions import ApiException
-
     current = objects.list(TASK_QUEUES)
     for queue in queues:
         existing = current.get(queue.name)
         if existing is None:
-            try:
-                objects.create(TASK_QUEUES, queue_resource(queue, objects.namespace))
+            created = queue_resource(queue, objects.namespace)
+            if _call_unless(_ALREADY_EXISTS, objects.create, TASK_QUEUES, created):
                 continue
-            except ApiException as exc:
-                if _status(exc) != 409:
-                    raise
-                # Created meanwhile (a concurrent deployment): bring it to the declaration.
-                existing = objects.get(TASK_QUEUES, queue.name)
+            # Created meanwhile: bring it to the declaration.
+            existing = objects.get(TASK_QUEUES, queue.name)
         patch = queue_patch(existing, queue)
         if patch is not None:
             objects.patch(TASK_QUEUES, queue.name, patch, _MERGE_PATCH)
 
 
 def register_tasks(objects: _Objects, tasks: Sequence[dict[str, Any]]) -> None:
-    from kubernetes.client.exceptions import ApiException
-
     changes = task_changes(objects.list(TASKS), tasks)
     for body in changes.create:
-        try:
-            objects.create(TASKS, body)
-        except ApiException as exc:
-            if _status(exc) != 409:
-                raise
+        if not _call_unless(_ALREADY_EXISTS, objects.create, TASKS, body):
+            # Created meanwhile: replaced like the others.
             objects.patch(TASKS, body["metadata"]["name"], task_spec_patch(body), _JSON_PATCH)
     for body in changes.replace:
         objects.patch(TASKS, body["metadata"]["name"], task_spec_patch(body), _JSON_PATCH)
     # Last, once the new tasks exist: a trigger in between finds the old task, not none.
     for name in changes.delete:
-        try:
-            objects.delete(TASKS, name)
-        except ApiException as exc:
-            if _status(exc) != 404:
-                raise
+        _call_unless(_NOT_FOUND, objects.delete, TASKS, name)
 
 
 def register_manifest(

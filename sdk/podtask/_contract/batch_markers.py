@@ -22,7 +22,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from podtask.resources import GROUP, format_timestamp, parse_timestamp
+from podtask._contract.resources import format_timestamp, parse_timestamp
+from podtask._contract.wire import GROUP
 
 LABEL_BATCH = f"{GROUP}/batch"
 MARKER_PREFIX = "podtask-batch-"

@@ -1,6 +1,6 @@
 """What a trigger sends: the options as Python keywords, and their JSON on the wire.
 
-Pure. The wire's names, types and checks are `podtask.trigger_request`'s model; this is
+Pure. The wire's names, types and checks are `podtask._contract.trigger_request`'s model; this is
 the Python side of it, for the client, the CLI and `Task.trigger`. Options are snake_case
 keyword arguments in Python (`idempotency_key=`) and camelCase in the API's JSON
 (`idempotencyKey`); durations may be seconds or `timedelta`s, a delay may also be a
@@ -19,10 +19,10 @@ from typing import Any, TypedDict, cast
 from pydantic import BaseModel
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
-from podtask.durations import DurationError, duration_seconds
-from podtask.limits import MAX_BATCH_ITEMS
-from podtask.resources import format_timestamp
-from podtask.trigger_request import option_wire_names
+from podtask._contract.durations import DurationError, duration_seconds
+from podtask._contract.limits import MAX_BATCH_ITEMS
+from podtask._contract.resources import format_timestamp
+from podtask._contract.trigger_request import option_wire_names
 
 Seconds = int | float | timedelta
 
@@ -99,7 +99,7 @@ def options_to_wire(options: Mapping[str, Any]) -> dict[str, Any]:
     """`options` as the API's JSON, camelCase; unset (None) options are left out.
 
     Values are not checked here beyond their Python types: the API checks them (as
-    `podtask.trigger_request` and its server-side checks say) and names what to fix.
+    `podtask._contract.trigger_request` and its server-side checks say) and names what to fix.
     """
     unknown = sorted(set(options) - set(_WIRE_NAMES))
     if unknown:

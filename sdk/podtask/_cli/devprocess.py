@@ -74,7 +74,7 @@ class DevProcess:
         args = [
             sys.executable,
             "-m",
-            "podtask.cli",
+            "podtask._cli.cli",
             "dev",
             *self.modules,
             "--state-dir",

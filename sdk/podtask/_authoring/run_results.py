@@ -9,8 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from podtask._contract.resources import FINAL_PHASES, RunError, RunPhase
 from podtask.errors import PodtaskError
-from podtask.resources import FINAL_PHASES, RunError, RunPhase
 
 FINAL_STATUSES = frozenset(str(phase) for phase in FINAL_PHASES)
 

@@ -4,7 +4,7 @@ Each component runs as its own process (the same code that runs in a real cluste
 cluster differs). This module only composes them: it starts them in order, checks that what
 answers on each port is the part it started, registers the task modules' manifest
 (`register`: a `Task` per task, a `TaskQueue` per queue, by the rules of
-`podtask.registration`), stores the dev API key's digest in the keys' Secret, prints where
+`podtask._control.registration`), stores the dev API key's digest in the keys' Secret, prints where
 everything is, restarts a part that dies (with a backoff, saying so) while the others and the
 pods keep running, and stops them in reverse order on Ctrl-C.
 """
@@ -31,10 +31,11 @@ from typing import Any, TextIO
 
 import httpx
 
-from podtask import registration
-from podtask.crds import custom_resource_definitions
-from podtask.manifest import Manifest, load_manifest
-from podtask.supervision import RestartBackoff, restart_notice
+from podtask._authoring.manifest import Manifest, load_manifest
+from podtask._cli.supervision import RestartBackoff, restart_notice
+from podtask._contract.crds import custom_resource_definitions
+from podtask._contract.wire import ENV_PREFIX
+from podtask._control import registration
 
 # The image of `podtask dev`'s tasks when pods run as processes: nothing is pulled or run
 # from it (the command runs in this environment), it only names the dev build.
@@ -213,7 +214,7 @@ def store_dev_key(cluster: KubeTarget, api_key: str, namespace: str = NAMESPACE)
 
     The API reads its keys there, as in a real cluster; `podtask keys create` adds more.
     """
-    from podtask.api_keys import ApiKeySecret, api_key_digest, with_dev_key
+    from podtask._control.api_keys import ApiKeySecret, api_key_digest, with_dev_key
 
     digest = api_key_digest(api_key)
     with kube_client(cluster) as api_client:
@@ -388,7 +389,7 @@ class DevStack:
         manifest = load_manifest(module_refs)
         image = task_image(self.runtime)
         dev_secrets = DevSecrets.load_or_create(self.state_dir)
-        base_env = {k: v for k, v in os.environ.items() if not k.startswith("PODTASK_")}
+        base_env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
         kube = (
             self._start_real(base_env) if self.cluster == "real" else self._start_embedded(base_env)
         )
@@ -544,17 +545,11 @@ def _stop_on_signals() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def run_dev(
-    module_refs: Sequence[str],
-    state_dir: Path,
-    api_port: int,
-    cluster_port: int,
-    cluster: str = "embedded",
-    runtime: str = "processes",
-) -> int:
+def run_dev(module_refs: Sequence[str], stack: DevStack) -> int:
+    """`podtask dev`: start `stack` with the tasks of `module_refs`, keep it running (each part
+    restarted when it dies) until Ctrl-C or SIGTERM, then stop it."""
     # Everything the stack writes (database, secrets, kubeconfig, logs) is for its owner only.
     os.umask(0o077)
-    stack = DevStack(state_dir, api_port, cluster_port, cluster, runtime)
     with _stop_on_signals():
         try:
             dev_secrets = stack.start(module_refs)

@@ -10,11 +10,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from podtask._contract.wire import ENV_API_KEY, ENV_API_URL, ENV_ATTEMPT_TOKEN
 from podtask.errors import PodtaskError
-
-ENV_API_URL = "PODTASK_API_URL"
-ENV_API_KEY = "PODTASK_API_KEY"
-ENV_ATTEMPT_TOKEN = "PODTASK_ATTEMPT_TOKEN"
 
 DEFAULT_TIMEOUT_SECONDS = 30.0
 # Answers that say "not now" rather than "no": a wait rides them out.

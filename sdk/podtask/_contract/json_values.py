@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from podtask.limits import MAX_JSON_DEPTH, MAX_JSON_INT, MIN_JSON_INT
+from podtask._contract.limits import MAX_JSON_DEPTH, MAX_JSON_INT, MIN_JSON_INT
 
 
 @dataclass(frozen=True)

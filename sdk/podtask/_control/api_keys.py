@@ -24,6 +24,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
+from podtask._contract.wire import LABEL_MANAGED_BY, MANAGED_BY
+
 API_KEYS_SECRET = "podtask-api-keys"
 API_KEYS_DATA_KEY = "keys.json"
 API_KEY_PREFIX = "pt_"
@@ -187,7 +189,7 @@ class ApiKeySecret:
                     "type": "Opaque",
                     "metadata": {
                         "name": self.name,
-                        "labels": {"app.kubernetes.io/managed-by": "podtask"},
+                        "labels": {LABEL_MANAGED_BY: MANAGED_BY},
                     },
                     "data": secret_data(keys),
                 }

@@ -2,9 +2,9 @@
 (a payload and its options), and the types its fields are made of.
 
 It is the contract between the callers and the API. The API subclasses it with the
-checks that need the server's view (`podtask_api.triggers`) and serves it as its
+checks that need the server's view (`podtask_api.trigger_requests`) and serves it as its
 OpenAPI schema; the client and the CLI take the options' names from it
-(`podtask.trigger_options`). Pure: no I/O.
+(`podtask._authoring.trigger_options`). Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -25,16 +25,16 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from podtask import durations
-from podtask.durations import WIRE_DURATION_PATTERN
-from podtask.limits import (
+from podtask._contract import durations
+from podtask._contract.durations import WIRE_DURATION_PATTERN
+from podtask._contract.limits import (
     MAX_CONCURRENCY_KEY_LENGTH,
     MAX_IDEMPOTENCY_KEY_LENGTH,
     MAX_PRIORITY,
     MAX_TAG_LENGTH,
     MAX_TAGS,
 )
-from podtask.machines import PRESETS
+from podtask._contract.machines import PRESETS
 
 _WIRE_DURATION = re.compile(WIRE_DURATION_PATTERN)
 

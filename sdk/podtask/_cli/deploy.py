@@ -20,9 +20,9 @@ import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePosixPath
 
+from podtask._authoring.manifest import Manifest, build_manifest
+from podtask._authoring.modules import load_tasks
 from podtask.errors import TaskModuleImportError
-from podtask.manifest import Manifest, build_manifest
-from podtask.modules import load_tasks
 
 IMAGE_WORKDIR = PurePosixPath("/app")
 

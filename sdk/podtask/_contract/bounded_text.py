@@ -1,13 +1,14 @@
-"""Text cut to a number of bytes as Kubernetes stores it (`podtask.json_values.stored_size`),
-the cut marked: the head of a message, the tail of a traceback. Text that is not Unicode
-(lone surrogates) is mended, never refused: what is cut here must always be storable.
+"""Text cut to a number of bytes as Kubernetes stores it
+(`podtask._contract.json_values.stored_size`), the cut marked: the head of a message, the tail
+of a traceback. Text that is not Unicode (lone surrogates) is mended, never refused: what is
+cut here must always be storable.
 """
 
 from __future__ import annotations
 
 import re
 
-from podtask.json_values import compact_json, stored_size
+from podtask._contract.json_values import compact_json, stored_size
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 

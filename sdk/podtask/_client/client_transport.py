@@ -1,7 +1,7 @@
 """Sending an `ApiCall` over HTTP (httpx): one thin blocking transport, one thin awaiting one.
 
 They own the connections and nothing else: what to send and how to read the answer is the
-call's (`podtask.api_calls`). A transport failure becomes `PodtaskConnectionError`, an
+call's (`podtask._client.api_calls`). A transport failure becomes `PodtaskConnectionError`, an
 answer that is not a success becomes `PodtaskApiError`. Only the client imports this
 module, when it is first built, so that declaring a task does not import httpx.
 """
@@ -16,8 +16,8 @@ from typing import Any, TypeVar
 
 import httpx
 
-from podtask.api_calls import ApiCall
-from podtask.client_config import ClientConfig, PodtaskConnectionError, read_answer
+from podtask._client.api_calls import ApiCall
+from podtask._client.client_config import ClientConfig, PodtaskConnectionError, read_answer
 
 R = TypeVar("R")
 

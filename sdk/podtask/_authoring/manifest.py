@@ -18,12 +18,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from podtask._authoring.modules import load_tasks
+from podtask._authoring.tasks import TASK_ID_RULE, Task, is_valid_task_id
+from podtask._contract.limits import MAX_QUEUE_NAME_LENGTH
+from podtask._contract.machines import PRESETS
+from podtask._contract.resources import QUEUE_NAME_PATTERN, QueueRef, RetryPolicy, TaskSpec
 from podtask.errors import TaskDeclarationError
-from podtask.limits import MAX_QUEUE_NAME_LENGTH
-from podtask.machines import PRESETS
-from podtask.modules import load_tasks
-from podtask.resources import QUEUE_NAME_PATTERN, QueueRef, RetryPolicy, TaskSpec
-from podtask.tasks import TASK_ID_RULE, Task, is_valid_task_id
 
 # RFC 1123 subdomain, as Kubernetes checks the names of objects such as TaskQueues.
 _DNS_SUBDOMAIN = re.compile(QUEUE_NAME_PATTERN)
@@ -152,7 +152,8 @@ class Manifest(ManifestModel):
 
 
 def build_manifest(declared: Mapping[str, tuple[str, Task]]) -> Manifest:
-    """The manifest of the tasks `podtask.modules.load_tasks` found (id → (module, task))."""
+    """The manifest of the tasks `podtask._authoring.modules.load_tasks` found
+    (id → (module, task))."""
     tasks = [
         ManifestTask(
             id=task_id,

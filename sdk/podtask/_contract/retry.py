@@ -10,7 +10,7 @@ import random as _random
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from podtask.resources import RetryPolicy, TaskRunSpec, TaskRunStatus
+from podtask._contract.resources import RetryPolicy, TaskRunSpec, TaskRunStatus
 
 
 def retry_delay_ms(

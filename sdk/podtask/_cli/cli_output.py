@@ -1,7 +1,7 @@
 """What the command line prints: tables, run details, durations and the wait's progress line.
 
 Pure functions of the API's JSON (the run, queue and key views) and the current time, so
-that what a user reads is unit-tested; `podtask.cli` only writes their result.
+that what a user reads is unit-tested; `podtask._cli.cli` only writes their result.
 """
 
 from __future__ import annotations

@@ -4,13 +4,13 @@ These pydantic models are the one source of truth for what travels through the
 cluster: snake_case in Python, camelCase on the wire, and `make crds` turns them
 into the CRD schemas under `crds/`.
 
-Two kinds of rule, both from `podtask.limits` and the preset table:
+Two kinds of rule, both from `podtask._contract.limits` and the preset table:
 - what a value may be (a machine from the presets, a task id, a queue name, minimum
   attempts, tags, keys): validated here in Python and declared in the CRD, so that the
   apiserver refuses a bad TaskRun from kubectl with a 422 naming the field;
 - how much of a value is stored (an error's message and traceback, a condition's message):
-  the writers cut those to size (`podtask.bounded_errors`), so they are declared in the CRD
-  only (`stored_max_length`), never refused when a runner reports more.
+  the writers cut those to size (`podtask._contract.bounded_errors`), so they are declared in
+  the CRD only (`stored_max_length`), never refused when a runner reports more.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
-from podtask.limits import (
+from podtask._contract.limits import (
     MAX_ATTEMPTS,
     MAX_CONCURRENCY_KEY_LENGTH,
     MAX_CONCURRENCY_LIMIT,
@@ -49,20 +49,7 @@ from podtask.limits import (
     MAX_TAGS,
     MAX_TASK_ID_LENGTH,
 )
-from podtask.machines import PRESETS
-
-GROUP = "podtask.dev"
-VERSION = "v1alpha1"
-API_VERSION = f"{GROUP}/{VERSION}"
-
-# Labels put on every attempt pod; the operator selects on them.
-LABEL_TASK = f"{GROUP}/task"
-LABEL_QUEUE = f"{GROUP}/queue"
-LABEL_CONCURRENCY_KEY = f"{GROUP}/concurrency-key"
-LABEL_RUN = f"{GROUP}/run"
-LABEL_ATTEMPT = f"{GROUP}/attempt"
-LABEL_MACHINE = f"{GROUP}/machine"
-
+from podtask._contract.machines import PRESETS
 
 # A DNS label (RFC 1123): task ids; dotted labels make a DNS subdomain: queue names.
 DNS_LABEL_PATTERN = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
@@ -70,8 +57,8 @@ TASK_ID_PATTERN = rf"^{DNS_LABEL_PATTERN}$"
 QUEUE_NAME_PATTERN = rf"^{DNS_LABEL_PATTERN}(\.{DNS_LABEL_PATTERN})*$"
 
 
-# The key that marks a cap for the CRD only (`podtask.crds` makes it `maxLength`): the API's
-# own schema for a runner's report must not promise to refuse what it cuts.
+# The key that marks a cap for the CRD only (`podtask._contract.crds` makes it `maxLength`): the
+# API's own schema for a runner's report must not promise to refuse what it cuts.
 STORED_MAX_LENGTH = "x-podtask-stored-max-length"
 
 
@@ -99,7 +86,7 @@ MachineName = Annotated[
 ]
 TaskId = Annotated[str, StringConstraints(max_length=MAX_TASK_ID_LENGTH, pattern=TASK_ID_PATTERN)]
 # A queue's name, in the schema only: a declaration is checked where the manifest is built
-# (`podtask.manifest.queues_of`), whose message says where the task is declared.
+# (`podtask._authoring.manifest.queues_of`), whose message says where the task is declared.
 QueueName = Annotated[
     str,
     WithJsonSchema(
@@ -295,7 +282,7 @@ class TaskRunSpec(WireModel):
 
 
 class RunError(WireModel):
-    """An error as reported, and as stored once cut to size (`podtask.bounded_errors`)."""
+    """An error as reported, and as stored once cut to size (`podtask._contract.bounded_errors`)."""
 
     type: Annotated[str, stored_max_length(MAX_ERROR_TYPE_CHARS)]
     message: Annotated[str, stored_max_length(MAX_ERROR_MESSAGE_BYTES)]
@@ -304,13 +291,24 @@ class RunError(WireModel):
     )
 
 
-class AttemptReport(WireModel):
-    """What the runner reported for one attempt through the API."""
+class CompletionReport(WireModel):
+    """What the runner says about the attempt it ran (`POST .../complete`): the JSON output,
+    or the error. The API stores it in the run's status as its `AttemptReport`."""
 
-    attempt: int = Field(ge=1)
     ok: bool
     output: Any = None
     error: RunError | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        # A report says outright that it has no output, or no error: those keys stay, as null.
+        wire = super().to_wire()
+        return {**wire, "output": wire.get("output"), "error": wire.get("error")}
+
+
+class AttemptReport(CompletionReport):
+    """What the runner reported for one attempt through the API."""
+
+    attempt: int = Field(ge=1)
     reported_at: datetime = Field(default_factory=utcnow)
 
 

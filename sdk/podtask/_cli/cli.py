@@ -5,7 +5,7 @@
   at `PODTASK_API_URL` with the key in `PODTASK_API_KEY` (`podtask.client`).
 - `podtask keys …`: the API keys' Secret, straight through the cluster (KUBECONFIG).
 
-What they accept is `podtask.cli_parser`'s, what they print `podtask.cli_output`'s; this
+What they accept is `podtask._cli.cli_parser`'s, what they print `podtask._cli.cli_output`'s; this
 module calls and picks exit codes:
 0 done, 1 refused or failed (an API error, a run that did not complete), 2 misused.
 """
@@ -22,12 +22,12 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TextIO, cast
 
-from podtask.cli_parser import parser
+from podtask._cli.cli_parser import parser
 from podtask.errors import PodtaskError
 
 if TYPE_CHECKING:
+    from podtask._authoring.trigger_options import TriggerOptions
     from podtask.client import PodtaskClient
-    from podtask.trigger_options import TriggerOptions
 
 # Redraws of the progress line per second while a wait polls the run.
 PROGRESS_FRAMES_PER_SECOND = 10
@@ -39,7 +39,7 @@ PROGRESS_FRAMES_PER_SECOND = 10
 def _trigger_options(args: argparse.Namespace) -> TriggerOptions:
     """The trigger options given as flags, read by the names of the wire model's fields
     (`--max-attempts` is `max_attempts`; `--tag` repeated is `tags`)."""
-    from podtask.trigger_request import option_wire_names
+    from podtask._contract.trigger_request import option_wire_names
 
     given = {name: getattr(args, name, None) for name in option_wire_names()}
     return cast("TriggerOptions", {name: v for name, v in given.items() if v is not None})
@@ -57,7 +57,7 @@ class Progress:
         self._last_words: str | None = None
 
     def show(self, view: dict[str, Any]) -> None:
-        from podtask.cli_output import progress_line, status_words
+        from podtask._cli.cli_output import progress_line, status_words
 
         if self.interactive:
             line = progress_line(self.run_id, view, time.monotonic() - self.started, self.tick)
@@ -80,8 +80,8 @@ def _wait_with_progress(
     client: PodtaskClient, run_id: str, timeout: float | None, progress: Progress
 ) -> dict[str, Any]:
     """Poll the run until it finishes, redrawing the progress between polls."""
+    from podtask._authoring.run_results import is_finished
     from podtask.client import PodtaskApiError, PodtaskConnectionError, poll_delay
-    from podtask.run_results import is_finished
 
     deadline = None if timeout is None else time.monotonic() + timeout
     view: dict[str, Any] = {"id": run_id, "status": "Pending"}
@@ -109,7 +109,7 @@ def _wait_with_progress(
 
 
 def _trigger(client: PodtaskClient, args: argparse.Namespace) -> int:
-    from podtask.cli_output import error_text, pretty_json
+    from podtask._cli.cli_output import error_text, pretty_json
 
     handle = client.trigger(args.task_id, args.payload, **_trigger_options(args))
     cached = " (an existing run: same idempotency key)" if handle.is_cached else ""
@@ -140,7 +140,7 @@ def _trigger(client: PodtaskClient, args: argparse.Namespace) -> int:
 
 
 def _runs(client: PodtaskClient, args: argparse.Namespace) -> int:
-    from podtask.cli_output import pretty_json, run_details, runs_table
+    from podtask._cli.cli_output import pretty_json, run_details, runs_table
     from podtask.client import MAX_PAGE_SIZE, SAME_PAYLOAD
 
     command = args.runs_command
@@ -175,7 +175,7 @@ def _runs(client: PodtaskClient, args: argparse.Namespace) -> int:
 
 
 def _queues(client: PodtaskClient, args: argparse.Namespace) -> int:
-    from podtask.cli_output import queues_table
+    from podtask._cli.cli_output import queues_table
 
     command = args.queues_command or "list"
     if command == "list":
@@ -195,8 +195,8 @@ def _queues(client: PodtaskClient, args: argparse.Namespace) -> int:
 
 
 def _deploy(args: argparse.Namespace) -> int:
-    from podtask.cli_output import pretty_json, table
-    from podtask.deploy import image_manifest
+    from podtask._cli.cli_output import pretty_json, table
+    from podtask._cli.deploy import image_manifest
 
     # Whatever the modules print while they import stays off stdout, which --json keeps clean.
     # A module or declaration error raises from here, before anything reaches the API.
@@ -263,7 +263,7 @@ def _through_the_api(
 def _key_secret(args: argparse.Namespace) -> Iterator[Any]:
     from kubernetes import config
 
-    from podtask.api_keys import API_KEYS_SECRET, ApiKeySecret
+    from podtask._control.api_keys import API_KEYS_SECRET, ApiKeySecret
 
     namespace = args.namespace
     if namespace is None:
@@ -278,7 +278,8 @@ def _keys(args: argparse.Namespace) -> int:
     from kubernetes.client.exceptions import ApiException
     from kubernetes.config.config_exception import ConfigException
 
-    from podtask.api_keys import (
+    from podtask._cli.cli_output import keys_table
+    from podtask._control.api_keys import (
         KeyAccess,
         MalformedApiKeys,
         StoredApiKey,
@@ -287,7 +288,6 @@ def _keys(args: argparse.Namespace) -> int:
         with_key,
         without_key,
     )
-    from podtask.cli_output import keys_table
 
     try:
         with _key_secret(args) as secret:
@@ -334,7 +334,7 @@ def _keys(args: argparse.Namespace) -> int:
 
 
 def _print_index(module_refs: list[str]) -> int:
-    from podtask.manifest import load_manifest
+    from podtask._authoring.manifest import load_manifest
 
     # Dotted names import from here, as with `python -m`.
     if os.getcwd() not in sys.path:
@@ -350,16 +350,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         if args.command == "dev":
-            from podtask.dev import run_dev
+            from podtask._cli.dev import DevStack, run_dev
 
-            return run_dev(
-                args.modules or ["examples"],
-                args.state_dir,
-                args.port,
-                args.cluster_port,
-                args.cluster,
-                args.runtime,
+            stack = DevStack(
+                args.state_dir, args.port, args.cluster_port, args.cluster, args.runtime
             )
+            return run_dev(args.modules or ["examples"], stack)
         if args.command == "index":
             return _print_index(args.modules)
         if args.command == "keys":

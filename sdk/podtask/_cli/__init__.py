@@ -1,0 +1,3 @@
+"""The `podtask` command: its parser, output, `podtask dev` and its processes, `podtask
+deploy`. Private: the console script runs `podtask._cli.cli:main`.
+"""
