@@ -22,21 +22,16 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
-from podtask._contract.wire import (
-    GROUP,
-    TASK_KIND,
-    TASK_QUEUE_KIND,
-    TASK_QUEUES,
-    TASK_RUN_KIND,
-    TASK_RUNS,
-    TASKS,
-    VERSION,
-)
+from podtask._contract import wire
 
 T = TypeVar("T")
 
 # How errors name the objects of each resource.
-_KINDS = {TASKS: TASK_KIND, TASK_RUNS: TASK_RUN_KIND, TASK_QUEUES: TASK_QUEUE_KIND}
+_KINDS = {
+    wire.TASKS: wire.TASK_KIND,
+    wire.TASK_RUNS: wire.TASK_RUN_KIND,
+    wire.TASK_QUEUES: wire.TASK_QUEUE_KIND,
+}
 
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
@@ -202,7 +197,13 @@ class KubernetesCluster:
     def _call(self, kind: str, subject: str | None, method: Any, **kwargs: Any) -> dict[str, Any]:
         """One call of the custom objects API (podtask's resources) in this namespace."""
         result = self._request(
-            kind, subject, method, group=GROUP, version=VERSION, namespace=self.namespace, **kwargs
+            kind,
+            subject,
+            method,
+            group=wire.GROUP,
+            version=wire.VERSION,
+            namespace=self.namespace,
+            **kwargs,
         )
         if not isinstance(result, dict):
             raise ClusterUnavailable(
@@ -261,24 +262,24 @@ class KubernetesCluster:
         Raises `ListExpired` when `continue_token` is too old, and `ObjectRejected` when the
         cluster does not take it.
         """
-        return self._list(TASK_RUNS, label_selector, limit, continue_token)
+        return self._list(wire.TASK_RUNS, label_selector, limit, continue_token)
 
     def list_all_runs(self, label_selector: str) -> list[dict[str, Any]]:
         """Every TaskRun with these labels (meant for selectors that match few)."""
-        return self._list_all(TASK_RUNS, label_selector)
+        return self._list_all(wire.TASK_RUNS, label_selector)
 
     def list_tasks(self) -> list[dict[str, Any]]:
-        return self._list_all(TASKS, None)
+        return self._list_all(wire.TASKS, None)
 
     def list_queues(self) -> list[dict[str, Any]]:
-        return self._list_all(TASK_QUEUES, None)
+        return self._list_all(wire.TASK_QUEUES, None)
 
     def get_queue(self, name: str) -> dict[str, Any]:
-        return self._get(TASK_QUEUES, name)
+        return self._get(wire.TASK_QUEUES, name)
 
     def merge_patch_queue(self, name: str, patch: dict[str, Any]) -> dict[str, Any]:
         """Merge `patch` into the TaskQueue `name` (its spec; the operator acts on it at once)."""
-        return self._merge_patch(TASK_QUEUES, name, patch)
+        return self._merge_patch(wire.TASK_QUEUES, name, patch)
 
     def get_pod(self, name: str) -> dict[str, Any]:
         pod = self._request(
@@ -318,16 +319,16 @@ class KubernetesCluster:
         return _log_chunks(response)
 
     def get_task(self, name: str) -> dict[str, Any]:
-        return self._get(TASKS, name)
+        return self._get(wire.TASKS, name)
 
     def get_run(self, name: str) -> dict[str, Any]:
-        return self._get(TASK_RUNS, name)
+        return self._get(wire.TASK_RUNS, name)
 
     def create_run(self, body: dict[str, Any]) -> dict[str, Any]:
-        return self._on(TASK_RUNS, None, self._api.create_namespaced_custom_object, body=body)
+        return self._on(wire.TASK_RUNS, None, self._api.create_namespaced_custom_object, body=body)
 
     def delete_run(self, name: str) -> None:
-        self._on(TASK_RUNS, name, self._api.delete_namespaced_custom_object)
+        self._on(wire.TASK_RUNS, name, self._api.delete_namespaced_custom_object)
 
     # --- batch markers (ConfigMaps: see podtask._contract.batch_markers) ---
 
@@ -370,7 +371,7 @@ class KubernetesCluster:
 
     def merge_patch_run(self, name: str, patch: dict[str, Any]) -> dict[str, Any]:
         """Merge `patch` into the TaskRun `name` (its spec and metadata; never its status)."""
-        return self._merge_patch(TASK_RUNS, name, patch)
+        return self._merge_patch(wire.TASK_RUNS, name, patch)
 
     def set_delay_until(self, run: dict[str, Any], delay_until: str) -> dict[str, Any]:
         """Set `spec.delayUntil` of `run`, only if its phase is still as in `run`; the result.
@@ -419,7 +420,9 @@ class KubernetesCluster:
         name = run["metadata"]["name"]
         guard = guard_of(run)
         try:
-            return self._on(TASK_RUNS, name, patch, body=[*guard, write], _content_type=JSON_PATCH)
+            return self._on(
+                wire.TASK_RUNS, name, patch, body=[*guard, write], _content_type=JSON_PATCH
+            )
         except ObjectRejected as exc:
             # Kubernetes answers a failed `test` with the same 422 as an invalid object; what
             # tells them apart is whether the guarded value has changed since.
