@@ -246,6 +246,18 @@ def test_no_key_and_a_wrong_key_are_401_saying_how_to_send_one(secret_api: TestC
         assert "Authorization: Bearer <key>" in error["message"]
 
 
+def test_every_endpoint_but_health_refuses_a_caller_without_a_key(secret_api: TestClient) -> None:
+    # Each route declares who may call it (routes/access): one that declared nobody would be
+    # open. Every operation the document lists, the runner's too, is a 401 without a key.
+    paths = secret_api.get("/openapi.json").json()["paths"]
+    operations = [(m, t) for t, ops in paths.items() for m in ops if t != "/healthz"]
+    assert len(operations) > 10
+    for method, template in operations:
+        path = re.sub(r"\{attempt\}", "1", re.sub(r"\{(?!attempt\})[^}]*\}", "x", template))
+        answer = secret_api.request(method, path, json={})
+        assert answer.status_code == 401, (method, path, answer.text)
+
+
 def test_a_read_only_key_reads_but_never_writes(
     secret_api: TestClient, namespace: KubeNamespace
 ) -> None:
