@@ -5,15 +5,21 @@ from __future__ import annotations
 
 import argparse
 import io
+import re
 from datetime import UTC, datetime
 
 import pytest
 
-from podtask._cli.cli import Progress
+from podtask._authoring.run_results import RunHandle
+from podtask._cli.cli import Progress, _run_news
 from podtask._cli.cli_output import (
     age,
+    attempts_table,
     duration,
+    keys_list,
     keys_table,
+    listed,
+    manifest_table,
     progress_line,
     queues_table,
     run_details,
@@ -125,6 +131,94 @@ def test_run_details_show_the_output_or_the_error() -> None:
     }
     assert run_details(failed, NOW).endswith("Error:\nValueError: bad\nTraceback…")
     assert "Output:" not in run_details({**completed, "status": "Queued", "output": None}, NOW)
+
+
+def local(iso: str) -> str:
+    return datetime.fromisoformat(iso).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+ATTEMPTS = [
+    {
+        "number": 1,
+        "pod": "run-a-1",
+        "machine": "small-1x",
+        "startedAt": "2024-05-01T11:00:00Z",
+        "finishedAt": "2024-05-01T11:00:02.5Z",
+        "exitCode": 137,
+        "reason": "OOMKilled",
+        "error": {"type": "OutOfMemoryError", "message": "killed\nby the kernel", "stack": "…"},
+    },
+    {
+        "number": 2,
+        "pod": "run-a-2",
+        "machine": "small-2x",
+        "startedAt": "2024-05-01T11:59:00Z",
+        "finishedAt": None,
+        "exitCode": None,
+        "reason": None,
+        "error": None,
+    },
+]
+
+
+def test_the_attempts_table_lists_each_attempts_machine_times_exit_code_and_reason() -> None:
+    header, first, second = attempts_table(ATTEMPTS, NOW).splitlines()
+    assert header.split() == [
+        "ATTEMPT",
+        "MACHINE",
+        "STARTED",
+        "FINISHED",
+        "DURATION",
+        "EXIT",
+        "REASON",
+        "ERROR",
+    ]
+    # The error's first line only; the run's own error follows in full under "Error:".
+    assert re.split(" {2,}", first) == [
+        "1",
+        "small-1x",
+        local("2024-05-01T11:00:00+00:00"),
+        local("2024-05-01T11:00:02+00:00"),
+        "2.5s",
+        "137",
+        "OOMKilled",
+        "OutOfMemoryError: killed",
+    ]
+    started = local("2024-05-01T11:59:00+00:00")
+    assert re.split(" {2,}", second) == ["2", "small-2x", started, "-", "1m00s…", "-", "-", "-"]
+    long = {**ATTEMPTS[1], "error": {"type": "ValueError", "message": "x" * 200}}
+    cell = re.split(" {2,}", attempts_table([long], NOW).splitlines()[1])[-1]
+    assert len(cell) == 60 and cell.endswith("x…")
+
+
+def test_run_details_list_every_attempt_before_the_payload() -> None:
+    run = {"id": "run-a", "status": "Executing", "attempt": 2, "attempts": ATTEMPTS}
+    text = run_details(run, NOW)
+    assert "\nAttempts:\n" + attempts_table(ATTEMPTS, NOW) + "\n\nPayload:" in text
+    assert "Attempts:" not in run_details({**run, "attempts": []}, NOW)
+
+
+def test_a_trigger_that_found_an_existing_run_says_so() -> None:
+    new = RunHandle(id="run-a", task_id="t")
+    cached = RunHandle(id="run-a", task_id="t", is_cached=True)
+    assert _run_news(new, "Triggered run-a") == "Triggered run-a"
+    assert _run_news(cached, "Triggered run-a") == "existing run run-a (same idempotency key)"
+    assert cached.to_wire() == {"id": "run-a", "isCached": True}
+    assert RunHandle.from_wire(cached.to_wire(), "t") == cached
+
+
+def test_json_lists_keys_and_manifests() -> None:
+    assert listed([{"name": "q"}]) == {"data": [{"name": "q"}]}
+    keys = [{"name": "ci", "access": "write", "sha256": "ab" * 32}]
+    assert keys_list(keys) == {"data": [{"name": "ci", "access": "write"}]}
+    manifest = {
+        "tasks": [{"id": "a", "module": "m.py", "queue": {"name": "q"}, "machine": "micro"}],
+        "queues": [{"name": "q"}],
+    }
+    assert manifest_table(manifest).splitlines() == [
+        "TASK  MODULE  QUEUE  MACHINE",
+        "a     m.py    q      micro",
+    ]
 
 
 def test_the_progress_line_and_status_words() -> None:

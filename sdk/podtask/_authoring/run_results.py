@@ -27,6 +27,11 @@ class RunHandle:
     def from_wire(cls, answer: Mapping[str, Any], task_id: str) -> RunHandle:
         return cls(id=str(answer["id"]), task_id=task_id, is_cached=bool(answer.get("isCached")))
 
+    def to_wire(self) -> dict[str, Any]:
+        """The API's answer it stands for (`TriggeredRun`), as `podtask trigger -o json`
+        prints it."""
+        return {"id": self.id, "isCached": self.is_cached}
+
 
 class RunFailedError(PodtaskError):
     """`RunResult.unwrap()` of a run that did not complete: its id, status and error."""

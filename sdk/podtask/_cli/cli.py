@@ -7,7 +7,11 @@
 
 What they accept is `podtask._cli.cli_parser`'s, what they print `podtask._cli.cli_output`'s; this
 module calls and picks exit codes:
-0 done, 1 refused or failed (an API error, a run that did not complete), 2 misused.
+0 done, 1 refused or failed (an API error, a run that did not complete), 2 misused, 130
+interrupted, 141 (128 + SIGPIPE) when whoever read stdout stopped reading (`| head`).
+
+What a command prints as its result goes to stdout, a table or (`-o json`) the API's object
+alone; what it says about it (progress, notes, errors) to stderr.
 """
 
 from __future__ import annotations
@@ -16,16 +20,18 @@ import argparse
 import contextlib
 import itertools
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TextIO, cast
 
-from podtask._cli.cli_parser import parser
+from podtask._cli.cli_parser import output_format, parser
 from podtask.errors import PodtaskError
 
 if TYPE_CHECKING:
+    from podtask._authoring.run_results import RunHandle
     from podtask._authoring.trigger_options import TriggerOptions
     from podtask.client import PodtaskClient
 
@@ -108,42 +114,85 @@ def _wait_with_progress(
         progress.done()
 
 
-def _trigger(client: PodtaskClient, args: argparse.Namespace) -> int:
-    from podtask._cli.cli_output import error_text, pretty_json
+def _json_text(value: object) -> str:
+    from podtask._cli.cli_output import pretty_json
 
-    handle = client.trigger(args.task_id, args.payload, **_trigger_options(args))
-    cached = " (an existing run: same idempotency key)" if handle.is_cached else ""
-    if not args.wait:
-        print(handle.id)
-        if cached:
-            print(f"podtask: {handle.id} is{cached}", file=sys.stderr)
-        return 0
-    print(f"Triggered {handle.id}{cached}", file=sys.stderr, flush=True)
+    return pretty_json(value)
+
+
+def _print_json(value: object) -> None:
+    print(_json_text(value))
+
+
+def _run_news(handle: RunHandle, news: str) -> str:
+    """What a trigger or a replay says of its run: `news`, unless the API answered with a
+    run that already existed (nothing was started)."""
+    return f"existing run {handle.id} (same idempotency key)" if handle.is_cached else news
+
+
+def _await_run(client: PodtaskClient, run_id: str, args: argparse.Namespace) -> int:
+    """`--wait`: follow the run to its end on stderr, then print its output (`-o json`: the
+    run) on stdout; 0 if it Completed, else 1 (its error on stderr), 1 after `--timeout`."""
+    from podtask._cli.cli_output import error_text
+
     try:
-        view = _wait_with_progress(client, handle.id, args.timeout, Progress(handle.id, sys.stderr))
+        view = _wait_with_progress(client, run_id, args.timeout, Progress(run_id, sys.stderr))
     except TimeoutError:
         print(
-            f"podtask: {handle.id} has not finished after {args.timeout:g}s; it goes on "
-            f"(`podtask runs get {handle.id}`)",
+            f"podtask: {run_id} has not finished after {args.timeout:g}s; it goes on "
+            f"(`podtask runs get {run_id}`)",
             file=sys.stderr,
         )
         return 1
     status = view.get("status")
-    if status == "Completed":
-        print(f"{handle.id}: Completed", file=sys.stderr)
-        print(pretty_json(view.get("output")))
-        return 0
-    print(f"{handle.id}: {status}", file=sys.stderr)
-    if view.get("error"):
+    print(f"{run_id}: {status}", file=sys.stderr)
+    if output_format(args) == "json":
+        _print_json(view)
+    elif status == "Completed":
+        _print_json(view.get("output"))
+    elif view.get("error"):
         print(error_text(view["error"]), file=sys.stderr)
-    return 1
+    return 0 if status == "Completed" else 1
+
+
+def _trigger(client: PodtaskClient, args: argparse.Namespace) -> int:
+    handle = client.trigger(args.task_id, args.payload, **_trigger_options(args))
+    news = _run_news(handle, f"Triggered {handle.id}")
+    if args.wait:
+        print(news, file=sys.stderr, flush=True)
+        return _await_run(client, handle.id, args)
+    # The id alone on stdout, for scripts (`RUN=$(podtask trigger …)`); an existing run said
+    # so on stderr.
+    if output_format(args) == "json":
+        _print_json(handle.to_wire())
+    else:
+        print(handle.id)
+    if handle.is_cached:
+        print(news, file=sys.stderr)
+    return 0
+
+
+def _replay(client: PodtaskClient, args: argparse.Namespace) -> int:
+    from podtask.client import SAME_PAYLOAD
+
+    handle = client.replay_run(args.run_id, getattr(args, "payload", SAME_PAYLOAD))
+    news = _run_news(handle, f"Replayed {args.run_id} as {handle.id}")
+    if args.wait:
+        print(news, file=sys.stderr, flush=True)
+        return _await_run(client, handle.id, args)
+    if output_format(args) == "json":
+        _print_json({**handle.to_wire(), "taskId": handle.task_id})
+    else:
+        print(news)
+    return 0
 
 
 def _runs(client: PodtaskClient, args: argparse.Namespace) -> int:
-    from podtask._cli.cli_output import pretty_json, run_details, runs_table
-    from podtask.client import MAX_PAGE_SIZE, SAME_PAYLOAD
+    from podtask._cli.cli_output import listed, run_details, runs_table
+    from podtask.client import MAX_PAGE_SIZE
 
     command = args.runs_command
+    as_json = output_format(args) == "json"
     if command == "list":
         # One more than shown, to tell whether there are more; pages as large as the API gives.
         found = client.iter_runs(
@@ -154,63 +203,67 @@ def _runs(client: PodtaskClient, args: argparse.Namespace) -> int:
             page_size=min(args.limit + 1, MAX_PAGE_SIZE),
         )
         runs = list(itertools.islice(found, args.limit + 1))
-        print(runs_table(runs[: args.limit], datetime.now(UTC)))
+        shown = runs[: args.limit]
+        print(_json_text(listed(shown)) if as_json else runs_table(shown, datetime.now(UTC)))
         if len(runs) > args.limit:
             print(f"(the newest {args.limit}; --limit N shows more)", file=sys.stderr)
     elif command == "get":
         view = client.get_run(args.run_id)
-        print(pretty_json(view) if args.json else run_details(view, datetime.now(UTC)))
+        print(_json_text(view) if as_json else run_details(view, datetime.now(UTC)))
     elif command == "logs":
         for chunk in client.run_logs(args.run_id, attempt=args.attempt, follow=args.follow):
             sys.stdout.write(chunk)
             sys.stdout.flush()
     elif command == "cancel":
         view = client.cancel_run(args.run_id)
-        print(f"Cancel requested for {view['id']} (status: {view['status']})")
+        if as_json:
+            _print_json(view)
+        else:
+            print(f"Cancel requested for {view['id']} (status: {view['status']})")
     else:
-        payload = getattr(args, "payload", SAME_PAYLOAD)
-        handle = client.replay_run(args.run_id, payload)
-        print(f"Replayed {args.run_id} as {handle.id}")
+        return _replay(client, args)
     return 0
 
 
 def _queues(client: PodtaskClient, args: argparse.Namespace) -> int:
-    from podtask._cli.cli_output import queues_table
+    from podtask._cli.cli_output import listed, queues_table
 
     command = args.queues_command or "list"
+    as_json = output_format(args) == "json"
     if command == "list":
-        print(queues_table(client.list_queues()))
+        queues = client.list_queues()
+        print(_json_text(listed(queues)) if as_json else queues_table(queues))
         return 0
     if command == "pause":
-        client.pause_queue(args.name)
-        print(f"Paused {args.name}: its runs wait until it is resumed")
+        view = client.pause_queue(args.name)
+        done = f"Paused {args.name}: its runs wait until it is resumed"
     elif command == "resume":
-        client.resume_queue(args.name)
-        print(f"Resumed {args.name}")
+        view = client.resume_queue(args.name)
+        done = f"Resumed {args.name}"
     else:
-        client.set_queue_concurrency(args.name, args.limit)
+        view = client.set_queue_concurrency(args.name, args.limit)
         shown = "its default" if args.limit is None else str(args.limit)
-        print(f"Set the concurrency limit of {args.name} to {shown}")
+        done = f"Set the concurrency limit of {args.name} to {shown}"
+    print(_json_text(view) if as_json else done)
     return 0
 
 
 def _deploy(args: argparse.Namespace) -> int:
-    from podtask._cli.cli_output import pretty_json, table
+    from podtask._cli.cli_output import manifest_table
     from podtask._cli.deploy import image_manifest
 
-    # Whatever the modules print while they import stays off stdout, which --json keeps clean.
+    # Whatever the modules print while they import stays off stdout, which -o json keeps clean.
     # A module or declaration error raises from here, before anything reaches the API.
     with contextlib.redirect_stdout(sys.stderr):
         manifest = image_manifest(args.modules)
 
     def register(client: PodtaskClient, args: argparse.Namespace) -> int:
         view = client.create_deployment(manifest.to_wire(), args.image, args.version)
-        if args.json:
-            print(pretty_json(view))
+        if output_format(args) == "json":
+            _print_json(view)
             return 0
         print(f"Deployed version {view['version']} of {view['image']}")
-        rows = [(t.id, t.module, t.queue.name, t.machine) for t in manifest.tasks]
-        print(table(("task", "module", "queue", "machine"), rows))
+        print(manifest_table(manifest.to_wire()))
         return 0
 
     return _through_the_api(register)(args)
@@ -278,7 +331,7 @@ def _keys(args: argparse.Namespace) -> int:
     from kubernetes.client.exceptions import ApiException
     from kubernetes.config.config_exception import ConfigException
 
-    from podtask._cli.cli_output import keys_table
+    from podtask._cli.cli_output import keys_list, keys_table
     from podtask._control.api_keys import (
         KeyAccess,
         MalformedApiKeys,
@@ -293,7 +346,9 @@ def _keys(args: argparse.Namespace) -> int:
         with _key_secret(args) as secret:
             where = f"Secret {secret.namespace}/{secret.name}"
             if args.keys_command == "list":
-                print(keys_table([key.model_dump(mode="json") for key in secret.read()]))
+                keys = [key.model_dump(mode="json") for key in secret.read()]
+                as_json = output_format(args) == "json"
+                print(_json_text(keys_list(keys)) if as_json else keys_table(keys))
             elif args.keys_command == "create":
                 key = generate_api_key()
                 access = KeyAccess.READ if args.read_only else KeyAccess.WRITE
@@ -333,21 +388,54 @@ def _keys(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_index(module_refs: list[str]) -> int:
+def _print_index(args: argparse.Namespace) -> int:
     from podtask._authoring.manifest import load_manifest
+    from podtask._cli.cli_output import manifest_table
 
     # Dotted names import from here, as with `python -m`.
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     # Whatever the modules print while they import must not corrupt the JSON on stdout.
     with contextlib.redirect_stdout(sys.stderr):
-        manifest = load_manifest(module_refs)
-    print(manifest.to_json())
+        manifest = load_manifest(args.modules)
+    json_out = output_format(args) == "json"
+    print(manifest.to_json() if json_out else manifest_table(manifest.to_wire()))
     return 0
 
 
+def _stdout_closed() -> int:
+    """Whoever read our output stopped (`podtask runs list | head -1`): exit quietly, as
+    kubectl and gh do (they die of SIGPIPE: a shell sees 141), with no traceback.
+
+    What is still buffered would fail again when Python flushes at exit, so both streams are
+    pointed at /dev/null first (Python's recipe for SIGPIPE: "Note on SIGPIPE").
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(devnull, stream.fileno())
+    os.close(devnull)
+    return 128 + signal.SIGPIPE
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    """The console script: every command, its exit code; a closed stdout is no error."""
+    try:
+        code = _command(argv)
+        # Buffered output is written now, inside the guard, not at exit.
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BrokenPipeError:
+        return _stdout_closed()
+    return code
+
+
+def _command(argv: list[str] | None) -> int:
+    try:
+        args = parser().parse_args(argv)
+    except SystemExit as exit_:
+        # --help, --version and misuse: argparse has printed; its code (0 or 2).
+        return 0 if exit_.code is None else exit_.code if isinstance(exit_.code, int) else 2
     try:
         if args.command == "dev":
             from podtask._cli.dev import DevStack, run_dev
@@ -357,7 +445,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             return run_dev(args.modules or ["examples"], stack)
         if args.command == "index":
-            return _print_index(args.modules)
+            return _print_index(args)
         if args.command == "keys":
             return _keys(args)
         if args.command == "deploy":

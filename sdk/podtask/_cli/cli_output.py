@@ -1,4 +1,5 @@
-"""What the command line prints: tables, run details, durations and the wait's progress line.
+"""What the command line prints: tables, run details, durations and the wait's progress line,
+and the objects `-o json` prints.
 
 Pure functions of the API's JSON (the run, queue and key views) and the current time, so
 that what a user reads is unit-tested; `podtask._cli.cli` only writes their result.
@@ -118,6 +119,25 @@ def keys_table(keys: Sequence[Mapping[str, Any]]) -> str:
     return table(("name", "access"), [(key.get("name"), key.get("access")) for key in keys])
 
 
+def keys_list(keys: Sequence[Mapping[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """`podtask keys list -o json`: what the table shows, in the API's list shape."""
+    return listed([{"name": key.get("name"), "access": key.get("access")} for key in keys])
+
+
+def listed(items: Sequence[Mapping[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """A list as the API answers one (`GET /api/v1/runs`, `/queues`): `{"data": [...]}`."""
+    return {"data": [dict(item) for item in items]}
+
+
+def manifest_table(manifest: Mapping[str, Any]) -> str:
+    """The tasks of a manifest, as `podtask index -o text` and `podtask deploy` print them."""
+    rows = [
+        (t.get("id"), t.get("module"), (t.get("queue") or {}).get("name"), t.get("machine"))
+        for t in manifest.get("tasks") or []
+    ]
+    return table(("task", "module", "queue", "machine"), rows)
+
+
 def pretty_json(value: object) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False)
 
@@ -152,6 +172,8 @@ def run_details(run: Mapping[str, Any], now: datetime) -> str:
     fields += [(name, value) for name, value in optional if value]
     width = max(len(name) for name, _ in fields)
     lines = [f"{name + ':':<{width + 1}}  {value}" for name, value in fields]
+    if run.get("attempts"):
+        lines += ["", "Attempts:", attempts_table(run["attempts"], now)]
     lines += ["", "Payload:", pretty_json(run.get("payload"))]
     error = run.get("error")
     if error:
@@ -159,6 +181,59 @@ def run_details(run: Mapping[str, Any], now: datetime) -> str:
     elif run.get("status") == "Completed" or run.get("output") is not None:
         lines += ["", "Output:", pretty_json(run.get("output"))]
     return "\n".join(lines)
+
+
+# An attempt's error in the attempts table: its first line, cut to this many characters (the
+# run's own error, in full, follows under "Error:").
+ATTEMPT_ERROR_WIDTH = 60
+
+
+def _attempt_duration(attempt: Mapping[str, Any], now: datetime) -> str:
+    started = parse_time(attempt.get("startedAt"))
+    if started is None:
+        return NONE
+    finished = parse_time(attempt.get("finishedAt"))
+    if finished is None:
+        return duration((now - started).total_seconds()) + "…"
+    return duration((finished - started).total_seconds())
+
+
+def _attempt_error(error: Mapping[str, Any] | None) -> str | None:
+    if not error:
+        return None
+    line = (f"{error.get('type') or 'Error'}: {error.get('message') or ''}".splitlines() or [""])[0]
+    return line if len(line) <= ATTEMPT_ERROR_WIDTH else line[: ATTEMPT_ERROR_WIDTH - 1] + "…"
+
+
+ATTEMPT_COLUMNS = (
+    "attempt",
+    "machine",
+    "started",
+    "finished",
+    "duration",
+    "exit",
+    "reason",
+    "error",
+)
+
+
+def attempts_table(attempts: Sequence[Mapping[str, Any]], now: datetime) -> str:
+    """`podtask runs get`'s attempts, in order: each one's machine, times, exit code, reason
+    (`OOMKilled`, `Unschedulable`, …) and error: the `status.attempts` of the TaskRun."""
+    rows = [
+        (
+            attempt.get("number"),
+            attempt.get("machine"),
+            _local(attempt.get("startedAt")),
+            _local(attempt.get("finishedAt")),
+            _attempt_duration(attempt, now),
+            attempt.get("exitCode"),
+            attempt.get("reason"),
+            _attempt_error(attempt.get("error")),
+        )
+        for attempt in attempts
+    ]
+    return table(ATTEMPT_COLUMNS, rows)
 
 
 def error_text(error: Mapping[str, Any]) -> str:

@@ -15,6 +15,10 @@ from pathlib import Path
 API_HELP = "through the podtask API (PODTASK_API_URL, PODTASK_API_KEY)"
 KEYS_HELP = "through the cluster (KUBECONFIG)"
 
+# What `-o/--output` offers: `text` for people (tables, messages; the default but for `index`,
+# whose manifest is JSON for machines), `json` for scripts: the objects as the API answers them.
+OUTPUT_FORMATS = ("text", "json")
+
 
 def _json_argument(text: str) -> object:
     try:
@@ -74,6 +78,38 @@ def _limit_argument(text: str) -> int | None:
 # -- the parser ---------------------------------------------------------------------------------
 
 
+def _output_arguments(command: argparse.ArgumentParser, default: str = "text") -> None:
+    """`-o/--output text|json` (kubectl's flag) and `--json` (`-o json`, as gh spells it).
+
+    Not set unless given (`output_format` supplies the default): a subcommand's default would
+    overwrite `podtask queues -o json list`'s choice, as argparse copies a subcommand's
+    namespace over its parent's.
+    """
+    others = " or ".join(f for f in OUTPUT_FORMATS if f != default)
+    command.add_argument(
+        "-o",
+        "--output",
+        choices=OUTPUT_FORMATS,
+        default=argparse.SUPPRESS,
+        help=f"{default} (the default) or {others}; text: tables and messages for people; json: "
+        "the objects as the API answers them, alone on stdout",
+    )
+    command.add_argument(
+        "--json",
+        dest="output",
+        action="store_const",
+        const="json",
+        default=argparse.SUPPRESS,
+        help="the same as -o json",
+    )
+
+
+def output_format(args: argparse.Namespace) -> str:
+    """The format a command prints its objects in: `-o`'s, else the command's default."""
+    default = "json" if args.command == "index" else "text"
+    return str(getattr(args, "output", default))
+
+
 def _dev_arguments(dev: argparse.ArgumentParser) -> None:
     dev.add_argument(
         "modules",
@@ -109,15 +145,25 @@ def _dev_arguments(dev: argparse.ArgumentParser) -> None:
 
 def _index_arguments(index: argparse.ArgumentParser) -> None:
     index.add_argument("modules", nargs="+", help="task modules: files, folders or dotted names")
+    _output_arguments(index, default="json")
+
+
+def _wait_arguments(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--wait",
+        action="store_true",
+        help="wait for the run to finish and print its output (-o json: the run); exit 1 "
+        "unless it Completed",
+    )
+    command.add_argument(
+        "--timeout", type=parse_duration, default=None, help="give up waiting after this long"
+    )
 
 
 def _trigger_arguments(trigger: argparse.ArgumentParser) -> None:
     trigger.add_argument("task_id", metavar="TASK")
     trigger.add_argument("--payload", type=_json_argument, default=None, help="JSON")
-    trigger.add_argument("--wait", action="store_true", help="wait for the run to finish")
-    trigger.add_argument(
-        "--timeout", type=parse_duration, default=None, help="give up waiting after this long"
-    )
+    _wait_arguments(trigger)
     trigger.add_argument("--tag", action="append", dest="tags", help="a tag (repeat for more)")
     trigger.add_argument("--metadata", type=_json_argument, help="a JSON object")
     trigger.add_argument("--priority", type=int)
@@ -132,6 +178,7 @@ def _trigger_arguments(trigger: argparse.ArgumentParser) -> None:
     trigger.add_argument("--concurrency-key")
     trigger.add_argument("--max-attempts", type=_positive_int)
     trigger.add_argument("--max-duration", type=parse_duration)
+    _output_arguments(trigger)
 
 
 def _runs_arguments(runs: argparse.ArgumentParser) -> None:
@@ -144,9 +191,12 @@ def _runs_arguments(runs: argparse.ArgumentParser) -> None:
     listing.add_argument("--tag", action="append", help="only runs with this tag (repeat)")
     listing.add_argument("--queue", help="only runs of this queue")
     listing.add_argument("--limit", type=_positive_int, default=20, help="at most (default 20)")
-    get = run_commands.add_parser("get", help="one run: its details, output or error")
+    _output_arguments(listing)
+    get = run_commands.add_parser(
+        "get", help="one run: its details, every attempt, its output or error"
+    )
     get.add_argument("run_id", metavar="ID")
-    get.add_argument("--json", action="store_true", help="the API's JSON, as it is")
+    _output_arguments(get)
     logs = run_commands.add_parser("logs", help="the log of a run's attempt")
     logs.add_argument("run_id", metavar="ID")
     logs.add_argument("--attempt", type=_positive_int, help="default: the latest")
@@ -155,6 +205,7 @@ def _runs_arguments(runs: argparse.ArgumentParser) -> None:
     )
     cancel = run_commands.add_parser("cancel", help="cancel a run that has not finished")
     cancel.add_argument("run_id", metavar="ID")
+    _output_arguments(cancel)
     replay = run_commands.add_parser(
         "replay", help="trigger a new run as a run was triggered (same task version and options)"
     )
@@ -166,19 +217,24 @@ def _runs_arguments(runs: argparse.ArgumentParser) -> None:
         default=argparse.SUPPRESS,
         help="the new run's payload, as JSON (default: the replayed run's payload)",
     )
+    _wait_arguments(replay)
+    _output_arguments(replay)
 
 
 def _queues_arguments(queues: argparse.ArgumentParser) -> None:
+    _output_arguments(queues)
     queue_commands = queues.add_subparsers(dest="queues_command")
-    queue_commands.add_parser("list", help="every queue (the default)")
+    _output_arguments(queue_commands.add_parser("list", help="every queue (the default)"))
     for action in ("pause", "resume"):
         command = queue_commands.add_parser(action, help=f"{action} a queue")
         command.add_argument("name", metavar="NAME")
+        _output_arguments(command)
     limit = queue_commands.add_parser(
         "limit", help="set a queue's concurrency limit ('default': back to its declared one)"
     )
     limit.add_argument("name", metavar="NAME")
     limit.add_argument("limit", metavar="N", type=_limit_argument)
+    _output_arguments(limit)
 
 
 def _deploy_arguments(deploy: argparse.ArgumentParser) -> None:
@@ -196,7 +252,7 @@ def _deploy_arguments(deploy: argparse.ArgumentParser) -> None:
         help="a task module: a file, a folder or a dotted name (repeat for more)",
     )
     deploy.add_argument("--version", help="default: the API's next YYYYMMDD.N")
-    deploy.add_argument("--json", action="store_true", help="print the API's answer, as it is")
+    _output_arguments(deploy)
 
 
 def _keys_arguments(keys: argparse.ArgumentParser) -> None:
@@ -206,7 +262,9 @@ def _keys_arguments(keys: argparse.ArgumentParser) -> None:
     create.add_argument(
         "--read-only", action="store_true", help="may only call endpoints that read"
     )
-    key_commands.add_parser("list", help="the keys' names and access (never the keys)")
+    _output_arguments(
+        key_commands.add_parser("list", help="the keys' names and access (never the keys)")
+    )
     revoke = key_commands.add_parser("revoke", help="revoke a key by its name")
     revoke.add_argument("name", metavar="NAME")
     for command in key_commands.choices.values():
@@ -272,8 +330,19 @@ COMMANDS: dict[str, Command] = {
 }
 
 
+def installed_version() -> str:
+    """The installed `podtask` package's version (its metadata), as `--version` prints it."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("podtask")
+    except PackageNotFoundError:
+        return "unknown (not installed as a package)"
+
+
 def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="podtask", description="Background tasks on Kubernetes.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {installed_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
     for name, command in COMMANDS.items():
         command.arguments(
