@@ -1,5 +1,7 @@
-"""Makes the API fixtures (in `api_fixtures`, importable under a unique name) visible."""
+"""Makes the API fixtures (in `api_fixtures` and `cli_processes`, importable under a unique
+name) visible."""
 
 from api_fixtures import client, namespace
+from cli_processes import api_env
 
-__all__ = ["client", "namespace"]
+__all__ = ["api_env", "client", "namespace"]

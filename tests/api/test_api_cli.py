@@ -2,26 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 from api_fixtures import API_KEY, served, settings_for
+from cli_processes import podtask
 from fastapi.testclient import TestClient
 
 from podtask_api.app import create_app
 from tests.embedded_kube import EmbeddedKube, KubeNamespace
-
-
-def podtask(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("PODTASK_")}
-    return subprocess.run(
-        [sys.executable, "-m", "podtask._cli.cli", *args],
-        env={**clean, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 def test_runs_cancel_and_replay(

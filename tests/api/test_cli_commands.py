@@ -8,60 +8,18 @@ operator would.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
-import pytest
-from api_fixtures import API_KEY, assert_error, bearer, served, settings_for
+from api_fixtures import assert_error, bearer, served, settings_for
+from cli_processes import play_operator, podtask
 from kubernetes import client as kube_client
 
 from podtask._contract.wire import API_VERSION, GROUP, LABEL_ATTEMPT, LABEL_RUN, VERSION
 from podtask_api.app import create_app
 from tests.embedded_kube import EmbeddedKube, KubeNamespace
-
-
-def podtask(
-    *args: str, env: dict[str, str], timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("PODTASK_")}
-    return subprocess.run(
-        [sys.executable, "-m", "podtask._cli.cli", *args],
-        env={**clean, **env},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
-@pytest.fixture
-def api_env(embedded_kube: EmbeddedKube, namespace: KubeNamespace) -> Iterator[dict[str, str]]:
-    with served(create_app(settings_for(embedded_kube, namespace))) as url:
-        yield {"PODTASK_API_URL": url, "PODTASK_API_KEY": API_KEY}
-
-
-def play_operator(namespace: KubeNamespace, status: dict[str, Any]) -> threading.Thread:
-    """In the background: once a run appears, move it to Executing, then to `status`."""
-
-    def run() -> None:
-        deadline = time.monotonic() + 30
-        while not namespace.run_names():
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-        [run_id] = namespace.run_names()
-        namespace.set_run_status(run_id, {"phase": "Executing", "attempt": 1})
-        time.sleep(0.5)
-        namespace.set_run_status(run_id, status)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread
 
 
 def test_trigger_prints_the_run_id_and_passes_the_options(
@@ -86,7 +44,9 @@ def test_trigger_prints_the_run_id_and_passes_the_options(
     assert spec["retry"]["maxAttempts"] == 2 and "delayUntil" in spec
 
     again = podtask("trigger", "hello-world", "--idempotency-key", "k-1", env=api_env)
-    assert again.stdout.strip() == run_id and "existing run" in again.stderr
+    # The same run, said plainly: it is not a new one.
+    assert again.stdout.strip() == run_id
+    assert again.stderr == f"existing run {run_id} (same idempotency key)\n"
 
     bad = podtask("trigger", "hello-world", "--machine", "huge", env=api_env)
     assert bad.returncode == 1 and "machine" in bad.stderr

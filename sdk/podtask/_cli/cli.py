@@ -354,8 +354,9 @@ def _keys(args: argparse.Namespace) -> int:
                 access = KeyAccess.READ if args.read_only else KeyAccess.WRITE
                 stored = StoredApiKey(name=args.name, sha256=api_key_digest(key), access=access)
                 secret.change(lambda keys: with_key(keys, stored))
-                # The key alone on stdout, for scripts; what to do with it on stderr.
-                print(key)
+                # The key alone on stdout, for scripts; what to do with it on stderr, once
+                # it is out (a closed stdout ends the command here, without the note).
+                print(key, flush=True)
                 print(
                     f"podtask: created the {access} key {args.name!r} in the {where}. It is "
                     "shown only now: keep it (PODTASK_API_KEY=…); only its digest is stored.",
