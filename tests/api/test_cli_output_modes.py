@@ -25,7 +25,7 @@ from podtask._contract.wire import API_VERSION, GROUP, VERSION
 from tests.embedded_kube import EmbeddedKube, KubeNamespace
 from tests.sdk.test_cli_flags import commands
 
-SIGPIPE_EXIT = 128 + signal.SIGPIPE
+SIGPIPE_EXIT = 128 + signal.SIGPIPE  # what a shell reports when kubectl meets a closed pipe
 
 
 @pytest.fixture

@@ -20,13 +20,13 @@ import argparse
 import contextlib
 import itertools
 import os
-import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TextIO, cast
 
+from podtask._cli.cli_output import pretty_json
 from podtask._cli.cli_parser import output_format, parser
 from podtask.errors import PodtaskError
 
@@ -37,6 +37,9 @@ if TYPE_CHECKING:
 
 # Redraws of the progress line per second while a wait polls the run.
 PROGRESS_FRAMES_PER_SECOND = 10
+# The exit code when stdout's reader went away: a shell's for a process killed by SIGPIPE
+# (128 + 13), which is how kubectl and gh end (Go programs die of SIGPIPE on stdout).
+CLOSED_STDOUT_EXIT = 141
 
 
 # -- commands through the API -------------------------------------------------------------------
@@ -114,16 +117,6 @@ def _wait_with_progress(
         progress.done()
 
 
-def _json_text(value: object) -> str:
-    from podtask._cli.cli_output import pretty_json
-
-    return pretty_json(value)
-
-
-def _print_json(value: object) -> None:
-    print(_json_text(value))
-
-
 def _run_news(handle: RunHandle, news: str) -> str:
     """What a trigger or a replay says of its run: `news`, unless the API answered with a
     run that already existed (nothing was started)."""
@@ -147,9 +140,9 @@ def _await_run(client: PodtaskClient, run_id: str, args: argparse.Namespace) -> 
     status = view.get("status")
     print(f"{run_id}: {status}", file=sys.stderr)
     if output_format(args) == "json":
-        _print_json(view)
+        print(pretty_json(view))
     elif status == "Completed":
-        _print_json(view.get("output"))
+        print(pretty_json(view.get("output")))
     elif view.get("error"):
         print(error_text(view["error"]), file=sys.stderr)
     return 0 if status == "Completed" else 1
@@ -164,7 +157,7 @@ def _trigger(client: PodtaskClient, args: argparse.Namespace) -> int:
     # The id alone on stdout, for scripts (`RUN=$(podtask trigger …)`); an existing run said
     # so on stderr.
     if output_format(args) == "json":
-        _print_json(handle.to_wire())
+        print(pretty_json(handle.to_wire()))
     else:
         print(handle.id)
     if handle.is_cached:
@@ -181,7 +174,7 @@ def _replay(client: PodtaskClient, args: argparse.Namespace) -> int:
         print(news, file=sys.stderr, flush=True)
         return _await_run(client, handle.id, args)
     if output_format(args) == "json":
-        _print_json({**handle.to_wire(), "taskId": handle.task_id})
+        print(pretty_json({**handle.to_wire(), "taskId": handle.task_id}))
     else:
         print(news)
     return 0
@@ -204,12 +197,12 @@ def _runs(client: PodtaskClient, args: argparse.Namespace) -> int:
         )
         runs = list(itertools.islice(found, args.limit + 1))
         shown = runs[: args.limit]
-        print(_json_text(listed(shown)) if as_json else runs_table(shown, datetime.now(UTC)))
+        print(pretty_json(listed(shown)) if as_json else runs_table(shown, datetime.now(UTC)))
         if len(runs) > args.limit:
             print(f"(the newest {args.limit}; --limit N shows more)", file=sys.stderr)
     elif command == "get":
         view = client.get_run(args.run_id)
-        print(_json_text(view) if as_json else run_details(view, datetime.now(UTC)))
+        print(pretty_json(view) if as_json else run_details(view, datetime.now(UTC)))
     elif command == "logs":
         for chunk in client.run_logs(args.run_id, attempt=args.attempt, follow=args.follow):
             sys.stdout.write(chunk)
@@ -217,7 +210,7 @@ def _runs(client: PodtaskClient, args: argparse.Namespace) -> int:
     elif command == "cancel":
         view = client.cancel_run(args.run_id)
         if as_json:
-            _print_json(view)
+            print(pretty_json(view))
         else:
             print(f"Cancel requested for {view['id']} (status: {view['status']})")
     else:
@@ -232,7 +225,7 @@ def _queues(client: PodtaskClient, args: argparse.Namespace) -> int:
     as_json = output_format(args) == "json"
     if command == "list":
         queues = client.list_queues()
-        print(_json_text(listed(queues)) if as_json else queues_table(queues))
+        print(pretty_json(listed(queues)) if as_json else queues_table(queues))
         return 0
     if command == "pause":
         view = client.pause_queue(args.name)
@@ -244,7 +237,7 @@ def _queues(client: PodtaskClient, args: argparse.Namespace) -> int:
         view = client.set_queue_concurrency(args.name, args.limit)
         shown = "its default" if args.limit is None else str(args.limit)
         done = f"Set the concurrency limit of {args.name} to {shown}"
-    print(_json_text(view) if as_json else done)
+    print(pretty_json(view) if as_json else done)
     return 0
 
 
@@ -260,7 +253,7 @@ def _deploy(args: argparse.Namespace) -> int:
     def register(client: PodtaskClient, args: argparse.Namespace) -> int:
         view = client.create_deployment(manifest.to_wire(), args.image, args.version)
         if output_format(args) == "json":
-            _print_json(view)
+            print(pretty_json(view))
             return 0
         print(f"Deployed version {view['version']} of {view['image']}")
         print(manifest_table(manifest.to_wire()))
@@ -348,7 +341,7 @@ def _keys(args: argparse.Namespace) -> int:
             if args.keys_command == "list":
                 keys = [key.model_dump(mode="json") for key in secret.read()]
                 as_json = output_format(args) == "json"
-                print(_json_text(keys_list(keys)) if as_json else keys_table(keys))
+                print(pretty_json(keys_list(keys)) if as_json else keys_table(keys))
             elif args.keys_command == "create":
                 key = generate_api_key()
                 access = KeyAccess.READ if args.read_only else KeyAccess.WRITE
@@ -416,7 +409,7 @@ def _stdout_closed() -> int:
         with contextlib.suppress(OSError, ValueError):
             os.dup2(devnull, stream.fileno())
     os.close(devnull)
-    return 128 + signal.SIGPIPE
+    return CLOSED_STDOUT_EXIT
 
 
 def main(argv: list[str] | None = None) -> int:
