@@ -76,6 +76,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/e2e_throughput.py
 	$(BIN)/python bench/admission_cost.py
 	$(BIN)/python bench/api_throughput.py
+	$(BIN)/python bench/dev_reload.py
 
 clean:
 	rm -rf $(VENV) .podtask .mypy_cache .ruff_cache .pytest_cache wheelhouse
