@@ -2,17 +2,20 @@
 (acceptance 3 of issue 13): a changed retry policy applies to the runs triggered after the
 save, a new task can be triggered and runs the saved code, a removed task is refused while its
 run already started finishes, and a module that no longer imports is reported with the author's
-traceback while the last good registration stays."""
+traceback while the last good registration stays; the child that reads the modules ends with
+`podtask dev`."""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from podtask._cli.devprocess import DevProcess
@@ -177,3 +180,34 @@ def test_a_removed_task_is_refused_and_its_started_run_finishes(
         "Completed",
         {"from": "the saved module"},
     ), json.dumps(finished, indent=1)
+
+
+def _reading_child(dev: DevProcess) -> psutil.Process:
+    """The child `podtask dev` started ahead for its next reading of the modules."""
+    for child in psutil.Process(dev.pid).children():
+        if "podtask._cli.declarations" in child.cmdline():
+            return child
+    raise LookupError("no reading child")
+
+
+@pytest.mark.parametrize("ending", ["stopped", "killed"])
+def test_the_reading_child_ends_with_podtask_dev(tmp_path: Path, ending: str) -> None:
+    module = tmp_path / "tasks.py"
+    module.write_text(_module(1))
+    dev = DevProcess([str(module)], tmp_path / ".podtask", cwd=tmp_path).start()
+    try:
+        child = wait_until(lambda: _try(_reading_child, dev), timeout=30)
+        if ending == "killed":
+            os.kill(dev.pid, signal.SIGKILL)
+        else:
+            dev.stop()
+        child.wait(timeout=30)
+    finally:
+        dev.stop()
+
+
+def _try(find: Any, dev: DevProcess) -> Any:
+    try:
+        return find(dev)
+    except LookupError:
+        return None

@@ -132,6 +132,7 @@ def test_a_saved_added_or_removed_module_is_a_changed_file(tmp_path: Path) -> No
     os.replace(draft, module)
     (tmp_path / "more_tasks.py").write_text("")
     (tmp_path / "notes.txt").write_text("still not a module")
+    (tmp_path / ".#tasks.py").symlink_to("an editor's lock")
     after = snapshot(paths)
     assert changed_files(before, after) == [str(tmp_path / "more_tasks.py"), str(module)]
 

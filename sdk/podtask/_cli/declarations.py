@@ -209,7 +209,12 @@ class DeclarationReader:
         )
 
     def read(self) -> Reading:
-        child = self._ready if self._ready is not None else self._start()
+        try:
+            child = self._ready if self._ready is not None else self._start()
+        except OSError as error:
+            return ImportFailure(
+                f"could not start Python to read the task modules: {error}", "", (), ()
+            )
         try:
             output, errors = child.communicate("read\n", timeout=self._timeout)
         except subprocess.TimeoutExpired:
@@ -217,7 +222,9 @@ class DeclarationReader:
             child.communicate()
             return _timed_out(self._timeout)
         finally:
-            self._ready = self._start()
+            with contextlib.suppress(OSError):  # the next reading starts its own then
+                self._ready = None
+                self._ready = self._start()
         try:
             return parse_reading(output)
         except (ValueError, KeyError, IndexError):

@@ -72,11 +72,17 @@ def _state(path: str) -> FileState | None:
 
 
 def snapshot(paths: WatchedPaths) -> Snapshot:
-    """The state of every watched file, and of every `.py` file in the watched folders."""
+    """The state of every watched file, and of every `.py` file in the watched folders (hidden
+    ones aside)."""
     names = set(paths.files)
     for folder in paths.folders:
         with contextlib.suppress(OSError), os.scandir(folder) as entries:
-            names.update(entry.path for entry in entries if entry.name.endswith(".py"))
+            # Not an editor's hidden files (emacs's `.#tasks.py` lock, a draft being written).
+            names.update(
+                entry.path
+                for entry in entries
+                if entry.name.endswith(".py") and not entry.name.startswith(".")
+            )
     return {name: _state(name) for name in sorted(names)}
 
 
@@ -165,11 +171,15 @@ class ModuleWatch:
         try:
             self._register(reading.manifest)
         except Exception as error:
+            # Said once; the retries are quiet until one succeeds.
+            retried = self._pending is reading
             self._pending, self._pending_changed = reading, changed
             self._retry_at = now + RETRY_SECONDS
+            if retried:
+                return []
             return [
                 f"{', '.join(changed)} changed, but registering it failed "
-                f"({type(error).__name__}: {error}); trying again in {RETRY_SECONDS:g} s"
+                f"({type(error).__name__}: {error}); trying again every {RETRY_SECONDS:g} s"
             ]
         lines = declaration_changes(self.registered.manifest, reading.manifest)
         self.registered, self._pending = reading, None
