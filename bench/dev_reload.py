@@ -19,7 +19,7 @@ from pathlib import Path
 
 import httpx
 
-from podtask._cli.devprocess import DevProcess
+from podtask._cli.devprocess import DevProcess, save_as_an_editor
 
 MODULE = """\
 from podtask import task
@@ -36,17 +36,11 @@ def added(payload, ctx):
 """
 
 
-def _save(path: Path, source: str) -> None:
-    draft = path.with_name(f".{path.name}.draft")
-    draft.write_text(source)
-    os.replace(draft, path)
-
-
 def measure(dev: DevProcess, module: Path, n: int) -> float:
     headers = {"Authorization": f"Bearer {dev.api_key}"}
     with httpx.Client(base_url=dev.api_url, headers=headers, timeout=30) as api:
         saved_at = time.perf_counter()
-        _save(module, MODULE.format(attempts=n % 9 + 1, n=n))
+        save_as_an_editor(module, MODULE.format(attempts=n % 9 + 1, n=n))
         while True:
             tasks = {t["id"]: t for t in api.get("/api/v1/tasks").json()["data"]}
             if f"added-{n}" in tasks and tasks["changing"]["retry"]["maxAttempts"] == n % 9 + 1:

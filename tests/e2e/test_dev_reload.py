@@ -18,7 +18,7 @@ from typing import Any
 import psutil
 import pytest
 
-from podtask._cli.devprocess import DevProcess
+from podtask._cli.devprocess import DevProcess, save_as_an_editor
 from tests.e2e.conftest import Stack, wait_until
 
 FLAKY = """\
@@ -52,13 +52,6 @@ REGISTERED_SECONDS = 60
 
 def _module(max_attempts: int, *extra: str) -> str:
     return FLAKY.replace("MAX_ATTEMPTS", str(max_attempts)) + "".join(extra)
-
-
-def _save(path: Path, source: str) -> None:
-    """Save as an editor does: a new file renamed over the old one."""
-    draft = path.with_name(f".{path.name}.draft")
-    draft.write_text(source)
-    os.replace(draft, path)
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +90,7 @@ def _save_and_wait(stack: Stack, source: str, registered: Any, what: str) -> flo
     """Save `source` over the module and wait until `registered(tasks)`; the seconds it took
     (printed: the acceptance's "within 2 s" is measured here, not asserted)."""
     saved_at = time.monotonic()
-    _save(_module_path(stack), source)
+    save_as_an_editor(_module_path(stack), source)
     wait_until(lambda: registered(_tasks(stack)), timeout=REGISTERED_SECONDS, interval=0.05)
     seconds = time.monotonic() - saved_at
     print(f"[{stack.dev.cluster}] {what}: registered {seconds:.2f} s after the save")
@@ -146,7 +139,7 @@ def test_a_module_that_no_longer_imports_keeps_the_last_good_registration(
     )
     printed = len(_output(stack))
 
-    _save(_module_path(stack), _module(3, ADDED, BROKEN))
+    save_as_an_editor(_module_path(stack), _module(3, ADDED, BROKEN))
     wait_until(lambda: "NameError" in _output(stack)[printed:], timeout=REGISTERED_SECONDS)
     notice = _output(stack)[printed:]
     assert "failed to import: NameError: name 'name_that_is_not_defined' is not defined" in notice

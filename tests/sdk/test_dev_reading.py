@@ -5,7 +5,6 @@ the whole loop)."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import pytest
 from podtask._authoring.manifest import Manifest
 from podtask._cli.declarations import DeclarationReader, Declarations, ImportFailure
 from podtask._cli.dev_watch import ModuleWatch
+from podtask._cli.devprocess import save_as_an_editor
 
 pytestmark = pytest.mark.component
 
@@ -28,12 +28,6 @@ print("imported: this line must not reach the reading")
 def job(payload, ctx):
     return payload
 """
-
-
-def _save(path: Path, source: str) -> None:
-    draft = path.with_name(f".{path.name}.draft")
-    draft.write_text(source)
-    os.replace(draft, path)
 
 
 @pytest.fixture
@@ -70,7 +64,7 @@ def test_the_child_started_ahead_reads_the_modules_as_saved_when_asked(
     project: Path, reader: DeclarationReader
 ) -> None:
     first = reader.read()  # the next child is now started, and waits
-    _save(project / "helpers.py", "ATTEMPTS = 7\n")
+    save_as_an_editor(project / "helpers.py", "ATTEMPTS = 7\n")
     second = reader.read()
     assert isinstance(first, Declarations) and isinstance(second, Declarations)
     assert (_attempts(first.manifest), _attempts(second.manifest)) == ({"job": 2}, {"job": 7})
@@ -104,13 +98,13 @@ def test_the_watch_registers_a_saved_change_and_keeps_the_last_good_one(
     assert watch.poll(0) == [] and registered == []
 
     # A helper the task module imports is watched too.
-    _save(project / "helpers.py", "ATTEMPTS = 5\n")
+    save_as_an_editor(project / "helpers.py", "ATTEMPTS = 5\n")
     assert watch.poll(1) == [
         "helpers.py changed; registered:\n  task job changed: retry.max_attempts 2 → 5"
     ]
     assert [_attempts(m) for m in registered] == [{"job": 5}]
 
-    _save(project / "tasks.py", TASKS + "\nbroken = name_that_is_not_defined\n")
+    save_as_an_editor(project / "tasks.py", TASKS + "\nbroken = name_that_is_not_defined\n")
     [notice] = watch.poll(2)
     assert notice.startswith(
         f"tasks.py changed, but task module '{project / 'tasks.py'}' failed to import: NameError: "
@@ -120,7 +114,7 @@ def test_the_watch_registers_a_saved_change_and_keeps_the_last_good_one(
     assert len(registered) == 1 and _attempts(watch.registered.manifest) == {"job": 5}
 
     # Fixed: read again, and the same as the last good registration.
-    _save(project / "tasks.py", TASKS)
+    save_as_an_editor(project / "tasks.py", TASKS)
     assert watch.poll(3) == [
         "tasks.py changed: no task or queue changed (new runs import the module as saved)"
     ]
@@ -141,7 +135,7 @@ def test_a_registration_the_cluster_refused_is_tried_again(
         registered.append(manifest)
 
     watch = ModuleWatch([str(project / "tasks.py")], first, register, reader.read, cwd=str(project))
-    _save(project / "helpers.py", "ATTEMPTS = 4\n")
+    save_as_an_editor(project / "helpers.py", "ATTEMPTS = 4\n")
     assert watch.poll(10) == [
         "helpers.py changed, but registering it failed (ConnectionError: the cluster is "
         "restarting); trying again every 2 s"
