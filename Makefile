@@ -9,18 +9,22 @@ CLUSTER ?= embedded
 # processes (the default: each pod's command runs in this environment) or containers: each pod
 # runs in its image with podman (make images first: podtask dev's tasks use the runner image)
 RUNTIME ?= processes
+# The API's port of `make dev` (podtask dev --port; 0: any free port)
+PORT ?= 8030
 PYTEST_ARGS ?=
 
 .PHONY: dev test soak lint typecheck unit crds bench clean control-plane images wheelhouse
 
+# pip shows its progress: the first install takes about a minute.
 $(STAMP): pyproject.toml
+	@echo "Setting up $(VENV): podtask and its development tools (about a minute the first time)"
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --upgrade pip
+	$(BIN)/python -m pip install -e '.[dev]'
 	touch $(STAMP)
 
 dev: $(STAMP)
-	$(BIN)/podtask dev --cluster $(CLUSTER) --runtime $(RUNTIME) $(MODULES)
+	$(BIN)/podtask dev --port $(PORT) --cluster $(CLUSTER) --runtime $(RUNTIME) $(MODULES)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -72,6 +76,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/e2e_throughput.py
 	$(BIN)/python bench/admission_cost.py
 	$(BIN)/python bench/api_throughput.py
+	$(BIN)/python bench/dev_reload.py
 
 clean:
 	rm -rf $(VENV) .podtask .mypy_cache .ruff_cache .pytest_cache wheelhouse

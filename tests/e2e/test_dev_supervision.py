@@ -212,7 +212,8 @@ def test_a_port_taken_by_another_server_is_refused_by_name(tmp_path: Path) -> No
         impostor.shutdown()
         impostor.server_close()
     message = str(failed.value)
-    assert f"port {port} is already in use" in message and "--port" in message
+    assert f"port {port} is taken by another program" in message
+    assert "`podtask dev --port N` (`make dev PORT=N`)" in message
     assert "Ready" not in message and "API key" not in message
 
 
@@ -242,4 +243,17 @@ def test_only_its_own_api_counts_as_ready(tmp_path: Path) -> None:
         for server in impostor:
             server.shutdown()
             server.server_close()
-    assert f"port {port} is already in use" in str(failed.value)
+    assert f"port {port} is taken by another program" in str(failed.value)
+
+
+def test_a_second_podtask_dev_on_the_same_port_says_so_and_how_to_choose_another(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """`make dev` in a second terminal: its port is the first one's, which it names."""
+    port = int(stack.dev.api_url.rsplit(":", 1)[1])
+    with pytest.raises(RuntimeError) as failed:
+        _start(tmp_path / ".podtask", port=port)
+    message = str(failed.value)
+    assert f"port {port} is taken by another `podtask dev` (its API answers there)" in message
+    assert "choose another port with `podtask dev --port N` (`make dev PORT=N`)" in message
+    assert "exited with code" not in message and "Ready" not in message

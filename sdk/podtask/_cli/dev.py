@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import errno
 import hashlib
 import json
 import os
 import secrets
 import signal
-import socket
 import stat
 import subprocess
 import sys
@@ -31,7 +29,10 @@ from typing import Any, TextIO
 
 import httpx
 
-from podtask._authoring.manifest import Manifest, load_manifest
+from podtask._authoring.manifest import Manifest
+from podtask._cli.declarations import DeclarationReader, ImportFailure
+from podtask._cli.dev_watch import ModuleWatch
+from podtask._cli.ports import INSTANCE_HEADER, PortTaken, ensure_port_free
 from podtask._cli.supervision import RestartBackoff, restart_notice
 from podtask._contract.crds import custom_resource_definitions
 from podtask._contract.wire import ENV_PREFIX
@@ -42,8 +43,6 @@ from podtask._control import registration
 DEV_IMAGE = "podtask-dev"
 PR_SET_PDEATHSIG = 1
 NAMESPACE = "default"
-# The API's and the cluster's health endpoints echo the instance id they were started with.
-INSTANCE_HEADER = "Podtask-Instance"
 SUPERVISE_SECONDS = 0.2
 # `--cluster`: the embedded cluster (the default), or a real control plane built from source.
 CLUSTERS = ("embedded", "real")
@@ -196,11 +195,18 @@ def _established(crd: Any) -> bool:
 
 
 def register(
-    cluster: KubeTarget, manifest: Manifest, namespace: str = NAMESPACE, image: str = DEV_IMAGE
+    cluster: KubeTarget,
+    manifest: Manifest,
+    namespace: str = NAMESPACE,
+    image: str = DEV_IMAGE,
+    *,
+    crds: bool = True,
 ) -> None:
-    """Install the CRDs, then the manifest's `Task` and `TaskQueue` objects in `namespace`."""
+    """Install the CRDs (unless `crds` is False: a reload), then the manifest's `Task` and
+    `TaskQueue` objects in `namespace`."""
     with kube_client(cluster) as api_client:
-        _install_crds(api_client)
+        if crds:
+            _install_crds(api_client)
         registration.register_manifest(
             api_client, namespace, task_resources(manifest, namespace, image), manifest.queues
         )
@@ -232,28 +238,6 @@ def _die_with_parent() -> None:
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-class PortTaken(SystemExit):
-    def __init__(self, port: int, part: str, option: str) -> None:
-        super().__init__(
-            f"podtask dev: port {port} is already in use by another program, so the {part} "
-            f"cannot listen there; stop that program, or choose another port with {option} N "
-            "(0: any free port)"
-        )
-
-
-def ensure_port_free(port: int, part: str, option: str) -> None:
-    """Fail with a clear message if something already listens on the loopback `port`."""
-    with socket.socket() as sock:
-        # As the servers bind: a connection of a previous run in TIME_WAIT does not count.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError as error:
-            if error.errno == errno.EADDRINUSE:
-                raise PortTaken(port, part, option) from None
-            raise
 
 
 def make_private(state_dir: Path) -> None:
@@ -326,6 +310,11 @@ class DevStack:
         self.instance = secrets.token_hex(16)
         self.parts: list[Part] = []
         self._logs: dict[str, TextIO] = {}
+        # Where `start` registered the task modules, with what they declared then.
+        self.kube: KubeTarget = ""
+        self.image = DEV_IMAGE
+        self.reader: DeclarationReader | None = None
+        self.watch: ModuleWatch | None = None
 
     @property
     def cluster_url(self) -> str:
@@ -386,14 +375,21 @@ class DevStack:
 
     def start(self, module_refs: Sequence[str]) -> DevSecrets:
         make_private(self.state_dir)
-        manifest = load_manifest(module_refs)
-        image = task_image(self.runtime)
+        # Read by a child process, as each reload will be (`declarations`).
+        self.reader = DeclarationReader(module_refs)
+        reading = self.reader.read()
+        if isinstance(reading, ImportFailure):
+            raise SystemExit(f"podtask dev: {reading.describe()}")
+        # Watched from this reading on: a module saved while the parts start is not missed.
+        self.watch = ModuleWatch(module_refs, reading, self.register_change, self.reader.read)
+        image = self.image = task_image(self.runtime)
         dev_secrets = DevSecrets.load_or_create(self.state_dir)
         base_env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
         kube = (
             self._start_real(base_env) if self.cluster == "real" else self._start_embedded(base_env)
         )
-        register(kube, manifest, image=image)
+        self.kube = kube
+        register(kube, reading.manifest, image=image)
         store_dev_key(kube, dev_secrets.api_key)
         shared = {
             **base_env,
@@ -421,6 +417,10 @@ class DevStack:
             },
         )
         return dev_secrets
+
+    def register_change(self, manifest: Manifest) -> None:
+        """Register what the task modules declare after a change (the watch's doing)."""
+        register(self.kube, manifest, image=self.image, crds=False)
 
     def _start_embedded(self, base_env: dict[str, str]) -> KubeTarget:
         cluster = self._add(
@@ -516,6 +516,8 @@ class DevStack:
         # A second Ctrl-C must not cut the teardown short and leave parts running.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if self.reader is not None:
+            self.reader.close()
         for part in reversed(self.parts):
             process = part.process
             if process is not None and process.poll() is None:
@@ -557,9 +559,12 @@ def run_dev(module_refs: Sequence[str], stack: DevStack) -> int:
             print(f"API key: {dev_secrets.api_key}")
             print(f"Kubeconfig: {stack.kubeconfig}")
             print(f"Logs: {stack.state_dir / 'logs'}")
+            print(f"Watching: {' '.join(module_refs)} (a saved change is registered at once)")
             print("Ready. Press Ctrl-C to stop.", flush=True)
+            assert stack.watch is not None
             while True:
-                for notice in stack.supervise(time.monotonic()):
+                now = time.monotonic()
+                for notice in [*stack.supervise(now), *stack.watch.poll(now)]:
                     print(f"podtask dev: {notice}", flush=True)
                 time.sleep(SUPERVISE_SECONDS)
         except KeyboardInterrupt:

@@ -2,7 +2,8 @@
 
 It runs the real command in a subprocess and reads its banner, so whatever uses
 it talks to the stack exactly as a developer would: the API URL, the API key
-and the kubeconfig path.
+and the kubeconfig path; and `save_as_an_editor` changes a task module under it as a
+developer's editor would.
 """
 
 from __future__ import annotations
@@ -19,6 +20,13 @@ from pathlib import Path
 from types import TracebackType
 
 _BANNER = {"API": "api_url", "API key": "api_key", "Kubeconfig": "kubeconfig"}
+
+
+def save_as_an_editor(path: Path, source: str) -> None:
+    """Write `source` to `path` as most editors save: a new file renamed over the old one."""
+    draft = path.with_name(f".{path.name}.draft")
+    draft.write_text(source)
+    os.replace(draft, path)
 
 
 class DevProcess:
