@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from podtask._contract.resources import RunPhase
+from podtask._contract.resources import PENDING_STATUS, RunPhase
 
 
 class ApiModel(BaseModel):
@@ -25,7 +25,7 @@ class ApiModel(BaseModel):
 class RunStatus(StrEnum):
     """A run's status: its phase (`RunPhase`), or `Pending` before the operator gave it one."""
 
-    PENDING = "Pending"
+    PENDING = PENDING_STATUS
     DELAYED = RunPhase.DELAYED.value
     QUEUED = RunPhase.QUEUED.value
     EXECUTING = RunPhase.EXECUTING.value

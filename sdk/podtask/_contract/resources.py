@@ -230,6 +230,10 @@ class RunPhase(StrEnum):
         return self in FINAL_PHASES
 
 
+# What the API and the CLI show as the status of a run the operator has not given a phase yet
+# (kubectl shows no status then): a run's status is this or its `RunPhase`.
+PENDING_STATUS = "Pending"
+
 FINAL_PHASES = frozenset(
     {
         RunPhase.COMPLETED,
