@@ -157,3 +157,12 @@ def test_the_ci_task_image_is_built_from_the_runner_and_runs_as_its_user(
     assert user.arguments == f"{values['runner']['runAsUser']}:{values['runner']['runAsUser']}"
     workdir = dockerfile.final.last("WORKDIR")
     assert workdir is not None and workdir.arguments == "/app"
+
+
+def test_the_install_guide_names_the_helm_the_chart_tests_use() -> None:
+    import helm_python
+
+    tested_major = helm_python.helm_sdk_version().lstrip("v").split(".")[0]
+    requirements = (DOCS / "install.md").read_text().split("## What you need")[1].split("\n## ")[0]
+    named = re.findall(r"^- Helm (\d+)\b", requirements, re.M)
+    assert named == [tested_major], requirements
