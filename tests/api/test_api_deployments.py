@@ -70,6 +70,10 @@ def test_the_request_checks_image_version_and_manifest() -> None:
     for version in ("", "-v1", "a" * 64, "1 2", "v1/2"):
         with pytest.raises(ValidationError, match="version"):
             DeploymentRequest.model_validate({**good, "version": version})
+    # A queue name is a label value too: at most 63 characters, said so.
+    long_queue = manifest(manifest_task("send", queue="q" * 64))
+    with pytest.raises(ValidationError, match="at most 63 characters"):
+        DeploymentRequest.model_validate({**good, "manifest": long_queue})
     for field, value in (("machine", "huge"), ("id", "Send_Email")):
         bad = manifest({**manifest_task("send"), field: value})
         with pytest.raises(ValidationError, match=field):

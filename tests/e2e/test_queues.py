@@ -1,11 +1,13 @@
 """Admission: queues hold their limit, keep their order, and follow live changes; on both
 clusters (on the real one, each pod creation is seen from a watch: `real_stack`)."""
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from podtask._contract.limits import MAX_QUEUE_NAME_LENGTH
 from tests.e2e.composed import ComposedStack
 from tests.e2e.conftest import TASK_MODULES, wait_until
 
@@ -142,3 +144,43 @@ def test_a_waiting_run_says_why(composed: ComposedStack, tmp_path: Path) -> None
         "patch", "taskqueue", "gated", "--type", "merge", "-p", '{"spec":{"paused":false}}'
     )
     assert composed.wait_for(run_id)["status"] == "Completed"
+
+
+def test_the_longest_queue_name_is_paused_and_limited_by_its_taskqueue(
+    composed: ComposedStack,
+) -> None:
+    # Its pods' label, the operator's bucket and its TaskQueue are one name: a pause and a
+    # limit set on the TaskQueue apply to its runs, and its counts are written back to it.
+    name = "long." + "q" * 53 + ".name"
+    assert len(name) == MAX_QUEUE_NAME_LENGTH
+    composed.kubectl(
+        "patch", "taskqueue", name, "--type", "merge", "-p", '{"spec":{"paused":true}}'
+    )
+    ids = composed.batch("long-queue", [{"seconds": 2}] * 4)
+
+    def queued() -> int:
+        queue = json.loads(composed.kubectl("get", "taskqueue", name, "-o", "json"))
+        return int((queue.get("status") or {}).get("queued", 0))
+
+    def waiting_reasons() -> list[str]:
+        conditions = composed.run(ids[-1]).get("conditions") or []
+        return [c["reason"] for c in conditions if c["type"] == "Waiting"]
+
+    wait_until(lambda: queued() == 4, timeout=60)
+    wait_until(lambda: waiting_reasons() == ["QueuePaused"], timeout=30)
+    assert composed.created_in(name) == []
+
+    composed.kubectl(
+        "patch",
+        "taskqueue",
+        name,
+        "--type",
+        "merge",
+        "-p",
+        '{"spec":{"paused":false,"concurrencyLimit":2}}',
+    )
+    runs = composed.wait_all(ids, timeout=180)
+    assert {r["status"]["phase"] for r in runs.values()} == {"Completed"}
+    creations = composed.created_in(name)
+    assert len(creations) == 4
+    assert max(c.active_in_bucket for c in creations) == 2  # the TaskQueue's 2, not the 1 declared
