@@ -186,8 +186,14 @@ class TaskList(ApiModel):
 class QueueView(ApiModel):
     name: str
     concurrency_limit: int | None = Field(
-        description="Runs of the queue that may execute at once; null: the tasks' declared "
-        "limit, else the operator's default."
+        description="The queue's own limit: its declaration's, or one set since (the "
+        "`concurrency` endpoint, kubectl); null: the tasks' declared limit, else the "
+        "operator's default."
+    )
+    limit_in_force: int | None = Field(
+        description="Runs of the queue that may execute at once, now: `concurrencyLimit` when "
+        "set, else the limit the operator applies (the declared one, else its default); null "
+        "until the operator has seen the queue."
     )
     paused: bool
     running: int

@@ -208,8 +208,15 @@ class TaskQueueSpec(WireModel):
 
 
 class TaskQueueStatus(WireModel):
+    """Written by the operator: the queue's counts, and the limit it enforces now."""
+
     running: int = Field(default=0, ge=0)
     queued: int = Field(default=0, ge=0)
+    limit_in_force: ConcurrencyLimit | None = Field(
+        default=None,
+        description="The limit the operator applies: the spec's, else the one the queue's "
+        "runs declare, else the operator's default (PODTASK_DEFAULT_CONCURRENCY_LIMIT).",
+    )
 
 
 class RunPhase(StrEnum):
