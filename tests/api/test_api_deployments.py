@@ -167,6 +167,13 @@ def test_a_deployment_registers_tasks_and_queues_and_is_listed(
     third = _deploy(client, {"manifest": manifest(manifest_task("send")), "image": IMAGE})
     assert third["version"] == first["version"][:-1] + "2"
 
+    # A deployment whose tasks no longer use `emails`: its queue goes (no run of it is left),
+    # and the API lists the current tasks' queues only.
+    moved = manifest(manifest_task("send", queue="outbox"))
+    assert _deploy(client, {"manifest": moved, "image": IMAGE})["queues"] == ["outbox"]
+    assert sorted(_objects(embedded_kube, namespace, "taskqueues")) == ["outbox"]
+    assert [q["name"] for q in client.get("/api/v1/queues").json()["data"]] == ["outbox"]
+
 
 def test_new_runs_take_the_current_version_and_old_runs_keep_theirs(
     namespace: KubeNamespace, client: TestClient
