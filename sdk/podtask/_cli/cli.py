@@ -347,7 +347,12 @@ def _print_index(module_refs: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from podtask._cli.extras import missing_extra
+
     args = parser().parse_args(argv)
+    if (missing := missing_extra(args.command)) is not None:
+        print(f"podtask: {missing}", file=sys.stderr)
+        return 2
     try:
         if args.command == "dev":
             from podtask._cli.dev import DevStack, run_dev
