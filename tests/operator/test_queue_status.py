@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from podtask._contract.resources import TaskRunSpec
 from podtask_operator.reconcile import RunReconciler
 from podtask_operator.settings import OperatorSettings
 from tests.operator.memory_cluster import MemoryCluster
+from tests.operator.test_scheduler import spec as run_spec
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 DEFAULT_LIMIT = 7
@@ -27,19 +27,6 @@ def task_queue(
     if status is not None:
         queue["status"] = status
     return queue
-
-
-def spec(queue: str, limit: int | None) -> TaskRunSpec:
-    return TaskRunSpec.model_validate(
-        {
-            "taskId": "t",
-            "version": "1",
-            "image": "i",
-            "module": "m",
-            "machine": "micro",
-            "queue": {"name": queue, "concurrencyLimit": limit},
-        }
-    )
 
 
 async def written(cluster: MemoryCluster, queue: str, **expected: int) -> dict[str, Any]:
@@ -94,7 +81,7 @@ async def test_without_a_limit_of_its_own_a_queue_holds_its_runs_declared_limit(
     reconciler = RunReconciler(cluster, settings, clock=lambda: NOW)
     await reconciler.rebuild()
     await written(cluster, "reports", limitInForce=DEFAULT_LIMIT)
-    cluster.add_run("run-1", spec("reports", 3), NOW)
+    cluster.add_run("run-1", run_spec("reports", 3), NOW)
     await reconciler.run_changed("run-1")
     await written(cluster, "reports", limitInForce=3, running=1)
 
