@@ -16,9 +16,10 @@ ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     HOME=/tmp
-# The wheelhouse, as in runner-image/Dockerfile: mounted for this step only.
+# The wheelhouse, as in runner-image/Dockerfile: mounted for this step only. The operator
+# and the API are podtask's `control-plane` extra.
 RUN --mount=type=bind,source=wheelhouse,target=/wheelhouse \
-    pip install --no-cache-dir --no-index --find-links /wheelhouse podtask
+    pip install --no-cache-dir --no-index --find-links /wheelhouse 'podtask[control-plane]'
 RUN groupadd --system --gid 10001 podtask \
     && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /tmp \
        --shell /usr/sbin/nologin podtask

@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 	@echo "Setting up $(VENV): podtask and its development tools (about a minute the first time)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
-	$(BIN)/python -m pip install -e '.[dev]'
+	$(BIN)/python -m pip install -e '.[test]'
 	touch $(STAMP)
 
 dev: $(STAMP)

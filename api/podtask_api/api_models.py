@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from podtask._contract.resources import RunPhase
+from podtask._contract.resources import PENDING_STATUS, RunPhase
 
 
 class ApiModel(BaseModel):
@@ -25,7 +25,7 @@ class ApiModel(BaseModel):
 class RunStatus(StrEnum):
     """A run's status: its phase (`RunPhase`), or `Pending` before the operator gave it one."""
 
-    PENDING = "Pending"
+    PENDING = PENDING_STATUS
     DELAYED = RunPhase.DELAYED.value
     QUEUED = RunPhase.QUEUED.value
     EXECUTING = RunPhase.EXECUTING.value
@@ -186,8 +186,14 @@ class TaskList(ApiModel):
 class QueueView(ApiModel):
     name: str
     concurrency_limit: int | None = Field(
-        description="Runs of the queue that may execute at once; null: the tasks' declared "
-        "limit, else the operator's default."
+        description="The queue's own limit: its declaration's, or one set since (the "
+        "`concurrency` endpoint, kubectl); null: the tasks' declared limit, else the "
+        "operator's default."
+    )
+    limit_in_force: int | None = Field(
+        description="Runs of the queue that may execute at once, now: `concurrencyLimit` when "
+        "set, else the limit the operator applies (the declared one, else its default); null "
+        "until the operator has seen the queue."
     )
     paused: bool
     running: int

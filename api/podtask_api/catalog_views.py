@@ -67,9 +67,13 @@ def queue_view(queue: dict[str, Any]) -> dict[str, Any]:
         status = TaskQueueStatus.model_validate(queue.get("status") or {})
     except ValidationError:
         status = TaskQueueStatus()
+    # A limit of the queue's own is in force at once; the operator writes the one it applies
+    # otherwise (the declared one, else its default), which only it knows.
+    in_force = spec.concurrency_limit
     return {
         "name": (queue.get("metadata") or {}).get("name"),
         "concurrencyLimit": spec.concurrency_limit,
+        "limitInForce": status.limit_in_force if in_force is None else in_force,
         "paused": spec.paused,
         "running": status.running,
         "queued": status.queued,

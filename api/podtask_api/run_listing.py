@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from podtask._contract.resources import parse_timestamp
+from podtask._contract.resources import PENDING_STATUS, parse_timestamp
 from podtask._contract.wire import LABEL_QUEUE, LABEL_TASK
 from podtask_api.errors import ApiError
 from podtask_api.kube_names import is_label_value
@@ -120,7 +120,7 @@ def _instant(value: datetime | None) -> float | None:
 
 def run_status(run: Mapping[str, Any]) -> str:
     phase = (run.get("status") or {}).get("phase")
-    return str(phase) if phase else "Pending"
+    return str(phase) if phase else PENDING_STATUS
 
 
 @dataclass(frozen=True)

@@ -11,11 +11,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from podtask._contract.machines import DEFAULT_MACHINE, PRESETS, MachinePreset
-from podtask._contract.resources import Attempt, TaskRunSpec, TaskRunStatus, format_timestamp
+from podtask._contract.resources import (
+    PENDING_STATUS,
+    Attempt,
+    TaskRunSpec,
+    TaskRunStatus,
+    format_timestamp,
+)
 from podtask._contract.retry import next_attempt_machine
 from podtask_api.idempotency import key_expires_at
-
-PENDING = "Pending"
 
 
 def _spec(run: dict[str, Any]) -> TaskRunSpec:
@@ -57,7 +61,7 @@ def _shown_everywhere(
         "id": metadata.get("name"),
         "taskId": spec.task_id,
         "version": spec.version,
-        "status": str(status.phase) if status.phase is not None else PENDING,
+        "status": str(status.phase) if status.phase is not None else PENDING_STATUS,
         "attempt": status.attempt,
         "queue": spec.queue.name,
         "machine": status.machine or spec.machine,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -34,7 +36,17 @@ class ApiSettings(BaseSettings):
     runner_token_secret: SecretStr = Field(
         default=SecretStr(""), description="The HMAC secret shared with the operator."
     )
-    dev_mode: bool = False
+    dev_mode: bool = Field(
+        default=False,
+        description="This API is `podtask dev`'s: public endpoints are open while no API key "
+        "exists anywhere.",
+    )
+    dev_runtime: Literal["processes", "containers"] | None = Field(
+        default=None,
+        description="How `podtask dev`'s pods run, when this API is its. `processes`: from "
+        "this machine's files, whatever image a task names, so deployments are refused (the "
+        "deployed image would not be what runs).",
+    )
     instance: str = Field(
         default="",
         description="Echoed by /healthz in the `Podtask-Instance` header, so whoever started "

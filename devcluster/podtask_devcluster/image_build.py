@@ -9,8 +9,9 @@ What it owns:
   `PYTHON_IMAGE`. Its root filesystem is cached as a tarball under `~/.cache/podtask/images/`
   (`PODTASK_IMAGE_CACHE`), made once under an `flock` so that two processes never run
   debootstrap at once; when the image is in the store already, nothing is done.
-- the wheelhouse: the project's wheel and every runtime dependency's, at the versions the
-  project's own virtualenv resolved (its `pip freeze` as constraints), in `<context>/wheelhouse/`.
+- the wheelhouse: the project's wheel and every runtime dependency's (its `control-plane`
+  extra's included), at the versions the project's own virtualenv resolved (its `pip freeze`
+  as constraints), in `<context>/wheelhouse/`.
   The Dockerfiles install from it alone (`pip install --no-index`), so a build needs no package
   index and gets the same versions every time.
 - the builds themselves, in order, with the image names other parts (the node agent's
@@ -233,7 +234,8 @@ def make_wheelhouse(context: Path) -> Path:
                     str(constraints),
                     "-w",
                     str(partial),
-                    str(REPO_ROOT),
+                    # The control plane's extra too: the control-plane image installs it.
+                    f"{REPO_ROOT}[control-plane]",
                 ],
                 stdout=out,
                 stderr=subprocess.STDOUT,

@@ -1,14 +1,18 @@
-"""The running and queued counts on each TaskQueue's status (`kubectl get taskqueues`).
+"""What the operator writes on each TaskQueue's status (`kubectl get taskqueues`): the running
+and queued counts, and the limit in force (`limitInForce`: the queue's own, else the one its
+runs declare, else the operator's default), so that a queue without a limit shows the number
+that holds it rather than nothing.
 
 Written soon after they change, once for a burst of changes, and only when they differ from
-what this operator wrote last: its own write comes back as a watch event of the queue.
+what the TaskQueue holds: what this operator wrote last, or what a watch event of the queue
+showed since (its own write comes back that way; a queue made again starts empty).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from podtask_operator.cluster import ClusterApi
@@ -19,16 +23,30 @@ log = logging.getLogger(__name__)
 QUEUE_STATUS_DELAY_SECONDS = 0.5
 
 
+def queue_status(scheduler: Scheduler, queue: str) -> dict[str, int]:
+    """The status the operator gives `queue` now."""
+    running, queued = scheduler.counts(queue)
+    return {"running": running, "queued": queued, "limitInForce": scheduler.limit(queue)}
+
+
 class QueueStatusWriter:
     def __init__(self, cluster: ClusterApi, scheduler: Scheduler) -> None:
         self._cluster = cluster
         self._scheduler = scheduler
         self._pending: dict[str, asyncio.TimerHandle] = {}
-        self._written: dict[str, tuple[int, int]] = {}
+        self._written: dict[str, dict[str, Any]] = {}
         self._background: set[asyncio.Task[Any]] = set()
 
+    def observed(self, queue: str, status: Mapping[str, Any] | None) -> None:
+        """What a TaskQueue's status holds, as a watch event or a list showed it (None: the
+        queue is gone)."""
+        if status is None:
+            self._written.pop(queue, None)
+        else:
+            self._written[queue] = dict(status)
+
     def changed(self, queues: Iterable[str]) -> None:
-        """Write these queues' counts soon (as counted then): one write for a burst."""
+        """Write these queues' status soon (as it stands then): one write for a burst."""
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -41,17 +59,19 @@ class QueueStatusWriter:
 
     def _write_soon(self, queue: str) -> None:
         self._pending.pop(queue, None)
-        running, queued = self._scheduler.counts(queue)
-        task = asyncio.get_running_loop().create_task(self._write(queue, running, queued))
+        status = queue_status(self._scheduler, queue)
+        task = asyncio.get_running_loop().create_task(self._write(queue, status))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _write(self, queue: str, running: int, queued: int) -> None:
-        if self._written.get(queue) == (running, queued):
+    async def _write(self, queue: str, status: dict[str, int]) -> None:
+        written = self._written.get(queue) or {}
+        if all(written.get(field) == value for field, value in status.items()):
             return
         try:
-            await self._cluster.patch_queue_status(queue, {"running": running, "queued": queued})
+            exists = await self._cluster.patch_queue_status(queue, status)
         except Exception:
             log.warning("could not write the status of queue %s", queue, exc_info=True)
             return
-        self._written[queue] = (running, queued)
+        if exists:
+            self._written[queue] = {**written, **status}

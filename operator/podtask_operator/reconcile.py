@@ -129,15 +129,19 @@ class RunReconciler:
         """Rebuild the queues from the cluster before admitting anything (start-up)."""
         for pod in await self._cluster.list_pods(LABEL_RUN):
             self.scheduler.observe_pod(pod)
-        for queue in await self._cluster.list_queues():
+        queues = await self._cluster.list_queues()
+        for queue in queues:
             self.scheduler.set_controls(queue["metadata"]["name"], queue_controls(queue))
+            self._queue_status.observed(queue["metadata"]["name"], queue.get("status") or {})
         runs = await self._cluster.list_runs()
         for run in runs:
             await self.reconcile(run["metadata"]["name"], listed=run)
         await self.admit_all()
         for run in runs:
             await self.mark_waiting(run["metadata"]["name"])
-        self._queue_status.changed({key[0] for key in self.scheduler.buckets()})
+        self._queue_status.changed(
+            {key[0] for key in self.scheduler.buckets()} | {q["metadata"]["name"] for q in queues}
+        )
         log.info("rebuilt the queues from %d runs", len(runs))
 
     async def run_changed(self, name: str, *, deleted: bool = False) -> None:
@@ -184,7 +188,9 @@ class RunReconciler:
 
     async def queue_changed(self, name: str, queue: dict[str, Any] | None) -> None:
         keys = self.scheduler.set_controls(name, None if queue is None else queue_controls(queue))
-        self._queue_status.changed([name])
+        self._queue_status.observed(name, None if queue is None else queue.get("status") or {})
+        if queue is not None:
+            self._queue_status.changed([name])
         await self.admit_all(keys)
 
     def forget(self, name: str) -> None:

@@ -88,11 +88,35 @@ def test_queues_show_limits_pause_and_counts(
 ) -> None:
     assert client.get("/api/v1/queues").json() == {"data": []}
     add_queue(embedded_kube, namespace, "greetings", 2, {"running": 2, "queued": 7})
-    add_queue(embedded_kube, namespace, "bulk")
+    # Without a limit of its own: the one the operator wrote it applies (its default).
+    add_queue(embedded_kube, namespace, "bulk", None, {"limitInForce": 10})
+    add_queue(embedded_kube, namespace, "unseen")
     queues = client.get("/api/v1/queues").json()["data"]
     assert queues == [
-        {"name": "bulk", "concurrencyLimit": None, "paused": False, "running": 0, "queued": 0},
-        {"name": "greetings", "concurrencyLimit": 2, "paused": False, "running": 2, "queued": 7},
+        {
+            "name": "bulk",
+            "concurrencyLimit": None,
+            "limitInForce": 10,
+            "paused": False,
+            "running": 0,
+            "queued": 0,
+        },
+        {
+            "name": "greetings",
+            "concurrencyLimit": 2,
+            "limitInForce": 2,
+            "paused": False,
+            "running": 2,
+            "queued": 7,
+        },
+        {
+            "name": "unseen",
+            "concurrencyLimit": None,
+            "limitInForce": None,
+            "paused": False,
+            "running": 0,
+            "queued": 0,
+        },
     ]
     assert client.get("/api/v1/queues/greetings").json() == queues[1]
 
@@ -112,7 +136,8 @@ def test_pause_resume_and_the_concurrency_override(
     assert client.post("/api/v1/queues/greetings/resume").json()["paused"] is False
 
     url = "/api/v1/queues/greetings/concurrency"
-    assert client.put(url, json={"concurrencyLimit": 10}).json()["concurrencyLimit"] == 10
+    ten = client.put(url, json={"concurrencyLimit": 10}).json()
+    assert ten["concurrencyLimit"] == ten["limitInForce"] == 10  # in force at once
     assert client.put(url, json={"concurrencyLimit": 0}).json()["concurrencyLimit"] == 0
     back = client.put(url, json={"concurrencyLimit": None})
     assert back.status_code == 200 and back.json()["concurrencyLimit"] is None
@@ -173,6 +198,7 @@ def test_views_of_malformed_objects() -> None:
     assert queue_view({"metadata": {"name": "q"}, "spec": {"concurrencyLimit": "many"}}) == {
         "name": "q",
         "concurrencyLimit": None,
+        "limitInForce": None,
         "paused": False,
         "running": 0,
         "queued": 0,

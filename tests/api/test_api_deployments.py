@@ -7,13 +7,14 @@ from datetime import date
 from typing import Any
 
 import pytest
-from api_fixtures import assert_error
+from api_fixtures import API_KEY, assert_error, settings_for
 from fastapi.testclient import TestClient
 from kubernetes import client as kube_client
 from pydantic import ValidationError
 
 from podtask._contract.wire import GROUP, VERSION
 from podtask._control.registration import DECLARED_LIMIT_ANNOTATION
+from podtask_api.app import create_app
 from podtask_api.deployments import (
     LABEL_DEPLOYMENT,
     MAX_MANIFEST_BYTES,
@@ -70,6 +71,10 @@ def test_the_request_checks_image_version_and_manifest() -> None:
     for version in ("", "-v1", "a" * 64, "1 2", "v1/2"):
         with pytest.raises(ValidationError, match="version"):
             DeploymentRequest.model_validate({**good, "version": version})
+    # A queue name is a label value too: at most 63 characters, said so.
+    long_queue = manifest(manifest_task("send", queue="q" * 64))
+    with pytest.raises(ValidationError, match="at most 63 characters"):
+        DeploymentRequest.model_validate({**good, "manifest": long_queue})
     for field, value in (("machine", "huge"), ("id", "Send_Email")):
         bad = manifest({**manifest_task("send"), field: value})
         with pytest.raises(ValidationError, match=field):
@@ -163,6 +168,13 @@ def test_a_deployment_registers_tasks_and_queues_and_is_listed(
     third = _deploy(client, {"manifest": manifest(manifest_task("send")), "image": IMAGE})
     assert third["version"] == first["version"][:-1] + "2"
 
+    # A deployment whose tasks no longer use `emails`: its queue goes (no run of it is left),
+    # and the API lists the current tasks' queues only.
+    moved = manifest(manifest_task("send", queue="outbox"))
+    assert _deploy(client, {"manifest": moved, "image": IMAGE})["queues"] == ["outbox"]
+    assert sorted(_objects(embedded_kube, namespace, "taskqueues")) == ["outbox"]
+    assert [q["name"] for q in client.get("/api/v1/queues").json()["data"]] == ["outbox"]
+
 
 def test_new_runs_take_the_current_version_and_old_runs_keep_theirs(
     namespace: KubeNamespace, client: TestClient
@@ -223,3 +235,29 @@ def test_an_invalid_deployment_is_422_naming_the_field_and_changes_nothing(
     )
     assert sorted(_objects(embedded_kube, namespace, "tasks")) == ["hello-world"]
     assert client.get("/api/v1/deployments").json() == {"deployments": []}
+
+
+def test_podtask_devs_api_with_process_pods_refuses_a_deployment_saying_where_to_deploy(
+    embedded_kube: EmbeddedKube, namespace: KubeNamespace
+) -> None:
+    # Its tasks are the modules it serves: a deployment would replace them with tasks whose
+    # module files its pods may not have ("no such file" at run time).
+    settings = settings_for(embedded_kube, namespace, dev_mode=True, dev_runtime="processes")
+    with TestClient(
+        create_app(settings), headers={"Authorization": f"Bearer {API_KEY}"}
+    ) as dev_api:
+        refused = dev_api.post(
+            "/api/v1/deployments",
+            json={"manifest": manifest(manifest_task("send")), "image": IMAGE},
+        )
+        error = assert_error(refused, 409, "dev_server")
+        assert "`podtask dev` server" in error["message"] and "PODTASK_API_URL" in error["message"]
+        assert dev_api.get("/api/v1/deployments").json() == {"deployments": []}
+    assert sorted(_objects(embedded_kube, namespace, "tasks")) == ["hello-world"]
+    # Pods that run images (`--runtime containers`) run what is deployed: it is taken.
+    settings = settings_for(embedded_kube, namespace, dev_mode=True, dev_runtime="containers")
+    with TestClient(
+        create_app(settings), headers={"Authorization": f"Bearer {API_KEY}"}
+    ) as dev_api:
+        _deploy(dev_api, {"manifest": manifest(manifest_task("send")), "image": IMAGE})
+    assert sorted(_objects(embedded_kube, namespace, "tasks")) == ["send"]

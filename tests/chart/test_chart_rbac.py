@@ -85,11 +85,13 @@ API_RULES: set[Rule] = {
     ("podtask.dev", "tasks", "create", None),
     ("podtask.dev", "tasks", "patch", None),
     ("podtask.dev", "tasks", "delete", None),
-    # KubernetesCluster.get_queue / list_queues / merge_patch_queue; registration creates.
+    # KubernetesCluster.get_queue / list_queues / merge_patch_queue; registration creates, and
+    # deletes the queues no longer declared that no unfinished run names (`taskruns` list).
     ("podtask.dev", "taskqueues", "get", None),
     ("podtask.dev", "taskqueues", "list", None),
     ("podtask.dev", "taskqueues", "create", None),
     ("podtask.dev", "taskqueues", "patch", None),
+    ("podtask.dev", "taskqueues", "delete", None),
     # KubernetesCluster.get_pod / read_pod_log / follow_pod_log.
     ("", "pods", "get", None),
     ("", "pods/log", "get", None),

@@ -8,18 +8,22 @@ import base64
 import hashlib
 import json
 import os
+import re
+from pathlib import Path
 from typing import Any
 
 import helm_python as helm
 import kubernetes_validate
 import pytest
 
+from podtask._cli.cli_parser import parser
 from podtask._control.api_keys import parse_stored_keys
 from podtask_api.settings import ApiSettings
 from podtask_operator.settings import OperatorSettings
 from tests.chart.chart import CHART, NAMESPACE, Rendered, chart_crds, render
 from tests.kubernetes_versions import SUPPORTED_KUBERNETES_VERSIONS
 
+ROOT = Path(__file__).resolve().parents[2]
 KUBERNETES_VERSIONS = SUPPORTED_KUBERNETES_VERSIONS
 # Kinds that Kubernetes' own schemas do not describe: checked against their own expectations.
 PROMETHEUS_OPERATOR = "monitoring.coreos.com/v1"
@@ -403,9 +407,25 @@ def test_a_lone_operator_without_election_never_overlaps_itself() -> None:
     )
 
 
+def api_ports(text: str) -> set[str]:
+    """The local ports of `kubectl port-forward svc/…` and of PODTASK_API_URL in `text`."""
+    forwards = re.findall(r"port-forward svc/\S+ (\d+):", text)
+    assert forwards, text
+    return {*forwards, *re.findall(r"PODTASK_API_URL=http://127\.0\.0\.1:(\d+)", text)}
+
+
+def test_notes_forward_the_api_to_the_port_the_docs_use() -> None:
+    # One address for the API on the user's machine, whichever page they follow: the port
+    # `podtask dev` serves on by default, so PODTASK_API_URL stays the same.
+    dev_port = {str(parser().parse_args(["dev"]).port)}
+    assert api_ports(render().notes) == dev_port
+    for page in (ROOT / "README.md", ROOT / "docs" / "install.md"):
+        assert api_ports(page.read_text()) == dev_port, page.name
+
+
 def test_notes_show_how_to_reach_the_api_and_trigger_a_run() -> None:
     notes = render().notes
-    assert "kubectl -n podtask port-forward svc/podtask-api 8080:80" in notes
+    assert "kubectl -n podtask port-forward svc/podtask-api 8030:80" in notes
     assert "podtask keys create --name admin --namespace podtask" in notes
     assert "curl -s -X POST $PODTASK_API_URL/api/v1/tasks/hello-world/trigger" in notes
     assert "Authorization: Bearer $PODTASK_API_KEY" in notes

@@ -134,12 +134,29 @@ def test_the_ci_workflow_builds_pushes_and_deploys() -> None:
     push = scripts.index("docker push")
     deploy = scripts.index("deploy --image")
     assert build < push < deploy
+    # The images are the user's own: the runner they built and pushed when installing
+    # (install.md), given as a variable, and the task image built on it, in their registry.
+    env = workflow["jobs"]["deploy"]["env"]
+    assert env["RUNNER_IMAGE"].startswith("${{ vars.")
+    assert env["IMAGE"].startswith("${{ vars.PODTASK_REGISTRY }}/")
+    assert '--build-arg RUNNER_IMAGE="$RUNNER_IMAGE"' in scripts
+    assert "ghcr.io/podtask" not in (DOCS / "ci.md").read_text()
     deploy_step = next(step for step in steps if "deploy --image" in step.get("run", ""))
     assert set(deploy_step["env"]) == {"PODTASK_API_URL", "PODTASK_API_KEY"}
     assert "${{ secrets." in deploy_step["env"]["PODTASK_API_KEY"]
     command = re.search(r"deploy --image[^>\n]*", deploy_step["run"])
     assert command is not None
     _parser().parse_args(shlex.split(command.group(0).replace('"$IMAGE"', "img:1")))
+
+
+def install_guide_runner_image() -> str:
+    """The runner image the install guide builds and gives the chart, its example values
+    ($REGISTRY, $VERSION) filled in."""
+    guide = (DOCS / "install.md").read_text()
+    shell = dict(re.findall(r"^([A-Z]+)=(\S+)", guide, re.M))
+    (build,) = re.findall(r"docker build -f runner-image/Dockerfile -t (\S+) \.", guide)
+    assert f"--set runner.image={build}" in guide
+    return re.sub(r"\$([A-Z]+)", lambda found: shell[found.group(1)], build)
 
 
 def test_the_ci_task_image_is_built_from_the_runner_and_runs_as_its_user(
@@ -150,10 +167,19 @@ def test_the_ci_task_image_is_built_from_the_runner_and_runs_as_its_user(
     path.write_text(dockerfile_text)
     dockerfile = parse(path)
     values = yaml.safe_load(VALUES.read_text())
-    assert dockerfile.final.base == values["runner"]["image"]
+    assert dockerfile.final.base == install_guide_runner_image()
     assert ImageReference.parse(dockerfile.final.base).tag not in (None, "latest")
     user = dockerfile.final.last("USER")
     assert user is not None
     assert user.arguments == f"{values['runner']['runAsUser']}:{values['runner']['runAsUser']}"
     workdir = dockerfile.final.last("WORKDIR")
     assert workdir is not None and workdir.arguments == "/app"
+
+
+def test_the_install_guide_names_the_helm_the_chart_tests_use() -> None:
+    import helm_python
+
+    tested_major = helm_python.helm_sdk_version().lstrip("v").split(".")[0]
+    requirements = (DOCS / "install.md").read_text().split("## What you need")[1].split("\n## ")[0]
+    named = re.findall(r"^- Helm (\d+)\b", requirements, re.M)
+    assert named == [tested_major], requirements

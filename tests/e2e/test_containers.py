@@ -199,7 +199,7 @@ def test_a_deployed_task_image_runs_what_only_it_holds_and_earlier_runs_keep_the
     first_image = build_task_image(task_image_context, built_images, first_marker)
     try:
         done = podtask_deploy(
-            stack, "--image", first_image, "--module", "tasks/", cwd=task_image_context
+            stack.dev, "--image", first_image, "--module", "tasks/", cwd=task_image_context
         )
         assert done.returncode == 0, done.stderr
         assert re.search(r"^image-only\s+tasks/image_only\.py\s", done.stdout, re.M), done.stdout
@@ -209,7 +209,7 @@ def test_a_deployed_task_image_runs_what_only_it_holds_and_earlier_runs_keep_the
 
         second_image = build_task_image(task_image_context, built_images, second_marker)
         done = podtask_deploy(
-            stack, "--image", second_image, "--module", "tasks/", cwd=task_image_context
+            stack.dev, "--image", second_image, "--module", "tasks/", cwd=task_image_context
         )
         assert done.returncode == 0, done.stderr
 

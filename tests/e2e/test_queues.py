@@ -1,11 +1,17 @@
 """Admission: queues hold their limit, keep their order, and follow live changes; on both
 clusters (on the real one, each pod creation is seen from a watch: `real_stack`)."""
 
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from podtask._contract.limits import MAX_QUEUE_NAME_LENGTH
+from podtask_operator.settings import OperatorSettings
 from tests.e2e.composed import ComposedStack
 from tests.e2e.conftest import TASK_MODULES, wait_until
 
@@ -69,6 +75,34 @@ def test_a_concurrency_key_has_the_limit_to_itself(composed: ComposedStack) -> N
     assert max(sum(c.active_of_key.values()) for c in creations) == 6
 
 
+def queue_row(composed: ComposedStack, name: str) -> list[str]:
+    """The queue's row of `kubectl get taskqueues`: NAME LIMIT PAUSED RUNNING QUEUED AGE."""
+    table = composed.kubectl("get", "taskqueues")
+    return next(line.split() for line in table.splitlines() if line.split()[0] == name)
+
+
+def test_a_queue_without_a_limit_shows_the_default_in_force(composed: ComposedStack) -> None:
+    # `sleepy` declares no limit: kubectl's LIMIT column (the CRD's printer column, which the
+    # apiserver prints) and `podtask queues` show the operator's default, not a blank.
+    default = str(OperatorSettings.model_fields["default_concurrency_limit"].default)
+    wait_until(lambda: queue_row(composed, "sleepy")[1] == default, timeout=30)
+    assert queue_row(composed, "gated")[1] == "1"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PODTASK_")}
+    env |= {"PODTASK_API_URL": composed.api_url, "PODTASK_API_KEY": composed.api_key}
+    done = subprocess.run(
+        [sys.executable, "-m", "podtask._cli.cli", "queues"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    header, *rows = (line.split() for line in done.stdout.splitlines())
+    assert header[:2] == ["NAME", "LIMIT"]
+    limits = {row[0]: row[1] for row in rows}
+    assert (limits["sleepy"], limits["gated"]) == (default, "1")
+
+
 def test_patching_a_taskqueue_changes_its_limit_and_pause_at_once(
     composed: ComposedStack,
 ) -> None:
@@ -100,9 +134,8 @@ def test_patching_a_taskqueue_changes_its_limit_and_pause_at_once(
     created = len(composed.created_in("adjustable"))
     wait_until(lambda: running() == 0, timeout=60)
     assert len(composed.created_in("adjustable")) == created  # paused: nothing new started
-    table = composed.kubectl("get", "taskqueues")
-    row = next(line.split() for line in table.splitlines() if line.startswith("adjustable"))
-    assert row[1:3] == ["6", "true"]
+    # LIMIT is the limit in force, which the operator writes on the queue's status.
+    wait_until(lambda: queue_row(composed, "adjustable")[1:3] == ["6", "true"], timeout=30)
 
     composed.kubectl(
         "patch", "taskqueue", "adjustable", "--type", "merge", "-p", '{"spec":{"paused":false}}'
@@ -142,3 +175,43 @@ def test_a_waiting_run_says_why(composed: ComposedStack, tmp_path: Path) -> None
         "patch", "taskqueue", "gated", "--type", "merge", "-p", '{"spec":{"paused":false}}'
     )
     assert composed.wait_for(run_id)["status"] == "Completed"
+
+
+def test_the_longest_queue_name_is_paused_and_limited_by_its_taskqueue(
+    composed: ComposedStack,
+) -> None:
+    # Its pods' label, the operator's bucket and its TaskQueue are one name: a pause and a
+    # limit set on the TaskQueue apply to its runs, and its counts are written back to it.
+    name = "long." + "q" * 53 + ".name"
+    assert len(name) == MAX_QUEUE_NAME_LENGTH
+    composed.kubectl(
+        "patch", "taskqueue", name, "--type", "merge", "-p", '{"spec":{"paused":true}}'
+    )
+    ids = composed.batch("long-queue", [{"seconds": 2}] * 4)
+
+    def queued() -> int:
+        queue = json.loads(composed.kubectl("get", "taskqueue", name, "-o", "json"))
+        return int((queue.get("status") or {}).get("queued", 0))
+
+    def waiting_reasons() -> list[str]:
+        conditions = composed.run(ids[-1]).get("conditions") or []
+        return [c["reason"] for c in conditions if c["type"] == "Waiting"]
+
+    wait_until(lambda: queued() == 4, timeout=60)
+    wait_until(lambda: waiting_reasons() == ["QueuePaused"], timeout=30)
+    assert composed.created_in(name) == []
+
+    composed.kubectl(
+        "patch",
+        "taskqueue",
+        name,
+        "--type",
+        "merge",
+        "-p",
+        '{"spec":{"paused":false,"concurrencyLimit":2}}',
+    )
+    runs = composed.wait_all(ids, timeout=180)
+    assert {r["status"]["phase"] for r in runs.values()} == {"Completed"}
+    creations = composed.created_in(name)
+    assert len(creations) == 4
+    assert max(c.active_in_bucket for c in creations) == 2  # the TaskQueue's 2, not the 1 declared

@@ -102,20 +102,42 @@ def test_every_image_runs_as_the_user_task_pods_run_as(
     assert done.stdout.strip() == str(RUN_AS_USER)
 
 
+def requirement_names(extras: frozenset[str]) -> set[str]:
+    """The distributions podtask requires with `extras` (and the extras they name)."""
+    names: set[str] = set()
+    for requirement in importlib.metadata.requires("podtask") or []:
+        marker = re.search(r'extra == "([\w-]+)"', requirement)
+        if marker is not None and marker.group(1) not in extras:
+            continue
+        named = re.match(r"podtask\[([\w-]+)\]", requirement)
+        if named is None:
+            names.add(canonical(re.split(r"[<>=!~ ;\[]", requirement, maxsplit=1)[0]))
+        elif named.group(1) not in extras:
+            names |= requirement_names(extras | {named.group(1)})
+    return names
+
+
+@pytest.mark.parametrize(
+    ("image", "extras"), [("runner", frozenset()), ("control-plane", frozenset({"control-plane"}))]
+)
 def test_the_images_hold_the_versions_the_project_install_resolved(
-    built_images: dict[str, str],
+    built_images: dict[str, str], image: str, extras: frozenset[str]
 ) -> None:
-    done = run(built_images["runner"], "-m", "pip", "freeze", options=("--entrypoint", "python"))
+    done = run(built_images[image], "-m", "pip", "freeze", options=("--entrypoint", "python"))
     assert done.returncode == 0, done.stderr
     installed = dict(line.split("==") for line in done.stdout.splitlines() if "==" in line)
     assert installed.get("podtask") == importlib.metadata.version("podtask")
     in_image = {canonical(key): value for key, value in installed.items()}
-    # Every runtime requirement is there, at the project venv's version, and nothing else drifts.
-    for requirement in importlib.metadata.requires("podtask") or []:
-        if "extra ==" in requirement:
-            continue
-        name = re.split(r"[<>=!~ ;\[]", requirement, maxsplit=1)[0]
-        assert in_image.get(canonical(name)) == importlib.metadata.version(name), name
+    # Every requirement of what the image runs is there, at the project venv's version, and
+    # nothing else drifts.
+    for name in requirement_names(extras):
+        assert in_image.get(name) == importlib.metadata.version(name), name
+    if not extras:
+        # The runner (and task images on it) get podtask alone, not the control plane.
+        control_plane_only = requirement_names(frozenset({"control-plane"})) - requirement_names(
+            frozenset()
+        )
+        assert not control_plane_only & set(in_image), control_plane_only & set(in_image)
     drifted = {
         name: (version, importlib.metadata.version(name))
         for name, version in installed.items()

@@ -8,9 +8,13 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
+from podtask._authoring.manifest import is_valid_queue_name
+from podtask._contract.limits import MAX_QUEUE_NAME_LENGTH
 from podtask._contract.machines import machine_preset, pod_resources
-from podtask._contract.resources import TaskRunSpec
+from podtask._contract.resources import QueueRef, TaskRunSpec
+from podtask._contract.wire import LABEL_QUEUE
 from podtask_operator.pods import label_value, pod_for_attempt, token_secret_for_attempt
+from podtask_operator.queues import bucket_of
 from podtask_operator.settings import OperatorSettings
 from podtask_runner.__main__ import RunnerEnvironment
 from tests.kubernetes_versions import SUPPORTED_KUBERNETES_VERSIONS
@@ -112,6 +116,19 @@ def test_label_values_stay_valid() -> None:
     hashed = label_value("user/42 with spaces")
     assert hashed.startswith("h-") and len(hashed) <= 63
     assert label_value("x" * 64) != "x" * 64
+
+
+def test_a_queue_is_one_name_for_its_pods_label_its_bucket_and_its_taskqueue(
+    run: dict[str, Any], spec: TaskRunSpec, settings: OperatorSettings
+) -> None:
+    # The operator applies a TaskQueue (pause, limit) by its name to the bucket its pods'
+    # label names: every name a declaration may take must be its own label value.
+    longest = "long." + "q" * 53 + ".name"
+    assert len(longest) == MAX_QUEUE_NAME_LENGTH
+    assert is_valid_queue_name(longest) and not is_valid_queue_name(longest + "q")
+    on_longest = spec.model_copy(update={"queue": QueueRef(name=longest, concurrency_limit=1)})
+    assert _pod(run, on_longest, settings)["metadata"]["labels"][LABEL_QUEUE] == longest
+    assert bucket_of(on_longest)[0] == longest
 
 
 @pytest.mark.parametrize("k8s_version", SUPPORTED_KUBERNETES_VERSIONS)

@@ -90,13 +90,16 @@ def test_the_runs_table() -> None:
 
 def test_the_queues_and_keys_tables() -> None:
     queues = [
-        {"name": "emails", "concurrencyLimit": 3, "paused": True, "running": 0, "queued": 12},
-        {"name": "resize", "concurrencyLimit": None, "paused": False, "running": 4, "queued": 0},
+        {"name": "emails", "concurrencyLimit": 3, "limitInForce": 3, "paused": True, "queued": 12},
+        # No limit of its own: the limit in force is the operator's default.
+        {"name": "resize", "concurrencyLimit": None, "limitInForce": 10, "running": 4},
+        {"name": "unseen", "concurrencyLimit": None, "limitInForce": None},
     ]
     assert queues_table(queues).splitlines() == [
-        "NAME    LIMIT    PAUSED  RUNNING  QUEUED",
-        "emails  3        yes     0        12",
-        "resize  default  no      4        0",
+        "NAME    LIMIT  PAUSED  RUNNING  QUEUED",
+        "emails  3      yes     0        12",
+        "resize  10     no      4        0",
+        "unseen  -      no      0        0",
     ]
     keys = [{"name": "ci", "access": "write", "sha256": "ab" * 32}]
     assert keys_table(keys) == "NAME  ACCESS\nci    write"

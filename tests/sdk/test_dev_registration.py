@@ -21,9 +21,15 @@ from podtask._authoring.manifest import (
     queues_of,
 )
 from podtask._cli.dev import register
-from podtask._contract.resources import QueueRef, RetryPolicy
-from podtask._contract.wire import API_VERSION, GROUP, VERSION
-from podtask._control.registration import DECLARED_LIMIT_ANNOTATION, queue_patch, queue_resource
+from podtask._contract.resources import QueueRef, RetryPolicy, TaskRunSpec
+from podtask._contract.wire import API_VERSION, GROUP, LABEL_QUEUE, VERSION
+from podtask._control.registration import (
+    DECLARED_LIMIT_ANNOTATION,
+    queue_patch,
+    queue_resource,
+    stale_queues,
+    unfinished_queue_names,
+)
 from tests.embedded_kube import EmbeddedKube
 
 KUBECTL = "/usr/bin/kubectl" if os.path.exists("/usr/bin/kubectl") else "kubectl"
@@ -97,6 +103,22 @@ def test_only_a_changed_declaration_overrides_the_live_limit() -> None:
     assert queue_patch({"metadata": {}}, declared) is not None
 
 
+def test_a_registration_deletes_its_queues_that_nothing_needs_any_more() -> None:
+    def made(by_registration: bool) -> dict[str, Any]:
+        annotations = {DECLARED_LIMIT_ANNOTATION: "3"} if by_registration else {}
+        return {"metadata": {"annotations": annotations}}
+
+    existing = {"emails": made(True), "old": made(True), "busy": made(True), "mine": made(False)}
+    assert stale_queues(existing, ["emails"], ["busy"]) == ["old"]
+    runs = [
+        {"spec": {"queue": {"name": "a"}}, "status": {"phase": "Completed"}},
+        {"spec": {"queue": {"name": "b"}}, "status": {"phase": "WaitingToRetry"}},
+        {"spec": {"queue": {"name": "c"}}},  # an open batch's run, or not seen yet
+        {"spec": {"queue": {"name": "d"}}, "status": {"phase": "Canceled"}},
+    ]
+    assert unfinished_queue_names(runs) == {"b", "c"}
+
+
 def test_queue_names_must_name_kubernetes_objects() -> None:
     for good in ("emails", "emails.eu", "a", "0-a.b-1", "a" * MAX_QUEUE_NAME_LENGTH):
         assert is_valid_queue_name(good), good
@@ -139,7 +161,8 @@ class Registered:
 
     def __init__(self, kube: EmbeddedKube) -> None:
         self.kube = kube
-        self.namespace = kube.new_namespace("dev").name
+        self.ns = kube.new_namespace("dev")
+        self.namespace = self.ns.name
         self._objects = client.CustomObjectsApi(kube.api)
 
     def register(self, declared: Manifest) -> None:
@@ -211,8 +234,6 @@ def test_a_live_limit_survives_a_restart_until_the_declaration_changes(
     # `podtask dev` restarted with the same declaration: the live settings stay.
     registered.register(manifest(("send", "emails", 3)))
     assert _spec(registered.queues(), "emails") == (6, True)
-    table = registered.kubectl("get", "taskqueues")
-    assert table.split("\n")[1].split()[:3] == ["emails", "6", "true"]
 
     # The declaration changed: it wins over the live limit; the pause is still the user's.
     registered.register(manifest(("send", "emails", 4)))
@@ -225,13 +246,58 @@ def test_a_live_limit_survives_a_restart_until_the_declaration_changes(
     assert _spec(registered.queues(), "emails") == (None, True)
 
 
-def test_a_queue_whose_tasks_are_gone_stays(registered: Registered) -> None:
-    registered.register(manifest(("send", "emails", 3), ("resize", "resize", 1)))
+def task_run(name: str, queue: str) -> dict[str, Any]:
+    """A run of `queue` as the API creates it (labelled with its queue), not started yet."""
+    spec = TaskRunSpec(
+        task_id="report",
+        version="1",
+        image="registry.example.com/tasks:1",
+        module="tasks/module.py",
+        machine="small-1x",
+        queue=QueueRef(name=queue),
+    )
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "TaskRun",
+        "metadata": {"name": name, "labels": {LABEL_QUEUE: queue}},
+        "spec": spec.to_wire(),
+    }
+
+
+def test_a_queue_no_longer_declared_goes_once_none_of_its_runs_is_unfinished(
+    registered: Registered,
+) -> None:
+    registered.register(
+        manifest(("send", "emails", 3), ("resize", "resize", 1), ("report", "reports", None))
+    )
+    # Made by hand, by no registration: the user's, never deleted by one.
+    client.CustomObjectsApi(registered.kube.api).create_namespaced_custom_object(
+        GROUP,
+        VERSION,
+        registered.namespace,
+        "taskqueues",
+        {
+            "apiVersion": API_VERSION,
+            "kind": "TaskQueue",
+            "metadata": {"name": "manual"},
+            "spec": {},
+        },
+    )
+    # A run of `reports` not finished yet: its queue's pause and limit still hold it.
+    registered.ns.create_run(task_run("run-waiting", "reports"))
+    registered.ns.create_run(task_run("run-done", "emails"))
+    registered.ns.set_run_status("run-done", {"phase": "Completed"})
+
     registered.register(manifest(("resize", "resize", 1)))
     assert registered.task_ids() == ["resize"]
-    queues = registered.queues()
-    assert sorted(queues) == ["emails", "resize"]
-    assert _spec(queues, "emails") == (3, False)
+    assert sorted(registered.queues()) == ["manual", "reports", "resize"]
+
+    registered.ns.set_run_status("run-waiting", {"phase": "Canceled"})
+    registered.register(manifest(("resize", "resize", 1)))
+    assert sorted(registered.queues()) == ["manual", "resize"]
+    # Declared again: made again.
+    registered.register(manifest(("resize", "resize", 1), ("send", "emails", 3)))
+    assert sorted(registered.queues()) == ["emails", "manual", "resize"]
 
 
 def test_a_queue_created_by_hand_takes_the_declared_limit(registered: Registered) -> None:

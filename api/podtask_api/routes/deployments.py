@@ -25,6 +25,7 @@ from podtask_api.deployments import (
     manifest_json,
     newest_first,
     next_version,
+    refused_by_dev_server,
     version_taken,
 )
 from podtask_api.errors import ApiError, error_responses
@@ -50,8 +51,11 @@ async def create_deployment(deployment: DeploymentRequest, svc: ServicesDep) -> 
 
     The namespace's tasks become exactly the manifest's, run from `image` at the new
     version; runs already triggered keep the version they were triggered on. A version that
-    is already deployed is a 409 `deployment_exists`.
+    is already deployed is a 409 `deployment_exists`; `podtask dev`'s API takes no
+    deployment while its pods run as processes (409 `dev_server`).
     """
+    if svc.settings.dev_runtime == "processes":
+        raise refused_by_dev_server()
     cluster = svc.deployments
     manifest_text = manifest_json(deployment.manifest)
     taken = deployment_versions(await svc.call(cluster.records))

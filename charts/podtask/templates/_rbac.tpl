@@ -77,10 +77,11 @@ namespaces or CRDs (handlers.configure turns that off).
 - apiGroups: ["podtask.dev"]
   resources: ["tasks"]
   verbs: ["get", "list", "create", "patch", "delete"]
-# TaskQueues: read, paused, limited, and created by deployments (never deleted).
+# TaskQueues: read, paused, limited, created by deployments, and deleted by one once no
+# longer declared and no unfinished run names them (it lists the runs labelled with them).
 - apiGroups: ["podtask.dev"]
   resources: ["taskqueues"]
-  verbs: ["get", "list", "create", "patch"]
+  verbs: ["get", "list", "create", "patch", "delete"]
 # An attempt's pod and its log, for GET /api/v1/runs/{id}/logs.
 - apiGroups: [""]
   resources: ["pods", "pods/log"]

@@ -30,7 +30,9 @@ _DNS_SUBDOMAIN = re.compile(QUEUE_NAME_PATTERN)
 
 
 def is_valid_queue_name(name: str) -> bool:
-    """Whether `name` can name a `TaskQueue` object: a DNS subdomain (RFC 1123)."""
+    """Whether `name` can name a `TaskQueue` object (a DNS subdomain, RFC 1123) and be the
+    label value of its runs and pods, by which the operator counts them: at most 63
+    characters."""
     return len(name) <= MAX_QUEUE_NAME_LENGTH and bool(_DNS_SUBDOMAIN.match(name))
 
 
@@ -110,10 +112,10 @@ def queues_of(
         if not is_valid_queue_name(task.queue.name):
             raise ValueError(
                 f"queue {task.queue.name!r} of {_located(task.id, sources)} is not a valid queue "
-                f"name: it names the queue's TaskQueue object in Kubernetes, so it must be at "
-                f"most {MAX_QUEUE_NAME_LENGTH} characters of lowercase letters, digits, '-' and "
-                "'.', starting and ending with a letter or digit (for example 'emails' or "
-                "'emails.eu')"
+                f"name: it names the queue's TaskQueue object and labels its runs and pods in "
+                f"Kubernetes, so it must be at most {MAX_QUEUE_NAME_LENGTH} characters of "
+                "lowercase letters, digits, '-' and '.', starting and ending with a letter or "
+                "digit (for example 'emails' or 'emails.eu')"
             )
         earlier = first_user.setdefault(task.queue.name, task)
         if earlier.queue.concurrency_limit != task.queue.concurrency_limit:

@@ -430,6 +430,11 @@ def _command(argv: list[str] | None) -> int:
     except SystemExit as exit_:
         # --help, --version and misuse: argparse has printed; its code (0 or 2).
         return 0 if exit_.code is None else exit_.code if isinstance(exit_.code, int) else 2
+    from podtask._cli.extras import missing_extra
+
+    if (missing := missing_extra(args.command)) is not None:
+        print(f"podtask: {missing}", file=sys.stderr)
+        return 2
     try:
         if args.command == "dev":
             from podtask._cli.dev import DevStack, run_dev

@@ -100,11 +100,12 @@ def runs_table(runs: Sequence[Mapping[str, Any]], now: datetime) -> str:
 
 
 def queues_table(queues: Sequence[Mapping[str, Any]]) -> str:
-    """`podtask queues`: a queue's limit, whether it is paused, and its counts."""
+    """`podtask queues`: the limit in force (a queue the operator has not seen yet may have
+    none), whether it is paused, and its counts."""
     rows = [
         (
             queue.get("name"),
-            "default" if queue.get("concurrencyLimit") is None else queue["concurrencyLimit"],
+            NONE if queue.get("limitInForce") is None else queue["limitInForce"],
             "yes" if queue.get("paused") else "no",
             queue.get("running", 0),
             queue.get("queued", 0),

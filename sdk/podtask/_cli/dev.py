@@ -401,7 +401,12 @@ class DevStack:
         api = self._add(
             "API",
             ["-m", "podtask_api", "--host", "127.0.0.1", "--port", str(self.api_port)],
-            {**shared, "PODTASK_DEV_MODE": "true", "PODTASK_INSTANCE": self.instance},
+            {
+                **shared,
+                "PODTASK_DEV_MODE": "true",
+                "PODTASK_DEV_RUNTIME": self.runtime,
+                "PODTASK_INSTANCE": self.instance,
+            },
         )
         self._wait_ready(f"{self.api_url}/healthz", api, self.api_port, "--port")
         self._add(

@@ -312,7 +312,7 @@ def list_deployments() -> ApiCall[list[dict[str, Any]]]:
 
 
 def list_queues() -> ApiCall[list[dict[str, Any]]]:
-    """The queues: name, concurrencyLimit, paused, running and queued."""
+    """The queues: name, concurrencyLimit (its own), limitInForce, paused, running and queued."""
     return ApiCall("GET", "/api/v1/queues", _items)
 
 

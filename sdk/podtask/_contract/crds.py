@@ -164,7 +164,9 @@ def custom_resource_definitions() -> list[dict[str, Any]]:
             TaskQueueSpec,
             TaskQueueStatus,
             [
-                _column("Limit", ".spec.concurrencyLimit", "integer"),
+                # The limit in force, which the operator writes: a queue that declares none
+                # shows the operator's default rather than nothing.
+                _column("Limit", ".status.limitInForce", "integer"),
                 _column("Paused", ".spec.paused", "boolean"),
                 _column("Running", ".status.running", "integer"),
                 _column("Queued", ".status.queued", "integer"),

@@ -62,9 +62,11 @@ MAX_BATCH_ITEMS = 1000
 # What a TaskRun's spec may hold besides its payload and metadata; the API enforces these at
 # trigger time and the CRDs declare them (`podtask._contract.crds`), so kubectl is held to them too.
 # A task id is a DNS label (it names the Task object and pod labels); a queue name a DNS
-# subdomain (it names the TaskQueue object).
+# subdomain (it names the TaskQueue object) that is also a label value, at most 63
+# characters: the operator counts a queue's pods by their label and applies its TaskQueue by
+# name, so the two must be the same text.
 MAX_TASK_ID_LENGTH = 63
-MAX_QUEUE_NAME_LENGTH = 253
+MAX_QUEUE_NAME_LENGTH = 63
 MAX_TAGS = 10
 MAX_TAG_LENGTH = 128
 MAX_CONCURRENCY_KEY_LENGTH = 256

@@ -208,8 +208,15 @@ class TaskQueueSpec(WireModel):
 
 
 class TaskQueueStatus(WireModel):
+    """Written by the operator: the queue's counts, and the limit it enforces now."""
+
     running: int = Field(default=0, ge=0)
     queued: int = Field(default=0, ge=0)
+    limit_in_force: ConcurrencyLimit | None = Field(
+        default=None,
+        description="The limit the operator applies: the spec's, else the one the queue's "
+        "runs declare, else the operator's default (PODTASK_DEFAULT_CONCURRENCY_LIMIT).",
+    )
 
 
 class RunPhase(StrEnum):
@@ -229,6 +236,10 @@ class RunPhase(StrEnum):
     def is_final(self) -> bool:
         return self in FINAL_PHASES
 
+
+# What the API and the CLI show as the status of a run the operator has not given a phase yet
+# (kubectl shows no status then): a run's status is this or its `RunPhase`.
+PENDING_STATUS = "Pending"
 
 FINAL_PHASES = frozenset(
     {

@@ -7,7 +7,12 @@ registers each deployed image. Both go through here, so both follow the same rul
   longer deployed), each spec replaced whole;
 - each declared queue gets its `TaskQueue`; a limit changed live (`kubectl patch`, the API)
   survives until the declaration itself changes (`DECLARED_LIMIT_ANNOTATION`); `paused` is
-  never touched; queues no longer declared stay, since runs may still wait in them.
+  never touched;
+- a `TaskQueue` a registration made and the manifest no longer declares (so no task of the
+  namespace uses it) is deleted once no unfinished run names it: until then its pause and
+  limit still hold those runs, and a later registration deletes it (`stale_queues`). As
+  Trigger.dev lists the queues of the current deployment, the queues listed are then the
+  current tasks' and those with runs left.
 
 The objects and the changes are pure functions; `register_manifest` applies them through
 the (synchronous) Kubernetes client, whose `ApiException`s it lets through.
@@ -16,18 +21,20 @@ the (synchronous) Kubernetes client, whose `ApiException`s it lets through.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from podtask._authoring.manifest import Manifest, ManifestTask
-from podtask._contract.resources import QueueRef
+from podtask._authoring.manifest import Manifest, ManifestTask, is_valid_queue_name
+from podtask._contract.resources import FINAL_PHASES, QueueRef
 from podtask._contract.wire import (
     API_VERSION,
     GROUP,
+    LABEL_QUEUE,
     TASK_KIND,
     TASK_QUEUE_KIND,
     TASK_QUEUES,
+    TASK_RUNS,
     TASKS,
     VERSION,
 )
@@ -36,6 +43,9 @@ from podtask._contract.wire import (
 # null). A limit changed live differs from it and survives a restart; a new declaration wins.
 DECLARED_LIMIT_ANNOTATION = f"{GROUP}/declared-concurrency-limit"
 
+_FINAL_PHASES = frozenset(phase.value for phase in FINAL_PHASES)
+# Runs read per page when looking for unfinished runs of queues no longer declared.
+_RUN_PAGE = 500
 _JSON_PATCH = "application/json-patch+json"
 _MERGE_PATCH = "application/merge-patch+json"
 _REQUEST_TIMEOUT = (5, 30)
@@ -128,12 +138,37 @@ def queue_patch(existing: dict[str, Any], queue: QueueRef) -> dict[str, Any] | N
     }
 
 
+def stale_queues(
+    existing: Mapping[str, Mapping[str, Any]], declared: Iterable[str], in_use: Iterable[str]
+) -> list[str]:
+    """The `TaskQueue`s a registration deletes, of `existing` (by name): made by a registration
+    (they carry `DECLARED_LIMIT_ANNOTATION`; one made by hand is the user's), no longer
+    declared, and named by no unfinished run (`in_use`)."""
+    kept = set(declared) | set(in_use)
+    return sorted(
+        name
+        for name, queue in existing.items()
+        if name not in kept
+        and DECLARED_LIMIT_ANNOTATION in ((queue.get("metadata") or {}).get("annotations") or {})
+    )
+
+
+def unfinished_queue_names(runs: Iterable[Mapping[str, Any]]) -> set[str]:
+    """The queues of the runs that are not final (a run of an open batch has no phase yet)."""
+    return {
+        str(((run.get("spec") or {}).get("queue") or {}).get("name"))
+        for run in runs
+        if (run.get("status") or {}).get("phase") not in _FINAL_PHASES
+    }
+
+
 class _Objects:
     """The podtask objects of one namespace through the Kubernetes client."""
 
     def __init__(self, api_client: Any, namespace: str) -> None:
         from kubernetes import client
 
+        self._client = client
         self._api = client.CustomObjectsApi(api_client)
         self.namespace = namespace
 
@@ -166,10 +201,43 @@ class _Objects:
             _request_timeout=_REQUEST_TIMEOUT,
         )
 
-    def delete(self, plural: str, name: str) -> None:
+    def delete(self, plural: str, name: str, preconditions: dict[str, str] | None = None) -> None:
         self._api.delete_namespaced_custom_object(
-            GROUP, VERSION, self.namespace, plural, name, _request_timeout=_REQUEST_TIMEOUT
+            GROUP,
+            VERSION,
+            self.namespace,
+            plural,
+            name,
+            body=self._client.V1DeleteOptions(
+                preconditions=self._client.V1Preconditions(**preconditions)
+            )
+            if preconditions
+            else None,
+            _request_timeout=_REQUEST_TIMEOUT,
         )
+
+    def queues_in_use(self, queues: Iterable[str]) -> set[str]:
+        """Which of `queues` an unfinished run names: the runs labelled with them, page by
+        page, until each is found or none is left."""
+        wanted = sorted(queues)
+        found: set[str] = set()
+        token: str | None = None
+        while wanted and not found.issuperset(wanted):
+            page: dict[str, Any] = self._api.list_namespaced_custom_object(  # type: ignore[assignment]
+                GROUP,
+                VERSION,
+                self.namespace,
+                TASK_RUNS,
+                label_selector=f"{LABEL_QUEUE} in ({','.join(wanted)})",
+                limit=_RUN_PAGE,
+                _continue=token,
+                _request_timeout=_REQUEST_TIMEOUT,
+            )
+            found |= unfinished_queue_names(page.get("items") or [])
+            token = (page.get("metadata") or {}).get("continue") or None
+            if token is None:
+                break
+        return found & set(wanted)
 
 
 _ALREADY_EXISTS = 409
@@ -218,12 +286,37 @@ def register_tasks(objects: _Objects, tasks: Sequence[dict[str, Any]]) -> None:
         _call_unless(_NOT_FOUND, objects.delete, TASKS, name)
 
 
+def remove_stale_queues(objects: _Objects, queues: Sequence[QueueRef]) -> None:
+    from kubernetes.client.exceptions import ApiException
+
+    current = objects.list(TASK_QUEUES)
+    declared = {queue.name for queue in queues}
+    # Only a queue name can label runs (a longer name was never a declared queue's).
+    candidates = {name for name in current if name not in declared and is_valid_queue_name(name)}
+    if not candidates:
+        return
+    stale = stale_queues(
+        {name: current[name] for name in candidates}, declared, objects.queues_in_use(candidates)
+    )
+    for name in stale:
+        metadata = current[name]["metadata"]
+        # Pinned to the queue as read: one declared or changed meanwhile stays (409).
+        pinned = {"uid": metadata["uid"], "resource_version": metadata["resourceVersion"]}
+        try:
+            objects.delete(TASK_QUEUES, name, pinned)
+        except ApiException as exc:
+            if exc.status not in (_NOT_FOUND, _ALREADY_EXISTS):
+                raise
+
+
 def register_manifest(
     api_client: Any, namespace: str, tasks: Sequence[dict[str, Any]], queues: Sequence[QueueRef]
 ) -> None:
-    """Make `namespace`'s `Task` objects exactly `tasks` (see `task_resources`) and give each
-    of `queues` its `TaskQueue`. Queues go first, so that a new task's queue exists by the
-    time the task can be triggered."""
+    """Make `namespace`'s `Task` objects exactly `tasks` (see `task_resources`), give each
+    of `queues` its `TaskQueue`, and delete the `TaskQueue`s no longer needed
+    (`stale_queues`). Queues go first, so that a new task's queue exists by the time the task
+    can be triggered; the stale ones last, once no task uses them."""
     objects = _Objects(api_client, namespace)
     register_queues(objects, queues)
     register_tasks(objects, tasks)
+    remove_stale_queues(objects, queues)

@@ -52,3 +52,13 @@ def gated(payload: dict[str, Any], ctx: Context) -> dict[str, Any]:
 @task(id="sleepy", max_duration=2, retry={"max_attempts": 1})
 def sleepy(payload: dict[str, Any], ctx: Context) -> None:
     time.sleep(float(payload.get("seconds", 30)))
+
+
+# The longest queue name podtask takes (63 characters: a label value as it is).
+@task(
+    id="long-queue",
+    queue={"name": "long." + "q" * 53 + ".name", "concurrency_limit": 1},
+    retry={"max_attempts": 1},
+)
+def long_queue(payload: dict[str, Any], ctx: Context) -> None:
+    time.sleep(float(payload.get("seconds", 1)))
