@@ -2,8 +2,8 @@
 
 As Trigger.dev's `wait.for` and `wait.until`: inside a task the run gives its queue slot back
 while it waits (its pod runs on, its status says `Waiting`), and takes one again before it
-goes on; the time waited is not counted in its maxDuration. Outside a task (a script, `python
--m podtask_runner --local`) it simply sleeps. `for` is a Python keyword, hence `for_`.
+goes on; the time waited is not counted in its maxDuration (with `python -m podtask_runner
+--local` too). Outside a task it simply sleeps. `for` is a Python keyword, hence `for_`.
 
     from podtask import task, wait
 
@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from contextlib import AbstractAsyncContextManager, AbstractContextManager, nullcontext
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from datetime import UTC, datetime, timedelta
 
 from podtask import client
+from podtask._client.attempt_waits import released_slot, released_slot_async, unsent
 from podtask._client.client_config import ClientNotConfiguredError
 
 
@@ -54,12 +55,16 @@ def _left(date: datetime, throw_if_in_the_past: bool) -> float:
 
 def _released(until: datetime) -> AbstractContextManager[None]:
     found = _task_client()
-    return nullcontext() if found is None else found.slot_released(until=until)
+    if found is None:
+        return released_slot(None, unsent, until=until)
+    return found.slot_released(until=until)
 
 
 def _released_async(until: datetime) -> AbstractAsyncContextManager[None]:
     found = _task_client()
-    return nullcontext() if found is None else found.slot_released_async(until=until)
+    if found is None:
+        return released_slot_async(None, unsent, until=until)
+    return found.slot_released_async(until=until)
 
 
 class Wait:

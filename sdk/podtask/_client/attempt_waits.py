@@ -6,13 +6,14 @@ first wait of the process to begin says through the API that the attempt waits (
 .../wait`; the operator gives the slot back), the last to end asks to go on (`POST
 .../wait/resume`) and polls until the operator has admitted the run again (`GET .../wait` is
 `Resumed`). Waits that overlap (threads, `asyncio.gather`) share one. Outside a task (an API
-key, no token) it does nothing.
+key, no token, no client at all) it only tells the observer.
 
 A wait the API cannot record (it does not know waits, or stays away) is waited holding the
 slot, as before: a wait never fails for that. Once recorded, the task goes on only with a
 slot; an attempt that is being stopped (SIGTERM) asks to go on once and does not wait for it.
 
-The runner watches waits (`observed_by`): while its attempt waits, maxDuration's clock stops.
+The runner watches waits (`observed_by`): while its attempt waits (in a pod or, with
+`--local`, without an API), maxDuration's clock stops.
 """
 
 from __future__ import annotations
@@ -63,6 +64,10 @@ class WaitObserver(Protocol):
 
 
 _observer: WaitObserver | None = None
+# Waits open in this process, whatever their client: the observer hears of the first to
+# start and of the last to end.
+_open_waits = 0
+_open_waits_lock = threading.Lock()
 
 
 @contextmanager
@@ -74,6 +79,24 @@ def observed_by(observer: WaitObserver) -> Iterator[None]:
         yield
     finally:
         _observer = previous
+
+
+def _observed_start() -> None:
+    global _open_waits
+    with _open_waits_lock:
+        _open_waits += 1
+        first = _open_waits == 1
+    if first and _observer is not None:
+        _observer.wait_started()
+
+
+def _observed_end() -> None:
+    global _open_waits
+    with _open_waits_lock:
+        _open_waits -= 1
+        last = _open_waits == 0
+    if last and _observer is not None:
+        _observer.wait_ended()
 
 
 def _wait_path(run_id: str, attempt: int) -> str:
@@ -125,14 +148,13 @@ class AttemptWaits:
         self._open = 0
         self._recorded = False
 
-    def begin(self, send: Send, runs: Sequence[str], until: datetime | None) -> bool:
-        """A wait begins; whether the slot was given back for it (this very call did)."""
+    def begin(self, send: Send, runs: Sequence[str], until: datetime | None) -> None:
+        """A wait begins: the first gives the run's slot back."""
         with self._lock:
             self._open += 1
-            if self._open > 1:
-                return False
-            self._recorded = self._record(send, begin_call(self.run_id, self.attempt, runs, until))
-            return self._recorded
+            if self._open == 1:
+                call = begin_call(self.run_id, self.attempt, runs, until)
+                self._recorded = self._record(send, call)
 
     def _record(self, send: Send, call: ApiCall[str]) -> bool:
         for tries in range(1, BEGIN_TRIES + 1):
@@ -146,22 +168,20 @@ class AttemptWaits:
             time.sleep(poll_delay(tries))
         return False
 
-    def end(self, send: Send, *, hurried: bool) -> bool:
-        """A wait ends; whether the slot was taken again for it (this very call did): the
-        last wait asks to go on, and returns once the run holds a slot (`hurried`: once
-        asked, for an attempt that is being stopped)."""
+    def end(self, send: Send, *, hurried: bool) -> None:
+        """A wait ends: the last asks to go on, and returns once the run holds a slot again
+        (`hurried`: once asked, for an attempt that is being stopped)."""
         with self._lock:
             self._open -= 1
             if self._open > 0 or not self._recorded:
-                return False
+                return
             self._recorded = False
             if hurried:
                 # The attempt ends: its run's slot is settled with it, whatever this answers.
                 with contextlib.suppress(PodtaskConnectionError, PodtaskApiError):
                     send(resume_call(self.run_id, self.attempt))
-                return True
+                return
             self._until_resumed(send)
-            return True
 
     def _until_resumed(self, send: Send) -> None:
         """Ask to go on until asked, then poll until the run holds a slot again. An attempt
@@ -187,9 +207,9 @@ _attempts: dict[tuple[str, int], AttemptWaits] = {}
 _attempts_lock = threading.Lock()
 
 
-def attempt_waits(config: ClientConfig) -> AttemptWaits | None:
+def attempt_waits(config: ClientConfig | None) -> AttemptWaits | None:
     """The waits of the attempt whose token `config` holds; None outside a task."""
-    if config.attempt_token is None or config.api_key is not None:
+    if config is None or config.attempt_token is None or config.api_key is not None:
         return None
     named = named_attempt(config.attempt_token)
     if named is None:
@@ -208,46 +228,61 @@ def _stopping(exc: BaseException | None) -> bool:
 
 @contextmanager
 def released_slot(
-    config: ClientConfig, send: Send, *, runs: Sequence[str] = (), until: datetime | None = None
+    config: ClientConfig | None,
+    send: Send,
+    *,
+    runs: Sequence[str] = (),
+    until: datetime | None = None,
 ) -> Iterator[None]:
     """The block is a wait of the task (for `runs`, or `until` a time): its run holds no slot
-    of its queue meanwhile, and holds one again when the block is left."""
+    of its queue meanwhile (when `config` is a task's), and holds one again when the block
+    is left."""
     waits = attempt_waits(config)
-    if waits is None:
-        yield
-        return
-    if waits.begin(send, runs, until) and _observer is not None:
-        _observer.wait_started()
-    ended: BaseException | None = None
+    _observed_start()
     try:
-        yield
-    except BaseException as exc:
-        ended = exc
-        raise
+        if waits is not None:
+            waits.begin(send, runs, until)
+        ended: BaseException | None = None
+        try:
+            yield
+        except BaseException as exc:
+            ended = exc
+            raise
+        finally:
+            if waits is not None:
+                waits.end(send, hurried=_stopping(ended))
     finally:
-        if waits.end(send, hurried=_stopping(ended)) and _observer is not None:
-            _observer.wait_ended()
+        _observed_end()
 
 
 @asynccontextmanager
 async def released_slot_async(
-    config: ClientConfig, send: Send, *, runs: Sequence[str] = (), until: datetime | None = None
+    config: ClientConfig | None,
+    send: Send,
+    *,
+    runs: Sequence[str] = (),
+    until: datetime | None = None,
 ) -> AsyncIterator[None]:
     """`released_slot` for async code: its API calls run in a thread (with the blocking
     `send`), so that the event loop goes on meanwhile."""
     waits = attempt_waits(config)
-    if waits is None:
-        yield
-        return
-    if await asyncio.to_thread(waits.begin, send, runs, until) and _observer is not None:
-        _observer.wait_started()
-    ended: BaseException | None = None
+    _observed_start()
     try:
-        yield
-    except BaseException as exc:
-        ended = exc
-        raise
+        if waits is not None:
+            await asyncio.to_thread(waits.begin, send, runs, until)
+        ended: BaseException | None = None
+        try:
+            yield
+        except BaseException as exc:
+            ended = exc
+            raise
+        finally:
+            if waits is not None:
+                await asyncio.to_thread(waits.end, send, hurried=_stopping(ended))
     finally:
-        hurried = _stopping(ended)
-        if await asyncio.to_thread(waits.end, send, hurried=hurried) and _observer is not None:
-            _observer.wait_ended()
+        _observed_end()
+
+
+def unsent(call: ApiCall[Any]) -> Any:
+    """The `send` of a wait without a client: outside a task nothing is sent."""
+    raise AssertionError(f"a wait outside a task sent {call.method} {call.path}")
