@@ -266,7 +266,8 @@ class RunReconciler:
                 if await self._check_attempt(run, spec, status, pod_seen[1]):
                     stamp = line_stamp(spec, _created(run, now))
                     return await self._waits.step(run, spec, status, stamp)
-                return None
+                # Its attempt ended: a place it held to resume from a wait is not its retry's.
+                return self.scheduler.withdraw(name)
             case Next.CANCEL:
                 await self._end_run(run, spec, status, CANCELED)
                 return self.scheduler.withdraw(name)

@@ -219,3 +219,38 @@ async def test_a_parent_waiting_on_its_child_in_a_queue_of_one(settings: Operato
     for name in cluster.runs:
         reconciler.forget(name)
         fresh.forget(name)
+
+
+@pytest.mark.anyio
+async def test_a_waiting_run_canceled_or_crashed_ends_and_leaves_the_line(
+    settings: OperatorSettings,
+) -> None:
+    cluster = MemoryCluster()
+    reconciler = RunReconciler(cluster, settings, clock=lambda: T0)
+    for name in ("a", "b"):
+        cluster.add_run(name, _spec(limit=2), T0)
+        await reconciler.run_changed(name)
+        cluster.wait(name, _wait(runs=["x"]).to_wire())
+        await reconciler.run_changed(name)
+        assert cluster.status(name)["phase"] == "Waiting"
+
+    cluster.cancel("a", T0)
+    await reconciler.run_changed("a")
+    a = cluster.status("a")
+    assert (a["phase"], a.get("wait"), cluster.deleted_pods) == ("Canceled", None, ["a-1"])
+    assert a["attempts"][0]["finishedAt"]
+
+    # b's wait is over but its pod crashes before it is resumed: its attempt ends, and the
+    # place it held in line is given up.
+    cluster.wait("b", _wait(runs=["x"], resume=True).to_wire())
+    reconciler.scheduler.observe_pod(_pod("blocker-1"))
+    reconciler.scheduler.observe_pod(_pod("blocker2-1"))
+    await reconciler.run_changed("b")
+    assert reconciler.scheduler.is_waiting("b")
+    cluster.pod_ends("b-1", exit_code=1)
+    await reconciler.pod_changed((await cluster.get_pod("b-1")) or {})
+    b = cluster.status("b")
+    assert (b["phase"], b.get("wait")) == ("Crashed", None)
+    assert not reconciler.scheduler.is_waiting("b")
+    for name in cluster.runs:
+        reconciler.forget(name)
