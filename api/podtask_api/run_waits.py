@@ -70,20 +70,11 @@ class WaitRequest(BaseModel):
         return self.run_count or len(self.runs)
 
 
-def _seconds_in_words(seconds: float) -> str:
-    whole = max(0, round(seconds))
-    if whole < 120:
-        return f"{whole}s"
-    if whole < 7200:
-        return f"{whole // 60}m"
-    return f"{whole // 3600}h"
-
-
 def waiting_for(request: WaitRequest, now: datetime) -> str:
     """What the attempt waits for, in words: `run-…`, `20 runs: run-…, …`, or `30s (until …)`."""
     if request.until is not None:
-        left = (request.until - now).total_seconds()
-        return f"{_seconds_in_words(left)} (until {format_timestamp(request.until)})"
+        left = max(0, round((request.until - now).total_seconds()))
+        return f"{left}s (until {format_timestamp(request.until)})"
     named = ", ".join(request.runs[:_NAMED_IN_WORDS])
     if request.count <= _NAMED_IN_WORDS and request.count == len(request.runs):
         return named

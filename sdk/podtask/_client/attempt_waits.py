@@ -199,6 +199,8 @@ class AttemptWaits:
             except (PodtaskConnectionError, PodtaskApiError) as exc:
                 if not _worth_another_try(exc):
                     raise
+            if asked and _observer is not None and _observer.stopping:
+                return  # stopped meanwhile (SIGTERM): the attempt ends, it goes on no more
             time.sleep(poll_delay(polls))
             polls += 1
 
