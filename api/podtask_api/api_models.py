@@ -238,10 +238,18 @@ class AttemptContextView(ApiModel):
     is_test: bool
 
 
+class WaitState(StrEnum):
+    """How a runner's wait stands."""
+
+    WAITING = "Waiting"  # the attempt waits; its slot is given back (or soon will be)
+    RESUMING = "Resuming"  # its wait is over: it waits for a slot of its queue
+    RESUMED = "Resumed"  # it holds a slot again: the runner goes on
+
+
 class RunnerWait(ApiModel):
     """How a runner's wait stands: `Waiting`, `Resuming` (waiting for a slot), `Resumed`."""
 
-    state: str
+    state: WaitState
 
 
 class RunnerAttempt(ApiModel):

@@ -12,7 +12,6 @@ JSON patch operations on the TaskRun's status, decided from the run as read.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
@@ -26,6 +25,7 @@ from podtask._contract.limits import (
 )
 from podtask._contract.resources import RunPhase, RunWait, TaskRunStatus, format_timestamp
 from podtask._contract.wire import ATTEMPT_NOT_STARTED
+from podtask_api.api_models import WaitState
 from podtask_api.errors import ApiError
 
 # A wait for a time may not end further ahead than this: a task meant to resume in a year
@@ -33,12 +33,6 @@ from podtask_api.errors import ApiError
 MAX_WAIT_SECONDS = 366 * 24 * 3600
 # Run names shown in words; the rest are counted.
 _NAMED_IN_WORDS = 3
-
-
-class WaitState(StrEnum):
-    WAITING = "Waiting"  # the attempt waits; its slot is given back (or soon will be)
-    RESUMING = "Resuming"  # its wait is over: it waits for a slot of its queue
-    RESUMED = "Resumed"  # it holds a slot again: the runner goes on
 
 
 class WaitRequest(BaseModel):

@@ -11,8 +11,9 @@ from typing import Any
 from api_fixtures import assert_error, attempt_token, bearer
 from fastapi.testclient import TestClient
 
+from podtask_api.api_models import WaitState
 from podtask_api.errors import ApiError
-from podtask_api.run_waits import WaitRequest, WaitState, wait_state, wait_write, waiting_for
+from podtask_api.run_waits import WaitRequest, wait_state, wait_write, waiting_for
 from tests.embedded_kube import KubeNamespace
 
 TRIGGER = "/api/v1/tasks/hello-world/trigger"
