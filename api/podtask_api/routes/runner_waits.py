@@ -60,7 +60,7 @@ async def _written(svc: ServicesDep, run_id: str, attempt: int, decide: Decide) 
     )
 
 
-@router.post("", response_model=RunnerWait)
+@router.post("", response_model=RunnerWait, responses=error_responses(400, 413))
 async def begin_wait(
     run_id: str, attempt: int, request: WaitRequest, svc: ServicesDep
 ) -> dict[str, Any]:
