@@ -29,6 +29,7 @@ class RunStatus(StrEnum):
     DELAYED = RunPhase.DELAYED.value
     QUEUED = RunPhase.QUEUED.value
     EXECUTING = RunPhase.EXECUTING.value
+    WAITING = RunPhase.WAITING.value
     WAITING_TO_RETRY = RunPhase.WAITING_TO_RETRY.value
     COMPLETED = RunPhase.COMPLETED.value
     FAILED = RunPhase.FAILED.value
@@ -83,6 +84,21 @@ class AttemptView(ApiModel):
     exit_code: int | None = None
     reason: str | None = None
     error: RunErrorView | None = None
+    waited_seconds: float | None = Field(
+        default=None, description="Time it spent waiting, not counted in maxDuration."
+    )
+
+
+class WaitView(ApiModel):
+    """What a `Waiting` run waits for."""
+
+    attempt: int
+    since: datetime
+    runs: list[str] = Field(description="The first of the runs it waits for.")
+    run_count: int
+    until: datetime | None = None
+    waiting_for: str = Field(description="What it waits for, in words.")
+    resume_requested_at: datetime | None = None
 
 
 class RunSummary(ApiModel):
@@ -138,6 +154,9 @@ class RunView(ApiModel):
     started_at: datetime | None
     finished_at: datetime | None
     next_attempt_at: datetime | None
+    wait: WaitView | None = Field(
+        description="While its attempt waits (`Waiting`): what for; null otherwise."
+    )
     duration: str | None
     duration_ms: int | None
 
@@ -223,6 +242,20 @@ class AttemptContextView(ApiModel):
     idempotency_key: str | None
     parent_run_id: str | None
     is_test: bool
+
+
+class WaitState(StrEnum):
+    """How a runner's wait stands."""
+
+    WAITING = "Waiting"  # the attempt waits; its slot is given back (or soon will be)
+    RESUMING = "Resuming"  # its wait is over: it waits for a slot of its queue
+    RESUMED = "Resumed"  # it holds a slot again: the runner goes on
+
+
+class RunnerWait(ApiModel):
+    """How a runner's wait stands: `Waiting`, `Resuming` (waiting for a slot), `Resumed`."""
+
+    state: WaitState
 
 
 class RunnerAttempt(ApiModel):

@@ -12,7 +12,7 @@ from podtask_api.body_checks import JsonBodyCheck, replaying
 from podtask_api.cluster import KubernetesCluster
 from podtask_api.deployments import DeploymentCluster
 from podtask_api.errors import ApiError, error_response, install_error_handlers
-from podtask_api.routes import deployments, runner, runs, tasks
+from podtask_api.routes import deployments, runner, runner_waits, runs, tasks
 from podtask_api.services import Services
 from podtask_api.settings import ApiSettings
 
@@ -121,6 +121,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.add_middleware(JsonBodies)
     for router in (runs.triggers, runs.router, tasks.router, deployments.router, runner.router):
         app.include_router(router)
+    app.include_router(runner_waits.router)
 
     @app.get("/healthz")
     async def healthz(response: Response) -> dict[str, str]:

@@ -407,6 +407,22 @@ class KubernetesCluster:
             ),
         )
 
+    def write_wait(self, run: dict[str, Any], write: dict[str, Any]) -> dict[str, Any]:
+        """Apply `write` (a JSON patch operation on `status.wait`) to `run`, only if nothing
+        changed it since it was read; the run as written.
+
+        Raises `AttemptNotCurrent` (with the run read again) when something did.
+        """
+        return self._guarded_patch(
+            run,
+            _version_guard,
+            write,
+            self._api.patch_namespaced_custom_object_status,
+            lambda fresh: AttemptNotCurrent(
+                f"run {fresh['metadata']['name']!r} changed while its wait was written", fresh
+            ),
+        )
+
     def _guarded_patch(
         self,
         run: dict[str, Any],

@@ -1,11 +1,12 @@
 """When an attempt token counts: only while its attempt executes.
 
 A token's signature and expiry say who signed it and for which run and attempt; whether
-that attempt still executes is in the run's status, which every endpoint that accepts a
-token reads fresh and judges here (`attempt_refusal`). An attempt has ended once its run
-has finished, moved past it (retried or waiting to), or accepted its report; its token is
-then refused with a 401, whatever it asks for. The one exception is the runner sending
-the very report that was accepted again (`is_report_resent`): it lost the first answer.
+that attempt still executes (`Executing`, or `Waiting` on its runs) is in the run's status,
+which every endpoint that accepts a token reads fresh and judges here (`attempt_refusal`).
+An attempt has ended once its run has finished, moved past it (retried or waiting to), or
+accepted its report; its token is then refused with a 401, whatever it asks for. The one
+exception is the runner sending the very report that was accepted again
+(`is_report_resent`): it lost the first answer.
 
 Pure functions of the TaskRun object as the cluster returns it.
 """
@@ -21,6 +22,8 @@ from podtask._contract.wire import ATTEMPT_NOT_STARTED
 from podtask_api.errors import ApiError
 
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
+# The phases in which an attempt runs: `Waiting` too (its runner waits, its pod runs on).
+_ATTEMPT_RUNS = frozenset({RunPhase.EXECUTING, RunPhase.WAITING})
 
 
 def attempt_ended(run_id: str, attempt: int, why: str) -> ApiError:
@@ -61,7 +64,7 @@ def attempt_refusal(run: dict[str, Any], attempt: int) -> ApiError | None:
         return attempt_ended(name, attempt, f"the run finished as {phase}")
     if status.attempt > attempt:
         return attempt_ended(name, attempt, f"the run is on attempt {status.attempt}")
-    if status.attempt == attempt and phase is not RunPhase.EXECUTING:
+    if status.attempt == attempt and phase not in _ATTEMPT_RUNS:
         return attempt_ended(name, attempt, f"the run is {phase or 'Pending'}")
     if status.attempt < attempt - 1:
         return ApiError(

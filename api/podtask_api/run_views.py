@@ -100,6 +100,7 @@ def run_view(run: dict[str, Any]) -> dict[str, Any]:
         "cancelRequestedAt": _wire_time(spec.cancel_requested_at),
         "conditions": _conditions(run),
         "nextAttemptAt": _wire_time(status.next_attempt_at),
+        "wait": status.wait.to_wire() if status.wait is not None else None,
         "duration": status.duration,
     }
 

@@ -76,9 +76,15 @@ def start_attempt(
             "attempts": [*status.attempts, attempt],
             "started_at": status.started_at or now,
             "next_attempt_at": None,
+            "wait": None,
             "conditions": without_condition(status, "Waiting", STALLED),
         }
     )
+
+
+# Phases in which an attempt runs: its pod exists and its token counts (Waiting: its runner
+# waits, its slot given back).
+ATTEMPT_PHASES = frozenset({RunPhase.EXECUTING, RunPhase.WAITING})
 
 
 @dataclass(frozen=True)
@@ -119,6 +125,7 @@ def end_attempt(
                 "attempts": attempts,
                 "error": None if result.error is None else bounded_error(result.error),
                 "next_attempt_at": retry_at,
+                "wait": None,
                 "conditions": with_condition(
                     status.model_copy(update={"conditions": without_condition(status, STALLED)}),
                     "Waiting",
@@ -141,7 +148,9 @@ def end_attempt(
     if report is not None and result.kind is AttemptKind.SUCCEEDED:
         report = report.model_copy(update={"output": None})
     done = finished(
-        status.model_copy(update={"attempts": attempts, "output": result.output, "report": report}),
+        status.model_copy(
+            update={"attempts": attempts, "output": result.output, "report": report, "wait": None}
+        ),
         phase,
         now,
         reason=phase.value,
@@ -275,7 +284,7 @@ def finished(
 ) -> TaskRunStatus:
     """The final status for an end that is not an attempt's result: cancel, expiry, timeout."""
     attempts = status.attempts
-    if status.phase == RunPhase.EXECUTING and attempts and attempts[-1].finished_at is None:
+    if status.phase in ATTEMPT_PHASES and attempts and attempts[-1].finished_at is None:
         last = attempts[-1].model_copy(update={"finished_at": now, "reason": reason})
         attempts = [*attempts[:-1], last]
     conditions = without_condition(status, "Waiting", STALLED)
@@ -293,6 +302,7 @@ def finished(
             "error": None if error is None else bounded_error(error),
             "finished_at": now,
             "next_attempt_at": None,
+            "wait": None,
             "conditions": [*conditions, done],
             "duration": format_duration((now - status.started_at).total_seconds())
             if status.started_at

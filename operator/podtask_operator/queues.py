@@ -2,7 +2,10 @@
 
 Pure data structures, no I/O. A waiting line is ordered by priority (higher
 first), then creation time, then name, and every operation on it is O(log n), so
-admitting the next run costs the same with ten or ten thousand runs waiting.
+admitting the next run costs the same with ten or ten thousand runs waiting. Runs that
+resume after a wait go before every run that has not started (as Trigger.dev continues a
+run before it dequeues new ones): they have work under way, and a parent that waited on
+its children must not wait again behind runs triggered after them.
 """
 
 from __future__ import annotations
@@ -26,15 +29,20 @@ def bucket_of(spec: TaskRunSpec) -> BucketKey:
 
 @dataclass(frozen=True, order=True)
 class LinePlace:
-    """Where a run stands: sorted by this tuple, smallest first."""
+    """Where a run stands: sorted by this tuple, smallest first (resuming runs first)."""
 
+    starting: bool
     negative_priority: int
     created: str
     name: str
 
     @classmethod
-    def of(cls, name: str, priority: int, created: str) -> LinePlace:
-        return cls(-priority, created, name)
+    def of(cls, name: str, priority: int, created: str, *, resuming: bool = False) -> LinePlace:
+        return cls(not resuming, -priority, created, name)
+
+    @property
+    def resuming(self) -> bool:
+        return not self.starting
 
 
 class WaitingLine:
@@ -75,9 +83,17 @@ class WaitingLine:
 
 @dataclass
 class Bucket:
-    """One queue (and concurrency key): who waits, and which of its pods are active."""
+    """One queue (and concurrency key): who waits, which of its pods are active, and which
+    of those belong to runs that wait (`released`: they hold no slot)."""
 
     key: BucketKey
     queue: str
     waiting: WaitingLine = field(default_factory=WaitingLine)
     active: set[str] = field(default_factory=set)
+    released: set[str] = field(default_factory=set)
+
+    @property
+    def occupied(self) -> int:
+        """The slots its active pods hold: all of them but those of waiting runs."""
+        # `&` walks the smaller set: few runs wait at once, many pods may be active.
+        return len(self.active) - len(self.released & self.active)

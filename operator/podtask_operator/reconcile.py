@@ -41,6 +41,7 @@ from podtask_operator.batch_gate import BatchGate
 from podtask_operator.cluster import ClusterApi, RunChanged
 from podtask_operator.kube import KubeError
 from podtask_operator.lifecycle import (
+    ATTEMPT_PHASES,
     CANCELED,
     STALLED,
     RunEnd,
@@ -60,6 +61,8 @@ from podtask_operator.run_actions import Next, next_action, phase_of
 from podtask_operator.run_writes import RunWriter
 from podtask_operator.scheduler import RETRY_ADMISSION_SECONDS, AdmissionDeferred, Scheduler
 from podtask_operator.settings import OperatorSettings
+from podtask_operator.wait_writes import WaitWrites
+from podtask_operator.waits import waited_deadline
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +124,7 @@ class RunReconciler:
         self.batches = BatchGate(cluster.get_config_map)
         self._writer = RunWriter(cluster, clock)
         self._starter = AttemptStarter(cluster, settings, self._writer, self._timeouts, clock)
+        self._waits = WaitWrites(self.scheduler, self._writer, clock)
         self._queue_status = QueueStatusWriter(cluster, self.scheduler)
 
     # --- what the kopf handlers call ---------------------------------------------------
@@ -265,8 +269,11 @@ class RunReconciler:
                 if spec.cancel_requested_at is not None:
                     await self._end_run(run, spec, status, CANCELED, pod_seen[1])
                     return self.scheduler.withdraw(name)
-                await self._check_attempt(run, spec, status, pod_seen[1])
-                return None
+                if await self._check_attempt(run, spec, status, pod_seen[1]):
+                    stamp = line_stamp(spec, _created(run, now))
+                    return await self._waits.step(run, spec, status, stamp)
+                # Its attempt ended: a place it held to resume from a wait is not its retry's.
+                return self.scheduler.withdraw(name)
             case Next.CANCEL:
                 await self._end_run(run, spec, status, CANCELED)
                 return self.scheduler.withdraw(name)
@@ -306,6 +313,9 @@ class RunReconciler:
             if run is None or why is None:
                 return
             status = TaskRunStatus.model_validate(run.get("status") or {})
+            if phase_of(status) is RunPhase.WAITING:
+                await self._waits.say_why(run, status, why)
+                return
             if phase_of(status) not in _STARTABLE or phase_of(status) is RunPhase.QUEUED:
                 return
             reason, message = why
@@ -380,6 +390,8 @@ class RunReconciler:
             assert action.result is not None
             await self._end_attempt(run, spec, status, action.result)
             return None
+        if action.next is Next.WATCH_ATTEMPT:
+            return await self._waits.resume(run, spec, status)  # its wait is over
         if not action.startable:
             return None  # its own event or timer acts on it
         started = await self._starter.start(run, spec, status)
@@ -398,8 +410,9 @@ class RunReconciler:
         spec: TaskRunSpec,
         status: TaskRunStatus,
         pod: dict[str, Any] | None,
-    ) -> None:
-        """Judge the current attempt from `pod` and `run`, read in that order."""
+    ) -> bool:
+        """Judge the current attempt from `pod` and `run`, read in that order; whether it runs
+        on (its wait, if it waits, is then for the caller to step)."""
         name = run["metadata"]["name"]
         result = classify_attempt(pod, status.report, status.attempt)
         now = self._clock()
@@ -408,21 +421,23 @@ class RunReconciler:
             verdict = pending_verdict(pod, now, self._timeouts)
             if verdict.end is not None:
                 await self._end_stalled(run, spec, status, pod, verdict.end)
-                return
+                return False
             started = verdict.started_at
             if started is not None and status.attempts and status.attempts[-1].started_at:
                 # Never before the attempt began, whatever the node's clock says.
                 started = max(started, status.attempts[-1].started_at)
-            deadline = attempt_deadline(spec, started)
+            # Time spent waiting does not count; while it waits there is no deadline.
+            deadline = waited_deadline(attempt_deadline(spec, started), status)
             if deadline is None or deadline > now:
                 await self._show_stall(run, status, verdict.notice)
                 due = [t for t in (deadline, verdict.recheck_at) if t is not None]
                 if due:
                     self._wake_at(name, min(due))
-                return
+                return True
             await self._end_run(run, spec, status, timed_out(spec), pod)
-            return
+            return False
         await self._end_attempt(run, spec, status, result)
+        return False
 
     async def _show_stall(
         self, run: dict[str, Any], status: TaskRunStatus, notice: Notice | None
@@ -504,7 +519,7 @@ class RunReconciler:
         its ttl). An attempt still running is stopped, its pod deleted, unless it reported
         success first: then the task finished before the end took effect, and it completed."""
         name = run["metadata"]["name"]
-        if phase_of(status) is RunPhase.EXECUTING:
+        if phase_of(status) in ATTEMPT_PHASES:
             success = reported_success(pod, status.report, status.attempt)
             if success is not None:
                 await self._end_attempt(run, spec, status, success)

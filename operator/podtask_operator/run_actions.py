@@ -13,12 +13,12 @@ from enum import StrEnum
 
 from podtask._contract.resources import RunPhase, TaskRunSpec, TaskRunStatus
 from podtask_operator.attempts import ClassifiedAttempt, reported_success
-from podtask_operator.lifecycle import PendingAction, pending_action
+from podtask_operator.lifecycle import ATTEMPT_PHASES, PendingAction, pending_action
 
 
 class Next(StrEnum):
     DONE = "Done"  # the run has ended: nothing more to do
-    WATCH_ATTEMPT = "WatchAttempt"  # an attempt runs: judge it from its pod
+    WATCH_ATTEMPT = "WatchAttempt"  # an attempt runs (or waits): judge it from its pod
     CANCEL = "Cancel"  # a cancel was asked for and no attempt runs
     END_REPORTED = "EndReported"  # the last attempt reported success after all
     WAIT_FOR_RETRY = "WaitForRetry"  # the retry's backoff is not over
@@ -51,7 +51,7 @@ def next_action(
     phase = phase_of(status)
     if phase is not None and phase.is_final:
         return RunAction(Next.DONE)
-    if phase is RunPhase.EXECUTING:
+    if phase in ATTEMPT_PHASES:
         return RunAction(Next.WATCH_ATTEMPT)
     if spec.cancel_requested_at is not None:
         return RunAction(Next.CANCEL)

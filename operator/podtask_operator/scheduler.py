@@ -5,8 +5,11 @@ a bucket's lock (`admission_lock`, so passes for one bucket run one at a time) i
 next run while the bucket has a free slot (`next_admission`), starts it, and says how that
 went (`admitted`, `put_back`). Active pods are counted from the cluster (pod watch events)
 plus the pods this operator created and has not seen yet, so a lagging watch cannot let a
-queue exceed its limit. The queues whose counts changed are collected for the reconciler to
-publish (`take_changed_queues`).
+queue exceed its limit. A run whose attempt waits gives its slot back while its pod runs on
+(`release`), and is queued again to take one before it goes on (`enqueue(resuming=True)`,
+ahead of the runs that have not started); admitting it (`admitted`) counts its pod again.
+The queues whose counts changed are collected for the reconciler to publish
+(`take_changed_queues`).
 """
 
 from __future__ import annotations
@@ -83,13 +86,16 @@ class Scheduler:
         changed, self._changed = self._changed, set()
         return changed
 
-    def enqueue(self, name: str, spec: TaskRunSpec, created: str) -> BucketKey:
-        """Put a run in its line (a no-op when it is there already)."""
+    def enqueue(
+        self, name: str, spec: TaskRunSpec, created: str, *, resuming: bool = False
+    ) -> BucketKey:
+        """Put a run in its line (a no-op when it is there already); `resuming`: a run whose
+        wait is over, which goes before the runs that have not started."""
         key = bucket_of(spec)
         self._declared[key[0]] = spec.queue.concurrency_limit
         bucket = self._bucket(key, key[0])
         if name not in bucket.waiting:
-            bucket.waiting.add(LinePlace.of(name, spec.priority, created))
+            bucket.waiting.add(LinePlace.of(name, spec.priority, created, resuming=resuming))
             self._run_bucket[name] = key
             self._changed.add(key[0])
         return key
@@ -103,6 +109,17 @@ class Scheduler:
     def is_waiting(self, name: str) -> bool:
         return name in self._run_bucket
 
+    def release(self, spec: TaskRunSpec, pod: str) -> BucketKey | None:
+        """The run of `pod` waits: its pod holds no slot from now on. The bucket when a slot
+        freed up (None when it was released already)."""
+        key = bucket_of(spec)
+        bucket = self._bucket(key, key[0])
+        if pod in bucket.released or pod in self._ended:
+            return None
+        bucket.released.add(pod)
+        self._changed.add(key[0])
+        return key
+
     def observe_pod(self, pod: Mapping[str, Any], *, deleted: bool = False) -> BucketKey | None:
         """Count a pod in or out of its bucket; the bucket when a slot may have freed up."""
         name = pod["metadata"]["name"]
@@ -114,6 +131,7 @@ class Scheduler:
             self._ended[name] = None
             if len(self._ended) > _ENDED_MEMORY:
                 self._ended.popitem(last=False)
+            bucket.released.discard(name)
             if name in bucket.active:
                 bucket.active.discard(name)
                 self._changed.add(key[0])
@@ -145,7 +163,7 @@ class Scheduler:
         running = queued = 0
         for key, bucket in self._buckets.items():
             if key[0] == queue:
-                running += len(bucket.active)
+                running += bucket.occupied
                 queued += len(bucket.waiting)
         return running, queued
 
@@ -161,7 +179,7 @@ class Scheduler:
         return waiting_message(
             key[0],
             key[1],
-            len(bucket.active),
+            bucket.occupied,
             self.limit(key[0]),
             self.paused(key[0]),
             bucket.waiting.position(name),
@@ -178,17 +196,18 @@ class Scheduler:
         bucket = self._buckets.get(key)
         if bucket is None or not bucket.waiting:
             return None
-        if not free_slots(len(bucket.active), self.limit(bucket.queue), self.paused(bucket.queue)):
+        if not free_slots(bucket.occupied, self.limit(bucket.queue), self.paused(bucket.queue)):
             return None
         place = bucket.waiting.pop_first()
         self._run_bucket.pop(place.name, None)
         return place
 
     def admitted(self, key: BucketKey, pod: str | None) -> None:
-        """The run taken last started in `pod` (None: it may no longer start)."""
+        """The run taken last started in `pod`, or resumed in it (None: it may no longer)."""
         bucket = self._buckets[key]
         if pod is not None:
             self._deferred.pop(key, None)
+            bucket.released.discard(pod)
             if pod not in self._ended:
                 bucket.active.add(pod)
         self._changed.add(bucket.queue)

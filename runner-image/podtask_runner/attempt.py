@@ -30,7 +30,8 @@ What happens when something raises:
   with `TaskTerminatedError` and steps 7-9 run. During steps 7-9 it interrupts nothing.
   Either way the runner then reports and exits with 143 (see `__main__`).
 - `max_duration` bounds steps 1-6 the same way, failing the attempt with
-  `MaxDurationExceededError`. Each of the hooks in steps 7-9 may then run until the
+  `MaxDurationExceededError` (time the task spends waiting on runs or `wait.for_` is not
+  counted). Each of the hooks in steps 7-9 may then run until the
   deadline, or for `AFTER_HOOK_GRACE_SECONDS` if that is later, before it is interrupted.
 - An interruption the code catches and swallows still fails the attempt.
 
@@ -57,6 +58,7 @@ from pydantic import BaseModel, ValidationError
 from podtask._authoring.context import Context, MachineContext, running_in
 from podtask._authoring.modules import import_task_module
 from podtask._authoring.tasks import Task, registered_tasks
+from podtask._client.attempt_waits import observed_by
 from podtask._contract.bounded_errors import bounded_error
 from podtask._contract.json_values import JsonValueError, checked_json_text, stored_size
 from podtask._contract.limits import MAX_OUTPUT_BYTES
@@ -269,6 +271,7 @@ def execute_attempt(
         if interruptions is None:
             interruptions = stack.enter_context(Interruptions().installed())
         stack.enter_context(running_in(ctx))
+        stack.enter_context(observed_by(interruptions))
         # Not entered: the loop is only created if some of the author's code is async.
         loop = asyncio.Runner()
         stack.callback(loop.close)
@@ -335,8 +338,10 @@ class _AfterOutcome:
         name = hook_name(hook)
         bound = None
         if self.deadline is not None:
+            # The deadline, moved by the time the task spent waiting.
+            due = self.deadline.at + self.interruptions.waited_seconds
             bound = Deadline(
-                max(self.deadline.at, time.monotonic() + self.grace_seconds),
+                max(due, time.monotonic() + self.grace_seconds),
                 lambda: MaxDurationExceededError(
                     f"the {kind} hook {name} of task {self.task_id!r} ran past the attempt's "
                     "maxDuration and its grace period"

@@ -13,6 +13,10 @@ period later; `max_duration` is a SIGALRM timer. Either one, arriving while an
 Outside such a block SIGTERM is only remembered (`terminated`): the hooks that run after
 the outcome is decided, and the report to the API, are not cut short by it. Signals
 reach only the main thread, so elsewhere nothing is interrupted.
+
+While the task waits (`trigger_and_wait`, batches, `wait.for_`: the client says so, as a
+`podtask._client.attempt_waits.WaitObserver`), the max-duration clock stops: time spent
+waiting is not the task's (`waited_seconds`), and the deadline moves by it.
 """
 
 from __future__ import annotations
@@ -56,6 +60,8 @@ class Interruptions:
         self._pending: Callable[[], BaseException] | None = None
         self._task: asyncio.Task[Any] | None = None
         self._handlers_installed = False
+        self.waited_seconds = 0.0
+        self._waiting_since: float | None = None
 
     @contextmanager
     def installed(self) -> Iterator[Interruptions]:
@@ -96,6 +102,29 @@ class Interruptions:
             if self._deadline is not None:
                 signal.setitimer(signal.ITIMER_REAL, 0)
                 self._deadline = None
+
+    # --- waits: the max-duration clock stops while the task waits ---------------------------
+
+    @property
+    def stopping(self) -> bool:
+        return self.terminated
+
+    def wait_started(self) -> None:
+        if self._waiting_since is not None:
+            return
+        self._waiting_since = time.monotonic()
+        if self._deadline is not None:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+
+    def wait_ended(self) -> None:
+        if self._waiting_since is None:
+            return
+        waited = time.monotonic() - self._waiting_since
+        self._waiting_since = None
+        self.waited_seconds += waited
+        if self._deadline is not None:
+            self._deadline = Deadline(self._deadline.at + waited, self._deadline.error)
+            signal.setitimer(signal.ITIMER_REAL, max(self._deadline.at - time.monotonic(), 1e-3))
 
     def check(self) -> None:
         """Raise the interruption that came in this block, even if the code swallowed it."""

@@ -7,9 +7,11 @@ nothing else of ours.
 
 from podtask import hooks
 from podtask._authoring.context import Context, MachineContext, current_context
+from podtask._authoring.idempotency_keys import IdempotencyKey, idempotency_keys
 from podtask._authoring.run_results import RunFailedError, RunHandle, RunResult
 from podtask._authoring.tasks import Task, queue, task
 from podtask._authoring.trigger_options import BatchItem
+from podtask._authoring.waits import Wait, wait
 from podtask._contract.machines import DEFAULT_MACHINE, PRESETS, MachinePreset, machine_preset
 from podtask._contract.resources import QueueRef, RetryPolicy, RunPhase
 from podtask.client import PodtaskApiError, configure
@@ -30,6 +32,7 @@ __all__ = [
     "AttemptResult",
     "BatchItem",
     "Context",
+    "IdempotencyKey",
     "MachineContext",
     "MachinePreset",
     "MaxDurationExceededError",
@@ -45,10 +48,13 @@ __all__ = [
     "TaskDeclarationError",
     "TaskModuleImportError",
     "TaskTerminatedError",
+    "Wait",
     "configure",
     "current_context",
     "hooks",
+    "idempotency_keys",
     "machine_preset",
     "queue",
     "task",
+    "wait",
 ]

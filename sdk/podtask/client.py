@@ -27,7 +27,9 @@ change a queue at once (a limit of None goes back to the declared one).
 
 Every call blocks; its twin with the `_async` suffix is a coroutine
 (`await tasks.trigger_async(...)`). Waiting polls `GET /api/v1/runs/{id}` with a
-gentle backoff (0.2 s, growing to 2 s) until the run reaches a final status.
+gentle backoff (0.2 s, growing to 2 s) until the run reaches a final status. Inside a
+task a wait gives its run's queue slot back, and takes one again before it returns
+(`podtask._client.attempt_waits`), so a parent never blocks the children it waits for.
 
 Each operation is written once, without I/O, in `podtask._client.api_calls`; `PodtaskClient` sends
 it blocking or awaited through the thin transports of `podtask._client.client_transport` (httpx,
@@ -43,6 +45,8 @@ import os
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator, Sequence
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
+from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar, Unpack
 
@@ -73,6 +77,7 @@ from podtask._client.api_calls import (
     reschedule_body,
     run_list_params,
 )
+from podtask._client.attempt_waits import released_slot, released_slot_async
 from podtask._client.client_config import (
     DEFAULT_TIMEOUT_SECONDS,
     ClientConfig,
@@ -322,27 +327,60 @@ class PodtaskClient:
                     raise
         return None
 
+    def slot_released(
+        self, *, runs: Sequence[str] = (), until: datetime | None = None
+    ) -> AbstractContextManager[None]:
+        """Inside a task, the block is a wait of its attempt (for `runs`, or `until` a time):
+        its run gives its queue slot back meanwhile, and takes one again before the block is
+        left. Elsewhere it does nothing. The waits of this client and of `podtask.wait` use it.
+        """
+        return released_slot(self.config, self._transport.send, runs=runs, until=until)
+
+    def slot_released_async(
+        self, *, runs: Sequence[str] = (), until: datetime | None = None
+    ) -> AbstractAsyncContextManager[None]:
+        return released_slot_async(self.config, self._transport.send, runs=runs, until=until)
+
+    def _poll_round(self, waiting: RunWait, pause: float) -> None:
+        time.sleep(pause)
+        for run_id in waiting.pending():
+            waiting.seen(run_id, self._poll(run_id))
+
     def wait_for_runs(
         self, run_ids: Sequence[str], *, timeout: float | None = None
     ) -> list[RunResult]:
-        """Wait until every run is in a final status; their results, in the order given."""
+        """Wait until every run is in a final status; their results, in the order given.
+
+        Inside a task, its run holds no slot of its queue while it waits (once it has seen
+        that some of the runs have not finished), and takes one again before it returns."""
         waiting = RunWait(run_ids, timeout)
-        for pause in waiting.rounds():
-            time.sleep(pause)
-            for run_id in waiting.pending():
-                waiting.seen(run_id, self._poll(run_id))
+        rounds = waiting.rounds()
+        self._poll_round(waiting, next(rounds))
+        if waiting.pending():
+            with self.slot_released(runs=waiting.pending()):
+                for pause in rounds:
+                    self._poll_round(waiting, pause)
         return waiting.results()
+
+    async def _poll_round_async(
+        self, waiting: RunWait, pause: float, gate: asyncio.Semaphore
+    ) -> None:
+        await asyncio.sleep(pause)
+        pending = waiting.pending()
+        views = await asyncio.gather(*(self._poll_async(run_id, gate) for run_id in pending))
+        for run_id, view in zip(pending, views, strict=True):
+            waiting.seen(run_id, view)
 
     async def wait_for_runs_async(
         self, run_ids: Sequence[str], *, timeout: float | None = None
     ) -> list[RunResult]:
         waiting, gate = RunWait(run_ids, timeout), asyncio.Semaphore(CONCURRENT_POLLS)
-        for pause in waiting.rounds():
-            await asyncio.sleep(pause)
-            pending = waiting.pending()
-            views = await asyncio.gather(*(self._poll_async(run_id, gate) for run_id in pending))
-            for run_id, view in zip(pending, views, strict=True):
-                waiting.seen(run_id, view)
+        rounds = waiting.rounds()
+        await self._poll_round_async(waiting, next(rounds), gate)
+        if waiting.pending():
+            async with self.slot_released_async(runs=waiting.pending()):
+                for pause in rounds:
+                    await self._poll_round_async(waiting, pause, gate)
         return waiting.results()
 
     def wait_for_run(self, run_id: str, *, timeout: float | None = None) -> RunResult:

@@ -148,6 +148,12 @@ def _write_endpoints(app: Any) -> list[Endpoint]:
             {"ok": False, "error": {"type": HOLE, "message": HOLE, "stack": HOLE}},
             {"ok": HOLE},
         ),
+        "/api/v1/runner/runs/{run_id}/attempts/{attempt}/wait": (
+            {"runs": HOLE},
+            {"runs": [HOLE], "runCount": HOLE},
+            {"until": HOLE},
+        ),
+        "/api/v1/runner/runs/{run_id}/attempts/{attempt}/wait/resume": (HOLE,),
     }
     params = {"task_id": HELLO.task_id, "run_id": RUN, "name": "greetings", "attempt": "1"}
     found = []

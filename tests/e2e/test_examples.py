@@ -119,6 +119,14 @@ def test_parent_waits_for_its_children_and_returns_their_output(stack: Stack) ->
     assert child["parentRunId"] == run["id"]
 
 
+def test_an_order_waits_on_its_charge_in_their_queue_of_one(stack: Stack) -> None:
+    run = stack.wait_for(stack.trigger("process-order", {"order": "o-1", "amount": 7}), 120)
+    assert run["status"] == "Completed", run
+    assert run["output"]["charge"] == {"order": "o-1", "charged": 7}
+    assert stack.run(run["output"]["chargeRunId"])["parentRunId"] == run["id"]
+    assert run["attempts"][0]["waitedSeconds"] >= 1
+
+
 def test_podtask_index_lists_every_example() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "podtask._cli.cli", "index", str(ROOT / "examples")],
@@ -139,6 +147,8 @@ def test_podtask_index_lists_every_example() -> None:
         "parent-task",
         "child-task",
         "out-of-memory",
+        "process-order",
+        "charge-card",
     }
     assert tasks["heavy-task"]["machine"] == "large-1x"
     assert tasks["one-at-a-time"]["queue"] == {"name": "one-at-a-time", "concurrencyLimit": 1}

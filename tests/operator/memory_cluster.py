@@ -70,6 +70,11 @@ class MemoryCluster:
         self.runs[name].setdefault("status", {})["report"] = report
         self._bump(self.runs[name])
 
+    def wait(self, name: str, wait: dict[str, Any] | None) -> None:
+        """The runner's wait (`status.wait`), or its request to go on, as the API writes it."""
+        self.runs[name].setdefault("status", {})["wait"] = wait
+        self._bump(self.runs[name])
+
     def cancel(self, name: str, at: datetime) -> None:
         self.runs[name]["spec"]["cancelRequestedAt"] = at.isoformat()
         self._bump(self.runs[name])

@@ -247,7 +247,7 @@ def status_words(run: Mapping[str, Any]) -> str:
     """The run's status as a waiting user reads it: `Executing (attempt 2)`."""
     status = str(run.get("status") or "Pending")
     attempt = run.get("attempt") or 0
-    if status in ("Executing", "WaitingToRetry") and attempt:
+    if status in ("Executing", "Waiting", "WaitingToRetry") and attempt:
         return f"{status} (attempt {attempt})"
     return status
 

@@ -186,6 +186,7 @@ def custom_resource_definitions() -> list[dict[str, Any]]:
                 _column("Machine", ".status.machine"),
                 _column("Duration", ".status.duration"),
                 _column("Error", ".status.error.message", priority=1),
+                _column("Waiting For", ".status.wait.waitingFor", priority=1),
             ],
         ),
     ]

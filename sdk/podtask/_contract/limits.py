@@ -77,6 +77,9 @@ MAX_PRIORITY = 2**31 - 1
 MAX_CONCURRENCY_LIMIT = 100_000
 # An object name (a pod's, in an attempt record): a DNS subdomain.
 MAX_OBJECT_NAME_LENGTH = 253
+# A waiting run's `status.wait`: the first runs it waits for, by name, and the words of it.
+MAX_WAIT_RUNS_SHOWN = 10
+MAX_WAITING_FOR_CHARS = 512
 # What Kubernetes allows in a condition's type and reason (metav1.Condition).
 MAX_CONDITION_TYPE_LENGTH = 316
 MAX_CONDITION_REASON_LENGTH = 1024

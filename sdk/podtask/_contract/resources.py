@@ -48,6 +48,8 @@ from podtask._contract.limits import (
     MAX_TAG_LENGTH,
     MAX_TAGS,
     MAX_TASK_ID_LENGTH,
+    MAX_WAIT_RUNS_SHOWN,
+    MAX_WAITING_FOR_CHARS,
 )
 from podtask._contract.machines import PRESETS
 
@@ -223,6 +225,9 @@ class RunPhase(StrEnum):
     DELAYED = "Delayed"
     QUEUED = "Queued"
     EXECUTING = "Executing"
+    # Its attempt waits (on runs it triggered, or for a time): its pod runs on, but it holds
+    # no slot of its queue until it resumes (`RunWait`).
+    WAITING = "Waiting"
     WAITING_TO_RETRY = "WaitingToRetry"
     COMPLETED = "Completed"
     FAILED = "Failed"
@@ -332,6 +337,11 @@ class Attempt(WireModel):
     exit_code: int | None = None
     reason: str | None = None
     error: RunError | None = None
+    waited_seconds: float | None = Field(
+        default=None,
+        ge=0,
+        description="Time the attempt spent waiting (`Waiting`): not counted in maxDuration.",
+    )
 
 
 class ConditionStatus(StrEnum):
@@ -348,6 +358,29 @@ class Condition(WireModel):
     last_transition_time: datetime = Field(default_factory=utcnow)
 
 
+class RunWait(WireModel):
+    """The wait the current attempt is in (`trigger_and_wait`, batches, `wait.for`).
+
+    The API writes it when the runner says it waits, and marks it when the runner asks to
+    go on; the operator clears it when the run holds a slot of its queue again.
+    """
+
+    attempt: int = Field(ge=1)
+    since: datetime
+    runs: Annotated[
+        list[Annotated[str, stored_max_length(MAX_OBJECT_NAME_LENGTH)]],
+        Field(json_schema_extra={"maxItems": MAX_WAIT_RUNS_SHOWN}),
+    ] = Field(default_factory=list, description="The first of the runs it waits for.")
+    run_count: int = Field(default=0, ge=0, description="How many runs it waits for.")
+    until: datetime | None = Field(default=None, description="The time it waits for.")
+    waiting_for: Annotated[str, stored_max_length(MAX_WAITING_FOR_CHARS)] = Field(
+        default="", description="What it waits for, in words: 'run-…', or a time."
+    )
+    resume_requested_at: datetime | None = Field(
+        default=None, description="When the runner asked to go on: the run needs a slot again."
+    )
+
+
 class TaskRunStatus(WireModel):
     phase: RunPhase | None = None
     attempt: int = Field(default=0, ge=0)
@@ -362,6 +395,7 @@ class TaskRunStatus(WireModel):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     next_attempt_at: datetime | None = None
+    wait: RunWait | None = None
     duration: str | None = Field(
         default=None, description="Wall time from start to end, for display."
     )

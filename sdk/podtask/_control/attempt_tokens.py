@@ -46,6 +46,16 @@ def sign_attempt_token(
     return f"{body}.{_signature(secret, body)}"
 
 
+def named_attempt(token: str) -> tuple[str, int] | None:
+    """The run and attempt a token names, read without checking it (the API does that): how
+    a task's client finds its own attempt's runner routes. None when it names none."""
+    try:
+        raw = json.loads(_unb64(token.partition(".")[0]))
+        return str(raw["r"]), int(raw["a"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
 def verify_attempt_token(secret: bytes, token: str, *, now: float | None = None) -> AttemptClaims:
     """The token's claims, if the signature holds and it has not expired."""
     body, _, signature = token.partition(".")
