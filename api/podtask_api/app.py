@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import FastAPI, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from podtask._cli.ports import INSTANCE_HEADER
 from podtask._contract.limits import MAX_BATCH_ITEMS, MAX_OUTPUT_BYTES, MAX_PAYLOAD_BYTES
+from podtask._contract.wire import INSTANCE_HEADER
 from podtask_api.auth import api_key_store
 from podtask_api.body_checks import JsonBodyCheck, replaying
 from podtask_api.cluster import KubernetesCluster

@@ -32,10 +32,10 @@ import httpx
 from podtask._authoring.manifest import Manifest
 from podtask._cli.declarations import DeclarationReader, ImportFailure
 from podtask._cli.dev_watch import ModuleWatch
-from podtask._cli.ports import INSTANCE_HEADER, PortTaken, ensure_port_free
+from podtask._cli.ports import PortTaken, ensure_port_free
 from podtask._cli.supervision import RestartBackoff, restart_notice
 from podtask._contract.crds import custom_resource_definitions
-from podtask._contract.wire import ENV_PREFIX
+from podtask._contract.wire import ENV_PREFIX, INSTANCE_HEADER
 from podtask._control import registration
 
 # The image of `podtask dev`'s tasks when pods run as processes: nothing is pulled or run

@@ -13,8 +13,8 @@ import socket
 
 import httpx
 
-# The API's and the cluster's health endpoints echo the instance id they were started with.
-INSTANCE_HEADER = "Podtask-Instance"
+from podtask._contract.wire import INSTANCE_HEADER
+
 # The `make dev` variable that passes each `podtask dev` port option (the Makefile's `dev`).
 MAKE_VARIABLES = {"--port": "PORT"}
 _PROBE_SECONDS = 1.0

@@ -64,6 +64,11 @@ RUNNER_ATTEMPT_PATH = "/api/v1/runner/runs/{run_id}/attempts/{attempt}"
 # runner tries again.
 ATTEMPT_NOT_STARTED = "attempt_not_started"
 
+# --- podtask dev ---------------------------------------------------------------------------
+# The API's health endpoint echoes the instance id `podtask dev` started it with, so that dev
+# can tell its own API from another server answering on the port.
+INSTANCE_HEADER = "Podtask-Instance"
+
 # --- the runner's exit codes -------------------------------------------------------------
 EXIT_OK = 0
 # The task failed; its error was reported.
