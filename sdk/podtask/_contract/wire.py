@@ -81,12 +81,19 @@ TERMINATED_ERROR = TaskTerminatedError.__name__
 TIMED_OUT_ERROR = MaxDurationExceededError.__name__
 # The runner's own: the module imported, but declares no task with the attempt's id.
 TASK_NOT_FOUND_ERROR = "TaskNotFoundError"
-# Errors after which another attempt cannot do better: the operator does not retry them.
+# The runner's own: the task returned something that is not JSON (a set, an object, NaN...),
+# or JSON over the output limit.
+OUTPUT_NOT_JSON_ERROR = "OutputNotSerializableError"
+OUTPUT_TOO_LARGE_ERROR = "OutputTooLargeError"
+# Errors after which another attempt cannot do better: the same code, payload and image fail
+# the same way. The operator ends the run at once (Failed), whatever retries are left.
 NON_RETRYABLE_ERRORS = frozenset(
     {
         AbortTaskRunError.__name__,
         TaskModuleImportError.__name__,
         TASK_NOT_FOUND_ERROR,
         PayloadValidationError.__name__,
+        OUTPUT_NOT_JSON_ERROR,
+        OUTPUT_TOO_LARGE_ERROR,
     }
 )
