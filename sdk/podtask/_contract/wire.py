@@ -57,12 +57,16 @@ ENV_API_CALL_ATTEMPTS = "PODTASK_API_CALL_ATTEMPTS"
 ENV_API_KEY = "PODTASK_API_KEY"
 
 # --- the runner and the API --------------------------------------------------------------
-# The runner fetches its attempt here (GET) and reports it at `.../complete` (POST), with the
-# attempt token as its bearer credential.
+# The runner fetches its attempt here (GET), reports it at `.../complete` (POST) and sends its
+# output at `.../log` (POST, `podtask._contract.attempt_logs`), with the attempt token as its
+# bearer credential.
 RUNNER_ATTEMPT_PATH = "/api/v1/runner/runs/{run_id}/attempts/{attempt}"
 # The API's error code when the operator has not yet recorded the attempt the pod runs: the
 # runner tries again.
 ATTEMPT_NOT_STARTED = "attempt_not_started"
+# The API's error code (a 401) when the attempt has ended (the run finished, was canceled,
+# moved on to another attempt): the runner has nothing more to do and says so plainly.
+ATTEMPT_ENDED = "attempt_ended"
 
 # --- the runner's exit codes -------------------------------------------------------------
 EXIT_OK = 0
