@@ -145,6 +145,11 @@ def is_run_segment(config_map: Mapping[str, Any], run: Mapping[str, Any]) -> boo
     return segment_index(config_map) is not None and any(o.get("uid") == uid for o in owners)
 
 
+def may_drop_segments(created: int) -> bool:
+    """Whether creating segment `created` can leave a segment out of the tail."""
+    return created >= HEAD_SEGMENTS + TAIL_SEGMENTS
+
+
 def segments_to_drop(existing: Iterable[int], created: int) -> list[int]:
     """The segments to delete once segment `created` exists: those after the head that
     are no longer among the last `TAIL_SEGMENTS`."""

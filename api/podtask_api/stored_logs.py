@@ -21,6 +21,7 @@ from podtask_api.log_segments import (
     assembled_log,
     chunk_pieces,
     is_run_segment,
+    may_drop_segments,
     piece_patch,
     segment_body,
     segment_index,
@@ -73,7 +74,8 @@ def _store(cluster: KubernetesCluster, run: dict[str, Any], attempt: int, piece:
             cluster.create_config_map(segment_body(run, attempt, piece))
         except ObjectAlreadyExists:
             continue  # created meanwhile: add to it
-        _drop_old_segments(cluster, run, attempt, piece.segment)
+        if may_drop_segments(piece.segment):
+            _drop_old_segments(cluster, run, attempt, piece.segment)
         return
 
 

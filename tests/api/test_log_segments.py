@@ -27,6 +27,7 @@ from podtask_api.log_segments import (
     chunk_key,
     chunk_pieces,
     is_run_segment,
+    may_drop_segments,
     piece_patch,
     segment_body,
     segment_name,
@@ -111,7 +112,9 @@ def test_the_head_stays_and_the_tail_keeps_the_last_segments() -> None:
     assert dropped == list(range(HEAD_SEGMENTS, created - TAIL_SEGMENTS + 1))
     kept = [i for i in existing if i not in dropped]
     assert kept == [*range(HEAD_SEGMENTS), *range(created - TAIL_SEGMENTS + 1, created + 1)]
-    assert segments_to_drop(range(HEAD_SEGMENTS + TAIL_SEGMENTS - 1), 7) == []
+    last_kept_whole = HEAD_SEGMENTS + TAIL_SEGMENTS - 1
+    assert segments_to_drop(range(last_kept_whole + 1), last_kept_whole) == []
+    assert not may_drop_segments(last_kept_whole) and may_drop_segments(last_kept_whole + 1)
 
 
 def test_the_log_reads_back_in_order_whatever_order_its_chunks_came_in() -> None:
