@@ -228,11 +228,20 @@ class AttemptLog:
         self._buffer = LogBuffer()
         self._tee = OutputTee(self._buffer.write)
         self._shipper = LogShipper(self._buffer, sender, say)
+        self._say = say
+        self._started = False
 
     def start(self) -> None:
-        self._tee.start()
+        try:
+            self._tee.start()
+        except OSError as exc:
+            # No stdout or stderr to copy (a closed fd): the attempt runs without the copy.
+            self._say(f"the log cannot be sent to the API ({exc}); the pod's log is the only one")
+            return
         self._shipper.start()
+        self._started = True
 
     def stop(self, *, hurried: bool = False) -> None:
-        self._tee.stop()
-        self._shipper.close(hurried=hurried)
+        if self._started:
+            self._tee.stop()
+            self._shipper.close(hurried=hurried)

@@ -38,7 +38,11 @@ class _Pipe:
         self._stopping = stopping
         self._original = os.dup(fd)
         self._forwarding = True
-        read_end, write_end = os.pipe()
+        try:
+            read_end, write_end = os.pipe()
+        except OSError:
+            os.close(self._original)
+            raise
         self._read_end = read_end
         os.dup2(write_end, fd)
         os.close(write_end)
@@ -115,7 +119,12 @@ class OutputTee:
             with lock:
                 self._sink(data)
 
-        self._pipes = [_Pipe(fd, locked_sink, self._stopping) for fd in (1, 2)]
+        try:
+            for fd in (1, 2):
+                self._pipes.append(_Pipe(fd, locked_sink, self._stopping))
+        except OSError:
+            self.stop()  # put back the one already redirected
+            raise
 
     def stop(self) -> None:
         """Restore the fds, then wait (briefly) for what was written before to be copied."""
