@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -218,19 +219,38 @@ def _send(
     )
 
 
+def _sent(
+    client: TestClient, run_id: str, attempt: int, offset: int, text: str, **more: Any
+) -> None:
+    response = _send(client, run_id, attempt, offset, text, **more)
+    assert response.status_code == 204, response.text
+
+
+def _eventually(check: Callable[[], bool], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {check}"
+        time.sleep(0.05)
+
+
 def _executing(namespace: KubeNamespace, run_id: str, attempt: int) -> None:
     namespace.set_run_status(run_id, {"phase": "Executing", "attempt": attempt})
+
+
+def _executing_run(client: TestClient, namespace: KubeNamespace) -> str:
+    run_id = _trigger(client)
+    _executing(namespace, run_id, 1)
+    return run_id
 
 
 def test_once_the_pod_is_gone_the_log_is_the_copy_its_runner_sent(
     client: TestClient, namespace: KubeNamespace
 ) -> None:
-    run_id = _trigger(client)
-    _executing(namespace, run_id, 1)
-    assert _send(client, run_id, 1, 0, "first line\n").status_code == 204
+    run_id = _executing_run(client, namespace)
+    _sent(client, run_id, 1, 0, "first line\n")
     # A chunk sent again (its answer was lost) is kept once.
-    assert _send(client, run_id, 1, 0, "first line\n").status_code == 204
-    assert _send(client, run_id, 1, 11, "h\u00e9llo\n", final=True).status_code == 204
+    _sent(client, run_id, 1, 0, "first line\n")
+    _sent(client, run_id, 1, 11, "h\u00e9llo\n", final=True)
 
     whole = client.get(f"/api/v1/runs/{run_id}/logs")
     assert whole.status_code == 200, whole.text
@@ -241,11 +261,10 @@ def test_once_the_pod_is_gone_the_log_is_the_copy_its_runner_sent(
 
 
 def test_each_attempt_keeps_its_own_log(client: TestClient, namespace: KubeNamespace) -> None:
-    run_id = _trigger(client)
-    _executing(namespace, run_id, 1)
-    assert _send(client, run_id, 1, 0, "attempt one\n", final=True).status_code == 204
+    run_id = _executing_run(client, namespace)
+    _sent(client, run_id, 1, 0, "attempt one\n", final=True)
     _executing(namespace, run_id, 2)
-    assert _send(client, run_id, 2, 0, "attempt two\n", final=True).status_code == 204
+    _sent(client, run_id, 2, 0, "attempt two\n", final=True)
     namespace.set_run_status(run_id, {"phase": "Failed", "attempt": 2})
     assert client.get(f"/api/v1/runs/{run_id}/logs").text == "attempt two\n"
     earlier = client.get(f"/api/v1/runs/{run_id}/logs", params={"attempt": 1})
@@ -255,9 +274,8 @@ def test_each_attempt_keeps_its_own_log(client: TestClient, namespace: KubeNames
 def test_a_log_whose_runner_stopped_short_says_so_once_the_attempt_ended(
     client: TestClient, namespace: KubeNamespace
 ) -> None:
-    run_id = _trigger(client)
-    _executing(namespace, run_id, 1)
-    assert _send(client, run_id, 1, 0, "allocating\n").status_code == 204
+    run_id = _executing_run(client, namespace)
+    _sent(client, run_id, 1, 0, "allocating\n")
     assert client.get(f"/api/v1/runs/{run_id}/logs").text == "allocating\n"
     # An OOM kill: the runner never sent its last chunk.
     namespace.set_run_status(run_id, {"phase": "Failed", "attempt": 1})
@@ -274,11 +292,8 @@ def test_an_ended_attempts_runner_adds_to_its_log_only_while_its_pod_runs(
     pod = start_attempt(embedded_kube, namespace, run_id, 1, script)
     # Canceled: the runner, being stopped, still writes its last lines.
     namespace.set_run_status(run_id, {"phase": "Canceled", "attempt": 1})
-    deadline = time.monotonic() + 15
-    while pod_phase(embedded_kube, namespace, pod) != "Running":
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
-    assert _send(client, run_id, 1, 0, "stopping\n", final=True).status_code == 204
+    _eventually(lambda: pod_phase(embedded_kube, namespace, pod) == "Running")
+    _sent(client, run_id, 1, 0, "stopping\n", final=True)
     go_on.touch()
     wait_until_finished(embedded_kube, namespace, pod)
     refused = assert_error(_send(client, run_id, 1, 9, "later\n"), 401, "attempt_ended")
@@ -286,33 +301,27 @@ def test_an_ended_attempts_runner_adds_to_its_log_only_while_its_pod_runs(
     k8s.CoreV1Api(embedded_kube.api).delete_namespaced_pod(
         pod, namespace.name, grace_period_seconds=0
     )
-    deadline = time.monotonic() + 15
-    while client.get(f"/api/v1/runs/{run_id}/logs").text != "stopping\n":
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    _eventually(lambda: client.get(f"/api/v1/runs/{run_id}/logs").text == "stopping\n")
 
 
 def test_the_log_goes_with_its_run(
     client: TestClient, embedded_kube: EmbeddedKube, namespace: KubeNamespace
 ) -> None:
-    run_id = _trigger(client)
-    _executing(namespace, run_id, 1)
-    assert _send(client, run_id, 1, 0, "kept for the run's retention\n").status_code == 204
+    run_id = _executing_run(client, namespace)
+    _sent(client, run_id, 1, 0, "kept for the run's retention\n")
     core = k8s.CoreV1Api(embedded_kube.api)
     selector = f"{LABEL_RUN}={run_id}"
     assert len(core.list_namespaced_config_map(namespace.name, label_selector=selector).items) == 1
     k8s.CustomObjectsApi(embedded_kube.api).delete_namespaced_custom_object(
         GROUP, VERSION, namespace.name, TASK_RUNS, run_id
     )
-    deadline = time.monotonic() + 30
-    while core.list_namespaced_config_map(namespace.name, label_selector=selector).items:
-        assert time.monotonic() < deadline, "the garbage collector kept the run's log"
-        time.sleep(0.1)
+    _eventually(
+        lambda: not core.list_namespaced_config_map(namespace.name, label_selector=selector).items
+    )
 
 
 def test_a_chunk_the_api_cannot_take_is_a_4xx(client: TestClient, namespace: KubeNamespace) -> None:
-    run_id = _trigger(client)
-    _executing(namespace, run_id, 1)
+    run_id = _executing_run(client, namespace)
     assert_error(_send(client, run_id, 1, -1, "x"), 422, "invalid_request")
     assert_error(_send(client, run_id, 1, 0, "x" * (64 * 1024 + 1)), 422, "invalid_request")
     assert_error(_send(client, run_id, 3, 0, "x"), 409, "attempt_not_started")

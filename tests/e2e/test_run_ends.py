@@ -29,7 +29,7 @@ MODULES = [str(TASK_MODULES / "ends.py"), str(TASK_MODULES / "breaks_in_pods.py"
 def composed(
     tmp_path_factory: pytest.TempPathFactory, cluster_kind: str
 ) -> Iterator[ComposedStack]:
-    stack = ComposedStack(
+    with ComposedStack(
         tmp_path_factory.mktemp("ends"),
         MODULES,
         operator_env={
@@ -37,12 +37,8 @@ def composed(
             "PODTASK_HOUSEKEEPING_INTERVAL_SECONDS": "1",
         },
         cluster_kind=cluster_kind,
-    )
-    stack.start()
-    try:
+    ) as stack:
         yield stack
-    finally:
-        stack.stop()
 
 
 def _pods_of(composed: ComposedStack, run_id: str) -> list[str]:
@@ -132,25 +128,26 @@ def test_the_log_of_an_attempt_whose_pod_was_deleted_stays(composed: ComposedSta
     assert "attempt 2 says hello" in second and "attempt 1 says hello" not in second
 
 
-def test_output_that_is_not_json_is_not_retried(composed: ComposedStack) -> None:
-    run_id = composed.trigger("returns-a-set-thrice", {})
+def _failed_at_once(composed: ComposedStack, task_id: str) -> tuple[str, dict[str, Any]]:
+    """Trigger `task_id` (which allows 3 attempts): its run and error once it failed on 1."""
+    run_id = composed.trigger(task_id, {})
     run = _ended_and_gone(composed, run_id)
     assert run["status"] == "Failed"
-    assert len(run["attempts"]) == 1
-    assert run["error"]["type"] == "OutputNotSerializableError"
-    assert "returns-a-set-thrice" in run["error"]["message"]
-    assert "not JSON" in run["error"]["message"]
+    assert len(run["attempts"]) == 1, run["attempts"]
+    return run_id, run["error"]
+
+
+def test_output_that_is_not_json_is_not_retried(composed: ComposedStack) -> None:
+    run_id, error = _failed_at_once(composed, "returns-a-set-thrice")
+    assert error["type"] == "OutputNotSerializableError"
+    assert "returns-a-set-thrice" in error["message"] and "not JSON" in error["message"]
     assert "returning a set" in _log(composed, run_id)
 
 
 def test_a_module_that_does_not_import_in_its_pod_is_not_retried(
     composed: ComposedStack,
 ) -> None:
-    run_id = composed.trigger("breaks-on-import-in-pods", {})
-    run = _ended_and_gone(composed, run_id)
-    assert run["status"] == "Failed"
-    assert len(run["attempts"]) == 1
-    error = run["error"]
+    run_id, error = _failed_at_once(composed, "breaks-on-import-in-pods")
     assert error["type"] == "TaskModuleImportError"
     assert "breaks_in_pods.py" in error["message"]
     assert "a_dependency_the_image_lacks" in error["message"]
@@ -164,10 +161,7 @@ def test_a_task_its_module_does_not_declare_is_not_retried(composed: ComposedSta
     task["spec"]["taskId"] = "not-in-the-module"
     task.pop("status", None)
     composed.kubectl("create", "-f", "-", stdin=json.dumps(task))
-    run_id = composed.trigger("not-in-the-module", {})
-    run = _ended_and_gone(composed, run_id)
-    assert run["status"] == "Failed"
-    assert len(run["attempts"]) == 1
-    assert run["error"]["type"] == "TaskNotFoundError"
-    assert "not-in-the-module" in run["error"]["message"]
-    assert "says-then-waits" in run["error"]["message"]  # what the module does declare
+    _, error = _failed_at_once(composed, "not-in-the-module")
+    assert error["type"] == "TaskNotFoundError"
+    assert "not-in-the-module" in error["message"]
+    assert "says-then-waits" in error["message"]  # what the module does declare

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from podtask_api.run_names import random_run_name
 from podtask_api.settings import ApiSettings
 from podtask_api.task_runs import build_task_run
 from podtask_api.trigger_requests import TriggerRequest
+from podtask_runner.callbacks import AttemptCallbacks, CallRetry
 from tests.embedded_kube import EmbeddedKube, KubeNamespace
 
 TASK_MODULES = Path(__file__).parent / "task_modules"
@@ -36,6 +37,22 @@ SAMPLE_TASKS = str(TASK_MODULES / "runner_sample_tasks.py")
 SECRET = "runner-test-secret"
 # A key for the public endpoints (an attempt's log, as a user reads it).
 API_KEY = "pt_runner_test_key"
+
+
+def played_callbacks(
+    answer: Callable[[httpx.Request], httpx.Response], attempts: int = 4
+) -> AttemptCallbacks:
+    """The runner's API client for attempt 1 of run-1, the API played by `answer` (no sleeps
+    between tries)."""
+    return AttemptCallbacks(
+        "http://api",
+        "run-1",
+        1,
+        "tok",
+        retry=CallRetry(attempts=attempts),
+        sleep=lambda _: None,
+        transport=httpx.MockTransport(answer),
+    )
 
 
 def free_port() -> int:

@@ -8,9 +8,9 @@ import json
 from collections.abc import Callable
 
 import httpx
+from runner_fixtures import played_callbacks
 
 from podtask._contract.attempt_logs import MAX_CHUNK_BYTES, LogChunk
-from podtask_runner.callbacks import AttemptCallbacks, CallRetry
 from podtask_runner.log_shipping import LogBuffer, LogShipper
 
 
@@ -98,17 +98,8 @@ def _shipper(
         sent.append(json.loads(request.content))
         return answer(request)
 
-    callbacks = AttemptCallbacks(
-        "http://api",
-        "run-1",
-        1,
-        "tok",
-        retry=CallRetry(attempts=1),
-        sleep=lambda _: None,
-        transport=httpx.MockTransport(handle),
-    )
     buffer = LogBuffer()
-    return buffer, LogShipper(buffer, callbacks, said.append), sent, said
+    return buffer, LogShipper(buffer, played_callbacks(handle, 1), said.append), sent, said
 
 
 def test_the_shipper_sends_what_is_new_then_the_rest_marked_final() -> None:

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 from declared_tasks import make_task
+from runner_fixtures import played_callbacks
 
 from podtask import Context, MachineContext
 from podtask._contract.resources import CompletionReport
@@ -141,15 +142,7 @@ def _callbacks(answers: list[httpx.Response], seen: list[httpx.Request]) -> Atte
         seen.append(request)
         return answers.pop(0)
 
-    return AttemptCallbacks(
-        "http://api",
-        "run-1",
-        1,
-        "tok",
-        retry=CallRetry(attempts=4),
-        sleep=lambda _: None,
-        transport=httpx.MockTransport(handle),
-    )
+    return played_callbacks(handle)
 
 
 def _error(status: int, code: str) -> httpx.Response:

@@ -149,16 +149,21 @@ def test_max_duration_interrupts_an_async_task(live_api: LiveApi) -> None:
     assert live_api.report(run)["error"]["type"] == "MaxDurationExceededError"
 
 
-def test_prints_reach_stdout_line_by_line(live_api: LiveApi, tmp_path: Path) -> None:
-    run = live_api.start_run("runner-prints")
-    flag = tmp_path / "first-line-seen"
-    with subprocess.Popen(
+def _printing_runner(live_api: LiveApi, run: str, flag: Path) -> subprocess.Popen[str]:
+    """The runner of a `runner-prints` run, which waits for `flag` after its first line."""
+    return subprocess.Popen(
         [sys.executable, "-m", "podtask_runner"],
         env=live_api.runner_env(run, RUNNER_TEST_FLAG=str(flag)),
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
         text=True,
-    ) as proc:
+    )
+
+
+def test_prints_reach_stdout_line_by_line(live_api: LiveApi, tmp_path: Path) -> None:
+    run = live_api.start_run("runner-prints")
+    flag = tmp_path / "first-line-seen"
+    with _printing_runner(live_api, run, flag) as proc:
         assert proc.stdout is not None
         assert proc.stdout.readline() == "first line\n"
         flag.touch()
@@ -171,13 +176,7 @@ def test_prints_reach_stdout_line_by_line(live_api: LiveApi, tmp_path: Path) -> 
 def test_a_report_that_meets_a_finished_run_ends_quietly(live_api: LiveApi, tmp_path: Path) -> None:
     run = live_api.start_run("runner-prints")
     flag = tmp_path / "first-line-seen"
-    with subprocess.Popen(
-        [sys.executable, "-m", "podtask_runner"],
-        env=live_api.runner_env(run, RUNNER_TEST_FLAG=str(flag)),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    ) as proc:
+    with _printing_runner(live_api, run, flag) as proc:
         assert proc.stdout is not None and proc.stderr is not None
         assert proc.stdout.readline() == "first line\n"
         # The run ends (the operator timed it out) before the task's report arrives.
