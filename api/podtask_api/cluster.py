@@ -8,7 +8,7 @@ outcomes the routes distinguish.
 What the API's service account needs in its namespace: tasks (get, list), taskqueues
 (get, list, patch), taskruns (get, list, create, patch, delete; status: patch), and
 pods (get) with pods/log (get) for `GET /api/v1/runs/{id}/logs`, and configmaps (get,
-create, patch, delete) for batch markers.
+list, create, patch, delete) for batch markers and the stored copies of attempts' logs.
 """
 
 from __future__ import annotations
@@ -330,7 +330,7 @@ class KubernetesCluster:
     def delete_run(self, name: str) -> None:
         self._on(wire.TASK_RUNS, name, self._api.delete_namespaced_custom_object)
 
-    # --- batch markers (ConfigMaps: see podtask._contract.batch_markers) ---
+    # --- ConfigMaps: batch markers (podtask._contract.batch_markers), attempts' logs ---
 
     def get_config_map(self, name: str) -> dict[str, Any]:
         return self._core_object(
@@ -341,6 +341,13 @@ class KubernetesCluster:
         return self._core_object(
             "ConfigMap", None, self._core.create_namespaced_config_map, body=body
         )
+
+    def list_config_maps(self, label_selector: str) -> list[dict[str, Any]]:
+        """Every ConfigMap with these labels (meant for selectors that match few)."""
+        found = self._core_object(
+            "ConfigMap", None, self._core.list_namespaced_config_map, label_selector=label_selector
+        )
+        return list(found.get("items") or [])
 
     def json_patch_config_map(self, name: str, patch: list[dict[str, Any]]) -> dict[str, Any]:
         """Apply a JSON patch; a failed `test` raises `ObjectRejected` (Kubernetes' 422)."""

@@ -4,11 +4,13 @@ A token's signature and expiry say who signed it and for which run and attempt; 
 that attempt still executes (`Executing`, or `Waiting` on its runs) is in the run's status,
 which every endpoint that accepts a token reads fresh and judges here (`attempt_refusal`).
 An attempt has ended once its run has finished, moved past it (retried or waiting to), or
-accepted its report; its token is then refused with a 401, whatever it asks for. The one
-exception is the runner sending the very report that was accepted again
-(`is_report_resent`): it lost the first answer.
+accepted its report; its token is then refused with a 401 (`attempt_ended`, saying how in
+`details.why`), whatever it asks for. Two exceptions: the runner sending the very report that
+was accepted again (`is_report_resent`): it lost the first answer; and the runner sending its
+output while its pod still runs (`log_refusal`): a canceled or timed-out attempt's runner
+still writes its last lines while it stops, and they belong to the attempt's log.
 
-Pure functions of the TaskRun object as the cluster returns it.
+Pure functions of the TaskRun object (and the pod) as the cluster returns them.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from podtask._contract.resources import AttemptReport, RunPhase, TaskRunStatus
-from podtask._contract.wire import ATTEMPT_NOT_STARTED
+from podtask._contract.wire import ATTEMPT_ENDED, ATTEMPT_NOT_STARTED
 from podtask_api.errors import ApiError
 
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
@@ -30,10 +32,10 @@ def attempt_ended(run_id: str, attempt: int, why: str) -> ApiError:
     """The 401 for a token whose attempt is over: it will never count again."""
     return ApiError(
         401,
-        "attempt_ended",
+        ATTEMPT_ENDED,
         f"attempt {attempt} of run {run_id!r} has ended ({why}): its token is no longer "
         "valid, for an attempt token is valid only while its attempt executes",
-        {"id": run_id, "attempt": attempt},
+        {"id": run_id, "attempt": attempt, "why": why},
         headers=_CHALLENGE,
     )
 
@@ -96,3 +98,13 @@ def is_report_resent(run: dict[str, Any], report: dict[str, Any]) -> bool:
         resent.output,
         resent.error,
     )
+
+
+def log_refusal(refusal: ApiError | None, pod: dict[str, Any] | None) -> ApiError | None:
+    """Why the runner may not add to its attempt's log, given `attempt_refusal`'s answer and
+    the attempt's pod (None when it is gone): an ended attempt's runner may while its pod
+    still runs (it is stopping), and until its pod has finished."""
+    if refusal is None or refusal.code != ATTEMPT_ENDED or pod is None:
+        return refusal
+    phase = (pod.get("status") or {}).get("phase")
+    return refusal if phase in ("Succeeded", "Failed") else None

@@ -1,21 +1,22 @@
 """Which pod holds the log of a run's attempt, and the answers when there is none to read.
 
 The pod of attempt N is `<run>-<N>`; the operator creates it just before it records N,
-and deletes finished pods after its pod retention, so a log can be gone while its run is
-not. Pure.
+and deletes it on a cancel or a timeout, or after its pod retention once finished. Then
+the copy the runner sent (`stored_logs`) is the log, for the run's retention. Pure.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from podtask._contract.resources import FINAL_PHASES
+from podtask._contract.resources import FINAL_PHASES, parse_timestamp
 from podtask._contract.wire import LABEL_ATTEMPT, LABEL_RUN
 from podtask_api.errors import ApiError
 
-# The operator's default pod retention (PODTASK_POD_RETENTION_SECONDS), for the 404's words.
-_POD_RETENTION = "PODTASK_POD_RETENTION_SECONDS on the operator, 1 hour by default"
 MAX_ATTEMPT = 1000
+# The answers (error codes) of a pod log read after which the stored copy is read instead:
+# the pod went meanwhile, or its node does not answer.
+POD_LOG_UNREADABLE = frozenset({"log_not_found", "cluster_unavailable"})
 
 
 def _recorded_attempt(run: dict[str, Any]) -> int:
@@ -47,15 +48,29 @@ def is_attempt_pod(pod: dict[str, Any], run_id: str, attempt: int) -> bool:
     return labels.get(LABEL_RUN) == run_id and labels.get(LABEL_ATTEMPT) == str(attempt)
 
 
+def attempt_has_ended(run: dict[str, Any], attempt: int) -> bool:
+    """Whether the run's status says the attempt is over: the run finished or went past it,
+    or the attempt has its end recorded."""
+    status = run.get("status") or {}
+    if status.get("phase") in FINAL_PHASES or _recorded_attempt(run) > attempt:
+        return True
+    for record in status.get("attempts") or []:
+        if isinstance(record, dict) and record.get("number") == attempt:
+            return parse_timestamp(record.get("finishedAt")) is not None
+    return False
+
+
 def log_gone(run: dict[str, Any], run_id: str, attempt: int) -> ApiError:
-    """The 404 for an attempt without a pod: not started yet, or its pod deleted since."""
+    """The 404 for an attempt without a log: not started yet, or its pod gone and no copy
+    of its log kept (its runner never reached the API)."""
     phase = (run.get("status") or {}).get("phase")
     if attempt > _recorded_attempt(run) and phase not in FINAL_PHASES:
         message = f"attempt {attempt} of run {run_id!r} has not started yet; try again shortly"
     else:
         message = (
-            f"the pod of attempt {attempt} of run {run_id!r} no longer exists, nor its log: "
-            f"finished pods are deleted after the pod retention ({_POD_RETENTION})"
+            f"no log of attempt {attempt} of run {run_id!r} was kept: its pod no longer "
+            "exists, and its runner sent none of its output to the API (it did not start, "
+            "or could not reach the API)"
         )
     return ApiError(404, "log_not_found", message, {"id": run_id, "attempt": attempt})
 

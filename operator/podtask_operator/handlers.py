@@ -33,6 +33,12 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     # for about a minute before serving anything.
     settings.scanning.disabled = True
     settings.watching.server_timeout = 300
+    # Of the namespace's ConfigMaps only batch markers concern the operator: selected by the
+    # API server, so that others (the attempts' logs, written as tasks print) are not sent.
+    # (kopf releases before server-side selectors filter on the handler's labels only.)
+    selectors = getattr(settings.watching, "label_selectors", None)
+    if selectors is not None:
+        selectors["configmaps"] = LABEL_BATCH
     settings.watching.client_timeout = 330
     operator_settings: OperatorSettings = memo[SETTINGS_MEMO_KEY]
     cluster = Cluster(load_api_client(), operator_settings.namespace)

@@ -3,8 +3,9 @@ has passed.
 
 This module owns what "due for deletion" means (pure functions over the objects as listed) and
 the periodic sweep that acts on it; only the leader sweeps. A finished pod stays for the pod
-retention, counted from when its container finished, so that its logs stay readable until
-then; a pod whose run is not final is never deleted, because the operator still needs it to
+retention, counted from when its container finished, so that `kubectl logs` works until
+then (the API serves the copy the runner sent after that, for the run retention); a pod
+whose run is not final is never deleted, because the operator still needs it to
 classify the attempt. A finished TaskRun stays for the run retention, counted from its
 `status.finishedAt`; its pods go with it through their ownerReference. Nothing here adds a
 finalizer, so nothing can get stuck.

@@ -74,7 +74,10 @@ class OperatorSettings(BaseSettings):
     )
     # Housekeeping: what finished work stays in the cluster, and for how long.
     pod_retention_seconds: float = Field(
-        default=3600.0, ge=0, description="Finished pods (and their logs) stay this long."
+        default=3600.0,
+        ge=0,
+        description="Finished pods stay this long (their logs stay readable through the API "
+        "for the run retention: the copy the runner sent).",
     )
     run_retention_seconds: float = Field(
         default=7 * 24 * 3600.0, ge=0, description="Finished TaskRuns stay this long."

@@ -21,8 +21,10 @@ What happens when something raises:
 
 - Anything in steps 1-6 that raises ends that part of the attempt: the attempt fails
   with that exception (type, message and traceback are what the API records), the
-  steps after it up to 6 are skipped, and steps 7-9 run. `AbortTaskRunError` and
-  `PayloadValidationError` fail it the same way; the operator does not retry them.
+  steps after it up to 6 are skipped, and steps 7-9 run. `AbortTaskRunError`,
+  `PayloadValidationError` and an output that is not JSON (or too large) fail it the same
+  way; the operator does not retry them (`wire.NON_RETRYABLE_ERRORS`), nor a module that
+  fails to import or lacks the task (`find_task`).
 - Steps 7-9 cannot change the outcome. An exception in one of them is printed with its
   traceback to stderr (the pod log) and otherwise ignored; the next hook still runs.
 - SIGTERM (cancel, eviction, pod deletion) during steps 1-6 raises `TaskTerminatedError`

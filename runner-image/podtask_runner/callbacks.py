@@ -1,8 +1,10 @@
-"""The runner's two calls to the API: fetch the attempt, report its outcome.
+"""The runner's calls to the API: fetch the attempt, report its outcome, send its log.
 
-Both carry the attempt token. Transient failures (connection errors, 5xx, 429,
+All carry the attempt token. Transient failures (connection errors, 5xx, 429,
 and an attempt the operator has not recorded yet) are retried with a short
-backoff; anything else ends the runner with `ApiCallError`.
+backoff; anything else raises `ApiCallError`, or `AttemptEnded` when the API says the
+attempt is over (the run was canceled, timed out, or moved on): nothing went wrong then,
+there is only nothing left to do.
 """
 
 from __future__ import annotations
@@ -15,12 +17,22 @@ from typing import Any
 
 import httpx
 
+from podtask._contract.attempt_logs import LogChunk
 from podtask._contract.resources import CompletionReport
-from podtask._contract.wire import ATTEMPT_NOT_STARTED, RUNNER_ATTEMPT_PATH
+from podtask._contract.wire import ATTEMPT_ENDED, ATTEMPT_NOT_STARTED, RUNNER_ATTEMPT_PATH
 
 
 class ApiCallError(Exception):
     """The runner could not get an answer it can use from the API."""
+
+
+class AttemptEnded(ApiCallError):
+    """The API refused the call because the attempt has ended; `why` says how (the run
+    finished as Canceled, it is on attempt 2, ...)."""
+
+    def __init__(self, message: str, why: str) -> None:
+        super().__init__(message)
+        self.why = why
 
 
 @dataclass(frozen=True)
@@ -56,13 +68,26 @@ def is_transient(response: httpx.Response) -> bool:
     return response.status_code == 409 and _error_code(response) == ATTEMPT_NOT_STARTED
 
 
-def _error_code(response: httpx.Response) -> str | None:
+def _error(response: httpx.Response) -> dict[str, Any]:
     try:
         error = response.json().get("error") or {}
     except (ValueError, AttributeError):
-        return None
-    code = error.get("code") if isinstance(error, dict) else None
+        return {}
+    return error if isinstance(error, dict) else {}
+
+
+def _error_code(response: httpx.Response) -> str | None:
+    code = _error(response).get("code")
     return code if isinstance(code, str) else None
+
+
+def ended_attempt(response: httpx.Response) -> str | None:
+    """How the attempt ended, when the API refused the call for that (401 `attempt_ended`)."""
+    if response.status_code != 401 or _error_code(response) != ATTEMPT_ENDED:
+        return None
+    details = _error(response).get("details")
+    why = details.get("why") if isinstance(details, dict) else None
+    return why if isinstance(why, str) and why else "it is over"
 
 
 def describe_response(response: httpx.Response) -> str:
@@ -127,6 +152,18 @@ class AttemptCallbacks:
             timeout=HURRIED_TIMEOUT if hurried else None,
         )
 
+    def append_log(self, chunk: LogChunk, *, retry: CallRetry, timeout: httpx.Timeout) -> None:
+        """Send one chunk of the attempt's output; `retry` is short, for the next flush
+        tries again anyway."""
+        self._send(
+            "POST",
+            f"{self._path}/log",
+            content=json.dumps(chunk.to_wire(), ensure_ascii=False).encode(),
+            headers={"Content-Type": "application/json"},
+            retry=retry,
+            timeout=timeout,
+        )
+
     def _send(
         self,
         method: str,
@@ -148,6 +185,9 @@ class AttemptCallbacks:
                 if response.is_success:
                     return response
                 last_problem = describe_response(response)
+                why = ended_attempt(response)
+                if why is not None:
+                    raise AttemptEnded(f"{method} {path} failed: {last_problem}", why)
                 if not is_transient(response):
                     break
             if delay is not None:

@@ -154,6 +154,11 @@ def _write_endpoints(app: Any) -> list[Endpoint]:
             {"until": HOLE},
         ),
         "/api/v1/runner/runs/{run_id}/attempts/{attempt}/wait/resume": (HOLE,),
+        "/api/v1/runner/runs/{run_id}/attempts/{attempt}/log": (
+            {"offset": HOLE, "text": "x"},
+            {"offset": 0, "text": HOLE},
+            {"offset": 0, "text": "x", "final": HOLE},
+        ),
     }
     params = {"task_id": HELLO.task_id, "run_id": RUN, "name": "greetings", "attempt": "1"}
     found = []

@@ -1,22 +1,27 @@
 """`GET /api/v1/runs/{id}/logs`: an attempt's pod log, whole or followed while the pod runs,
-and a 404 (never a 500) when the run, the attempt or the pod is not there.
+the copy its runner sent (`POST .../log`) once the pod is gone, and a 404 (never a 500)
+when the run, the attempt or any log of it is not there.
 
 The test plays the operator: it records the attempt in the run's status and creates the
-attempt's pod, which the embedded cluster's kubelet runs as a local process.
+attempt's pod, which the embedded cluster's kubelet runs as a local process; and the
+runner, sending chunks of its output with the attempt's token.
 """
 
 from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from api_fixtures import assert_error
+from api_fixtures import RUNNER_SECRET, assert_error
 from fastapi.testclient import TestClient
 from kubernetes import client as k8s
 
-from podtask._contract.wire import LABEL_ATTEMPT, LABEL_RUN
+from podtask._contract.attempt_logs import UNFINISHED_LINE
+from podtask._contract.wire import GROUP, LABEL_ATTEMPT, LABEL_RUN, TASK_RUNS, VERSION
+from podtask._control.attempt_tokens import sign_attempt_token
 from tests.embedded_kube import EmbeddedKube, KubeNamespace
 
 
@@ -154,7 +159,7 @@ def test_missing_runs_attempts_and_pods_are_404(
     gone = assert_error(
         client.get(f"/api/v1/runs/{run_id}/logs", params={"attempt": 1}), 404, "log_not_found"
     )
-    assert "no longer exists" in gone["message"] and "retention" in gone["message"]
+    assert "no longer exists" in gone["message"] and "was kept" in gone["message"]
     assert gone["details"] == {"id": run_id, "attempt": 1}
     beyond = client.get(f"/api/v1/runs/{run_id}/logs", params={"attempt": 4})
     assert "attempt 4" in assert_error(beyond, 404, "attempt_not_found")["message"]
@@ -200,3 +205,123 @@ def test_a_pod_of_that_name_that_is_not_the_attempts_is_not_its_log(
         },
     )
     assert_error(client.get(f"/api/v1/runs/{run_id}/logs"), 404, "log_not_found")
+
+
+def _send(
+    client: TestClient, run_id: str, attempt: int, offset: int, text: str, **more: Any
+) -> Any:
+    """What the runner does: a chunk of its output, with its attempt token."""
+    token = sign_attempt_token(RUNNER_SECRET.encode(), run_id, attempt, ttl_seconds=60)
+    return client.post(
+        f"/api/v1/runner/runs/{run_id}/attempts/{attempt}/log",
+        json={"offset": offset, "text": text, **more},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+
+
+def _sent(
+    client: TestClient, run_id: str, attempt: int, offset: int, text: str, **more: Any
+) -> None:
+    response = _send(client, run_id, attempt, offset, text, **more)
+    assert response.status_code == 204, response.text
+
+
+def _eventually(check: Callable[[], bool], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {check}"
+        time.sleep(0.05)
+
+
+def _executing(namespace: KubeNamespace, run_id: str, attempt: int) -> None:
+    namespace.set_run_status(run_id, {"phase": "Executing", "attempt": attempt})
+
+
+def _executing_run(client: TestClient, namespace: KubeNamespace) -> str:
+    run_id = _trigger(client)
+    _executing(namespace, run_id, 1)
+    return run_id
+
+
+def test_once_the_pod_is_gone_the_log_is_the_copy_its_runner_sent(
+    client: TestClient, namespace: KubeNamespace
+) -> None:
+    run_id = _executing_run(client, namespace)
+    _sent(client, run_id, 1, 0, "first line\n")
+    # A chunk sent again (its answer was lost) is kept once.
+    _sent(client, run_id, 1, 0, "first line\n")
+    _sent(client, run_id, 1, 11, "h\u00e9llo\n", final=True)
+
+    whole = client.get(f"/api/v1/runs/{run_id}/logs")
+    assert whole.status_code == 200, whole.text
+    assert whole.headers["content-type"].startswith("text/plain")
+    assert whole.text == "first line\nh\u00e9llo\n"
+    followed = client.get(f"/api/v1/runs/{run_id}/logs", params={"follow": "true"})
+    assert followed.text == whole.text
+
+
+def test_each_attempt_keeps_its_own_log(client: TestClient, namespace: KubeNamespace) -> None:
+    run_id = _executing_run(client, namespace)
+    _sent(client, run_id, 1, 0, "attempt one\n", final=True)
+    _executing(namespace, run_id, 2)
+    _sent(client, run_id, 2, 0, "attempt two\n", final=True)
+    namespace.set_run_status(run_id, {"phase": "Failed", "attempt": 2})
+    assert client.get(f"/api/v1/runs/{run_id}/logs").text == "attempt two\n"
+    earlier = client.get(f"/api/v1/runs/{run_id}/logs", params={"attempt": 1})
+    assert earlier.text == "attempt one\n"
+
+
+def test_a_log_whose_runner_stopped_short_says_so_once_the_attempt_ended(
+    client: TestClient, namespace: KubeNamespace
+) -> None:
+    run_id = _executing_run(client, namespace)
+    _sent(client, run_id, 1, 0, "allocating\n")
+    assert client.get(f"/api/v1/runs/{run_id}/logs").text == "allocating\n"
+    # An OOM kill: the runner never sent its last chunk.
+    namespace.set_run_status(run_id, {"phase": "Failed", "attempt": 1})
+    ended = client.get(f"/api/v1/runs/{run_id}/logs").text
+    assert ended == "allocating\n" + UNFINISHED_LINE
+
+
+def test_an_ended_attempts_runner_adds_to_its_log_only_while_its_pod_runs(
+    client: TestClient, embedded_kube: EmbeddedKube, namespace: KubeNamespace, tmp_path: Path
+) -> None:
+    run_id = _trigger(client)
+    go_on = tmp_path / "go-on"
+    script = f"import os, time\nwhile not os.path.exists({str(go_on)!r}): time.sleep(0.02)\n"
+    pod = start_attempt(embedded_kube, namespace, run_id, 1, script)
+    # Canceled: the runner, being stopped, still writes its last lines.
+    namespace.set_run_status(run_id, {"phase": "Canceled", "attempt": 1})
+    _eventually(lambda: pod_phase(embedded_kube, namespace, pod) == "Running")
+    _sent(client, run_id, 1, 0, "stopping\n", final=True)
+    go_on.touch()
+    wait_until_finished(embedded_kube, namespace, pod)
+    refused = assert_error(_send(client, run_id, 1, 9, "later\n"), 401, "attempt_ended")
+    assert refused["details"]["why"] == "the run finished as Canceled"
+    k8s.CoreV1Api(embedded_kube.api).delete_namespaced_pod(
+        pod, namespace.name, grace_period_seconds=0
+    )
+    _eventually(lambda: client.get(f"/api/v1/runs/{run_id}/logs").text == "stopping\n")
+
+
+def test_the_log_goes_with_its_run(
+    client: TestClient, embedded_kube: EmbeddedKube, namespace: KubeNamespace
+) -> None:
+    run_id = _executing_run(client, namespace)
+    _sent(client, run_id, 1, 0, "kept for the run's retention\n")
+    core = k8s.CoreV1Api(embedded_kube.api)
+    selector = f"{LABEL_RUN}={run_id}"
+    assert len(core.list_namespaced_config_map(namespace.name, label_selector=selector).items) == 1
+    k8s.CustomObjectsApi(embedded_kube.api).delete_namespaced_custom_object(
+        GROUP, VERSION, namespace.name, TASK_RUNS, run_id
+    )
+    _eventually(
+        lambda: not core.list_namespaced_config_map(namespace.name, label_selector=selector).items
+    )
+
+
+def test_a_chunk_the_api_cannot_take_is_a_4xx(client: TestClient, namespace: KubeNamespace) -> None:
+    run_id = _executing_run(client, namespace)
+    assert_error(_send(client, run_id, 1, -1, "x"), 422, "invalid_request")
+    assert_error(_send(client, run_id, 1, 0, "x" * (64 * 1024 + 1)), 422, "invalid_request")
+    assert_error(_send(client, run_id, 3, 0, "x"), 409, "attempt_not_started")

@@ -101,6 +101,12 @@ class ComposedStack:
         assert isinstance(self.cluster, WatchedRealCluster), "a real-cluster-only test"
         return self.cluster
 
+    def __enter__(self) -> ComposedStack:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
     def start(self) -> ComposedStack:
         manifest = build_manifest(load_tasks(self.modules))
         if isinstance(self.cluster, EmbeddedCluster):

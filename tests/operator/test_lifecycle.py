@@ -12,6 +12,7 @@ from podtask._contract.resources import (
     TaskRunSpec,
     TaskRunStatus,
 )
+from podtask._contract.wire import NON_RETRYABLE_ERRORS
 from podtask_operator.attempts import AttemptKind, classify_attempt, reported_success
 from podtask_operator.lifecycle import end_attempt, start_attempt
 from podtask_operator.run_writes import status_patch
@@ -46,7 +47,12 @@ def failed(error_type: str, attempt: int = 1) -> AttemptReport:
         (pod("Succeeded", 0, "Completed"), ok(), AttemptKind.SUCCEEDED),
         (pod("Failed", 1, "Error"), failed("ValueError"), AttemptKind.FAILED),
         (pod("Failed", 1, "Error"), failed("AbortTaskRunError"), AttemptKind.ABORTED),
+        # Failures another attempt cannot mend: the same code, payload and image fail alike.
         (pod("Failed", 1, "Error"), failed("TaskModuleImportError"), AttemptKind.ABORTED),
+        (pod("Failed", 1, "Error"), failed("TaskNotFoundError"), AttemptKind.ABORTED),
+        (pod("Failed", 1, "Error"), failed("PayloadValidationError"), AttemptKind.ABORTED),
+        (pod("Failed", 1, "Error"), failed("OutputNotSerializableError"), AttemptKind.ABORTED),
+        (pod("Failed", 1, "Error"), failed("OutputTooLargeError"), AttemptKind.ABORTED),
         (pod("Failed", 137, "OOMKilled"), None, AttemptKind.OUT_OF_MEMORY),
         (pod("Failed", 137, "Error"), None, AttemptKind.LOST),
         (pod("Failed", 137, "Error"), failed("ValueError"), AttemptKind.FAILED),
@@ -107,14 +113,18 @@ def test_failure_with_attempts_left_waits_for_the_backoff(spec: TaskRunSpec) -> 
     assert end.status.attempts[0].error is not None
 
 
-def test_abort_fails_at_once_with_the_error(spec: TaskRunSpec) -> None:
+@pytest.mark.parametrize("error_type", sorted(NON_RETRYABLE_ERRORS))
+def test_a_failure_no_attempt_can_mend_fails_at_once_with_the_error(
+    spec: TaskRunSpec, error_type: str
+) -> None:
     status = _executing(spec)
-    result = classify_attempt(pod("Failed", 1, "Error"), failed("AbortTaskRunError"), attempt=1)
+    assert spec.retry.max_attempts > 1
+    result = classify_attempt(pod("Failed", 1, "Error"), failed(error_type), attempt=1)
     assert result is not None
     end = end_attempt(spec, status, result, NOW + timedelta(seconds=2))
     assert not end.retry
     assert end.status.phase == RunPhase.FAILED
-    assert end.status.error is not None and end.status.error.type == "AbortTaskRunError"
+    assert end.status.error is not None and end.status.error.type == error_type
     assert end.status.duration == "2.0s"
 
 

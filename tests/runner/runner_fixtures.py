@@ -12,26 +12,47 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import uvicorn
 
 from podtask._contract.resources import QueueRef, TaskSpec
 from podtask._control.attempt_tokens import sign_attempt_token
 from podtask_api.app import create_app
+from podtask_api.auth import api_key_digest
 from podtask_api.run_names import random_run_name
 from podtask_api.settings import ApiSettings
 from podtask_api.task_runs import build_task_run
 from podtask_api.trigger_requests import TriggerRequest
+from podtask_runner.callbacks import AttemptCallbacks, CallRetry
 from tests.embedded_kube import EmbeddedKube, KubeNamespace
 
 TASK_MODULES = Path(__file__).parent / "task_modules"
 SAMPLE_TASKS = str(TASK_MODULES / "runner_sample_tasks.py")
 SECRET = "runner-test-secret"
+# A key for the public endpoints (an attempt's log, as a user reads it).
+API_KEY = "pt_runner_test_key"
+
+
+def played_callbacks(
+    answer: Callable[[httpx.Request], httpx.Response], attempts: int = 4
+) -> AttemptCallbacks:
+    """The runner's API client for attempt 1 of run-1, the API played by `answer` (no sleeps
+    between tries)."""
+    return AttemptCallbacks(
+        "http://api",
+        "run-1",
+        1,
+        "tok",
+        retry=CallRetry(attempts=attempts),
+        sleep=lambda _: None,
+        transport=httpx.MockTransport(answer),
+    )
 
 
 def free_port() -> int:
@@ -93,6 +114,15 @@ class LiveApi:
         status: dict[str, Any] = self.namespace.run(run).get("status") or {}
         return status
 
+    def logs(self, run: str, attempt: int = 1) -> httpx.Response:
+        """`GET /api/v1/runs/{run}/logs` as a user asks for it."""
+        return httpx.get(
+            f"{self.url}/api/v1/runs/{run}/logs",
+            params={"attempt": attempt},
+            headers={"Authorization": f"Bearer {API_KEY}"},
+            timeout=30,
+        )
+
     def report(self, run: str) -> dict[str, Any]:
         report: dict[str, Any] = self.status(run)["report"]
         return report
@@ -126,6 +156,7 @@ def live_api(embedded_kube: EmbeddedKube) -> Iterator[LiveApi]:
     settings = ApiSettings.model_validate(
         {
             "runner_token_secret": SECRET,
+            "api_key_hashes": api_key_digest(API_KEY),
             "namespace": namespace.name,
             "kubeconfig": str(embedded_kube.kubeconfig),
         }

@@ -10,10 +10,17 @@ from typing import Any
 import httpx
 import pytest
 from declared_tasks import make_task
+from runner_fixtures import played_callbacks
 
 from podtask import Context, MachineContext
 from podtask._contract.resources import CompletionReport
-from podtask._contract.wire import NON_RETRYABLE_ERRORS, TASK_NOT_FOUND_ERROR
+from podtask._contract.wire import (
+    NON_RETRYABLE_ERRORS,
+    OUTPUT_NOT_JSON_ERROR,
+    OUTPUT_TOO_LARGE_ERROR,
+    TASK_NOT_FOUND_ERROR,
+)
+from podtask.errors import PayloadValidationError, TaskModuleImportError
 from podtask_runner.__main__ import RunnerEnvironment, RunnerEnvironmentError
 from podtask_runner.attempt import (
     OutputNotSerializableError,
@@ -135,15 +142,7 @@ def _callbacks(answers: list[httpx.Response], seen: list[httpx.Request]) -> Atte
         seen.append(request)
         return answers.pop(0)
 
-    return AttemptCallbacks(
-        "http://api",
-        "run-1",
-        1,
-        "tok",
-        retry=CallRetry(attempts=4),
-        sleep=lambda _: None,
-        transport=httpx.MockTransport(handle),
-    )
+    return played_callbacks(handle)
 
 
 def _error(status: int, code: str) -> httpx.Response:
@@ -217,4 +216,10 @@ def test_calls_wait_about_a_minute_for_a_restarting_api() -> None:
 def test_the_runner_reports_its_errors_by_the_names_the_operator_judges() -> None:
     # The operator reads `RunError.type` by these names (podtask._contract.wire).
     assert TaskNotFoundError.__name__ == TASK_NOT_FOUND_ERROR
-    assert TASK_NOT_FOUND_ERROR in NON_RETRYABLE_ERRORS
+    assert OutputNotSerializableError.__name__ == OUTPUT_NOT_JSON_ERROR
+    assert OutputTooLargeError.__name__ == OUTPUT_TOO_LARGE_ERROR
+    assert TaskModuleImportError.__name__ in NON_RETRYABLE_ERRORS
+    assert PayloadValidationError.__name__ in NON_RETRYABLE_ERRORS
+    assert {TASK_NOT_FOUND_ERROR, OUTPUT_NOT_JSON_ERROR, OUTPUT_TOO_LARGE_ERROR} <= (
+        NON_RETRYABLE_ERRORS
+    )

@@ -149,16 +149,21 @@ def test_max_duration_interrupts_an_async_task(live_api: LiveApi) -> None:
     assert live_api.report(run)["error"]["type"] == "MaxDurationExceededError"
 
 
-def test_prints_reach_stdout_line_by_line(live_api: LiveApi, tmp_path: Path) -> None:
-    run = live_api.start_run("runner-prints")
-    flag = tmp_path / "first-line-seen"
-    with subprocess.Popen(
+def _printing_runner(live_api: LiveApi, run: str, flag: Path) -> subprocess.Popen[str]:
+    """The runner of a `runner-prints` run, which waits for `flag` after its first line."""
+    return subprocess.Popen(
         [sys.executable, "-m", "podtask_runner"],
         env=live_api.runner_env(run, RUNNER_TEST_FLAG=str(flag)),
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
         text=True,
-    ) as proc:
+    )
+
+
+def test_prints_reach_stdout_line_by_line(live_api: LiveApi, tmp_path: Path) -> None:
+    run = live_api.start_run("runner-prints")
+    flag = tmp_path / "first-line-seen"
+    with _printing_runner(live_api, run, flag) as proc:
         assert proc.stdout is not None
         assert proc.stdout.readline() == "first line\n"
         flag.touch()
@@ -166,6 +171,25 @@ def test_prints_reach_stdout_line_by_line(live_api: LiveApi, tmp_path: Path) -> 
         assert proc.wait(timeout=30) == 0
     assert rest == "second line\n"
     assert live_api.report(run)["output"] == "done"
+
+
+def test_a_report_that_meets_a_finished_run_ends_quietly(live_api: LiveApi, tmp_path: Path) -> None:
+    run = live_api.start_run("runner-prints")
+    flag = tmp_path / "first-line-seen"
+    with _printing_runner(live_api, run, flag) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        assert proc.stdout.readline() == "first line\n"
+        # The run ends (the operator timed it out) before the task's report arrives.
+        live_api.namespace.set_run_status(run, {"phase": "TimedOut", "attempt": 1})
+        flag.touch()
+        stderr = proc.stderr.read()
+        assert proc.wait(timeout=30) == 0
+    assert (
+        f"attempt 1 of run {run} has ended (the run finished as TimedOut); nothing to report"
+        in stderr
+    )
+    assert "could not" not in stderr and "HTTP" not in stderr
+    assert "report" not in live_api.status(run)
 
 
 def test_an_attempt_runs_before_the_operator_records_it(live_api: LiveApi) -> None:
@@ -193,7 +217,12 @@ def test_a_superseded_attempt_exits_2_without_running(live_api: LiveApi) -> None
     run = live_api.start_run("runner-echo-sync", attempt=2)
     done = live_api.run_runner(run, attempt=1)
     assert done.returncode == 2
-    assert "attempt_ended" in done.stderr
+    # Not an error of the runner's: one plain line says there is nothing to do.
+    assert (
+        f"attempt 1 of run {run} has ended (the run is on attempt 2) before it started; "
+        "nothing to run"
+    ) in done.stderr
+    assert "could not" not in done.stderr
     assert "report" not in live_api.status(run)
 
 

@@ -1,8 +1,9 @@
-"""The runner's callbacks: fetch an attempt, report its outcome.
+"""The runner's callbacks: fetch an attempt, report its outcome, store its output.
 
 Every route of the router takes the attempt token signed for its path's run and attempt
 (`access.attempt_token`, declared on the router), and only while that attempt executes
-(`live_attempts`, judged on the run each reads anyway).
+(`live_attempts`, judged on the run each reads anyway); the output also while the
+attempt's pod is stopping (`live_attempts.log_refusal`).
 """
 
 from __future__ import annotations
@@ -11,15 +12,17 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Response
 
-from podtask._contract.wire import RUNNER_ATTEMPT_PATH
+from podtask._contract.attempt_logs import LogChunk
+from podtask._contract.wire import ATTEMPT_ENDED, RUNNER_ATTEMPT_PATH
 from podtask_api.api_models import RunnerAttempt
 from podtask_api.cluster import AttemptNotCurrent, ObjectNotFound
 from podtask_api.errors import CLUSTER_ERRORS, ApiError, error_responses
-from podtask_api.live_attempts import attempt_refusal, is_report_resent, run_gone
+from podtask_api.live_attempts import attempt_refusal, is_report_resent, log_refusal, run_gone
 from podtask_api.reports import CompletionReport, attempt_report
 from podtask_api.routes.access import attempt_run, attempt_token, executing_run
 from podtask_api.run_views import attempt_view
 from podtask_api.services import ServicesDep
+from podtask_api.stored_logs import append_chunk, attempt_pod
 
 # Each retry follows an operator write that landed between our read and our write; one
 # attempt sees a couple at most, so the bound only keeps a misbehaving writer from looping us.
@@ -69,3 +72,16 @@ async def complete_attempt(
         f"run {run_id!r} changed under each of {REPORT_WRITE_TRIES} tries to record the "
         "report; try again",
     )
+
+
+@router.post("/log", status_code=204, responses=error_responses(400, 413))
+async def append_log(run_id: str, attempt: int, chunk: LogChunk, svc: ServicesDep) -> Response:
+    """Keep a chunk of what the attempt's container wrote, for the run's retention."""
+    run = await attempt_run(svc, run_id, attempt)
+    refusal = attempt_refusal(run, attempt)
+    if refusal is not None and refusal.code == ATTEMPT_ENDED:
+        refusal = log_refusal(refusal, await svc.call(attempt_pod, svc.cluster, run_id, attempt))
+    if refusal is not None:
+        raise refusal
+    await svc.call(append_chunk, svc.cluster, run, attempt, chunk)
+    return Response(status_code=204)

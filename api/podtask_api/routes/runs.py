@@ -14,6 +14,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Body, Depends, Header, Query
@@ -40,7 +41,6 @@ from podtask_api.batch_triggers import (
 )
 from podtask_api.batch_visibility import visible_runs
 from podtask_api.cluster import (
-    KubernetesCluster,
     ListExpired,
     ObjectNotFound,
     ObjectRejected,
@@ -78,8 +78,9 @@ from podtask_api.run_listing import (
 )
 from podtask_api.run_logs import (
     MAX_ATTEMPT,
+    POD_LOG_UNREADABLE,
+    attempt_has_ended,
     attempt_pod_name,
-    is_attempt_pod,
     log_attempt,
     log_gone,
     log_not_ready,
@@ -88,6 +89,7 @@ from podtask_api.run_names import random_run_name
 from podtask_api.run_views import run_summary, run_view
 from podtask_api.services import ServicesDep
 from podtask_api.stored_json import check_payload_size
+from podtask_api.stored_logs import attempt_pod, stored_log
 from podtask_api.task_runs import PlannedRun, plan_run
 from podtask_api.trigger_requests import TriggerRequest
 
@@ -313,14 +315,6 @@ async def list_runs(
     return {"data": summaries, "nextCursor": next_cursor}
 
 
-def _attempt_pod(cluster: KubernetesCluster, run_id: str, attempt: int) -> dict[str, Any] | None:
-    try:
-        pod = cluster.get_pod(attempt_pod_name(run_id, attempt))
-    except ObjectNotFound:
-        return None
-    return pod if is_attempt_pod(pod, run_id, attempt) else None
-
-
 def _read_log(read: Callable[[str], T], run: dict[str, Any], run_id: str, attempt: int) -> T:
     """`read` the log of the attempt's pod: the pod gone is a 404, no log yet a 409."""
     try:
@@ -357,18 +351,33 @@ async def run_logs(
 ) -> Response:
     """The log of one attempt of the run: its pod's output, whole, or followed as it grows.
 
-    A 404 when the run, the attempt or its pod does not exist: finished pods (and their
-    logs) are deleted after the operator's pod retention.
+    While the attempt's pod exists, its log; once it is gone (canceled, timed out, deleted,
+    or past the pod retention), the copy its runner sent as it ran, kept for the run's
+    retention: the head and the tail of a long log, a line saying what was left out
+    between them. Following a log whose pod is gone gives that copy and ends. A 404 when
+    the run or the attempt does not exist, or when no log of it was kept.
     """
     run = await read_run(svc, run_id)
     number = log_attempt(run, run_id, attempt)
-    if await svc.call(_attempt_pod, svc.cluster, run_id, number) is None:
-        raise log_gone(run, run_id, number)
-    if follow:
-        chunks = await svc.call(_read_log, svc.cluster.follow_pod_log, run, run_id, number)
-        return StreamingResponse(iterate_in_threadpool(chunks), media_type=_TEXT)
-    text = await svc.call(_read_log, svc.cluster.read_pod_log, run, run_id, number)
-    return Response(text, media_type=_TEXT)
+    if await svc.call(attempt_pod, svc.cluster, run_id, number) is not None:
+        try:
+            if follow:
+                chunks = await svc.call(_read_log, svc.cluster.follow_pod_log, run, run_id, number)
+                return StreamingResponse(iterate_in_threadpool(chunks), media_type=_TEXT)
+            text = await svc.call(_read_log, svc.cluster.read_pod_log, run, run_id, number)
+            return Response(text, media_type=_TEXT)
+        except ApiError as exc:
+            # Its pod went meanwhile, or its node does not answer: the stored copy, if any.
+            if exc.code not in POD_LOG_UNREADABLE:
+                raise
+            unreadable: ApiError | None = exc
+    else:
+        unreadable = None
+    ended = attempt_has_ended(run, number)
+    stored = await svc.call(partial(stored_log, ended=ended), svc.cluster, run, number)
+    if stored is None:
+        raise unreadable or log_gone(run, run_id, number)
+    return Response(stored, media_type=_TEXT)
 
 
 @router.post(

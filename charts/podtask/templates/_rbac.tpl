@@ -46,8 +46,9 @@ namespaces or CRDs (handlers.configure turns that off).
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create"]
-# Batch markers: a batch's runs are held until its marker says committed (read, watched);
-# housekeeping deletes the markers of abandoned batches (their runs go with them).
+# Batch markers: a batch's runs are held until its marker says committed (read, watched
+# through a label selector); housekeeping deletes the markers of abandoned batches (their
+# runs go with them).
 - apiGroups: [""]
   resources: ["configmaps"]
   verbs: ["get", "list", "watch", "delete"]
@@ -89,6 +90,9 @@ namespaces or CRDs (handlers.configure turns that off).
 # Deployment records: one ConfigMap per deployed version (listed, created, and deleted when
 # the registration behind it fails). Batch markers: one ConfigMap per batch trigger,
 # created open, read by a retry, patched once to commit it, deleted when it fails.
+# Attempts' logs: ConfigMaps of 64 KiB each, owned by the TaskRun (the garbage collector
+# deletes them with it), created and patched as the runner sends its output, listed to read
+# a log, deleted when a long log's middle falls out of its tail.
 - apiGroups: [""]
   resources: ["configmaps"]
   verbs: ["get", "list", "create", "patch", "delete"]

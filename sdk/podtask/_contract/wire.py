@@ -57,12 +57,16 @@ ENV_API_CALL_ATTEMPTS = "PODTASK_API_CALL_ATTEMPTS"
 ENV_API_KEY = "PODTASK_API_KEY"
 
 # --- the runner and the API --------------------------------------------------------------
-# The runner fetches its attempt here (GET) and reports it at `.../complete` (POST), with the
-# attempt token as its bearer credential.
+# The runner fetches its attempt here (GET), reports it at `.../complete` (POST) and sends its
+# output at `.../log` (POST, `podtask._contract.attempt_logs`), with the attempt token as its
+# bearer credential.
 RUNNER_ATTEMPT_PATH = "/api/v1/runner/runs/{run_id}/attempts/{attempt}"
 # The API's error code when the operator has not yet recorded the attempt the pod runs: the
 # runner tries again.
 ATTEMPT_NOT_STARTED = "attempt_not_started"
+# The API's error code (a 401) when the attempt has ended (the run finished, was canceled,
+# moved on to another attempt): the runner has nothing more to do and says so plainly.
+ATTEMPT_ENDED = "attempt_ended"
 
 # --- podtask dev ---------------------------------------------------------------------------
 # The API's health endpoint echoes the instance id `podtask dev` started it with, so that dev
@@ -86,12 +90,19 @@ TERMINATED_ERROR = TaskTerminatedError.__name__
 TIMED_OUT_ERROR = MaxDurationExceededError.__name__
 # The runner's own: the module imported, but declares no task with the attempt's id.
 TASK_NOT_FOUND_ERROR = "TaskNotFoundError"
-# Errors after which another attempt cannot do better: the operator does not retry them.
+# The runner's own: the task returned something that is not JSON (a set, an object, NaN...),
+# or JSON over the output limit.
+OUTPUT_NOT_JSON_ERROR = "OutputNotSerializableError"
+OUTPUT_TOO_LARGE_ERROR = "OutputTooLargeError"
+# Errors after which another attempt cannot do better: the same code, payload and image fail
+# the same way. The operator ends the run at once (Failed), whatever retries are left.
 NON_RETRYABLE_ERRORS = frozenset(
     {
         AbortTaskRunError.__name__,
         TaskModuleImportError.__name__,
         TASK_NOT_FOUND_ERROR,
         PayloadValidationError.__name__,
+        OUTPUT_NOT_JSON_ERROR,
+        OUTPUT_TOO_LARGE_ERROR,
     }
 )
