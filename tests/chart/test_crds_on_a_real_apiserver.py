@@ -12,13 +12,14 @@ import httpx
 import pytest
 
 from podtask._contract.machines import PRESETS
-from podtask._contract.resources import RunError, RunPhase, TaskRunSpec
+from podtask._contract.resources import RunError, RunPhase, RunWait, TaskRunSpec
 from podtask._contract.resources import TaskRunStatus as Status
 from podtask._contract.wire import API_VERSION, GROUP, VERSION
 from podtask_devcluster.control_plane import ControlPlane
 from podtask_operator.attempts import AttemptKind, ClassifiedAttempt
 from podtask_operator.lifecycle import end_attempt, finished, start_attempt, waiting
 from podtask_operator.run_writes import status_patch
+from podtask_operator.waits import released, resumed
 from tests.control_plane.control_plane_testing import kubectl
 from tests.real_crds import CRD_PATH, crd_manifests, install_crds, new_namespace
 
@@ -129,6 +130,18 @@ def _statuses(name: str, spec: TaskRunSpec) -> list[tuple[str, Status, Status]]:
     ]
     executing = start_attempt(name, spec, empty, NOW)
     writes.append(("executing", empty, executing))
+    # A wait: the API records it, the operator gives the slot back, the runner asks to go on,
+    # the operator resumes the run.
+    wait = RunWait(attempt=1, since=NOW, runs=["run-child"], run_count=1, waiting_for="run-child")
+    asked = executing.model_copy(update={"wait": wait})
+    held = released(asked, NOW)
+    again = held.model_copy(update={"wait": wait.model_copy(update={"resume_requested_at": NOW})})
+    writes += [
+        ("wait recorded", executing, asked),
+        ("waiting", asked, held),
+        ("resume asked", held, again),
+        ("resumed", again, resumed(again, NOW + timedelta(seconds=2))),
+    ]
     error = RunError(type="ValueError", message="no <good>" * 2000, stack="trace\n" * 10_000)
     # Each outcome on an attempt that may be retried, and on the last one.
     last = spec.model_copy(update={"retry": spec.retry.model_copy(update={"max_attempts": 1})})
