@@ -1,9 +1,12 @@
 """`OutputTee`: what this process writes to its stdout and stderr, copied on its way out.
 
-The runner's fds 1 and 2 become pipes; a thread per pipe passes each read on to where the
-fd pointed before (the container's log, unchanged for `kubectl logs`) and hands a copy to
-`sink`. The copy is taken at the fd, not at `sys.stdout`: a `print`, a C extension's
-write, a child process' output and a traceback all reach it alike.
+The runner's fds 1 and 2 become one pipe; a thread passes each read on to where fd 1 pointed
+before (the container's log, for `kubectl logs`) and hands a copy to `sink`. One pipe, not
+one per fd: two pipes read by two threads reorder what was written (a `print`'s newline, a
+write of its own, came after the other stream's next line), and a log must keep the order
+its lines were written in. The container's log then has both streams as its stdout.
+The copy is taken at the fd, not at `sys.stdout`: a `print`, a C extension's write, a
+child process' output and a traceback all reach it alike.
 
 Each write reaches the container's log as soon as the thread reads it (it waits for no
 line and no buffer). A SIGKILL may lose what was written in the last instant and not yet
@@ -27,34 +30,38 @@ _POLL_SECONDS = 0.05
 _DRAIN_SECONDS = 2.0
 # Otherwise: how often a thread waiting for output looks whether it is to stop.
 _IDLE_SECONDS = 0.25
+_FDS = (1, 2)
 
 
 class _Pipe:
-    """One fd (1 or 2) redirected into a pipe, and the thread that empties it."""
+    """Fds 1 and 2 redirected into one pipe, and the thread that empties it."""
 
-    def __init__(self, fd: int, sink: Callable[[bytes], None], stopping: threading.Event) -> None:
-        self.fd = fd
+    def __init__(self, sink: Callable[[bytes], None], stopping: threading.Event) -> None:
         self._sink = sink
         self._stopping = stopping
-        self._original = os.dup(fd)
+        self._saved = {fd: os.dup(fd) for fd in _FDS}
+        self._original = self._saved[1]
         self._forwarding = True
         try:
             read_end, write_end = os.pipe()
         except OSError:
-            os.close(self._original)
+            for fd in self._saved.values():
+                os.close(fd)
             raise
         self._read_end = read_end
-        os.dup2(write_end, fd)
+        for fd in _FDS:
+            os.dup2(write_end, fd)
         os.close(write_end)
-        self.thread = threading.Thread(target=self._pump, name=f"output-tee-{fd}", daemon=True)
+        self.thread = threading.Thread(target=self._pump, name="output-tee", daemon=True)
         self.thread.start()
 
     def restore(self) -> None:
-        """Point the fd back where it pointed: later writes go there alone."""
-        os.dup2(self._original, self.fd)
+        """Point the fds back where they pointed: later writes go there alone."""
+        for fd, saved in self._saved.items():
+            os.dup2(saved, fd)
 
     def close(self) -> None:
-        for fd in (self._read_end, self._original):
+        for fd in (self._read_end, *self._saved.values()):
             with contextlib.suppress(OSError):
                 os.close(fd)
 
@@ -112,19 +119,7 @@ class OutputTee:
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):
                 stream.flush()
-        # One lock for both: the sink sees whole reads, in the order they were read.
-        lock = threading.Lock()
-
-        def locked_sink(data: bytes) -> None:
-            with lock:
-                self._sink(data)
-
-        try:
-            for fd in (1, 2):
-                self._pipes.append(_Pipe(fd, locked_sink, self._stopping))
-        except OSError:
-            self.stop()  # put back the one already redirected
-            raise
+        self._pipes.append(_Pipe(self._sink, self._stopping))
 
     def stop(self) -> None:
         """Restore the fds, then wait (briefly) for what was written before to be copied."""
