@@ -101,7 +101,8 @@ class RunnerEnvironment:
 
 
 def _say(message: str) -> None:
-    print(f"[podtask-runner] {message}", file=sys.stderr)
+    # One write, the newline with it: a line that stderr gets whole is never cut in a log.
+    sys.stderr.write(f"[podtask-runner] {message}\n")
 
 
 def _line_buffered(stream: TextIO) -> None:
