@@ -101,7 +101,8 @@ class RunnerEnvironment:
 
 
 def _say(message: str) -> None:
-    print(f"[podtask-runner] {message}", file=sys.stderr)
+    # One write, the newline with it: a line that stderr gets whole is never cut in a log.
+    sys.stderr.write(f"[podtask-runner] {message}\n")
 
 
 def _line_buffered(stream: TextIO) -> None:
@@ -244,74 +245,66 @@ def _in_pod(interruptions: Interruptions) -> int:
         return EXIT_RUNNER_FAILED
 
     # Imported here so that a missing environment fails fast and cheaply.
-    from podtask_runner.callbacks import AttemptCallbacks, CallRetry
+    from podtask_runner.attempt import context_from_wire, execute_attempt, failure_report
+    from podtask_runner.callbacks import ApiCallError, AttemptCallbacks, AttemptEnded, CallRetry
     from podtask_runner.log_shipping import AttemptLog
 
+    label = f"attempt {env.attempt} of run {env.run_id}"
     retry = None if env.call_attempts is None else CallRetry(attempts=env.call_attempts)
     callbacks = AttemptCallbacks(env.api_url, env.run_id, env.attempt, env.token, retry=retry)
     log_callbacks = AttemptCallbacks(env.api_url, env.run_id, env.attempt, env.token)
     attempt_log = AttemptLog(log_callbacks, _say)
     attempt_log.start()
     try:
-        return _run_in_pod(env, callbacks, interruptions)
+        try:
+            with interruptions.interrupting():
+                interruptions.check()
+                attempt: dict[str, Any] = callbacks.fetch_attempt()
+                interruptions.check()
+            task_id = str(attempt["taskId"])
+            module = str(attempt["module"])
+            ctx = context_from_wire(attempt["context"])
+            max_duration = attempt.get("maxDurationSeconds")
+        except TaskTerminatedError:
+            _say(f"{label} stopped by SIGTERM before it started")
+            _report(
+                callbacks,
+                failure_report(TaskTerminatedError(TERMINATED_MESSAGE)),
+                label,
+                hurried=True,
+            )
+            return EXIT_TERMINATED
+        except AttemptEnded as exc:
+            _say(f"{label} has ended ({exc.why}) before it started; nothing to run")
+            return EXIT_TERMINATED if interruptions.terminated else EXIT_RUNNER_FAILED
+        except ApiCallError as exc:
+            _say(f"could not fetch attempt {env.attempt} of run {env.run_id}: {exc}")
+            return EXIT_RUNNER_FAILED
+        except (KeyError, TypeError, ValueError) as exc:
+            _say(f"the API sent an attempt the runner cannot read: {type(exc).__name__}: {exc}")
+            return EXIT_RUNNER_FAILED
+
+        def execute(task: Task) -> CompletionReport:
+            return execute_attempt(
+                task,
+                attempt.get("payload"),
+                ctx,
+                max_duration_seconds=None if max_duration is None else float(max_duration),
+                interruptions=interruptions,
+            )
+
+        outcome = _attempt(label, module, task_id, execute, interruptions)
+        reported = _report(callbacks, outcome, label, hurried=interruptions.terminated)
+        if interruptions.terminated:
+            return EXIT_TERMINATED
+        if not reported:
+            return EXIT_RUNNER_FAILED
+        return EXIT_OK if outcome.ok else EXIT_TASK_FAILED
     finally:
         # After the runner's last line: the stored log ends where the pod's does.
         attempt_log.stop(hurried=interruptions.terminated)
         log_callbacks.close()
         callbacks.close()
-
-
-def _run_in_pod(
-    env: RunnerEnvironment, callbacks: AttemptCallbacks, interruptions: Interruptions
-) -> int:
-    from podtask_runner.attempt import context_from_wire, execute_attempt, failure_report
-    from podtask_runner.callbacks import ApiCallError, AttemptEnded
-
-    label = f"attempt {env.attempt} of run {env.run_id}"
-    try:
-        with interruptions.interrupting():
-            interruptions.check()
-            attempt: dict[str, Any] = callbacks.fetch_attempt()
-            interruptions.check()
-        task_id = str(attempt["taskId"])
-        module = str(attempt["module"])
-        ctx = context_from_wire(attempt["context"])
-        max_duration = attempt.get("maxDurationSeconds")
-    except TaskTerminatedError:
-        _say(f"{label} stopped by SIGTERM before it started")
-        _report(
-            callbacks,
-            failure_report(TaskTerminatedError(TERMINATED_MESSAGE)),
-            label,
-            hurried=True,
-        )
-        return EXIT_TERMINATED
-    except AttemptEnded as exc:
-        _say(f"{label} has ended ({exc.why}) before it started; nothing to run")
-        return EXIT_TERMINATED if interruptions.terminated else EXIT_RUNNER_FAILED
-    except ApiCallError as exc:
-        _say(f"could not fetch attempt {env.attempt} of run {env.run_id}: {exc}")
-        return EXIT_RUNNER_FAILED
-    except (KeyError, TypeError, ValueError) as exc:
-        _say(f"the API sent an attempt the runner cannot read: {type(exc).__name__}: {exc}")
-        return EXIT_RUNNER_FAILED
-
-    def execute(task: Task) -> CompletionReport:
-        return execute_attempt(
-            task,
-            attempt.get("payload"),
-            ctx,
-            max_duration_seconds=None if max_duration is None else float(max_duration),
-            interruptions=interruptions,
-        )
-
-    outcome = _attempt(label, module, task_id, execute, interruptions)
-    reported = _report(callbacks, outcome, label, hurried=interruptions.terminated)
-    if interruptions.terminated:
-        return EXIT_TERMINATED
-    if not reported:
-        return EXIT_RUNNER_FAILED
-    return EXIT_OK if outcome.ok else EXIT_TASK_FAILED
 
 
 def _report(
