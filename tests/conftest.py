@@ -6,6 +6,8 @@ Every test gets its tier marker here (`unit`, `component`, `e2e`; and `real`), s
 The summary names the real kube-apiserver that the session's real-cluster tests ran against,
 and, on a machine without podman, buildah, runc and debootstrap, in one line why the tests that
 need images (those using `built_images`, or marked `images`) did not run: they are deselected.
+A failing test that used a composed stack reports the tail of its operator's and API's logs:
+pytest's temporary folders, where the logs are, do not outlive a few later runs.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import pytest
 
 from podtask_devcluster.podman import tools_missing_reason
 from tests.built_images import built_images
+from tests.e2e.composed import ComposedStack
 from tests.embedded_kube import embedded_kube
 from tests.real_control_plane import real_control_plane
 from tests.tiers import guarded, mark
@@ -67,6 +70,18 @@ def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     with guarded(item):
         yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item) -> Iterator[None]:
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()  # type: ignore[attr-defined]
+    if not report.failed:
+        return
+    funcargs = getattr(item, "funcargs", {})
+    for stack in {id(v): v for v in funcargs.values() if isinstance(v, ComposedStack)}.values():
+        for title, text in stack.log_tails().items():
+            report.sections.append((title, text))
 
 
 def pytest_terminal_summary(

@@ -183,6 +183,16 @@ class ComposedStack:
             stderr=subprocess.STDOUT,
         )
 
+    def log_tails(self, lines: int = 150) -> dict[str, str]:
+        """The last `lines` of each process's log, for a failing test's report."""
+        tails = {}
+        for name in ("operator", "api"):
+            path = self.state / f"{name}.log"
+            if path.exists():
+                text = path.read_text(errors="replace").splitlines()[-lines:]
+                tails[f"{name}.log (last {len(text)} lines)"] = "\n".join(text)
+        return tails
+
     def _api_ready(self) -> bool:
         try:
             return httpx.get(f"{self.api_url}/healthz", timeout=2).status_code == 200
