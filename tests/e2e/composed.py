@@ -2,7 +2,10 @@
 
 Unlike `podtask dev`, the cluster is driven from the test's own process, so a test can
 watch every pod creation as it happens, and the API and the operator are processes of
-their own that a test can SIGKILL and start again.
+their own that a test can SIGKILL and start again. As its Deployment would, the stack
+starts the operator again when it exits on losing its Lease (crash-only: a leader that cannot
+renew in time, say on a loaded machine, exits with `EXIT_LEADERSHIP_LOST`); any other exit
+fails the test's next wait at once (`assert_running`).
 
 Two clusters: the embedded one runs in the test's process and reports each creation from
 inside it, with its store as of that create; the real control plane (`real_stack`) runs a
@@ -30,6 +33,7 @@ from podtask._authoring.manifest import build_manifest
 from podtask._authoring.modules import load_tasks
 from podtask._cli.dev import free_port, register
 from podtask_devcluster import EmbeddedCluster
+from podtask_operator.__main__ import EXIT_LEADERSHIP_LOST
 from tests.e2e.conftest import FINAL, wait_until
 from tests.e2e.real_stack import WatchedRealCluster
 
@@ -50,6 +54,10 @@ class PodCreation:
 
 def _active(pod: dict[str, Any]) -> bool:
     return (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
+
+
+class ComponentExited(RuntimeError):
+    """A process of the stack ended while a test waited on it."""
 
 
 class ComposedStack:
@@ -87,6 +95,12 @@ class ComposedStack:
         self.api_port = free_port()
         self.api: subprocess.Popen[bytes] | None = None
         self.operator: subprocess.Popen[bytes] | None = None
+        # The exit codes of the operator's restarts after a lost Lease, as a Deployment's
+        # restart count.
+        self.operator_restarts: list[int] = []
+        self._operator_lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._supervisor: threading.Thread | None = None
 
     # --- parts ----------------------------------------------------------------------
 
@@ -141,6 +155,22 @@ class ComposedStack:
         self.api.wait(timeout=30)
 
     def start_operator(self) -> None:
+        with self._operator_lock:
+            self._spawn_operator()
+        if self._supervisor is None:
+            self._supervisor = threading.Thread(
+                target=self._supervise_operator, name="operator-restarts", daemon=True
+            )
+            self._supervisor.start()
+
+    def _supervise_operator(self) -> None:
+        while not self._stopping.wait(0.5):
+            with self._operator_lock:
+                if self.operator is not None and self.operator.poll() == EXIT_LEADERSHIP_LOST:
+                    self.operator_restarts.append(EXIT_LEADERSHIP_LOST)
+                    self._spawn_operator()
+
+    def _spawn_operator(self) -> None:
         self.operator = self._spawn(
             "operator",
             ["-m", "podtask_operator"],
@@ -153,11 +183,15 @@ class ComposedStack:
         )
 
     def kill_operator(self) -> None:
-        assert self.operator is not None
-        self.operator.send_signal(signal.SIGKILL)
-        self.operator.wait(timeout=30)
+        with self._operator_lock:
+            assert self.operator is not None
+            self.operator.send_signal(signal.SIGKILL)
+            self.operator.wait(timeout=30)
 
     def stop(self) -> None:
+        self._stopping.set()
+        if self._supervisor is not None:
+            self._supervisor.join(timeout=10)
         for process in (self.operator, self.api):
             if process is not None and process.poll() is None:
                 process.terminate()
@@ -271,13 +305,29 @@ class ComposedStack:
     def runs(self) -> list[dict[str, Any]]:
         return self.cluster.objects("taskruns", group="podtask.dev", namespace="default")
 
+    def assert_running(self) -> None:
+        """Fail at once, not at a wait's deadline, when the operator or the API exited by
+        itself (nothing restarts them here, as a Deployment would)."""
+        for name, process in (("operator", self.operator), ("api", self.api)):
+            code = None if process is None else process.poll()
+            if code is not None and not (name == "operator" and code == EXIT_LEADERSHIP_LOST):
+                raise ComponentExited(
+                    f"the {name} exited with code {code}; its log: {self.state / (name + '.log')}"
+                )
+
     def wait_for(self, run_id: str, timeout: float = 60) -> dict[str, Any]:
-        return wait_until(lambda: (r := self.run(run_id))["status"] in FINAL and r, timeout)  # type: ignore[no-any-return]
+        def ended() -> dict[str, Any] | None:
+            self.assert_running()
+            run = self.run(run_id)
+            return run if run["status"] in FINAL else None
+
+        return wait_until(ended, timeout)  # type: ignore[no-any-return]
 
     def wait_all(self, run_ids: Sequence[str], timeout: float = 300) -> dict[str, dict[str, Any]]:
         wanted = set(run_ids)
 
         def done() -> dict[str, dict[str, Any]] | None:
+            self.assert_running()
             runs = {
                 r["metadata"]["name"]: r for r in self.runs() if r["metadata"]["name"] in wanted
             }
