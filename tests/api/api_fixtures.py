@@ -97,9 +97,10 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def served(app: FastAPI) -> Iterator[str]:
-    """`app` served by uvicorn on a free local port, in a thread; yields its base URL."""
-    port = free_port()
+def served(app: FastAPI, port: int | None = None) -> Iterator[str]:
+    """`app` served by uvicorn on `port` (a free local one by default), in a thread; yields
+    its base URL."""
+    port = port or free_port()
     server = ApiServer(server_config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
