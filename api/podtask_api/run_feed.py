@@ -132,10 +132,6 @@ class RunFeed:
         self._closed = False
 
     @property
-    def watching(self) -> bool:
-        return self._session is not None
-
-    @property
     def subscribers(self) -> int:
         return len(self._subscriptions)
 
