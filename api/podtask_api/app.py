@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -12,7 +15,8 @@ from podtask_api.body_checks import JsonBodyCheck, replaying
 from podtask_api.cluster import KubernetesCluster
 from podtask_api.deployments import DeploymentCluster
 from podtask_api.errors import ApiError, error_response, install_error_handlers
-from podtask_api.routes import deployments, runner, runner_waits, runs, tasks
+from podtask_api.routes import deployments, realtime, runner, runner_waits, runs, tasks
+from podtask_api.run_feed import RunFeed
 from podtask_api.services import Services
 from podtask_api.settings import ApiSettings
 
@@ -103,25 +107,44 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     """The API for `settings`, over the Kubernetes cluster and namespace they point at."""
     settings = settings or ApiSettings()
     cluster = KubernetesCluster.connect(settings.namespace, settings.kubeconfig)
+    feed = RunFeed(cluster)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        feed.close()  # its watch thread ends with the app
+
     app = FastAPI(
         title="podtask API",
         version="0.1.0",
         description="Trigger podtask tasks, read their runs, and serve the runner's callbacks.",
+        lifespan=lifespan,
     )
     Services(
         settings=settings,
         cluster=cluster,
         api_keys=api_key_store(settings, cluster.api_client),
         deployments=DeploymentCluster(cluster.api_client, settings.namespace),
+        run_feed=feed,
     ).attach(app)
+    # The server ends the event streams when it starts to stop (`http_protocol.ApiServer`).
+    app.state.stop_streams = feed.close
     install_error_handlers(app)
     # Outermost last: content types made JSON, then the size limit, then the JSON checked.
     app.add_middleware(JsonBodyCheck)
     app.add_middleware(RequestBodyLimit)
     app.add_middleware(JsonBodies)
-    for router in (runs.triggers, runs.router, tasks.router, deployments.router, runner.router):
+    # `realtime` first: its `/runs/events` is not the run `events` of `runs`' `/runs/{run_id}`.
+    for router in (
+        realtime.router,
+        runs.triggers,
+        runs.router,
+        tasks.router,
+        deployments.router,
+        runner.router,
+        runner_waits.router,
+    ):
         app.include_router(router)
-    app.include_router(runner_waits.router)
 
     @app.get("/healthz")
     async def healthz(response: Response) -> dict[str, str]:
