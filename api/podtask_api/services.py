@@ -1,6 +1,7 @@
 """What every route reaches, and the one way it reaches it: the `services` dependency.
 
-`Services` holds the settings, the cluster, the API keys and the deployments' cluster;
+`Services` holds the settings, the cluster, the API keys, the deployments' cluster and the
+key that signs the dashboard's sessions;
 `create_app` makes it once, and each route asks for it with a `ServicesDep` parameter.
 Cluster calls block, so routes make them through `Services.call`, which runs each in a
 worker thread and turns cluster failures into `ApiError`s.
@@ -36,6 +37,8 @@ class Services:
     cluster: KubernetesCluster
     api_keys: ApiKeyStore
     deployments: DeploymentCluster
+    # Signs the dashboard's session cookies (`dashboard.sessions`).
+    session_key: bytes = field(repr=False)
     # Batches whose runs users may see: known committed (see `batch_visibility`).
     batches: CommittedBatches = field(default_factory=CommittedBatches)
 

@@ -20,17 +20,19 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Depends, Header
+from fastapi import Depends, Header, Request
 from starlette.concurrency import run_in_threadpool
 
 from podtask_api.auth import (
     Caller,
     authenticate_caller,
+    authenticate_session,
     require_api_key_holder,
     require_attempt_token,
     require_write_access,
 )
 from podtask_api.cluster import ObjectNotFound
+from podtask_api.dashboard.sessions import CSRF_HEADER, SESSION_COOKIE
 from podtask_api.errors import AUTH_ERRORS, CLUSTER_ERRORS, error_responses
 from podtask_api.live_attempts import attempt_refusal, run_gone
 from podtask_api.services import Services, ServicesDep
@@ -64,14 +66,29 @@ async def executing_run(svc: Services, run_id: str, attempt: int) -> dict[str, A
     return run
 
 
-async def authenticated_caller(svc: ServicesDep, authorization: Authorization = None) -> Caller:
-    """The caller of a public endpoint: an API key holder, or a run by its attempt token.
+async def authenticated_caller(
+    request: Request, svc: ServicesDep, authorization: Authorization = None
+) -> Caller:
+    """The caller of a public endpoint: an API key holder (by the key, or by the dashboard's
+    session cookie), or a run by its attempt token.
 
-    A run's attempt token counts only while its attempt executes: the run is read for it,
-    so that an ended attempt's token is a 401 on every endpoint, not only those it may use.
+    The `Authorization` header wins over the cookie. With the cookie, a request that changes
+    something must carry the session's CSRF token (`auth.authenticate_session`). A run's
+    attempt token counts only while its attempt executes: the run is read for it, so that an
+    ended attempt's token is a 401 on every endpoint, not only those it may use.
     """
     # In a thread: the key store may read its Secret.
     known = await run_in_threadpool(svc.api_keys.known)
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if authorization is None and cookie and known.required:
+        signed_in = authenticate_session(
+            cookie,
+            known,
+            svc.session_key,
+            method=request.method,
+            csrf_token=request.headers.get(CSRF_HEADER),
+        )
+        return signed_in.caller
     who = authenticate_caller(authorization, known, _token_secret(svc))
     if who.run_id is not None and who.attempt is not None:
         await executing_run(svc, who.run_id, who.attempt)

@@ -22,6 +22,8 @@ EXTRA_MODULES: dict[str, tuple[str, ...]] = {
         "uvicorn",
         "starlette",
         "sortedcontainers",
+        "jinja2",
+        "swagger_ui_bundle",
     ),
 }
 EXTRA_MODULES["dev"] = (*EXTRA_MODULES["control-plane"], "yaml", "psutil", "cel", "cryptography")
