@@ -34,6 +34,14 @@ from urllib3.exceptions import HTTPError
 from podtask._control.api_keys import ApiKeySecret, MalformedApiKeys, StoredApiKey, is_sha256_digest
 from podtask._control.api_keys import api_key_digest as api_key_digest
 from podtask._control.attempt_tokens import InvalidAttemptToken, verify_attempt_token
+from podtask_api.dashboard.sessions import (
+    CSRF_HEADER,
+    InvalidSession,
+    SessionClaims,
+    csrf_token_matches,
+    needs_csrf_token,
+    verify_session,
+)
 from podtask_api.errors import ApiError
 from podtask_api.settings import ApiSettings
 
@@ -43,18 +51,22 @@ _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 HOW_TO_SEND_A_KEY = "send it as 'Authorization: Bearer <key>'"
 
 
-def match_api_key(key: str, keys: Iterable[StoredApiKey]) -> StoredApiKey | None:
-    """The stored key whose digest is `key`'s, if any.
+def match_key_digest(digest: str, keys: Iterable[StoredApiKey]) -> StoredApiKey | None:
+    """The stored key of this digest, if any.
 
     Every candidate is compared, with `hmac.compare_digest` and no early exit: the time
     taken does not say which digest (if any) matched.
     """
-    presented = api_key_digest(key)
     matched: StoredApiKey | None = None
     for stored in keys:
-        if hmac.compare_digest(presented, stored.sha256) and matched is None:
+        if hmac.compare_digest(digest, stored.sha256) and matched is None:
             matched = stored
     return matched
+
+
+def match_api_key(key: str, keys: Iterable[StoredApiKey]) -> StoredApiKey | None:
+    """The stored key whose digest is `key`'s, if any (compared as `match_key_digest` does)."""
+    return match_key_digest(api_key_digest(key), keys)
 
 
 def write_keys(digests: Iterable[str]) -> tuple[StoredApiKey, ...]:
@@ -211,6 +223,67 @@ def authenticate_caller(
     )
 
 
+@dataclass(frozen=True)
+class SignedIn:
+    """A valid dashboard session: its claims and the stored key it signed in with."""
+
+    claims: SessionClaims
+    key: StoredApiKey
+
+    @property
+    def caller(self) -> Caller:
+        return READ_ONLY_KEY_HOLDER if self.key.read_only else API_KEY_HOLDER
+
+
+SIGN_IN_AGAIN = "sign in again at /sign-in"
+
+
+def authenticate_session(
+    cookie: str,
+    known: KnownKeys,
+    session_secret: bytes,
+    *,
+    method: str,
+    csrf_token: str | None,
+    now: float | None = None,
+) -> SignedIn:
+    """The session of a dashboard cookie, for a request of `method` carrying `csrf_token`.
+
+    401 when the cookie is not valid, has expired, or its key was revoked; 403 `csrf` when
+    a request that changes something does not carry the session's CSRF token (the header
+    `X-CSRF-Token`); 503 when the keys' Secret cannot be read to tell.
+    """
+    try:
+        claims = verify_session(session_secret, cookie, now=now)
+    except InvalidSession as exc:
+        raise ApiError(401, "unauthorized", f"{exc}: {SIGN_IN_AGAIN}", headers=_CHALLENGE) from None
+    if needs_csrf_token(method) and not csrf_token_matches(claims, csrf_token):
+        raise ApiError(
+            403,
+            "csrf",
+            f"a {method.upper()} request made with the dashboard's session cookie must carry "
+            f"the header {CSRF_HEADER} with the session's CSRF token (the page's "
+            "<meta name=\"csrf-token\">); other clients send 'Authorization: Bearer <key>' "
+            "instead of the cookie",
+        )
+    key = match_key_digest(claims.key_digest, known.keys)
+    if key is None:
+        if known.problem is not None:
+            raise ApiError(
+                503,
+                "api_keys_unavailable",
+                f"the API cannot check this session now: {known.problem}",
+            )
+        raise ApiError(
+            401,
+            "unauthorized",
+            f"the API key this session signed in with has been revoked: {SIGN_IN_AGAIN} "
+            "with another key",
+            headers=_CHALLENGE,
+        )
+    return SignedIn(claims=claims, key=key)
+
+
 def require_api_key_holder(caller: Caller, what: str) -> None:
     """403 for a run's attempt token on an endpoint only API keys may use."""
     if caller.is_task_run:
@@ -276,6 +349,16 @@ class ApiKeyStore:
                 log.warning("API keys Secret: %s", exc)
             self._problem = str(exc)
 
+    def forget(self) -> None:
+        """Read the Secret again on the next request: this process has just changed it."""
+        with self._lock:
+            self._read_at = None
+
+    @property
+    def configured(self) -> tuple[StoredApiKey, ...]:
+        """The keys given as configuration (`PODTASK_API_KEY_HASHES`), not in the Secret."""
+        return self._configured
+
     def known(self) -> KnownKeys:
         with self._lock:
             if self._read_secret is not None:
@@ -313,14 +396,18 @@ def secret_reader(secret: ApiKeySecret) -> Callable[[], list[StoredApiKey]]:
     return read
 
 
+def key_secret(settings: ApiSettings, api_client: Any) -> ApiKeySecret | None:
+    """The keys' Secret `settings` name, through `api_client`; None when they name none."""
+    if not settings.api_keys_secret:
+        return None
+    namespace = settings.api_keys_namespace or settings.namespace
+    return ApiKeySecret(api_client, namespace, settings.api_keys_secret)
+
+
 def api_key_store(settings: ApiSettings, api_client: Any) -> ApiKeyStore:
     """The key store `settings` describe, reading the Secret through `api_client`."""
-    read_secret = None
-    if settings.api_keys_secret:
-        secret = ApiKeySecret(
-            api_client, settings.api_keys_namespace or settings.namespace, settings.api_keys_secret
-        )
-        read_secret = secret_reader(secret)
+    secret = key_secret(settings, api_client)
+    read_secret = None if secret is None else secret_reader(secret)
     return ApiKeyStore(
         write_keys(settings.api_key_digests),
         dev_mode=settings.dev_mode,

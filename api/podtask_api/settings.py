@@ -36,6 +36,19 @@ class ApiSettings(BaseSettings):
     runner_token_secret: SecretStr = Field(
         default=SecretStr(""), description="The HMAC secret shared with the operator."
     )
+    session_secret: SecretStr = Field(
+        default=SecretStr(""),
+        description="The HMAC key that signs the dashboard's session cookies. By default it is "
+        "derived from `runner_token_secret` under a label of its own, so the two never "
+        "coincide; with neither set, a random key per process (sessions end on a restart, "
+        "and replicas do not share them). Changing it ends every session.",
+    )
+    session_hours: float = Field(
+        default=12.0,
+        gt=0,
+        le=24 * 365,
+        description="How long a dashboard session lasts after signing in, in hours.",
+    )
     dev_mode: bool = Field(
         default=False,
         description="This API is `podtask dev`'s: public endpoints are open while no API key "

@@ -52,8 +52,9 @@ def test_the_cli_checks_the_modules_of_each_extra(extra: str) -> None:
     # `podtask keys` and `podtask dev` say which extra is missing: they look for the import
     # names of exactly that extra's requirements.
     distributions = importlib.metadata.packages_distributions()
+    # Compared as PEP 503 normalizes names: `fastapi_offline` is `fastapi-offline`.
     looked_for = {
-        distribution.lower()
+        re.sub(r"[-_.]+", "-", distribution.lower())
         for module in EXTRA_MODULES[extra]
         for distribution in distributions[module]
     }

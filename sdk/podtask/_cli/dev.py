@@ -562,6 +562,7 @@ def run_dev(module_refs: Sequence[str], stack: DevStack) -> int:
             dev_secrets = stack.start(module_refs)
             print(f"API: {stack.api_url}")
             print(f"API key: {dev_secrets.api_key}")
+            print(f"Dashboard: {stack.api_url}/ (sign in with the API key)")
             print(f"Kubeconfig: {stack.kubeconfig}")
             print(f"Logs: {stack.state_dir / 'logs'}")
             print(f"Watching: {' '.join(module_refs)} (a saved change is registered at once)")

@@ -22,6 +22,8 @@ EXTRA_MODULES: dict[str, tuple[str, ...]] = {
         "uvicorn",
         "starlette",
         "sortedcontainers",
+        "jinja2",
+        "fastapi_offline",
     ),
 }
 EXTRA_MODULES["dev"] = (*EXTRA_MODULES["control-plane"], "yaml", "psutil", "cel", "cryptography")
