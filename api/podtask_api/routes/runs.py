@@ -256,6 +256,13 @@ async def list_runs(
             description="Only runs created at or before this time (ISO 8601; no zone: UTC).",
         ),
     ] = None,
+    is_test: Annotated[
+        bool | None,
+        Query(
+            alias="isTest",
+            description="true: only test runs; false: no test runs; left out: both.",
+        ),
+    ] = None,
     limit: Annotated[
         int, Query(ge=1, le=MAX_PAGE_SIZE, description="Runs per page at most.")
     ] = DEFAULT_PAGE_SIZE,
@@ -277,6 +284,7 @@ async def list_runs(
         queue=queue,
         created_from=created_from,  # IsoTime: in UTC
         created_to=created_to,
+        is_test=is_test,
     )
     start = decode_cursor(cursor, filters) if cursor is not None else None
     if task is not None and task_id != task:
@@ -415,8 +423,9 @@ async def replay_run(
 ) -> dict[str, Any]:
     """Trigger the run's task again as it was triggered: a new run with the old run's spec.
 
-    The new run keeps the old one's task version, options, tags and metadata; it has a new
-    id, `replayOf` the old one, and the old payload unless the body gives a new `payload`.
+    The new run keeps the old one's task version, options, tags and metadata (as it was
+    triggered), and is a test run when the old one was; it has a new id, `replayOf` the old
+    one, and the old payload unless the body gives a new `payload`.
     Any run may be replayed, also one still running.
     """
     replay = request or ReplayRequest()
