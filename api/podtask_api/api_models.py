@@ -201,6 +201,10 @@ class TaskView(ApiModel):
     max_duration: int | None = Field(description="Seconds an attempt may run.")
     ttl: int | None = Field(description="Seconds a run may wait to start before it expires.")
     schedule: str | None
+    payload_schema: dict[str, Any] | None = Field(
+        description="The JSON schema of the task's payload model (pydantic's), null when its "
+        "run function does not annotate the payload with one."
+    )
 
 
 class TaskList(ApiModel):

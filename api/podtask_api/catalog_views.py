@@ -54,6 +54,7 @@ def task_view(task: dict[str, Any]) -> dict[str, Any] | None:
         "maxDuration": spec.max_duration_seconds,
         "ttl": spec.ttl_seconds,
         "schedule": spec.schedule,
+        "payloadSchema": spec.payload_schema,
     }
 
 

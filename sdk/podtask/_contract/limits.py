@@ -32,6 +32,9 @@ MAX_TASK_RUN_BYTES = 5 * MIB // 4
 MAX_PAYLOAD_BYTES = 512 * KIB
 MAX_OUTPUT_BYTES = 512 * KIB
 MAX_METADATA_BYTES = 64 * KIB
+# A task's payload JSON schema (`Task` spec, not copied into its runs): what pydantic makes of
+# a payload model, a few KiB for most; the dashboard's Test page validates against it.
+MAX_PAYLOAD_SCHEMA_BYTES = 64 * KIB
 
 # One error as stored: its type, the head of its message and the tail of its traceback
 # (where the cause is). The run's `status.error` and the report's error are one each.

@@ -202,6 +202,12 @@ class TaskSpec(WireModel):
         default=None, ge=1, description="Default time a run may wait to start before it expires."
     )
     schedule: str | None = None
+    payload_schema: dict[str, Any] | None = Field(
+        default=None,
+        description="The JSON schema of the task's payload model (pydantic's), when its run "
+        "function annotates the payload with one: the dashboard's Test page fills in an "
+        "example and checks a payload against it.",
+    )
 
 
 class TaskQueueSpec(WireModel):
