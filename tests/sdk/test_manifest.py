@@ -15,8 +15,8 @@ from pydantic import BaseModel, Field, ValidationError
 
 from podtask import Context, RetryPolicy, TaskDeclarationError, queue, task
 from podtask._authoring.manifest import Manifest, ManifestTask, build_manifest
-from podtask._contract.limits import MAX_PAYLOAD_SCHEMA_BYTES
 from podtask._authoring.tasks import Task
+from podtask._contract.limits import MAX_PAYLOAD_SCHEMA_BYTES
 from podtask._contract.resources import OutOfMemoryPolicy, QueueRef
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -85,6 +85,15 @@ def status_counts(counts: dict[str, int]) -> list[tuple[str, int]]:
     return known + [(status, n) for status, n in others if n]
 
 
+def limit_note(queue: dict[str, Any], declared: int | None) -> str:
+    """Where a queue's limit comes from, in words (`static/queues.js` says the same):
+    "set here" (a limit of its own, unlike its tasks' declaration), "declared", "default"."""
+    own = queue.get("concurrencyLimit")
+    if own is not None and own != declared:
+        return "set here"
+    return "default" if own is None and declared is None else "declared"
+
+
 @router.get("/tasks")
 async def tasks_page(request: Request, session: PageSessionDep, svc: ServicesDep) -> HTMLResponse:
     now = datetime.now(UTC)
@@ -117,7 +126,17 @@ async def queues_page(request: Request, session: PageSessionDep, svc: ServicesDe
     views = sorted((queue_view(queue) for queue in queues), key=lambda q: str(q["name"]))
     tasks = await cluster_read("tasks", lambda: deployed_tasks(svc))
     users: dict[str, list[str]] = {}
+    declared: dict[str, int | None] = {}
     for task in tasks:
-        users.setdefault(str(task["queue"]["name"]), []).append(str(task["id"]))
-    context = {"queues": views, "users": users}
+        name = str(task["queue"]["name"])
+        users.setdefault(name, []).append(str(task["id"]))
+        # The tasks of a queue declare one limit (the manifest's rule).
+        declared[name] = task["queue"]["concurrencyLimit"]
+    notes = {str(q["name"]): limit_note(q, declared.get(str(q["name"]))) for q in views}
+    context = {
+        "queues": views,
+        "users": users,
+        "declared_limits": declared,
+        "limit_notes": notes,
+    }
     return render(request, "queues.html", context)
