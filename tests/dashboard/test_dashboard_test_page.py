@@ -15,7 +15,13 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import Page, Request, expect
 
-from tests.dashboard.browser import Dashboard, screenshot, signed_in, wait_until
+from tests.dashboard.browser import (
+    PHONE_VIEWPORT,
+    Dashboard,
+    screenshot,
+    signed_in,
+    wait_until,
+)
 
 RUN_PAGE = re.compile(r"/runs/(run-[a-z0-9-]+)$")
 # A run of `podtask dev` starts a real process: generous.
@@ -237,3 +243,20 @@ def test_an_unknown_task_says_so(writer: Page) -> None:
     page.goto("/test?task=no-such-task")
     expect(page.get_by_role("alert")).to_contain_text("No task no-such-task is deployed")
     expect(page.get_by_role("button", name="Run test")).to_have_count(0)
+
+
+def test_the_test_page_fits_a_phone_and_the_keyboard(writer: Page) -> None:
+    page = writer
+    page.set_viewport_size(PHONE_VIEWPORT)  # type: ignore[arg-type]
+    page.goto("/test?task=dashboard-greet")
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    payload = page.get_by_label("Payload", exact=True)
+    payload.fill("{")
+    payload.press("End")
+    payload.press("Enter")
+    payload.press("Tab")  # indents inside the editor
+    assert payload.input_value() == "{\n  "
+    payload.press("Escape")
+    payload.press("Tab")  # then leaves it
+    assert page.evaluate("document.activeElement.id") != "payload"
+    screenshot(page, "test-phone")
