@@ -168,9 +168,9 @@ def signed_in(page: Page, key: str) -> Page:
     return page
 
 
-def screenshot(page: Page, name: str) -> Path:
-    """`docs/screenshots/<name>.png` of the whole page."""
+def screenshot(page: Page, name: str, *, full_page: bool = True) -> Path:
+    """`docs/screenshots/<name>.png` of the whole page (or of what the window shows)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True, animations="disabled")
+    page.screenshot(path=str(path), full_page=full_page, animations="disabled")
     return path
