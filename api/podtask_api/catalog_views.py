@@ -6,6 +6,8 @@ models `TaskView` and `QueueView` in `api_models`.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterable
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -13,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from podtask._contract.limits import MAX_CONCURRENCY_LIMIT
 from podtask._contract.resources import TaskQueueSpec, TaskQueueStatus, TaskSpec
 from podtask._contract.trigger_request import JSON_INTEGER
+
+log = logging.getLogger("podtask_api")
 
 ConcurrencyLimit = Annotated[int, Field(ge=0, le=MAX_CONCURRENCY_LIMIT), JSON_INTEGER]
 
@@ -54,7 +58,21 @@ def task_view(task: dict[str, Any]) -> dict[str, Any] | None:
         "maxDuration": spec.max_duration_seconds,
         "ttl": spec.ttl_seconds,
         "schedule": spec.schedule,
+        "payloadSchema": spec.payload_schema,
     }
+
+
+def task_views(tasks: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The views of `tasks`, leaving out (with a warning) an object that is not a Task."""
+    views = []
+    for task in tasks:
+        view = task_view(task)
+        if view is None:
+            name = (task.get("metadata") or {}).get("name")
+            log.warning("the Task object %r is malformed; it is left out of the list", name)
+            continue
+        views.append(view)
+    return views
 
 
 def queue_view(queue: dict[str, Any]) -> dict[str, Any]:

@@ -79,8 +79,24 @@ def test_tasks_are_listed_with_their_configuration(
         "maxDuration": 300,
         "ttl": None,
         "schedule": None,
+        "payloadSchema": None,
     }
     assert tasks[0]["retry"]["outOfMemoryMachine"] == "large-1x" and tasks[0]["ttl"] == 60
+
+
+def test_a_task_shows_the_json_schema_of_its_payload_model(
+    client: TestClient, namespace: KubeNamespace
+) -> None:
+    schema = {
+        "type": "object",
+        "title": "Greeting",
+        "properties": {"name": {"type": "string", "minLength": 1}},
+        "required": ["name"],
+    }
+    namespace.deploy_task(HELLO.model_copy(update={"task_id": "typed", "payload_schema": schema}))
+    tasks = {t["id"]: t for t in client.get("/api/v1/tasks").json()["data"]}
+    assert tasks["typed"]["payloadSchema"] == schema
+    assert tasks["hello-world"]["payloadSchema"] is None
 
 
 def test_queues_show_limits_pause_and_counts(

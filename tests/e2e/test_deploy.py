@@ -136,6 +136,13 @@ def test_a_deploy_moves_new_triggers_to_its_version_and_earlier_runs_keep_theirs
     spec = kubectl_json(stack, "task", "hello-world")["spec"]
     assert (spec["image"], spec["version"]) == (IMAGE, version)
     assert spec["module"] == "examples/hello_world.py"
+    # A payload model's JSON schema is kept with its task (the dashboard's Test page reads it).
+    hooks = kubectl_json(stack, "task", "lifecycle-hooks")["spec"]
+    assert hooks["payloadSchema"]["title"] == "Greeting"
+    assert hooks["payloadSchema"]["required"] == ["name"]
+    listed = {task["id"]: task for task in stack.http.get("/api/v1/tasks").json()["data"]}
+    assert listed["lifecycle-hooks"]["payloadSchema"] == hooks["payloadSchema"]
+    assert listed["hello-world"]["payloadSchema"] is None
 
     after = stack.wait_for(stack.trigger("hello-world", {"name": "after"}))
     assert after["status"] == "Completed", after

@@ -70,6 +70,13 @@ def test_a_changed_retry_policy_names_the_option_as_the_author_wrote_it() -> Non
     ]
 
 
+def test_a_changed_payload_model_is_one_word_not_each_key_of_its_schema() -> None:
+    schema = {"type": "object", "properties": {"name": {"type": "string"}}}
+    old = _manifest(_task("a", payload_schema=schema))
+    new = _manifest(_task("a", payload_schema={**schema, "required": ["name"]}, ttl=5))
+    assert declaration_changes(old, new) == ["task a changed: ttl unset → 5, payload model"]
+
+
 def test_added_and_removed_tasks_and_queues() -> None:
     old = _manifest(_task("a"), _task("gone", "old-queue"))
     new = _manifest(_task("a"), _task("new", "emails", 3))

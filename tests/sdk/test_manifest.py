@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
-from podtask import RetryPolicy, TaskDeclarationError, queue, task
+from podtask import Context, RetryPolicy, TaskDeclarationError, queue, task
 from podtask._authoring.manifest import Manifest, ManifestTask, build_manifest
 from podtask._authoring.tasks import Task
+from podtask._contract.limits import MAX_PAYLOAD_SCHEMA_BYTES
 from podtask._contract.resources import OutOfMemoryPolicy, QueueRef
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,6 +62,7 @@ def test_each_task_carries_its_whole_configuration() -> None:
         },
         "maxDuration": 300,
         "ttl": 60,
+        "payloadSchema": None,
     }
     assert manifest.to_wire()["queues"] == [
         {"name": "manifest-emails", "concurrencyLimit": 2},
@@ -98,6 +100,49 @@ def test_the_json_reads_back_into_the_same_manifest() -> None:
     done = task(id="manifest-roundtrip", retry={"max_attempts": 1})(run)
     manifest = build_manifest(declared(done))
     assert Manifest.model_validate_json(manifest.to_json()) == manifest
+
+
+class Greeting(BaseModel):
+    name: str = Field(min_length=1)
+    times: int = 1
+
+
+def greet(payload: Greeting, ctx: Context) -> str:
+    return payload.name * payload.times
+
+
+class Opaque:
+    """A type pydantic can hold (arbitrary_types_allowed) but not describe in JSON schema."""
+
+
+class WithOpaque(BaseModel):
+    model_config = {"arbitrary_types_allowed": True}
+    thing: Opaque
+
+
+def opaque(payload: WithOpaque, ctx: Context) -> None: ...
+
+
+def test_a_task_with_a_payload_model_carries_its_json_schema() -> None:
+    manifest = build_manifest(declared(task(id="manifest-schema")(greet)))
+    schema = manifest.tasks[0].payload_schema
+    assert schema == Greeting.model_json_schema()
+    assert schema is not None and schema["required"] == ["name"]
+    spec = manifest.tasks[0].task_spec(image="i", default_version="v1")
+    assert spec.to_wire()["payloadSchema"] == schema
+    assert Manifest.model_validate_json(manifest.to_json()) == manifest
+
+
+def test_a_payload_model_pydantic_cannot_describe_leaves_the_schema_out() -> None:
+    manifest = build_manifest(declared(task(id="manifest-opaque")(opaque)))
+    assert manifest.tasks[0].payload_schema is None
+
+
+def test_a_payload_schema_too_large_for_its_task_object_is_refused() -> None:
+    huge = {"type": "object", "description": "x" * MAX_PAYLOAD_SCHEMA_BYTES}
+    entry = manifest_task("big", "big", None)
+    with pytest.raises(ValidationError, match="more than 64 KiB"):
+        ManifestTask.model_validate({**entry, "payloadSchema": huge})
 
 
 def manifest_task(task_id: str, queue_name: str, limit: int | None) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """The dashboard: server-rendered pages over the public JSON API, in the API's process.
 
 One module per page group, each an `APIRouter` that `routes()` includes: `sign_in` (`/`,
-`/sign-in`, `/sign-out`), `runs_pages` (`/runs`), `keys_page` (`/keys`). What every page
+`/sign-in`, `/sign-out`), `runs_pages` (`/runs`), `test_page` (`/test`),
+`catalog_pages` (`/tasks`, `/queues`), `keys_page` (`/keys`). What every page
 shares (its session, its rendering, the redirect to sign in) is `pages`; the session
 cookie's rules are `sessions`; the templates are in `templates/` (each extends
 `base.html`), the hand-written CSS and JavaScript in `static/`, served at `/static/` (no
@@ -24,9 +25,15 @@ STATIC_DIR = Path(__file__).parent / "static"
 def page_routers() -> list[APIRouter]:
     """The router of each page group, in the order `routes()` includes them."""
     # Imported here: the page modules use `auth`, which uses this package's `sessions`.
-    from podtask_api.dashboard import keys_page, runs_pages, sign_in
+    from podtask_api.dashboard import catalog_pages, keys_page, runs_pages, sign_in, test_page
 
-    return [sign_in.router, runs_pages.router, keys_page.router]
+    return [
+        sign_in.router,
+        runs_pages.router,
+        test_page.router,
+        catalog_pages.router,
+        keys_page.router,
+    ]
 
 
 def routes() -> APIRouter:

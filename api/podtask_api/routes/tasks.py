@@ -7,7 +7,6 @@ on the TaskQueue's spec, which the operator watches and applies at once.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
@@ -19,14 +18,12 @@ from podtask_api.catalog_views import (
     concurrency_patch,
     pause_patch,
     queue_view,
-    task_view,
+    task_views,
 )
 from podtask_api.errors import error_responses
 from podtask_api.lookups import patch_queue, read_queue
 from podtask_api.routes.access import PUBLIC_ROUTE_ERRORS, any_key, write_key
 from podtask_api.services import ServicesDep
-
-log = logging.getLogger("podtask_api")
 
 router = APIRouter(prefix="/api/v1", responses=PUBLIC_ROUTE_ERRORS)
 
@@ -37,15 +34,7 @@ Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
 @router.get("/tasks", tags=["tasks"], response_model=TaskList, dependencies=[Depends(any_key)])
 async def list_tasks(svc: ServicesDep) -> dict[str, Any]:
     """The deployed tasks, by id: each one's current version and configuration."""
-    views = []
-    for task in await svc.call(svc.cluster.list_tasks):
-        view = task_view(task)
-        if view is None:
-            name = (task.get("metadata") or {}).get("name")
-            log.warning("the Task object %r is malformed; it is left out of the list", name)
-            continue
-        views.append(view)
-    return {"data": views}
+    return {"data": task_views(await svc.call(svc.cluster.list_tasks))}
 
 
 @router.get("/queues", tags=["queues"], response_model=QueueList, dependencies=[Depends(any_key)])

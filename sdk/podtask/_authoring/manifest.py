@@ -3,7 +3,8 @@
 `podtask index MODULE...` prints it, `podtask dev` registers its `Task` objects from it,
 and a deploy sends it to the API. It is self-contained: each task carries its whole
 configuration (module, queue with its limit, machine, full retry policy, max duration,
-ttl), and `queues` lists each queue once with the one limit its tasks agree on.
+ttl, and the JSON schema of its payload model when it has one), and `queues` lists each
+queue once with the one limit its tasks agree on.
 Each queue becomes a `TaskQueue` object of the same name, so a queue's name must be a
 valid Kubernetes object name (a DNS subdomain). camelCase in JSON, like every podtask
 resource; durations in seconds.
@@ -14,13 +15,21 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PydanticUserError,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from podtask._authoring.modules import load_tasks
 from podtask._authoring.tasks import TASK_ID_RULE, Task, is_valid_task_id
-from podtask._contract.limits import MAX_QUEUE_NAME_LENGTH
+from podtask._contract.limits import KIB, MAX_PAYLOAD_SCHEMA_BYTES, MAX_QUEUE_NAME_LENGTH
 from podtask._contract.machines import PRESETS
 from podtask._contract.resources import QUEUE_NAME_PATTERN, QueueRef, RetryPolicy, TaskSpec
 from podtask.errors import TaskDeclarationError
@@ -34,6 +43,32 @@ def is_valid_queue_name(name: str) -> bool:
     label value of its runs and pods, by which the operator counts them: at most 63
     characters."""
     return len(name) <= MAX_QUEUE_NAME_LENGTH and bool(_DNS_SUBDOMAIN.match(name))
+
+
+def payload_schema(model: type[BaseModel] | None) -> dict[str, Any] | None:
+    """The JSON schema pydantic makes of a payload model (as it validates input); None
+    without a model, or for one pydantic cannot describe (a field of an arbitrary type): the
+    task works the same, the dashboard just has no example and no check to offer."""
+    if model is None:
+        return None
+    try:
+        return model.model_json_schema(mode="validation")
+    except PydanticUserError:
+        return None
+
+
+def schema_size_problem(schema: dict[str, Any] | None) -> str | None:
+    """Why a payload schema is too large for its `Task` object, or None."""
+    if schema is None:
+        return None
+    size = len(json.dumps(schema, separators=(",", ":")).encode())
+    if size <= MAX_PAYLOAD_SCHEMA_BYTES:
+        return None
+    return (
+        f"its payload model's JSON schema is {size} bytes, more than "
+        f"{MAX_PAYLOAD_SCHEMA_BYTES // KIB} KiB: split the model, or annotate the payload "
+        "with a smaller one"
+    )
 
 
 class ManifestModel(BaseModel):
@@ -51,6 +86,9 @@ class ManifestTask(ManifestModel):
     retry: RetryPolicy
     max_duration: int | None = Field(default=None, ge=1, description="Seconds.")
     ttl: int | None = Field(default=None, ge=1, description="Seconds.")
+    payload_schema: dict[str, Any] | None = Field(
+        default=None, description="The JSON schema of the payload model, if the task has one."
+    )
 
     # A manifest read back (by the API, from a deploy) is held to the rules `podtask.task`
     # applies to a declaration.
@@ -79,6 +117,14 @@ class ManifestTask(ManifestModel):
             )
         return value
 
+    @field_validator("payload_schema")
+    @classmethod
+    def _schema_size(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        problem = schema_size_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
+
     def task_spec(self, *, image: str, default_version: str) -> TaskSpec:
         """The spec of the `Task` object that deploys this task in `image`; its version is the
         manifest's, or `default_version` when the manifest has none."""
@@ -92,6 +138,7 @@ class ManifestTask(ManifestModel):
             machine=self.machine,
             max_duration_seconds=self.max_duration,
             ttl_seconds=self.ttl,
+            payload_schema=self.payload_schema,
         )
 
 
@@ -156,19 +203,25 @@ class Manifest(ManifestModel):
 def build_manifest(declared: Mapping[str, tuple[str, Task]]) -> Manifest:
     """The manifest of the tasks `podtask._authoring.modules.load_tasks` found
     (id → (module, task))."""
-    tasks = [
-        ManifestTask(
-            id=task_id,
-            module=module_ref,
-            queue=task.queue,
-            machine=task.machine,
-            retry=task.retry,
-            max_duration=task.max_duration_seconds,
-            ttl=task.ttl_seconds,
-        )
-        for task_id, (module_ref, task) in sorted(declared.items())
-    ]
     sources = {task_id: task.source for task_id, (_, task) in declared.items()}
+    tasks = []
+    for task_id, (module_ref, task) in sorted(declared.items()):
+        schema = payload_schema(task.payload_model)
+        problem = schema_size_problem(schema)
+        if problem is not None:
+            raise TaskDeclarationError(f"{_located(task_id, sources)}: {problem}")
+        tasks.append(
+            ManifestTask(
+                id=task_id,
+                module=module_ref,
+                queue=task.queue,
+                machine=task.machine,
+                retry=task.retry,
+                max_duration=task.max_duration_seconds,
+                ttl=task.ttl_seconds,
+                payload_schema=schema,
+            )
+        )
     try:
         queues = queues_of(tasks, sources)
     except ValueError as exc:

@@ -13,9 +13,15 @@ from typing import Any
 from podtask._authoring.manifest import Manifest, ManifestTask
 from podtask._contract.resources import QueueRef
 
-# Not options of the task: the id names it, `podtask deploy` sets the version, and a queue's
-# limit is the queue's (reported once, on the queue's line).
-_NOT_TASK_OPTIONS: dict[str, Any] = {"id": True, "version": True, "queue": {"concurrency_limit"}}
+# Not options of the task: the id names it, `podtask deploy` sets the version, a queue's
+# limit is the queue's (reported once, on the queue's line), and the payload schema comes from
+# the payload model (one word when it changes, not each of its keys).
+_NOT_TASK_OPTIONS: dict[str, Any] = {
+    "id": True,
+    "version": True,
+    "queue": {"concurrency_limit"},
+    "payload_schema": True,
+}
 
 
 def _flat(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -46,6 +52,13 @@ def _declared(task: ManifestTask) -> dict[str, Any]:
     return task.model_dump(mode="json", exclude=_NOT_TASK_OPTIONS)
 
 
+def _task_changes(was: ManifestTask, now: ManifestTask) -> list[str]:
+    changes = field_changes(_declared(was), _declared(now))
+    if was.payload_schema != now.payload_schema:
+        changes.append("payload model")
+    return changes
+
+
 def _queue_limit(queue: QueueRef) -> str:
     limit = queue.concurrency_limit
     return "no declared limit" if limit is None else f"concurrency_limit {limit}"
@@ -69,7 +82,7 @@ def declaration_changes(old: Manifest, new: Manifest) -> list[str]:
             lines.append(
                 f"task {task_id} removed: new triggers are refused; its runs already started finish"
             )
-        elif changes := field_changes(_declared(was), _declared(now)):
+        elif changes := _task_changes(was, now):
             lines.append(f"task {task_id} changed: {', '.join(changes)}")
     queues_before = {queue.name: queue for queue in old.queues}
     for queue in new.queues:

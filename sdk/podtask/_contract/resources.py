@@ -29,6 +29,7 @@ from pydantic import (
     model_validator,
 )
 from pydantic.alias_generators import to_camel
+from pydantic.config import JsonDict
 from pydantic_core import PydanticCustomError
 
 from podtask._contract.limits import (
@@ -58,6 +59,11 @@ DNS_LABEL_PATTERN = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
 TASK_ID_PATTERN = rf"^{DNS_LABEL_PATTERN}$"
 QUEUE_NAME_PATTERN = rf"^{DNS_LABEL_PATTERN}(\.{DNS_LABEL_PATTERN})*$"
 
+
+# A JSON object the apiserver holds as one field: its keys are not tracked one by one in the
+# object's managedFields, which would cost about as much as the keys themselves and take the
+# TaskRun past what etcd stores (a metadata document of thousands of small keys).
+ATOMIC_OBJECT: JsonDict = {"x-kubernetes-map-type": "atomic"}
 
 # The key that marks a cap for the CRD only (`podtask._contract.crds` makes it `maxLength`): the
 # API's own schema for a runner's report must not promise to refuse what it cuts.
@@ -202,6 +208,12 @@ class TaskSpec(WireModel):
         default=None, ge=1, description="Default time a run may wait to start before it expires."
     )
     schedule: str | None = None
+    payload_schema: dict[str, Any] | None = Field(
+        default=None,
+        description="The JSON schema of the task's payload model (pydantic's), when its run "
+        "function annotates the payload with one: the dashboard's Test page fills in an "
+        "example and checks a payload against it.",
+    )
 
 
 class TaskQueueSpec(WireModel):
@@ -277,7 +289,7 @@ class TaskRunSpec(WireModel):
     ) = None
     priority: Priority = 0
     tags: list[Tag] = Field(default_factory=list, max_length=MAX_TAGS)
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: dict[str, Any] = Field(default_factory=dict, json_schema_extra=ATOMIC_OBJECT)
     idempotency_key: (
         Annotated[str, StringConstraints(min_length=1, max_length=MAX_IDEMPOTENCY_KEY_LENGTH)]
         | None
@@ -285,7 +297,9 @@ class TaskRunSpec(WireModel):
     ttl_seconds: int | None = Field(default=None, ge=1)
     delay_until: datetime | None = None
     parent_run_id: str | None = None
-    is_test: bool = False
+    is_test: bool = Field(
+        default=False, description="A test run (the dashboard's Test page, `--test`)."
+    )
     replay_of: str | None = Field(default=None, description="The run this one replays.")
     triggered_at: datetime | None = Field(
         default=None,
@@ -398,4 +412,10 @@ class TaskRunStatus(WireModel):
     wait: RunWait | None = None
     duration: str | None = Field(
         default=None, description="Wall time from start to end, for display."
+    )
+    metadata: dict[str, Any] | None = Field(
+        default=None,
+        description="The run's metadata as its task last wrote it (`podtask.metadata`), "
+        "written by the API for the runner; until then the trigger's (`spec.metadata`).",
+        json_schema_extra=ATOMIC_OBJECT,
     )
