@@ -56,7 +56,6 @@ def test_the_tasks_page_shows_each_task_its_runs_by_status_and_a_test_link(
     wait_until(
         lambda: run_status(dashboard, triggered["id"]) == "Completed",
         RUN_ENDS_WITHIN,
-        "the run to complete",
     )
     signed_in(page, dashboard.write_key)
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Tasks").click()
@@ -98,9 +97,7 @@ def test_a_paused_queue_holds_a_new_run_until_it_is_resumed(
 
     row.get_by_role("button", name="Resume").click()
     expect(row.locator('[data-field="state"]')).to_have_text("Running")
-    wait_until(
-        lambda: run_status(dashboard, run_id) == "Completed", RUN_ENDS_WITHIN, "the run to run"
-    )
+    wait_until(lambda: run_status(dashboard, run_id) == "Completed", RUN_ENDS_WITHIN)
     expect(row.locator('[data-field="queued"]')).to_have_text("0", timeout=COUNTED_WITHIN * 1000)
 
 

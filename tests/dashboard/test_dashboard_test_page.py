@@ -37,7 +37,7 @@ def finished_run(dashboard: Dashboard, run_id: str) -> dict[str, Any]:
             run: dict[str, Any] = api.get(f"/api/v1/runs/{run_id}").json()
             return run if run.get("status") in FINAL else None
 
-        found: dict[str, Any] = wait_until(final, RUN_ENDS_WITHIN, f"{run_id} to end")
+        found: dict[str, Any] = wait_until(final, RUN_ENDS_WITHIN)
         return found
 
 
