@@ -6,11 +6,10 @@ import argparse
 import logging
 import sys
 
-import uvicorn
 from kubernetes.config.config_exception import ConfigException
 
 from podtask_api.app import create_app
-from podtask_api.http_protocol import server_config
+from podtask_api.http_protocol import ApiServer, server_config
 from podtask_api.settings import ApiSettings
 
 
@@ -49,9 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     # Access log lines carry method, path and status only: no bodies, no Authorization header.
     # Requests uvicorn cannot parse are answered in the API's JSON error shape too.
-    uvicorn.Server(
-        server_config(app, host=args.host, port=args.port, log_level=args.log_level)
-    ).run()
+    ApiServer(server_config(app, host=args.host, port=args.port, log_level=args.log_level)).run()
     return 0
 
 

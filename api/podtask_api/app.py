@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -18,7 +20,8 @@ from podtask_api.cross_site import CrossSiteRefusal
 from podtask_api.dashboard.sessions import session_key
 from podtask_api.deployments import DeploymentCluster
 from podtask_api.errors import ApiError, error_response, install_error_handlers
-from podtask_api.routes import deployments, runner, runner_waits, runs, tasks
+from podtask_api.routes import deployments, realtime, runner, runner_waits, runs, tasks
+from podtask_api.run_feed import RunFeed
 from podtask_api.services import Services
 from podtask_api.settings import ApiSettings
 
@@ -124,10 +127,18 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     """The API for `settings`, over the Kubernetes cluster and namespace they point at."""
     settings = settings or ApiSettings()
     cluster = KubernetesCluster.connect(settings.namespace, settings.kubeconfig)
+    feed = RunFeed(cluster)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        feed.close()  # its watch thread ends with the app
+
     app = FastAPI(
         title="podtask API",
         version="0.1.0",
         description="Trigger podtask tasks, read their runs, and serve the runner's callbacks.",
+        lifespan=lifespan,
     )
     signing_key = session_key(
         settings.session_secret.get_secret_value(),
@@ -145,7 +156,10 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         api_keys=api_key_store(settings, cluster.api_client),
         deployments=DeploymentCluster(cluster.api_client, settings.namespace),
         session_key=signing_key,
+        run_feed=feed,
     ).attach(app)
+    # The server ends the event streams when it starts to stop (`http_protocol.ApiServer`).
+    app.state.stop_streams = feed.close
     install_error_handlers(app)
     # Outermost last: a browser's write from another site refused, content types made JSON,
     # then the size limit, then the JSON checked.
@@ -153,9 +167,17 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.add_middleware(RequestBodyLimit)
     app.add_middleware(JsonBodies)
     app.add_middleware(CrossSiteRefusal)
-    for router in (runs.triggers, runs.router, tasks.router, deployments.router, runner.router):
+    # `realtime` first: its `/runs/events` is not the run `events` of `runs`' `/runs/{run_id}`.
+    for router in (
+        realtime.router,
+        runs.triggers,
+        runs.router,
+        tasks.router,
+        deployments.router,
+        runner.router,
+        runner_waits.router,
+    ):
         app.include_router(router)
-    app.include_router(runner_waits.router)
     dashboard.install(app)
 
     @app.get("/healthz")

@@ -6,7 +6,7 @@ routes call it in a thread. Its errors are translated here into the few
 outcomes the routes distinguish.
 
 What the API's service account needs in its namespace: tasks (get, list), taskqueues
-(get, list, patch), taskruns (get, list, create, patch, delete; status: patch), and
+(get, list, patch), taskruns (get, list, watch, create, patch, delete; status: patch), and
 pods (get) with pods/log (get) for `GET /api/v1/runs/{id}/logs`, and configmaps (get,
 list, create, patch, delete) for batch markers and the stored copies of attempts' logs.
 """
@@ -263,6 +263,32 @@ class KubernetesCluster:
         cluster does not take it.
         """
         return self._list(wire.TASK_RUNS, label_selector, limit, continue_token)
+
+    def runs_version(self) -> str:
+        """The TaskRuns' current resourceVersion: a watch from it sees every later change."""
+        listed = self.list_runs(None, 1, None)
+        return str((listed.get("metadata") or {}).get("resourceVersion") or "")
+
+    def watch_runs(self, resource_version: str, timeout_seconds: int) -> Any:
+        """Open a watch of TaskRuns from `resource_version`, which the cluster ends after
+        `timeout_seconds`: the response, whose lines are the watch's events (the caller reads
+        it in the thread that opened it, and releases it). Bookmarks keep its version fresh."""
+        return self._request(
+            wire.TASK_RUN_KIND,
+            None,
+            self._api.list_namespaced_custom_object,
+            group=wire.GROUP,
+            version=wire.VERSION,
+            namespace=self.namespace,
+            plural=wire.TASK_RUNS,
+            watch=True,
+            resource_version=resource_version,
+            allow_watch_bookmarks=True,
+            timeout_seconds=timeout_seconds,
+            _preload_content=False,
+            # Past the cluster's own end of the watch, silence means the connection is dead.
+            _request_timeout=(REQUEST_TIMEOUT[0], timeout_seconds + REQUEST_TIMEOUT[1]),
+        )
 
     def list_all_runs(self, label_selector: str) -> list[dict[str, Any]]:
         """Every TaskRun with these labels (meant for selectors that match few)."""

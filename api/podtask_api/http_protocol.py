@@ -1,5 +1,6 @@
-"""`JsonErrorH11Protocol`: uvicorn's HTTP/1.1 protocol, answering malformed requests in the
-API's JSON error shape.
+"""How uvicorn serves the API: `JsonErrorH11Protocol`, its HTTP/1.1 protocol answering
+malformed requests in the API's JSON error shape, and `ApiServer`, which ends the event
+streams when it stops.
 
 uvicorn answers a request it cannot parse (a bad request line, a broken header, a wrong
 Content-Length) itself, before the app sees it, with a plain-text 400. Clients of the API
@@ -9,6 +10,7 @@ read every error as `{"error": {...}}`, so this protocol writes that shape inste
 from __future__ import annotations
 
 import json
+import socket
 from typing import Any
 
 import h11
@@ -46,6 +48,19 @@ class JsonErrorH11Protocol(H11Protocol):
             # A response had already begun on this connection: nothing more can be said on it.
             pass
         self.transport.close()
+
+
+class ApiServer(uvicorn.Server):
+    """uvicorn's server, which on stopping first calls the app's `state.stop_streams` (when it
+    has one): a graceful shutdown waits for every response to end, and an event stream's
+    client never hangs up."""
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        state = getattr(self.config.app, "state", None)
+        stop_streams = getattr(state, "stop_streams", None)
+        if stop_streams is not None:
+            stop_streams()
+        await super().shutdown(sockets)
 
 
 def server_config(app: Any, *, host: str, port: int, log_level: str) -> uvicorn.Config:

@@ -1,8 +1,8 @@
 """What every route reaches, and the one way it reaches it: the `services` dependency.
 
 `Services` holds the settings, the cluster, the API keys, the deployments' cluster and the
-key that signs the dashboard's sessions;
-`create_app` makes it once, and each route asks for it with a `ServicesDep` parameter.
+key that signs the dashboard's sessions and the runs' event feed; `create_app` makes it once,
+and each route asks for it with a `ServicesDep` parameter.
 Cluster calls block, so routes make them through `Services.call`, which runs each in a
 worker thread and turns cluster failures into `ApiError`s.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 from fastapi import Depends, FastAPI, Request
 from starlette.concurrency import run_in_threadpool
@@ -28,7 +28,19 @@ from podtask_api.deployments import DeploymentCluster
 from podtask_api.errors import ApiError
 from podtask_api.settings import ApiSettings
 
+if TYPE_CHECKING:
+    from podtask_api.run_feed import RunFeed
+
 T = TypeVar("T")
+
+
+def cluster_failure(exc: ClusterUnavailable | ResourceNotInstalled | ObjectRejected) -> ApiError:
+    """The answer to a cluster failure that every route treats alike."""
+    if isinstance(exc, ClusterUnavailable):
+        return ApiError(exc.status, "cluster_unavailable", str(exc))
+    if isinstance(exc, ResourceNotInstalled):
+        return ApiError(503, "cluster_not_ready", str(exc))
+    return ApiError(422, "rejected_by_cluster", f"the cluster refused the object: {exc}")
 
 
 @dataclass(frozen=True)
@@ -39,6 +51,8 @@ class Services:
     deployments: DeploymentCluster
     # Signs the dashboard's session cookies (`dashboard.sessions`).
     session_key: bytes = field(repr=False)
+    # The one watch of TaskRuns that feeds every event stream of this process.
+    run_feed: RunFeed
     # Batches whose runs users may see: known committed (see `batch_visibility`).
     batches: CommittedBatches = field(default_factory=CommittedBatches)
 
@@ -46,14 +60,8 @@ class Services:
         """Run one cluster call in a thread; errors every route treats alike become ApiErrors."""
         try:
             return await run_in_threadpool(operation, *args)
-        except ClusterUnavailable as exc:
-            raise ApiError(exc.status, "cluster_unavailable", str(exc)) from exc
-        except ResourceNotInstalled as exc:
-            raise ApiError(503, "cluster_not_ready", str(exc)) from exc
-        except ObjectRejected as exc:
-            raise ApiError(
-                422, "rejected_by_cluster", f"the cluster refused the object: {exc}"
-            ) from exc
+        except (ClusterUnavailable, ResourceNotInstalled, ObjectRejected) as exc:
+            raise cluster_failure(exc) from exc
 
     def attach(self, app: FastAPI) -> None:
         """Make these the services of `app`'s routes."""

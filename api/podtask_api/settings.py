@@ -65,6 +65,12 @@ class ApiSettings(BaseSettings):
         description="Echoed by /healthz in the `Podtask-Instance` header, so whoever started "
         "this API (`podtask dev`) can tell it from another server answering on its port.",
     )
+    events_keepalive_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        description="How often an event stream (`/api/v1/runs/events`) that has nothing to "
+        "send says `: keepalive`, so that proxies keep it open.",
+    )
     kubeconfig: str | None = Field(
         default=None, description="A kubeconfig file; by default KUBECONFIG or in-cluster config."
     )

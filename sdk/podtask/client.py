@@ -25,6 +25,10 @@ following. `list_tasks()`, `list_queues()` and `get_queue(name)` show what is de
 `pause_queue(name)`, `resume_queue(name)` and `set_queue_concurrency(name, limit)`
 change a queue at once (a limit of None goes back to the declared one).
 
+And follow: `subscribe_to_run(id)` yields the run at each change until it ends,
+`subscribe_to_runs(status=..., task=..., tag=..., queue=...)` the runs that change, for ever
+(the API's event streams, reconnected after a dropped connection).
+
 Every call blocks; its twin with the `_async` suffix is a coroutine
 (`await tasks.trigger_async(...)`). Waiting polls `GET /api/v1/runs/{id}` with a
 gentle backoff (0.2 s, growing to 2 s) until the run reaches a final status. Inside a
@@ -40,7 +44,6 @@ client.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import os
 import threading
 import time
@@ -88,6 +91,9 @@ from podtask._client.client_config import (
     api_error,
     is_passing_trouble,
 )
+from podtask._client.client_signatures import described_as
+from podtask._client.event_streams import one_run, run_list
+from podtask._client.run_subscriptions import follow, follow_async
 from podtask._contract.wire import ENV_API_KEY, ENV_API_URL, ENV_ATTEMPT_TOKEN
 
 if TYPE_CHECKING:
@@ -135,22 +141,6 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-def _described(function: Any, like: Callable[..., Any], name: str, *, as_method: bool) -> Any:
-    """`function` named, documented and signed as `like`: as a method of the client (a
-    `self` before `like`'s parameters), or as the module's function of a method of it (the
-    method's `self` left out). The return is the call's, so it is not shown."""
-    parameters = list(inspect.signature(like).parameters.values())
-    if as_method:
-        parameters.insert(0, inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY))
-    else:
-        parameters = parameters[1:]
-    function.__name__ = name
-    function.__qualname__ = f"PodtaskClient.{name}" if as_method else name
-    function.__doc__ = like.__doc__
-    function.__signature__ = inspect.Signature(parameters)
-    return function
-
-
 def _blocking(
     build: Callable[P, api_calls.ApiCall[R]],
 ) -> Callable[Concatenate[PodtaskClient, P], R]:
@@ -160,7 +150,7 @@ def _blocking(
         return client._transport.send(build(*args, **kwargs))
 
     described: Callable[Concatenate[PodtaskClient, P], R]
-    described = _described(method, build, build.__name__, as_method=True)
+    described = described_as(method, build, build.__name__, as_method=True)
     return described
 
 
@@ -173,7 +163,7 @@ def _awaiting(
         return await client._loop_transport.send(build(*args, **kwargs))
 
     described: Callable[Concatenate[PodtaskClient, P], Coroutine[Any, Any, R]]
-    described = _described(method, build, build.__name__ + "_async", as_method=True)
+    described = described_as(method, build, build.__name__ + "_async", as_method=True)
     return described
 
 
@@ -467,6 +457,26 @@ class PodtaskClient:
         call = api_calls.run_logs(run_id, attempt=attempt, follow=follow)
         return self._loop_transport.stream_text(call)
 
+    # -- realtime: the API's event streams, reconnected when a connection drops ---------------
+
+    def subscribe_to_run(self, run_id: str) -> Iterator[dict[str, Any]]:
+        """The run as it changes, each state as `get_run` shows it: its current state, then
+        every change, until (and with) its final status."""
+        return follow(self._transport.stream_text, one_run(run_id))
+
+    def subscribe_to_run_async(self, run_id: str) -> AsyncIterator[dict[str, Any]]:
+        return follow_async(self._loop_transport.stream_text, one_run(run_id))
+
+    def subscribe_to_runs(self, **filters: Unpack[RunFilters]) -> Iterator[dict[str, Any]]:
+        """Each change of the runs that pass the filters (as `list_runs`), as it happens,
+        each run as `get_run` shows it; for ever."""
+        return follow(self._transport.stream_text, run_list(**filters))
+
+    def subscribe_to_runs_async(
+        self, **filters: Unpack[RunFilters]
+    ) -> AsyncIterator[dict[str, Any]]:
+        return follow_async(self._loop_transport.stream_text, run_list(**filters))
+
 
 # -- the module's own client, configured from the environment --------------------------------
 
@@ -505,7 +515,7 @@ def _on_default_client(method: Callable[Concatenate[PodtaskClient, P], R]) -> Ca
     def call(*args: P.args, **kwargs: P.kwargs) -> R:
         return method(default_client(), *args, **kwargs)
 
-    described: Callable[P, R] = _described(call, method, method.__name__, as_method=False)
+    described: Callable[P, R] = described_as(call, method, method.__name__, as_method=False)
     return described
 
 
@@ -533,6 +543,10 @@ iter_runs = _on_default_client(PodtaskClient.iter_runs)
 iter_runs_async = _on_default_client(PodtaskClient.iter_runs_async)
 run_logs = _on_default_client(PodtaskClient.run_logs)
 run_logs_async = _on_default_client(PodtaskClient.run_logs_async)
+subscribe_to_run = _on_default_client(PodtaskClient.subscribe_to_run)
+subscribe_to_run_async = _on_default_client(PodtaskClient.subscribe_to_run_async)
+subscribe_to_runs = _on_default_client(PodtaskClient.subscribe_to_runs)
+subscribe_to_runs_async = _on_default_client(PodtaskClient.subscribe_to_runs_async)
 create_deployment = _on_default_client(PodtaskClient.create_deployment)
 create_deployment_async = _on_default_client(PodtaskClient.create_deployment_async)
 list_deployments = _on_default_client(PodtaskClient.list_deployments)

@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
@@ -19,7 +18,7 @@ from podtask._contract.resources import QueueRef, RetryPolicy, TaskSpec
 from podtask._control.attempt_tokens import sign_attempt_token
 from podtask_api.app import create_app
 from podtask_api.auth import api_key_digest
-from podtask_api.http_protocol import server_config
+from podtask_api.http_protocol import ApiServer, server_config
 from podtask_api.settings import ApiSettings
 from tests.embedded_kube import EmbeddedKube, KubeNamespace
 
@@ -98,10 +97,11 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def served(app: FastAPI) -> Iterator[str]:
-    """`app` served by uvicorn on a free local port, in a thread; yields its base URL."""
-    port = free_port()
-    server = uvicorn.Server(server_config(app, host="127.0.0.1", port=port, log_level="warning"))
+def served(app: FastAPI, port: int | None = None) -> Iterator[str]:
+    """`app` served by uvicorn on `port` (a free local one by default), in a thread; yields
+    its base URL."""
+    port = port or free_port()
+    server = ApiServer(server_config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10

@@ -94,6 +94,10 @@ def test_every_answer_is_documented_and_no_5xx(app: Any) -> None:
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= 15
     for operation in operations:
+        if operation.path.endswith("/events"):
+            # An event stream never ends: a valid request would hang here. Its refusals (401,
+            # 404, 422) are tested in test_api_run_events.py.
+            continue
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
             _exercise(operation, mode, failures)
     assert not failures, "\n\n".join(failures)

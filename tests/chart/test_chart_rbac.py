@@ -76,6 +76,9 @@ API_RULES: set[Rule] = {
     ("podtask.dev", "taskruns", "create", None),
     ("podtask.dev", "taskruns", "patch", None),
     ("podtask.dev", "taskruns", "delete", None),
+    # KubernetesCluster.runs_version / watch_runs: the one watch of the event streams
+    # (run_feed.RunFeed).
+    ("podtask.dev", "taskruns", "watch", None),
     # KubernetesCluster.record_report: the runner's report, a JSON patch of the status.
     ("podtask.dev", "taskruns/status", "patch", None),
     # KubernetesCluster.get_task / list_tasks; podtask._control.registration (deployments) lists,

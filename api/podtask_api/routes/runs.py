@@ -24,12 +24,10 @@ from starlette.concurrency import iterate_in_threadpool
 
 from podtask._contract.batch_markers import request_digest
 from podtask._contract.resources import format_timestamp
-from podtask._contract.trigger_request import IsoTime
 from podtask_api.api_models import (
     BatchTriggered,
     ReplayedRun,
     RunPage,
-    RunStatus,
     RunView,
     TriggeredRun,
 )
@@ -47,7 +45,6 @@ from podtask_api.cluster import (
     PhaseChanged,
 )
 from podtask_api.errors import ApiError, error_responses
-from podtask_api.kube_names import LABEL_VALUE_PATTERN
 from podtask_api.lookups import find_task, patch_run, read_run, run_not_found, task_not_found
 from podtask_api.routes.access import (
     PUBLIC_ROUTE_ERRORS,
@@ -57,6 +54,7 @@ from podtask_api.routes.access import (
     write_key,
     write_key_or_run,
 )
+from podtask_api.routes.run_filters import RunQueryDep
 from podtask_api.run_actions import (
     ReplayRequest,
     RescheduleRequest,
@@ -71,7 +69,6 @@ from podtask_api.run_listing import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
     Chunk,
-    RunFilters,
     decode_cursor,
     invalid_cursor,
     list_page,
@@ -210,17 +207,6 @@ async def get_run(run_id: str, svc: ServicesDep, who: CallerDep) -> dict[str, An
     return run_view(run)
 
 
-TaskFilter = Annotated[
-    str | None,
-    Query(
-        min_length=1,
-        max_length=63,
-        pattern=LABEL_VALUE_PATTERN,
-        description="Only runs of this task (its id).",
-    ),
-]
-
-
 @router.get(
     "/runs",
     response_model=RunPage,
@@ -229,33 +215,7 @@ TaskFilter = Annotated[
 )
 async def list_runs(
     svc: ServicesDep,
-    status: Annotated[
-        list[RunStatus] | None,
-        Query(description="Only runs in one of these statuses (repeat for several)."),
-    ] = None,
-    task_identifier: Annotated[TaskFilter, Query(alias="taskIdentifier")] = None,
-    task: TaskFilter = None,
-    tag: Annotated[
-        list[Annotated[str, Query(min_length=1, max_length=128)]] | None,
-        Query(description="Only runs with one of these tags (repeat for several)."),
-    ] = None,
-    queue: Annotated[
-        str | None, Query(min_length=1, max_length=253, description="Only runs of this queue.")
-    ] = None,
-    created_from: Annotated[
-        IsoTime | None,
-        Query(
-            alias="createdFrom",
-            description="Only runs created at or after this time (ISO 8601; no zone: UTC).",
-        ),
-    ] = None,
-    created_to: Annotated[
-        IsoTime | None,
-        Query(
-            alias="createdTo",
-            description="Only runs created at or before this time (ISO 8601; no zone: UTC).",
-        ),
-    ] = None,
+    query: RunQueryDep,
     limit: Annotated[
         int, Query(ge=1, le=MAX_PAGE_SIZE, description="Runs per page at most.")
     ] = DEFAULT_PAGE_SIZE,
@@ -269,17 +229,9 @@ async def list_runs(
 ) -> dict[str, Any]:
     """Runs, newest first, a page at a time; runs with an idempotency key come after the
     others. Follow `nextCursor` until it is null to see every run exactly once."""
-    task_id = task_identifier if task_identifier is not None else task
-    filters = RunFilters(
-        statuses=frozenset(str(s) for s in status or ()),
-        task_id=task_id,
-        tags=frozenset(tag or ()),
-        queue=queue,
-        created_from=created_from,  # IsoTime: in UTC
-        created_to=created_to,
-    )
+    filters = query.filters
     start = decode_cursor(cursor, filters) if cursor is not None else None
-    if task is not None and task_id != task:
+    if query.matches_none:
         return {"data": [], "nextCursor": None}  # `task` and `taskIdentifier` both must hold
 
     def read_chunk(selector: str | None, size: int, token: str | None) -> Chunk:

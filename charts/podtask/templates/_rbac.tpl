@@ -65,11 +65,12 @@ namespaces or CRDs (handlers.configure turns that off).
 {{- end -}}
 
 {{- define "podtask.apiRules" -}}
-# TaskRuns: triggers create them, reads get and list them, cancel/replay/reschedule patch
-# them, and a batch trigger that fails half-way deletes the runs it created.
+# TaskRuns: triggers create them, reads get and list them, the event streams watch them,
+# cancel/replay/reschedule patch them, and a batch trigger that fails half-way deletes the
+# runs it created.
 - apiGroups: ["podtask.dev"]
   resources: ["taskruns"]
-  verbs: ["get", "list", "create", "patch", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 # The runner's report of an attempt (output or error) goes into the run's status.
 - apiGroups: ["podtask.dev"]
   resources: ["taskruns/status"]

@@ -61,8 +61,10 @@ class ApiCall(Generic[R]):
     body: Any = None
     params: Sequence[tuple[str, str]] = ()
     headers: Mapping[str, str] = field(default_factory=dict)
-    # An answer that streams as long as something writes it: no read timeout.
+    # An answer that streams as long as something writes it: no read timeout, or this one
+    # (seconds) when the API keeps it alive (longer silence: the connection is dead).
     open_ended: bool = False
+    silence_limit: float | None = None
 
     def request(self, config: ClientConfig) -> dict[str, Any]:
         """The arguments of `httpx.Client.request` (and of `stream`) for this call."""
@@ -223,10 +225,9 @@ def _several(value: str | Sequence[str] | None) -> list[str]:
     return [value] if isinstance(value, str) else list(value)
 
 
-def run_list_params(
-    *, limit: int = DEFAULT_PAGE_SIZE, cursor: str | None = None, **filters: Unpack[RunFilters]
-) -> list[tuple[str, str]]:
-    """The query of `GET /api/v1/runs`: statuses and tags may repeat (a run matches any)."""
+def run_filter_params(**filters: Unpack[RunFilters]) -> list[tuple[str, str]]:
+    """The filters in the query of `GET /api/v1/runs` (and of its event stream): statuses and
+    tags may repeat (a run matches any)."""
     unknown = sorted(set(filters) - set(RunFilters.__annotations__))
     if unknown:
         raise TypeError(
@@ -243,7 +244,14 @@ def run_list_params(
         params.append(("createdFrom", format_timestamp(created_from)))
     if (created_to := filters.get("created_to")) is not None:
         params.append(("createdTo", format_timestamp(created_to)))
-    params.append(("limit", str(limit)))
+    return params
+
+
+def run_list_params(
+    *, limit: int = DEFAULT_PAGE_SIZE, cursor: str | None = None, **filters: Unpack[RunFilters]
+) -> list[tuple[str, str]]:
+    """The query of `GET /api/v1/runs`: the filters, the page size and where the page starts."""
+    params = [*run_filter_params(**filters), ("limit", str(limit))]
     if cursor is not None:
         params.append(("cursor", cursor))
     return params

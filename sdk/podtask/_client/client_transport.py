@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import weakref
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Generator
 from typing import Any, TypeVar
 
 import httpx
@@ -37,8 +37,11 @@ def _unreachable(config: ClientConfig, exc: httpx.TransportError) -> PodtaskConn
 
 
 def _stream_timeout(timeout: float, call: ApiCall[Any]) -> httpx.Timeout:
-    # A followed log may stay quiet for long while the task works: no read timeout.
-    return httpx.Timeout(timeout, read=None) if call.open_ended else httpx.Timeout(timeout)
+    # A followed log may stay quiet for long while the task works: no read timeout. An event
+    # stream says something every so often: silence past its limit is a dead connection.
+    if call.open_ended:
+        return httpx.Timeout(timeout, read=call.silence_limit)
+    return httpx.Timeout(timeout)
 
 
 class BlockingTransport:
@@ -66,7 +69,7 @@ class BlockingTransport:
             raise _unreachable(self._config, exc) from exc
         return call.read(_answer(response))
 
-    def stream_text(self, call: ApiCall[Any]) -> Iterator[str]:
+    def stream_text(self, call: ApiCall[Any]) -> Generator[str]:
         """The answer's body as text, in pieces as they come."""
         timeout = _stream_timeout(self._timeout, call)
         try:
@@ -117,7 +120,7 @@ class AwaitingTransport:
             raise _unreachable(self._config, exc) from exc
         return call.read(_answer(response))
 
-    async def stream_text(self, call: ApiCall[Any]) -> AsyncIterator[str]:
+    async def stream_text(self, call: ApiCall[Any]) -> AsyncGenerator[str]:
         """The answer's body as text, in pieces as they come."""
         timeout = _stream_timeout(self._timeout, call)
         try:

@@ -1,0 +1,78 @@
+"""The filters of a request for runs, read from its query: one declaration for every route
+that takes them (`GET /api/v1/runs` and the stream of its changes, `GET /api/v1/runs/events`),
+so that both take the same parameters and refuse the same bad ones (422)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Query
+
+from podtask._contract.trigger_request import IsoTime
+from podtask_api.api_models import RunStatus
+from podtask_api.kube_names import LABEL_VALUE_PATTERN
+from podtask_api.run_listing import RunFilters
+
+TaskFilter = Annotated[
+    str | None,
+    Query(
+        min_length=1,
+        max_length=63,
+        pattern=LABEL_VALUE_PATTERN,
+        description="Only runs of this task (its id).",
+    ),
+]
+
+
+@dataclass(frozen=True)
+class RunQuery:
+    """The filters asked for; `matches_none` when two of them cannot both hold (`task` and
+    `taskIdentifier` naming different tasks)."""
+
+    filters: RunFilters
+    matches_none: bool = False
+
+
+def run_query(
+    status: Annotated[
+        list[RunStatus] | None,
+        Query(description="Only runs in one of these statuses (repeat for several)."),
+    ] = None,
+    task_identifier: Annotated[TaskFilter, Query(alias="taskIdentifier")] = None,
+    task: TaskFilter = None,
+    tag: Annotated[
+        list[Annotated[str, Query(min_length=1, max_length=128)]] | None,
+        Query(description="Only runs with one of these tags (repeat for several)."),
+    ] = None,
+    queue: Annotated[
+        str | None, Query(min_length=1, max_length=253, description="Only runs of this queue.")
+    ] = None,
+    created_from: Annotated[
+        IsoTime | None,
+        Query(
+            alias="createdFrom",
+            description="Only runs created at or after this time (ISO 8601; no zone: UTC).",
+        ),
+    ] = None,
+    created_to: Annotated[
+        IsoTime | None,
+        Query(
+            alias="createdTo",
+            description="Only runs created at or before this time (ISO 8601; no zone: UTC).",
+        ),
+    ] = None,
+) -> RunQuery:
+    task_id = task_identifier if task_identifier is not None else task
+    filters = RunFilters(
+        statuses=frozenset(str(s) for s in status or ()),
+        task_id=task_id,
+        tags=frozenset(tag or ()),
+        queue=queue,
+        created_from=created_from,  # IsoTime: in UTC
+        created_to=created_to,
+    )
+    return RunQuery(filters, matches_none=task is not None and task_id != task)
+
+
+RunQueryDep = Annotated[RunQuery, Depends(run_query)]

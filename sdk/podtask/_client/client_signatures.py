@@ -1,0 +1,25 @@
+"""How `podtask.client` names, documents and signs what it builds from another function: the
+client's methods (from the operations of `podtask._client.api_calls`) and the module's
+functions (from the client's methods)."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+
+def described_as(function: Any, like: Callable[..., Any], name: str, *, as_method: bool) -> Any:
+    """`function` named, documented and signed as `like`: as a method of the client (a
+    `self` before `like`'s parameters), or as the module's function of a method of it (the
+    method's `self` left out). The return is the call's, so it is not shown."""
+    parameters = list(inspect.signature(like).parameters.values())
+    if as_method:
+        parameters.insert(0, inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY))
+    else:
+        parameters = parameters[1:]
+    function.__name__ = name
+    function.__qualname__ = f"PodtaskClient.{name}" if as_method else name
+    function.__doc__ = like.__doc__
+    function.__signature__ = inspect.Signature(parameters)
+    return function
