@@ -117,6 +117,7 @@ class RunSummary(ApiModel):
     priority: int
     parent_run_id: str | None
     replay_of: str | None
+    is_test: bool = Field(description="A test run (triggered with `isTest`).")
     error: RunErrorView | None = Field(description="Without its traceback; see the run.")
     created_at: datetime | None
     started_at: datetime | None
@@ -137,7 +138,10 @@ class RunView(ApiModel):
     output: Any
     error: RunErrorView | None
     tags: list[str]
-    metadata: dict[str, Any]
+    metadata: dict[str, Any] = Field(
+        description="The run's metadata: as its task last wrote it (`podtask.metadata`), else "
+        "as it was triggered. By convention `progress` is a number from 0 to 1."
+    )
     queue: str
     machine: str
     concurrency_key: str | None
@@ -148,6 +152,7 @@ class RunView(ApiModel):
     priority: int
     parent_run_id: str | None
     replay_of: str | None
+    is_test: bool = Field(description="A test run (triggered with `isTest`).")
     cancel_requested_at: datetime | None
     conditions: list[dict[str, Any]] = Field(description="As the operator wrote them.")
     created_at: datetime | None

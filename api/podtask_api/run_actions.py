@@ -113,7 +113,9 @@ def build_replay(
             "payload": payload if new_payload else spec.payload,
         }
     )
-    metadata = {"name": name, "labels": labels_for(spec.task_id, spec.queue.name)}
+    # A replay of a test run is a test run: it keeps the spec's `isTest`, and its label.
+    labels = labels_for(spec.task_id, spec.queue.name, is_test=spec.is_test)
+    metadata = {"name": name, "labels": labels}
     return task_run_object(metadata, replay)
 
 

@@ -1,8 +1,8 @@
 """Listing runs a page at a time: the filters, the opaque cursor, and filling one page.
 
 Kubernetes lists objects in name order, a chunk at a time (`limit`, `continue`), and
-filters them only by label. So: the filters that have labels (task, queue) become the
-label selector; the others (status, tag, creation time) are applied here, on each
+filters them only by label. So: the filters that have labels (task, queue, test runs or
+not) become the label selector; the others (status, tag, creation time) are applied here, on each
 chunk, and a page is filled from as many chunks as it takes, up to a bound on the runs
 examined per request (a page may then hold fewer runs than asked, even none, and still
 have a next one).
@@ -32,7 +32,7 @@ from datetime import datetime
 from typing import Any
 
 from podtask._contract.resources import PENDING_STATUS, parse_timestamp
-from podtask._contract.wire import LABEL_QUEUE, LABEL_TASK
+from podtask._contract.wire import LABEL_QUEUE, LABEL_TASK, LABEL_TEST, TEST_LABEL_VALUE
 from podtask_api.errors import ApiError
 from podtask_api.kube_names import is_label_value
 
@@ -56,6 +56,8 @@ class RunFilters:
     queue: str | None = None
     created_from: datetime | None = None
     created_to: datetime | None = None
+    # True: test runs only; False: no test runs; None: both.
+    is_test: bool | None = None
 
     def label_selector(self) -> str | None:
         """The Kubernetes label selector for the filters that have labels."""
@@ -64,6 +66,10 @@ class RunFilters:
             terms.append(f"{LABEL_TASK}={self.task_id}")
         if self.queue is not None and is_label_value(self.queue):
             terms.append(f"{LABEL_QUEUE}={self.queue}")
+        if self.is_test is not None:
+            # `!=` also selects the runs without the label: every run that is not a test.
+            operator = "=" if self.is_test else "!="
+            terms.append(f"{LABEL_TEST}{operator}{TEST_LABEL_VALUE}")
         return ",".join(terms) or None
 
     @property
@@ -87,6 +93,7 @@ class RunFilters:
                 self.queue,
                 _instant(self.created_from),
                 _instant(self.created_to),
+                self.is_test,
             ]
         )
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
@@ -102,6 +109,8 @@ class RunFilters:
         if self.tags and not self.tags.intersection(spec.get("tags") or []):
             return False
         if self.queue is not None and (spec.get("queue") or {}).get("name") != self.queue:
+            return False
+        if self.is_test is not None and bool(spec.get("isTest")) != self.is_test:
             return False
         if self.created_from is not None or self.created_to is not None:
             created = parse_timestamp(metadata.get("creationTimestamp"))

@@ -71,11 +71,17 @@ def _shown_everywhere(
         "priority": spec.priority,
         "parentRunId": spec.parent_run_id,
         "replayOf": spec.replay_of,
+        "isTest": spec.is_test,
         "createdAt": metadata.get("creationTimestamp"),
         "startedAt": _wire_time(status.started_at),
         "finishedAt": _wire_time(status.finished_at),
         "durationMs": _duration_ms(status),
     }
+
+
+def current_metadata(spec: TaskRunSpec, status: TaskRunStatus) -> dict[str, Any]:
+    """The run's metadata now: as its task last wrote it, else as it was triggered."""
+    return status.metadata if status.metadata is not None else spec.metadata
 
 
 def run_summary(run: dict[str, Any]) -> dict[str, Any]:
@@ -95,7 +101,7 @@ def run_view(run: dict[str, Any]) -> dict[str, Any]:
         "payload": spec.payload,
         "output": status.output,
         "error": status.error.to_wire() if status.error is not None else None,
-        "metadata": spec.metadata,
+        "metadata": current_metadata(spec, status),
         "idempotencyKeyExpiresAt": _wire_time(key_expiry),
         "cancelRequestedAt": _wire_time(spec.cancel_requested_at),
         "conditions": _conditions(run),
@@ -156,7 +162,8 @@ def attempt_view(
             "machine": {"name": machine.name, "cpu": machine.cpu, "memoryGb": machine.memory_gb},
             "startedAt": _wire_time(started_at),
             "tags": spec.tags,
-            "metadata": spec.metadata,
+            # An attempt after the first goes on from the metadata the one before left.
+            "metadata": current_metadata(spec, status),
             "concurrencyKey": spec.concurrency_key,
             "idempotencyKey": spec.idempotency_key,
             "parentRunId": spec.parent_run_id,

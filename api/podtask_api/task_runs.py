@@ -14,7 +14,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from podtask._contract.resources import TaskRunSpec, TaskSpec
-from podtask._contract.wire import API_VERSION, LABEL_QUEUE, LABEL_TASK, TASK_RUN_KIND
+from podtask._contract.wire import (
+    API_VERSION,
+    LABEL_QUEUE,
+    LABEL_TASK,
+    LABEL_TEST,
+    TASK_RUN_KIND,
+    TEST_LABEL_VALUE,
+)
 from podtask_api.idempotency import key_marks
 from podtask_api.kube_names import is_label_value
 from podtask_api.run_names import idempotent_run_name, random_run_name
@@ -30,17 +37,19 @@ def delay_until(delay: int | datetime | None, now: datetime) -> datetime | None:
     return now + timedelta(seconds=delay) if delay > 0 else None
 
 
-def labels_for(task_id: str, queue_name: str) -> dict[str, str]:
-    """The labels of a run of `task_id` in `queue_name`."""
+def labels_for(task_id: str, queue_name: str, *, is_test: bool = False) -> dict[str, str]:
+    """The labels of a run of `task_id` in `queue_name` (a test run's say so)."""
     labels = {LABEL_TASK: task_id}
     # A queue name that is not a valid label value is still the queue; it just has no label.
     if is_label_value(queue_name):
         labels[LABEL_QUEUE] = queue_name
+    if is_test:
+        labels[LABEL_TEST] = TEST_LABEL_VALUE
     return labels
 
 
-def run_labels(task: TaskSpec) -> dict[str, str]:
-    return labels_for(task.task_id, task.queue.name)
+def run_labels(task: TaskSpec, *, is_test: bool = False) -> dict[str, str]:
+    return labels_for(task.task_id, task.queue.name, is_test=is_test)
 
 
 def task_run_object(metadata: dict[str, Any], spec: TaskRunSpec) -> dict[str, Any]:
@@ -89,9 +98,10 @@ def build_task_run(
         ttl_seconds=options.ttl or task.ttl_seconds,
         delay_until=delay_until(options.delay, now),
         parent_run_id=parent_run_id,
+        is_test=options.is_test,
         triggered_at=now,
     )
-    metadata: dict[str, Any] = {"name": name, "labels": run_labels(task)}
+    metadata: dict[str, Any] = {"name": name, "labels": run_labels(task, is_test=spec.is_test)}
     if options.idempotency_key is not None:
         label, annotations = key_marks(
             task.task_id, options.idempotency_key, options.idempotency_key_ttl, now

@@ -18,7 +18,7 @@ same task, options and task version; the old payload unless a new one is given) 
 `reschedule_run(id, delay)` (a run still Delayed). They need an API key.
 
 And read: `list_runs(status=..., task=..., tag=..., queue=..., created_from=...,
-created_to=..., limit=..., cursor=...)` gives one page (newest first) and its
+created_to=..., is_test=..., limit=..., cursor=...)` gives one page (newest first) and its
 `next_cursor`; `iter_runs(...)` (same filters) goes through every page. `run_logs(id,
 attempt=..., follow=...)` yields an attempt's log as text, as it is written when
 following. `list_tasks()`, `list_queues()` and `get_queue(name)` show what is deployed;

@@ -14,6 +14,7 @@ from api_fixtures import API_KEY, served, settings_for
 from test_api_catalog import add_queue
 from test_api_logs import start_attempt, wait_until_finished
 
+from podtask import BatchItem
 from podtask import client as podtask_client
 from podtask.client import PodtaskApiError, PodtaskClient, RunPage, run_list_params
 from podtask_api.app import create_app
@@ -46,6 +47,16 @@ def test_list_runs_a_page_at_a_time_and_every_page(api: PodtaskClient) -> None:
     with pytest.raises(PodtaskApiError) as refused:
         api.list_runs(limit=500)
     assert refused.value.status == 422
+
+
+def test_test_runs_are_triggered_and_listed_by_the_client(api: PodtaskClient) -> None:
+    test_run = api.trigger("hello-world", is_test=True)
+    [batched] = api.batch_trigger("hello-world", [BatchItem({"n": 1}, {"is_test": True})])
+    plain = api.trigger("hello-world", {"n": 2})
+    assert {r["id"] for r in api.iter_runs(is_test=True)} == {test_run.id, batched.id}
+    assert [r["id"] for r in api.iter_runs(is_test=False)] == [plain.id]
+    assert api.get_run(test_run.id)["isTest"] is True
+    assert api.get_run(plain.id)["isTest"] is False
 
 
 def test_the_async_twins(

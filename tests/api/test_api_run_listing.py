@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 
 from podtask._contract.batch_markers import LABEL_BATCH
 from podtask._contract.resources import QueueRef
-from podtask._contract.wire import LABEL_QUEUE, LABEL_TASK
+from podtask._contract.wire import LABEL_QUEUE, LABEL_TASK, LABEL_TEST
 from podtask_api import run_listing
 from podtask_api.app import create_app
 from podtask_api.errors import ApiError
@@ -37,7 +37,7 @@ OTHER = HELLO.model_copy(update={"task_id": "other-task", "queue": QueueRef(name
 
 class Listed:
     """The namespace with RUNS runs: every 5th of task `other-task`, every 7th tagged `seventh`,
-    and the first ten Failed."""
+    every 11th (from the 4th) a test run, and the first ten Failed."""
 
     def __init__(self, client: TestClient, namespace: KubeNamespace, ids: list[str]) -> None:
         self.client = client
@@ -76,7 +76,10 @@ def listed(embedded_kube: EmbeddedKube) -> Iterator[Listed]:
                 {
                     "task": "other-task" if n % 5 == 0 else "hello-world",
                     "payload": {"n": n},
-                    "options": {"tags": ["seventh"] if n % 7 == 0 else []},
+                    "options": {
+                        "tags": ["seventh"] if n % 7 == 0 else [],
+                        **({"isTest": True} if n % 11 == 3 else {}),
+                    },
                 }
                 for n in range(start, min(start + 1000, RUNS))
             ]
@@ -123,6 +126,23 @@ def test_filters_without_labels_fill_pages_from_several_chunks(listed: Listed) -
     assert all(len(page["data"]) == 40 for page in pages[:-1])
     both = listed.all_ids(tag="seventh", task="other-task", limit=7)
     assert set(both) == {i for n, i in enumerate(listed.ids) if n % 35 == 0}
+
+
+def test_test_runs_or_the_others_by_their_label(listed: Listed) -> None:
+    tests = {i for n, i in enumerate(listed.ids) if n % 11 == 3}
+    found = listed.all_ids(isTest="true", limit=100)
+    assert len(found) == len(tests) and set(found) == tests
+    others = listed.all_ids(isTest="false", limit=100)
+    assert len(others) == RUNS - len(tests) and tests.isdisjoint(others)
+    assert set(listed.all_ids(isTest="true", task="other-task", limit=100)) == {
+        i for n, i in enumerate(listed.ids) if n % 11 == 3 and n % 5 == 0
+    }
+    page = next(listed.pages(isTest="true", limit=1))
+    assert page["data"][0]["isTest"] is True
+    assert listed.namespace.run(page["data"][0]["id"])["metadata"]["labels"][LABEL_TEST] == "true"
+    assert_error(
+        listed.client.get("/api/v1/runs", params={"isTest": "maybe"}), 422, "invalid_request"
+    )
 
 
 def test_status_filter(listed: Listed) -> None:
@@ -263,3 +283,13 @@ def test_label_selectors_and_filters_applied_here() -> None:
     assert not odd_queue.matches({"spec": {"queue": {"name": "greetings"}}})
     assert RunFilters(statuses=frozenset({"Pending"})).matches({"spec": {}})
     assert not RunFilters(statuses=frozenset({"Pending"})).matches({"status": {"phase": "Queued"}})
+    tests, others = RunFilters(is_test=True), RunFilters(is_test=False)
+    assert tests.label_selector() == f"{LABEL_TEST}=true"
+    # `!=` selects the runs without the label too: every run that is not a test.
+    assert others.label_selector() == f"{LABEL_TEST}!=true"
+    assert (
+        not tests.filters_here
+        and len({tests.digest(), others.digest(), RunFilters().digest()}) == 3
+    )
+    assert tests.matches({"spec": {"isTest": True}}) and not tests.matches({"spec": {}})
+    assert others.matches({"spec": {}}) and not others.matches({"spec": {"isTest": True}})

@@ -32,13 +32,14 @@ def test_trigger_prints_the_run_id_and_passes_the_options(
         '{"name": "Ada"}',
         *("--tag", "vip", "--tag", "docs", "--priority", "3", "--delay", "1h"),
         *("--ttl", "10m", "--machine", "medium-1x", "--idempotency-key", "k-1"),
-        *("--concurrency-key", "tenant-1", "--max-attempts", "2"),
+        *("--concurrency-key", "tenant-1", "--max-attempts", "2", "--test"),
         env=api_env,
     )
     assert done.returncode == 0, done.stderr
     run_id = done.stdout.strip()
     spec = namespace.run(run_id)["spec"]
     assert spec["payload"] == {"name": "Ada"} and spec["tags"] == ["vip", "docs"]
+    assert spec["isTest"] is True
     assert (spec["priority"], spec["machine"], spec["ttlSeconds"]) == (3, "medium-1x", 600)
     assert (spec["idempotencyKey"], spec["concurrencyKey"]) == ("k-1", "tenant-1")
     assert spec["retry"]["maxAttempts"] == 2 and "delayUntil" in spec
@@ -170,6 +171,11 @@ def test_runs_list_get_and_logs(
     assert len(one.stdout.splitlines()) == 2 and "--limit N shows more" in one.stderr
     completed = podtask("runs", "list", "--status", "Completed", env=api_env).stdout
     assert second not in completed and first in completed
+
+    test_run = podtask("trigger", "hello-world", "--test", env=api_env).stdout.strip()
+    only_tests = podtask("runs", "list", "--test", env=api_env).stdout.splitlines()
+    assert [row.split()[0] for row in only_tests[1:]] == [test_run]
+    assert "Test run:" in podtask("runs", "get", test_run, env=api_env).stdout
 
     details = podtask("runs", "get", first, env=api_env)
     assert details.returncode == 0, details.stderr

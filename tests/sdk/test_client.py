@@ -44,6 +44,7 @@ def test_options_are_sent_camel_case_without_unset_ones() -> None:
             "tags": ["a", "b"],
             "metadata": {"user": 7},
             "priority": 10,
+            "is_test": True,
         }
     )
     assert wire == {
@@ -57,6 +58,7 @@ def test_options_are_sent_camel_case_without_unset_ones() -> None:
         "tags": ["a", "b"],
         "metadata": {"user": 7},
         "priority": 10,
+        "isTest": True,
     }
     assert options_to_wire({"machine": None, "tags": None}) == {}
 
@@ -310,6 +312,9 @@ def test_run_filters_are_checked_by_name() -> None:
 
     with pytest.raises(TypeError, match=r"'owner'.*valid filters are: status, task, tag"):
         run_list_params(owner="me")  # type: ignore[call-arg]
+    assert ("isTest", "true") in run_list_params(is_test=True)
+    assert ("isTest", "false") in run_list_params(is_test=False)
+    assert not any(name == "isTest" for name, _ in run_list_params(is_test=None))
 
 
 @pytest.mark.component  # a fresh interpreter: nothing imported yet

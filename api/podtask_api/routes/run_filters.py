@@ -62,6 +62,13 @@ def run_query(
             description="Only runs created at or before this time (ISO 8601; no zone: UTC).",
         ),
     ] = None,
+    is_test: Annotated[
+        bool | None,
+        Query(
+            alias="isTest",
+            description="true: only test runs; false: no test runs; left out: both.",
+        ),
+    ] = None,
 ) -> RunQuery:
     task_id = task_identifier if task_identifier is not None else task
     filters = RunFilters(
@@ -71,6 +78,7 @@ def run_query(
         queue=queue,
         created_from=created_from,  # IsoTime: in UTC
         created_to=created_to,
+        is_test=is_test,
     )
     return RunQuery(filters, matches_none=task is not None and task_id != task)
 

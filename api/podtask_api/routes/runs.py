@@ -367,8 +367,9 @@ async def replay_run(
 ) -> dict[str, Any]:
     """Trigger the run's task again as it was triggered: a new run with the old run's spec.
 
-    The new run keeps the old one's task version, options, tags and metadata; it has a new
-    id, `replayOf` the old one, and the old payload unless the body gives a new `payload`.
+    The new run keeps the old one's task version, options, tags and metadata (as it was
+    triggered), and is a test run when the old one was; it has a new id, `replayOf` the old
+    one, and the old payload unless the body gives a new `payload`.
     Any run may be replayed, also one still running.
     """
     replay = request or ReplayRequest()

@@ -44,6 +44,7 @@ class TriggerOptions(TypedDict, total=False):
     - `max_duration`: seconds an attempt may run, instead of the task's.
     - `tags`: up to 10 strings (or one string); `metadata`: a JSON object.
     - `priority`: runs with a higher priority start first within their queue.
+    - `is_test`: a test run (`ctx.is_test` in the task; lists can show test runs only).
     """
 
     delay: Seconds | datetime
@@ -57,6 +58,7 @@ class TriggerOptions(TypedDict, total=False):
     tags: str | Sequence[str]
     metadata: Mapping[str, Any]
     priority: int
+    is_test: bool
 
 
 # The order the options are listed in when one is unknown: as documented above.

@@ -193,6 +193,7 @@ def _runs(client: PodtaskClient, args: argparse.Namespace) -> int:
             task=args.task,
             tag=args.tag,
             queue=args.queue,
+            is_test=args.is_test,
             page_size=min(args.limit + 1, MAX_PAGE_SIZE),
         )
         runs = list(itertools.islice(found, args.limit + 1))

@@ -168,6 +168,7 @@ def run_details(run: Mapping[str, Any], now: datetime) -> str:
         ("Idempotency key", run.get("idempotencyKey")),
         ("Parent run", run.get("parentRunId")),
         ("Replay of", run.get("replayOf")),
+        ("Test run", "yes" if run.get("isTest") else None),
         ("Next attempt", _local(run.get("nextAttemptAt")) if run.get("nextAttemptAt") else None),
     ]
     fields += [(name, value) for name, value in optional if value]
@@ -176,6 +177,8 @@ def run_details(run: Mapping[str, Any], now: datetime) -> str:
     if run.get("attempts"):
         lines += ["", "Attempts:", attempts_table(run["attempts"], now)]
     lines += ["", "Payload:", pretty_json(run.get("payload"))]
+    if run.get("metadata"):
+        lines += ["", "Metadata:", pretty_json(run["metadata"])]
     error = run.get("error")
     if error:
         lines += ["", "Error:", error_text(error)]

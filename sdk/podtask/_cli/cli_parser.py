@@ -178,6 +178,13 @@ def _trigger_arguments(trigger: argparse.ArgumentParser) -> None:
     trigger.add_argument("--concurrency-key")
     trigger.add_argument("--max-attempts", type=_positive_int)
     trigger.add_argument("--max-duration", type=parse_duration)
+    trigger.add_argument(
+        "--test",
+        dest="is_test",
+        action="store_true",
+        default=None,
+        help="a test run (ctx.is_test in the task; `runs list --test` lists these)",
+    )
     _output_arguments(trigger)
 
 
@@ -190,6 +197,13 @@ def _runs_arguments(runs: argparse.ArgumentParser) -> None:
     listing.add_argument("--task", help="only runs of this task")
     listing.add_argument("--tag", action="append", help="only runs with this tag (repeat)")
     listing.add_argument("--queue", help="only runs of this queue")
+    listing.add_argument(
+        "--test",
+        dest="is_test",
+        action="store_true",
+        default=None,
+        help="only test runs (triggered with --test, or from the dashboard's Test page)",
+    )
     listing.add_argument("--limit", type=_positive_int, default=20, help="at most (default 20)")
     _output_arguments(listing)
     get = run_commands.add_parser(

@@ -208,8 +208,9 @@ def reschedule_run(run_id: str, delay: Seconds | datetime) -> ApiCall[dict[str, 
 
 class RunFilters(TypedDict, total=False):
     """Which runs to list: `status` (one or several; "Pending" before the operator has seen
-    a run), `task` (its id), `tag` (one or several: a run with any of them), `queue`, and
-    the creation time from/to (inclusive; a naive datetime is local time)."""
+    a run), `task` (its id), `tag` (one or several: a run with any of them), `queue`, the
+    creation time from/to (inclusive; a naive datetime is local time), and `is_test` (True:
+    test runs only; False: no test runs)."""
 
     status: str | Sequence[str] | None
     task: str | None
@@ -217,6 +218,7 @@ class RunFilters(TypedDict, total=False):
     queue: str | None
     created_from: datetime | None
     created_to: datetime | None
+    is_test: bool | None
 
 
 def _several(value: str | Sequence[str] | None) -> list[str]:
@@ -244,6 +246,8 @@ def run_filter_params(**filters: Unpack[RunFilters]) -> list[tuple[str, str]]:
         params.append(("createdFrom", format_timestamp(created_from)))
     if (created_to := filters.get("created_to")) is not None:
         params.append(("createdTo", format_timestamp(created_to)))
+    if (is_test := filters.get("is_test")) is not None:
+        params.append(("isTest", "true" if is_test else "false"))
     return params
 
 
@@ -276,7 +280,8 @@ def list_runs(
 ) -> ApiCall[RunPage]:
     """One page of runs, newest first (runs with an idempotency key after the others).
 
-    Filters (`RunFilters`): `status`, `task`, `tag`, `queue`, `created_from`, `created_to`.
+    Filters (`RunFilters`): `status`, `task`, `tag`, `queue`, `created_from`, `created_to`,
+    `is_test`.
     `limit`: 1 to 100. Pass a page's `next_cursor` as `cursor`, with the same filters, for
     the next.
     """

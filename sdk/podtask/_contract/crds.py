@@ -187,6 +187,8 @@ def custom_resource_definitions() -> list[dict[str, Any]]:
                 _column("Duration", ".status.duration"),
                 _column("Error", ".status.error.message", priority=1),
                 _column("Waiting For", ".status.wait.waitingFor", priority=1),
+                # `-o wide` only: most runs are not tests, and the default view stays narrow.
+                _column("Test", ".spec.isTest", "boolean", priority=1),
             ],
         ),
     ]

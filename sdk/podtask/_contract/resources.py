@@ -285,7 +285,9 @@ class TaskRunSpec(WireModel):
     ttl_seconds: int | None = Field(default=None, ge=1)
     delay_until: datetime | None = None
     parent_run_id: str | None = None
-    is_test: bool = False
+    is_test: bool = Field(
+        default=False, description="A test run (the dashboard's Test page, `--test`)."
+    )
     replay_of: str | None = Field(default=None, description="The run this one replays.")
     triggered_at: datetime | None = Field(
         default=None,
@@ -398,4 +400,9 @@ class TaskRunStatus(WireModel):
     wait: RunWait | None = None
     duration: str | None = Field(
         default=None, description="Wall time from start to end, for display."
+    )
+    metadata: dict[str, Any] | None = Field(
+        default=None,
+        description="The run's metadata as its task last wrote it (`podtask.metadata`), "
+        "written by the API for the runner; until then the trigger's (`spec.metadata`).",
     )

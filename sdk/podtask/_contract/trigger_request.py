@@ -18,6 +18,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    StrictBool,
     StringConstraints,
     TypeAdapter,
     ValidationError,
@@ -179,6 +180,11 @@ class WireTriggerOptions(BaseModel):
     )
     delay: Delay | None = Field(
         default=None, description="Seconds from now, or the time, before the run is queued."
+    )
+    is_test: StrictBool = Field(
+        default=False,
+        description="Marks the run as a test run (as the dashboard's Test page does): "
+        "`ctx.is_test` in the task, listed with `isTest=true`.",
     )
     idempotency_key_ttl: IdempotencyKeyTTL | None = Field(
         default=None,

@@ -39,6 +39,9 @@ LABEL_CONCURRENCY_KEY = f"{GROUP}/concurrency-key"
 LABEL_RUN = f"{GROUP}/run"
 LABEL_ATTEMPT = f"{GROUP}/attempt"
 LABEL_MACHINE = f"{GROUP}/machine"
+# On a test run (`spec.isTest`): lists select test runs, or the others, by it.
+LABEL_TEST = f"{GROUP}/test"
+TEST_LABEL_VALUE = "true"
 # Kubernetes' recommended label, on every object podtask creates besides its own resources.
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGED_BY = "podtask"
@@ -57,10 +60,12 @@ ENV_API_CALL_ATTEMPTS = "PODTASK_API_CALL_ATTEMPTS"
 ENV_API_KEY = "PODTASK_API_KEY"
 
 # --- the runner and the API --------------------------------------------------------------
-# The runner fetches its attempt here (GET), reports it at `.../complete` (POST) and sends its
-# output at `.../log` (POST, `podtask._contract.attempt_logs`), with the attempt token as its
+# The runner fetches its attempt here (GET), reports it at `.../complete` (POST), sends its
+# output at `.../log` (POST, `podtask._contract.attempt_logs`) and its run's metadata at
+# `.../metadata` (PUT, `podtask._contract.run_metadata`), with the attempt token as its
 # bearer credential.
 RUNNER_ATTEMPT_PATH = "/api/v1/runner/runs/{run_id}/attempts/{attempt}"
+RUNNER_METADATA_PATH = "/metadata"
 # The API's error code when the operator has not yet recorded the attempt the pod runs: the
 # runner tries again.
 ATTEMPT_NOT_STARTED = "attempt_not_started"
