@@ -13,7 +13,7 @@ RUNTIME ?= processes
 PORT ?= 8030
 PYTEST_ARGS ?=
 
-.PHONY: dev test soak lint typecheck unit crds bench clean control-plane images wheelhouse
+.PHONY: dev test soak lint typecheck unit crds bench clean control-plane images wheelhouse browser
 
 # pip shows its progress: the first install takes about a minute.
 $(STAMP): pyproject.toml
@@ -35,8 +35,20 @@ typecheck: $(STAMP)
 
 # Both clusters: the embedded one and the real control plane (built first, once; minutes on a
 # fresh machine). PODTASK_TEST_CLUSTERS=embedded (or real) narrows the cluster-level suites.
-test: lint typecheck control-plane
+test: lint typecheck control-plane browser
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# Debian's chromium, which the dashboard's browser tests (tests/dashboard) drive with Playwright:
+# installed with apt-get when it is missing and apt-get can be used (as root, or through sudo
+# without a password). Without it those tests are deselected, and pytest's summary says why.
+browser:
+	@if command -v chromium >/dev/null; then exit 0; fi; \
+	if ! command -v apt-get >/dev/null; then \
+		echo "chromium is missing and there is no apt-get: the browser tests will not run"; exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then sudo=""; elif sudo -n true 2>/dev/null; then sudo="sudo -n"; else \
+		echo "chromium is missing: apt-get install chromium (as root) to run the browser tests"; exit 0; fi; \
+	$$sudo apt-get install -y chromium || { $$sudo apt-get update && $$sudo apt-get install -y chromium; } \
+		|| echo "chromium could not be installed: the browser tests will not run"
 
 # The `unit` tier (tests/tiers.py): pure code, no cluster, no server, no process started (a unit
 # test that starts one fails). Well under a minute, for the loop.

@@ -5,7 +5,8 @@ Every test gets its tier marker here (`unit`, `component`, `e2e`; and `real`), s
 
 The summary names the real kube-apiserver that the session's real-cluster tests ran against,
 and, on a machine without podman, buildah, runc and debootstrap, in one line why the tests that
-need images (those using `built_images`, or marked `images`) did not run: they are deselected.
+need images (those using `built_images`, or marked `images`) did not run: they are deselected;
+likewise, without Debian's chromium, the dashboard's browser tests (those using `chromium`).
 A failing test that used a composed stack reports the tail of its operator's and API's logs:
 pytest's temporary folders, where the logs are, do not outlive a few later runs.
 """
@@ -19,6 +20,7 @@ import pytest
 
 from podtask_devcluster.podman import tools_missing_reason
 from tests.built_images import built_images
+from tests.dashboard.browser import chromium_missing_reason
 from tests.e2e.composed import ComposedStack
 from tests.embedded_kube import embedded_kube
 from tests.real_control_plane import real_control_plane
@@ -40,6 +42,7 @@ def _real_apiserver_version() -> str:
 
 
 _IMAGES_NOT_RUN = pytest.StashKey[tuple[int, str]]()
+_BROWSER_NOT_RUN = pytest.StashKey[tuple[int, str]]()
 _REAL = pytest.StashKey[set[str]]()  # the tests marked `real`
 
 
@@ -47,17 +50,26 @@ _REAL = pytest.StashKey[set[str]]()  # the tests marked `real`
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     config.stash[_REAL] = mark(items)
-    reason = tools_missing_reason()
-    if reason is None:
-        return
     # Deselected rather than skipped: a skip is one summary line per test (or per file).
-    needing = [
-        i for i in items if "built_images" in i.fixturenames or i.get_closest_marker("images")
-    ]
-    if needing:
-        config.hook.pytest_deselected(items=needing)
-        items[:] = [i for i in items if i not in needing]
-        config.stash[_IMAGES_NOT_RUN] = (len(needing), reason)
+    for key, reason, needs in (
+        (_IMAGES_NOT_RUN, tools_missing_reason(), _needs_images),
+        (_BROWSER_NOT_RUN, chromium_missing_reason(), _needs_a_browser),
+    ):
+        if reason is None:
+            continue
+        needing = [i for i in items if needs(i)]
+        if needing:
+            config.hook.pytest_deselected(items=needing)
+            items[:] = [i for i in items if i not in needing]
+            config.stash[key] = (len(needing), reason)
+
+
+def _needs_images(item: pytest.Item) -> bool:
+    return "built_images" in item.fixturenames or bool(item.get_closest_marker("images"))
+
+
+def _needs_a_browser(item: pytest.Item) -> bool:
+    return "chromium" in getattr(item, "fixturenames", ())
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -87,9 +99,10 @@ def pytest_runtest_makereport(item: pytest.Item) -> Iterator[None]:
 def pytest_terminal_summary(
     terminalreporter: pytest.TerminalReporter, config: pytest.Config
 ) -> None:
-    if _IMAGES_NOT_RUN in config.stash:
-        count, reason = config.stash[_IMAGES_NOT_RUN]
-        terminalreporter.write_line(f"image tests: {count} not run: {reason}")
+    for key, what in ((_IMAGES_NOT_RUN, "image tests"), (_BROWSER_NOT_RUN, "browser tests")):
+        if key in config.stash:
+            count, reason = config.stash[key]
+            terminalreporter.write_line(f"{what}: {count} not run: {reason}")
     ran = [
         report
         for outcome in ("passed", "failed", "error")

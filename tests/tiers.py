@@ -4,7 +4,8 @@ The markers (registered in pyproject.toml):
 
 - `unit`: pure code; no cluster, no server, no process started. `make unit` runs these.
 - `component`: one real part against the embedded cluster, a server or a real process.
-- `e2e`: the whole stack (`podtask dev`, or its parts composed): `tests/e2e`, `tests/reliability`.
+- `e2e`: the whole stack (`podtask dev`, or its parts composed): `tests/e2e`, `tests/reliability`,
+  `tests/dashboard`.
 - `real`: (besides its tier) runs against the real control plane built from source.
 - `images`: (besides its tier) needs podman, buildah, runc and debootstrap.
 
@@ -54,7 +55,7 @@ NOT_UNIT_FIXTURES = frozenset(
         "real_transcripts",
     }
 )
-WHOLE_STACK = ("tests/e2e/", "tests/reliability/")
+WHOLE_STACK = ("tests/e2e/", "tests/reliability/", "tests/dashboard/")
 # Suites that only run against the real control plane; elsewhere a `[real]` parameter says so.
 REAL_ONLY = ("tests/control_plane/", "tests/node_agent/", "tests/conformance/")
 REAL_FIXTURES = frozenset({"real_control_plane", "plane", "enforcing", "enforcing_control_plane"})

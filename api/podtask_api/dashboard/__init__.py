@@ -20,14 +20,19 @@ from fastapi.staticfiles import StaticFiles
 STATIC_DIR = Path(__file__).parent / "static"
 
 
-def routes() -> APIRouter:
-    """Every page of the dashboard, none of them in /openapi.json."""
+def page_routers() -> list[APIRouter]:
+    """The router of each page group, in the order `routes()` includes them."""
     # Imported here: the page modules use `auth`, which uses this package's `sessions`.
     from podtask_api.dashboard import runs_pages, sign_in
 
+    return [sign_in.router, runs_pages.router]
+
+
+def routes() -> APIRouter:
+    """Every page of the dashboard, none of them in /openapi.json."""
     router = APIRouter(include_in_schema=False)
-    for pages in (sign_in, runs_pages):
-        router.include_router(pages.router)
+    for pages in page_routers():
+        router.include_router(pages)
     return router
 
 
