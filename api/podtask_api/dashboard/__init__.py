@@ -23,9 +23,9 @@ STATIC_DIR = Path(__file__).parent / "static"
 def page_routers() -> list[APIRouter]:
     """The router of each page group, in the order `routes()` includes them."""
     # Imported here: the page modules use `auth`, which uses this package's `sessions`.
-    from podtask_api.dashboard import runs_pages, sign_in
+    from podtask_api.dashboard import run_page, runs_pages, sign_in
 
-    return [sign_in.router, runs_pages.router]
+    return [sign_in.router, runs_pages.router, run_page.router]
 
 
 def routes() -> APIRouter:

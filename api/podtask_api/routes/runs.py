@@ -86,7 +86,7 @@ from podtask_api.run_logs import (
 )
 from podtask_api.run_names import random_run_name
 from podtask_api.run_views import run_summary, run_view
-from podtask_api.services import ServicesDep
+from podtask_api.services import Services, ServicesDep
 from podtask_api.stored_json import check_payload_size
 from podtask_api.stored_logs import attempt_pod, stored_log
 from podtask_api.task_runs import PlannedRun, plan_run
@@ -344,12 +344,16 @@ async def run_kubernetes_events(run_id: str, svc: ServicesDep) -> dict[str, Any]
     """The Kubernetes Events of the run and of its attempts' pods, oldest first: why it
     waited (a queue's limit, no node with room, an image being pulled), retried or ended,
     as `kubectl describe` shows them. The cluster keeps Events for an hour by default."""
-    run = await read_run(svc, run_id)
+    return {"data": await kubernetes_events_of(svc, await read_run(svc, run_id))}
+
+
+async def kubernetes_events_of(svc: Services, run: dict[str, Any]) -> list[dict[str, Any]]:
+    """The Events of `run` and its attempts' pods, as the route shows them."""
 
     def list_all() -> list[list[dict[str, Any]]]:
         return [svc.cluster.list_events(name) for name in involved_names(run)]
 
-    return {"data": run_events_view(await svc.call(list_all))}
+    return run_events_view(await svc.call(list_all))
 
 
 @router.post(
