@@ -278,6 +278,9 @@ class WatchSession:
                     backoff = self._wait_after(exc, backoff)
             except (ClusterError, WatchFailed, HTTPError, OSError, ValueError) as exc:
                 backoff = self._wait_after(exc, backoff)
+            except Exception as exc:  # a line it cannot read: the streams must not stop
+                log.exception("the watch of runs failed unexpectedly")
+                backoff = self._wait_after(exc, backoff)
 
     def _wait_after(self, trouble: Exception, backoff: float) -> float:
         if self._stopping.is_set():

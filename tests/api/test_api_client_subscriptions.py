@@ -35,6 +35,7 @@ class Following:
     def __init__(self, runs: Iterator[dict[str, Any]]) -> None:
         self.seen: list[dict[str, Any]] = []
         self.error: BaseException | None = None
+        self.done = threading.Event()  # set, the next run yielded closes the subscription
         self._runs = runs
         self.thread = threading.Thread(target=self._read, daemon=True)
         self.thread.start()
@@ -42,6 +43,8 @@ class Following:
     def _read(self) -> None:
         try:
             for run in self._runs:
+                if self.done.is_set():
+                    return
                 self.seen.append(run)
         except BaseException as exc:  # the test reads it
             self.error = exc
@@ -142,6 +145,9 @@ def test_subscribe_to_runs_sees_runs_appear_and_change(
     mine = [r["status"] for r in following.seen if r["id"] == run_id]
     assert mine == ["Pending", "Queued", "Executing"]
     assert all("watched" in r["tags"] for r in following.seen)
+    following.done.set()
+    api.trigger("hello-world", tags=["watched"])
+    assert following.ended()
 
 
 def test_a_subscription_rides_out_an_api_restart(

@@ -25,8 +25,9 @@ from starlette.types import Receive, Scope, Send
 
 from podtask_api.api_models import RunView
 from podtask_api.batch_visibility import is_visible
-from podtask_api.errors import error_responses
-from podtask_api.lookups import read_run
+from podtask_api.errors import ApiError, error_responses
+from podtask_api.kube_names import is_object_name
+from podtask_api.lookups import read_run, run_not_found
 from podtask_api.routes.access import PUBLIC_ROUTE_ERRORS, any_key
 from podtask_api.routes.run_filters import RunQueryDep
 from podtask_api.run_events import KEEPALIVE, OneRun, RunChange, RunFollow, RunList, run_frame
@@ -114,10 +115,19 @@ async def _list_frames(svc: Services, subscription: Subscription) -> AsyncIterat
     async for change in _changes(subscription, svc.settings.events_keepalive_seconds):
         if change is None:
             yield KEEPALIVE
-        elif await is_visible(svc, change.run):  # no run of a batch not committed yet
+        elif await _visible(svc, change):
             frame = _frame(change)
             if frame is not None:
                 yield frame
+
+
+async def _visible(svc: Services, change: RunChange) -> bool:
+    """Whether users may see the run: not one of a batch not committed yet."""
+    try:
+        return await is_visible(svc, change.run)
+    except ApiError as exc:
+        log.warning("whether run %r is visible is unknown (%s); not sent", change.name, exc)
+        return False
 
 
 def _frame(change: RunChange) -> bytes | None:
@@ -141,6 +151,8 @@ async def run_events(run_id: str, svc: ServicesDep, last_event_id: LastEventId =
     """The run as it changes: its current state first, an `event: run` for each change after
     (each state once), and `event: end` after a final status (or `event: deleted` and `end`
     when the run is deleted); then the stream closes."""
+    if not is_object_name(run_id):
+        raise run_not_found(run_id)
     subscription = await svc.run_feed.subscribe(OneRun(run_id), last_event_id)
     try:
         run = await read_run(svc, run_id)
