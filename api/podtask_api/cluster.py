@@ -50,15 +50,20 @@ REQUEST_TIMEOUT = (5, 30)
 CONNECTION_POOL_SIZE = 32
 
 
-def report_write(run: dict[str, Any], report: dict[str, Any]) -> dict[str, Any]:
-    """The JSON patch operation that sets `status.report` of `run` wholesale.
+def status_write(run: dict[str, Any], field: str, value: Any) -> dict[str, Any]:
+    """The JSON patch operation that sets `status.<field>` of `run` wholesale.
 
-    A JSON patch, not a merge patch: a merge patch would merge the output with the previous
-    report's and drop every null inside it.
+    A JSON patch, not a merge patch: a merge patch would merge the value with the one before
+    (a key the new one lacks would stay) and drop every null inside it.
     """
     if isinstance(run.get("status"), dict):
-        return {"op": "add", "path": "/status/report", "value": report}
-    return {"op": "add", "path": "/status", "value": {"report": report}}
+        return {"op": "add", "path": f"/status/{field}", "value": value}
+    return {"op": "add", "path": "/status", "value": {field: value}}
+
+
+def report_write(run: dict[str, Any], report: dict[str, Any]) -> dict[str, Any]:
+    """The JSON patch operation that sets `status.report` of `run` wholesale."""
+    return status_write(run, "report", report)
 
 
 class ClusterError(Exception):
@@ -447,6 +452,20 @@ class KubernetesCluster:
             self._api.patch_namespaced_custom_object_status,
             lambda fresh: AttemptNotCurrent(
                 f"run {fresh['metadata']['name']!r} moved on while the report was written", fresh
+            ),
+        )
+
+    def record_metadata(self, run: dict[str, Any], metadata: dict[str, Any]) -> None:
+        """Set `status.metadata` of `run` wholesale, only if its attempt is still as in `run`
+        (else `AttemptNotCurrent`, as `record_report`)."""
+        self._guarded_patch(
+            run,
+            report_guard,
+            status_write(run, "metadata", metadata),
+            self._api.patch_namespaced_custom_object_status,
+            lambda fresh: AttemptNotCurrent(
+                f"run {fresh['metadata']['name']!r} moved on while its metadata was written",
+                fresh,
             ),
         )
 

@@ -1,5 +1,5 @@
-"""The room a JSON value (a payload, an output) takes in a TaskRun as Kubernetes stores it,
-and the refusal of one a TaskRun cannot hold. Pure.
+"""The room a JSON value (a payload, an output, a run's metadata) takes in a TaskRun as
+Kubernetes stores it, and the refusal of one a TaskRun cannot hold. Pure.
 """
 
 from __future__ import annotations
@@ -7,7 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 from podtask._contract.json_values import JsonValueError, checked_json_text, stored_size
-from podtask._contract.limits import MAX_PAYLOAD_BYTES
+from podtask._contract.limits import MAX_PAYLOAD_BYTES, MAX_RUN_METADATA_BYTES
+from podtask._contract.run_metadata import too_large_message
 from podtask_api.errors import ApiError
 
 
@@ -36,4 +37,17 @@ def check_payload_size(payload: Any, limit: int = MAX_PAYLOAD_BYTES) -> None:
             f"the payload is {size} bytes of JSON, over the limit of {limit} bytes "
             f"({limit // 1024} KiB); pass a reference to large data instead",
             {"size": size, "limit": limit},
+        )
+
+
+def check_run_metadata_size(metadata: dict[str, Any]) -> None:
+    """A 413 for a run's metadata over `MAX_RUN_METADATA_BYTES` (the rule the task's
+    `podtask.metadata` applies before it sends it), a 422 for what a run cannot hold."""
+    size = encoded_size(metadata, "metadata")
+    if size > MAX_RUN_METADATA_BYTES:
+        raise ApiError(
+            413,
+            "metadata_too_large",
+            too_large_message(size),
+            {"size": size, "limit": MAX_RUN_METADATA_BYTES},
         )

@@ -19,8 +19,9 @@ from podtask_operator.cluster import ClusterApi
 from podtask_operator.lifecycle import RunEnd, finished
 
 # The runner's report belongs to the API; the operator never writes it, but for one thing:
-# the output it moves to `status.output` when the run completes (`output_moved`).
-_API_OWNED = frozenset({"report"})
+# the output it moves to `status.output` when the run completes (`output_moved`). The run's
+# metadata too (the API writes what the task sends): whatever the operator read, it leaves it.
+_API_OWNED = frozenset({"report", "metadata"})
 
 
 def output_moved(old: TaskRunStatus, new: TaskRunStatus) -> bool:

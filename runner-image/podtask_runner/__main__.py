@@ -16,7 +16,9 @@ briefly to report the attempt (as failed with `TaskTerminatedError`, unless its 
 was already decided) and exits 143, whatever the report did.
 
 In a pod, everything the container writes is also sent to the API as it is written
-(`podtask_runner.log_shipping`), so that the attempt's log outlives its pod. An attempt the
+(`podtask_runner.log_shipping`), so that the attempt's log outlives its pod; the run's
+metadata, while the task changes it and once more before the report
+(`podtask_runner.metadata_shipping`). An attempt the
 API says has ended (its run was canceled or timed out meanwhile) has nothing to report:
 the runner says so in one plain line.
 """
@@ -248,12 +250,14 @@ def _in_pod(interruptions: Interruptions) -> int:
     from podtask_runner.attempt import context_from_wire, execute_attempt, failure_report
     from podtask_runner.callbacks import ApiCallError, AttemptCallbacks, AttemptEnded, CallRetry
     from podtask_runner.log_shipping import AttemptLog
+    from podtask_runner.metadata_shipping import MetadataShipper
 
     label = f"attempt {env.attempt} of run {env.run_id}"
     retry = None if env.call_attempts is None else CallRetry(attempts=env.call_attempts)
     callbacks = AttemptCallbacks(env.api_url, env.run_id, env.attempt, env.token, retry=retry)
-    log_callbacks = AttemptCallbacks(env.api_url, env.run_id, env.attempt, env.token)
-    attempt_log = AttemptLog(log_callbacks, _say)
+    # The log's and the metadata's senders share one client (each send tries briefly).
+    shipping_callbacks = AttemptCallbacks(env.api_url, env.run_id, env.attempt, env.token)
+    attempt_log = AttemptLog(shipping_callbacks, _say)
     attempt_log.start()
     try:
         try:
@@ -293,7 +297,11 @@ def _in_pod(interruptions: Interruptions) -> int:
                 interruptions=interruptions,
             )
 
+        metadata_shipping = MetadataShipper(ctx.metadata, shipping_callbacks, _say)
+        metadata_shipping.start()
         outcome = _attempt(label, module, task_id, execute, interruptions)
+        # The metadata as the task left it, before the report ends the attempt.
+        metadata_shipping.close(hurried=interruptions.terminated)
         reported = _report(callbacks, outcome, label, hurried=interruptions.terminated)
         if interruptions.terminated:
             return EXIT_TERMINATED
@@ -303,7 +311,7 @@ def _in_pod(interruptions: Interruptions) -> int:
     finally:
         # After the runner's last line: the stored log ends where the pod's does.
         attempt_log.stop(hurried=interruptions.terminated)
-        log_callbacks.close()
+        shipping_callbacks.close()
         callbacks.close()
 
 

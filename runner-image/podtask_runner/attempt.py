@@ -59,6 +59,7 @@ from pydantic import BaseModel, ValidationError
 
 from podtask._authoring.context import Context, MachineContext, running_in
 from podtask._authoring.modules import import_task_module
+from podtask._authoring.run_metadata import RunMetadata
 from podtask._authoring.tasks import Task, registered_tasks
 from podtask._client.attempt_waits import observed_by
 from podtask._contract.bounded_errors import bounded_error
@@ -190,7 +191,7 @@ def context_from_wire(data: Mapping[str, Any]) -> Context:
         ),
         started_at=datetime.fromisoformat(str(data["startedAt"])),
         tags=list(data.get("tags") or []),
-        metadata=dict(data.get("metadata") or {}),
+        metadata=RunMetadata(data.get("metadata") or {}),
         concurrency_key=data.get("concurrencyKey"),
         idempotency_key=data.get("idempotencyKey"),
         parent_run_id=data.get("parentRunId"),

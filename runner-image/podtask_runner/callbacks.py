@@ -1,4 +1,5 @@
-"""The runner's calls to the API: fetch the attempt, report its outcome, send its log.
+"""The runner's calls to the API: fetch the attempt, report its outcome, send its log and
+its run's metadata.
 
 All carry the attempt token. Transient failures (connection errors, 5xx, 429,
 and an attempt the operator has not recorded yet) are retried with a short
@@ -19,7 +20,12 @@ import httpx
 
 from podtask._contract.attempt_logs import LogChunk
 from podtask._contract.resources import CompletionReport
-from podtask._contract.wire import ATTEMPT_ENDED, ATTEMPT_NOT_STARTED, RUNNER_ATTEMPT_PATH
+from podtask._contract.wire import (
+    ATTEMPT_ENDED,
+    ATTEMPT_NOT_STARTED,
+    RUNNER_ATTEMPT_PATH,
+    RUNNER_METADATA_PATH,
+)
 
 
 class ApiCallError(Exception):
@@ -159,6 +165,17 @@ class AttemptCallbacks:
             "POST",
             f"{self._path}/log",
             content=json.dumps(chunk.to_wire(), ensure_ascii=False).encode(),
+            headers={"Content-Type": "application/json"},
+            retry=retry,
+            timeout=timeout,
+        )
+
+    def put_metadata(self, text: str, *, retry: CallRetry, timeout: httpx.Timeout) -> None:
+        """Send the run's metadata, whole (`text`: its JSON, checked already)."""
+        self._send(
+            "PUT",
+            self._path + RUNNER_METADATA_PATH,
+            content=f'{{"metadata":{text}}}'.encode(),
             headers={"Content-Type": "application/json"},
             retry=retry,
             timeout=timeout,

@@ -3,7 +3,8 @@
 `AttemptLog` ties the parts together for one attempt: `OutputTee` copies what the container
 writes into a `LogBuffer`, and a `LogShipper` thread sends what is new every
 `FLUSH_SECONDS` (`podtask._contract.attempt_logs`), then everything left, marked final,
-when the runner stops. A SIGKILL loses the last second at most.
+when the runner stops (the thread, the patience and the failures: `shipping.Shipper`). A
+SIGKILL loses the last second at most.
 
 The buffer keeps what the API would keep (the head of the log and its last `TAIL_BYTES`),
 so an API out of reach for a while costs memory within that bound, and a gap in the stored
@@ -27,19 +28,9 @@ from podtask._contract.attempt_logs import (
     TAIL_BYTES,
     LogChunk,
 )
-from podtask_runner.callbacks import (
-    HURRIED_RETRY,
-    HURRIED_TIMEOUT,
-    ApiCallError,
-    AttemptEnded,
-    CallRetry,
-)
+from podtask_runner.callbacks import CallRetry
 from podtask_runner.output_capture import OutputTee
-
-# A flush tries briefly: the next one tries again. The last one tries a little longer.
-FLUSH_RETRY = CallRetry(attempts=1)
-FINAL_RETRY = CallRetry(attempts=3, first_delay=0.2)
-LOG_TIMEOUT = httpx.Timeout(5.0, connect=2.0)
+from podtask_runner.shipping import Shipper
 
 
 def _is_continuation(byte: int) -> bool:
@@ -162,7 +153,7 @@ class LogSender(Protocol):
         pass
 
 
-class LogShipper:
+class LogShipper(Shipper):
     """Sends the buffer's chunks every `interval` seconds from a thread, and the rest at
     `close`. `say` prints a runner line (the first failure of a series, not each one)."""
 
@@ -174,49 +165,32 @@ class LogShipper:
         *,
         interval: float = FLUSH_SECONDS,
     ) -> None:
+        super().__init__("log", say)
         self._buffer = buffer
         self._sender = sender
-        self._say = say
         self._interval = interval
-        self._stop = threading.Event()
-        self._ended = False
-        self._failing = False
-        self._thread = threading.Thread(target=self._run, name="log-shipper", daemon=True)
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def _run(self) -> None:
+    def run_shipping(self) -> None:
         while not self._stop.wait(self._interval):
             self.flush(final=False)
 
     def flush(self, *, final: bool, hurried: bool = False) -> None:
         """Send what is pending; stop at the first failure (the next flush goes on).
         `hurried`: the pod is being stopped, and its grace period is short."""
-        retry = FLUSH_RETRY if not final else HURRIED_RETRY if hurried else FINAL_RETRY
-        timeout = HURRIED_TIMEOUT if hurried else LOG_TIMEOUT
-        while not self._ended:
+        while True:
             chunk = self._buffer.next_chunk(final=final)
             if chunk is None:
                 return
-            try:
+
+            def append(retry: CallRetry, timeout: httpx.Timeout, chunk: LogChunk = chunk) -> None:
                 self._sender.append_log(chunk, retry=retry, timeout=timeout)
-            except AttemptEnded:
-                self._ended = True  # the attempt is over: its log takes nothing more
+
+            if not self.send(append, final=final, hurried=hurried):
                 return
-            except ApiCallError as exc:
-                if not self._failing:
-                    self._failing = True
-                    self._say(f"could not send the log to the API ({exc}); trying again")
-                return
-            self._failing = False
             self._buffer.sent(chunk)
 
-    def close(self, *, hurried: bool = False) -> None:
-        """Stop the thread, then send everything left, the last chunk marked final."""
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
+    def send_last(self, *, hurried: bool) -> None:
+        """Everything left, the last chunk marked final."""
         self._buffer.finish()
         self.flush(final=True, hurried=hurried)
 

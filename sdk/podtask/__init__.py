@@ -1,11 +1,11 @@
 """podtask: background tasks in Python, run on Kubernetes in pods sized to each task's machine.
 
-This package is what task authors import, with `podtask.hooks`, `podtask.client` and
-`podtask.errors`; its `_`-led subpackages are private (docs/architecture.md). It depends on
-nothing else of ours.
+This package is what task authors import, with `podtask.hooks`, `podtask.metadata`,
+`podtask.client` and `podtask.errors`; its `_`-led subpackages are private
+(docs/architecture.md). It depends on nothing else of ours.
 """
 
-from podtask import hooks
+from podtask import hooks, metadata
 from podtask._authoring.context import Context, MachineContext, current_context
 from podtask._authoring.idempotency_keys import IdempotencyKey, idempotency_keys
 from podtask._authoring.run_results import RunFailedError, RunHandle, RunResult
@@ -54,6 +54,7 @@ __all__ = [
     "hooks",
     "idempotency_keys",
     "machine_preset",
+    "metadata",
     "queue",
     "task",
     "wait",

@@ -25,7 +25,7 @@ from api_fixtures import API_KEY, HELLO, attempt_token, served, settings_for
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from podtask._contract.limits import MAX_METADATA_BYTES, MAX_PAYLOAD_BYTES
+from podtask._contract.limits import MAX_METADATA_BYTES, MAX_PAYLOAD_BYTES, MAX_RUN_METADATA_BYTES
 from podtask._contract.wire import API_VERSION, GROUP, VERSION
 from podtask_api.app import create_app
 from tests.embedded_kube import EmbeddedKube
@@ -63,7 +63,7 @@ keys = st.one_of(
 )
 big_strings = st.builds(
     lambda base, delta, char: char * max(0, base + delta),
-    st.sampled_from([MAX_PAYLOAD_BYTES, MAX_METADATA_BYTES, 8 * 1024]),
+    st.sampled_from([MAX_PAYLOAD_BYTES, MAX_METADATA_BYTES, MAX_RUN_METADATA_BYTES, 8 * 1024]),
     st.integers(-40, 40),
     st.sampled_from(["x", "é", "<", "\u2028", "\\"]),
 )
@@ -158,6 +158,10 @@ def _write_endpoints(app: Any) -> list[Endpoint]:
             {"offset": HOLE, "text": "x"},
             {"offset": 0, "text": HOLE},
             {"offset": 0, "text": "x", "final": HOLE},
+        ),
+        "/api/v1/runner/runs/{run_id}/attempts/{attempt}/metadata": (
+            {"metadata": HOLE},
+            {"metadata": {"a": HOLE}},
         ),
     }
     params = {"task_id": HELLO.task_id, "run_id": RUN, "name": "greetings", "attempt": "1"}

@@ -210,6 +210,19 @@ def test_status_patch_sends_changes_and_clears_removed_keys(spec: TaskRunSpec) -
     assert status_patch(started, started) == {}
 
 
+def test_the_operator_never_writes_the_runs_metadata(spec: TaskRunSpec) -> None:
+    """The API writes `status.metadata` for the runner; whatever the operator read or decided
+    (a status that parsed without it, one written meanwhile), its patches leave it alone."""
+    started = start_attempt("run-abc123", spec, TaskRunStatus(), NOW)
+    executing = started.model_copy(update={"metadata": {"progress": 0.5}})
+    ended = end_attempt(spec, executing, classify_attempt(pod("Succeeded", 0), ok(), 1), NOW)
+    assert ended.status.metadata == {"progress": 0.5}
+    for new in (ended.status, ended.status.model_copy(update={"metadata": None})):
+        patch = status_patch(executing, new)
+        assert patch["phase"] == "Completed" and "metadata" not in patch
+    assert "metadata" not in status_patch(started, executing)
+
+
 def test_pending_runs_wait_for_their_delay_then_their_ttl_counts() -> None:
     from podtask_operator.lifecycle import PendingAction, pending_action
 

@@ -3,8 +3,9 @@
 The largest TaskRun each writer can produce is built by sending its own writes, in order:
 the API's create (payload, metadata, tags and keys at their limits), then for each of
 `MAX_ATTEMPTS` attempts the operator's status patch that starts it (`status_patch`), the
-API's JSON patch of the runner's report (`report_write`, an error far over its cap, or the
-largest output on the last attempt) and the operator's status patch that ends it. The
+API's JSON patch of the metadata the task wrote (`status_write`, the largest document on
+the last attempt), of the runner's report (`report_write`, an error far over its cap, or
+the largest output on the last attempt) and the operator's status patch that ends it. The
 object that results is measured as Kubernetes stores it, applied locally (RFC 7386/6902)
 and on the real kube-apiserver, whose etcd refuses a write over 1.5 MiB. Every string is
 filled with what costs most stored (`<` takes 6 bytes)."""
@@ -26,6 +27,7 @@ from podtask._contract.limits import (
     MAX_METADATA_BYTES,
     MAX_OUTPUT_BYTES,
     MAX_PAYLOAD_BYTES,
+    MAX_RUN_METADATA_BYTES,
     MAX_TAG_LENGTH,
     MAX_TAGS,
     MAX_TASK_ID_LENGTH,
@@ -34,7 +36,7 @@ from podtask._contract.limits import (
 )
 from podtask._contract.resources import QueueRef, RetryPolicy, TaskRunSpec, TaskRunStatus, TaskSpec
 from podtask._contract.wire import API_VERSION, GROUP, VERSION
-from podtask_api.cluster import report_write
+from podtask_api.cluster import report_guard, report_write, status_write
 from podtask_api.reports import CompletionReport, attempt_report
 from podtask_api.stored_json import encoded_size
 from podtask_api.task_runs import build_task_run
@@ -136,7 +138,7 @@ def _largest_trigger() -> dict[str, Any]:
         machine="large-2x",
         max_duration_seconds=300,
     )
-    metadata = {"k": _filling(MAX_METADATA_BYTES - 8)}
+    metadata = many_keys(MAX_METADATA_BYTES)
     request = TriggerRequest.model_validate(
         {
             "payload": _filling(MAX_PAYLOAD_BYTES),
@@ -152,6 +154,22 @@ def _largest_trigger() -> dict[str, Any]:
     return build_task_run(task, request, "run-" + "x" * 40, parent_run_id="run-" + "p" * 40)
 
 
+def many_keys(limit: int) -> dict[str, Any]:
+    """A JSON object of about `limit` stored bytes in as many keys as fit: what costs most once
+    the apiserver has tracked its fields (an object's keys each take room in managedFields,
+    unless it is atomic: `resources.ATOMIC_OBJECT`)."""
+    document: dict[str, Any] = {f"{n:x}": 0 for n in range(limit // 20)}
+    rest = limit - stored_size(compact_json(document)) - len(',"~":')
+    document["~"] = _filling(rest)  # and the rest of it as costly as it gets
+    assert limit - 6 <= stored_size(compact_json(document)) <= limit
+    return document
+
+
+def largest_metadata() -> dict[str, Any]:
+    """The largest metadata document a task can write."""
+    return many_keys(MAX_RUN_METADATA_BYTES)
+
+
 def run_to_the_largest_end(store: Store, ends_ok: bool) -> dict[str, Any]:
     """Every attempt of the largest run, each write sent to `store`; the run as it ends."""
     run = store.create(_largest_trigger())
@@ -164,6 +182,9 @@ def run_to_the_largest_end(store: Store, ends_ok: bool) -> dict[str, Any]:
         started = start_attempt(name, spec, status, now)
         run = store.merge_status(name, status_patch(status, started))
         last = number == MAX_ATTEMPTS
+        if last:
+            write = status_write(run, "metadata", largest_metadata())
+            run = store.json_patch_status(name, [*report_guard(run), write])
         if last and ends_ok:
             report = CompletionReport(ok=True, output=_filling(MAX_OUTPUT_BYTES))
         else:
@@ -187,6 +208,7 @@ def _check_the_parts(run: dict[str, Any], ends_ok: bool) -> None:
             assert stored_size(compact_json(attempt["error"])) <= share
     if status.get("error"):
         assert stored_size(compact_json(status["error"])) <= MAX_ERROR_BYTES
+    assert status["metadata"] == largest_metadata()
     if ends_ok:
         assert status["phase"] == "Completed"
         assert status["output"] == _filling(MAX_OUTPUT_BYTES)

@@ -77,9 +77,11 @@ class LiveApi:
         recorded: bool = True,
         max_duration: int | None = None,
         tags: list[str] | None = None,
+        **options: Any,
     ) -> str:
         """A run as the operator leaves it when it starts `attempt`'s pod: with the attempt
-        recorded in the status, or (`recorded=False`) the moment before it records it."""
+        recorded in the status, or (`recorded=False`) the moment before it records it.
+        `options`: more trigger options, as the API's JSON names them."""
         spec = TaskSpec(
             task_id=task_id,
             image="local",
@@ -90,7 +92,7 @@ class LiveApi:
             max_duration_seconds=max_duration,
         )
         request = TriggerRequest.model_validate(
-            {"payload": payload, "options": {"tags": tags or []}}
+            {"payload": payload, "options": {"tags": tags or [], **options}}
         )
         name = random_run_name()
         self.namespace.create_run(build_task_run(spec, request, name))

@@ -9,7 +9,13 @@ from pathlib import Path
 import podtask
 
 # docs/architecture.md, "The `podtask` package": what a task author imports.
-PUBLIC_MODULES = {"podtask", "podtask.client", "podtask.errors", "podtask.hooks"}
+PUBLIC_MODULES = {
+    "podtask",
+    "podtask.client",
+    "podtask.errors",
+    "podtask.hooks",
+    "podtask.metadata",
+}
 ARCHITECTURE = Path(__file__).resolve().parents[2] / "docs" / "architecture.md"
 
 

@@ -1,4 +1,5 @@
-"""The runner's callbacks: fetch an attempt, report its outcome, store its output.
+"""The runner's callbacks: fetch an attempt, report its outcome, store its output and its
+run's metadata.
 
 Every route of the router takes the attempt token signed for its path's run and attempt
 (`access.attempt_token`, declared on the router), and only while that attempt executes
@@ -8,12 +9,14 @@ attempt's pod is stopping (`live_attempts.log_refusal`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Depends, Response
 
 from podtask._contract.attempt_logs import LogChunk
-from podtask._contract.wire import ATTEMPT_ENDED, RUNNER_ATTEMPT_PATH
+from podtask._contract.run_metadata import MetadataUpdate
+from podtask._contract.wire import ATTEMPT_ENDED, RUNNER_ATTEMPT_PATH, RUNNER_METADATA_PATH
 from podtask_api.api_models import RunnerAttempt
 from podtask_api.cluster import AttemptNotCurrent, ObjectNotFound
 from podtask_api.errors import CLUSTER_ERRORS, ApiError, error_responses
@@ -21,7 +24,8 @@ from podtask_api.live_attempts import attempt_refusal, is_report_resent, log_ref
 from podtask_api.reports import CompletionReport, attempt_report
 from podtask_api.routes.access import attempt_run, attempt_token, executing_run
 from podtask_api.run_views import attempt_view
-from podtask_api.services import ServicesDep
+from podtask_api.services import Services, ServicesDep
+from podtask_api.stored_json import check_run_metadata_size
 from podtask_api.stored_logs import append_chunk, attempt_pod
 
 # Each retry follows an operator write that landed between our read and our write; one
@@ -44,25 +48,30 @@ async def fetch_attempt(run_id: str, attempt: int, svc: ServicesDep) -> dict[str
     return attempt_view(await executing_run(svc, run_id, attempt), attempt)
 
 
-@router.post("/complete", status_code=204, responses=error_responses(400, 413))
-async def complete_attempt(
-    run_id: str, attempt: int, report: CompletionReport, svc: ServicesDep
+async def _write_while_executing(
+    svc: Services,
+    run_id: str,
+    attempt: int,
+    what: str,
+    write: Callable[[dict[str, Any]], None],
+    *,
+    written: Callable[[dict[str, Any]], bool] = lambda run: False,
 ) -> Response:
+    """`write` onto the run while `attempt` executes (`write` itself checks that it still
+    does as it writes); a 204 once written, or once the run shows it `written` already."""
     run = await attempt_run(svc, run_id, attempt)
-    stored = attempt_report(report, attempt)
     for _ in range(REPORT_WRITE_TRIES):
-        if is_report_resent(run, stored):
-            # The runner lost our answer to this same report and asks again: it has it.
+        if written(run):
             return Response(status_code=204)
         refusal = attempt_refusal(run, attempt)
         if refusal is not None:
             raise refusal
         try:
-            await svc.call(svc.cluster.record_report, run, stored)
+            await svc.call(write, run)
         except ObjectNotFound:
             raise run_gone(run_id, attempt) from None
         except AttemptNotCurrent as moved:
-            # The run changed between our read and our write: judge the report again.
+            # The run changed between our read and our write: judge the write again.
             run = moved.run
         else:
             return Response(status_code=204)
@@ -70,7 +79,39 @@ async def complete_attempt(
         503,
         "run_busy",
         f"run {run_id!r} changed under each of {REPORT_WRITE_TRIES} tries to record the "
-        "report; try again",
+        f"{what}; try again",
+    )
+
+
+@router.post("/complete", status_code=204, responses=error_responses(400, 413))
+async def complete_attempt(
+    run_id: str, attempt: int, report: CompletionReport, svc: ServicesDep
+) -> Response:
+    stored = attempt_report(report, attempt)
+    return await _write_while_executing(
+        svc,
+        run_id,
+        attempt,
+        "report",
+        lambda run: svc.cluster.record_report(run, stored),
+        # The runner lost our answer to this same report and asks again: it has it.
+        written=lambda run: is_report_resent(run, stored),
+    )
+
+
+@router.put(RUNNER_METADATA_PATH, status_code=204, responses=error_responses(400, 413))
+async def put_metadata(
+    run_id: str, attempt: int, update: MetadataUpdate, svc: ServicesDep
+) -> Response:
+    """Store the run's metadata, whole, as the attempt's task has it now (`status.metadata`,
+    which the run's view shows from then on). A JSON object of at most 256 KiB (413)."""
+    check_run_metadata_size(update.metadata)
+    return await _write_while_executing(
+        svc,
+        run_id,
+        attempt,
+        "metadata",
+        lambda run: svc.cluster.record_metadata(run, update.metadata),
     )
 
 

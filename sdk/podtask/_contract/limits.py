@@ -10,7 +10,8 @@ within its limit here is within it in etcd too. The parts, each bounded where it
 | part | limit |
 | --- | --- |
 | payload (`spec.payload`) | `MAX_PAYLOAD_BYTES` |
-| metadata (`spec.metadata`) | `MAX_METADATA_BYTES` |
+| the trigger's metadata (`spec.metadata`) | `MAX_METADATA_BYTES` |
+| the metadata the task writes (`status.metadata`) | `MAX_RUN_METADATA_BYTES` |
 | output (`status.output`, held once) | `MAX_OUTPUT_BYTES` |
 | the run's error and the report's error | `MAX_ERROR_BYTES` each |
 | every attempt's error together | `MAX_ATTEMPT_ERRORS_BYTES`, an equal share each |
@@ -25,13 +26,17 @@ KIB = 1024
 MIB = 1024 * KIB
 
 # What etcd accepts in one write, and the part of it a TaskRun may use: the rest is room
-# for what the apiserver adds (managedFields, resourceVersion, timestamps).
+# for what the apiserver adds (managedFields, resourceVersion, timestamps; a few KiB, as the
+# largest TaskRun shows on a real apiserver: tests/operator/test_run_budget.py).
 ETCD_MAX_REQUEST_BYTES = 3 * MIB // 2
-MAX_TASK_RUN_BYTES = 5 * MIB // 4
+MAX_TASK_RUN_BYTES = ETCD_MAX_REQUEST_BYTES - 64 * KIB
 
 MAX_PAYLOAD_BYTES = 512 * KIB
 MAX_OUTPUT_BYTES = 512 * KIB
+# The metadata a trigger gives (the run's initial metadata), and the document a task writes
+# while it runs (Trigger.dev's limit, 256 KiB), which replaces it in the run's view.
 MAX_METADATA_BYTES = 64 * KIB
+MAX_RUN_METADATA_BYTES = 256 * KIB
 
 # One error as stored: its type, the head of its message and the tail of its traceback
 # (where the cause is). The run's `status.error` and the report's error are one each.

@@ -29,6 +29,7 @@ from pydantic import (
     model_validator,
 )
 from pydantic.alias_generators import to_camel
+from pydantic.config import JsonDict
 from pydantic_core import PydanticCustomError
 
 from podtask._contract.limits import (
@@ -58,6 +59,11 @@ DNS_LABEL_PATTERN = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
 TASK_ID_PATTERN = rf"^{DNS_LABEL_PATTERN}$"
 QUEUE_NAME_PATTERN = rf"^{DNS_LABEL_PATTERN}(\.{DNS_LABEL_PATTERN})*$"
 
+
+# A JSON object the apiserver holds as one field: its keys are not tracked one by one in the
+# object's managedFields, which would cost about as much as the keys themselves and take the
+# TaskRun past what etcd stores (a metadata document of thousands of small keys).
+ATOMIC_OBJECT: JsonDict = {"x-kubernetes-map-type": "atomic"}
 
 # The key that marks a cap for the CRD only (`podtask._contract.crds` makes it `maxLength`): the
 # API's own schema for a runner's report must not promise to refuse what it cuts.
@@ -277,7 +283,7 @@ class TaskRunSpec(WireModel):
     ) = None
     priority: Priority = 0
     tags: list[Tag] = Field(default_factory=list, max_length=MAX_TAGS)
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: dict[str, Any] = Field(default_factory=dict, json_schema_extra=ATOMIC_OBJECT)
     idempotency_key: (
         Annotated[str, StringConstraints(min_length=1, max_length=MAX_IDEMPOTENCY_KEY_LENGTH)]
         | None
@@ -405,4 +411,5 @@ class TaskRunStatus(WireModel):
         default=None,
         description="The run's metadata as its task last wrote it (`podtask.metadata`), "
         "written by the API for the runner; until then the trigger's (`spec.metadata`).",
+        json_schema_extra=ATOMIC_OBJECT,
     )
