@@ -20,7 +20,7 @@
   const REFRESH_MS = 5000;
 
   let run = null; // the run as the stream last sent it (or as the page was rendered)
-  let live = null; // the container of the parts that change
+  let live = null; // where the page says which stream and which parts to read
 
   function isFinal(status) {
     return FINAL.has(status);
@@ -64,7 +64,7 @@
     template.innerHTML = html;
     template.content.querySelectorAll("[data-live-part]").forEach(function (fresh) {
       const name = fresh.dataset.livePart;
-      const current = live.querySelector('[data-live-part="' + name + '"]');
+      const current = document.querySelector('[data-live-part="' + name + '"]');
       if (!current) return;
       // Keep what the reader opened.
       const open = new Set();
@@ -260,10 +260,12 @@
     } catch (_) {
       if (generation !== logs.generation) return;
     }
-    if (state) state.textContent = running ? "Following attempt " + number + " live" : "";
+    // As the run is now (the stream may have said it ended while the log was read).
+    const stillRunning = attemptRunning(number);
+    if (state) state.textContent = stillRunning ? "Following attempt " + number + " live" : "";
     // Read once more after the attempt ended (its last lines), then stop.
-    if (running || logs.wasRunning) {
-      logs.wasRunning = running;
+    if (stillRunning || logs.wasRunning) {
+      logs.wasRunning = stillRunning;
       logs.timer = setTimeout(readLog, LOG_POLL_MS);
     }
   }
@@ -315,6 +317,9 @@
       chooseAttempt(latest);
     } else if (logs.attempt !== null && attemptRunning(logs.attempt) && !logs.timer) {
       readLog();
+    }
+    if (logs.attempt === null || !attemptRunning(logs.attempt)) {
+      document.getElementById("log-state").textContent = "";
     }
   }
 
