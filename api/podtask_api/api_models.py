@@ -293,3 +293,33 @@ class RunnerAttempt(ApiModel):
     payload: Any
     max_duration_seconds: int | None
     context: AttemptContextView
+
+
+class ApiKeyAccess(StrEnum):
+    """What a key may do: `write` (every endpoint) or `read` (only endpoints that read)."""
+
+    WRITE = "write"
+    READ = "read"
+
+
+class ApiKeyView(ApiModel):
+    """An API key as the API shows it: never the key, nor its digest."""
+
+    name: str
+    access: ApiKeyAccess
+    created_at: datetime | None = Field(
+        description="When it was created, if that was recorded (keys made by the chart or "
+        "by older versions have none)."
+    )
+    configured: bool = Field(
+        description="Given as the API's configuration (`PODTASK_API_KEY_HASHES`), not kept "
+        "in the keys' Secret: it cannot be revoked through the API."
+    )
+
+
+class ApiKeyList(ApiModel):
+    data: list[ApiKeyView]
+
+
+class CreatedApiKey(ApiKeyView):
+    key: str = Field(description="The key itself, shown only now: only its digest is stored.")

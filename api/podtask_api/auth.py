@@ -349,6 +349,16 @@ class ApiKeyStore:
                 log.warning("API keys Secret: %s", exc)
             self._problem = str(exc)
 
+    def forget(self) -> None:
+        """Read the Secret again on the next request: this process has just changed it."""
+        with self._lock:
+            self._read_at = None
+
+    @property
+    def configured(self) -> tuple[StoredApiKey, ...]:
+        """The keys given as configuration (`PODTASK_API_KEY_HASHES`), not in the Secret."""
+        return self._configured
+
     def known(self) -> KnownKeys:
         with self._lock:
             if self._read_secret is not None:
@@ -386,14 +396,18 @@ def secret_reader(secret: ApiKeySecret) -> Callable[[], list[StoredApiKey]]:
     return read
 
 
+def key_secret(settings: ApiSettings, api_client: Any) -> ApiKeySecret | None:
+    """The keys' Secret `settings` name, through `api_client`; None when they name none."""
+    if not settings.api_keys_secret:
+        return None
+    namespace = settings.api_keys_namespace or settings.namespace
+    return ApiKeySecret(api_client, namespace, settings.api_keys_secret)
+
+
 def api_key_store(settings: ApiSettings, api_client: Any) -> ApiKeyStore:
     """The key store `settings` describe, reading the Secret through `api_client`."""
-    read_secret = None
-    if settings.api_keys_secret:
-        secret = ApiKeySecret(
-            api_client, settings.api_keys_namespace or settings.namespace, settings.api_keys_secret
-        )
-        read_secret = secret_reader(secret)
+    secret = key_secret(settings, api_client)
+    read_secret = None if secret is None else secret_reader(secret)
     return ApiKeyStore(
         write_keys(settings.api_key_digests),
         dev_mode=settings.dev_mode,

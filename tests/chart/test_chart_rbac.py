@@ -108,8 +108,10 @@ API_RULES: set[Rule] = {
     ("", "configmaps", "create", None),
     ("", "configmaps", "patch", None),
     ("", "configmaps", "delete", None),
-    # ApiKeySecret.read (auth.api_key_store): that one Secret.
+    # ApiKeySecret.read (auth.api_key_store) and ApiKeySecret.change's replace
+    # (api_key_changes: POST and DELETE /api/v1/keys): that one Secret.
     ("", "secrets", "get", KEYS_SECRET),
+    ("", "secrets", "update", KEYS_SECRET),
 }
 
 
@@ -172,7 +174,8 @@ def test_names_in_rules_follow_the_values() -> None:
     )
     operator = _role(rendered, "Role", "podtask-operator")
     assert ("coordination.k8s.io", "leases", "update", "tasks-leader") in operator
-    assert ("", "secrets", "get", "team-keys") in _role(rendered, "Role", "podtask-api")
+    api = _role(rendered, "Role", "podtask-api")
+    assert {("", "secrets", verb, "team-keys") for verb in ("get", "update")} <= api
 
 
 @pytest.mark.parametrize("name", sorted(VARIANTS))
@@ -240,5 +243,8 @@ def test_the_authorizer_honours_namespaces_and_resource_names() -> None:
     assert not can(operator, "PATCH", "/apis/podtask.dev/v1alpha1/namespaces/podtask/taskruns/r")
     assert can(api, "GET", f"/api/v1/namespaces/podtask/secrets/{KEYS_SECRET}")
     assert not can(api, "GET", "/api/v1/namespaces/podtask/secrets/podtask-runner-token")
+    assert can(api, "PUT", f"/api/v1/namespaces/podtask/secrets/{KEYS_SECRET}")
+    assert not can(api, "PUT", "/api/v1/namespaces/podtask/secrets/podtask-runner-token")
+    assert not can(api, "POST", "/api/v1/namespaces/podtask/secrets")
     assert not can(api, "GET", "/api/v1/namespaces/podtask/secrets")
     assert not can(api, "GET", "/api/v1/namespaces/podtask/pods", watch="1")

@@ -1,11 +1,11 @@
 """The dashboard's fixtures: one `podtask dev` for the package (`dashboard`), one chromium
-(`chromium`), and per test a browser context that fails the test on any request to another
-host, any uncaught script error or any Content-Security-Policy violation (`context`,
-`page`). See `browser.py`."""
+(`chromium`), and per test browser contexts that fail the test on any request to another
+host, any uncaught script error or any Content-Security-Policy violation (`contexts`, a
+factory; `context`, `page`). See `browser.py`."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 import pytest
@@ -62,27 +62,43 @@ def chromium() -> Iterator[Browser]:
             browser.close()
 
 
+ContextFactory = Callable[[], "BrowserContext"]
+
+
 @pytest.fixture
-def context(chromium: Browser, dashboard: Dashboard) -> Iterator[BrowserContext]:
-    """A fresh browser profile on the API's URL; the test fails if a page fetched anything
-    from another host, threw an uncaught error or broke the page's security policy."""
+def contexts(chromium: Browser, dashboard: Dashboard) -> Iterator[ContextFactory]:
+    """Makes fresh browser profiles on the API's URL (two users at once: call it twice); the
+    test fails if a page of any fetched anything from another host, threw an uncaught error
+    or broke the page's security policy."""
     offsite = OffsiteRequests(dashboard.host)
     problems: list[str] = []
+    made: list[BrowserContext] = []
 
     def on_console(message: ConsoleMessage) -> None:
         if CSP_VIOLATION in message.text:
             problems.append(f"{message.location.get('url')}: {message.text}")
 
-    browser_context = chromium.new_context(base_url=dashboard.url, viewport=VIEWPORT)
-    browser_context.route("**/*", offsite)
-    browser_context.on("console", on_console)
-    browser_context.on("weberror", lambda error: problems.append(f"uncaught: {error.error}"))
+    def new_context() -> BrowserContext:
+        browser_context = chromium.new_context(base_url=dashboard.url, viewport=VIEWPORT)
+        browser_context.route("**/*", offsite)
+        browser_context.on("console", on_console)
+        browser_context.on("weberror", lambda error: problems.append(f"uncaught: {error.error}"))
+        made.append(browser_context)
+        return browser_context
+
     try:
-        yield browser_context
+        yield new_context
     finally:
-        browser_context.close()
+        for browser_context in made:
+            browser_context.close()
     assert offsite.blocked == [], f"requests to other hosts than {dashboard.host}"
     assert problems == [], "the pages' scripts failed"
+
+
+@pytest.fixture
+def context(contexts: ContextFactory) -> BrowserContext:
+    """A fresh browser profile, checked as `contexts` checks them."""
+    return contexts()
 
 
 @pytest.fixture

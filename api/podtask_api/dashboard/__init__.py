@@ -1,12 +1,13 @@
 """The dashboard: server-rendered pages over the public JSON API, in the API's process.
 
 One module per page group, each an `APIRouter` that `routes()` includes: `sign_in` (`/`,
-`/sign-in`, `/sign-out`), `runs_pages` (`/runs`). What every page shares (its session, its
-rendering, the redirect to sign in) is `pages`; the session cookie's rules are `sessions`;
-the templates are in `templates/` (each extends `base.html`), the hand-written CSS and
-JavaScript in `static/`, served at `/static/` (no CDN, no build step). Pages render their
-data on the server; their scripts (`static/dashboard.js`: `podtask.api`, `podtask.stream`)
-call the JSON API with the session's cookie and CSRF token for live updates and actions.
+`/sign-in`, `/sign-out`), `runs_pages` (`/runs`), `keys_page` (`/keys`). What every page
+shares (its session, its rendering, the redirect to sign in) is `pages`; the session
+cookie's rules are `sessions`; the templates are in `templates/` (each extends
+`base.html`), the hand-written CSS and JavaScript in `static/`, served at `/static/` (no
+CDN, no build step). Pages render their data on the server; their scripts
+(`static/dashboard.js`: `podtask.api`, `podtask.stream`) call the JSON API with the
+session's cookie and CSRF token for live updates and actions.
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ STATIC_DIR = Path(__file__).parent / "static"
 def page_routers() -> list[APIRouter]:
     """The router of each page group, in the order `routes()` includes them."""
     # Imported here: the page modules use `auth`, which uses this package's `sessions`.
-    from podtask_api.dashboard import run_page, runs_pages, sign_in
+    from podtask_api.dashboard import keys_page, run_page, runs_pages, sign_in
 
-    return [sign_in.router, runs_pages.router, run_page.router]
+    return [sign_in.router, runs_pages.router, run_page.router, keys_page.router]
 
 
 def routes() -> APIRouter:

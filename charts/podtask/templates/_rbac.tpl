@@ -101,9 +101,11 @@ namespaces or CRDs (handlers.configure turns that off).
 - apiGroups: [""]
   resources: ["configmaps"]
   verbs: ["get", "list", "create", "patch", "delete"]
-# The API keys' digests: only that one Secret, read-only (`podtask keys` writes it).
+# The API keys' digests: only that one Secret, read, and replaced when the dashboard (the
+# API's /api/v1/keys) creates or revokes a key. Not created: the chart does that (or
+# apiKeys.existingSecret names one).
 - apiGroups: [""]
   resources: ["secrets"]
   resourceNames: [{{ include "podtask.apiKeysSecret" . | quote }}]
-  verbs: ["get"]
+  verbs: ["get", "update"]
 {{- end -}}

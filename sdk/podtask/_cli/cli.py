@@ -329,9 +329,7 @@ def _keys(args: argparse.Namespace) -> int:
     from podtask._control.api_keys import (
         KeyAccess,
         MalformedApiKeys,
-        StoredApiKey,
-        api_key_digest,
-        generate_api_key,
+        new_api_key,
         with_key,
         without_key,
     )
@@ -344,9 +342,8 @@ def _keys(args: argparse.Namespace) -> int:
                 as_json = output_format(args) == "json"
                 print(pretty_json(keys_list(keys)) if as_json else keys_table(keys))
             elif args.keys_command == "create":
-                key = generate_api_key()
                 access = KeyAccess.READ if args.read_only else KeyAccess.WRITE
-                stored = StoredApiKey(name=args.name, sha256=api_key_digest(key), access=access)
+                key, stored = new_api_key(args.name, access)
                 secret.change(lambda keys: with_key(keys, stored))
                 # The key alone on stdout, for scripts; what to do with it on stderr, once
                 # it is out (a closed stdout ends the command here, without the note).

@@ -1,10 +1,12 @@
 """API keys as the API keeps them: sha256 digests in a Kubernetes Secret, each write or read-only.
 
 The Secret (`podtask-api-keys` by default) holds one data key, `keys.json`: a JSON list of
-`{"name", "sha256", "access"}` with `access` either `write` (every endpoint) or `read` (only
-endpoints that read). A key itself is never stored: `podtask keys create` prints it once and
-stores its digest; `podtask dev` stores the digest of its dev key. The API reads the Secret
-(and caches it briefly), so keys added or revoked here take effect without a restart.
+`{"name", "sha256", "access", "created"}` with `access` either `write` (every endpoint) or
+`read` (only endpoints that read), and `created` (ISO 8601) when it was recorded. A key
+itself is never stored: `podtask keys create` (or the dashboard, through the API) shows it
+once and stores its digest; `podtask dev` stores the digest of its dev key. The API reads
+the Secret (and caches it briefly), so keys added or revoked here take effect without a
+restart.
 
 The document's rules and edits are pure; `ApiKeySecret` reads and changes the Secret
 through the Kubernetes client, with optimistic concurrency so that two writers cannot lose
@@ -19,6 +21,7 @@ import json
 import re
 import secrets
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -48,6 +51,9 @@ class StoredApiKey(BaseModel):
     name: str = Field(min_length=1, max_length=100)
     sha256: str
     access: KeyAccess = KeyAccess.WRITE
+    # When it was created, if that was recorded (`podtask keys create`, the dashboard); keys
+    # written before, or by the chart, have none.
+    created: datetime | None = None
 
     @field_validator("sha256")
     @classmethod
@@ -82,6 +88,15 @@ def generate_api_key() -> str:
     return API_KEY_PREFIX + secrets.token_urlsafe(32)
 
 
+def new_api_key(
+    name: str, access: KeyAccess, now: datetime | None = None
+) -> tuple[str, StoredApiKey]:
+    """A new key (shown once: never stored) and its entry for the Secret, created `now`."""
+    key = generate_api_key()
+    created = (now or datetime.now(UTC)).replace(microsecond=0)
+    return key, StoredApiKey(name=name, sha256=api_key_digest(key), access=access, created=created)
+
+
 def parse_stored_keys(text: str) -> list[StoredApiKey]:
     """The keys of a `keys.json` document; `MalformedApiKeys` naming the first problem."""
     try:
@@ -90,13 +105,14 @@ def parse_stored_keys(text: str) -> list[StoredApiKey]:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "the document"
         raise MalformedApiKeys(
-            f"{API_KEYS_DATA_KEY} is not a list of {{name, sha256, access}}: "
+            f"{API_KEYS_DATA_KEY} is not a list of {{name, sha256, access, created}}: "
             f"{where}: {first['msg']}"
         ) from None
 
 
 def stored_keys_json(keys: Sequence[StoredApiKey]) -> str:
-    return json.dumps([key.model_dump(mode="json") for key in keys], indent=2)
+    # Without `created` where none was recorded: such entries stay as they were written.
+    return json.dumps([key.model_dump(mode="json", exclude_none=True) for key in keys], indent=2)
 
 
 def secret_keys(data: dict[str, str] | None) -> list[StoredApiKey]:
