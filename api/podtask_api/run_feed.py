@@ -35,6 +35,7 @@ from podtask_api.cluster import (
 )
 from podtask_api.errors import ApiError
 from podtask_api.run_events import (
+    MAX_PENDING,
     Interest,
     OneRun,
     PendingChanges,
@@ -69,7 +70,7 @@ class Subscription:
     def __init__(self, feed: RunFeed, interest: Interest) -> None:
         self.interest = interest
         self._feed = feed
-        self._pending = PendingChanges()
+        self._pending = PendingChanges(feed.max_pending)
         self._wake = asyncio.Event()
         # Dropped (too far behind) or the feed closed: the stream ends.
         self.ended = False
@@ -117,20 +118,18 @@ class RunFeed:
         *,
         watch_seconds: int = WATCH_SECONDS,
         idle_seconds: float = IDLE_SECONDS,
+        max_pending: int = MAX_PENDING,
     ) -> None:
         self.cluster = cluster
         self.watch_seconds = watch_seconds
         self.idle_seconds = idle_seconds
+        self.max_pending = max_pending
         self._subscriptions: set[Subscription] = set()
         # Read by the watch thread (a whole new set each time: no lock needed).
         self.followed: frozenset[str] = frozenset()
         self._session: WatchSession | None = None
         self._idle: asyncio.TimerHandle | None = None
         self._closed = False
-
-    @property
-    def watching(self) -> bool:
-        return self._session is not None
 
     @property
     def subscribers(self) -> int:

@@ -5,6 +5,7 @@ stream, and the watch going on after the cluster drops it."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Iterator
@@ -23,13 +24,17 @@ from api_fixtures import (
     served,
     settings_for,
 )
-from event_reading import event_stream
+from event_reading import EVENT_WAIT_SECONDS, event_stream
 from kubernetes import client, config
 
 from podtask._contract.crds import custom_resource_definitions
 from podtask._contract.resources import TaskSpec
-from podtask._contract.wire import GROUP, VERSION
+from podtask._contract.wire import API_VERSION, GROUP, VERSION
 from podtask_api.app import create_app
+from podtask_api.cluster import KubernetesCluster
+from podtask_api.run_events import RunList
+from podtask_api.run_feed import RunFeed
+from podtask_api.run_listing import RunFilters
 from podtask_devcluster import EmbeddedCluster
 from tests.e2e.conftest import wait_until
 from tests.embedded_kube import EmbeddedKube, KubeNamespace
@@ -211,6 +216,30 @@ def test_every_stream_shares_one_watch_and_leaves_when_its_client_does(
                 assert stream.next_run()["status"] == "Queued"
             assert embedded_kube.cluster.request_counts()["watch"] == watches + 1
         wait_until(lambda: feed.subscribers == 0, timeout=30)
+
+
+def test_a_slow_subscriber_holds_up_no_other_and_is_dropped_far_behind(
+    embedded_kube: EmbeddedKube, namespace: KubeNamespace
+) -> None:
+    feed = RunFeed(KubernetesCluster.connect(namespace.name, str(embedded_kube.kubeconfig)))
+    feed.max_pending = 5
+    names = [f"run-{n}" for n in range(8)]
+
+    async def follow() -> list[str]:
+        slow = await feed.subscribe(RunList(RunFilters()))  # never reads
+        quick = await feed.subscribe(RunList(RunFilters()))
+        seen = []
+        for name in names:
+            body = {"apiVersion": API_VERSION, "kind": "TaskRun", "metadata": {"name": name}}
+            await asyncio.to_thread(namespace.create_run, {**body, "spec": HELLO.to_wire()})
+            change = await quick.next(EVENT_WAIT_SECONDS)
+            assert change is not None, seen
+            seen.append(change.name)
+        assert slow.ended and feed.subscribers == 1  # dropped, and gone from the feed
+        feed.close()
+        return seen
+
+    assert asyncio.run(follow()) == names
 
 
 def test_the_watch_goes_on_from_where_the_cluster_ended_it(

@@ -26,16 +26,10 @@ RETRIED = ["Executing", "WaitingToRetry", "Executing", "Completed"]
 def composed(
     tmp_path_factory: pytest.TempPathFactory, cluster_kind: str
 ) -> Iterator[ComposedStack]:
-    stack = ComposedStack(
-        tmp_path_factory.mktemp("realtime"),
-        [str(TASK_MODULES / "realtime.py")],
-        cluster_kind=cluster_kind,
-    )
-    stack.start()
-    try:
+    state = tmp_path_factory.mktemp("realtime")
+    modules = [str(TASK_MODULES / "realtime.py")]
+    with ComposedStack(state, modules, cluster_kind=cluster_kind) as stack:
         yield stack
-    finally:
-        stack.stop()
 
 
 @pytest.fixture
@@ -47,11 +41,8 @@ def api(composed: ComposedStack) -> Iterator[PodtaskClient]:
 
 @pytest.fixture
 def phases(composed: ComposedStack) -> Iterator[PhaseWatch]:
-    watch = PhaseWatch(str(composed.cluster.kubeconfig_path)).start()
-    try:
+    with PhaseWatch(str(composed.cluster.kubeconfig_path)) as watch:
         yield watch
-    finally:
-        watch.stop()
 
 
 def collapsed(statuses: list[str]) -> list[str]:

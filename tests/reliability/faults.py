@@ -328,6 +328,12 @@ class ClusterWatch:
         self._thread.join(timeout=15)
         self._api.close()
 
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
     def _see(self, obj: dict[str, Any]) -> None:
         raise NotImplementedError
 
