@@ -15,7 +15,6 @@ Usage: python bench/runs_page.py [--runs 10000] [--requests 40]
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import secrets
 import statistics
@@ -28,7 +27,15 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
-from api_throughput import NAMESPACE, NOOP, TASK, free_port, percentile, processes, wait_ready
+from api_throughput import (
+    NAMESPACE,
+    TASK,
+    free_port,
+    noop_cluster,
+    percentile,
+    processes,
+    wait_ready,
+)
 
 # The page must be served within this on this machine (the acceptance 3).
 BUDGET_MS = 300.0
@@ -130,28 +137,12 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=40)
     args = parser.parse_args()
 
-    from podtask._authoring.manifest import load_manifest
-    from podtask._cli.dev import register
     from podtask._control.api_keys import api_key_digest
 
     api_key = "pt_bench_" + secrets.token_urlsafe(16)
     with tempfile.TemporaryDirectory(prefix="podtask-bench-") as tmp, processes() as started:
-        state = Path(tmp)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PODTASK_")}
-        cluster_port = free_port()
-        cluster = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "podtask_devcluster", "--state-dir", str(state)),
-                *("--port", str(cluster_port), "--workdir", tmp),
-            ],
-            env=env,
-            stdout=subprocess.DEVNULL,
-        )
-        started.append(cluster)
-        cluster_url = f"http://127.0.0.1:{cluster_port}"
-        wait_ready(f"{cluster_url}/readyz", cluster, "embedded cluster")
-        register(cluster_url, load_manifest([str(NOOP)]), NAMESPACE)
-        kubeconfig = str(state / "kubeconfig")
+        env = noop_cluster(tmp, started)
+        kubeconfig = str(Path(tmp) / "kubeconfig")
         print(f"creating {args.runs} TaskRuns in the embedded cluster …", flush=True)
         seconds = create_runs(kubeconfig, args.runs)
         print(f"  done in {seconds:.1f} s ({args.runs / seconds:.0f} runs/s)")

@@ -302,6 +302,7 @@
           {
             role: "tab",
             class: "tab",
+            "aria-controls": "log",
             href: "/runs/" + encodeURIComponent(run.id) + "?attempt=" + number + "#logs",
             dataset: { attempt: String(number) },
             "aria-selected": "false",
