@@ -112,7 +112,6 @@ async def run_page(
         "status": run["status"],
         "attempt": run["attempt"],
         "attempts": run["attempts"],
-        "payload": run["payload"],
         "logAttempt": context["log"]["attempt"],
     }
     return render(request, "run.html", context)
