@@ -47,7 +47,8 @@ browser:
 		echo "chromium is missing and there is no apt-get: the browser tests will not run"; exit 0; fi; \
 	if [ "$$(id -u)" = 0 ]; then sudo=""; elif sudo -n true 2>/dev/null; then sudo="sudo -n"; else \
 		echo "chromium is missing: apt-get install chromium (as root) to run the browser tests"; exit 0; fi; \
-	$$sudo apt-get install -y chromium || { $$sudo apt-get update && $$sudo apt-get install -y chromium; } \
+	export DEBIAN_FRONTEND=noninteractive; \
+	$$sudo apt-get install -y -qq chromium || { $$sudo apt-get update -qq && $$sudo apt-get install -y -qq chromium; } \
 		|| echo "chromium could not be installed: the browser tests will not run"
 
 # The `unit` tier (tests/tiers.py): pure code, no cluster, no server, no process started (a unit

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Response
+from fastapi_offline import FastAPIOffline
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from podtask._contract.limits import MAX_BATCH_ITEMS, MAX_OUTPUT_BYTES, MAX_PAYLOAD_BYTES
@@ -33,6 +34,8 @@ MAX_REQUEST_BODY_BYTES = max(MAX_PAYLOAD_BYTES, MAX_OUTPUT_BYTES) * 2 + 256 * 10
 # so its total is capped well below the sum of the item limits.
 BATCH_PATH = "/api/v1/tasks/batch"
 MAX_BATCH_REQUEST_BODY_BYTES = 16 * 1024 * 1024
+# Swagger UI's and ReDoc's files (fastapi-offline's), under the dashboard's /static/.
+DOCS_ASSETS = "/static/docs"
 # The JSON API's paths; the rest are the dashboard's pages and forms, and /healthz, /docs.
 API_PREFIX = "/api/"
 # The dashboard's forms hold a key, a name, a token: small.
@@ -134,10 +137,15 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         yield
         feed.close()  # its watch thread ends with the app
 
-    app = FastAPI(
+    # /docs (Swagger UI) and /redoc load their scripts and styles from this API, not a CDN:
+    # they work on a machine without internet.
+    app: FastAPI = FastAPIOffline(
         title="podtask API",
         version="0.1.0",
-        description="Trigger podtask tasks, read their runs, and serve the runner's callbacks.",
+        description="Trigger podtask tasks, read their runs, and serve the runner's callbacks. "
+        "Authorize with an API key (`podtask keys create`; `podtask dev` prints one).",
+        static_url=DOCS_ASSETS,
+        favicon_url="/static/favicon.svg",
         lifespan=lifespan,
     )
     signing_key = session_key(

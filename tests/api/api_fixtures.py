@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from podtask._contract.resources import QueueRef, RetryPolicy, TaskSpec
+from podtask._control.api_keys import ApiKeySecret, KeyAccess, StoredApiKey
 from podtask._control.attempt_tokens import sign_attempt_token
 from podtask_api.app import create_app
 from podtask_api.auth import api_key_digest
@@ -24,6 +25,9 @@ from tests.embedded_kube import EmbeddedKube, KubeNamespace
 
 API_KEY = "pt_test_key"
 RUNNER_SECRET = "api-test-runner-secret"
+# Keys in the namespace's keys' Secret (`keys_secret`): "ci" may write, "grafana" only read.
+WRITE_KEY = "pt_write_" + "w" * 20
+READ_KEY = "pt_read_" + "r" * 20
 
 HELLO = TaskSpec(
     task_id="hello-world",
@@ -57,6 +61,19 @@ def namespace(embedded_kube: EmbeddedKube) -> KubeNamespace:
     fresh = embedded_kube.new_namespace("api")
     fresh.deploy_task(HELLO)
     return fresh
+
+
+@pytest.fixture
+def keys_secret(embedded_kube: EmbeddedKube, namespace: KubeNamespace) -> ApiKeySecret:
+    """The namespace's keys' Secret, holding WRITE_KEY ("ci") and READ_KEY ("grafana")."""
+    secret = ApiKeySecret(embedded_kube.api, namespace.name)
+    secret.change(
+        lambda keys: [
+            StoredApiKey(name="ci", sha256=api_key_digest(WRITE_KEY)),
+            StoredApiKey(name="grafana", sha256=api_key_digest(READ_KEY), access=KeyAccess.READ),
+        ]
+    )
+    return secret
 
 
 @pytest.fixture

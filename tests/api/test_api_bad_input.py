@@ -143,6 +143,8 @@ def _write_endpoints(app: Any) -> list[Endpoint]:
             {"manifest": {"tasks": [HOLE], "queues": []}, "image": "registry.local/tasks:1"},
             {"manifest": {"tasks": [], "queues": []}, "image": HOLE, "version": HOLE},
         ),
+        "/api/v1/keys": ({"name": HOLE}, {"name": "k", "access": HOLE}),
+        "/api/v1/keys/{name}": (HOLE,),
         "/api/v1/runner/runs/{run_id}/attempts/{attempt}/complete": (
             {"ok": True, "output": HOLE},
             {"ok": False, "error": {"type": HOLE, "message": HOLE, "stack": HOLE}},

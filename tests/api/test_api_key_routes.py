@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
-from api_fixtures import API_KEY, assert_error, bearer, settings_for
+from api_fixtures import API_KEY, READ_KEY, assert_error, bearer, settings_for
 from fastapi.testclient import TestClient
 
 from podtask._control.api_keys import (
@@ -22,17 +22,6 @@ from podtask._control.api_keys import (
 )
 from podtask_api.app import create_app
 from tests.embedded_kube import EmbeddedKube, KubeNamespace
-
-READ_KEY = "pt_keys_read_" + "r" * 20
-
-
-@pytest.fixture
-def keys_secret(embedded_kube: EmbeddedKube, namespace: KubeNamespace) -> ApiKeySecret:
-    secret = ApiKeySecret(embedded_kube.api, namespace.name)
-    secret.change(
-        lambda keys: [StoredApiKey(name="viewer", sha256=api_key_digest(READ_KEY), access="read")]
-    )
-    return secret
 
 
 @pytest.fixture
@@ -61,8 +50,8 @@ def test_keys_are_listed_without_a_key_or_a_digest(api: TestClient) -> None:
     listed = api.get("/api/v1/keys")
     assert listed.status_code == 200, listed.text
     by_name = {k["name"]: k for k in listed.json()["data"]}
-    assert by_name["viewer"] == {
-        "name": "viewer",
+    assert by_name["grafana"] == {
+        "name": "grafana",
         "access": "read",
         "createdAt": None,
         "configured": False,
@@ -117,8 +106,8 @@ def test_a_revoked_key_stops_at_once(api: TestClient, keys_secret: ApiKeySecret)
 def test_only_a_write_key_creates_or_revokes(api: TestClient, keys_secret: ApiKeySecret) -> None:
     reader = bearer(READ_KEY)
     assert_error(api.post("/api/v1/keys", json={"name": "x"}, headers=reader), 403, "read_only_key")
-    assert_error(api.delete("/api/v1/keys/viewer", headers=reader), 403, "read_only_key")
-    assert [k.name for k in keys_secret.read()] == ["viewer"]
+    assert_error(api.delete("/api/v1/keys/grafana", headers=reader), 403, "read_only_key")
+    assert [k.name for k in keys_secret.read()] == ["ci", "grafana"]
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,9 @@ import pytest
 from api_fixtures import (
     API_KEY,
     HELLO,
+    READ_KEY,
     RUNNER_SECRET,
+    WRITE_KEY,
     assert_error,
     attempt_token,
     bearer,
@@ -58,9 +60,6 @@ from podtask_api.auth import (
 )
 from podtask_api.errors import ApiError
 from tests.embedded_kube import EmbeddedKube, KubeNamespace
-
-WRITE_KEY = "pt_write_" + "w" * 20
-READ_KEY = "pt_read_" + "r" * 20
 
 
 def stored(name: str, key: str, access: KeyAccess = KeyAccess.WRITE) -> StoredApiKey:
@@ -210,16 +209,6 @@ def test_configured_digests_must_be_digests_and_are_not_shown() -> None:
 
 
 # -- over the embedded cluster ------------------------------------------------------------------
-
-
-@pytest.fixture
-def keys_secret(embedded_kube: EmbeddedKube, namespace: KubeNamespace) -> ApiKeySecret:
-    """The namespace's keys' Secret, holding WRITE_KEY and READ_KEY."""
-    secret = ApiKeySecret(embedded_kube.api, namespace.name)
-    secret.change(
-        lambda keys: [stored("ci", WRITE_KEY), stored("grafana", READ_KEY, KeyAccess.READ)]
-    )
-    return secret
 
 
 @pytest.fixture

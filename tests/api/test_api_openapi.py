@@ -10,12 +10,14 @@ a few examples per operation and a deadline for each, the whole run well under a
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import schemathesis
 from api_fixtures import API_KEY, HELLO, settings_for
+from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
@@ -137,3 +139,32 @@ def test_the_error_shape_is_a_schema(app: Any) -> None:
     assert schemas["ErrorResponse"]["required"] == ["error"]
     assert set(schemas["ErrorBody"]["required"]) == {"code", "message", "details"}
     assert "HTTPValidationError" not in schemas  # FastAPI's own 422 shape is never answered
+
+
+def test_every_operation_declares_the_bearer_scheme(app: Any) -> None:
+    """So that /docs's Authorize button sends the key: Swagger UI ignores a header
+    parameter named Authorization."""
+    document = app.openapi()
+    scheme = document["components"]["securitySchemes"]["bearer"]
+    assert scheme["type"] == "http" and scheme["scheme"] == "bearer"
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            where = f"{method.upper()} {path}"
+            if path == "/healthz":
+                assert "security" not in operation, where
+                continue
+            assert operation["security"] == [{"bearer": []}], where
+            names = [p["name"].lower() for p in operation.get("parameters", [])]
+            assert "authorization" not in names, where
+
+
+def test_the_docs_pages_load_nothing_from_elsewhere(app: Any) -> None:
+    with TestClient(app) as client:
+        for page in ("/docs", "/redoc"):
+            html = client.get(page)
+            assert html.status_code == 200, page
+            sources = re.findall(r'(?:src|href)="([^"]+)"', html.text)
+            assert sources, page
+            for source in sources:
+                assert source.startswith("/"), (page, source)
+                assert client.get(source).status_code == 200, source

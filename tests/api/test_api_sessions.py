@@ -8,14 +8,12 @@ import re
 from collections.abc import Iterator
 
 import pytest
-from api_fixtures import assert_error, settings_for
+from api_fixtures import READ_KEY, WRITE_KEY, assert_error, settings_for
 from fastapi.testclient import TestClient
 from httpx import Response
 
 from podtask._control.api_keys import (
     ApiKeySecret,
-    KeyAccess,
-    StoredApiKey,
     api_key_digest,
     without_key,
 )
@@ -36,8 +34,6 @@ from podtask_api.dashboard.sessions import (
 )
 from tests.embedded_kube import EmbeddedKube, KubeNamespace
 
-WRITE_KEY = "pt_dash_write_" + "w" * 20
-READ_KEY = "pt_dash_read_" + "r" * 20
 TRIGGER = "/api/v1/tasks/hello-world/trigger"
 
 
@@ -118,18 +114,6 @@ def test_writes_a_browser_sends_from_another_site_are_refused() -> None:
 
 
 @pytest.fixture
-def keys_secret(embedded_kube: EmbeddedKube, namespace: KubeNamespace) -> ApiKeySecret:
-    secret = ApiKeySecret(embedded_kube.api, namespace.name)
-    secret.change(
-        lambda keys: [
-            StoredApiKey(name="ops", sha256=api_key_digest(WRITE_KEY)),
-            StoredApiKey(name="viewer", sha256=api_key_digest(READ_KEY), access=KeyAccess.READ),
-        ]
-    )
-    return secret
-
-
-@pytest.fixture
 def browser(
     embedded_kube: EmbeddedKube, namespace: KubeNamespace, keys_secret: ApiKeySecret
 ) -> Iterator[TestClient]:
@@ -168,7 +152,7 @@ def test_signing_in_sets_a_strict_http_only_cookie_and_goes_on(browser: TestClie
     assert "max-age=43200" in attributes  # PODTASK_SESSION_HOURS, 12 by default
     assert WRITE_KEY not in cookie
     page = browser.get("/runs")
-    assert page.status_code == 200 and "ops" in page.text and "badge-read-only" not in page.text
+    assert page.status_code == 200 and "ci" in page.text and "badge-read-only" not in page.text
     # Signed in already: the sign-in page sends the browser on.
     assert browser.get("/sign-in", params={"next": "/keys"}).headers["location"] == "/keys"
 
@@ -237,7 +221,7 @@ def test_a_read_only_session_reads_and_never_writes(
 ) -> None:
     sign_in(browser, READ_KEY)
     page = browser.get("/runs")
-    assert "viewer" in page.text and "badge-read-only" in page.text
+    assert "grafana" in page.text and "badge-read-only" in page.text
     token = csrf_token(browser)
     assert browser.get("/api/v1/tasks").status_code == 200
     error = assert_error(
@@ -250,7 +234,7 @@ def test_a_read_only_session_reads_and_never_writes(
 def test_a_revoked_keys_session_ends(browser: TestClient, keys_secret: ApiKeySecret) -> None:
     sign_in(browser, WRITE_KEY)
     assert browser.get("/runs").status_code == 200
-    keys_secret.change(lambda keys: without_key(keys, "ops"))
+    keys_secret.change(lambda keys: without_key(keys, "ci"))
     error = assert_error(browser.get("/api/v1/runs"), 401, "unauthorized")
     assert "revoked" in error["message"]
     assert browser.get("/runs").headers["location"] == "/sign-in?next=%2Fruns"

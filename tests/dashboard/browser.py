@@ -20,8 +20,6 @@ import re
 import shutil
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,6 +29,7 @@ import httpx
 
 from podtask._cli.devprocess import DevProcess
 from podtask_api.dashboard.sessions import CSRF_HEADER
+from tests.e2e.conftest import wait_until
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page, Request, Route
@@ -62,18 +61,6 @@ def chromium_missing_reason() -> str | None:
     except ImportError:
         return "Playwright for Python is not installed (pip install -e '.[test]')"
     return None
-
-
-def wait_until(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    """`check()`'s first truthy value, asked every 0.1 s until `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.1)
 
 
 @dataclass
@@ -109,11 +96,7 @@ class Dashboard:
         assert done.returncode == 0, done.stderr
         key = done.stdout.strip()
         with self.http(key) as api:
-            wait_until(
-                lambda: api.get("/api/v1/tasks").status_code == 200,
-                KEY_COUNTS_WITHIN,
-                f"the API to take the key {name!r}",
-            )
+            wait_until(lambda: api.get("/api/v1/tasks").status_code == 200, KEY_COUNTS_WITHIN)
         return key
 
     def session_client(self, key: str) -> SessionClient:
@@ -168,9 +151,9 @@ def signed_in(page: Page, key: str) -> Page:
     return page
 
 
-def screenshot(page: Page, name: str) -> Path:
-    """`docs/screenshots/<name>.png` of the whole page."""
+def screenshot(page: Page, name: str, *, full_page: bool = True) -> Path:
+    """`docs/screenshots/<name>.png` of the whole page (or of what the window shows)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True, animations="disabled")
+    page.screenshot(path=str(path), full_page=full_page, animations="disabled")
     return path

@@ -52,7 +52,7 @@ def test_the_cli_checks_the_modules_of_each_extra(extra: str) -> None:
     # `podtask keys` and `podtask dev` say which extra is missing: they look for the import
     # names of exactly that extra's requirements.
     distributions = importlib.metadata.packages_distributions()
-    # Compared as PEP 503 normalizes names: `swagger_ui_bundle` is `swagger-ui-bundle`.
+    # Compared as PEP 503 normalizes names: `fastapi_offline` is `fastapi-offline`.
     looked_for = {
         re.sub(r"[-_.]+", "-", distribution.lower())
         for module in EXTRA_MODULES[extra]

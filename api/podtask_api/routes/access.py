@@ -20,7 +20,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from podtask_api.auth import (
@@ -38,11 +39,24 @@ from podtask_api.live_attempts import attempt_refusal, run_gone
 from podtask_api.services import Services, ServicesDep
 
 # What every public endpoint may answer, documented on each: it checks the caller first
-# (401, 403); it takes parameters (the Authorization header at least), so a 422 in the
-# API's shape replaces the one FastAPI would document in its own; it reaches the cluster.
+# (401, 403); it may take parameters, so a 422 in the API's shape replaces the one FastAPI
+# would document in its own; it reaches the cluster.
 PUBLIC_ROUTE_ERRORS = error_responses(*AUTH_ERRORS, 422, *CLUSTER_ERRORS)
 
-Authorization = Annotated[str | None, Header()]
+# The one security scheme of /openapi.json: an API key, or a run's attempt token (the runner's
+# routes), as `Authorization: Bearer ...`, so that /docs's Authorize button sends it. The
+# header itself is read by `auth`, which says why a missing or wrong one is refused.
+BEARER = HTTPBearer(
+    scheme_name="bearer",
+    description="An API key (`podtask keys create`; `podtask dev` prints one), or for the "
+    "runner's endpoints the attempt's token.",
+    auto_error=False,
+)
+BearerScheme = Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)]
+
+
+def _authorization(request: Request) -> str | None:
+    return request.headers.get("authorization")
 
 
 def _token_secret(svc: Services) -> bytes:
@@ -66,9 +80,7 @@ async def executing_run(svc: Services, run_id: str, attempt: int) -> dict[str, A
     return run
 
 
-async def authenticated_caller(
-    request: Request, svc: ServicesDep, authorization: Authorization = None
-) -> Caller:
+async def authenticated_caller(request: Request, svc: ServicesDep, _: BearerScheme) -> Caller:
     """The caller of a public endpoint: an API key holder (by the key, or by the dashboard's
     session cookie), or a run by its attempt token.
 
@@ -79,6 +91,7 @@ async def authenticated_caller(
     """
     # In a thread: the key store may read its Secret.
     known = await run_in_threadpool(svc.api_keys.known)
+    authorization = _authorization(request)
     cookie = request.cookies.get(SESSION_COOKIE)
     if authorization is None and cookie and known.required:
         signed_in = authenticate_session(
@@ -119,8 +132,8 @@ def write_key_or_run(who: CallerDep) -> None:
 
 
 def attempt_token(
-    run_id: str, attempt: int, svc: ServicesDep, authorization: Authorization = None
+    run_id: str, attempt: int, request: Request, svc: ServicesDep, _: BearerScheme
 ) -> None:
     """The attempt token signed for the path's run and attempt (whether the attempt still
     executes, the route judges on the run it reads anyway)."""
-    require_attempt_token(authorization, _token_secret(svc), run_id, attempt)
+    require_attempt_token(_authorization(request), _token_secret(svc), run_id, attempt)

@@ -23,7 +23,7 @@ EXTRA_MODULES: dict[str, tuple[str, ...]] = {
         "starlette",
         "sortedcontainers",
         "jinja2",
-        "swagger_ui_bundle",
+        "fastapi_offline",
     ),
 }
 EXTRA_MODULES["dev"] = (*EXTRA_MODULES["control-plane"], "yaml", "psutil", "cel", "cryptography")
