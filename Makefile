@@ -90,6 +90,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/admission_cost.py
 	$(BIN)/python bench/api_throughput.py
 	$(BIN)/python bench/dev_reload.py
+	$(BIN)/python bench/runs_page.py
 
 clean:
 	rm -rf $(VENV) .podtask .mypy_cache .ruff_cache .pytest_cache wheelhouse

@@ -124,6 +124,29 @@ def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
                 process.wait()
 
 
+def noop_cluster(tmp: str, started: list[subprocess.Popen[bytes]]) -> dict[str, str]:
+    """An embedded cluster with its state in `tmp` (its kubeconfig there) and the noop task
+    registered; the environment to start the other processes with (no PODTASK_ settings)."""
+    from podtask._authoring.manifest import load_manifest
+    from podtask._cli.dev import register
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PODTASK_")}
+    cluster_port = free_port()
+    cluster = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "podtask_devcluster", "--state-dir", tmp),
+            *("--port", str(cluster_port), "--workdir", tmp),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
+    started.append(cluster)
+    cluster_url = f"http://127.0.0.1:{cluster_port}"
+    wait_ready(f"{cluster_url}/readyz", cluster, "embedded cluster")
+    register(cluster_url, load_manifest([str(NOOP)]), NAMESPACE)
+    return env
+
+
 # -- the load -----------------------------------------------------------------------------------
 
 
@@ -233,29 +256,11 @@ def main() -> int:
         uvicorn.run(bare_app(), host="127.0.0.1", port=args.serve_bare, log_level="warning")
         return 0
 
-    from podtask._authoring.manifest import load_manifest
-    from podtask._cli.dev import register
     from podtask._control.api_keys import api_key_digest
 
     api_key = "pt_bench_" + secrets.token_urlsafe(16)
     with tempfile.TemporaryDirectory(prefix="podtask-bench-") as tmp, processes() as started:
-        state = Path(tmp)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PODTASK_")}
-        cluster_port = free_port()
-        cluster = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "podtask_devcluster", "--state-dir", str(state)),
-                *("--port", str(cluster_port), "--workdir", tmp),
-            ],
-            env=env,
-            stdout=subprocess.DEVNULL,
-        )
-        started.append(cluster)
-        cluster_url = f"http://127.0.0.1:{cluster_port}"
-        wait_ready(f"{cluster_url}/readyz", cluster, "embedded cluster")
-        register(cluster_url, load_manifest([str(NOOP)]), NAMESPACE)
-
-        env["KUBECONFIG"] = str(state / "kubeconfig")
+        env = {**noop_cluster(tmp, started), "KUBECONFIG": str(Path(tmp) / "kubeconfig")}
         api_port, bare_port = free_port(), free_port()
         api_env = {
             **env,

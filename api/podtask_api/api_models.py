@@ -174,6 +174,26 @@ class RunPage(ApiModel):
     )
 
 
+class EventObject(ApiModel):
+    kind: str = Field(description="`TaskRun` or `Pod`.")
+    name: str
+
+
+class KubernetesEventView(ApiModel):
+    type: str = Field(description="`Normal` or `Warning`.")
+    reason: str = Field(description="In one word: `FailedScheduling`, `Started`, `Retrying`, …")
+    message: str
+    object: EventObject = Field(description="What it is about: the run, or an attempt's pod.")
+    count: int = Field(description="How many times it happened.")
+    first_at: str | None
+    last_at: str | None
+    source: str | None = Field(description="Who reported it: the operator, scheduler, kubelet.")
+
+
+class RunKubernetesEvents(ApiModel):
+    data: list[KubernetesEventView] = Field(description="Oldest first; the newest 200 at most.")
+
+
 class QueueRefView(ApiModel):
     name: str
     concurrency_limit: int | None

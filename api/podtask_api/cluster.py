@@ -319,6 +319,16 @@ class KubernetesCluster:
         found: dict[str, Any] = self._core.api_client.sanitize_for_serialization(pod)
         return found
 
+    def list_events(self, involved_name: str) -> list[dict[str, Any]]:
+        """The Events (core/v1) about the object named `involved_name` in this namespace."""
+        listed = self._core_object(
+            "Event",
+            involved_name,
+            self._core.list_namespaced_event,
+            field_selector=f"involvedObject.name={involved_name}",
+        )
+        return list(listed.get("items") or [])
+
     def _pod_log(self, name: str, **kwargs: Any) -> Any:
         return self._request(
             "Pod",

@@ -2,10 +2,10 @@
 
 Kubernetes lists objects in name order, a chunk at a time (`limit`, `continue`), and
 filters them only by label. So: the filters that have labels (task, queue, test runs or
-not) become the label selector; the others (status, tag, creation time) are applied here, on each
-chunk, and a page is filled from as many chunks as it takes, up to a bound on the runs
-examined per request (a page may then hold fewer runs than asked, even none, and still
-have a next one).
+not, parent run) become the label selector; the others (status, tag, creation time) are
+applied here, on each chunk, and a page is filled from as many chunks as it takes, up to
+a bound on the runs examined per request (a page may then hold fewer runs than asked, even
+none, and still have a next one).
 
 Order: run ids are named so that name order is newest first (see `run_names`), for runs
 triggered without an idempotency key; runs with one have ids made from their key and
@@ -32,7 +32,13 @@ from datetime import datetime
 from typing import Any
 
 from podtask._contract.resources import PENDING_STATUS, parse_timestamp
-from podtask._contract.wire import LABEL_QUEUE, LABEL_TASK, LABEL_TEST, TEST_LABEL_VALUE
+from podtask._contract.wire import (
+    LABEL_PARENT_RUN,
+    LABEL_QUEUE,
+    LABEL_TASK,
+    LABEL_TEST,
+    TEST_LABEL_VALUE,
+)
 from podtask_api.errors import ApiError
 from podtask_api.kube_names import is_label_value
 
@@ -58,6 +64,8 @@ class RunFilters:
     created_to: datetime | None = None
     # True: test runs only; False: no test runs; None: both.
     is_test: bool | None = None
+    # The runs this run triggered (its children).
+    parent_run_id: str | None = None
 
     def label_selector(self) -> str | None:
         """The Kubernetes label selector for the filters that have labels."""
@@ -70,6 +78,8 @@ class RunFilters:
             # `!=` also selects the runs without the label: every run that is not a test.
             operator = "=" if self.is_test else "!="
             terms.append(f"{LABEL_TEST}{operator}{TEST_LABEL_VALUE}")
+        if self.parent_run_id is not None:
+            terms.append(f"{LABEL_PARENT_RUN}={self.parent_run_id}")
         return ",".join(terms) or None
 
     @property
@@ -85,17 +95,19 @@ class RunFilters:
 
     def digest(self) -> str:
         """A short digest of the filters, which a cursor carries."""
-        canonical = json.dumps(
-            [
-                sorted(self.statuses),
-                self.task_id,
-                sorted(self.tags),
-                self.queue,
-                _instant(self.created_from),
-                _instant(self.created_to),
-                self.is_test,
-            ]
-        )
+        terms: list[Any] = [
+            sorted(self.statuses),
+            self.task_id,
+            sorted(self.tags),
+            self.queue,
+            _instant(self.created_from),
+            _instant(self.created_to),
+            self.is_test,
+        ]
+        if self.parent_run_id is not None:
+            # Only when set: the cursors of lists without it stay valid.
+            terms.append(self.parent_run_id)
+        canonical = json.dumps(terms)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
     def matches(self, run: Mapping[str, Any]) -> bool:
@@ -111,6 +123,8 @@ class RunFilters:
         if self.queue is not None and (spec.get("queue") or {}).get("name") != self.queue:
             return False
         if self.is_test is not None and bool(spec.get("isTest")) != self.is_test:
+            return False
+        if self.parent_run_id is not None and spec.get("parentRunId") != self.parent_run_id:
             return False
         if self.created_from is not None or self.created_to is not None:
             created = parse_timestamp(metadata.get("creationTimestamp"))

@@ -16,6 +16,7 @@ from typing import Any
 from podtask._contract.resources import TaskRunSpec, TaskSpec
 from podtask._contract.wire import (
     API_VERSION,
+    LABEL_PARENT_RUN,
     LABEL_QUEUE,
     LABEL_TASK,
     LABEL_TEST,
@@ -108,6 +109,8 @@ def build_task_run(
         )
         metadata["labels"].update(label)
         metadata["annotations"] = annotations
+    if parent_run_id is not None and is_label_value(parent_run_id):
+        metadata["labels"][LABEL_PARENT_RUN] = parent_run_id
     return task_run_object(metadata, spec)
 
 

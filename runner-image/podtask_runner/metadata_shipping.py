@@ -6,7 +6,8 @@ thread sends the whole document (`PUT …/metadata`) at most once every
 interval since the last send is over (`wait_before_sending`, the decision). `flush` (the
 task's `metadata.flush()`) sends at once; `close` sends what changed since the last send,
 before the attempt reports. One send at a time, each with the latest document, so the API
-never goes back to an older one. The thread, the failures and an ended attempt are
+never goes back to an older one. The thread starts at the first change: most tasks never
+write their metadata. The thread, the failures and an ended attempt are
 handled as the log's are (`shipping.Shipper`).
 """
 
@@ -62,10 +63,29 @@ class MetadataShipper(Shipper):
         self._clock = clock
         self._changed = threading.Event()
         self._sending = threading.Lock()
+        self._starting = threading.Lock()
+        self._armed = False
+        self._running = False
         # The document the API holds already: the one the attempt was given.
         self._sent_version, _ = metadata.snapshot()
         self._last_sent_at: float | None = None
-        metadata.watch(self._changed.set, self.flush)
+        metadata.watch(self._on_change, self.flush)
+
+    def start(self) -> None:
+        """Ship from the first change on: the thread starts then, so that a task that never
+        writes its metadata runs with no thread of it (nor the switches one costs)."""
+        with self._starting:
+            self._armed = True
+        if self._metadata.snapshot()[0] != self._sent_version:
+            self._on_change()
+
+    def _on_change(self) -> None:
+        self._changed.set()
+        with self._starting:
+            if not self._armed or self._running or self.stopping:
+                return
+            self._running = True
+        super().start()
 
     def run_shipping(self) -> None:
         while not self.stopping and not self.ended:

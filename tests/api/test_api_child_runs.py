@@ -8,6 +8,7 @@ import time
 from api_fixtures import RUNNER_SECRET, assert_error, attempt_token, bearer, settings_for
 from fastapi.testclient import TestClient
 
+from podtask._contract.wire import LABEL_PARENT_RUN
 from podtask._control.attempt_tokens import sign_attempt_token
 from podtask_api.app import create_app
 from tests.embedded_kube import EmbeddedKube, KubeNamespace
@@ -97,3 +98,34 @@ def test_where_keys_are_optional_an_attempt_token_still_makes_children(
         assert namespace.run(child["id"])["spec"]["parentRunId"] == parent
         expired = attempt_token(parent, ttl=-5)
         assert_error(open_api.post(TRIGGER, json={}, headers=bearer(expired)), 401, "unauthorized")
+
+
+def test_a_runs_children_are_listed_by_its_id(client: TestClient, namespace: KubeNamespace) -> None:
+    parent = _parent(client)
+    other = _parent(client)
+    items = [{"task": "hello-world", "payload": n} for n in range(3)]
+    batch = client.post(
+        "/api/v1/tasks/batch", json={"items": items}, headers=bearer(attempt_token(parent))
+    )
+    assert batch.status_code == 201, batch.text
+    single = client.post(TRIGGER, json={}, headers=bearer(attempt_token(parent)))
+    children = {run["id"] for run in batch.json()["runs"]} | {single.json()["id"]}
+    client.post(TRIGGER, json={}, headers=bearer(attempt_token(other)))
+    for name in children:
+        assert namespace.run(name)["metadata"]["labels"][LABEL_PARENT_RUN] == parent
+
+    listed = client.get("/api/v1/runs", params={"parentRunId": parent})
+    assert listed.status_code == 200, listed.text
+    assert {run["id"] for run in listed.json()["data"]} == children
+    assert client.get("/api/v1/runs", params={"parentRunId": child_of_none()}).json() == {
+        "data": [],
+        "nextCursor": None,
+    }
+    # Not a run id: the filter says what it takes.
+    bad = client.get("/api/v1/runs", params={"parentRunId": "no/way"})
+    error = assert_error(bad, 422, "invalid_request")
+    assert "parentRunId" in error["message"]
+
+
+def child_of_none() -> str:
+    return "run-0000000000000000"

@@ -14,7 +14,7 @@ from api_fixtures import HELLO, assert_error, attempt_token, bearer, settings_fo
 from fastapi.testclient import TestClient
 
 from podtask._contract.resources import FINAL_PHASES
-from podtask._contract.wire import API_VERSION, LABEL_QUEUE, LABEL_TASK
+from podtask._contract.wire import API_VERSION, LABEL_PARENT_RUN, LABEL_QUEUE, LABEL_TASK
 from podtask_api.app import create_app
 from podtask_api.cluster import KubernetesCluster
 from podtask_api.idempotency import LABEL_IDEMPOTENCY
@@ -132,11 +132,14 @@ def test_replay_is_a_new_run_with_the_old_runs_spec(
     kept = {k: v for k, v in old["spec"].items() if k not in dropped}
     assert new["spec"] == {**kept, "replayOf": old_id, "triggeredAt": new["spec"]["triggeredAt"]}
     assert new["spec"]["triggeredAt"] > old["spec"]["triggeredAt"]  # it queues as a new trigger
-    # The same labels, less the idempotency key's: the replay does not answer for the key.
+    # The same labels, less the idempotency key's (the replay does not answer for the key)
+    # and the parent's (its parent did not trigger it).
     assert new["metadata"]["labels"] == {
-        k: v for k, v in old["metadata"]["labels"].items() if k != LABEL_IDEMPOTENCY
+        k: v
+        for k, v in old["metadata"]["labels"].items()
+        if k not in (LABEL_IDEMPOTENCY, LABEL_PARENT_RUN)
     }
-    assert LABEL_IDEMPOTENCY in old["metadata"]["labels"]
+    assert {LABEL_IDEMPOTENCY, LABEL_PARENT_RUN} <= set(old["metadata"]["labels"])
     assert "status" not in new  # the operator starts it afresh
     view = client.get(f"/api/v1/runs/{new_id}").json()
     assert (view["replayOf"], view["payload"], view["status"]) == (

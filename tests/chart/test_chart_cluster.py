@@ -161,6 +161,10 @@ def test_the_operator_and_api_of_the_chart_complete_a_run_within_their_rbac(
             log = http.get(f"/runs/{run_id}/logs")
             assert log.status_code == 200 and "Hello, chart!" in log.text, log.text
             assert run_id in {r["id"] for r in http.get("/runs").json()["data"]}
+            events = http.get(f"/runs/{run_id}/kubernetes-events")
+            assert events.status_code == 200, events.text
+            about = {e["object"]["name"] for e in events.json()["data"]}
+            assert about & {run_id, f"{run_id}-1"}, events.json()
             for action in ("pause", "resume"):
                 changed = http.post(f"/queues/hello-world/{action}")
                 assert changed.status_code == 200, changed.text
@@ -219,6 +223,7 @@ def test_the_operator_and_api_of_the_chart_complete_a_run_within_their_rbac(
         ("create", "taskruns"),
         ("create", "configmaps"),
         ("get", "pods/log"),
+        ("list", "events"),
         ("patch", "taskqueues"),
         ("patch", "tasks"),
     } <= api_used

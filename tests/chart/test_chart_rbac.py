@@ -98,6 +98,8 @@ API_RULES: set[Rule] = {
     # KubernetesCluster.get_pod / read_pod_log / follow_pod_log.
     ("", "pods", "get", None),
     ("", "pods/log", "get", None),
+    # KubernetesCluster.list_events: a run's and its pods' (GET /runs/{id}/kubernetes-events).
+    ("", "events", "list", None),
     # DeploymentCluster.records / create_record / delete_record; batch markers:
     # KubernetesCluster.get_config_map / create_config_map / json_patch_config_map (the
     # commit) / delete_config_map (a failed batch withdrawn).

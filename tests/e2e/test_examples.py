@@ -117,6 +117,9 @@ def test_parent_waits_for_its_children_and_returns_their_output(stack: Stack) ->
     assert output["batch"] == [0, 2, 4]
     child = stack.run(output["childRunId"])
     assert child["parentRunId"] == run["id"]
+    # Its four children, listed by its id (what the dashboard's run page shows).
+    listed = stack.http.get("/api/v1/runs", params={"parentRunId": run["id"]}).json()["data"]
+    assert len(listed) == 4 and output["childRunId"] in {c["id"] for c in listed}
 
 
 def test_an_order_waits_on_its_charge_in_their_queue_of_one(stack: Stack) -> None:

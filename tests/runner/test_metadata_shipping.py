@@ -85,6 +85,24 @@ def test_the_first_change_goes_at_once_the_next_ones_wait_and_the_last_goes_at_c
     assert said == []
 
 
+def _shipping_threads() -> int:
+    return sum(thread.name == "metadata-shipper" for thread in threading.enumerate())
+
+
+def test_no_thread_ships_until_the_first_change() -> None:
+    """A task that never writes its metadata runs without the thread (the runner's own
+    threads shift the timing of the task's output)."""
+    before = _shipping_threads()
+    metadata, shipper, sent, _ = _shipper(lambda _: httpx.Response(204))
+    shipper.start()
+    assert _shipping_threads() == before
+    metadata.set("a", 1)
+    _until(lambda: len(sent) == 1)
+    assert _shipping_threads() == before + 1
+    shipper.close()
+    assert _shipping_threads() == before
+
+
 def test_nothing_is_sent_while_nothing_changes() -> None:
     metadata, shipper, sent, _ = _shipper(lambda _: httpx.Response(204))
     shipper.start()

@@ -136,6 +136,15 @@ def test_run_details_show_the_output_or_the_error() -> None:
     assert "Output:" not in run_details({**completed, "status": "Queued", "output": None}, NOW)
 
 
+def test_run_details_say_a_test_run_and_show_its_metadata() -> None:
+    run = {"id": "run-a", "status": "Executing", "payload": None, "isTest": True}
+    text = run_details({**run, "metadata": {"progress": 0.5}}, NOW)
+    assert "Test run:  yes" in text
+    assert text.endswith('Metadata:\n{\n  "progress": 0.5\n}')
+    plain = run_details({**run, "isTest": False, "metadata": {}}, NOW)
+    assert "Test run" not in plain and "Metadata" not in plain
+
+
 def local(iso: str) -> str:
     return datetime.fromisoformat(iso).astimezone().strftime("%Y-%m-%d %H:%M:%S")
 

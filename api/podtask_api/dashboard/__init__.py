@@ -25,11 +25,19 @@ STATIC_DIR = Path(__file__).parent / "static"
 def page_routers() -> list[APIRouter]:
     """The router of each page group, in the order `routes()` includes them."""
     # Imported here: the page modules use `auth`, which uses this package's `sessions`.
-    from podtask_api.dashboard import catalog_pages, keys_page, runs_pages, sign_in, test_page
+    from podtask_api.dashboard import (
+        catalog_pages,
+        keys_page,
+        run_page,
+        runs_pages,
+        sign_in,
+        test_page,
+    )
 
     return [
         sign_in.router,
         runs_pages.router,
+        run_page.router,
         test_page.router,
         catalog_pages.router,
         keys_page.router,

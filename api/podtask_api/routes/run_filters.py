@@ -69,6 +69,16 @@ def run_query(
             description="true: only test runs; false: no test runs; left out: both.",
         ),
     ] = None,
+    parent_run_id: Annotated[
+        str | None,
+        Query(
+            alias="parentRunId",
+            min_length=1,
+            max_length=63,
+            pattern=LABEL_VALUE_PATTERN,
+            description="Only the runs this run triggered (its children).",
+        ),
+    ] = None,
 ) -> RunQuery:
     task_id = task_identifier if task_identifier is not None else task
     filters = RunFilters(
@@ -79,6 +89,7 @@ def run_query(
         created_from=created_from,  # IsoTime: in UTC
         created_to=created_to,
         is_test=is_test,
+        parent_run_id=parent_run_id,
     )
     return RunQuery(filters, matches_none=task is not None and task_id != task)
 

@@ -1,6 +1,6 @@
 """Runs: trigger them (`POST /tasks/{id}/trigger`, `POST /tasks/batch`: they create runs, so
 they are here, though under /tasks), and everything under /runs: read one, list them, read
-an attempt's log, cancel, replay, reschedule.
+an attempt's log, its Kubernetes Events, cancel, replay, reschedule.
 
 Each route declares who may call it (`access`). The rules are the pure modules': the
 request and its plan (`trigger_requests`, `task_runs`, `batch_triggers`), what a run shows
@@ -27,6 +27,7 @@ from podtask._contract.resources import format_timestamp
 from podtask_api.api_models import (
     BatchTriggered,
     ReplayedRun,
+    RunKubernetesEvents,
     RunPage,
     RunView,
     TriggeredRun,
@@ -45,6 +46,7 @@ from podtask_api.cluster import (
     PhaseChanged,
 )
 from podtask_api.errors import ApiError, error_responses
+from podtask_api.kube_events import involved_names, run_events_view
 from podtask_api.lookups import find_task, patch_run, read_run, run_not_found, task_not_found
 from podtask_api.routes.access import (
     PUBLIC_ROUTE_ERRORS,
@@ -84,7 +86,7 @@ from podtask_api.run_logs import (
 )
 from podtask_api.run_names import random_run_name
 from podtask_api.run_views import run_summary, run_view
-from podtask_api.services import ServicesDep
+from podtask_api.services import Services, ServicesDep
 from podtask_api.stored_json import check_payload_size
 from podtask_api.stored_logs import attempt_pod, stored_log
 from podtask_api.task_runs import PlannedRun, plan_run
@@ -330,6 +332,28 @@ async def run_logs(
     if stored is None:
         raise unreadable or log_gone(run, run_id, number)
     return Response(stored, media_type=_TEXT)
+
+
+@router.get(
+    "/runs/{run_id}/kubernetes-events",
+    response_model=RunKubernetesEvents,
+    responses=error_responses(404),
+    dependencies=[Depends(any_key)],
+)
+async def run_kubernetes_events(run_id: str, svc: ServicesDep) -> dict[str, Any]:
+    """The Kubernetes Events of the run and of its attempts' pods, oldest first: why it
+    waited (a queue's limit, no node with room, an image being pulled), retried or ended,
+    as `kubectl describe` shows them. The cluster keeps Events for an hour by default."""
+    return {"data": await kubernetes_events_of(svc, await read_run(svc, run_id))}
+
+
+async def kubernetes_events_of(svc: Services, run: dict[str, Any]) -> list[dict[str, Any]]:
+    """The Events of `run` and its attempts' pods, as the route shows them."""
+
+    def list_all() -> list[list[dict[str, Any]]]:
+        return [svc.cluster.list_events(name) for name in involved_names(run)]
+
+    return run_events_view(await svc.call(list_all))
 
 
 @router.post(

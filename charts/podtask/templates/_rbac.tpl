@@ -88,6 +88,10 @@ namespaces or CRDs (handlers.configure turns that off).
 - apiGroups: [""]
   resources: ["pods", "pods/log"]
   verbs: ["get"]
+# The Events of a run and its pods, for GET /api/v1/runs/{id}/kubernetes-events.
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["list"]
 # Deployment records: one ConfigMap per deployed version (listed, created, and deleted when
 # the registration behind it fails). Batch markers: one ConfigMap per batch trigger,
 # created open, read by a retry, patched once to commit it, deleted when it fails.

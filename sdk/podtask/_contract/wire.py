@@ -42,6 +42,9 @@ LABEL_MACHINE = f"{GROUP}/machine"
 # On a test run (`spec.isTest`): lists select test runs, or the others, by it.
 LABEL_TEST = f"{GROUP}/test"
 TEST_LABEL_VALUE = "true"
+# On a run triggered by a task (`spec.parentRunId`): its parent's id, so that the parent's
+# children are listed by label (`GET /api/v1/runs?parentRunId=`), not by reading every run.
+LABEL_PARENT_RUN = f"{GROUP}/parent-run"
 # Kubernetes' recommended label, on every object podtask creates besides its own resources.
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGED_BY = "podtask"
