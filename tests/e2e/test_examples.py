@@ -152,6 +152,7 @@ def test_podtask_index_lists_every_example() -> None:
         "out-of-memory",
         "process-order",
         "charge-card",
+        "report-progress",
     }
     assert tasks["heavy-task"]["machine"] == "large-1x"
     assert tasks["one-at-a-time"]["queue"] == {"name": "one-at-a-time", "concurrencyLimit": 1}
