@@ -103,7 +103,7 @@ def test_subscribe_to_runs_sees_new_runs_appear_and_change(api: PodtaskClient) -
     done = threading.Event()
 
     def read() -> None:
-        for run in api.subscribe_to_runs(task="quick"):
+        for run in api.subscribe_to_runs(task="realtime-quick"):
             if done.is_set():
                 return  # leaving the loop closes the stream
             yielded.append(run)
@@ -111,9 +111,11 @@ def test_subscribe_to_runs_sees_new_runs_appear_and_change(api: PodtaskClient) -
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
     # Once a run is seen the subscription is in place (until then, a run may come too early).
-    wait_until(lambda: yielded or (api.trigger("quick") and False), timeout=120, interval=1)
+    wait_until(
+        lambda: yielded or (api.trigger("realtime-quick") and False), timeout=120, interval=1
+    )
     api.trigger("retried-once")  # another task: not yielded
-    run_id = api.trigger("quick", {"echo": "seen"}).id
+    run_id = api.trigger("realtime-quick", {"echo": "seen"}).id
 
     def statuses() -> list[str]:
         return [run["status"] for run in list(yielded) if run["id"] == run_id]
@@ -121,9 +123,9 @@ def test_subscribe_to_runs_sees_new_runs_appear_and_change(api: PodtaskClient) -
     wait_until(lambda: "Completed" in statuses(), timeout=120)
     assert statuses()[0] in ("Pending", "Queued")  # it appeared, then changed
     assert collapsed(statuses())[-2:] == ["Executing", "Completed"]
-    assert {run["taskId"] for run in yielded} == {"quick"}
+    assert {run["taskId"] for run in yielded} == {"realtime-quick"}
     completed = [run for run in yielded if run["id"] == run_id][-1]
     assert completed["output"] == {"echo": "seen"}
     done.set()
-    api.trigger("quick")  # the reader sees one more run, and stops
+    api.trigger("realtime-quick")  # the reader sees one more run, and stops
     reader.join(timeout=60)

@@ -21,7 +21,7 @@ def retried_once(payload: dict[str, Any], ctx: Context) -> dict[str, int]:
     return {"attempt": ctx.attempt}
 
 
-@task(id="quick", queue=REALTIME, retry={"max_attempts": 1})
+@task(id="realtime-quick", queue=REALTIME, retry={"max_attempts": 1})
 def quick(payload: dict[str, Any], ctx: Context) -> dict[str, Any]:
     time.sleep(float((payload or {}).get("seconds", 0.2)))
     return {"echo": (payload or {}).get("echo")}
