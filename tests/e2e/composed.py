@@ -32,6 +32,7 @@ import httpx
 from podtask._authoring.manifest import build_manifest
 from podtask._authoring.modules import load_tasks
 from podtask._cli.dev import free_port, register
+from podtask._cli.supervision import describe_exit
 from podtask_devcluster import EmbeddedCluster
 from podtask_operator.__main__ import EXIT_LEADERSHIP_LOST
 from tests.e2e.conftest import FINAL, wait_until
@@ -312,7 +313,7 @@ class ComposedStack:
             code = None if process is None else process.poll()
             if code is not None and not (name == "operator" and code == EXIT_LEADERSHIP_LOST):
                 raise ComponentExited(
-                    f"the {name} exited with code {code}; its log: {self.state / (name + '.log')}"
+                    f"the {name} {describe_exit(code)}; its log: {self.state / (name + '.log')}"
                 )
 
     def wait_for(self, run_id: str, timeout: float = 60) -> dict[str, Any]:
