@@ -194,7 +194,9 @@ class ScheduleTicker:
                 f"the cluster refused the run of the tick of {format_tick(tick)}: {exc.message}",
             )
         if not created:
-            log.info("schedule %s: the tick of %s had triggered %s", view.name, tick, run_id)
+            log.info(
+                "schedule %s: the tick of %s had triggered %s", view.name, format_tick(tick), run_id
+            )
         return triggered(run_id)
 
 
@@ -205,6 +207,7 @@ def _log_look(view: ScheduleView, plan: TickPlan, outcome: TickOutcome | None) -
         return
     late = " (late: it came while no operator led)" if plan.late else ""
     if outcome.run_id is not None:
-        log.info("schedule %s: tick %s triggered %s%s", view.name, plan.tick, outcome.run_id, late)
+        tick, run_id = format_tick(plan.tick), outcome.run_id
+        log.info("schedule %s: the tick of %s triggered %s%s", view.name, tick, run_id, late)
     else:
         log.warning("schedule %s: %s", view.name, outcome.message)
