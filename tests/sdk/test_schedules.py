@@ -128,7 +128,14 @@ def test_the_models_check_cron_and_zone_and_name_the_field() -> None:
     for field, values in (("cron", {"cron": "0 9 * *"}), ("timezone", {"timezone": "Mars/Base"})):
         with pytest.raises(ValidationError) as refused:
             TaskScheduleSpec.model_validate({"taskId": "report", "cron": "@daily", **values})
-        assert [error["loc"] for error in refused.value.errors()] == [(field,)]
+        errors = refused.value.errors()
+        assert [(error["loc"], error["type"]) for error in errors] == [
+            ((field,), f"invalid_{field}")
+        ]
+        assert errors[0]["msg"] == str(InvalidSchedule(field, errors[0]["msg"]))
+        assert errors[0]["msg"].startswith(
+            ("invalid cron expression '0 9 * *'", "unknown timezone")
+        )
 
 
 def test_a_cron_schedule_normalises_and_checks_what_it_is_given() -> None:

@@ -58,7 +58,12 @@ from podtask._contract.limits import (
     MAX_WAITING_FOR_CHARS,
 )
 from podtask._contract.machines import PRESETS
-from podtask._contract.schedules import DEFAULT_TIMEZONE, check_cron, check_timezone
+from podtask._contract.schedules import (
+    DEFAULT_TIMEZONE,
+    InvalidSchedule,
+    check_cron,
+    check_timezone,
+)
 
 # A DNS label (RFC 1123): task ids; dotted labels make a DNS subdomain: queue names.
 DNS_LABEL_PATTERN = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
@@ -110,16 +115,34 @@ QueueName = Annotated[
 Tag = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TAG_LENGTH)]
 ConcurrencyLimit = Annotated[int, Field(ge=0, le=MAX_CONCURRENCY_LIMIT)]
 Priority = Annotated[int, Field(ge=-MAX_PRIORITY, le=MAX_PRIORITY)]
+
+
+def _schedule_field(check: Any) -> Any:
+    """`check` (of `podtask._contract.schedules`) as a validator whose error is of type
+    `invalid_cron` or `invalid_timezone`, with `InvalidSchedule`'s message as it is."""
+
+    def validate(value: str) -> str:
+        try:
+            checked: str = check(value)
+        except InvalidSchedule as exc:
+            raise PydanticCustomError(
+                f"invalid_{exc.field}", "{message}", {"message": str(exc)}
+            ) from None
+        return checked
+
+    return AfterValidator(validate)
+
+
 # A schedule's cron expression and zone, checked by `podtask._contract.schedules` (the CRD can
 # only bound their length: kubectl may store one that the operator then reports as invalid).
 CronExpression = Annotated[
     str,
-    AfterValidator(check_cron),
+    _schedule_field(check_cron),
     WithJsonSchema({"type": "string", "minLength": 1, "maxLength": MAX_CRON_LENGTH}),
 ]
 TimezoneName = Annotated[
     str,
-    AfterValidator(check_timezone),
+    _schedule_field(check_timezone),
     WithJsonSchema({"type": "string", "minLength": 1, "maxLength": MAX_TIMEZONE_LENGTH}),
 ]
 

@@ -107,7 +107,7 @@ def check_cron(expression: str) -> str:
     """`expression` with its whitespace collapsed, when it is a 5-field cron expression or
     one of `MACROS` that runs at least once; else `InvalidSchedule`."""
     if not isinstance(expression, str):
-        raise _bad_cron(expression, f"a {type(expression).__name__}, not a text")
+        raise _bad_cron(expression, f"{type(expression).__name__}, not text")
     normalised = " ".join(expression.split())
     if not normalised:
         raise _bad_cron(expression, "empty")
@@ -145,7 +145,8 @@ def check_timezone(name: str) -> str:
     suggests the zone meant when only the case differs."""
     if not isinstance(name, str):
         raise InvalidSchedule(
-            "timezone", f"invalid timezone {name!r} (a {type(name).__name__}): {TIMEZONE_RULE}"
+            "timezone",
+            f"invalid timezone {name!r} ({type(name).__name__}, not text): {TIMEZONE_RULE}",
         )
     if len(name) <= MAX_TIMEZONE_LENGTH and name in _timezone_set():
         try:
