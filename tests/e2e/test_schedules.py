@@ -116,7 +116,8 @@ def assert_each_tick_ran_once(stack: ComposedStack, ticks: list[datetime]) -> No
         }
         assert run["spec"]["tags"] == [SCHEDULE]
         assert run["metadata"]["labels"][LABEL_SCHEDULE] == SCHEDULE
-        assert (run["status"]["phase"], run["status"].get("output")) == ("Completed", payload)
+        output = {"tick": format_tick(tick), "schedule": SCHEDULE, "tags": [SCHEDULE]}
+        assert (run["status"]["phase"], run["status"].get("output")) == ("Completed", output)
         previous = tick
 
 
