@@ -68,9 +68,11 @@ def test_the_crds_and_every_object_apply_with_kubectl(
     installed: tuple[Rendered, list[str]], kubectl: Kubectl
 ) -> None:
     rendered, out = installed
-    for kind in ("taskruns", "taskqueues", "tasks"):
+    kinds = ("taskruns", "taskqueues", "tasks", "taskschedules")
+    for kind in kinds:
         assert f"customresourcedefinition.apiextensions.k8s.io/{kind}.podtask.dev created" in out
-    assert len([line for line in out if line.endswith(" created")]) == 3 + len(rendered.objects)
+    created = [line for line in out if line.endswith(" created")]
+    assert len(created) == len(kinds) + len(rendered.objects)
     listed = kubectl(
         "get",
         "deployments,services,serviceaccounts,secrets,roles,rolebindings",
