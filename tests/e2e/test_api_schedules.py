@@ -6,30 +6,16 @@ declared schedule is listed as DECLARATIVE and cannot be changed here. On both c
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import uuid
 from typing import Any
 
 from podtask._contract.schedules import MAX_UPCOMING
-from tests.e2e.conftest import FINAL, ROOT, Stack, wait_until
+from tests.e2e.conftest import FINAL, Stack, wait_until
+from tests.e2e.test_cli import podtask
 
 # A minute's tick, the run's start and end, on a loaded machine: a deadline, not a measure.
 TICK_DEADLINE = 240
-
-
-def podtask(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PODTASK_")}
-    env |= {"PODTASK_API_URL": stack.dev.api_url, "PODTASK_API_KEY": stack.dev.api_key}
-    return subprocess.run(
-        [sys.executable, "-m", "podtask._cli.cli", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def _json(done: subprocess.CompletedProcess[str]) -> Any:
