@@ -40,7 +40,6 @@ from podtask_api.batch_triggers import (
 )
 from podtask_api.batch_visibility import visible_runs
 from podtask_api.cluster import (
-    ListExpired,
     ObjectNotFound,
     ObjectRejected,
     PhaseChanged,
@@ -72,8 +71,8 @@ from podtask_api.run_listing import (
     MAX_PAGE_SIZE,
     Chunk,
     decode_cursor,
-    invalid_cursor,
     list_page,
+    read_chunk,
 )
 from podtask_api.run_logs import (
     MAX_ATTEMPT,
@@ -236,24 +235,8 @@ async def list_runs(
     if query.matches_none:
         return {"data": [], "nextCursor": None}  # `task` and `taskIdentifier` both must hold
 
-    def read_chunk(selector: str | None, size: int, token: str | None) -> Chunk:
-        try:
-            listed = svc.cluster.list_runs(selector, size, token)
-        except ObjectRejected:
-            if token is None:
-                raise
-            raise invalid_cursor("the cluster does not take it") from None
-        except ListExpired:
-            raise ApiError(
-                410,
-                "cursor_expired",
-                "the cursor is too old for the cluster to go on from; list from the first "
-                "page again",
-            ) from None
-        return Chunk(listed.get("items") or [], (listed.get("metadata") or {}).get("continue"))
-
     async def fetch(selector: str | None, size: int, token: str | None) -> Chunk:
-        chunk = await svc.call(read_chunk, selector, size, token)
+        chunk = await svc.call(read_chunk, svc.cluster.list_runs, selector, size, token)
         # Runs of a batch not committed yet do not exist for users (`batch_visibility`).
         return Chunk(await visible_runs(svc, chunk.items), chunk.continue_token)
 
