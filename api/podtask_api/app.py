@@ -21,7 +21,9 @@ from podtask_api.cross_site import CrossSiteRefusal
 from podtask_api.dashboard.sessions import session_key
 from podtask_api.deployments import DeploymentCluster
 from podtask_api.errors import ApiError, error_response, install_error_handlers
+from podtask_api.metrics import RequestMetrics
 from podtask_api.routes import deployments, keys, realtime, runner, runner_waits, runs, tasks
+from podtask_api.routes.metrics import metrics_router
 from podtask_api.run_feed import RunFeed
 from podtask_api.services import Services
 from podtask_api.settings import ApiSettings
@@ -175,6 +177,8 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.add_middleware(RequestBodyLimit)
     app.add_middleware(JsonBodies)
     app.add_middleware(CrossSiteRefusal)
+    # Outermost: every request is timed, whichever layer answers it.
+    app.add_middleware(RequestMetrics)
     # `realtime` first: its `/runs/events` is not the run `events` of `runs`' `/runs/{run_id}`.
     for router in (
         realtime.router,
@@ -185,6 +189,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         runner.router,
         runner_waits.router,
         keys.router,
+        metrics_router(public=settings.metrics_public),
     ):
         app.include_router(router)
     dashboard.install(app)
