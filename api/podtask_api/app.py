@@ -21,7 +21,7 @@ from podtask_api.cross_site import CrossSiteRefusal
 from podtask_api.dashboard.sessions import session_key
 from podtask_api.deployments import DeploymentCluster
 from podtask_api.errors import ApiError, error_response, install_error_handlers
-from podtask_api.metrics import RequestMetrics
+from podtask_api.metrics import RequestMetrics, RouteLabel
 from podtask_api.routes import deployments, keys, realtime, runner, runner_waits, runs, tasks
 from podtask_api.routes.metrics import metrics_router
 from podtask_api.run_feed import RunFeed
@@ -171,8 +171,10 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     # The server ends the event streams when it starts to stop (`http_protocol.ApiServer`).
     app.state.stop_streams = feed.close
     install_error_handlers(app)
-    # Outermost last: a browser's write from another site refused, content types made JSON,
-    # then the size limit, then the JSON checked.
+    # Outermost last: the route that served a request noted (for the metrics), a browser's
+    # write from another site refused, content types made JSON, then the size limit, then the
+    # JSON checked.
+    app.add_middleware(RouteLabel)
     app.add_middleware(JsonBodyCheck)
     app.add_middleware(RequestBodyLimit)
     app.add_middleware(JsonBodies)

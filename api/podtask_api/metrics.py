@@ -20,8 +20,7 @@ multiprocess mode is needed.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Iterable
 
 from prometheus_client import (
     CollectorRegistry,
@@ -31,7 +30,6 @@ from prometheus_client import (
     ProcessCollector,
 )
 from prometheus_client.exposition import choose_encoder
-from starlette.routing import BaseRoute, Match, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from podtask._control.kube_requests import Client, KubeRequest, report_requests
@@ -39,6 +37,8 @@ from podtask._control.kube_requests import Client, KubeRequest, report_requests
 METRICS_PATH = "/metrics"
 # The route label of a request no route matched (a 404): one series for all of them.
 UNMATCHED = "unmatched"
+# Where `RequestMetrics` hands `RouteLabel` the list to note the route in.
+_ROUTE_KEY = "podtask.route"
 # Methods are labels as they are; any other (a client's invention) is one label.
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
@@ -89,27 +89,23 @@ def exposition(accept: str) -> tuple[bytes, str]:
     return encode(REGISTRY), content_type
 
 
-def route_template(routes: Sequence[BaseRoute], scope: Scope) -> str:
-    """The template of the route that serves `scope`, as the router would pick it: the first
-    full match, else the first partial one (a method it does not take), else `UNMATCHED`."""
-    partial: BaseRoute | None = None
-    for route in routes:
-        match, _ = route.matches(scope)
-        if match is Match.FULL:
-            return _template(route)
-        if match is Match.PARTIAL and partial is None:
-            partial = route
-    return UNMATCHED if partial is None else _template(partial)
-
-
-def _template(route: BaseRoute) -> str:
-    path = str(getattr(route, "path", "") or "")
-    return f"{path}/{{path}}" if isinstance(route, Mount) else path or UNMATCHED
+def route_label(scope: Scope, root_path: str) -> str:
+    """The route template of a request the router has served: its route's (FastAPI and
+    Starlette put the route they chose in the scope, a 405's too), or a mount's prefix (a
+    mount extends the root path), else `UNMATCHED`. `root_path`: the scope's before routing."""
+    path = getattr(scope.get("route"), "path", None)
+    if isinstance(path, str) and path:
+        return path
+    mounted = str(scope.get("root_path") or "")
+    if mounted != root_path and mounted.startswith(root_path):
+        return f"{mounted[len(root_path) :]}/{{path}}"
+    return UNMATCHED
 
 
 class RequestMetrics:
     """Times every HTTP request into `podtask_api_request_duration_seconds`. Outermost, so that
-    what the other middleware answer (a 413, a cross-site refusal) counts too."""
+    what the other middleware answer (a 413, a cross-site refusal) counts too: under
+    `UNMATCHED`, as no route served them. The route comes from `RouteLabel`, innermost."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -119,18 +115,19 @@ class RequestMetrics:
             await self.app(scope, receive, send)
             return
         began = time.perf_counter()
+        method = scope["method"] if scope["method"] in _METHODS else "other"
+        # Shared with `RouteLabel` even through the copies of the scope a middleware makes.
+        route: list[str] = []
         observed = False
 
         def observe(status: int) -> None:
             nonlocal observed
-            if observed:
-                return
-            observed = True
-            router: Any = scope["app"].router
-            method = scope["method"] if scope["method"] in _METHODS else "other"
-            REQUEST_DURATION.labels(
-                route=route_template(router.routes, scope), method=method, status=str(status)
-            ).observe(time.perf_counter() - began)
+            if not observed:
+                observed = True
+                label = route[0] if route else UNMATCHED
+                REQUEST_DURATION.labels(route=label, method=method, status=str(status)).observe(
+                    time.perf_counter() - began
+                )
 
         async def timed_send(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -138,7 +135,29 @@ class RequestMetrics:
             await send(message)
 
         try:
-            await self.app(scope, receive, timed_send)
+            await self.app({**scope, _ROUTE_KEY: route}, receive, timed_send)
         except Exception:
             observe(500)  # what the server answers for it
             raise
+
+
+class RouteLabel:
+    """Innermost: notes the template of the route that served the request (`route_label`)
+    for `RequestMetrics`, when the response starts, the router having chosen its route."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        route = scope.get(_ROUTE_KEY)
+        if scope["type"] != "http" or route is None:
+            await self.app(scope, receive, send)
+            return
+        root_path = str(scope.get("root_path") or "")
+
+        async def noting_send(message: Message) -> None:
+            if message["type"] == "http.response.start" and not route:
+                route.append(route_label(scope, root_path))
+            await send(message)
+
+        await self.app(scope, receive, noting_send)
