@@ -102,8 +102,8 @@ class AttemptStarter:
         await self._writer.write(run, status, started, guarded=False)
         created = started.attempts[-1].started_at or self._clock()
         if started.attempt == 1:
-            triggered = parse_timestamp(run["metadata"].get("creationTimestamp")) or created
-            metrics.first_admission(spec, triggered, created)
+            run_created = parse_timestamp(run["metadata"].get("creationTimestamp")) or created
+            metrics.first_admission(spec, run_created, admitted=created)
         # The first moments the attempt's verdict may change without an event: its maxDuration
         # (counted from its start, so no earlier than this) and its pending timeout.
         due = [attempt_deadline(spec, created)]

@@ -102,7 +102,8 @@ ADMISSIONS = Counter(
 )
 KUBE_REQUESTS = Counter(
     "podtask_kube_requests",
-    "HTTP requests to the Kubernetes API, by verb, resource and answer code ('error': none).",
+    "The operator's HTTP requests to the Kubernetes API (not kopf's watches), by verb, "
+    "resource and answer code ('error': none).",
     ["verb", "resource", "code"],
     registry=REGISTRY,
 )
