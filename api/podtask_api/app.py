@@ -21,6 +21,7 @@ from podtask_api.cross_site import CrossSiteRefusal
 from podtask_api.dashboard.sessions import session_key
 from podtask_api.deployments import DeploymentCluster
 from podtask_api.errors import ApiError, error_response, install_error_handlers
+from podtask_api.metrics import RequestMetrics, RouteLabel
 from podtask_api.routes import (
     deployments,
     keys,
@@ -31,6 +32,7 @@ from podtask_api.routes import (
     schedules,
     tasks,
 )
+from podtask_api.routes.metrics import metrics_router
 from podtask_api.run_feed import RunFeed
 from podtask_api.services import Services
 from podtask_api.settings import ApiSettings
@@ -178,12 +180,16 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     # The server ends the event streams when it starts to stop (`http_protocol.ApiServer`).
     app.state.stop_streams = feed.close
     install_error_handlers(app)
-    # Outermost last: a browser's write from another site refused, content types made JSON,
-    # then the size limit, then the JSON checked.
+    # Outermost last: the route that served a request noted (for the metrics), a browser's
+    # write from another site refused, content types made JSON, then the size limit, then the
+    # JSON checked.
+    app.add_middleware(RouteLabel)
     app.add_middleware(JsonBodyCheck)
     app.add_middleware(RequestBodyLimit)
     app.add_middleware(JsonBodies)
     app.add_middleware(CrossSiteRefusal)
+    # Outermost: every request is timed, whichever layer answers it.
+    app.add_middleware(RequestMetrics)
     # `realtime` first: its `/runs/events` is not the run `events` of `runs`' `/runs/{run_id}`.
     for router in (
         realtime.router,
@@ -195,6 +201,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         runner.router,
         runner_waits.router,
         keys.router,
+        metrics_router(public=settings.metrics_public),
     ):
         app.include_router(router)
     dashboard.install(app)

@@ -24,6 +24,7 @@ from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
 from podtask._contract import wire
+from podtask_api.metrics import count_kube_requests
 
 T = TypeVar("T")
 
@@ -199,7 +200,7 @@ class KubernetesCluster:
         configuration.connection_pool_maxsize = max(
             configuration.connection_pool_maxsize, CONNECTION_POOL_SIZE
         )
-        return cls(namespace, client.ApiClient(configuration))
+        return cls(namespace, count_kube_requests(client.ApiClient(configuration)))
 
     def _call(self, kind: str, subject: str | None, method: Any, **kwargs: Any) -> dict[str, Any]:
         """One call of the custom objects API (podtask's resources) in this namespace."""

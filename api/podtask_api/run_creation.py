@@ -41,6 +41,7 @@ from podtask._contract.batch_markers import (
     read_marker,
 )
 from podtask._contract.run_ids import RUN_NAME_PREFIX
+from podtask_api import metrics
 from podtask_api.batch_triggers import BatchPlan, item_problem
 from podtask_api.cluster import ObjectAlreadyExists, ObjectNotFound, ObjectRejected
 from podtask_api.errors import ApiError
@@ -78,13 +79,17 @@ class CreatedRun:
 async def create_run(svc: Services, run: PlannedRun) -> CreatedRun:
     """Create one TaskRun; with an idempotency key, the run that holds the key if one does."""
     if run.idempotency_key is not None:
-        return await _create_keyed_run(svc, run, run.idempotency_key)
+        created = await _create_keyed_run(svc, run, run.idempotency_key)
+        if not created.is_cached:
+            metrics.runs_triggered([run.task_id])
+        return created
     try:
         await svc.call(svc.cluster.create_run, run.body)
     except ObjectAlreadyExists:
         raise ApiError(
             503, "run_name_taken", "a freshly drawn run name was taken; trigger again"
         ) from None
+    metrics.runs_triggered([run.task_id])
     return CreatedRun(run.name, is_cached=False)
 
 
@@ -279,32 +284,41 @@ async def create_batch(
         BatchRun(runs[run].id, is_cached=runs[run].is_cached or plan.is_repeat(index))
         for index, run in enumerate(plan.run_of_item)
     ]
-    await _commit(svc, batch, answer)
+    if await _commit(svc, batch, answer):
+        # Its runs exist from this commit on; one that a twin request committed is the twin's.
+        metrics.runs_triggered(
+            run.task_id
+            for run, outcome in zip(plan.runs, outcomes, strict=True)
+            if outcome is not None and not outcome.is_cached
+        )
     return [CreatedRun(run.id, run.is_cached) for run in answer]
 
 
 def _commit_write(
     svc: Services, batch: BatchMarker, patch: list[dict[str, Any]]
-) -> BatchMarker | None:
-    """The marker after the commit (or as a twin request committed it); None when gone."""
+) -> tuple[BatchMarker | None, bool]:
+    """The marker after the commit (or as a twin request committed it), None when gone; and
+    whether this write committed it."""
     try:
-        return read_marker(svc.cluster.json_patch_config_map(batch.name, patch))
+        return read_marker(svc.cluster.json_patch_config_map(batch.name, patch)), True
     except ObjectRejected:
         # Its `test` failed: the marker is no longer open. Read what it is now.
         try:
-            return read_marker(svc.cluster.get_config_map(batch.name))
+            return read_marker(svc.cluster.get_config_map(batch.name)), False
         except ObjectNotFound:
-            return None
+            return None, False
     except ObjectNotFound:
-        return None
+        return None, False
 
 
-async def _commit(svc: Services, batch: BatchMarker, answer: list[BatchRun]) -> None:
-    """Commit the batch: from this write on, its runs exist for users and the operator."""
-    after = await svc.call(_commit_write, svc, batch, commit_patch(batch, answer))
+async def _commit(svc: Services, batch: BatchMarker, answer: list[BatchRun]) -> bool:
+    """Commit the batch: from this write on, its runs exist for users and the operator.
+    Whether this request's write committed it (else a twin request with the same key did)."""
+    after, ours = await svc.call(_commit_write, svc, batch, commit_patch(batch, answer))
     # A twin request with the same key may have committed it first: the same runs.
     if after is None or after.uid != batch.uid or after.state is not BatchState.COMMITTED:
         raise _withdrawn(batch.batch_id)
+    return ours
 
 
 async def _withdraw(svc: Services, batch: BatchMarker, created: Sequence[str]) -> bool:

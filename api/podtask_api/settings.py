@@ -71,6 +71,11 @@ class ApiSettings(BaseSettings):
         description="How often an event stream (`/api/v1/runs/events`) that has nothing to "
         "send says `: keepalive`, so that proxies keep it open.",
     )
+    metrics_public: bool = Field(
+        default=False,
+        description="`GET /metrics` needs no API key. By default any key may read it (a "
+        "read-only one too).",
+    )
     kubeconfig: str | None = Field(
         default=None, description="A kubeconfig file; by default KUBECONFIG or in-cluster config."
     )

@@ -39,6 +39,7 @@ from podtask_operator.leadership import (
     LeaseStore,
     default_identity,
 )
+from podtask_operator.metrics import LEADER
 from podtask_operator.settings import OperatorSettings
 
 log = logging.getLogger("podtask_operator")
@@ -123,6 +124,7 @@ async def serve(settings: OperatorSettings, health_address: HealthAddress | None
         else:
             log.info("leading (leader election is off)")
         health.start_leading()
+        LEADER.set(1)
         housekeeping = asyncio.create_task(
             run_housekeeping(
                 HousekeepingClient(api_client, settings.namespace),

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from podtask._contract.resources import RunPhase, TaskRunSpec, TaskRunStatus
+from podtask._contract.resources import RunPhase, TaskRunSpec, TaskRunStatus, parse_timestamp
 from podtask._control.attempt_tokens import sign_attempt_token
+from podtask_operator import metrics
 from podtask_operator.cluster import ClusterApi
 from podtask_operator.kube import Refused, Transient
 from podtask_operator.lifecycle import attempt_deadline, start_attempt, waiting
@@ -100,6 +101,9 @@ class AttemptStarter:
         # (a cancel is acted on from its own event; the API takes no report of an ended attempt).
         await self._writer.write(run, status, started, guarded=False)
         created = started.attempts[-1].started_at or self._clock()
+        if started.attempt == 1:
+            run_created = parse_timestamp(run["metadata"].get("creationTimestamp")) or created
+            metrics.first_admission(spec, run_created, admitted=created)
         # The first moments the attempt's verdict may change without an event: its maxDuration
         # (counted from its start, so no earlier than this) and its pending timeout.
         due = [attempt_deadline(spec, created)]

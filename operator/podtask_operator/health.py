@@ -4,7 +4,8 @@ This module owns `WATCH_HEARTBEAT`, which every kopf event handler beats on ever
 the pure verdict on it (`assess`); the kopf handler on Lease events that keeps the beats coming
 (the leader renews its Lease every few seconds, so a healthy leader sees a Lease event that
 often even with no runs at all; registered on import); and the probe's endpoint, served with
-aiohttp (kopf's own HTTP library).
+aiohttp (kopf's own HTTP library), which serves the operator's Prometheus metrics too
+(`GET /metrics`, `metrics.REGISTRY`), a standby's as well.
 
 The endpoint is our own rather than kopf's `liveness_endpoint` because kopf's exists only once
 kopf runs, and a standby, still waiting for the Lease before kopf starts, must answer healthy:
@@ -23,6 +24,9 @@ from typing import Any
 
 import kopf
 from aiohttp import web
+from prometheus_client.exposition import choose_encoder
+
+from podtask_operator.metrics import METRICS_PATH, REGISTRY
 
 log = logging.getLogger(__name__)
 
@@ -145,14 +149,25 @@ def _response(status: int, body: dict[str, Any]) -> web.Response:
     return response
 
 
+def _metrics(request: web.BaseRequest) -> web.Response:
+    """The registry in the format the scraper asks for (Prometheus text, or OpenMetrics)."""
+    encode, content_type = choose_encoder(request.headers.get("Accept", ""))
+    response = web.Response(body=encode(REGISTRY), headers={"Content-Type": content_type})
+    response.force_close()
+    return response
+
+
 async def serve_health(health: OperatorHealth, address: HealthAddress) -> asyncio.Server:
     """Start answering `GET <path>` (and HEAD): 200 when healthy, 503 when not, JSON either
-    way. Port 0 picks a free port (see the returned server's sockets); close the server to
-    stop."""
+    way; and `GET /metrics`. Port 0 picks a free port (see the returned server's sockets);
+    close the server to stop."""
 
     async def handle(request: web.BaseRequest) -> web.StreamResponse:
         if request.method not in ("GET", "HEAD"):
             return _response(405, {})
+        if request.path == METRICS_PATH:
+            # Read on the event loop, as the scheduler's state the queue gauges read is.
+            return _metrics(request)
         if request.path != address.path:
             return _response(404, {})
         report = health.report()
@@ -163,5 +178,11 @@ async def serve_health(health: OperatorHealth, address: HealthAddress) -> asynci
         web.Server(handle), address.host, address.port
     )
     port = server.sockets[0].getsockname()[1]
-    log.info("health endpoint at http://%s:%d%s", address.host, port, address.path)
+    log.info(
+        "health endpoint at http://%s:%d%s, metrics at %s",
+        address.host,
+        port,
+        address.path,
+        METRICS_PATH,
+    )
     return server

@@ -27,6 +27,8 @@ import kubernetes
 import urllib3
 from kubernetes.client.exceptions import ApiException
 
+from podtask_operator.metrics import count_kube_requests
+
 log = logging.getLogger(__name__)
 
 DEFAULT_RETRIES = 5
@@ -122,14 +124,15 @@ def api_error(exc: BaseException) -> KubeError | None:
 
 
 def load_api_client() -> kubernetes.client.ApiClient:
-    """A client from the in-cluster service account, else from KUBECONFIG."""
+    """A client from the in-cluster service account, else from KUBECONFIG; its requests are
+    counted (`podtask_kube_requests_total`)."""
     configuration = kubernetes.client.Configuration()
     try:
         kubernetes.config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
     except kubernetes.config.ConfigException:
         kubernetes.config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
     configuration.connection_pool_maxsize = 32
-    return kubernetes.client.ApiClient(configuration)
+    return count_kube_requests(kubernetes.client.ApiClient(configuration))
 
 
 class Kube:

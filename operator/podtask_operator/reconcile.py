@@ -29,6 +29,7 @@ from pydantic import ValidationError
 
 from podtask._contract.resources import RunPhase, TaskRunSpec, TaskRunStatus, parse_timestamp
 from podtask._contract.wire import LABEL_RUN
+from podtask_operator import metrics
 from podtask_operator.admission import QueueControls
 from podtask_operator.attempt_start import AttemptStarter
 from podtask_operator.attempts import (
@@ -120,7 +121,9 @@ class RunReconciler:
         # Pods not finished whose last event had something to say (a stall, a deletion):
         # their next event is reconciled too, if only to clear what was said.
         self._noticed_pods: set[str] = set()
+        self._pod_starts = metrics.PodStarts()
         self.scheduler = Scheduler(settings.default_concurrency_limit)
+        metrics.QUEUE_GAUGES.follow(self.scheduler)
         self.batches = BatchGate(cluster.get_config_map)
         self._writer = RunWriter(cluster, clock)
         self._starter = AttemptStarter(cluster, settings, self._writer, self._timeouts, clock)
@@ -133,6 +136,7 @@ class RunReconciler:
         """Rebuild the queues from the cluster before admitting anything (start-up)."""
         for pod in await self._cluster.list_pods(LABEL_RUN):
             self.scheduler.observe_pod(pod)
+            self._pod_starts.known(pod)
         queues = await self._cluster.list_queues()
         for queue in queues:
             self.scheduler.set_controls(queue["metadata"]["name"], queue_controls(queue))
@@ -166,6 +170,7 @@ class RunReconciler:
             self._spawn(self.run_changed(name))
 
     async def pod_changed(self, pod: dict[str, Any], *, deleted: bool = False) -> None:
+        self._pod_starts.changed(pod, deleted=deleted)
         freed = self.scheduler.observe_pod(pod, deleted=deleted)
         self._publish_counts()
         run = (pod["metadata"].get("labels") or {}).get(LABEL_RUN)
@@ -348,6 +353,8 @@ class RunReconciler:
                     self._admit_later(key, self.scheduler.put_back(key, place))
                     break
                 self.scheduler.admitted(key, pod)
+                if pod is not None:
+                    metrics.admitted(key[0])
         self._publish_counts()
 
     def _admit_later(self, key: BucketKey, delay: float = RETRY_ADMISSION_SECONDS) -> None:
@@ -504,6 +511,7 @@ class RunReconciler:
         else:
             await self._writer.finish(run, status, end.status)
             self.forget(name)
+        metrics.attempt_ended(spec.task_id, result.kind.value)
 
     # --- ends that are not an attempt's result -----------------------------------------
 
@@ -525,7 +533,10 @@ class RunReconciler:
                 await self._end_attempt(run, spec, status, success)
                 return
             await self._cluster.delete_pod(pod_name(name, status.attempt))
-        await self._writer.end(run, status, end)
+            await self._writer.end(run, status, end)
+            metrics.attempt_ended(spec.task_id, end.reason)  # stopped by the run's end
+        else:
+            await self._writer.end(run, status, end)
         self.forget(name)
 
     async def _fail(

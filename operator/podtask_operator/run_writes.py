@@ -15,6 +15,7 @@ from typing import Any
 
 from podtask._contract.bounded_errors import bounded_error
 from podtask._contract.resources import RunError, RunPhase, TaskRunStatus
+from podtask_operator import metrics
 from podtask_operator.cluster import ClusterApi
 from podtask_operator.lifecycle import RunEnd, finished
 
@@ -80,6 +81,9 @@ class RunWriter:
     async def finish(self, run: dict[str, Any], old: TaskRunStatus, new: TaskRunStatus) -> None:
         """Write a final status, and the Event of its last condition."""
         await self.write(run, old, new)
+        # Counted once written: a write refused (`RunChanged`) is decided again, and a final
+        # status is never written twice.
+        metrics.run_finished(run, new)
         condition = new.conditions[-1] if new.conditions else None
         if condition is not None:
             kind = "Normal" if new.phase == RunPhase.COMPLETED.value else "Warning"
@@ -114,6 +118,7 @@ class RunWriter:
                     "finishedAt": self._clock().isoformat(),
                 },
             )
+            metrics.run_finished(run, TaskRunStatus(phase=RunPhase.SYSTEM_FAILURE))
             return
         error = RunError(type=error_type, message=message)
         await self.end(run, status, RunEnd(RunPhase.SYSTEM_FAILURE, error_type, message, error))

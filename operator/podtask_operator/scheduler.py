@@ -81,6 +81,10 @@ class Scheduler:
     def buckets(self) -> list[BucketKey]:
         return list(self._buckets)
 
+    def queues(self) -> set[str]:
+        """The queues it knows: of its buckets, or of a TaskQueue's controls."""
+        return {key[0] for key in self._buckets} | set(self._controls)
+
     def take_changed_queues(self) -> set[str]:
         """The queues whose counts changed since the last call."""
         changed, self._changed = self._changed, set()

@@ -65,7 +65,10 @@ class OperatorSettings(BaseSettings):
     )
     # Health: the endpoint serves from the start, as a standby too.
     health_port: int | None = Field(
-        default=None, ge=0, le=65535, description="Serve GET /healthz here (unset: no endpoint)."
+        default=None,
+        ge=0,
+        le=65535,
+        description="Serve GET /healthz and GET /metrics here (unset: neither).",
     )
     health_host: str = "0.0.0.0"
     watch_stall_seconds: float = Field(

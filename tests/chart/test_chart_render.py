@@ -66,8 +66,18 @@ VARIANTS: dict[str, dict[str, Any]] = {
                     {"podSelector": {"matchLabels": {"podtask.dev/run": "x"}}},
                 ]
             },
+            "prometheus": {
+                "from": [
+                    {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "mon"}}}
+                ]
+            },
         },
-        "serviceMonitor": {"enabled": True, "labels": {"release": "prometheus"}},
+        "serviceMonitor": {
+            "enabled": True,
+            "labels": {"release": "prometheus"},
+            "apiKeySecret": {"name": "podtask-metrics-key"},
+        },
+        "grafanaDashboard": {"enabled": True, "annotations": {"grafana_folder": "podtask"}},
     },
     "task-namespace-and-bootstrap-key": {
         "taskNamespace": "tasks",
@@ -99,8 +109,8 @@ def variant(request: pytest.FixtureRequest) -> tuple[str, Rendered]:
 
 
 def _service_monitor_problems(obj: dict[str, Any], rendered: Rendered) -> list[str]:
-    """What the Prometheus Operator needs of a ServiceMonitor: a selector that picks the
-    API's Service, and endpoints naming one of its ports."""
+    """What the Prometheus Operator needs of a ServiceMonitor: a selector that picks one
+    Service (the API's, the operator's), and endpoints naming one of its ports."""
     problems = []
     spec = obj.get("spec") or {}
     selector = (spec.get("selector") or {}).get("matchLabels") or {}
@@ -194,7 +204,10 @@ def test_which_objects_each_set_of_values_renders() -> None:
     extras = kinds(VARIANTS["pdb-networkpolicy-servicemonitor"])
     assert extras.count("PodDisruptionBudget") == 2
     assert extras.count("NetworkPolicy") == 2
-    assert extras.count("ServiceMonitor") == 1
+    # A ServiceMonitor per component, the operator's Service for its own, the dashboard.
+    assert extras.count("ServiceMonitor") == 2
+    assert extras.count("Service") == 2
+    assert extras.count("ConfigMap") == 1
     assert "Role" not in kinds({"rbac": {"create": False}})
     no_accounts = {"operator": {"serviceAccount": {"create": False, "name": "ops"}}}
     assert kinds(no_accounts).count("ServiceAccount") == 1
@@ -264,7 +277,7 @@ def test_selectors_pick_their_own_pods(variant: tuple[str, Rendered]) -> None:
         selector = deployment["spec"]["selector"]["matchLabels"]
         assert picked(selector) == [deployment["metadata"]["name"]]
     for service in rendered.of_kind("Service"):
-        assert picked(service["spec"]["selector"]) == ["podtask-api"]
+        assert picked(service["spec"]["selector"]) == [service["metadata"]["name"]]
     for budget in rendered.of_kind("PodDisruptionBudget"):
         assert picked(budget["spec"]["selector"]["matchLabels"]) == [budget["metadata"]["name"]]
     for policy in rendered.of_kind("NetworkPolicy"):

@@ -127,4 +127,7 @@ validate.yaml, so that a bad combination fails every render and install with a m
 {{- if and .Values.apiKeys.bootstrap .Values.apiKeys.bootstrapSha256 -}}
 {{- fail "set apiKeys.bootstrap or apiKeys.bootstrapSha256, not both" -}}
 {{- end -}}
+{{- if and .Values.serviceMonitor.enabled (not .Values.metrics.public) (not .Values.serviceMonitor.apiKeySecret.name) -}}
+{{- fail "serviceMonitor.enabled: the API's /metrics needs an API key; set serviceMonitor.apiKeySecret.name to a Secret (in the release namespace) holding a read-only key (podtask keys create --name prometheus --read-only), or metrics.public=true to serve them without one" -}}
+{{- end -}}
 {{- end -}}

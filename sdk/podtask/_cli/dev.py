@@ -306,6 +306,8 @@ class DevStack:
             ensure_port_free(cluster_port, "embedded cluster", "--cluster-port")
         self.api_port = api_port or free_port()
         self.cluster_port = cluster_port or free_port()
+        # The operator's health endpoint and metrics (the same port again after a restart).
+        self.operator_port = free_port()
         # Each health endpoint echoes it: what answers on our ports is ours, not another server.
         self.instance = secrets.token_hex(16)
         self.parts: list[Part] = []
@@ -323,6 +325,10 @@ class DevStack:
     @property
     def api_url(self) -> str:
         return f"http://127.0.0.1:{self.api_port}"
+
+    @property
+    def operator_metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.operator_port}/metrics"
 
     @property
     def kubeconfig(self) -> Path:
@@ -417,6 +423,8 @@ class DevStack:
                 "PODTASK_API_URL": self.api_url,
                 # One operator on one machine: no Lease to wait for after a crash.
                 "PODTASK_LEADER_ELECTION": "false",
+                "PODTASK_HEALTH_HOST": "127.0.0.1",
+                "PODTASK_HEALTH_PORT": str(self.operator_port),
                 # The task modules were registered by absolute path from here.
                 "PODTASK_DEV_SOURCE_DIR": os.getcwd(),
             },
@@ -563,6 +571,7 @@ def run_dev(module_refs: Sequence[str], stack: DevStack) -> int:
             print(f"API: {stack.api_url}")
             print(f"API key: {dev_secrets.api_key}")
             print(f"Dashboard: {stack.api_url}/ (sign in with the API key)")
+            print(f"Operator metrics: {stack.operator_metrics_url}")
             print(f"Kubeconfig: {stack.kubeconfig}")
             print(f"Logs: {stack.state_dir / 'logs'}")
             print(f"Watching: {' '.join(module_refs)} (a saved change is registered at once)")

@@ -19,7 +19,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
-_BANNER = {"API": "api_url", "API key": "api_key", "Kubeconfig": "kubeconfig"}
+_BANNER = {
+    "API": "api_url",
+    "API key": "api_key",
+    "Operator metrics": "operator_metrics_url",
+    "Kubeconfig": "kubeconfig",
+}
 
 
 def save_as_an_editor(path: Path, source: str) -> None:
@@ -52,6 +57,7 @@ class DevProcess:
         self.start_timeout = start_timeout
         self.api_url = ""
         self.api_key = ""
+        self.operator_metrics_url = ""
         self.kubeconfig = ""
         self.output: list[str] = []
         self._process: subprocess.Popen[str] | None = None

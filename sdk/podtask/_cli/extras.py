@@ -24,6 +24,7 @@ EXTRA_MODULES: dict[str, tuple[str, ...]] = {
         "sortedcontainers",
         "jinja2",
         "fastapi_offline",
+        "prometheus_client",
     ),
 }
 EXTRA_MODULES["dev"] = (*EXTRA_MODULES["control-plane"], "yaml", "psutil", "cel", "cryptography")
