@@ -14,7 +14,6 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from podtask._contract.resources import QueueRef, RetryPolicy, TaskSpec
 from podtask._control.api_keys import ApiKeySecret, KeyAccess, StoredApiKey
 from podtask._control.attempt_tokens import sign_attempt_token
 from podtask.client import PodtaskClient
@@ -23,23 +22,13 @@ from podtask_api.auth import api_key_digest
 from podtask_api.http_protocol import ApiServer, server_config
 from podtask_api.settings import ApiSettings
 from tests.embedded_kube import EmbeddedKube, KubeNamespace
+from tests.task_specs import HELLO
 
 API_KEY = "pt_test_key"
 RUNNER_SECRET = "api-test-runner-secret"
 # Keys in the namespace's keys' Secret (`keys_secret`): "ci" may write, "grafana" only read.
 WRITE_KEY = "pt_write_" + "w" * 20
 READ_KEY = "pt_read_" + "r" * 20
-
-HELLO = TaskSpec(
-    task_id="hello-world",
-    image="registry.local/tasks:1",
-    module="tasks.hello",
-    version="20240501.1",
-    retry=RetryPolicy(max_attempts=5),
-    queue=QueueRef(name="greetings", concurrency_limit=2),
-    machine="small-1x",
-    max_duration_seconds=300,
-)
 
 
 def api_settings(**overrides: object) -> ApiSettings:

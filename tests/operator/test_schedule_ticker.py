@@ -16,7 +16,7 @@ from podtask_operator import schedule_ticker
 from podtask_operator.kube import Refused, Transient
 from podtask_operator.schedule_ticker import ScheduleTicker
 from podtask_operator.schedule_ticks import INVALID_TASK, RUN_REFUSED, SCHEDULED
-from tests.sdk.test_control_task_runs import TASK
+from tests.task_specs import HELLO
 
 TICK = datetime(2026, 5, 4, 9, 31, tzinfo=UTC)
 
@@ -28,7 +28,7 @@ class MemorySchedules:
     namespace = "tasks"
 
     def __init__(self) -> None:
-        self.tasks: dict[str, dict[str, Any]] = {TASK.task_id: {"spec": TASK.to_wire()}}
+        self.tasks: dict[str, dict[str, Any]] = {HELLO.task_id: {"spec": HELLO.to_wire()}}
         self.runs: dict[str, dict[str, Any]] = {}
         self.statuses: dict[str, dict[str, Any]] = {}
         self.failures: dict[str, list[Exception]] = {}
@@ -60,7 +60,7 @@ class MemorySchedules:
 def body(name: str = "nightly") -> dict[str, Any]:
     return {
         "metadata": {"name": name, "generation": 1, "creationTimestamp": "2026-05-01T00:00:00Z"},
-        "spec": {"taskId": TASK.task_id, "cron": "* * * * *"},
+        "spec": {"taskId": HELLO.task_id, "cron": "* * * * *"},
         "status": {"observedGeneration": 1, "nextTimestamp": format_timestamp(TICK)},
     }
 

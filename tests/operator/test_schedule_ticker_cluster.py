@@ -22,7 +22,7 @@ from podtask_operator.cluster import Cluster
 from podtask_operator.schedule_ticker import ScheduleTicker
 from podtask_operator.schedule_ticks import INACTIVE, TASK_NOT_DEPLOYED, MissedTicks
 from tests.embedded_kube import EmbeddedKube, KubeNamespace
-from tests.sdk.test_control_task_runs import TASK
+from tests.task_specs import HELLO
 
 
 class Schedules:
@@ -78,7 +78,7 @@ def test_ticks_trigger_their_runs_once_and_the_status_follows(
 ) -> None:
     caplog.set_level(logging.INFO, logger="podtask_operator.schedule_ticker")
     namespace = embedded_kube.new_namespace("schedules")
-    namespace.deploy_task(TASK)
+    namespace.deploy_task(HELLO)
     schedules = Schedules(embedded_kube, namespace)
     real_now = datetime.now(UTC)
     tick = real_now.replace(second=0, microsecond=0) + timedelta(minutes=10)
@@ -88,7 +88,7 @@ def test_ticks_trigger_their_runs_once_and_the_status_follows(
     def clock() -> datetime:
         return datetime.now(UTC) + ahead
 
-    schedules.create("minutes", TASK.task_id, tick)
+    schedules.create("minutes", HELLO.task_id, tick)
     schedules.create("orphan", "not-deployed", tick)
 
     async def scenario() -> None:

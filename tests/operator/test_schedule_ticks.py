@@ -34,7 +34,7 @@ from podtask_operator.schedule_ticks import (
     task_not_deployed,
     triggered,
 )
-from tests.sdk.test_control_task_runs import TASK
+from tests.task_specs import HELLO
 
 RUN_LATEST, SKIP = MissedTicks.RUN_LATEST, MissedTicks.SKIP
 CREATED = datetime(2026, 5, 4, 9, 30, 30, tzinfo=UTC)
@@ -222,7 +222,7 @@ def test_a_ticks_run_is_a_run_of_the_task_with_the_schedules_payload_tag_and_lab
     view = schedule(
         described(at(31), lastTimestamp=format_timestamp(at(30))), externalId="tenant-7"
     )
-    run = scheduled_run(view, TASK, at(31), at(31, 0.5))
+    run = scheduled_run(view, HELLO, at(31), at(31, 0.5))
     assert run["metadata"] == {
         "name": tick_run_name("hello-world", at(31)),
         "labels": {
@@ -243,16 +243,16 @@ def test_a_ticks_run_is_a_run_of_the_task_with_the_schedules_payload_tag_and_lab
     }
     # Otherwise exactly what a trigger without options makes of the task.
     options = WireTriggerOptions(tags=["hello-world"])
-    assert run["spec"] == run_spec(TASK, payload, options, now=at(31, 0.5)).to_wire()
+    assert run["spec"] == run_spec(HELLO, payload, options, now=at(31, 0.5)).to_wire()
 
 
 def test_a_name_no_label_or_tag_can_hold_still_triggers_runs() -> None:
     name = "nightly-" + "x" * 130
-    run = scheduled_run(schedule(name=name), TASK, at(31), at(31))
+    run = scheduled_run(schedule(name=name), HELLO, at(31), at(31))
     assert LABEL_SCHEDULE not in run["metadata"]["labels"]
     assert run["spec"]["tags"] == [] and run["spec"]["payload"]["scheduleId"] == name
     medium = "nightly-" + "x" * 60
-    run = scheduled_run(schedule(name=medium), TASK, at(31), at(31))
+    run = scheduled_run(schedule(name=medium), HELLO, at(31), at(31))
     assert LABEL_SCHEDULE not in run["metadata"]["labels"] and run["spec"]["tags"] == [medium]
 
 

@@ -5,23 +5,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from podtask._contract.resources import QueueRef, RetryPolicy, TaskSpec
+from podtask._contract.resources import QueueRef
 from podtask._contract.trigger_request import WireTriggerOptions
 from podtask._contract.wire import LABEL_QUEUE, LABEL_TASK, LABEL_TEST
 from podtask._control.task_runs import delay_until, run_labels, run_spec, task_run_object
+from tests.task_specs import HELLO
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
-TASK = TaskSpec(
-    task_id="hello-world",
-    image="registry.local/tasks:1",
-    module="tasks.hello",
-    version="20240501.1",
-    retry=RetryPolicy(max_attempts=5),
-    queue=QueueRef(name="greetings", concurrency_limit=2),
-    machine="small-1x",
-    max_duration_seconds=300,
-    ttl_seconds=600,
-)
+# A task with a default ttl too, which its runs freeze like the rest.
+TASK = HELLO.model_copy(update={"ttl_seconds": 600})
 
 
 def test_a_run_without_options_is_the_task_frozen_with_its_payload() -> None:
