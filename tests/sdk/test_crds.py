@@ -50,3 +50,19 @@ def test_crd_schemas_are_structural_and_keep_payload_and_output() -> None:
     assert columns[-1] == "Age"
     assert taskrun["spec"]["names"]["categories"] == ["podtask"]
     assert "tr" in taskrun["spec"]["names"]["shortNames"]
+
+
+# Times a resource records once they have happened; kubectl shows a `date` column as an age,
+# and one in the future as <invalid>, so a time to come is a string column.
+_PAST_TIMES = {".metadata.creationTimestamp", ".status.lastTimestamp"}
+
+
+def test_date_columns_are_times_that_have_happened() -> None:
+    for crd in custom_resource_definitions():
+        for version in crd["spec"]["versions"]:
+            for column in version["additionalPrinterColumns"]:
+                if column["type"] == "date":
+                    assert column["jsonPath"] in _PAST_TIMES, (
+                        crd["metadata"]["name"],
+                        column,
+                    )

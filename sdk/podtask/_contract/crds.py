@@ -207,7 +207,8 @@ def custom_resource_definitions() -> list[dict[str, Any]]:
                 _column("Timezone", ".spec.timezone"),
                 _column("Active", ".spec.active", "boolean"),
                 _column("Last", ".status.lastTimestamp", "date"),
-                _column("Next", ".status.nextTimestamp", "date"),
+                # A time, not an age: kubectl prints a `date` column in the future as <invalid>.
+                _column("Next", ".status.nextTimestamp"),
                 _column("Type", ".spec.type", priority=1),
                 _column("External ID", ".spec.externalId", priority=1),
             ],
