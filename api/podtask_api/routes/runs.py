@@ -55,7 +55,7 @@ from podtask_api.routes.access import (
     write_key,
     write_key_or_run,
 )
-from podtask_api.routes.run_filters import RunQueryDep
+from podtask_api.routes.run_filters import CursorQuery, RunQueryDep
 from podtask_api.run_actions import (
     ReplayRequest,
     RescheduleRequest,
@@ -220,13 +220,7 @@ async def list_runs(
     limit: Annotated[
         int, Query(ge=1, le=MAX_PAGE_SIZE, description="Runs per page at most.")
     ] = DEFAULT_PAGE_SIZE,
-    cursor: Annotated[
-        str | None,
-        Query(
-            max_length=4096,
-            description="The `nextCursor` of the previous page, with the same filters.",
-        ),
-    ] = None,
+    cursor: CursorQuery = None,
 ) -> dict[str, Any]:
     """Runs, newest first, a page at a time; runs with an idempotency key come after the
     others. Follow `nextCursor` until it is null to see every run exactly once."""

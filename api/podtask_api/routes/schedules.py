@@ -26,6 +26,7 @@ from podtask_api.cluster import ObjectAlreadyExists, ObjectNotFound
 from podtask_api.errors import ApiError, error_responses, malformed_object
 from podtask_api.lookups import find_task
 from podtask_api.routes.access import PUBLIC_ROUTE_ERRORS, any_key, write_key
+from podtask_api.routes.run_filters import CursorQuery
 from podtask_api.run_listing import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
@@ -169,13 +170,7 @@ async def list_schedules(
     limit: Annotated[
         int, Query(ge=1, le=MAX_PAGE_SIZE, description="Schedules per page at most.")
     ] = DEFAULT_PAGE_SIZE,
-    cursor: Annotated[
-        str | None,
-        Query(
-            max_length=4096,
-            description="The `nextCursor` of the previous page, with the same filters.",
-        ),
-    ] = None,
+    cursor: CursorQuery = None,
 ) -> dict[str, Any]:
     """Schedules, in id order, a page at a time (as `GET /api/v1/runs`): follow
     `nextCursor` until it is null to see every one exactly once."""
