@@ -40,6 +40,7 @@ from podtask._contract.batch_markers import (
     owner_reference,
     read_marker,
 )
+from podtask._contract.run_ids import RUN_NAME_PREFIX
 from podtask_api.batch_triggers import BatchPlan, item_problem
 from podtask_api.cluster import ObjectAlreadyExists, ObjectNotFound, ObjectRejected
 from podtask_api.errors import ApiError
@@ -50,7 +51,7 @@ from podtask_api.idempotency import (
     idempotency_label,
     is_same_trigger,
 )
-from podtask_api.run_names import RUN_NAME_PREFIX, idempotent_run_name, random_run_name
+from podtask_api.run_names import idempotent_run_name, random_run_name
 from podtask_api.services import Services
 from podtask_api.task_runs import PlannedRun
 

@@ -13,36 +13,18 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import string
 from datetime import UTC, datetime
 
-RUN_NAME_PREFIX = "run-"
-# Digits before letters, as in ASCII: fixed-width numbers in this alphabet sort as numbers.
-_BASE36 = string.digits + string.ascii_lowercase
-_TIME_DIGITS = 9
-# The countdown starts here: ids begin with a digit (before the keyed runs' `k`) until the
-# year 2863.
-_TIME_SPAN_MS = 10 * 36**8
-_RANDOM_DIGITS = 8
+from podtask._contract.run_ids import BASE36, RUN_NAME_PREFIX, SUFFIX_DIGITS, time_countdown
+
 KEYED_RUN_PREFIX = RUN_NAME_PREFIX + "k"
 _KEY_HASH_IN_NAME = 16
 
 
-def _base36(number: int, width: int) -> str:
-    digits = []
-    for _ in range(width):
-        number, digit = divmod(number, 36)
-        digits.append(_BASE36[digit])
-    return "".join(reversed(digits))
-
-
 def random_run_name(now: datetime | None = None) -> str:
     """A fresh run id whose name order is newest first: a countdown of `now`, then random."""
-    when = now or datetime.now(UTC)
-    millis = int(when.timestamp() * 1000)
-    countdown = min(max(_TIME_SPAN_MS - 1 - millis, 0), _TIME_SPAN_MS - 1)
-    suffix = "".join(secrets.choice(_BASE36) for _ in range(_RANDOM_DIGITS))
-    return RUN_NAME_PREFIX + _base36(countdown, _TIME_DIGITS) + suffix
+    suffix = "".join(secrets.choice(BASE36) for _ in range(SUFFIX_DIGITS))
+    return RUN_NAME_PREFIX + time_countdown(now or datetime.now(UTC)) + suffix
 
 
 def key_digest(task_id: str, idempotency_key: str) -> str:

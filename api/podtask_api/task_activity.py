@@ -30,9 +30,9 @@ from datetime import datetime
 from typing import Any
 
 from podtask._contract.resources import parse_timestamp
+from podtask._contract.run_ids import RUN_NAME_PREFIX
 from podtask_api.idempotency import LABEL_IDEMPOTENCY
 from podtask_api.run_listing import Fetch, run_status
-from podtask_api.run_names import RUN_NAME_PREFIX
 
 # Runs read per request to the cluster.
 TALLY_CHUNK = 500

@@ -151,7 +151,8 @@ def test_the_chart_crds_are_valid_for_every_supported_kubernetes() -> None:
     import yaml
 
     crds = [yaml.safe_load(text) for text in chart_crds().values()]
-    assert sorted(c["spec"]["names"]["kind"] for c in crds) == ["Task", "TaskQueue", "TaskRun"]
+    kinds = sorted(c["spec"]["names"]["kind"] for c in crds)
+    assert kinds == ["Task", "TaskQueue", "TaskRun", "TaskSchedule"]
     for crd in crds:
         for version in KUBERNETES_VERSIONS:
             kubernetes_validate.validate(crd, version, strict=True)

@@ -35,11 +35,15 @@ def extra_requirements(extra: str) -> set[str]:
     return found
 
 
+# `@task(schedule=...)` checks its cron expression and zone where the task is declared.
+BASE_REQUIREMENTS = {"pydantic", "httpx", "croniter", "tzdata"}
+
+
 def test_the_base_requirements_are_the_sdk_and_clients_only() -> None:
-    assert names(PROJECT["dependencies"]) == {"pydantic", "httpx"}
+    assert names(PROJECT["dependencies"]) == BASE_REQUIREMENTS
     # The same in the metadata the project was installed with (the built wheel's).
     built = [r for r in importlib.metadata.requires("podtask") or [] if "extra ==" not in r]
-    assert names(built) == {"pydantic", "httpx"}
+    assert names(built) == BASE_REQUIREMENTS
     assert extra_requirements("control-plane") >= EXTRA_DISTRIBUTIONS
     assert extra_requirements("cluster") == {"kubernetes"}
     # `podtask dev` runs the control plane; the repository's tests run `podtask dev`.

@@ -19,6 +19,8 @@ from podtask._contract.resources import (
     TaskQueueStatus,
     TaskRunSpec,
     TaskRunStatus,
+    TaskScheduleSpec,
+    TaskScheduleStatus,
     TaskSpec,
 )
 from podtask._contract.wire import (
@@ -28,6 +30,8 @@ from podtask._contract.wire import (
     TASK_QUEUES,
     TASK_RUN_KIND,
     TASK_RUNS,
+    TASK_SCHEDULE_KIND,
+    TASK_SCHEDULES,
     TASKS,
     VERSION,
 )
@@ -141,7 +145,7 @@ def _crd(
 
 
 def custom_resource_definitions() -> list[dict[str, Any]]:
-    """The CRDs of `Task`, `TaskQueue` and `TaskRun`, in install order."""
+    """The CRDs of `Task`, `TaskQueue`, `TaskRun` and `TaskSchedule`, in install order."""
     return [
         _crd(
             TASK_KIND,
@@ -189,6 +193,23 @@ def custom_resource_definitions() -> list[dict[str, Any]]:
                 _column("Waiting For", ".status.wait.waitingFor", priority=1),
                 # `-o wide` only: most runs are not tests, and the default view stays narrow.
                 _column("Test", ".spec.isTest", "boolean", priority=1),
+            ],
+        ),
+        _crd(
+            TASK_SCHEDULE_KIND,
+            TASK_SCHEDULES,
+            ["tsched"],
+            TaskScheduleSpec,
+            TaskScheduleStatus,
+            [
+                _column("Task", ".spec.taskId"),
+                _column("Cron", ".spec.cron"),
+                _column("Timezone", ".spec.timezone"),
+                _column("Active", ".spec.active", "boolean"),
+                _column("Last", ".status.lastTimestamp", "date"),
+                _column("Next", ".status.nextTimestamp", "date"),
+                _column("Type", ".spec.type", priority=1),
+                _column("External ID", ".spec.externalId", priority=1),
             ],
         ),
     ]

@@ -88,6 +88,12 @@ MAX_OBJECT_NAME_LENGTH = 253
 # A waiting run's `status.wait`: the first runs it waits for, by name, and the words of it.
 MAX_WAIT_RUNS_SHOWN = 10
 MAX_WAITING_FOR_CHARS = 512
+# A schedule's texts (`TaskSchedule` spec): Trigger.dev's limits for an external id and a
+# deduplication key; a cron expression or a zone name is far shorter than its cap.
+MAX_SCHEDULE_EXTERNAL_ID_LENGTH = 256
+MAX_SCHEDULE_DEDUPLICATION_KEY_LENGTH = 256
+MAX_CRON_LENGTH = 256
+MAX_TIMEZONE_LENGTH = 64
 # What Kubernetes allows in a condition's type and reason (metav1.Condition).
 MAX_CONDITION_TYPE_LENGTH = 316
 MAX_CONDITION_REASON_LENGTH = 1024

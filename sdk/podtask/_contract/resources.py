@@ -1,4 +1,5 @@
-"""The custom resources' shapes: `Task`, `TaskQueue` and `TaskRun` spec and status.
+"""The custom resources' shapes: `Task`, `TaskQueue`, `TaskRun` and `TaskSchedule` spec and
+status.
 
 These pydantic models are the one source of truth for what travels through the
 cluster: snake_case in Python, camelCase on the wire, and `make crds` turns them
@@ -39,6 +40,7 @@ from podtask._contract.limits import (
     MAX_CONDITION_MESSAGE_BYTES,
     MAX_CONDITION_REASON_LENGTH,
     MAX_CONDITION_TYPE_LENGTH,
+    MAX_CRON_LENGTH,
     MAX_ERROR_BYTES,
     MAX_ERROR_MESSAGE_BYTES,
     MAX_ERROR_TYPE_CHARS,
@@ -46,13 +48,22 @@ from podtask._contract.limits import (
     MAX_OBJECT_NAME_LENGTH,
     MAX_PRIORITY,
     MAX_QUEUE_NAME_LENGTH,
+    MAX_SCHEDULE_DEDUPLICATION_KEY_LENGTH,
+    MAX_SCHEDULE_EXTERNAL_ID_LENGTH,
     MAX_TAG_LENGTH,
     MAX_TAGS,
     MAX_TASK_ID_LENGTH,
+    MAX_TIMEZONE_LENGTH,
     MAX_WAIT_RUNS_SHOWN,
     MAX_WAITING_FOR_CHARS,
 )
 from podtask._contract.machines import PRESETS
+from podtask._contract.schedules import (
+    DEFAULT_TIMEZONE,
+    InvalidSchedule,
+    check_cron,
+    check_timezone,
+)
 
 # A DNS label (RFC 1123): task ids; dotted labels make a DNS subdomain: queue names.
 DNS_LABEL_PATTERN = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
@@ -104,6 +115,36 @@ QueueName = Annotated[
 Tag = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TAG_LENGTH)]
 ConcurrencyLimit = Annotated[int, Field(ge=0, le=MAX_CONCURRENCY_LIMIT)]
 Priority = Annotated[int, Field(ge=-MAX_PRIORITY, le=MAX_PRIORITY)]
+
+
+def _schedule_field(check: Any) -> Any:
+    """`check` (of `podtask._contract.schedules`) as a validator whose error is of type
+    `invalid_cron` or `invalid_timezone`, with `InvalidSchedule`'s message as it is."""
+
+    def validate(value: str) -> str:
+        try:
+            checked: str = check(value)
+        except InvalidSchedule as exc:
+            raise PydanticCustomError(
+                f"invalid_{exc.field}", "{message}", {"message": str(exc)}
+            ) from None
+        return checked
+
+    return AfterValidator(validate)
+
+
+# A schedule's cron expression and zone, checked by `podtask._contract.schedules` (the CRD can
+# only bound their length: kubectl may store one that the operator then reports as invalid).
+CronExpression = Annotated[
+    str,
+    _schedule_field(check_cron),
+    WithJsonSchema({"type": "string", "minLength": 1, "maxLength": MAX_CRON_LENGTH}),
+]
+TimezoneName = Annotated[
+    str,
+    _schedule_field(check_timezone),
+    WithJsonSchema({"type": "string", "minLength": 1, "maxLength": MAX_TIMEZONE_LENGTH}),
+]
 
 
 def utcnow() -> datetime:
@@ -191,6 +232,17 @@ class QueueRef(WireModel):
     concurrency_limit: ConcurrencyLimit | None = None
 
 
+class TaskScheduleDeclaration(WireModel):
+    """A task's schedule as `@task(schedule=...)` declares it; registering the task makes it
+    a DECLARATIVE `TaskSchedule` named after the task."""
+
+    cron: CronExpression = Field(
+        description="5 fields (minute hour day-of-month month day-of-week) or a macro "
+        "(@yearly, @monthly, @weekly, @daily, @hourly)."
+    )
+    timezone: TimezoneName = Field(default=DEFAULT_TIMEZONE, description="An IANA zone name.")
+
+
 class TaskSpec(WireModel):
     """What `podtask deploy` (or `podtask dev`) registers for one task id."""
 
@@ -207,7 +259,9 @@ class TaskSpec(WireModel):
     ttl_seconds: int | None = Field(
         default=None, ge=1, description="Default time a run may wait to start before it expires."
     )
-    schedule: str | None = None
+    schedule: TaskScheduleDeclaration | None = Field(
+        default=None, description="The schedule the task declares, if any."
+    )
     payload_schema: dict[str, Any] | None = Field(
         default=None,
         description="The JSON schema of the task's payload model (pydantic's), when its run "
@@ -419,3 +473,55 @@ class TaskRunStatus(WireModel):
         "written by the API for the runner; until then the trigger's (`spec.metadata`).",
         json_schema_extra=ATOMIC_OBJECT,
     )
+
+
+class ScheduleType(StrEnum):
+    # From `@task(schedule=...)`, registered by `podtask dev` and deployments.
+    DECLARATIVE = "DECLARATIVE"
+    # Created over the API, the client or the CLI.
+    IMPERATIVE = "IMPERATIVE"
+
+
+class TaskScheduleSpec(WireModel):
+    """A schedule: the task it triggers, and when."""
+
+    # Named (`podtask._contract.schedules`) after its task when DECLARATIVE, else `sched-` +
+    # 16 base36 characters, random or of its deduplication key.
+
+    task_id: TaskId
+    cron: CronExpression = Field(
+        description="5 fields (minute hour day-of-month month day-of-week) or a macro "
+        "(@yearly, @monthly, @weekly, @daily, @hourly)."
+    )
+    timezone: TimezoneName = Field(
+        default=DEFAULT_TIMEZONE,
+        description="The IANA zone its cron's wall times are in: a time the clocks skip is "
+        "skipped, a time they repeat ticks once.",
+    )
+    type: ScheduleType = ScheduleType.IMPERATIVE
+    active: bool = Field(default=True, description="An inactive schedule does not tick.")
+    external_id: (
+        Annotated[str, StringConstraints(max_length=MAX_SCHEDULE_EXTERNAL_ID_LENGTH)] | None
+    ) = Field(default=None, description="The caller's id for it (a user's, a tenant's).")
+    deduplication_key: (
+        Annotated[str, StringConstraints(max_length=MAX_SCHEDULE_DEDUPLICATION_KEY_LENGTH)] | None
+    ) = Field(
+        default=None,
+        description="Creating a schedule with the same key again updates this one.",
+    )
+
+
+class TaskScheduleStatus(WireModel):
+    """Written by the operator as the schedule ticks."""
+
+    last_timestamp: datetime | None = Field(
+        default=None, description="The latest tick whose run was triggered."
+    )
+    last_run_id: str | None = Field(default=None, description="That tick's run.")
+    next_timestamp: datetime | None = Field(
+        default=None, description="The next tick; none while inactive."
+    )
+    observed_generation: int | None = Field(
+        default=None, description="The spec's generation these describe."
+    )
+    conditions: list[Condition] = Field(default_factory=list)

@@ -30,6 +30,8 @@ API_VERSION = f"{GROUP}/{VERSION}"
 TASK_KIND, TASKS = "Task", "tasks"
 TASK_QUEUE_KIND, TASK_QUEUES = "TaskQueue", "taskqueues"
 TASK_RUN_KIND, TASK_RUNS = "TaskRun", "taskruns"
+# A task's schedule: declared with `@task(schedule=...)`, or made over the API.
+TASK_SCHEDULE_KIND, TASK_SCHEDULES = "TaskSchedule", "taskschedules"
 
 # --- labels -----------------------------------------------------------------------------
 # On every attempt pod; the operator selects on them, the API finds a run's pods by them.
@@ -45,6 +47,10 @@ TEST_LABEL_VALUE = "true"
 # On a run triggered by a task (`spec.parentRunId`): its parent's id, so that the parent's
 # children are listed by label (`GET /api/v1/runs?parentRunId=`), not by reading every run.
 LABEL_PARENT_RUN = f"{GROUP}/parent-run"
+# On a run a schedule triggered: the schedule's name (when it is a valid label value), so
+# that a schedule's runs are listed by label (`GET /api/v1/runs?scheduleId=`). A
+# TaskSchedule itself carries LABEL_TASK: schedules are listed by task.
+LABEL_SCHEDULE = f"{GROUP}/schedule"
 # Kubernetes' recommended label, on every object podtask creates besides its own resources.
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGED_BY = "podtask"
