@@ -3,7 +3,8 @@
 `POST /api/v1/deployments` takes the manifest `podtask index` prints, the image that holds
 those modules and, optionally, a version (by default `YYYYMMDD.N`, the N-th of the day). It
 makes the namespace's `Task` objects exactly the manifest's tasks, each run from that image
-at that version, and gives each queue its `TaskQueue` (by the same rules as `podtask dev`:
+at that version, gives each queue its `TaskQueue` and each declared schedule its
+DECLARATIVE `TaskSchedule` (by the same rules as `podtask dev`:
 `podtask._control.registration`). Triggers read the `Task` at trigger time and copy it into the run,
 so new runs take the new version while a run keeps the one it was triggered on.
 
@@ -29,6 +30,7 @@ from pydantic.alias_generators import to_camel
 from podtask._authoring.manifest import Manifest
 from podtask._contract.resources import format_timestamp
 from podtask._contract.wire import GROUP, LABEL_MANAGED_BY, MANAGED_BY
+from podtask._control.declared_schedules import ScheduleNameTaken
 from podtask._control.registration import register_manifest, task_resources
 from podtask_api.cluster import REQUEST_TIMEOUT, kube_call
 from podtask_api.errors import ApiError
@@ -211,6 +213,13 @@ def version_taken(version: str) -> ApiError:
     )
 
 
+def schedule_name_taken(taken: ScheduleNameTaken) -> ApiError:
+    """A task's declared schedule named like an IMPERATIVE schedule: nothing was registered."""
+    return ApiError(
+        409, "schedule_conflict", str(taken), {"task": taken.task_id, "schedule": taken.name}
+    )
+
+
 def refused_by_dev_server() -> ApiError:
     """`POST /api/v1/deployments` to a `podtask dev` whose pods run as processes: they run
     this machine's files, not the deployed image, so its tasks would be replaced by ones
@@ -274,8 +283,11 @@ class DeploymentCluster:
 
     def register(self, manifest: Manifest, image: str, version: str) -> None:
         tasks = task_resources(manifest, self.namespace, image=image, version_of=lambda _: version)
-        kube_call(
-            "Task",
-            None,
-            lambda: register_manifest(self.api_client, self.namespace, tasks, manifest.queues),
-        )
+        try:
+            kube_call(
+                "Task",
+                None,
+                lambda: register_manifest(self.api_client, self.namespace, tasks, manifest.queues),
+            )
+        except ScheduleNameTaken as taken:
+            raise schedule_name_taken(taken) from None

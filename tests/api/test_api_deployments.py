@@ -215,6 +215,14 @@ def test_an_invalid_deployment_is_422_naming_the_field_and_changes_nothing(
         (manifest({**manifest_task("send"), "queue": {"name": "Bad_Q"}}), "manifest"),
         ({"tasks": [manifest_task("send")], "queues": []}, "manifest"),
         ({"tasks": "send"}, "manifest.tasks"),
+        (
+            manifest({**manifest_task("send"), "schedule": {"cron": "0 9 * *"}}),
+            "manifest.tasks.0.schedule.cron",
+        ),
+        (
+            manifest({**manifest_task("send"), "schedule": {"cron": "@daily", "timezone": "X/Y"}}),
+            "manifest.tasks.0.schedule.timezone",
+        ),
     ]
     for bad, field in cases:
         error = assert_error(
@@ -235,6 +243,44 @@ def test_an_invalid_deployment_is_422_naming_the_field_and_changes_nothing(
     )
     assert sorted(_objects(embedded_kube, namespace, "tasks")) == ["hello-world"]
     assert client.get("/api/v1/deployments").json() == {"deployments": []}
+
+
+def test_a_deployment_registers_its_declared_schedules(
+    embedded_kube: EmbeddedKube, namespace: KubeNamespace, client: TestClient
+) -> None:
+    report = {**manifest_task("report"), "schedule": {"cron": "0 9 * * 1-5", "timezone": "UTC"}}
+    _deploy(client, {"manifest": manifest(report, manifest_task("send")), "image": IMAGE})
+    schedules = _objects(embedded_kube, namespace, "taskschedules")
+    assert sorted(schedules) == ["report"]
+    assert schedules["report"]["spec"]["type"] == "DECLARATIVE"
+    assert schedules["report"]["spec"]["cron"] == "0 9 * * 1-5"
+
+    # No longer declared: deleted.
+    _deploy(client, {"manifest": manifest(manifest_task("report")), "image": IMAGE})
+    assert _objects(embedded_kube, namespace, "taskschedules") == {}
+
+    # A task whose declared schedule would take an IMPERATIVE schedule's name: 409, nothing
+    # registered, and the version not taken.
+    kube_client.CustomObjectsApi(embedded_kube.api).create_namespaced_custom_object(
+        GROUP,
+        VERSION,
+        namespace.name,
+        "taskschedules",
+        {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "TaskSchedule",
+            "metadata": {"name": "sched-0123456789abcdef"},
+            "spec": {"taskId": "report", "cron": "@daily", "type": "IMPERATIVE"},
+        },
+    )
+    clash = {**manifest_task("sched-0123456789abcdef"), "schedule": {"cron": "@hourly"}}
+    body = {"manifest": manifest(clash), "image": IMAGE, "version": "clash"}
+    error = assert_error(client.post("/api/v1/deployments", json=body), 409, "schedule_conflict")
+    assert "IMPERATIVE" in error["message"] and error["details"]["task"] == clash["id"]
+    assert sorted(_objects(embedded_kube, namespace, "tasks")) == ["report"]
+    assert "clash" not in [
+        d["version"] for d in client.get("/api/v1/deployments").json()["deployments"]
+    ]
 
 
 def test_podtask_devs_api_with_process_pods_refuses_a_deployment_saying_where_to_deploy(

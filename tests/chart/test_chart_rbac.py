@@ -95,6 +95,13 @@ API_RULES: set[Rule] = {
     ("podtask.dev", "taskqueues", "create", None),
     ("podtask.dev", "taskqueues", "patch", None),
     ("podtask.dev", "taskqueues", "delete", None),
+    # podtask._control.registration (deployments): the DECLARATIVE TaskSchedules, listed,
+    # created, merge-patched and, once no longer declared, deleted.
+    ("podtask.dev", "taskschedules", "get", None),
+    ("podtask.dev", "taskschedules", "list", None),
+    ("podtask.dev", "taskschedules", "create", None),
+    ("podtask.dev", "taskschedules", "patch", None),
+    ("podtask.dev", "taskschedules", "delete", None),
     # KubernetesCluster.get_pod / read_pod_log / follow_pod_log.
     ("", "pods", "get", None),
     ("", "pods/log", "get", None),

@@ -3,9 +3,12 @@
 import json
 import subprocess
 import sys
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from podtask._contract.resources import TaskScheduleSpec
+from podtask._contract.schedules import MAX_UPCOMING, CronSchedule, scheduled_payload
 from podtask_devcluster.quantities import parse_quantity
 from tests.e2e.conftest import ROOT, Stack, at, wait_until
 
@@ -130,6 +133,23 @@ def test_an_order_waits_on_its_charge_in_their_queue_of_one(stack: Stack) -> Non
     assert run["attempts"][0]["waitedSeconds"] >= 1
 
 
+def test_the_weekly_report_runs_on_a_scheduled_payload(stack: Stack) -> None:
+    # The payload a tick of its schedule gives it, triggered by hand.
+    spec = TaskScheduleSpec(task_id="weekly-report", cron="0 9 * * 1", timezone="Europe/Paris")
+    tick = datetime(2026, 3, 30, 7, tzinfo=UTC)  # Monday 09:00 CEST
+    upcoming = CronSchedule(spec.cron, spec.timezone).ticks_after(tick, MAX_UPCOMING)
+    last = datetime(2026, 3, 23, 8, tzinfo=UTC)  # Monday 09:00 CET, before the change
+    payload = scheduled_payload("weekly-report", spec, tick, last, upcoming)
+    run = stack.wait_for(stack.trigger("weekly-report", payload))
+    assert run["status"] == "Completed", run
+    assert run["output"] == {
+        "from": "2026-03-23T08:00:00Z",
+        "to": "2026-03-30T07:00:00Z",
+        "schedule": "weekly-report",
+        "nextReport": "2026-04-06T07:00:00Z",
+    }
+
+
 def test_podtask_index_lists_every_example() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "podtask._cli.cli", "index", str(ROOT / "examples")],
@@ -153,11 +173,14 @@ def test_podtask_index_lists_every_example() -> None:
         "process-order",
         "charge-card",
         "report-progress",
+        "weekly-report",
     }
     assert tasks["heavy-task"]["machine"] == "large-1x"
     assert tasks["one-at-a-time"]["queue"] == {"name": "one-at-a-time", "concurrencyLimit": 1}
     assert tasks["retry-example"]["retry"]["maxAttempts"] == 5
     assert {"name": "one-at-a-time", "concurrencyLimit": 1} in manifest["queues"]
+    assert tasks["weekly-report"]["schedule"] == {"cron": "0 9 * * 1", "timezone": "Europe/Paris"}
+    assert tasks["hello-world"]["schedule"] is None
 
 
 def test_out_of_memory_retries_on_the_bigger_machine(stack: Stack) -> None:

@@ -224,12 +224,22 @@ def test_json_lists_keys_and_manifests() -> None:
     keys = [{"name": "ci", "access": "write", "sha256": "ab" * 32}]
     assert keys_list(keys) == {"data": [{"name": "ci", "access": "write"}]}
     manifest = {
-        "tasks": [{"id": "a", "module": "m.py", "queue": {"name": "q"}, "machine": "micro"}],
+        "tasks": [
+            {"id": "a", "module": "m.py", "queue": {"name": "q"}, "machine": "micro"},
+            {
+                "id": "b",
+                "module": "m.py",
+                "queue": {"name": "q"},
+                "machine": "micro",
+                "schedule": {"cron": "0 9 * * 1-5", "timezone": "Europe/Paris"},
+            },
+        ],
         "queues": [{"name": "q"}],
     }
     assert manifest_table(manifest).splitlines() == [
-        "TASK  MODULE  QUEUE  MACHINE",
-        "a     m.py    q      micro",
+        "TASK  MODULE  QUEUE  MACHINE  SCHEDULE",
+        "a     m.py    q      micro    -",
+        "b     m.py    q      micro    0 9 * * 1-5 (Europe/Paris)",
     ]
 
 

@@ -1,5 +1,6 @@
-"""What `podtask dev` registers: a `Task` per declared task and a `TaskQueue` per declared
-queue, in the embedded cluster, across restarts; and the queue-name rule of the manifest."""
+"""What `podtask dev` registers: a `Task` per declared task, a `TaskQueue` per declared queue
+and a DECLARATIVE `TaskSchedule` per declared schedule, in the embedded cluster, across
+restarts; and the queue-name rule of the manifest."""
 
 from __future__ import annotations
 
@@ -21,8 +22,14 @@ from podtask._authoring.manifest import (
     queues_of,
 )
 from podtask._cli.dev import register
-from podtask._contract.resources import QueueRef, RetryPolicy, TaskRunSpec
-from podtask._contract.wire import API_VERSION, GROUP, LABEL_QUEUE, VERSION
+from podtask._contract.resources import (
+    QueueRef,
+    RetryPolicy,
+    TaskRunSpec,
+    TaskScheduleDeclaration,
+)
+from podtask._contract.wire import API_VERSION, GROUP, LABEL_QUEUE, LABEL_TASK, VERSION
+from podtask._control.declared_schedules import ScheduleNameTaken
 from podtask._control.registration import (
     DECLARED_LIMIT_ANNOTATION,
     queue_patch,
@@ -314,3 +321,100 @@ def test_a_queue_created_by_hand_takes_the_declared_limit(registered: Registered
     queues = registered.queues()
     assert _spec(queues, "emails") == (2, False)
     assert queues["emails"]["metadata"]["annotations"][DECLARED_LIMIT_ANNOTATION] == "2"
+
+
+def scheduled(task_id: str, schedule: dict[str, str] | None) -> ManifestTask:
+    return ManifestTask(
+        id=task_id,
+        module="tasks/module.py",
+        queue=QueueRef(name="reports"),
+        machine="small-1x",
+        retry=RetryPolicy(),
+        schedule=None if schedule is None else TaskScheduleDeclaration.model_validate(schedule),
+    )
+
+
+def scheduled_manifest(*tasks: ManifestTask) -> Manifest:
+    return Manifest(tasks=list(tasks), queues=queues_of(tasks))
+
+
+IMPERATIVE_NAME = "sched-0123456789abcdef"
+
+
+def test_declared_schedules_become_exactly_the_declarative_task_schedules(
+    registered: Registered,
+) -> None:
+    made_over_the_api = {
+        "apiVersion": API_VERSION,
+        "kind": "TaskSchedule",
+        "metadata": {"name": IMPERATIVE_NAME, "labels": {LABEL_TASK: "report"}},
+        "spec": {"taskId": "report", "cron": "*/5 * * * *", "type": "IMPERATIVE"},
+    }
+    client.CustomObjectsApi(registered.kube.api).create_namespaced_custom_object(
+        GROUP, VERSION, registered.namespace, "taskschedules", made_over_the_api
+    )
+    registered.register(
+        scheduled_manifest(
+            scheduled("report", {"cron": "0 9 * * 1-5", "timezone": "Europe/Paris"}),
+            scheduled("hourly", {"cron": "@hourly"}),
+            scheduled("plain", None),
+        )
+    )
+    schedules = registered._list("taskschedules")
+    assert sorted(schedules) == ["hourly", "report", IMPERATIVE_NAME]
+    assert schedules["report"]["spec"] == {
+        "taskId": "report",
+        "cron": "0 9 * * 1-5",
+        "timezone": "Europe/Paris",
+        "type": "DECLARATIVE",
+        "active": True,
+    }
+    assert schedules["report"]["metadata"]["labels"] == {LABEL_TASK: "report"}
+    table = registered.kubectl("get", "tsched").splitlines()
+    assert table[0].split() == ["NAME", "TASK", "CRON", "TIMEZONE", "ACTIVE", "LAST", "NEXT", "AGE"]
+    assert table[2].split()[:9] == [
+        "report", "report", "0", "9", "*", "*", "1-5", "Europe/Paris", "true",
+    ]  # fmt: skip
+
+    # Deactivated (over the API, or kubectl), then the cron changed and a schedule removed.
+    registered.kubectl(
+        "patch", "taskschedule", "report", "--type=merge", "-p", '{"spec": {"active": false}}'
+    )
+    registered.register(
+        scheduled_manifest(
+            scheduled("report", {"cron": "0 10 * * 1-5", "timezone": "Europe/Paris"}),
+            scheduled("hourly", None),
+        )
+    )
+    schedules = registered._list("taskschedules")
+    assert sorted(schedules) == ["report", IMPERATIVE_NAME]
+    assert schedules["report"]["spec"]["cron"] == "0 10 * * 1-5"
+    assert schedules["report"]["spec"]["active"] is False
+    # Never touched by a registration, though its task is gone: the operator reports that.
+    assert schedules[IMPERATIVE_NAME]["spec"] == made_over_the_api["spec"]
+    assert registered.task_ids() == ["hourly", "report"]
+
+
+def test_a_declared_schedule_named_like_an_imperative_one_registers_nothing(
+    registered: Registered,
+) -> None:
+    client.CustomObjectsApi(registered.kube.api).create_namespaced_custom_object(
+        GROUP,
+        VERSION,
+        registered.namespace,
+        "taskschedules",
+        {
+            "apiVersion": API_VERSION,
+            "kind": "TaskSchedule",
+            "metadata": {"name": IMPERATIVE_NAME},
+            "spec": {"taskId": "report", "cron": "@daily"},
+        },
+    )
+    with pytest.raises(ScheduleNameTaken, match=f"named '{IMPERATIVE_NAME}'"):
+        registered.register(
+            scheduled_manifest(
+                scheduled(IMPERATIVE_NAME, {"cron": "@hourly"}), scheduled("plain", None)
+            )
+        )
+    assert registered.task_ids() == []
+    assert registered.queues() == {}

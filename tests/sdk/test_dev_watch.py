@@ -77,6 +77,23 @@ def test_a_changed_payload_model_is_one_word_not_each_key_of_its_schema() -> Non
     assert declaration_changes(old, new) == ["task a changed: ttl unset → 5, payload model"]
 
 
+def test_a_schedule_is_said_as_its_cron_and_zone() -> None:
+    paris = {"cron": "0 9 * * 1", "timezone": "Europe/Paris"}
+    old = _manifest(_task("a"), _task("b"))
+    new = _manifest(_task("a", schedule=paris), _task("b"), _task("c", schedule={"cron": "@daily"}))
+    assert declaration_changes(old, new) == [
+        "task a changed: schedule unset → '0 9 * * 1' (Europe/Paris)",
+        "task c added (queue q, machine small-1x, retry.max_attempts 3, schedule '@daily' (UTC))",
+    ]
+    moved = _manifest(_task("a", schedule={**paris, "cron": "0 10 * * 1"}), _task("b"))
+    assert declaration_changes(new, moved)[0] == (
+        "task a changed: schedule '0 9 * * 1' (Europe/Paris) → '0 10 * * 1' (Europe/Paris)"
+    )
+    assert declaration_changes(moved, old)[0] == (
+        "task a changed: schedule '0 10 * * 1' (Europe/Paris) → unset"
+    )
+
+
 def test_added_and_removed_tasks_and_queues() -> None:
     old = _manifest(_task("a"), _task("gone", "old-queue"))
     new = _manifest(_task("a"), _task("new", "emails", 3))

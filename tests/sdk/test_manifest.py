@@ -41,6 +41,7 @@ def test_each_task_carries_its_whole_configuration() -> None:
         retry={"max_attempts": 5, "out_of_memory": {"machine": "large-1x"}},
         max_duration=300,
         ttl=60,
+        schedule={"cron": "0 9 * * 1-5", "timezone": "Europe/Paris"},
     )(run)
     plain = task(id="manifest-plain")(run)
     manifest = build_manifest(declared(send, plain))
@@ -62,8 +63,10 @@ def test_each_task_carries_its_whole_configuration() -> None:
         },
         "maxDuration": 300,
         "ttl": 60,
+        "schedule": {"cron": "0 9 * * 1-5", "timezone": "Europe/Paris"},
         "payloadSchema": None,
     }
+    assert manifest.to_wire()["tasks"][0]["schedule"] is None
     assert manifest.to_wire()["queues"] == [
         {"name": "manifest-emails", "concurrencyLimit": 2},
         {"name": "manifest-plain", "concurrencyLimit": None},
@@ -168,6 +171,19 @@ def test_a_manifest_read_back_must_be_consistent() -> None:
         Manifest.model_validate({"tasks": [manifest_task("a", "q", 1)], "queues": []})
     with pytest.raises(ValidationError, match="extra"):
         Manifest.model_validate({"tasks": [], "queues": [], "image": "x"})
+    # A schedule read back is held to the declaration's rules, the field named.
+    for schedule, field in (
+        ({"cron": "0 9 * *"}, "cron"),
+        ({"cron": "@daily", "timezone": "Mars/Base"}, "timezone"),
+    ):
+        with pytest.raises(ValidationError) as refused:
+            Manifest.model_validate(
+                {
+                    "tasks": [{**manifest_task("a", "q", 1), "schedule": schedule}],
+                    "queues": [{"name": "q", "concurrencyLimit": 1}],
+                }
+            )
+        assert ("tasks", 0, "schedule", field) in [e["loc"] for e in refused.value.errors()]
 
 
 def test_a_manifest_task_becomes_a_task_spec() -> None:
@@ -179,6 +195,7 @@ def test_a_manifest_task_becomes_a_task_spec() -> None:
         retry=RetryPolicy(max_attempts=2, out_of_memory=OutOfMemoryPolicy(machine="small-2x")),
         max_duration=30,
         ttl=10,
+        schedule={"cron": "@hourly"},
     )
     spec = entry.task_spec(image="img:1", default_version="v1")
     assert spec.to_wire() == {
@@ -198,6 +215,7 @@ def test_a_manifest_task_becomes_a_task_spec() -> None:
         "machine": "micro",
         "maxDurationSeconds": 30,
         "ttlSeconds": 10,
+        "schedule": {"cron": "@hourly", "timezone": "UTC"},
     }
     versioned = entry.model_copy(update={"version": "2024.1"})
     assert versioned.task_spec(image="i", default_version="v1").version == "2024.1"
@@ -225,7 +243,9 @@ def test_podtask_index_prints_every_example_task() -> None:
     }
     assert {t["id"] for t in manifest["tasks"]} == declared_ids
     for entry in manifest["tasks"]:
-        assert set(entry) >= {"queue", "machine", "retry", "module", "maxDuration", "ttl"}
+        assert set(entry) >= {
+            "queue", "machine", "retry", "module", "maxDuration", "ttl", "schedule",
+        }  # fmt: skip
         assert entry["queue"]["name"] in {q["name"] for q in manifest["queues"]}
         assert set(entry["retry"]) >= {"maxAttempts", "factor", "minTimeoutMs", "maxTimeoutMs"}
     hello = next(t for t in manifest["tasks"] if t["id"] == "hello-world")

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from podtask import PRESETS, Context, QueueRef, RetryPolicy, TaskDeclarationError, queue, task
 from podtask._authoring.tasks import Task, payload_model_of
 from podtask._contract.machines import MachinePreset
+from podtask._contract.resources import TaskScheduleDeclaration
 from podtask.hooks import AttemptResult, TaskHooks
 
 if TYPE_CHECKING:
@@ -140,6 +141,45 @@ def test_invalid_durations(name: str, value: Any) -> None:
     message = declaration_error("opt-bad-duration", **{name: value})
     assert f"{name} must be a whole number of seconds" in message
     assert repr(value) in message
+
+
+# --- schedule ------------------------------------------------------------------------------
+
+
+def test_schedule_as_a_cron_expression_or_a_dict_with_a_zone() -> None:
+    assert task(id="opt-schedule-none")(run).schedule is None
+    utc = task(id="opt-schedule-text", schedule="0  9 * * 1-5")(run).schedule
+    assert utc == TaskScheduleDeclaration(cron="0 9 * * 1-5", timezone="UTC")
+    paris = task(id="opt-schedule-dict", schedule={"cron": "@daily", "timezone": "Europe/Paris"})(
+        run
+    ).schedule
+    assert paris == TaskScheduleDeclaration(cron="@daily", timezone="Europe/Paris")
+    only_cron = task(id="opt-schedule-cron", schedule={"cron": "*/5 * * * *"})(run).schedule
+    assert only_cron is not None and only_cron.timezone == "UTC"
+
+
+@pytest.mark.parametrize(
+    ("schedule", "expected"),
+    [
+        ("0 9 * *", r"schedule cron: invalid cron expression '0 9 \* \*' \(4 fields\)"),
+        ("0 0 9 * * 1-5", r"schedule cron: invalid cron expression '0 0 9 \* \* 1-5'"),
+        ({"cron": "61 * * * *"}, r"schedule cron: invalid cron expression '61 \* \* \* \*'"),
+        (
+            {"cron": "@daily", "timezone": "Europe/Pariss"},
+            r"schedule timezone: unknown timezone 'Europe/Pariss'",
+        ),
+        ({"cron": "@daily", "timezone": "paris"}, r"schedule timezone: unknown timezone 'paris'"),
+        ({"cron": "@daily", "tz": "UTC"}, r"schedule .* has unknown keys 'tz'"),
+        ({"timezone": "UTC"}, r"schedule .* has no 'cron'"),
+        (5, r"schedule must be a cron expression or a dict .* got int 5"),
+        ({"cron": 5}, r"schedule cron: invalid cron expression 5 \(int, not text\)"),
+    ],
+)
+def test_invalid_schedules_name_the_task_the_field_and_the_value(
+    schedule: Any, expected: str
+) -> None:
+    message = declaration_error("opt-bad-schedule", schedule=schedule)
+    assert re.search(expected, message), message
 
 
 # --- id ------------------------------------------------------------------------------------

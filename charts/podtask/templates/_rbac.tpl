@@ -84,6 +84,11 @@ namespaces or CRDs (handlers.configure turns that off).
 - apiGroups: ["podtask.dev"]
   resources: ["taskqueues"]
   verbs: ["get", "list", "create", "patch", "delete"]
+# TaskSchedules: a deployment makes the DECLARATIVE ones its tasks' declared schedules
+# (created, patched, the undeclared deleted).
+- apiGroups: ["podtask.dev"]
+  resources: ["taskschedules"]
+  verbs: ["get", "list", "create", "patch", "delete"]
 # An attempt's pod and its log, for GET /api/v1/runs/{id}/logs.
 - apiGroups: [""]
   resources: ["pods", "pods/log"]

@@ -3,7 +3,7 @@
 `podtask index MODULE...` prints it, `podtask dev` registers its `Task` objects from it,
 and a deploy sends it to the API. It is self-contained: each task carries its whole
 configuration (module, queue with its limit, machine, full retry policy, max duration,
-ttl, and the JSON schema of its payload model when it has one), and `queues` lists each
+ttl, schedule, and the JSON schema of its payload model when it has one), and `queues` lists each
 queue once with the one limit its tasks agree on.
 Each queue becomes a `TaskQueue` object of the same name, so a queue's name must be a
 valid Kubernetes object name (a DNS subdomain). camelCase in JSON, like every podtask
@@ -31,7 +31,13 @@ from podtask._authoring.modules import load_tasks
 from podtask._authoring.tasks import TASK_ID_RULE, Task, is_valid_task_id
 from podtask._contract.limits import KIB, MAX_PAYLOAD_SCHEMA_BYTES, MAX_QUEUE_NAME_LENGTH
 from podtask._contract.machines import PRESETS
-from podtask._contract.resources import QUEUE_NAME_PATTERN, QueueRef, RetryPolicy, TaskSpec
+from podtask._contract.resources import (
+    QUEUE_NAME_PATTERN,
+    QueueRef,
+    RetryPolicy,
+    TaskScheduleDeclaration,
+    TaskSpec,
+)
 from podtask.errors import TaskDeclarationError
 
 # RFC 1123 subdomain, as Kubernetes checks the names of objects such as TaskQueues.
@@ -86,6 +92,9 @@ class ManifestTask(ManifestModel):
     retry: RetryPolicy
     max_duration: int | None = Field(default=None, ge=1, description="Seconds.")
     ttl: int | None = Field(default=None, ge=1, description="Seconds.")
+    schedule: TaskScheduleDeclaration | None = Field(
+        default=None, description="The schedule it declares: a cron expression in a zone."
+    )
     payload_schema: dict[str, Any] | None = Field(
         default=None, description="The JSON schema of the payload model, if the task has one."
     )
@@ -138,6 +147,7 @@ class ManifestTask(ManifestModel):
             machine=self.machine,
             max_duration_seconds=self.max_duration,
             ttl_seconds=self.ttl,
+            schedule=self.schedule,
             payload_schema=self.payload_schema,
         )
 
@@ -219,6 +229,7 @@ def build_manifest(declared: Mapping[str, tuple[str, Task]]) -> Manifest:
                 retry=task.retry,
                 max_duration=task.max_duration_seconds,
                 ttl=task.ttl_seconds,
+                schedule=task.schedule,
                 payload_schema=schema,
             )
         )

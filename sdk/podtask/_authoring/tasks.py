@@ -22,7 +22,18 @@ from podtask._authoring.context import Context
 from podtask._contract.durations import duration_seconds
 from podtask._contract.limits import MAX_TASK_ID_LENGTH
 from podtask._contract.machines import DEFAULT_MACHINE, PRESETS, MachinePreset, machine_preset
-from podtask._contract.resources import TASK_ID_PATTERN, QueueRef, RetryPolicy
+from podtask._contract.resources import (
+    TASK_ID_PATTERN,
+    QueueRef,
+    RetryPolicy,
+    TaskScheduleDeclaration,
+)
+from podtask._contract.schedules import (
+    DEFAULT_TIMEZONE,
+    InvalidSchedule,
+    check_cron,
+    check_timezone,
+)
 from podtask.errors import TaskDeclarationError
 from podtask.hooks import (
     HOOK_PARAMETERS,
@@ -79,6 +90,7 @@ class Task:
     module: str
     source: str
     hooks: TaskHooks = field(default_factory=TaskHooks)
+    schedule: TaskScheduleDeclaration | None = None
 
     def __call__(self, payload: Any, ctx: Context) -> Any:
         return self.run(payload, ctx)
@@ -222,6 +234,37 @@ def _whole_seconds(task_id: str, name: str, value: int | timedelta | None) -> in
     return int(seconds)
 
 
+_SCHEDULE_KEYS = ("cron", "timezone")
+
+
+def _schedule(task_id: str, schedule: object) -> TaskScheduleDeclaration | None:
+    """`schedule=`: a cron expression (in UTC), or `{"cron": ..., "timezone": ...}`."""
+    if schedule is None:
+        return None
+    if isinstance(schedule, TaskScheduleDeclaration):
+        return schedule
+    if isinstance(schedule, str):
+        schedule = {"cron": schedule}
+    if not isinstance(schedule, Mapping):
+        raise TaskDeclarationError(
+            f"task {task_id!r}: schedule must be a cron expression or a dict with 'cron' and "
+            f"'timezone', got {type(schedule).__name__} {schedule!r}"
+        )
+    unknown = sorted(str(key) for key in schedule if key not in _SCHEDULE_KEYS)
+    if unknown or "cron" not in schedule:
+        problem = f"unknown keys {', '.join(map(repr, unknown))}" if unknown else "no 'cron'"
+        raise TaskDeclarationError(
+            f"task {task_id!r}: schedule {dict(schedule)!r} has {problem}: give 'cron' and, "
+            "optionally, 'timezone' (an IANA zone, UTC by default)"
+        )
+    try:
+        cron = check_cron(schedule["cron"])
+        timezone = check_timezone(schedule.get("timezone", DEFAULT_TIMEZONE))
+    except InvalidSchedule as exc:
+        raise TaskDeclarationError(f"task {task_id!r}: schedule {exc.field}: {exc}") from None
+    return TaskScheduleDeclaration(cron=cron, timezone=timezone)
+
+
 def _hook(task_id: str, kind: str, fn: object, *, option: str | None = None) -> tuple[Any, ...]:
     if fn is None:
         return ()
@@ -281,6 +324,7 @@ def task(
     machine: str | MachinePreset = DEFAULT_MACHINE,
     max_duration: int | timedelta | None = None,
     ttl: int | timedelta | None = None,
+    schedule: str | Mapping[str, str] | None = None,
     init: InitHook | None = None,
     cleanup: CleanupHook | None = None,
     middleware: Middleware | Sequence[Middleware] | None = None,
@@ -294,14 +338,17 @@ def task(
 
     `retry` and `queue` take the model (`RetryPolicy`, a shared `queue(...)`) or a dict;
     `machine` a preset name (or a `MachinePreset` from `PRESETS`); `max_duration` and
-    `ttl` whole seconds or a `timedelta`. The hooks are described in `podtask.hooks`;
-    `middleware` may also be a list, outermost first.
+    `ttl` whole seconds or a `timedelta`; `schedule` a cron expression (in UTC) or
+    `{"cron": ..., "timezone": "Europe/Paris"}`, on which `podtask dev` and deployments
+    trigger it. The hooks are described in `podtask.hooks`; `middleware` may also be a
+    list, outermost first.
     """
     if not isinstance(id, str) or not is_valid_task_id(id):
         raise TaskDeclarationError(f"task id {id!r} is invalid: {TASK_ID_RULE}")
     machine_name = _machine_name(id, machine)
     max_duration_seconds = _whole_seconds(id, "max_duration", max_duration)
     ttl_seconds = _whole_seconds(id, "ttl", ttl)
+    declared_schedule = _schedule(id, schedule)
     retry_policy = _model(RetryPolicy, retry, id, "retry")
     queue_ref = _model(QueueRef, queue, id, "queue", name=id)
     if not queue_ref.name:
@@ -333,6 +380,7 @@ def task(
             module=fn.__module__,
             source=_source_of(fn),
             hooks=task_hooks,
+            schedule=declared_schedule,
         )
         existing = _registry.get(id)
         if existing is not None and existing.source != declared.source:

@@ -133,10 +133,23 @@ def listed(items: Sequence[Mapping[str, Any]]) -> dict[str, list[dict[str, Any]]
 def manifest_table(manifest: Mapping[str, Any]) -> str:
     """The tasks of a manifest, as `podtask index -o text` and `podtask deploy` print them."""
     rows = [
-        (t.get("id"), t.get("module"), (t.get("queue") or {}).get("name"), t.get("machine"))
+        (
+            t.get("id"),
+            t.get("module"),
+            (t.get("queue") or {}).get("name"),
+            t.get("machine"),
+            schedule_words(t.get("schedule")),
+        )
         for t in manifest.get("tasks") or []
     ]
-    return table(("task", "module", "queue", "machine"), rows)
+    return table(("task", "module", "queue", "machine", "schedule"), rows)
+
+
+def schedule_words(schedule: Mapping[str, Any] | None) -> str | None:
+    """A declared schedule in one cell: `0 9 * * 1-5 (Europe/Paris)`; None without one."""
+    if not schedule:
+        return None
+    return f"{schedule.get('cron')} ({schedule.get('timezone') or 'UTC'})"
 
 
 def pretty_json(value: object) -> str:

@@ -1,5 +1,6 @@
 """What changed between two readings of `podtask dev`'s task modules, in words: tasks added,
-removed or changed (which options, old → new), queues added or changed.
+removed or changed (which options, old → new; a schedule as its cron and zone), queues added
+or changed.
 
 Pure: `podtask dev`'s watch (`dev_watch`) prints these lines when it registers a saved module.
 Option names are the ones `@task(...)` takes (`retry.max_attempts`, `queue.concurrency_limit`,
@@ -11,16 +12,18 @@ from __future__ import annotations
 from typing import Any
 
 from podtask._authoring.manifest import Manifest, ManifestTask
-from podtask._contract.resources import QueueRef
+from podtask._contract.resources import QueueRef, TaskScheduleDeclaration
 
 # Not options of the task: the id names it, `podtask deploy` sets the version, a queue's
 # limit is the queue's (reported once, on the queue's line), and the payload schema comes from
-# the payload model (one word when it changes, not each of its keys).
+# the payload model (one word when it changes, not each of its keys); the schedule is said as
+# one option, its cron and zone together.
 _NOT_TASK_OPTIONS: dict[str, Any] = {
     "id": True,
     "version": True,
     "queue": {"concurrency_limit"},
     "payload_schema": True,
+    "schedule": True,
 }
 
 
@@ -52,8 +55,16 @@ def _declared(task: ManifestTask) -> dict[str, Any]:
     return task.model_dump(mode="json", exclude=_NOT_TASK_OPTIONS)
 
 
+def _schedule_shown(schedule: TaskScheduleDeclaration | None) -> str:
+    return "unset" if schedule is None else f"{schedule.cron!r} ({schedule.timezone})"
+
+
 def _task_changes(was: ManifestTask, now: ManifestTask) -> list[str]:
     changes = field_changes(_declared(was), _declared(now))
+    if was.schedule != now.schedule:
+        changes.append(
+            f"schedule {_schedule_shown(was.schedule)} → {_schedule_shown(now.schedule)}"
+        )
     if was.payload_schema != now.payload_schema:
         changes.append("payload model")
     return changes
@@ -74,9 +85,12 @@ def declaration_changes(old: Manifest, new: Manifest) -> list[str]:
         was, now = before.get(task_id), after.get(task_id)
         if was is None:
             assert now is not None
+            scheduled = (
+                "" if now.schedule is None else f", schedule {_schedule_shown(now.schedule)}"
+            )
             lines.append(
                 f"task {task_id} added (queue {now.queue.name}, machine {now.machine}, "
-                f"retry.max_attempts {now.retry.max_attempts})"
+                f"retry.max_attempts {now.retry.max_attempts}{scheduled})"
             )
         elif now is None:
             lines.append(

@@ -1,4 +1,5 @@
-"""Registering a manifest in a namespace: a `Task` per task, a `TaskQueue` per queue.
+"""Registering a manifest in a namespace: a `Task` per task, a `TaskQueue` per queue, a
+DECLARATIVE `TaskSchedule` per task that declares a schedule.
 
 `podtask dev` registers the modules it serves at start; the API's `POST /api/v1/deployments`
 registers each deployed image. Both go through here, so both follow the same rules:
@@ -12,7 +13,9 @@ registers each deployed image. Both go through here, so both follow the same rul
   namespace uses it) is deleted once no unfinished run names it: until then its pause and
   limit still hold those runs, and a later registration deletes it (`stale_queues`). As
   Trigger.dev lists the queues of the current deployment, the queues listed are then the
-  current tasks' and those with runs left.
+  current tasks' and those with runs left;
+- the DECLARATIVE `TaskSchedule`s become exactly the declared schedules, `active` kept, and
+  IMPERATIVE ones are never touched (`declared_schedules`).
 
 The objects and the changes are pure functions; `register_manifest` applies them through
 the (synchronous) Kubernetes client, whose `ApiException`s it lets through.
@@ -35,8 +38,14 @@ from podtask._contract.wire import (
     TASK_QUEUE_KIND,
     TASK_QUEUES,
     TASK_RUNS,
+    TASK_SCHEDULES,
     TASKS,
     VERSION,
+)
+from podtask._control.declared_schedules import (
+    ScheduleChanges,
+    declared_schedules,
+    schedule_changes,
 )
 
 # The concurrency limit a TaskQueue was last given from its declaration (JSON: a number or
@@ -46,6 +55,8 @@ DECLARED_LIMIT_ANNOTATION = f"{GROUP}/declared-concurrency-limit"
 _FINAL_PHASES = frozenset(phase.value for phase in FINAL_PHASES)
 # Runs read per page when looking for unfinished runs of queues no longer declared.
 _RUN_PAGE = 500
+# Objects read per page when listing a namespace's (IMPERATIVE schedules may be many).
+_LIST_PAGE = 500
 _JSON_PATCH = "application/json-patch+json"
 _MERGE_PATCH = "application/merge-patch+json"
 _REQUEST_TIMEOUT = (5, 30)
@@ -173,10 +184,23 @@ class _Objects:
         self.namespace = namespace
 
     def list(self, plural: str) -> dict[str, dict[str, Any]]:
-        listed: dict[str, Any] = self._api.list_namespaced_custom_object(  # type: ignore[assignment]
-            GROUP, VERSION, self.namespace, plural, _request_timeout=_REQUEST_TIMEOUT
-        )
-        return {item["metadata"]["name"]: item for item in listed.get("items", [])}
+        """Every object of `plural`, by name, read page by page."""
+        found: dict[str, dict[str, Any]] = {}
+        token: str | None = None
+        while True:
+            page: dict[str, Any] = self._api.list_namespaced_custom_object(  # type: ignore[assignment]
+                GROUP,
+                VERSION,
+                self.namespace,
+                plural,
+                limit=_LIST_PAGE,
+                _continue=token,
+                _request_timeout=_REQUEST_TIMEOUT,
+            )
+            found |= {item["metadata"]["name"]: item for item in page.get("items") or []}
+            token = (page.get("metadata") or {}).get("continue") or None
+            if token is None:
+                return found
 
     def get(self, plural: str, name: str) -> dict[str, Any]:
         found: dict[str, Any] = self._api.get_namespaced_custom_object(  # type: ignore[assignment]
@@ -273,17 +297,42 @@ def register_queues(objects: _Objects, queues: Sequence[QueueRef]) -> None:
             objects.patch(TASK_QUEUES, queue.name, patch, _MERGE_PATCH)
 
 
-def register_tasks(objects: _Objects, tasks: Sequence[dict[str, Any]]) -> None:
-    changes = task_changes(objects.list(TASKS), tasks)
+def register_tasks(objects: _Objects, changes: TaskChanges) -> None:
+    """Create and replace the wanted `Task`s (`remove_tasks` deletes the others)."""
     for body in changes.create:
         if not _call_unless(_ALREADY_EXISTS, objects.create, TASKS, body):
             # Created meanwhile: replaced like the others.
             objects.patch(TASKS, body["metadata"]["name"], task_spec_patch(body), _JSON_PATCH)
     for body in changes.replace:
         objects.patch(TASKS, body["metadata"]["name"], task_spec_patch(body), _JSON_PATCH)
-    # Last, once the new tasks exist: a trigger in between finds the old task, not none.
+
+
+def remove_tasks(objects: _Objects, changes: TaskChanges) -> None:
     for name in changes.delete:
         _call_unless(_NOT_FOUND, objects.delete, TASKS, name)
+
+
+def register_schedules(objects: _Objects, changes: ScheduleChanges) -> None:
+    from kubernetes.client.exceptions import ApiException
+
+    for body in changes.create:
+        if not _call_unless(_ALREADY_EXISTS, objects.create, TASK_SCHEDULES, body):
+            # Created meanwhile (by a concurrent registration): brought to this declaration.
+            existing = {
+                body["metadata"]["name"]: objects.get(TASK_SCHEDULES, body["metadata"]["name"])
+            }
+            update = schedule_changes(existing, [body]).update
+            for name, patch in update:
+                objects.patch(TASK_SCHEDULES, name, patch, _MERGE_PATCH)
+    for name, patch in changes.update:
+        objects.patch(TASK_SCHEDULES, name, patch, _MERGE_PATCH)
+    for name, uid in changes.delete:
+        # Pinned to the object read: one made again meanwhile under that name stays (409).
+        try:
+            objects.delete(TASK_SCHEDULES, name, {"uid": uid} if uid else None)
+        except ApiException as exc:
+            if exc.status not in (_NOT_FOUND, _ALREADY_EXISTS):
+                raise
 
 
 def remove_stale_queues(objects: _Objects, queues: Sequence[QueueRef]) -> None:
@@ -313,10 +362,20 @@ def register_manifest(
     api_client: Any, namespace: str, tasks: Sequence[dict[str, Any]], queues: Sequence[QueueRef]
 ) -> None:
     """Make `namespace`'s `Task` objects exactly `tasks` (see `task_resources`), give each
-    of `queues` its `TaskQueue`, and delete the `TaskQueue`s no longer needed
-    (`stale_queues`). Queues go first, so that a new task's queue exists by the time the task
-    can be triggered; the stale ones last, once no task uses them."""
+    of `queues` its `TaskQueue`, make the DECLARATIVE `TaskSchedule`s exactly the tasks'
+    schedules, and delete the `TaskQueue`s no longer needed (`stale_queues`).
+
+    A declared schedule named like an IMPERATIVE one raises `ScheduleNameTaken` before
+    anything changes. Queues go first, so that a new task's queue exists by the time the
+    task can be triggered; then the tasks, their schedules (a schedule's task exists before
+    it), the tasks no longer declared (once their schedules are gone) and the stale queues
+    last, once no task uses them."""
     objects = _Objects(api_client, namespace)
+    schedules = schedule_changes(objects.list(TASK_SCHEDULES), declared_schedules(tasks, namespace))
     register_queues(objects, queues)
-    register_tasks(objects, tasks)
+    changes = task_changes(objects.list(TASKS), tasks)
+    register_tasks(objects, changes)
+    register_schedules(objects, schedules)
+    # Last, once the new tasks exist: a trigger in between finds the old task, not none.
+    remove_tasks(objects, changes)
     remove_stale_queues(objects, queues)
