@@ -327,3 +327,40 @@ class ApiKeyList(ApiModel):
 
 class CreatedApiKey(ApiKeyView):
     key: str = Field(description="The key itself, shown only now: only its digest is stored.")
+
+
+class ScheduleView(ApiModel):
+    """A schedule: its task and cron, its last tick (as the operator recorded it) and its
+    next ones (as its cron gives them)."""
+
+    id: str
+    task: str = Field(description="The id of the task each tick triggers a run of.")
+    type: str = Field(
+        description="`DECLARATIVE` (`@task(schedule=...)`, registered by a deploy) or "
+        "`IMPERATIVE` (made over the API, the client or the CLI)."
+    )
+    active: bool
+    cron: str
+    timezone: str = Field(description="The IANA zone the cron's times are in.")
+    external_id: str | None
+    deduplication_key: str | None
+    next_run: datetime | None = Field(description="The next tick; null while inactive.")
+    last_run: datetime | None = Field(description="The latest tick that triggered a run.")
+    last_run_id: str | None = Field(description="That run.")
+    upcoming: list[datetime] = Field(description="The next 10 ticks; none while inactive.")
+    created_at: datetime | None
+    conditions: list[dict[str, Any]] = Field(
+        description="As the operator wrote them: `Ready` False `TaskNotDeployed` when a tick "
+        "found no deployed task."
+    )
+
+
+class SchedulePage(ApiModel):
+    data: list[ScheduleView]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null on the last page."
+    )
+
+
+class TimezoneList(ApiModel):
+    timezones: list[str] = Field(description="The IANA zones a schedule may use, sorted.")

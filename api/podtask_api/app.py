@@ -21,7 +21,16 @@ from podtask_api.cross_site import CrossSiteRefusal
 from podtask_api.dashboard.sessions import session_key
 from podtask_api.deployments import DeploymentCluster
 from podtask_api.errors import ApiError, error_response, install_error_handlers
-from podtask_api.routes import deployments, keys, realtime, runner, runner_waits, runs, tasks
+from podtask_api.routes import (
+    deployments,
+    keys,
+    realtime,
+    runner,
+    runner_waits,
+    runs,
+    schedules,
+    tasks,
+)
 from podtask_api.run_feed import RunFeed
 from podtask_api.services import Services
 from podtask_api.settings import ApiSettings
@@ -181,6 +190,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         runs.triggers,
         runs.router,
         tasks.router,
+        schedules.router,
         deployments.router,
         runner.router,
         runner_waits.router,

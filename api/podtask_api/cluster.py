@@ -7,8 +7,9 @@ outcomes the routes distinguish.
 
 What the API's service account needs in its namespace: tasks (get, list), taskqueues
 (get, list, patch), taskruns (get, list, watch, create, patch, delete; status: patch), and
-pods (get) with pods/log (get) for `GET /api/v1/runs/{id}/logs`, and configmaps (get,
-list, create, patch, delete) for batch markers and the stored copies of attempts' logs.
+pods (get) with pods/log (get) for `GET /api/v1/runs/{id}/logs`, configmaps (get,
+list, create, patch, delete) for batch markers and the stored copies of attempts' logs, and
+taskschedules (get, list, create, patch, delete) for `/api/v1/schedules`.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ _KINDS = {
     wire.TASKS: wire.TASK_KIND,
     wire.TASK_RUNS: wire.TASK_RUN_KIND,
     wire.TASK_QUEUES: wire.TASK_QUEUE_KIND,
+    wire.TASK_SCHEDULES: wire.TASK_SCHEDULE_KIND,
 }
 
 MERGE_PATCH = "application/merge-patch+json"
@@ -311,6 +313,29 @@ class KubernetesCluster:
     def merge_patch_queue(self, name: str, patch: dict[str, Any]) -> dict[str, Any]:
         """Merge `patch` into the TaskQueue `name` (its spec; the operator acts on it at once)."""
         return self._merge_patch(wire.TASK_QUEUES, name, patch)
+
+    def get_schedule(self, name: str) -> dict[str, Any]:
+        return self._get(wire.TASK_SCHEDULES, name)
+
+    def list_schedules(
+        self, label_selector: str | None, limit: int, continue_token: str | None
+    ) -> dict[str, Any]:
+        """One page of TaskSchedules, in name order (as `list_runs`)."""
+        return self._list(wire.TASK_SCHEDULES, label_selector, limit, continue_token)
+
+    def create_schedule(self, body: dict[str, Any]) -> dict[str, Any]:
+        method = self._api.create_namespaced_custom_object
+        return self._on(wire.TASK_SCHEDULES, None, method, body=body)
+
+    def merge_patch_schedule(self, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        """Merge `patch` into the TaskSchedule `name` (its spec and labels; the operator acts
+        on it at its next tick)."""
+        return self._merge_patch(wire.TASK_SCHEDULES, name, patch)
+
+    def delete_schedule(self, name: str, uid: str) -> None:
+        """Delete the TaskSchedule `name` only if it is still the object read (`uid`)."""
+        method = self._api.delete_namespaced_custom_object
+        self._on(wire.TASK_SCHEDULES, name, method, body={"preconditions": {"uid": uid}})
 
     def get_pod(self, name: str) -> dict[str, Any]:
         pod = self._request(

@@ -1,11 +1,12 @@
 """Listing runs a page at a time: the filters, the opaque cursor, and filling one page.
+(Schedules are listed the same way, with filters of their own: `ListFilters`.)
 
 Kubernetes lists objects in name order, a chunk at a time (`limit`, `continue`), and
 filters them only by label. So: the filters that have labels (task, queue, test runs or
-not, parent run) become the label selector; the others (status, tag, creation time) are
-applied here, on each chunk, and a page is filled from as many chunks as it takes, up to
-a bound on the runs examined per request (a page may then hold fewer runs than asked, even
-none, and still have a next one).
+not, parent run, schedule) become the label selector; the others (status, tag, creation
+time) are applied here, on each chunk, and a page is filled from as many chunks as it
+takes, up to a bound on the runs examined per request (a page may then hold fewer runs
+than asked, even none, and still have a next one).
 
 Order: run ids are named so that name order is newest first (see `run_names`), for runs
 triggered without an idempotency key; runs with one have ids made from their key and
@@ -29,12 +30,13 @@ import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from podtask._contract.resources import PENDING_STATUS, parse_timestamp
 from podtask._contract.wire import (
     LABEL_PARENT_RUN,
     LABEL_QUEUE,
+    LABEL_SCHEDULE,
     LABEL_TASK,
     LABEL_TEST,
     TEST_LABEL_VALUE,
@@ -52,6 +54,20 @@ MAX_EXAMINED = 5000
 _CURSOR_VERSION = 1
 
 
+class ListFilters(Protocol):
+    """What a list's filters give its paging: the cluster's part (the label selector), the
+    rest applied here (`matches`), and the digest a cursor carries."""
+
+    def label_selector(self) -> str | None: ...
+
+    @property
+    def filters_here(self) -> bool: ...
+
+    def digest(self) -> str: ...
+
+    def matches(self, item: Mapping[str, Any], /) -> bool: ...
+
+
 @dataclass(frozen=True)
 class RunFilters:
     """What `GET /api/v1/runs` may filter on; each set filter must hold (tags: any of them)."""
@@ -66,6 +82,8 @@ class RunFilters:
     is_test: bool | None = None
     # The runs this run triggered (its children).
     parent_run_id: str | None = None
+    # The runs this schedule triggered (its ticks').
+    schedule_id: str | None = None
 
     def label_selector(self) -> str | None:
         """The Kubernetes label selector for the filters that have labels."""
@@ -80,6 +98,8 @@ class RunFilters:
             terms.append(f"{LABEL_TEST}{operator}{TEST_LABEL_VALUE}")
         if self.parent_run_id is not None:
             terms.append(f"{LABEL_PARENT_RUN}={self.parent_run_id}")
+        if self.schedule_id is not None:
+            terms.append(f"{LABEL_SCHEDULE}={self.schedule_id}")
         return ",".join(terms) or None
 
     @property
@@ -107,6 +127,8 @@ class RunFilters:
         if self.parent_run_id is not None:
             # Only when set: the cursors of lists without it stay valid.
             terms.append(self.parent_run_id)
+        if self.schedule_id is not None:
+            terms.append({"schedule": self.schedule_id})
         canonical = json.dumps(terms)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
@@ -125,6 +147,10 @@ class RunFilters:
         if self.is_test is not None and bool(spec.get("isTest")) != self.is_test:
             return False
         if self.parent_run_id is not None and spec.get("parentRunId") != self.parent_run_id:
+            return False
+        if self.schedule_id is not None and (
+            (metadata.get("labels") or {}).get(LABEL_SCHEDULE) != self.schedule_id
+        ):
             return False
         if self.created_from is not None or self.created_to is not None:
             created = parse_timestamp(metadata.get("creationTimestamp"))
@@ -172,7 +198,7 @@ def invalid_cursor(message: str) -> ApiError:
     )
 
 
-def decode_cursor(text: str, filters: RunFilters) -> Cursor:
+def decode_cursor(text: str, filters: ListFilters) -> Cursor:
     """The cursor `text`, made by `Cursor.encode` for these filters; a 422 otherwise."""
     try:
         raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
@@ -213,8 +239,9 @@ def _name(run: Mapping[str, Any]) -> str:
     return str((run.get("metadata") or {}).get("name") or "")
 
 
-async def list_page(fetch: Fetch, filters: RunFilters, limit: int, cursor: Cursor | None) -> Page:
-    """Up to `limit` runs that pass `filters`, from where `cursor` says, and the next cursor."""
+async def list_page(fetch: Fetch, filters: ListFilters, limit: int, cursor: Cursor | None) -> Page:
+    """Up to `limit` objects (runs, or schedules) that pass `filters`, from where `cursor`
+    says, and the next cursor."""
     digest = filters.digest()
     token = cursor.continue_token if cursor else None
     after = cursor.after if cursor else None

@@ -25,6 +25,11 @@ following. `list_tasks()`, `list_queues()` and `get_queue(name)` show what is de
 `pause_queue(name)`, `resume_queue(name)` and `set_queue_concurrency(name, limit)`
 change a queue at once (a limit of None goes back to the declared one).
 
+And schedule: `create_schedule(task, cron, timezone=..., external_id=...,
+deduplication_key=...)`, `list_schedules(task=..., type=..., active=...)`,
+`get_schedule(id)`, `update_schedule(id, cron=..., ...)`, `activate_schedule(id)`,
+`deactivate_schedule(id)`, `delete_schedule(id)`, `timezones()`.
+
 And follow: `subscribe_to_run(id)` yields the run at each change until it ends,
 `subscribe_to_runs(status=..., task=..., tag=..., queue=...)` the runs that change, for ever
 (the API's event streams, reconnected after a dropped connection).
@@ -47,7 +52,7 @@ import asyncio
 import os
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from datetime import datetime
 from types import TracebackType
@@ -91,8 +96,9 @@ from podtask._client.client_config import (
     api_error,
     is_passing_trouble,
 )
-from podtask._client.client_signatures import described_as
+from podtask._client.client_signatures import awaiting, blocking, described_as
 from podtask._client.event_streams import one_run, run_list
+from podtask._client.paged_reads import PagedReads
 from podtask._client.run_subscriptions import follow, follow_async
 from podtask._contract.wire import ENV_API_KEY, ENV_API_URL, ENV_ATTEMPT_TOKEN
 
@@ -141,33 +147,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-def _blocking(
-    build: Callable[P, api_calls.ApiCall[R]],
-) -> Callable[Concatenate[PodtaskClient, P], R]:
-    """The client's blocking method for the operation `build` makes the call of."""
-
-    def method(client: PodtaskClient, /, *args: P.args, **kwargs: P.kwargs) -> R:
-        return client._transport.send(build(*args, **kwargs))
-
-    described: Callable[Concatenate[PodtaskClient, P], R]
-    described = described_as(method, build, build.__name__, as_method=True)
-    return described
-
-
-def _awaiting(
-    build: Callable[P, api_calls.ApiCall[R]],
-) -> Callable[Concatenate[PodtaskClient, P], Coroutine[Any, Any, R]]:
-    """The client's coroutine method (`…_async`) for the operation `build` makes the call of."""
-
-    async def method(client: PodtaskClient, /, *args: P.args, **kwargs: P.kwargs) -> R:
-        return await client._loop_transport.send(build(*args, **kwargs))
-
-    described: Callable[Concatenate[PodtaskClient, P], Coroutine[Any, Any, R]]
-    described = described_as(method, build, build.__name__ + "_async", as_method=True)
-    return described
-
-
-class PodtaskClient:
+class PodtaskClient(PagedReads):
     """A client of one podtask API. Thread-safe; usable from any number of event loops.
 
     Each event loop gets HTTP connections of its own; `await client.aclose()` (or
@@ -230,34 +210,48 @@ class PodtaskClient:
 
     # -- one request each -----------------------------------------------------------------
 
-    trigger = _blocking(api_calls.trigger)
-    trigger_async = _awaiting(api_calls.trigger)
-    get_run = _blocking(api_calls.get_run)
-    get_run_async = _awaiting(api_calls.get_run)
-    cancel_run = _blocking(api_calls.cancel_run)
-    cancel_run_async = _awaiting(api_calls.cancel_run)
-    replay_run = _blocking(api_calls.replay_run)
-    replay_run_async = _awaiting(api_calls.replay_run)
-    reschedule_run = _blocking(api_calls.reschedule_run)
-    reschedule_run_async = _awaiting(api_calls.reschedule_run)
-    list_runs = _blocking(api_calls.list_runs)
-    list_runs_async = _awaiting(api_calls.list_runs)
-    list_tasks = _blocking(api_calls.list_tasks)
-    list_tasks_async = _awaiting(api_calls.list_tasks)
-    create_deployment = _blocking(api_calls.create_deployment)
-    create_deployment_async = _awaiting(api_calls.create_deployment)
-    list_deployments = _blocking(api_calls.list_deployments)
-    list_deployments_async = _awaiting(api_calls.list_deployments)
-    list_queues = _blocking(api_calls.list_queues)
-    list_queues_async = _awaiting(api_calls.list_queues)
-    get_queue = _blocking(api_calls.get_queue)
-    get_queue_async = _awaiting(api_calls.get_queue)
-    pause_queue = _blocking(api_calls.pause_queue)
-    pause_queue_async = _awaiting(api_calls.pause_queue)
-    resume_queue = _blocking(api_calls.resume_queue)
-    resume_queue_async = _awaiting(api_calls.resume_queue)
-    set_queue_concurrency = _blocking(api_calls.set_queue_concurrency)
-    set_queue_concurrency_async = _awaiting(api_calls.set_queue_concurrency)
+    trigger = blocking(api_calls.trigger)
+    trigger_async = awaiting(api_calls.trigger)
+    get_run = blocking(api_calls.get_run)
+    get_run_async = awaiting(api_calls.get_run)
+    cancel_run = blocking(api_calls.cancel_run)
+    cancel_run_async = awaiting(api_calls.cancel_run)
+    replay_run = blocking(api_calls.replay_run)
+    replay_run_async = awaiting(api_calls.replay_run)
+    reschedule_run = blocking(api_calls.reschedule_run)
+    reschedule_run_async = awaiting(api_calls.reschedule_run)
+    list_runs = blocking(api_calls.list_runs)
+    list_runs_async = awaiting(api_calls.list_runs)
+    list_tasks = blocking(api_calls.list_tasks)
+    list_tasks_async = awaiting(api_calls.list_tasks)
+    create_deployment = blocking(api_calls.create_deployment)
+    create_deployment_async = awaiting(api_calls.create_deployment)
+    list_deployments = blocking(api_calls.list_deployments)
+    list_deployments_async = awaiting(api_calls.list_deployments)
+    list_queues = blocking(api_calls.list_queues)
+    list_queues_async = awaiting(api_calls.list_queues)
+    get_queue = blocking(api_calls.get_queue)
+    get_queue_async = awaiting(api_calls.get_queue)
+    pause_queue = blocking(api_calls.pause_queue)
+    pause_queue_async = awaiting(api_calls.pause_queue)
+    resume_queue = blocking(api_calls.resume_queue)
+    resume_queue_async = awaiting(api_calls.resume_queue)
+    set_queue_concurrency = blocking(api_calls.set_queue_concurrency)
+    set_queue_concurrency_async = awaiting(api_calls.set_queue_concurrency)
+    create_schedule = blocking(api_calls.create_schedule)
+    create_schedule_async = awaiting(api_calls.create_schedule)
+    get_schedule = blocking(api_calls.get_schedule)
+    get_schedule_async = awaiting(api_calls.get_schedule)
+    update_schedule = blocking(api_calls.update_schedule)
+    update_schedule_async = awaiting(api_calls.update_schedule)
+    activate_schedule = blocking(api_calls.activate_schedule)
+    activate_schedule_async = awaiting(api_calls.activate_schedule)
+    deactivate_schedule = blocking(api_calls.deactivate_schedule)
+    deactivate_schedule_async = awaiting(api_calls.deactivate_schedule)
+    delete_schedule = blocking(api_calls.delete_schedule)
+    delete_schedule_async = awaiting(api_calls.delete_schedule)
+    timezones = blocking(api_calls.timezones)
+    timezones_async = awaiting(api_calls.timezones)
 
     # -- batches: sent again, with their key, while the API cannot be reached or fails -----
 
@@ -416,28 +410,7 @@ class PodtaskClient:
         handles = await self.batch_trigger_async(task_id, items)
         return await self.wait_for_runs_async([h.id for h in handles], timeout=timeout)
 
-    # -- pages and logs: iterators -----------------------------------------------------------
-
-    def iter_runs(
-        self, *, page_size: int = MAX_PAGE_SIZE, **filters: Unpack[RunFilters]
-    ) -> Iterator[dict[str, Any]]:
-        """Every run that passes the filters (as `list_runs`), each once, page after page."""
-        page = self.list_runs(limit=page_size, **filters)
-        yield from page.runs
-        while page.next_cursor is not None:
-            page = self.list_runs(limit=page_size, cursor=page.next_cursor, **filters)
-            yield from page.runs
-
-    async def iter_runs_async(
-        self, *, page_size: int = MAX_PAGE_SIZE, **filters: Unpack[RunFilters]
-    ) -> AsyncIterator[dict[str, Any]]:
-        cursor: str | None = None
-        while True:
-            page = await self.list_runs_async(limit=page_size, cursor=cursor, **filters)
-            for run in page.runs:
-                yield run
-            if (cursor := page.next_cursor) is None:
-                return
+    # -- logs: iterators (the pages of lists: `PagedReads`) ------------------------------------
 
     def run_logs(
         self, run_id: str, *, attempt: int | None = None, follow: bool = False
@@ -563,6 +536,22 @@ resume_queue = _on_default_client(PodtaskClient.resume_queue)
 resume_queue_async = _on_default_client(PodtaskClient.resume_queue_async)
 set_queue_concurrency = _on_default_client(PodtaskClient.set_queue_concurrency)
 set_queue_concurrency_async = _on_default_client(PodtaskClient.set_queue_concurrency_async)
+create_schedule = _on_default_client(PodtaskClient.create_schedule)
+create_schedule_async = _on_default_client(PodtaskClient.create_schedule_async)
+list_schedules = _on_default_client(PodtaskClient.list_schedules)
+list_schedules_async = _on_default_client(PodtaskClient.list_schedules_async)
+get_schedule = _on_default_client(PodtaskClient.get_schedule)
+get_schedule_async = _on_default_client(PodtaskClient.get_schedule_async)
+update_schedule = _on_default_client(PodtaskClient.update_schedule)
+update_schedule_async = _on_default_client(PodtaskClient.update_schedule_async)
+activate_schedule = _on_default_client(PodtaskClient.activate_schedule)
+activate_schedule_async = _on_default_client(PodtaskClient.activate_schedule_async)
+deactivate_schedule = _on_default_client(PodtaskClient.deactivate_schedule)
+deactivate_schedule_async = _on_default_client(PodtaskClient.deactivate_schedule_async)
+delete_schedule = _on_default_client(PodtaskClient.delete_schedule)
+delete_schedule_async = _on_default_client(PodtaskClient.delete_schedule_async)
+timezones = _on_default_client(PodtaskClient.timezones)
+timezones_async = _on_default_client(PodtaskClient.timezones_async)
 
 
 class TaskTriggers:

@@ -26,12 +26,16 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from podtask._contract.limits import MAX_METADATA_BYTES, MAX_PAYLOAD_BYTES, MAX_RUN_METADATA_BYTES
+from podtask._contract.schedules import imperative_schedule_name
 from podtask._contract.wire import API_VERSION, GROUP, VERSION
 from podtask_api.app import create_app
 from tests.embedded_kube import EmbeddedKube
 
 EXAMPLES = int(os.environ.get("PODTASK_BAD_INPUT_EXAMPLES", "2000"))
 RUN = "run-bad-input-1"
+# The schedule the fixture creates with this deduplication key: its id is the key's.
+SCHEDULE_KEY = "bad-input"
+SCHEDULE = imperative_schedule_name(HELLO.task_id, SCHEDULE_KEY)
 
 # Raw number literals json.dumps would not write (or would write differently).
 RAW_NUMBERS = [
@@ -143,6 +147,20 @@ def _write_endpoints(app: Any) -> list[Endpoint]:
             {"manifest": {"tasks": [HOLE], "queues": []}, "image": "registry.local/tasks:1"},
             {"manifest": {"tasks": [], "queues": []}, "image": HOLE, "version": HOLE},
         ),
+        "/api/v1/schedules": (
+            {"task": HOLE, "cron": "0 9 * * *"},
+            {"task": HELLO.task_id, "cron": HOLE},
+            {"task": HELLO.task_id, "cron": "0 9 * * *", "timezone": HOLE},
+            {"task": HELLO.task_id, "cron": "@daily", "externalId": HOLE, "deduplicationKey": HOLE},
+            {"task": HELLO.task_id, "cron": "@daily", "active": HOLE},
+        ),
+        "/api/v1/schedules/{schedule_id}": (
+            {"cron": HOLE},
+            {"timezone": HOLE},
+            {"task": HOLE, "externalId": HOLE},
+        ),
+        "/api/v1/schedules/{schedule_id}/activate": (HOLE,),
+        "/api/v1/schedules/{schedule_id}/deactivate": (HOLE,),
         "/api/v1/keys": ({"name": HOLE}, {"name": "k", "access": HOLE}),
         "/api/v1/keys/{name}": (HOLE,),
         "/api/v1/runner/runs/{run_id}/attempts/{attempt}/complete": (
@@ -166,7 +184,13 @@ def _write_endpoints(app: Any) -> list[Endpoint]:
             {"metadata": {"a": HOLE}},
         ),
     }
-    params = {"task_id": HELLO.task_id, "run_id": RUN, "name": "greetings", "attempt": "1"}
+    params = {
+        "task_id": HELLO.task_id,
+        "run_id": RUN,
+        "name": "greetings",
+        "attempt": "1",
+        "schedule_id": SCHEDULE,
+    }
     found = []
     # The app's routes as its document lists them (routers are included lazily).
     for path, operations in app.openapi()["paths"].items():
@@ -216,6 +240,9 @@ def api(embedded_kube: EmbeddedKube) -> Iterator[tuple[str, list[Endpoint]]]:
             created = http.post(f"/api/v1/tasks/{HELLO.task_id}/trigger", json={})
             assert created.status_code == 201, created.text
             run = namespace.run(created.json()["id"])
+            schedule = {"task": HELLO.task_id, "cron": "@daily", "deduplicationKey": SCHEDULE_KEY}
+            scheduled = http.post("/api/v1/schedules", json=schedule)
+            assert scheduled.status_code == 201, scheduled.text
         # The runner's endpoints need a run whose attempt 1 is executing.
         body = {**run, "metadata": {"name": RUN, "labels": run["metadata"]["labels"]}}
         namespace.create_run(body)

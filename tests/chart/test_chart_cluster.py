@@ -173,6 +173,15 @@ def test_the_operator_and_api_of_the_chart_complete_a_run_within_their_rbac(
                 json={"image": TASK_IMAGE, "manifest": manifest, "version": "chart.2"},
             )
             assert again.status_code == 201, again.text
+            # A schedule of the task: created, listed, deactivated, deleted (TaskSchedules).
+            made = http.post("/schedules", json={"task": "hello-world", "cron": "@daily"})
+            assert made.status_code == 201, made.text
+            schedule_id = made.json()["id"]
+            listed = http.get("/schedules", params={"task": "hello-world"}).json()["data"]
+            assert schedule_id in {s["id"] for s in listed}
+            for method, path in (("POST", "/deactivate"), ("DELETE", "")):
+                changed = http.request(method, f"/schedules/{schedule_id}{path}")
+                assert changed.status_code == 200, changed.text
 
         # Housekeeping, within the operator's Role: the finished pod goes after
         # retention.podSeconds, the run after retention.runSeconds.
@@ -226,6 +235,9 @@ def test_the_operator_and_api_of_the_chart_complete_a_run_within_their_rbac(
         ("list", "events"),
         ("patch", "taskqueues"),
         ("patch", "tasks"),
+        ("create", "taskschedules"),
+        ("patch", "taskschedules"),
+        ("delete", "taskschedules"),
     } <= api_used
 
 

@@ -96,7 +96,9 @@ API_RULES: set[Rule] = {
     ("podtask.dev", "taskqueues", "patch", None),
     ("podtask.dev", "taskqueues", "delete", None),
     # podtask._control.registration (deployments): the DECLARATIVE TaskSchedules, listed,
-    # created, merge-patched and, once no longer declared, deleted.
+    # created, merge-patched and, once no longer declared, deleted. /api/v1/schedules:
+    # KubernetesCluster.get_schedule / list_schedules / create_schedule /
+    # merge_patch_schedule / delete_schedule.
     ("podtask.dev", "taskschedules", "get", None),
     ("podtask.dev", "taskschedules", "list", None),
     ("podtask.dev", "taskschedules", "create", None),

@@ -79,6 +79,16 @@ def run_query(
             description="Only the runs this run triggered (its children).",
         ),
     ] = None,
+    schedule_id: Annotated[
+        str | None,
+        Query(
+            alias="scheduleId",
+            min_length=1,
+            max_length=63,
+            pattern=LABEL_VALUE_PATTERN,
+            description="Only the runs this schedule triggered (its id).",
+        ),
+    ] = None,
 ) -> RunQuery:
     task_id = task_identifier if task_identifier is not None else task
     filters = RunFilters(
@@ -90,6 +100,7 @@ def run_query(
         created_to=created_to,
         is_test=is_test,
         parent_run_id=parent_run_id,
+        schedule_id=schedule_id,
     )
     return RunQuery(filters, matches_none=task is not None and task_id != task)
 

@@ -85,7 +85,8 @@ namespaces or CRDs (handlers.configure turns that off).
   resources: ["taskqueues"]
   verbs: ["get", "list", "create", "patch", "delete"]
 # TaskSchedules: a deployment makes the DECLARATIVE ones its tasks' declared schedules
-# (created, patched, the undeclared deleted).
+# (created, patched, the undeclared deleted); /api/v1/schedules reads, lists, creates,
+# patches (changes, activate, deactivate) and deletes them.
 - apiGroups: ["podtask.dev"]
   resources: ["taskschedules"]
   verbs: ["get", "list", "create", "patch", "delete"]

@@ -1,8 +1,9 @@
 """The `podtask` command line. Subcommands import what they need lazily.
 
 - `podtask dev`, `podtask index`: run the stack on this machine; print a manifest.
-- `podtask trigger`, `podtask runs …`, `podtask queues …`, `podtask deploy`: through the API
-  at `PODTASK_API_URL` with the key in `PODTASK_API_KEY` (`podtask.client`).
+- `podtask trigger`, `podtask runs …`, `podtask queues …`, `podtask schedules …`
+  (`schedule_commands`), `podtask deploy`: through the API at `PODTASK_API_URL` with the key
+  in `PODTASK_API_KEY` (`podtask.client`).
 - `podtask keys …`: the API keys' Secret, straight through the cluster (KUBECONFIG).
 
 What they accept is `podtask._cli.cli_parser`'s, what they print `podtask._cli.cli_output`'s; this
@@ -447,7 +448,14 @@ def _command(argv: list[str] | None) -> int:
             return _keys(args)
         if args.command == "deploy":
             return _deploy(args)
-        api_commands = {"trigger": _trigger, "runs": _runs, "queues": _queues}
+        from podtask._cli.schedule_commands import schedules
+
+        api_commands = {
+            "trigger": _trigger,
+            "runs": _runs,
+            "queues": _queues,
+            "schedules": schedules,
+        }
         return _through_the_api(api_commands[args.command])(args)
     except PodtaskError as exc:
         print(f"podtask: {exc}", file=sys.stderr)

@@ -1,5 +1,5 @@
-"""What the command line prints: tables, run details, durations and the wait's progress line,
-and the objects `-o json` prints.
+"""What the command line prints: tables, run and schedule details, durations and the wait's
+progress line, and the objects `-o json` prints.
 
 Pure functions of the API's JSON (the run, queue and key views) and the current time, so
 that what a user reads is unit-tested; `podtask._cli.cli` only writes their result.
@@ -113,6 +113,68 @@ def queues_table(queues: Sequence[Mapping[str, Any]]) -> str:
         for queue in queues
     ]
     return table(("name", "limit", "paused", "running", "queued"), rows)
+
+
+SCHEDULE_COLUMNS = ("id", "task", "cron", "timezone", "type", "active", "next run", "last run")
+
+
+def schedules_table(schedules: Sequence[Mapping[str, Any]]) -> str:
+    """`podtask schedules list`: one schedule per line, its next and last runs in local time."""
+    rows = [
+        (
+            schedule.get("id"),
+            schedule.get("task"),
+            schedule.get("cron"),
+            schedule.get("timezone"),
+            schedule.get("type"),
+            "yes" if schedule.get("active") else "no",
+            _local(schedule.get("nextRun")),
+            _local(schedule.get("lastRun")),
+        )
+        for schedule in schedules
+    ]
+    return table(SCHEDULE_COLUMNS, rows)
+
+
+def schedule_details(schedule: Mapping[str, Any]) -> str:
+    """`podtask schedules get`: the schedule's fields, its conditions, its next runs."""
+    fields: list[tuple[str, object]] = [
+        ("ID", schedule.get("id")),
+        ("Task", schedule.get("task")),
+        ("Type", schedule.get("type")),
+        ("Active", "yes" if schedule.get("active") else "no"),
+        ("Cron", schedule.get("cron")),
+        ("Timezone", schedule.get("timezone")),
+        ("External id", schedule.get("externalId") or NONE),
+        ("Dedup. key", schedule.get("deduplicationKey") or NONE),
+        ("Created", _local(schedule.get("createdAt"))),
+        ("Last run", _local(schedule.get("lastRun"))),
+        ("Last run id", schedule.get("lastRunId") or NONE),
+        ("Next run", _local(schedule.get("nextRun"))),
+    ]
+    width = max(len(name) for name, _ in fields)
+    lines = [f"{name + ':':<{width + 1}}  {value}" for name, value in fields]
+    for condition in schedule.get("conditions") or []:
+        if condition.get("status") == "False":  # e.g. Ready: its task is not deployed
+            why = [str(condition[part]) for part in ("reason", "message") if condition.get(part)]
+            lines.append(f"Not {condition.get('type')}: {': '.join(why)}")
+    upcoming = schedule.get("upcoming") or []
+    if upcoming:
+        lines += ["", "Upcoming (local time):", *(f"  {_local(tick)}" for tick in upcoming)]
+    return "\n".join(lines)
+
+
+def schedule_change(schedule: Mapping[str, Any], command: str) -> str:
+    """What `schedules update|activate|deactivate|delete` say: which schedule, and what it
+    does now."""
+    ident = schedule.get("id")
+    if command == "delete":
+        return f"Deleted schedule {ident} (its runs stay)"
+    verb = {"activate": "Activated", "deactivate": "Deactivated", "update": "Updated"}[command]
+    what = f"{schedule.get('task')} at '{schedule.get('cron')}' ({schedule.get('timezone')})"
+    if not schedule.get("active"):
+        return f"{verb} {ident}: {what}; inactive: no runs until it is activated"
+    return f"{verb} {ident}: {what}; next run {_local(schedule.get('nextRun'))} (local time)"
 
 
 def keys_table(keys: Sequence[Mapping[str, Any]]) -> str:

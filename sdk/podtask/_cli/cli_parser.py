@@ -251,6 +251,74 @@ def _queues_arguments(queues: argparse.ArgumentParser) -> None:
     _output_arguments(limit)
 
 
+def _schedule_fields(command: argparse.ArgumentParser, *, creating: bool) -> None:
+    """The flags of a schedule's fields: required ones (`--cron`) only when creating."""
+    command.add_argument(
+        "--cron",
+        required=creating,
+        help="5 fields (minute hour day-of-month month day-of-week) or @daily, @hourly, …; "
+        "quote it: '0 9 * * 1-5'",
+    )
+    command.add_argument(
+        "--timezone",
+        default="UTC" if creating else None,
+        help="the IANA zone of the cron's times (Europe/Paris)"
+        + ("; default UTC" if creating else ""),
+    )
+    command.add_argument("--external-id", help="yours (a user's id); the runs' payload has it")
+
+
+def _schedules_arguments(schedules: argparse.ArgumentParser) -> None:
+    schedule_commands = schedules.add_subparsers(dest="schedules_command", required=True)
+    create = schedule_commands.add_parser(
+        "create", help="run a task on a cron schedule; prints the schedule's id"
+    )
+    create.add_argument("task", metavar="TASK")
+    _schedule_fields(create, creating=True)
+    create.add_argument(
+        "--deduplication-key",
+        help="creating again with the same task and key updates that schedule",
+    )
+    create.add_argument(
+        "--inactive",
+        dest="active",
+        action="store_false",
+        help="create it deactivated (`schedules activate` starts it)",
+    )
+    _output_arguments(create)
+    listing = schedule_commands.add_parser("list", help="every schedule, as a table")
+    listing.add_argument("--task", help="only schedules of this task")
+    listing.add_argument(
+        "--type", choices=["DECLARATIVE", "IMPERATIVE"], type=str.upper, help="only of this type"
+    )
+    activity = listing.add_mutually_exclusive_group()
+    activity.add_argument(
+        "--active", dest="active", action="store_true", default=None, help="only active ones"
+    )
+    activity.add_argument(
+        "--inactive", dest="active", action="store_false", default=None, help="only inactive ones"
+    )
+    _output_arguments(listing)
+    get = schedule_commands.add_parser("get", help="one schedule: its fields, its next runs")
+    get.add_argument("schedule_id", metavar="ID")
+    _output_arguments(get)
+    update = schedule_commands.add_parser(
+        "update", help="change a schedule made over the API (the flags given)"
+    )
+    update.add_argument("schedule_id", metavar="ID")
+    update.add_argument("--task", help="run this task instead")
+    _schedule_fields(update, creating=False)
+    _output_arguments(update)
+    for action, words in (
+        ("activate", "run a schedule's ticks again"),
+        ("deactivate", "run no more ticks of a schedule until it is activated"),
+        ("delete", "delete a schedule made over the API (its runs stay)"),
+    ):
+        command = schedule_commands.add_parser(action, help=words)
+        command.add_argument("schedule_id", metavar="ID")
+        _output_arguments(command)
+
+
 def _deploy_arguments(deploy: argparse.ArgumentParser) -> None:
     deploy.add_argument(
         "--image",
@@ -326,6 +394,13 @@ COMMANDS: dict[str, Command] = {
         f"list queues; pause, resume or limit one {API_HELP}",
         "Without a subcommand: every queue with its limit and counts.",
         _queues_arguments,
+    ),
+    "schedules": Command(
+        f"create, list and manage the schedules of tasks {API_HELP}",
+        "Schedules trigger a run of their task at each time their cron gives, in their "
+        "timezone. Those a task declares (@task(schedule=...)) may be activated and "
+        "deactivated here; those made here may also be updated and deleted.",
+        _schedules_arguments,
     ),
     "deploy": Command(
         f"register a task image's tasks as their new version {API_HELP}",

@@ -209,8 +209,8 @@ def reschedule_run(run_id: str, delay: Seconds | datetime) -> ApiCall[dict[str, 
 class RunFilters(TypedDict, total=False):
     """Which runs to list: `status` (one or several; "Pending" before the operator has seen
     a run), `task` (its id), `tag` (one or several: a run with any of them), `queue`, the
-    creation time from/to (inclusive; a naive datetime is local time), and `is_test` (True:
-    test runs only; False: no test runs)."""
+    creation time from/to (inclusive; a naive datetime is local time), `is_test` (True:
+    test runs only; False: no test runs), and `schedule_id` (the runs a schedule triggered)."""
 
     status: str | Sequence[str] | None
     task: str | None
@@ -219,6 +219,7 @@ class RunFilters(TypedDict, total=False):
     created_from: datetime | None
     created_to: datetime | None
     is_test: bool | None
+    schedule_id: str | None
 
 
 def _several(value: str | Sequence[str] | None) -> list[str]:
@@ -248,6 +249,8 @@ def run_filter_params(**filters: Unpack[RunFilters]) -> list[tuple[str, str]]:
         params.append(("createdTo", format_timestamp(created_to)))
     if (is_test := filters.get("is_test")) is not None:
         params.append(("isTest", "true" if is_test else "false"))
+    if (schedule_id := filters.get("schedule_id")) is not None:
+        params.append(("scheduleId", schedule_id))
     return params
 
 
@@ -281,7 +284,7 @@ def list_runs(
     """One page of runs, newest first (runs with an idempotency key after the others).
 
     Filters (`RunFilters`): `status`, `task`, `tag`, `queue`, `created_from`, `created_to`,
-    `is_test`.
+    `is_test`, `schedule_id`.
     `limit`: 1 to 100. Pass a page's `next_cursor` as `cursor`, with the same filters, for
     the next.
     """
@@ -348,6 +351,127 @@ def set_queue_concurrency(name: str, limit: int | None) -> ApiCall[dict[str, Any
     """Set the queue's concurrency limit at once (None: back to the declared one)."""
     path = _queue_path(name) + "/concurrency"
     return ApiCall("PUT", path, _as_dict, {"concurrencyLimit": limit})
+
+
+# -- schedules -----------------------------------------------------------------------------
+
+
+def _schedule_path(schedule_id: str) -> str:
+    return f"/api/v1/schedules/{quote(schedule_id, safe='')}"
+
+
+def create_schedule(
+    task: str,
+    cron: str,
+    *,
+    timezone: str = "UTC",
+    external_id: str | None = None,
+    deduplication_key: str | None = None,
+    active: bool = True,
+) -> ApiCall[dict[str, Any]]:
+    """Run `task` at each time `cron` gives (5 fields, or @daily, @hourly, …) in `timezone`
+    (IANA); the schedule as the API shows it (`id`, `nextRun`, `upcoming`, …).
+
+    `external_id` is yours (the task's payload carries it). Creating a schedule of the same
+    task with the same `deduplication_key` again updates that schedule instead of making a
+    second one. A bad cron or timezone, or a task not deployed, raises `PodtaskApiError`
+    (422) naming the field.
+    """
+    body: dict[str, Any] = {"task": task, "cron": cron, "timezone": timezone, "active": active}
+    if external_id is not None:
+        body["externalId"] = external_id
+    if deduplication_key is not None:
+        body["deduplicationKey"] = deduplication_key
+    return ApiCall("POST", "/api/v1/schedules", _as_dict, body)
+
+
+def schedule_list_params(
+    *,
+    task: str | None = None,
+    type: str | None = None,
+    active: bool | None = None,
+    limit: int = MAX_PAGE_SIZE,
+    cursor: str | None = None,
+) -> list[tuple[str, str]]:
+    """The query of `GET /api/v1/schedules`: the filters, the page size, the page's start."""
+    params = [("limit", str(limit))]
+    if task is not None:
+        params.append(("task", task))
+    if type is not None:
+        params.append(("type", type))
+    if active is not None:
+        params.append(("active", "true" if active else "false"))
+    if cursor is not None:
+        params.append(("cursor", cursor))
+    return params
+
+
+@dataclass(frozen=True)
+class SchedulePage:
+    """One page of `GET /api/v1/schedules`: schedules in id order, and the next page's
+    cursor (None on the last page)."""
+
+    schedules: list[dict[str, Any]]
+    next_cursor: str | None
+
+    @classmethod
+    def from_wire(cls, answer: Mapping[str, Any]) -> SchedulePage:
+        return cls(list(answer.get("data") or []), answer.get("nextCursor"))
+
+
+def schedule_page(
+    *,
+    task: str | None = None,
+    type: str | None = None,
+    active: bool | None = None,
+    limit: int = MAX_PAGE_SIZE,
+    cursor: str | None = None,
+) -> ApiCall[SchedulePage]:
+    """One page of schedules (`list_schedules` goes through every page)."""
+    params = schedule_list_params(task=task, type=type, active=active, limit=limit, cursor=cursor)
+    return ApiCall("GET", "/api/v1/schedules", SchedulePage.from_wire, params=params)
+
+
+def get_schedule(schedule_id: str) -> ApiCall[dict[str, Any]]:
+    """The schedule: task, cron, timezone, type, active, its last and next runs."""
+    return ApiCall("GET", _schedule_path(schedule_id), _as_dict)
+
+
+def update_schedule(
+    schedule_id: str,
+    *,
+    task: str | None = None,
+    cron: str | None = None,
+    timezone: str | None = None,
+    external_id: str | None = None,
+) -> ApiCall[dict[str, Any]]:
+    """Change an IMPERATIVE schedule: the fields given, the others as they are; the
+    schedule as it is now. A DECLARATIVE one raises `PodtaskApiError` (409
+    `declarative_schedule`): change it where its task declares it."""
+    given = {"task": task, "cron": cron, "timezone": timezone, "externalId": external_id}
+    body = {name: value for name, value in given.items() if value is not None}
+    return ApiCall("PUT", _schedule_path(schedule_id), _as_dict, body)
+
+
+def activate_schedule(schedule_id: str) -> ApiCall[dict[str, Any]]:
+    """Trigger the schedule's runs again from its next tick on; the schedule as it is now."""
+    return ApiCall("POST", _schedule_path(schedule_id) + "/activate", _as_dict)
+
+
+def deactivate_schedule(schedule_id: str) -> ApiCall[dict[str, Any]]:
+    """Trigger no more runs of the schedule until it is activated (declared ones too)."""
+    return ApiCall("POST", _schedule_path(schedule_id) + "/deactivate", _as_dict)
+
+
+def delete_schedule(schedule_id: str) -> ApiCall[dict[str, Any]]:
+    """Delete an IMPERATIVE schedule (its runs stay); the schedule as it was. A DECLARATIVE
+    one raises `PodtaskApiError` (409 `declarative_schedule`)."""
+    return ApiCall("DELETE", _schedule_path(schedule_id), _as_dict)
+
+
+def timezones() -> ApiCall[list[str]]:
+    """The IANA zones a schedule may use, sorted."""
+    return ApiCall("GET", "/api/v1/timezones", lambda answer: list(answer["timezones"]))
 
 
 # -- waiting --------------------------------------------------------------------------------
