@@ -1,7 +1,7 @@
 """What the dashboard's Schedules pages show of a schedule (`schedule_display`) and the card
 its template renders from it, without a server: ticks in the schedule's zone and in UTC
-(across a change of summer time), why it is not ready, the list's filters and order, the
-buttons of a read-only session. Pure."""
+(across a change of summer time), why it is not ready, the list's URL, the buttons of a
+read-only session. Pure."""
 
 from __future__ import annotations
 
@@ -12,12 +12,11 @@ from podtask_api.dashboard import run_display
 from podtask_api.dashboard.pages import TEMPLATES
 from podtask_api.dashboard.schedule_display import (
     not_ready,
-    ordered,
     read_schedules_query,
     runs_url,
     schedule_card,
+    schedule_kubectl_command,
     shown_tick,
-    task_choices,
 )
 
 run_display.install(TEMPLATES.env)
@@ -102,42 +101,40 @@ def test_the_card_writes_out_the_ticks_and_links_the_runs() -> None:
     assert inactive.upcoming == () and inactive.next_tick is None
 
 
-def test_the_lists_filters_are_read_from_the_url_and_bad_values_are_said() -> None:
+def test_the_lists_filters_and_place_are_read_from_the_url_and_written_back() -> None:
     query = read_schedules_query(
-        {"task": ["daily-report"], "type": ["declarative"], "active": ["false"]}
+        {"task": ["daily-report"], "type": ["declarative"], "active": ["false"], "cursor": ["c1"]}
     )
-    assert (query.task, query.type, query.active, dict(query.problems)) == (
+    assert (query.task, query.type, query.active, query.cursor) == (
         "daily-report",
         "DECLARATIVE",
         "false",
-        {},
+        "c1",
     )
-    assert query.filtered
-    declared_off = a_schedule(type="DECLARATIVE", active=False)
-    assert query.keeps(declared_off)
-    assert not query.keeps(a_schedule(type="DECLARATIVE"))  # active
-    assert not query.keeps(a_schedule(active=False))  # IMPERATIVE
-    assert not query.keeps({**declared_off, "task": "other"})
+    assert not query.problems and query.filtered
+    assert query.filter_params() == [
+        ("task", "daily-report"),
+        ("type", "DECLARATIVE"),
+        ("active", "false"),
+    ]
+    assert query.url() == "/schedules?task=daily-report&type=DECLARATIVE&active=false"
+    assert query.url("next") == query.url() + "&cursor=next"
+    assert read_schedules_query({}).url() == "/schedules"
+    assert not read_schedules_query({"cursor": ["c"]}).filtered
+
+
+def test_a_filter_value_the_api_would_refuse_is_said_and_left_out() -> None:
     bad = read_schedules_query({"task": ["a b"], "type": ["HOURLY"], "active": ["maybe"]})
     assert set(bad.problems) == {"task", "type", "active"} and not bad.filtered
-    assert (
-        "is not a task id" in bad.problems["task"]
-        and "DECLARATIVE or IMPERATIVE" in bad.problems["type"]
+    assert "is not a task id" in bad.problems["task"]
+    assert "DECLARATIVE or IMPERATIVE" in bad.problems["type"]
+    assert bad.filter_params() == [] and bad.url() == "/schedules"
+
+
+def test_the_kubectl_command_names_the_schedule() -> None:
+    assert schedule_kubectl_command("nightly", "tasks") == (
+        "kubectl get taskschedule nightly -n tasks -o yaml"
     )
-    assert bad.keeps(a_schedule())  # a bad filter is left out, not applied
-    assert not read_schedules_query({}).filtered
-
-
-def test_the_list_is_ordered_by_task_the_declared_one_first() -> None:
-    schedules = [
-        a_schedule(id="sched-b", task="b"),
-        a_schedule(id="sched-z", task="a"),
-        a_schedule(id="a", task="a", type="DECLARATIVE"),
-        a_schedule(id="sched-c", task="a"),
-    ]
-    assert [s["id"] for s in ordered(schedules)] == ["a", "sched-c", "sched-z", "sched-b"]
-    assert task_choices(schedules, "") == ["a", "b"]
-    assert task_choices(schedules, "gone") == ["a", "b", "gone"]
 
 
 def render_card(schedule: dict[str, Any], *, read_only: bool, detail: bool = False) -> str:

@@ -49,6 +49,7 @@ NAVIGATION = (
     ("Runs", "/runs"),
     ("Test", "/test"),
     ("Tasks", "/tasks"),
+    ("Schedules", "/schedules"),
     ("Queues", "/queues"),
     ("API keys", "/keys"),
 )

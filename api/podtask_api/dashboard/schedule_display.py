@@ -1,6 +1,6 @@
 """How the Schedules pages show a schedule: its ticks in its own zone and in UTC, why it is
-not ready, the link to its runs, and the filters of the list (`/schedules?task=&type=
-&active=`, the names `GET /api/v1/schedules` takes). Pure.
+not ready, the link to its runs; and the list's URL: its filters (`/schedules?task=&type=
+&active=`, the names `GET /api/v1/schedules` takes) and its place (`cursor`). Pure.
 
 A schedule here is the JSON `GET /api/v1/schedules/{id}` answers (`schedule_views`); the
 pages add to it only what they show (`ScheduleCard`), so that a page never says anything
@@ -16,10 +16,11 @@ from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from podtask._contract.resources import parse_timestamp
+from podtask._contract.resources import ScheduleType, parse_timestamp
+from podtask_api.dashboard.runs_query import MAX_CURSOR
 from podtask_api.kube_names import is_label_value
 
-SCHEDULE_TYPES = ("DECLARATIVE", "IMPERATIVE")
+SCHEDULE_TYPES = tuple(str(kind) for kind in ScheduleType)
 # The `active` filter's choices: (value in the URL, label).
 ACTIVE_CHOICES = (("", "Active or not"), ("true", "Active"), ("false", "Inactive"))
 
@@ -120,6 +121,11 @@ def schedule_card(
     )
 
 
+def schedule_kubectl_command(schedule_id: str, namespace: str) -> str:
+    """The kubectl command that shows the same schedule."""
+    return f"kubectl get taskschedule {schedule_id} -n {namespace} -o yaml"
+
+
 def _first(params: Mapping[str, Sequence[str]], name: str) -> str:
     values = params.get(name) or []
     return values[0].strip() if values else ""
@@ -127,34 +133,35 @@ def _first(params: Mapping[str, Sequence[str]], name: str) -> str:
 
 @dataclass(frozen=True)
 class SchedulesQuery:
-    """The list's filters, as written in its URL; a value that cannot match is left out and
-    said next to its field (`problems`)."""
+    """The list's filters and place, as written in its URL; a filter value the API would
+    refuse is left out and said next to its field (`problems`)."""
 
     task: str = ""
     type: str = ""
     active: str = ""
+    cursor: str = ""
     problems: Mapping[str, str] = field(default_factory=dict)
 
-    def keeps(self, schedule: Mapping[str, Any]) -> bool:
-        """Whether `schedule` passes every valid filter."""
-        if self.task and "task" not in self.problems and schedule.get("task") != self.task:
-            return False
-        if self.type and "type" not in self.problems and schedule.get("type") != self.type:
-            return False
-        if self.active and "active" not in self.problems:
-            return bool(schedule.get("active")) == (self.active == "true")
-        return True
+    def filter_params(self) -> list[tuple[str, str]]:
+        """The valid filters, as `GET /api/v1/schedules` takes them."""
+        return [
+            (name, value)
+            for name, value in (("task", self.task), ("type", self.type), ("active", self.active))
+            if value and name not in self.problems
+        ]
 
     @property
     def filtered(self) -> bool:
-        return any(
-            value and name not in self.problems
-            for name, value in (("task", self.task), ("type", self.type), ("active", self.active))
-        )
+        return bool(self.filter_params())
+
+    def url(self, cursor: str = "") -> str:
+        """`/schedules?…` with these filters, at `cursor` (none: the first page)."""
+        params = self.filter_params() + ([("cursor", cursor)] if cursor else [])
+        return "/schedules" + (f"?{urlencode(params)}" if params else "")
 
 
 def read_schedules_query(params: Mapping[str, Sequence[str]]) -> SchedulesQuery:
-    """The list's filters from its URL's parameters (each name → its values)."""
+    """The list's filters and place from its URL's parameters (each name → its values)."""
     problems: dict[str, str] = {}
     task, kind, active = _first(params, "task"), _first(params, "type"), _first(params, "active")
     if task and not is_label_value(task):
@@ -165,20 +172,5 @@ def read_schedules_query(params: Mapping[str, Sequence[str]]) -> SchedulesQuery:
     active = active.lower()
     if active and active not in ("true", "false"):
         problems["active"] = f"{active!r} is not true or false"
-    return SchedulesQuery(task=task, type=kind, active=active, problems=problems)
-
-
-def ordered(schedules: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """The list's order: by task, its declared schedule before those created over the API,
-    then by id."""
-    return sorted(
-        schedules,
-        key=lambda s: (str(s.get("task")), s.get("type") != "DECLARATIVE", str(s.get("id"))),
-    )
-
-
-def task_choices(schedules: Sequence[Mapping[str, Any]], asked: str) -> list[str]:
-    """The task ids the task filter offers: those with schedules, and the one asked for."""
-    return sorted(
-        {str(s["task"]) for s in schedules if s.get("task")} | ({asked} if asked else set())
-    )
+    cursor = _first(params, "cursor")[:MAX_CURSOR]
+    return SchedulesQuery(task=task, type=kind, active=active, cursor=cursor, problems=problems)
