@@ -11,11 +11,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from podtask._contract.kube_names import is_object_name
 from podtask._contract.resources import TaskSpec
 from podtask_api.batch_visibility import is_visible
 from podtask_api.cluster import ObjectNotFound
 from podtask_api.errors import ApiError, malformed_object
-from podtask_api.kube_names import is_object_name
 from podtask_api.services import Services
 
 

@@ -14,8 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from podtask._contract.resources import RunPhase, TaskRunSpec, format_timestamp
 from podtask._contract.trigger_request import Delay
+from podtask._control.task_runs import delay_until, labels_for, task_run_object
 from podtask_api.errors import ApiError, malformed_object
-from podtask_api.task_runs import delay_until, labels_for, task_run_object
 
 
 class ReplayRequest(BaseModel):

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from podtask._contract.kube_names import is_label_value
 from podtask._contract.resources import PENDING_STATUS, parse_timestamp
 from podtask._contract.wire import (
     LABEL_PARENT_RUN,
@@ -42,7 +43,6 @@ from podtask._contract.wire import (
     TEST_LABEL_VALUE,
 )
 from podtask_api.errors import ApiError
-from podtask_api.kube_names import is_label_value
 
 DEFAULT_PAGE_SIZE = 25
 MAX_PAGE_SIZE = 100

@@ -1,5 +1,6 @@
-"""The `TaskRun` a trigger becomes: the task's configuration frozen, plus the trigger's
-options and payload, under the run's id and labels.
+"""The `TaskRun` a trigger becomes, under the run's id: `podtask._control.task_runs`'
+run of the task (its config frozen, plus the trigger's options and payload), and what
+only a caller's trigger has: an idempotency key's label and expiry, its parent run.
 
 `build_task_run` turns a `Task`'s spec and a `TriggerRequest` into the object to create;
 `plan_run` names it (`run_names`) and says what its creation needs to know (its
@@ -10,57 +11,16 @@ creates the result.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
-from podtask._contract.resources import TaskRunSpec, TaskSpec
-from podtask._contract.wire import (
-    API_VERSION,
-    LABEL_PARENT_RUN,
-    LABEL_QUEUE,
-    LABEL_TASK,
-    LABEL_TEST,
-    TASK_RUN_KIND,
-    TEST_LABEL_VALUE,
-)
+from podtask._contract.kube_names import is_label_value
+from podtask._contract.resources import TaskSpec
+from podtask._contract.wire import LABEL_PARENT_RUN
+from podtask._control.task_runs import run_labels, run_spec, task_run_object
 from podtask_api.idempotency import key_marks
-from podtask_api.kube_names import is_label_value
 from podtask_api.run_names import idempotent_run_name, random_run_name
 from podtask_api.trigger_requests import TriggerOptions, TriggerRequest
-
-
-def delay_until(delay: int | datetime | None, now: datetime) -> datetime | None:
-    """When a run given `delay` (seconds from `now`, or a time) is due; None for no delay."""
-    if delay is None:
-        return None
-    if isinstance(delay, datetime):
-        return delay if delay.tzinfo is not None else delay.replace(tzinfo=UTC)
-    return now + timedelta(seconds=delay) if delay > 0 else None
-
-
-def labels_for(task_id: str, queue_name: str, *, is_test: bool = False) -> dict[str, str]:
-    """The labels of a run of `task_id` in `queue_name` (a test run's say so)."""
-    labels = {LABEL_TASK: task_id}
-    # A queue name that is not a valid label value is still the queue; it just has no label.
-    if is_label_value(queue_name):
-        labels[LABEL_QUEUE] = queue_name
-    if is_test:
-        labels[LABEL_TEST] = TEST_LABEL_VALUE
-    return labels
-
-
-def run_labels(task: TaskSpec, *, is_test: bool = False) -> dict[str, str]:
-    return labels_for(task.task_id, task.queue.name, is_test=is_test)
-
-
-def task_run_object(metadata: dict[str, Any], spec: TaskRunSpec) -> dict[str, Any]:
-    """The TaskRun to create, with this metadata and spec."""
-    return {
-        "apiVersion": API_VERSION,
-        "kind": TASK_RUN_KIND,
-        "metadata": metadata,
-        "spec": spec.to_wire(),
-    }
 
 
 def build_task_run(
@@ -77,31 +37,7 @@ def build_task_run(
     """
     options = request.options
     now = now or datetime.now(UTC)
-    retry = task.retry
-    if options.max_attempts is not None:
-        # The run's retry policy is a snapshot; the option simply changes its copy.
-        retry = retry.model_copy(update={"max_attempts": options.max_attempts})
-    spec = TaskRunSpec(
-        task_id=task.task_id,
-        version=task.version,
-        image=task.image,
-        module=task.module,
-        machine=options.machine or task.machine,
-        retry=retry,
-        queue=task.queue,
-        max_duration_seconds=options.max_duration or task.max_duration_seconds,
-        payload=request.payload,
-        concurrency_key=options.concurrency_key,
-        priority=options.priority,
-        tags=list(options.tags),
-        metadata=dict(options.metadata),
-        idempotency_key=options.idempotency_key,
-        ttl_seconds=options.ttl or task.ttl_seconds,
-        delay_until=delay_until(options.delay, now),
-        parent_run_id=parent_run_id,
-        is_test=options.is_test,
-        triggered_at=now,
-    )
+    spec = run_spec(task, request.payload, options, parent_run_id=parent_run_id, now=now)
     metadata: dict[str, Any] = {"name": name, "labels": run_labels(task, is_test=spec.is_test)}
     if options.idempotency_key is not None:
         label, annotations = key_marks(

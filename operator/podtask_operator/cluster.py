@@ -1,5 +1,5 @@
-"""The operator's Pods, Secrets, TaskRuns, TaskQueues and Events of one namespace, through
-`Kube` (threads, retries of transient failures, typed errors)."""
+"""The operator's Pods, Secrets, TaskRuns, TaskQueues, TaskSchedules, Tasks and Events of one
+namespace, through `Kube` (threads, retries of transient failures, typed errors)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any, Protocol
 
 import kubernetes
 
-from podtask._contract.wire import GROUP, TASK_QUEUES, TASK_RUNS, VERSION
+from podtask._contract.wire import GROUP, TASK_QUEUES, TASK_RUNS, TASK_SCHEDULES, TASKS, VERSION
 from podtask_operator.kube import Conflict, Kube, KubeError, NotFound
 from podtask_operator.run_events import run_event
 
@@ -56,7 +56,7 @@ class ClusterApi(Protocol):
 
 
 class Cluster:
-    """Pods and TaskRuns of one namespace."""
+    """Pods and TaskRuns of one namespace (and what schedules need: `schedule_ticker`)."""
 
     def __init__(self, api_client: kubernetes.client.ApiClient, namespace: str) -> None:
         self.namespace = namespace
@@ -177,6 +177,36 @@ class Cluster:
         """False when the TaskQueue does not exist."""
         try:
             await self._patch_status(TASK_QUEUES, name, {"status": status})
+        except NotFound:
+            return False
+        return True
+
+    # --- schedules: what `schedule_ticker.ScheduleApi` asks -----------------------------
+
+    async def get_task(self, task_id: str) -> dict[str, Any] | None:
+        """The deployed `Task` of this id; None when there is none."""
+        return await self._kube.get_or_none(
+            lambda: self._custom.get_namespaced_custom_object(
+                GROUP, VERSION, self.namespace, TASKS, task_id, _preload_content=False
+            )
+        )
+
+    async def create_run(self, body: dict[str, Any]) -> bool:
+        """Create a TaskRun: True, or False when one of its name exists already."""
+        try:
+            await self._kube.call(
+                lambda: self._custom.create_namespaced_custom_object(
+                    GROUP, VERSION, self.namespace, TASK_RUNS, body, _preload_content=False
+                )
+            )
+        except Conflict:
+            return False
+        return True
+
+    async def patch_schedule_status(self, name: str, status: dict[str, Any]) -> bool:
+        """Merge `status` into the TaskSchedule's; False when it does not exist (any more)."""
+        try:
+            await self._patch_status(TASK_SCHEDULES, name, {"status": status})
         except NotFound:
             return False
         return True

@@ -1,4 +1,5 @@
-"""kopf handlers: they only dispatch watch events to the `RunReconciler`."""
+"""kopf handlers: they only dispatch watch events, of runs, pods, queues and batch markers to
+the `RunReconciler`, of schedules to the `ScheduleTicker`."""
 
 from __future__ import annotations
 
@@ -10,11 +11,19 @@ import kopf
 
 from podtask._contract.batch_markers import LABEL_BATCH
 from podtask._contract.resources import FINAL_PHASES
-from podtask._contract.wire import GROUP, LABEL_RUN, TASK_QUEUES, TASK_RUNS, VERSION
+from podtask._contract.wire import (
+    GROUP,
+    LABEL_RUN,
+    TASK_QUEUES,
+    TASK_RUNS,
+    TASK_SCHEDULES,
+    VERSION,
+)
 from podtask_operator.cluster import Cluster
 from podtask_operator.health import WATCH_HEARTBEAT
 from podtask_operator.kube import load_api_client
 from podtask_operator.reconcile import RunReconciler
+from podtask_operator.schedule_ticker import ScheduleTicker
 from podtask_operator.settings import OperatorSettings
 
 _FINAL = frozenset(p.value for p in FINAL_PHASES)
@@ -46,12 +55,14 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     reconciler = RunReconciler(cluster, operator_settings, random=jitter.random)
     memo.cluster = cluster
     memo.reconciler = reconciler
+    memo.ticker = ScheduleTicker(cluster, operator_settings.missed_ticks)
     # Before any watch starts: what runs, what waits and what each queue allows.
     await reconciler.rebuild()
 
 
 @kopf.on.cleanup()
 async def close(memo: kopf.Memo, **_: Any) -> None:
+    await memo.ticker.close()
     memo.cluster.close()
 
 
@@ -82,3 +93,11 @@ async def taskqueue_changed(
 @kopf.on.event("", "v1", "configmaps", labels={LABEL_BATCH: kopf.PRESENT})
 async def batch_marker_changed(type: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     await memo.reconciler.batch_changed(dict(body), deleted=type == "DELETED")
+
+
+@kopf.on.event(GROUP, VERSION, TASK_SCHEDULES)
+async def taskschedule_changed(
+    type: str, name: str, body: kopf.Body, memo: kopf.Memo, **_: Any
+) -> None:
+    WATCH_HEARTBEAT.beat()
+    memo.ticker.schedule_changed(name, None if type == "DELETED" else dict(body))

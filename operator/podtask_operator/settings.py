@@ -7,6 +7,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from podtask._contract.machines import DEFAULT_CPU_REQUEST_RATIO, DEFAULT_MEMORY_REQUEST_RATIO
 from podtask._contract.wire import ENV_PREFIX
+from podtask_operator.schedule_ticks import MissedTicks
 
 
 class OperatorSettings(BaseSettings):
@@ -88,6 +89,14 @@ class OperatorSettings(BaseSettings):
         gt=0,
         description="A batch not committed this long after it was opened was given up: its "
         "runs (never started) are deleted. Longer than any client's retries of a batch.",
+    )
+
+    # Schedules: their ticks that passed while no operator led (down, restarting, a standby
+    # taking over), or while it could not reach the cluster.
+    missed_ticks: MissedTicks = Field(
+        default=MissedTicks.RUN_LATEST,
+        description="run-latest: the latest missed tick of a schedule runs, late, the others "
+        "never; skip: none of them runs. Never a burst.",
     )
 
     @model_validator(mode="after")

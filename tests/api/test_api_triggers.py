@@ -10,7 +10,7 @@ import pytest
 from api_fixtures import HELLO
 from pydantic import ValidationError
 
-from podtask._contract.resources import QueueRef, TaskRunSpec, TaskRunStatus
+from podtask._contract.resources import TaskRunSpec, TaskRunStatus
 from podtask._contract.retry import next_attempt_machine
 from podtask._contract.wire import LABEL_QUEUE, LABEL_TASK
 from podtask_api.batch_triggers import BatchTriggerItem, check_batch_payloads, plan_batch
@@ -19,7 +19,7 @@ from podtask_api.live_attempts import attempt_refusal, is_report_resent
 from podtask_api.run_names import idempotent_run_name, random_run_name
 from podtask_api.run_views import attempt_machine, attempt_view, run_view
 from podtask_api.stored_json import check_payload_size
-from podtask_api.task_runs import build_task_run, run_labels
+from podtask_api.task_runs import build_task_run
 from podtask_api.trigger_requests import TriggerOptions, TriggerRequest
 from podtask_operator.lifecycle import start_attempt
 
@@ -167,11 +167,6 @@ def test_fresh_run_names_sort_newest_first_and_before_keyed_ones() -> None:
     # Far into the future still a digit first, so keyed runs (`run-k…`) sort after them all.
     late = random_run_name(datetime(2800, 1, 1, tzinfo=UTC))
     assert late[4].isdigit() and max([*names, late]) < idempotent_run_name("t", "k", 1)
-
-
-def test_queue_name_that_is_no_label_value_gets_no_label() -> None:
-    task = HELLO.model_copy(update={"queue": QueueRef(name="emails/high priority")})
-    assert run_labels(task) == {LABEL_TASK: "hello-world"}
 
 
 def test_payload_size_limit() -> None:

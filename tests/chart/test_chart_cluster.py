@@ -32,6 +32,12 @@ from tests.real_cluster import RealCluster
 NAMESPACE = "podtask"
 API_KEY = "pt_chart_test_key_0123456789"
 TASK_IMAGE = "registry.example.com/podtask-examples:1"
+SCHEDULE = {
+    "apiVersion": "podtask.dev/v1alpha1",
+    "kind": "TaskSchedule",
+    "metadata": {"name": "minutely"},
+    "spec": {"taskId": "hello-world", "cron": "* * * * *"},
+}
 FINAL = {"Completed", "Failed", "Crashed", "Canceled", "Expired", "TimedOut", "SystemFailure"}
 
 
@@ -68,9 +74,11 @@ def test_the_crds_and_every_object_apply_with_kubectl(
     installed: tuple[Rendered, list[str]], kubectl: Kubectl
 ) -> None:
     rendered, out = installed
-    for kind in ("taskruns", "taskqueues", "tasks"):
+    kinds = ("taskruns", "taskqueues", "tasks", "taskschedules")
+    for kind in kinds:
         assert f"customresourcedefinition.apiextensions.k8s.io/{kind}.podtask.dev created" in out
-    assert len([line for line in out if line.endswith(" created")]) == 3 + len(rendered.objects)
+    created = [line for line in out if line.endswith(" created")]
+    assert len(created) == len(kinds) + len(rendered.objects)
     listed = kubectl(
         "get",
         "deployments,services,serviceaccounts,secrets,roles,rolebindings",
@@ -142,6 +150,10 @@ def test_the_operator_and_api_of_the_chart_complete_a_run_within_their_rbac(
             manifest = load_manifest([str(ROOT / "examples" / "hello_world.py")]).to_wire()
             deployed = http.post("/deployments", json={"image": TASK_IMAGE, "manifest": manifest})
             assert deployed.status_code == 201, deployed.text
+            # A schedule of the task, whose first tick comes within a minute.
+            schedule = tmp_path / "schedule.json"
+            schedule.write_text(json.dumps(SCHEDULE))
+            kubectl("apply", "-n", NAMESPACE, "-f", str(schedule))
             triggered = http.post("/tasks/hello-world/trigger", json={"payload": {"name": "chart"}})
             assert triggered.status_code in (200, 201), triggered.text
             run_id = triggered.json()["id"]
@@ -191,6 +203,14 @@ def test_the_operator_and_api_of_the_chart_complete_a_run_within_their_rbac(
 
         wait_until(lambda: gone("pod", f"{run_id}-1"), 30, logs)
         wait_until(lambda: gone("taskrun", run_id), 30, logs)
+
+        # The schedule's tick, within the operator's Role: the Task read, the run created,
+        # the schedule's status written.
+        def ticked() -> bool:
+            found = kubectl("get", "taskschedule", "minutely", "-n", NAMESPACE, "-o", "json")
+            return bool((json.loads(found.stdout).get("status") or {}).get("lastRunId"))
+
+        wait_until(ticked, 120, logs)
         lease = json.loads(
             kubectl("get", "lease", "podtask-operator", "-n", NAMESPACE, "-o", "json").stdout
         )
@@ -226,6 +246,10 @@ def test_the_operator_and_api_of_the_chart_complete_a_run_within_their_rbac(
         ("update", "leases"),
         ("delete", "pods"),
         ("delete", "taskruns"),
+        ("watch", "taskschedules"),
+        ("get", "tasks"),
+        ("create", "taskruns"),
+        ("patch", "taskschedules/status"),
     } <= operator_used
     assert {
         ("get", "secrets"),

@@ -30,6 +30,15 @@ OPERATOR_RULES: set[Rule] = {
     ("podtask.dev", "taskruns", "get", None),
     # HousekeepingClient.delete_run: finished runs after their retention.
     ("podtask.dev", "taskruns", "delete", None),
+    # Cluster.create_run: a schedule's tick's run (schedule_ticker).
+    ("podtask.dev", "taskruns", "create", None),
+    # kopf's watch of TaskSchedules (handlers.taskschedule_changed).
+    ("podtask.dev", "taskschedules", "list", None),
+    ("podtask.dev", "taskschedules", "watch", None),
+    # Cluster.patch_schedule_status: last and next tick, observed generation, Ready.
+    ("podtask.dev", "taskschedules/status", "patch", None),
+    # Cluster.get_task: the task whose run a tick triggers.
+    ("podtask.dev", "tasks", "get", None),
     # Cluster.patch_run_status: phase, attempts, conditions.
     ("podtask.dev", "taskruns/status", "patch", None),
     # pods._owned_by: the attempt's pod and Secret are owned by the TaskRun with

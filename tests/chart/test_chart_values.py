@@ -38,6 +38,7 @@ SCHEMA_ERRORS: list[tuple[dict[str, Any], list[str]]] = [
     ({"taskNamespace": "Tasks_NS"}, ["/taskNamespace"]),
     ({"podDisruptionBudget": {"maxUnavailable": 0}}, ["/podDisruptionBudget/maxUnavailable"]),
     ({"runner": {"tokenTtlSeconds": 10}}, ["/runner/tokenTtlSeconds"]),
+    ({"schedules": {"missedTicks": "all"}}, ["/schedules/missedTicks"]),
 ]
 
 RENDER_ERRORS: list[tuple[dict[str, Any], list[str]]] = [

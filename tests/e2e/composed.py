@@ -96,6 +96,8 @@ class ComposedStack:
         self.api_port = free_port()
         self.api: subprocess.Popen[bytes] | None = None
         self.operator: subprocess.Popen[bytes] | None = None
+        # More operator replicas (`start_replica`), by name: each stands by for the Lease.
+        self.replicas: dict[str, subprocess.Popen[bytes]] = {}
         # The exit codes of the operator's restarts after a lost Lease, as a Deployment's
         # restart count.
         self.operator_restarts: list[int] = []
@@ -172,16 +174,27 @@ class ComposedStack:
                     self._spawn_operator()
 
     def _spawn_operator(self) -> None:
-        self.operator = self._spawn(
-            "operator",
+        self.operator = self._operator_process("operator")
+
+    def _operator_process(
+        self, name: str, env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
+        return self._spawn(
+            name,
             ["-m", "podtask_operator"],
             {
                 "PODTASK_API_URL": self.api_url,
                 "PODTASK_LEASE_DURATION_SECONDS": "4",
                 "PODTASK_LEASE_RENEW_SECONDS": "1",
                 **self.operator_env,
+                **(env or {}),
             },
         )
+
+    def start_replica(self, name: str, env: dict[str, str] | None = None) -> None:
+        """Another operator, as a Deployment's second replica: it stands by until the Lease
+        is free, then leads. Its log is `<name>.log`; the stack stops it."""
+        self.replicas[name] = self._operator_process(name, env)
 
     def kill_operator(self) -> None:
         with self._operator_lock:
@@ -193,7 +206,7 @@ class ComposedStack:
         self._stopping.set()
         if self._supervisor is not None:
             self._supervisor.join(timeout=10)
-        for process in (self.operator, self.api):
+        for process in (self.operator, *self.replicas.values(), self.api):
             if process is not None and process.poll() is None:
                 process.terminate()
                 try:

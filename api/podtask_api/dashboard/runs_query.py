@@ -20,8 +20,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from urllib.parse import urlencode
 
+from podtask._contract.kube_names import is_label_value
 from podtask_api.dashboard.run_display import STATUS_ORDER
-from podtask_api.kube_names import is_label_value
 from podtask_api.run_listing import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, RunFilters
 
 PAGE_SIZES = (10, 25, 50, 100)

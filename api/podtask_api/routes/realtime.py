@@ -23,10 +23,10 @@ from fastapi import APIRouter, Depends, Header
 from fastapi.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from podtask._contract.kube_names import is_object_name
 from podtask_api.api_models import RunView
 from podtask_api.batch_visibility import is_visible
 from podtask_api.errors import ApiError, error_responses
-from podtask_api.kube_names import is_object_name
 from podtask_api.lookups import read_run, run_not_found
 from podtask_api.routes.access import PUBLIC_ROUTE_ERRORS, any_key
 from podtask_api.routes.run_filters import RunQueryDep

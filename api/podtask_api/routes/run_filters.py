@@ -9,9 +9,9 @@ from typing import Annotated
 
 from fastapi import Depends, Query
 
+from podtask._contract.kube_names import LABEL_VALUE_PATTERN
 from podtask._contract.trigger_request import IsoTime
 from podtask_api.api_models import RunStatus
-from podtask_api.kube_names import LABEL_VALUE_PATTERN
 from podtask_api.run_listing import RunFilters
 
 TaskFilter = Annotated[

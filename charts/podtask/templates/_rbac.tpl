@@ -8,10 +8,11 @@ namespaces or CRDs (handlers.configure turns that off).
 
 {{- define "podtask.operatorRules" -}}
 # TaskRuns: kopf lists and watches them; the reconciler reads one and lists them at start;
-# housekeeping deletes finished runs after retention.runSeconds.
+# housekeeping deletes finished runs after retention.runSeconds; a schedule's tick creates
+# its run.
 - apiGroups: ["podtask.dev"]
   resources: ["taskruns"]
-  verbs: ["get", "list", "watch", "delete"]
+  verbs: ["get", "list", "watch", "create", "delete"]
 # The run's phase, attempts, conditions: the operator writes only the status subresource.
 - apiGroups: ["podtask.dev"]
   resources: ["taskruns/status"]
@@ -31,6 +32,18 @@ namespaces or CRDs (handlers.configure turns that off).
 - apiGroups: ["podtask.dev"]
   resources: ["taskqueues/status"]
   verbs: ["patch"]
+# TaskSchedules: kopf lists and watches them (each tick waits on the watch's latest); the
+# ticker writes only their status (last and next tick, Ready).
+- apiGroups: ["podtask.dev"]
+  resources: ["taskschedules"]
+  verbs: ["list", "watch"]
+- apiGroups: ["podtask.dev"]
+  resources: ["taskschedules/status"]
+  verbs: ["patch"]
+# Tasks: a schedule's tick reads its task, whose run it triggers.
+- apiGroups: ["podtask.dev"]
+  resources: ["tasks"]
+  verbs: ["get"]
 # One pod per attempt: created, read back, watched to classify the attempt, deleted on
 # cancel or maxDuration and by housekeeping.
 - apiGroups: [""]

@@ -2,16 +2,18 @@
 
 A path's name that is no object name names nothing: the API answers 404 without asking the
 cluster. A value that is no label value cannot label a run (a queue so named is still the
-run's queue, without the label) nor be selected by label (the API filters on it itself).
+run's queue, without the label; a schedule so named still triggers its runs, without the
+label) nor be selected by label (the API filters on it itself).
 """
 
 from __future__ import annotations
 
 import re
 
+from podtask._contract.limits import MAX_OBJECT_NAME_LENGTH
+
 # RFC 1123 subdomains (loosely: the cluster has the last word) and label values.
 _OBJECT_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
-MAX_OBJECT_NAME_LENGTH = 253
 LABEL_VALUE_PATTERN = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
 _LABEL_VALUE = re.compile(LABEL_VALUE_PATTERN)
 MAX_LABEL_VALUE_LENGTH = 63
