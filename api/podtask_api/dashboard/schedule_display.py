@@ -16,9 +16,9 @@ from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from podtask._contract.kube_names import is_label_value
 from podtask._contract.resources import ScheduleType, parse_timestamp
 from podtask_api.dashboard.runs_query import MAX_CURSOR
-from podtask_api.kube_names import is_label_value
 
 SCHEDULE_TYPES = tuple(str(kind) for kind in ScheduleType)
 # The `active` filter's choices: (value in the URL, label).

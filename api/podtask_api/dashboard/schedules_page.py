@@ -22,6 +22,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
+from podtask._contract.kube_names import is_label_value
 from podtask._contract.resources import ScheduleType
 from podtask_api.dashboard import run_display
 from podtask_api.dashboard.pages import TEMPLATES, PageProblem, PageSessionDep, render
@@ -35,7 +36,6 @@ from podtask_api.dashboard.schedule_display import (
     schedule_kubectl_command,
 )
 from podtask_api.errors import ApiError
-from podtask_api.kube_names import is_label_value
 from podtask_api.routes import runs as runs_api
 from podtask_api.routes import schedules as schedules_api
 from podtask_api.routes import tasks as tasks_api

@@ -18,12 +18,12 @@ from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import Response
 from pydantic import ValidationError
 
+from podtask._contract.kube_names import LABEL_VALUE_PATTERN, is_object_name
 from podtask._contract.resources import ScheduleType
 from podtask._contract.schedules import imperative_schedule_name, known_timezones
 from podtask_api.api_models import SchedulePage, ScheduleView, TimezoneList
 from podtask_api.cluster import ListExpired, ObjectAlreadyExists, ObjectNotFound, ObjectRejected
 from podtask_api.errors import ApiError, error_responses, malformed_object
-from podtask_api.kube_names import LABEL_VALUE_PATTERN, is_object_name
 from podtask_api.lookups import find_task
 from podtask_api.routes.access import PUBLIC_ROUTE_ERRORS, any_key, write_key
 from podtask_api.run_listing import (
