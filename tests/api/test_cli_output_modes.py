@@ -108,7 +108,7 @@ def test_keys_list_and_index_as_json_and_text(
     assert json_of("index", "examples/", "-o", "json", env={}) == manifest
     text = podtask("index", "examples/", "-o", "text", env={})
     header, *rows = text.stdout.splitlines()
-    assert header.split() == ["TASK", "MODULE", "QUEUE", "MACHINE"]
+    assert header.split() == ["TASK", "MODULE", "QUEUE", "MACHINE", "SCHEDULE"]
     assert [row.split()[0] for row in rows] == [task["id"] for task in manifest["tasks"]]
 
 

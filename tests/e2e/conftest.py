@@ -1,5 +1,6 @@
 """The whole dev stack, started with the real `podtask dev` command, for end-to-end tests."""
 
+import contextlib
 import json
 import os
 import subprocess
@@ -98,16 +99,41 @@ def wait_until(check: Callable[[], Any], timeout: float = 30, interval: float = 
         time.sleep(interval)
 
 
-def start_stack(state_dir: Path, *modules: str, cluster: str = "embedded") -> DevProcess:
+def start_timeout(cluster: str) -> float:
     # The real control plane's first start may build it (minutes on a fresh machine).
-    timeout = 90 if cluster == "embedded" else 1800
+    return 90 if cluster == "embedded" else 1800
+
+
+def start_stack(state_dir: Path, *modules: str, cluster: str = "embedded") -> DevProcess:
     return DevProcess(
         [str(ROOT / "examples"), *modules],
         state_dir,
         cwd=ROOT,
         cluster=cluster,
-        start_timeout=timeout,
+        start_timeout=start_timeout(cluster),
     ).start()
+
+
+@contextlib.contextmanager
+def module_stack(
+    tmp_path_factory: pytest.TempPathFactory, file_name: str, source: str, cluster: str
+) -> Iterator[Stack]:
+    """`podtask dev` serving one task module, `source` saved as `file_name` in a project
+    folder of its own (the module `stack.dev.modules[0]`, which a test may save over)."""
+    project = tmp_path_factory.mktemp("project")
+    module = project / file_name
+    module.write_text(source)
+    dev = DevProcess(
+        [str(module)],
+        project / ".podtask",
+        cwd=project,
+        cluster=cluster,
+        start_timeout=start_timeout(cluster),
+    ).start()
+    try:
+        yield Stack(dev)
+    finally:
+        dev.stop()
 
 
 @pytest.fixture(scope="package", params=CLUSTERS)

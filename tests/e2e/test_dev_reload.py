@@ -19,7 +19,7 @@ import psutil
 import pytest
 
 from podtask._cli.devprocess import DevProcess, save_as_an_editor
-from tests.e2e.conftest import Stack, wait_until
+from tests.e2e.conftest import Stack, module_stack, wait_until
 
 FLAKY = """\
 from podtask import task
@@ -56,20 +56,8 @@ def _module(max_attempts: int, *extra: str) -> str:
 
 @pytest.fixture(scope="module")
 def reloading(tmp_path_factory: pytest.TempPathFactory, cluster_kind: str) -> Iterator[Stack]:
-    project = tmp_path_factory.mktemp("project")
-    module = project / "reloaded_tasks.py"
-    module.write_text(_module(1))
-    dev = DevProcess(
-        [str(module)],
-        project / ".podtask",
-        cwd=project,
-        cluster=cluster_kind,
-        start_timeout=90 if cluster_kind == "embedded" else 1800,
-    ).start()
-    try:
-        yield Stack(dev)
-    finally:
-        dev.stop()
+    with module_stack(tmp_path_factory, "reloaded_tasks.py", _module(1), cluster_kind) as stack:
+        yield stack
 
 
 def _module_path(stack: Stack) -> Path:

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from podtask._cli.devprocess import DevProcess, save_as_an_editor
-from tests.e2e.conftest import Stack, wait_until
+from podtask._cli.devprocess import save_as_an_editor
+from tests.e2e.conftest import Stack, module_stack, wait_until
 
 MODULE = """\
 from podtask import task
@@ -35,20 +35,9 @@ def _module(schedule: str | None) -> str:
 
 @pytest.fixture(scope="module")
 def scheduling(tmp_path_factory: pytest.TempPathFactory, cluster_kind: str) -> Iterator[Stack]:
-    project = tmp_path_factory.mktemp("project")
-    module = project / "scheduled_tasks.py"
-    module.write_text(_module('{"cron": "30 2 * * *", "timezone": "America/New_York"}'))
-    dev = DevProcess(
-        [str(module)],
-        project / ".podtask",
-        cwd=project,
-        cluster=cluster_kind,
-        start_timeout=90 if cluster_kind == "embedded" else 1800,
-    ).start()
-    try:
-        yield Stack(dev)
-    finally:
-        dev.stop()
+    source = _module('{"cron": "30 2 * * *", "timezone": "America/New_York"}')
+    with module_stack(tmp_path_factory, "scheduled_tasks.py", source, cluster_kind) as stack:
+        yield stack
 
 
 def _kubectl(stack: Stack, *args: str) -> str:
