@@ -17,8 +17,8 @@ it starts in, and the last run already returned (skipped by name when that chunk
 again, so that a run created meanwhile cannot shift the page and repeat or hide a run).
 It also carries a digest of the filters, so that it cannot be used with others.
 
-Everything here is pure except `list_page`, which reads chunks through the `fetch` it
-is given.
+Everything here is pure except `list_page` and `read_chunk`, which read chunks through the
+calls they are given.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from podtask._contract.wire import (
     LABEL_TEST,
     TEST_LABEL_VALUE,
 )
+from podtask_api.cluster import ListExpired, ObjectRejected
 from podtask_api.errors import ApiError
 
 DEFAULT_PAGE_SIZE = 25
@@ -223,6 +224,30 @@ class Chunk:
 
     items: Sequence[Mapping[str, Any]]
     continue_token: str | None
+
+
+def read_chunk(
+    list_chunk: Callable[[str | None, int, str | None], Mapping[str, Any]],
+    selector: str | None,
+    size: int,
+    token: str | None,
+) -> Chunk:
+    """One chunk of a list, read by `list_chunk` (the cluster's list of one kind: selector,
+    limit, continue token): a continue token the cluster does not take is a 422 on the
+    cursor, one too old to go on from a 410."""
+    try:
+        listed = list_chunk(selector, size, token)
+    except ObjectRejected:
+        if token is None:
+            raise
+        raise invalid_cursor("the cluster does not take it") from None
+    except ListExpired:
+        raise ApiError(
+            410,
+            "cursor_expired",
+            "the cursor is too old for the cluster to go on from; list from the first page again",
+        ) from None
+    return Chunk(listed.get("items") or [], (listed.get("metadata") or {}).get("continue"))
 
 
 Fetch = Callable[[str | None, int, str | None], Awaitable[Chunk]]

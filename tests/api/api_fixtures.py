@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 from podtask._contract.resources import QueueRef, RetryPolicy, TaskSpec
 from podtask._control.api_keys import ApiKeySecret, KeyAccess, StoredApiKey
 from podtask._control.attempt_tokens import sign_attempt_token
+from podtask.client import PodtaskClient
 from podtask_api.app import create_app
 from podtask_api.auth import api_key_digest
 from podtask_api.http_protocol import ApiServer, server_config
@@ -103,6 +104,14 @@ def signed_in_browser(
         signed = client.post("/sign-in", data={"key": API_KEY, "form_token": token[1]})
         assert signed.status_code == 303, signed.text
         yield client
+
+
+@pytest.fixture
+def served_client(embedded_kube: EmbeddedKube, namespace: KubeNamespace) -> Iterator[PodtaskClient]:
+    """`podtask.client`'s client of the API served by uvicorn over `namespace`."""
+    app = create_app(settings_for(embedded_kube, namespace))
+    with served(app) as url, PodtaskClient(api_url=url, api_key=API_KEY) as podtask_client:
+        yield podtask_client
 
 
 def assert_error(response: Any, status: int, code: str) -> dict[str, Any]:

@@ -4,28 +4,23 @@ the embedded cluster: list_runs / iter_runs, run_logs, list_tasks, the queues.""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from api_fixtures import API_KEY, served, settings_for
 from test_api_catalog import add_queue
 from test_api_logs import start_attempt, wait_until_finished
 
 from podtask import BatchItem
 from podtask import client as podtask_client
 from podtask.client import PodtaskApiError, PodtaskClient, RunPage, run_list_params
-from podtask_api.app import create_app
 from tests.embedded_kube import EmbeddedKube, KubeNamespace
 
 
 @pytest.fixture
-def api(embedded_kube: EmbeddedKube, namespace: KubeNamespace) -> Iterator[PodtaskClient]:
-    app = create_app(settings_for(embedded_kube, namespace))
-    with served(app) as url, PodtaskClient(api_url=url, api_key=API_KEY) as client:
-        yield client
+def api(served_client: PodtaskClient) -> PodtaskClient:
+    return served_client
 
 
 def test_list_runs_a_page_at_a_time_and_every_page(api: PodtaskClient) -> None:

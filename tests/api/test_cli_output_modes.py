@@ -193,6 +193,8 @@ def test_no_command_prints_a_traceback_when_its_reader_closes_stdout(
     run_id = podtask("trigger", "hello-world", env=api_env).stdout.strip()
     create_queue(embedded_kube, namespace, "greetings")
     where = ("--kubeconfig", str(embedded_kube.kubeconfig), "--namespace", namespace.name)
+    schedule = ("schedules", "create", "hello-world", "--cron", "@daily", "--deduplication-key")
+    schedule_id = podtask(*schedule, "pipe", env=api_env).stdout.strip()
     # Every command that writes to stdout, in both modes where it has two; `runs logs` and
     # `dev` write as they go, a case the mechanism covers (and `dev` starts a whole stack).
     command_lines = [
@@ -218,12 +220,20 @@ def test_no_command_prints_a_traceback_when_its_reader_closes_stdout(
         ["keys", "list", *where],
         ["keys", "revoke", "ci", *where],
         ["deploy", "--image", "tasks:1", "--module", "examples/"],
+        [*schedule, "pipe"],
+        [*schedule, "pipe", "-o", "json"],
+        ["schedules", "list"],
+        ["schedules", "list", "-o", "json"],
+        ["schedules", "get", schedule_id],
+        ["schedules", "get", schedule_id, "-o", "json"],
+        ["schedules", "update", schedule_id, "--cron", "@hourly"],
+        ["schedules", "deactivate", schedule_id],
+        ["schedules", "activate", schedule_id],
+        ["schedules", "delete", schedule_id],
     ]
-    covered = {
-        " ".join(line[:2]) if line[0] in ("runs", "queues", "keys") else line[0]
-        for line in command_lines
-    }
-    every = {" ".join(words) for words, _ in commands(parser())} - {"runs", "queues", "keys"}
+    groups = ("runs", "queues", "keys", "schedules")
+    covered = {" ".join(line[:2]) if line[0] in groups else line[0] for line in command_lines}
+    every = {" ".join(words) for words, _ in commands(parser())} - set(groups)
     assert every - covered == {"dev", "runs logs"}
     # As a user's shell runs it: stdout buffered, written out when the command ends.
     buffered = {**api_env, "PYTHONUNBUFFERED": ""}

@@ -6,8 +6,12 @@ from __future__ import annotations
 
 import json
 
+from api_fixtures import HELLO
 from cli_processes import podtask
 
+from podtask._contract.wire import LABEL_SCHEDULE
+from podtask_api.task_runs import build_task_run
+from podtask_api.trigger_requests import TriggerRequest
 from tests.embedded_kube import KubeNamespace
 
 
@@ -76,3 +80,16 @@ def test_a_deduplication_key_and_the_refusals(api_env: dict[str, str]) -> None:
     assert no_task.returncode == 1 and "task" in no_task.stderr and "not deployed" in no_task.stderr
     usage = podtask("schedules", "create", "hello-world", env=api_env)
     assert usage.returncode == 2 and "--cron" in usage.stderr
+
+
+def test_runs_list_shows_the_runs_of_a_schedule(
+    api_env: dict[str, str], namespace: KubeNamespace
+) -> None:
+    for name, schedule in (("run-s1", "sched-a"), ("run-plain", None)):
+        run = build_task_run(HELLO, TriggerRequest(), name)
+        if schedule is not None:
+            run["metadata"]["labels"][LABEL_SCHEDULE] = schedule
+        namespace.create_run(run)
+    listed = podtask("runs", "list", "--schedule", "sched-a", "-o", "json", env=api_env)
+    assert listed.returncode == 0, listed.stderr
+    assert [r["id"] for r in json.loads(listed.stdout)["data"]] == ["run-s1"]

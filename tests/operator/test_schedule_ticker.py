@@ -10,22 +10,15 @@ from typing import Any
 
 import pytest
 
-from podtask._contract.resources import QueueRef, TaskSpec, format_timestamp
+from podtask._contract.resources import format_timestamp
 from podtask._contract.schedules import tick_run_name
 from podtask_operator import schedule_ticker
 from podtask_operator.kube import Refused, Transient
 from podtask_operator.schedule_ticker import ScheduleTicker
 from podtask_operator.schedule_ticks import INVALID_TASK, RUN_REFUSED, SCHEDULED
+from tests.sdk.test_control_task_runs import TASK
 
 TICK = datetime(2026, 5, 4, 9, 31, tzinfo=UTC)
-TASK = TaskSpec(
-    task_id="reports",
-    image="registry.local/tasks:1",
-    module="tasks.reports",
-    version="1",
-    queue=QueueRef(name="reports"),
-    machine="micro",
-)
 
 
 class MemorySchedules:
@@ -35,7 +28,7 @@ class MemorySchedules:
     namespace = "tasks"
 
     def __init__(self) -> None:
-        self.tasks: dict[str, dict[str, Any]] = {"reports": {"spec": TASK.to_wire()}}
+        self.tasks: dict[str, dict[str, Any]] = {TASK.task_id: {"spec": TASK.to_wire()}}
         self.runs: dict[str, dict[str, Any]] = {}
         self.statuses: dict[str, dict[str, Any]] = {}
         self.failures: dict[str, list[Exception]] = {}
@@ -67,7 +60,7 @@ class MemorySchedules:
 def body(name: str = "nightly") -> dict[str, Any]:
     return {
         "metadata": {"name": name, "generation": 1, "creationTimestamp": "2026-05-01T00:00:00Z"},
-        "spec": {"taskId": "reports", "cron": "* * * * *"},
+        "spec": {"taskId": TASK.task_id, "cron": "* * * * *"},
         "status": {"observedGeneration": 1, "nextTimestamp": format_timestamp(TICK)},
     }
 

@@ -15,22 +15,14 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from podtask._contract.resources import QueueRef, TaskSpec, format_timestamp
+from podtask._contract.resources import format_timestamp
 from podtask._contract.schedules import tick_run_name
 from podtask._contract.wire import API_VERSION, GROUP, LABEL_SCHEDULE, TASK_SCHEDULES, VERSION
 from podtask_operator.cluster import Cluster
 from podtask_operator.schedule_ticker import ScheduleTicker
 from podtask_operator.schedule_ticks import INACTIVE, TASK_NOT_DEPLOYED, MissedTicks
 from tests.embedded_kube import EmbeddedKube, KubeNamespace
-
-TASK = TaskSpec(
-    task_id="every-minute",
-    image="registry.local/tasks:1",
-    module="tasks.minutes",
-    version="1",
-    queue=QueueRef(name="every-minute"),
-    machine="micro",
-)
+from tests.sdk.test_control_task_runs import TASK
 
 
 class Schedules:

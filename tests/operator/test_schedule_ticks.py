@@ -10,10 +10,7 @@ from typing import Any
 import pytest
 
 from podtask._contract.resources import (
-    QueueRef,
-    RetryPolicy,
     TaskScheduleStatus,
-    TaskSpec,
     format_timestamp,
 )
 from podtask._contract.schedules import CronSchedule, tick_run_name
@@ -37,18 +34,10 @@ from podtask_operator.schedule_ticks import (
     task_not_deployed,
     triggered,
 )
+from tests.sdk.test_control_task_runs import TASK
 
 RUN_LATEST, SKIP = MissedTicks.RUN_LATEST, MissedTicks.SKIP
 CREATED = datetime(2026, 5, 4, 9, 30, 30, tzinfo=UTC)
-TASK = TaskSpec(
-    task_id="daily-report",
-    image="registry.local/tasks:1",
-    module="tasks.reports",
-    version="20260504.1",
-    retry=RetryPolicy(max_attempts=2),
-    queue=QueueRef(name="reports"),
-    machine="small-1x",
-)
 
 
 def at(minute: int, second: float = 0) -> datetime:
@@ -61,7 +50,7 @@ def schedule(
     *,
     cron: str = "* * * * *",
     generation: int = 1,
-    name: str = "daily-report",
+    name: str = "hello-world",
     **spec: Any,
 ) -> ScheduleView:
     body: dict[str, Any] = {
@@ -72,7 +61,7 @@ def schedule(
             "generation": generation,
             "creationTimestamp": format_timestamp(CREATED),
         },
-        "spec": {"taskId": "daily-report", "cron": cron, "type": "DECLARATIVE", **spec},
+        "spec": {"taskId": "hello-world", "cron": cron, "type": "DECLARATIVE", **spec},
     }
     if status is not None:
         body["status"] = status
@@ -193,7 +182,7 @@ def test_a_tick_whose_task_is_not_deployed_passes_and_says_why() -> None:
     assert status.next_timestamp == at(32)
     (ready,) = status.conditions
     assert (ready.status, ready.reason) == ("False", TASK_NOT_DEPLOYED)
-    assert "'daily-report'" in ready.message and "'tasks'" in ready.message
+    assert "'hello-world'" in ready.message and "'tasks'" in ready.message
     assert "2026-05-04T09:31:00Z" in ready.message
 
     # Still not ready while it only waits; ready again once a tick triggers its run.
@@ -235,17 +224,17 @@ def test_a_ticks_run_is_a_run_of_the_task_with_the_schedules_payload_tag_and_lab
     )
     run = scheduled_run(view, TASK, at(31), at(31, 0.5))
     assert run["metadata"] == {
-        "name": tick_run_name("daily-report", at(31)),
+        "name": tick_run_name("hello-world", at(31)),
         "labels": {
-            LABEL_TASK: "daily-report",
-            LABEL_QUEUE: "reports",
-            LABEL_SCHEDULE: "daily-report",
+            LABEL_TASK: "hello-world",
+            LABEL_QUEUE: "greetings",
+            LABEL_SCHEDULE: "hello-world",
         },
     }
     payload = run["spec"]["payload"]
     assert payload == {
         "type": "DECLARATIVE",
-        "scheduleId": "daily-report",
+        "scheduleId": "hello-world",
         "externalId": "tenant-7",
         "timestamp": "2026-05-04T09:31:00Z",
         "lastTimestamp": "2026-05-04T09:30:00Z",
@@ -253,7 +242,7 @@ def test_a_ticks_run_is_a_run_of_the_task_with_the_schedules_payload_tag_and_lab
         "upcoming": [f"2026-05-04T09:{minute}:00Z" for minute in range(32, 42)],
     }
     # Otherwise exactly what a trigger without options makes of the task.
-    options = WireTriggerOptions(tags=["daily-report"])
+    options = WireTriggerOptions(tags=["hello-world"])
     assert run["spec"] == run_spec(TASK, payload, options, now=at(31, 0.5)).to_wire()
 
 
@@ -270,7 +259,7 @@ def test_a_name_no_label_or_tag_can_hold_still_triggers_runs() -> None:
 def test_the_view_reads_what_the_cluster_stores() -> None:
     view = schedule(described(at(31)), timezone="Europe/Paris")
     assert view.cron == CronSchedule("* * * * *", "Europe/Paris")
-    assert (view.name, view.generation, view.created_at) == ("daily-report", 1, CREATED)
+    assert (view.name, view.generation, view.created_at) == ("hello-world", 1, CREATED)
     assert view.status.next_timestamp == at(31) and not view.changed_unseen
     # A status it cannot read is rewritten whole.
     broken = schedule({"nextTimestamp": "soon", "observedGeneration": "one"})

@@ -1,6 +1,7 @@
 """The filters of a request for runs, read from its query: one declaration for every route
 that takes them (`GET /api/v1/runs` and the stream of its changes, `GET /api/v1/runs/events`),
-so that both take the same parameters and refuse the same bad ones (422)."""
+so that both take the same parameters and refuse the same bad ones (422); and the cursor
+of a list's page, runs' and schedules' alike."""
 
 from __future__ import annotations
 
@@ -21,6 +22,16 @@ TaskFilter = Annotated[
         max_length=63,
         pattern=LABEL_VALUE_PATTERN,
         description="Only runs of this task (its id).",
+    ),
+]
+
+
+# Where a page of a list starts (`GET /api/v1/runs`, `GET /api/v1/schedules`).
+CursorQuery = Annotated[
+    str | None,
+    Query(
+        max_length=4096,
+        description="The `nextCursor` of the previous page, with the same filters.",
     ),
 ]
 

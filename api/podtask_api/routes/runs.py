@@ -40,7 +40,6 @@ from podtask_api.batch_triggers import (
 )
 from podtask_api.batch_visibility import visible_runs
 from podtask_api.cluster import (
-    ListExpired,
     ObjectNotFound,
     ObjectRejected,
     PhaseChanged,
@@ -56,7 +55,7 @@ from podtask_api.routes.access import (
     write_key,
     write_key_or_run,
 )
-from podtask_api.routes.run_filters import RunQueryDep
+from podtask_api.routes.run_filters import CursorQuery, RunQueryDep
 from podtask_api.run_actions import (
     ReplayRequest,
     RescheduleRequest,
@@ -72,8 +71,8 @@ from podtask_api.run_listing import (
     MAX_PAGE_SIZE,
     Chunk,
     decode_cursor,
-    invalid_cursor,
     list_page,
+    read_chunk,
 )
 from podtask_api.run_logs import (
     MAX_ATTEMPT,
@@ -221,13 +220,7 @@ async def list_runs(
     limit: Annotated[
         int, Query(ge=1, le=MAX_PAGE_SIZE, description="Runs per page at most.")
     ] = DEFAULT_PAGE_SIZE,
-    cursor: Annotated[
-        str | None,
-        Query(
-            max_length=4096,
-            description="The `nextCursor` of the previous page, with the same filters.",
-        ),
-    ] = None,
+    cursor: CursorQuery = None,
 ) -> dict[str, Any]:
     """Runs, newest first, a page at a time; runs with an idempotency key come after the
     others. Follow `nextCursor` until it is null to see every run exactly once."""
@@ -236,24 +229,8 @@ async def list_runs(
     if query.matches_none:
         return {"data": [], "nextCursor": None}  # `task` and `taskIdentifier` both must hold
 
-    def read_chunk(selector: str | None, size: int, token: str | None) -> Chunk:
-        try:
-            listed = svc.cluster.list_runs(selector, size, token)
-        except ObjectRejected:
-            if token is None:
-                raise
-            raise invalid_cursor("the cluster does not take it") from None
-        except ListExpired:
-            raise ApiError(
-                410,
-                "cursor_expired",
-                "the cursor is too old for the cluster to go on from; list from the first "
-                "page again",
-            ) from None
-        return Chunk(listed.get("items") or [], (listed.get("metadata") or {}).get("continue"))
-
     async def fetch(selector: str | None, size: int, token: str | None) -> Chunk:
-        chunk = await svc.call(read_chunk, selector, size, token)
+        chunk = await svc.call(read_chunk, svc.cluster.list_runs, selector, size, token)
         # Runs of a batch not committed yet do not exist for users (`batch_visibility`).
         return Chunk(await visible_runs(svc, chunk.items), chunk.continue_token)
 

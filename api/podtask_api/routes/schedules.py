@@ -22,17 +22,18 @@ from podtask._contract.kube_names import LABEL_VALUE_PATTERN, is_object_name
 from podtask._contract.resources import ScheduleType
 from podtask._contract.schedules import imperative_schedule_name, known_timezones
 from podtask_api.api_models import SchedulePage, ScheduleView, TimezoneList
-from podtask_api.cluster import ListExpired, ObjectAlreadyExists, ObjectNotFound, ObjectRejected
+from podtask_api.cluster import ObjectAlreadyExists, ObjectNotFound
 from podtask_api.errors import ApiError, error_responses, malformed_object
 from podtask_api.lookups import find_task
 from podtask_api.routes.access import PUBLIC_ROUTE_ERRORS, any_key, write_key
+from podtask_api.routes.run_filters import CursorQuery
 from podtask_api.run_listing import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
     Chunk,
     decode_cursor,
-    invalid_cursor,
     list_page,
+    read_chunk,
 )
 from podtask_api.schedule_requests import (
     NewSchedule,
@@ -169,13 +170,7 @@ async def list_schedules(
     limit: Annotated[
         int, Query(ge=1, le=MAX_PAGE_SIZE, description="Schedules per page at most.")
     ] = DEFAULT_PAGE_SIZE,
-    cursor: Annotated[
-        str | None,
-        Query(
-            max_length=4096,
-            description="The `nextCursor` of the previous page, with the same filters.",
-        ),
-    ] = None,
+    cursor: CursorQuery = None,
 ) -> dict[str, Any]:
     """Schedules, in id order, a page at a time (as `GET /api/v1/runs`): follow
     `nextCursor` until it is null to see every one exactly once."""
@@ -184,21 +179,8 @@ async def list_schedules(
     )
     start = decode_cursor(cursor, filters) if cursor is not None else None
 
-    def read_chunk(selector: str | None, size: int, token: str | None) -> Chunk:
-        try:
-            listed = svc.cluster.list_schedules(selector, size, token)
-        except ObjectRejected:
-            if token is None:
-                raise
-            raise invalid_cursor("the cluster does not take it") from None
-        except ListExpired:
-            raise ApiError(
-                410, "cursor_expired", "the cursor is too old; list from the first page again"
-            ) from None
-        return Chunk(listed.get("items") or [], (listed.get("metadata") or {}).get("continue"))
-
     async def fetch(selector: str | None, size: int, token: str | None) -> Chunk:
-        return await svc.call(read_chunk, selector, size, token)
+        return await svc.call(read_chunk, svc.cluster.list_schedules, selector, size, token)
 
     page = await list_page(fetch, filters, limit, start)
     next_cursor = page.next_cursor.encode() if page.next_cursor else None

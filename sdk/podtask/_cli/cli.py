@@ -195,6 +195,7 @@ def _runs(client: PodtaskClient, args: argparse.Namespace) -> int:
             tag=args.tag,
             queue=args.queue,
             is_test=args.is_test,
+            schedule_id=args.schedule_id,
             page_size=min(args.limit + 1, MAX_PAGE_SIZE),
         )
         runs = list(itertools.islice(found, args.limit + 1))

@@ -198,6 +198,9 @@ def _runs_arguments(runs: argparse.ArgumentParser) -> None:
     listing.add_argument("--tag", action="append", help="only runs with this tag (repeat)")
     listing.add_argument("--queue", help="only runs of this queue")
     listing.add_argument(
+        "--schedule", dest="schedule_id", metavar="ID", help="only runs this schedule triggered"
+    )
+    listing.add_argument(
         "--test",
         dest="is_test",
         action="store_true",
