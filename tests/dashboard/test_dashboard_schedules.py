@@ -26,19 +26,12 @@ TICK_RUN_WITHIN_MS = 180_000
 REFRESHED_WITHIN_MS = 60_000
 
 
-def api_json(dashboard: Dashboard, method: str, path: str, body: Any = None) -> Any:
-    with dashboard.http(dashboard.write_key) as api:
-        answer = api.request(method, path, json=body)
-    assert answer.is_success, answer.text
-    return answer.json()
-
-
 @pytest.fixture
 def every_minute(dashboard: Dashboard) -> Iterator[dict[str, Any]]:
     """A schedule of the task created over the API, ticking every minute; deleted after the
     test (its ticks would otherwise add runs to the other tests' lists)."""
     body = {"task": TASK, "cron": "* * * * *", "externalId": "tenant-42"}
-    schedule = api_json(dashboard, "POST", "/api/v1/schedules", body)
+    schedule = dashboard.api_json("POST", "/api/v1/schedules", body)
     try:
         yield schedule
     finally:
@@ -88,7 +81,7 @@ def test_the_schedules_page_shows_ticks_and_runs_and_deactivates_and_activates(
     expect(mine.locator('[data-field="state"]')).to_have_text("Inactive")
     expect(mine.get_by_role("button", name="Activate")).to_be_focused()
     expect(mine.get_by_role("button", name="Deactivate")).to_be_hidden()
-    assert api_json(dashboard, "GET", f"/api/v1/schedules/{created}")["active"] is False
+    assert dashboard.api_json("GET", f"/api/v1/schedules/{created}")["active"] is False
     # The server's rendering follows: no next ticks while it is inactive.
     expect(mine.locator('[data-field="upcoming"]')).to_have_text(
         "None: it is inactive.", timeout=REFRESHED_WITHIN_MS
@@ -99,7 +92,7 @@ def test_the_schedules_page_shows_ticks_and_runs_and_deactivates_and_activates(
     mine.get_by_role("button", name="Activate").click()
     expect(mine.locator('[data-field="state"]')).to_have_text("Active")
     expect(mine.locator('[data-field="upcoming"] li')).to_have_count(3, timeout=REFRESHED_WITHIN_MS)
-    assert api_json(dashboard, "GET", f"/api/v1/schedules/{created}")["active"] is True
+    assert dashboard.api_json("GET", f"/api/v1/schedules/{created}")["active"] is True
 
     # Its runs in the runs list, filtered by the schedule.
     mine.locator(".schedule-runs p a").click()
@@ -148,7 +141,7 @@ def test_a_read_only_session_sees_the_schedules_and_cannot_act(
         assert refused.status_code == 403, refused.text
     finally:
         session.http.close()
-    assert api_json(dashboard, "GET", f"/api/v1/schedules/{created}")["active"] is True
+    assert dashboard.api_json("GET", f"/api/v1/schedules/{created}")["active"] is True
 
 
 def test_the_schedules_page_fits_a_phone(page: Page, dashboard: Dashboard) -> None:

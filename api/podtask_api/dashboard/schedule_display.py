@@ -21,8 +21,8 @@ from podtask._contract.resources import ScheduleType, parse_timestamp
 from podtask_api.dashboard.runs_query import MAX_CURSOR
 
 SCHEDULE_TYPES = tuple(str(kind) for kind in ScheduleType)
-# The `active` filter's choices: (value in the URL, label).
-ACTIVE_CHOICES = (("", "Active or not"), ("true", "Active"), ("false", "Inactive"))
+# The `active` filter's values in the URL, and what the page calls them.
+ACTIVE_LABELS = {"true": "Active", "false": "Inactive"}
 
 
 @dataclass(frozen=True)
@@ -170,7 +170,7 @@ def read_schedules_query(params: Mapping[str, Sequence[str]]) -> SchedulesQuery:
     if kind and kind not in SCHEDULE_TYPES:
         problems["type"] = f"{kind!r} is not a type: {' or '.join(SCHEDULE_TYPES)}"
     active = active.lower()
-    if active and active not in ("true", "false"):
+    if active and active not in ACTIVE_LABELS:
         problems["active"] = f"{active!r} is not true or false"
     cursor = _first(params, "cursor")[:MAX_CURSOR]
     return SchedulesQuery(task=task, type=kind, active=active, cursor=cursor, problems=problems)

@@ -6,11 +6,10 @@ Both render on the server what the JSON API shows, read through its routes' own 
 (in the process: the same filters, paging and views): the schedules as
 `GET /api/v1/schedules` lists them (`schedule_views.schedule_view`), a page at a time, and
 each one's runs as `GET /api/v1/runs?scheduleId=` lists them; `schedule_display` (pure)
-writes them out. They read without
-JavaScript; `static/schedules.js` sends Activate and Deactivate to the JSON API
-(`POST /api/v1/schedules/{id}/activate|deactivate`, with the session's CSRF token: a
-read-only session has the buttons disabled, and the API refuses it anyway), and keeps the
-cards current by reading the page again every few seconds.
+writes them out. They read without JavaScript; `static/schedules.js` sends Activate and
+Deactivate to the JSON API (`POST /api/v1/schedules/{id}/activate|deactivate`, with the
+session's CSRF token: a read-only session has the buttons disabled, and the API refuses it
+anyway), and keeps the cards current by reading the page again every few seconds.
 """
 
 from __future__ import annotations
@@ -25,9 +24,15 @@ from fastapi.responses import HTMLResponse
 from podtask._contract.kube_names import is_label_value
 from podtask._contract.resources import ScheduleType
 from podtask_api.dashboard import run_display
-from podtask_api.dashboard.pages import TEMPLATES, PageProblem, PageSessionDep, render
+from podtask_api.dashboard.pages import (
+    TEMPLATES,
+    PageProblem,
+    PageSessionDep,
+    list_page,
+    render,
+)
 from podtask_api.dashboard.schedule_display import (
-    ACTIVE_CHOICES,
+    ACTIVE_LABELS,
     SCHEDULE_TYPES,
     ScheduleCard,
     SchedulesQuery,
@@ -87,21 +92,17 @@ async def _page(
 ) -> tuple[list[dict[str, Any]], str | None, str]:
     """This page's schedules, the next page's cursor, and what went wrong with the cursor."""
     valid = dict(query.filter_params())
-    try:
-        listed = await schedules_api.list_schedules(
+    return await list_page(
+        lambda: schedules_api.list_schedules(
             svc=svc,
             task=valid.get("task"),
             type=ScheduleType(valid["type"]) if "type" in valid else None,
             active=valid["active"] == "true" if "active" in valid else None,
             limit=SCHEDULES_PER_PAGE,
             cursor=query.cursor or None,
-        )
-    except ApiError as exc:
-        if query.cursor and exc.status in (410, 422):
-            # A cursor from other filters, or too old: say so, and offer the first page.
-            return [], None, exc.message
-        raise
-    return list(listed["data"]), listed["nextCursor"], ""
+        ),
+        query.cursor,
+    )
 
 
 def _shown(request: Request, context: dict[str, Any], template: str) -> HTMLResponse:
@@ -133,7 +134,7 @@ async def schedules_page(
         "first_url": query.url() if query.cursor else None,
         "task_ids": sorted(task_ids | ({query.task} if query.task else set())),
         "types": SCHEDULE_TYPES,
-        "active_choices": ACTIVE_CHOICES,
+        "active_labels": ACTIVE_LABELS,
         "ticks_shown": TICKS_ON_LIST,
         "detail": False,
     }
