@@ -210,6 +210,11 @@ class RetryView(ApiModel):
     )
 
 
+class DeclaredScheduleView(ApiModel):
+    cron: str
+    timezone: str
+
+
 class TaskView(ApiModel):
     id: str
     version: str
@@ -220,7 +225,10 @@ class TaskView(ApiModel):
     retry: RetryView
     max_duration: int | None = Field(description="Seconds an attempt may run.")
     ttl: int | None = Field(description="Seconds a run may wait to start before it expires.")
-    schedule: str | None
+    schedule: DeclaredScheduleView | None = Field(
+        description="The schedule the task declares (`@task(schedule=...)`): its DECLARATIVE "
+        "schedule's cron and timezone; null when it declares none."
+    )
     payload_schema: dict[str, Any] | None = Field(
         description="The JSON schema of the task's payload model (pydantic's), null when its "
         "run function does not annotate the payload with one."

@@ -57,7 +57,7 @@ def task_view(task: dict[str, Any]) -> dict[str, Any] | None:
         },
         "maxDuration": spec.max_duration_seconds,
         "ttl": spec.ttl_seconds,
-        "schedule": spec.schedule,
+        "schedule": spec.schedule.to_wire() if spec.schedule is not None else None,
         "payloadSchema": spec.payload_schema,
     }
 

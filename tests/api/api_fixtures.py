@@ -4,6 +4,7 @@ with one deployed task."""
 from __future__ import annotations
 
 import contextlib
+import re
 import socket
 import threading
 import time
@@ -74,6 +75,24 @@ def client(embedded_kube: EmbeddedKube, namespace: KubeNamespace) -> Iterator[Te
         raise_server_exceptions=False,
     ) as test_client:
         yield test_client
+
+
+@pytest.fixture
+def signed_in_browser(
+    embedded_kube: EmbeddedKube, namespace: KubeNamespace
+) -> Iterator[TestClient]:
+    """The API as a browser signed in to the dashboard reaches it: the session cookie, no
+    Authorization."""
+    settings = settings_for(embedded_kube, namespace)
+    with TestClient(
+        create_app(settings), raise_server_exceptions=False, follow_redirects=False
+    ) as client:
+        form = client.get("/sign-in")
+        token = re.search(r'name="form_token" value="([^"]+)"', form.text)
+        assert token is not None
+        signed = client.post("/sign-in", data={"key": API_KEY, "form_token": token[1]})
+        assert signed.status_code == 303, signed.text
+        yield client
 
 
 @pytest.fixture

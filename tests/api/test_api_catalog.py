@@ -9,7 +9,7 @@ import pytest
 from api_fixtures import HELLO, assert_error, attempt_token, bearer
 from fastapi.testclient import TestClient
 
-from podtask._contract.resources import OutOfMemoryPolicy, RetryPolicy
+from podtask._contract.resources import OutOfMemoryPolicy, RetryPolicy, TaskScheduleDeclaration
 from podtask._contract.wire import API_VERSION, GROUP, VERSION
 from podtask_api.catalog_views import queue_view, task_view
 from tests.embedded_kube import EmbeddedKube, KubeNamespace
@@ -97,6 +97,18 @@ def test_a_task_shows_the_json_schema_of_its_payload_model(
     tasks = {t["id"]: t for t in client.get("/api/v1/tasks").json()["data"]}
     assert tasks["typed"]["payloadSchema"] == schema
     assert tasks["hello-world"]["payloadSchema"] is None
+
+
+def test_a_task_shows_the_schedule_it_declares(
+    client: TestClient, namespace: KubeNamespace
+) -> None:
+    declared = TaskScheduleDeclaration(cron="0 9 * * 1-5", timezone="Europe/Paris")
+    namespace.deploy_task(HELLO.model_copy(update={"task_id": "daily", "schedule": declared}))
+    response = client.get("/api/v1/tasks")
+    assert response.status_code == 200, response.text
+    tasks = {t["id"]: t for t in response.json()["data"]}
+    assert tasks["daily"]["schedule"] == {"cron": "0 9 * * 1-5", "timezone": "Europe/Paris"}
+    assert tasks["hello-world"]["schedule"] is None
 
 
 def test_queues_show_limits_pause_and_counts(

@@ -6,13 +6,11 @@ about a run, `/runs/{id}/live`; and their rules, pure (`runs_query`, `run_displa
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from html import unescape
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import pytest
 from api_fixtures import API_KEY, attempt_token, bearer, settings_for
 from fastapi.testclient import TestClient
 from kubernetes import client as k8s
@@ -78,6 +76,16 @@ def test_bad_filter_values_are_said_and_left_out() -> None:
     assert query.filter_params() == [] and query.limit == 25
     filters = query.run_filters()
     assert filters.task_id is None and filters.created_to is None and not filters.statuses
+
+
+def test_the_runs_of_a_schedule_are_a_filter_of_the_url_as_the_apis() -> None:
+    query = read_runs_query({"scheduleId": ["sched-0123456789abcdef"], "status": ["Failed"]})
+    assert query.run_filters().schedule_id == "sched-0123456789abcdef"
+    assert _query(query.url())["scheduleId"] == ["sched-0123456789abcdef"]
+    assert "scheduleId=sched-0123456789abcdef" in query.stream_path()
+    bad = read_runs_query({"scheduleId": ["not a label"]})
+    assert "is not a schedule id" in bad.problems["scheduleId"]
+    assert bad.run_filters().schedule_id is None and bad.url() == "/runs"
 
 
 def test_next_and_previous_keep_a_stack_of_cursors() -> None:
@@ -187,23 +195,8 @@ def test_a_running_attempt_and_its_wait_reach_now_and_a_short_one_still_shows() 
 # -- the pages, over the embedded cluster -------------------------------------------------------
 
 
-@pytest.fixture
-def browser(embedded_kube: EmbeddedKube, namespace: KubeNamespace) -> Iterator[TestClient]:
-    """The API as a signed-in browser reaches it: the session cookie, no Authorization."""
-    settings = settings_for(embedded_kube, namespace)
-    with TestClient(
-        create_app(settings), raise_server_exceptions=False, follow_redirects=False
-    ) as client:
-        form = client.get("/sign-in")
-        token = re.search(r'name="form_token" value="([^"]+)"', form.text)
-        assert token is not None
-        signed = client.post("/sign-in", data={"key": API_KEY, "form_token": token[1]})
-        assert signed.status_code == 303, signed.text
-        yield client
-
-
-def _trigger(browser: TestClient, **body: Any) -> str:
-    answer = browser.post(TRIGGER, json=body, headers=bearer_key())
+def _trigger(signed_in_browser: TestClient, **body: Any) -> str:
+    answer = signed_in_browser.post(TRIGGER, json=body, headers=bearer_key())
     assert answer.status_code == 201, answer.text
     run_id: str = answer.json()["id"]
     return run_id
@@ -217,10 +210,12 @@ def _rows(html: str) -> list[str]:
     return re.findall(r'<tr data-run-id="([^"]+)"', html)
 
 
-def test_the_runs_page_lists_runs_newest_first_with_their_marks(browser: TestClient) -> None:
-    plain = _trigger(browser, payload={"n": 1}, options={"tags": ["blue"]})
-    test = _trigger(browser, payload={"n": 2}, options={"isTest": True})
-    page = browser.get("/runs")
+def test_the_runs_page_lists_runs_newest_first_with_their_marks(
+    signed_in_browser: TestClient,
+) -> None:
+    plain = _trigger(signed_in_browser, payload={"n": 1}, options={"tags": ["blue"]})
+    test = _trigger(signed_in_browser, payload={"n": 2}, options={"isTest": True})
+    page = signed_in_browser.get("/runs")
     assert page.status_code == 200, page.text
     assert _rows(page.text) == [test, plain]
     row = page.text[page.text.index(f'data-run-id="{test}"') :].split("</tr>")[0]
@@ -229,46 +224,50 @@ def test_the_runs_page_lists_runs_newest_first_with_their_marks(browser: TestCli
     assert 'data-stream="/api/v1/runs/events"' in page.text
     assert '<script src="/static/runs.js"' in page.text
 
-    only_tests = browser.get("/runs", params={"isTest": "true"})
+    only_tests = signed_in_browser.get("/runs", params={"isTest": "true"})
     assert _rows(only_tests.text) == [test]
     assert 'data-stream="/api/v1/runs/events?isTest=true"' in only_tests.text
     assert 'name="isTest" value="true" checked' in only_tests.text
-    tagged = browser.get("/runs", params={"tag": "blue", "status": "Pending"})
+    tagged = signed_in_browser.get("/runs", params={"tag": "blue", "status": "Pending"})
     assert _rows(tagged.text) == [plain]
     assert 'value="Pending" checked' in tagged.text and 'value="blue"' in tagged.text
-    assert _rows(browser.get("/runs", params={"status": "Completed"}).text) == []
+    assert _rows(signed_in_browser.get("/runs", params={"status": "Completed"}).text) == []
 
 
-def test_the_runs_page_pages_with_the_apis_cursor(browser: TestClient) -> None:
-    runs = [_trigger(browser, payload={"n": n}) for n in range(5)][::-1]
-    first = browser.get("/runs", params={"limit": "2"})
+def test_the_runs_page_pages_with_the_apis_cursor(signed_in_browser: TestClient) -> None:
+    runs = [_trigger(signed_in_browser, payload={"n": n}) for n in range(5)][::-1]
+    first = signed_in_browser.get("/runs", params={"limit": "2"})
     assert _rows(first.text) == runs[:2]
     next_url = unescape(re.search(r'href="([^"]+)" rel="next"', first.text)[1])  # type: ignore[index]
-    second = browser.get(next_url)
+    second = signed_in_browser.get(next_url)
     assert _rows(second.text) == runs[2:4] and 'data-first-page="false"' in second.text
-    third = browser.get(unescape(re.search(r'href="([^"]+)" rel="next"', second.text)[1]))  # type: ignore[index]
+    third = signed_in_browser.get(unescape(re.search(r'href="([^"]+)" rel="next"', second.text)[1]))  # type: ignore[index]
     assert _rows(third.text) == runs[4:] and 'rel="next"' not in third.text
     back = unescape(re.search(r'href="([^"]+)" rel="prev"', third.text)[1])  # type: ignore[index]
-    assert _rows(browser.get(back).text) == runs[2:4]
+    assert _rows(signed_in_browser.get(back).text) == runs[2:4]
     # A cursor of other filters: said, with the first page offered, not a failure.
     stale = _query(next_url)["cursor"][0]
-    other = browser.get("/runs", params={"cursor": stale, "status": "Failed", "limit": "2"})
+    other = signed_in_browser.get(
+        "/runs", params={"cursor": stale, "status": "Failed", "limit": "2"}
+    )
     assert other.status_code == 200 and "made for other filters" in other.text
     assert "Go to the first page" in other.text
 
 
-def test_bad_filters_show_next_to_their_field(browser: TestClient) -> None:
-    page = browser.get("/runs", params={"createdFrom": "soon", "task": "a b"})
+def test_bad_filters_show_next_to_their_field(signed_in_browser: TestClient) -> None:
+    page = signed_in_browser.get("/runs", params={"createdFrom": "soon", "task": "a b"})
     assert page.status_code == 200
     assert "is not a date and time" in unescape(page.text) and "is not a task id" in page.text
     assert 'aria-invalid="true"' in page.text
 
 
 def test_the_run_page_shows_the_run_its_attempts_logs_children_and_events(
-    browser: TestClient, namespace: KubeNamespace, embedded_kube: EmbeddedKube
+    signed_in_browser: TestClient, namespace: KubeNamespace, embedded_kube: EmbeddedKube
 ) -> None:
-    run_id = _trigger(browser, payload={"name": "page"}, options={"tags": ["t1"]})
-    child = browser.post(TRIGGER, json={}, headers=bearer(attempt_token(run_id))).json()["id"]
+    run_id = _trigger(signed_in_browser, payload={"name": "page"}, options={"tags": ["t1"]})
+    child = signed_in_browser.post(TRIGGER, json={}, headers=bearer(attempt_token(run_id))).json()[
+        "id"
+    ]
     namespace.set_run_status(
         run_id,
         {
@@ -300,7 +299,7 @@ def test_the_run_page_shows_the_run_its_attempts_logs_children_and_events(
             "lastTimestamp": _at(31),
         },
     )
-    page = browser.get(f"/runs/{run_id}")
+    page = signed_in_browser.get(f"/runs/{run_id}")
     assert page.status_code == 200, page.text
     html = page.text
     assert '<span class="badge status status-Failed"' in html
@@ -320,9 +319,9 @@ def test_the_run_page_shows_the_run_its_attempts_logs_children_and_events(
     assert 'id="cancel-button" data-write disabled' in html  # a Failed run: nothing to cancel
     assert f'data-stream="/api/v1/runs/{run_id}/events"' in html
     # The child links back to its parent.
-    assert f'href="/runs/{run_id}"' in browser.get(f"/runs/{child}").text
+    assert f'href="/runs/{run_id}"' in signed_in_browser.get(f"/runs/{child}").text
 
-    live = browser.get(f"/runs/{run_id}/live")
+    live = signed_in_browser.get(f"/runs/{run_id}/live")
     assert live.status_code == 200
     parts = re.findall(r'data-live-part="([a-z]+)"', live.text)
     assert parts == ["status", "timeline", "result", "attempts", "metadata", "children", "events"]
@@ -330,9 +329,9 @@ def test_the_run_page_shows_the_run_its_attempts_logs_children_and_events(
 
 
 def test_a_missing_run_is_a_404_page_and_a_page_without_session_goes_to_sign_in(
-    browser: TestClient, embedded_kube: EmbeddedKube, namespace: KubeNamespace
+    signed_in_browser: TestClient, embedded_kube: EmbeddedKube, namespace: KubeNamespace
 ) -> None:
-    missing = browser.get("/runs/run-missing")
+    missing = signed_in_browser.get("/runs/run-missing")
     assert missing.status_code == 404 and "Run not found" in missing.text
     with TestClient(
         create_app(settings_for(embedded_kube, namespace)), follow_redirects=False

@@ -88,6 +88,13 @@ class Dashboard:
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         return httpx.Client(base_url=self.url, headers=headers, timeout=30)
 
+    def api_json(self, method: str, path: str, body: Any = None) -> Any:
+        """The JSON answer of the API to `method path` with the write key (a success)."""
+        with self.http(self.write_key) as api:
+            answer = api.request(method, path, json=body)
+        assert answer.is_success, answer.text
+        return answer.json()
+
     def create_key(self, name: str, *, read_only: bool) -> str:
         """A new key made by `podtask keys create`, once the API takes it."""
         command = [sys.executable, "-m", "podtask._cli.cli", "keys", "create", "--name", name]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from playwright.sync_api import Locator, Page, expect
@@ -23,15 +22,8 @@ RUN_ENDS_WITHIN = 120.0
 COUNTED_WITHIN = 60.0
 
 
-def api_json(dashboard: Dashboard, method: str, path: str, body: Any = None) -> Any:
-    with dashboard.http(dashboard.write_key) as api:
-        answer = api.request(method, path, json=body)
-    assert answer.is_success, answer.text
-    return answer.json()
-
-
 def run_status(dashboard: Dashboard, run_id: str) -> str:
-    status: str = api_json(dashboard, "GET", f"/api/v1/runs/{run_id}")["status"]
+    status: str = dashboard.api_json("GET", f"/api/v1/runs/{run_id}")["status"]
     return status
 
 
@@ -43,15 +35,15 @@ def queue_row(page: Page, name: str = QUEUE) -> Locator:
 def queue_as_declared(dashboard: Dashboard) -> Iterator[None]:
     """The queue of these tests running, with its declared limit, after each test too."""
     yield
-    api_json(dashboard, "POST", f"/api/v1/queues/{QUEUE}/resume")
-    api_json(dashboard, "PUT", f"/api/v1/queues/{QUEUE}/concurrency", {"concurrencyLimit": None})
+    dashboard.api_json("POST", f"/api/v1/queues/{QUEUE}/resume")
+    dashboard.api_json("PUT", f"/api/v1/queues/{QUEUE}/concurrency", {"concurrencyLimit": None})
 
 
 def test_the_tasks_page_shows_each_task_its_runs_by_status_and_a_test_link(
     page: Page, dashboard: Dashboard
 ) -> None:
-    triggered = api_json(
-        dashboard, "POST", "/api/v1/tasks/dashboard-hello/trigger", {"payload": {"name": "t"}}
+    triggered = dashboard.api_json(
+        "POST", "/api/v1/tasks/dashboard-hello/trigger", {"payload": {"name": "t"}}
     )
     wait_until(
         lambda: run_status(dashboard, triggered["id"]) == "Completed",
@@ -87,9 +79,9 @@ def test_a_paused_queue_holds_a_new_run_until_it_is_resumed(
     expect(row.locator('[data-field="state"]')).to_have_text("Paused")
     expect(row.get_by_role("button", name="Resume")).to_be_visible()
     expect(row.get_by_role("button", name="Pause")).to_be_hidden()
-    assert api_json(dashboard, "GET", f"/api/v1/queues/{QUEUE}")["paused"] is True
+    assert dashboard.api_json("GET", f"/api/v1/queues/{QUEUE}")["paused"] is True
 
-    run_id = api_json(dashboard, "POST", f"/api/v1/tasks/{TASK}/trigger", {"payload": {}})["id"]
+    run_id = dashboard.api_json("POST", f"/api/v1/tasks/{TASK}/trigger", {"payload": {}})["id"]
     # The operator counts it as waiting; the page shows that without a reload.
     expect(row.locator('[data-field="queued"]')).to_have_text("1", timeout=COUNTED_WITHIN * 1000)
     assert run_status(dashboard, run_id) == "Queued"
@@ -112,7 +104,7 @@ def test_the_limit_is_changed_and_reset_from_the_page(
     row.get_by_role("button", name="Set limit").click()
     expect(row.locator('[data-field="limit"]')).to_have_text("3")
     expect(row.locator('[data-field="limit-note"]')).to_have_text("set here")
-    assert api_json(dashboard, "GET", f"/api/v1/queues/{QUEUE}")["concurrencyLimit"] == 3
+    assert dashboard.api_json("GET", f"/api/v1/queues/{QUEUE}")["concurrencyLimit"] == 3
     # A limit that is not a whole number is refused on the page, and nothing changes.
     limit.fill("-2")
     row.get_by_role("button", name="Set limit").click()
@@ -123,7 +115,7 @@ def test_the_limit_is_changed_and_reset_from_the_page(
     expect(row.locator('[data-field="limit"]')).to_have_text(
         str(DECLARED_LIMIT), timeout=COUNTED_WITHIN * 1000
     )
-    assert api_json(dashboard, "GET", f"/api/v1/queues/{QUEUE}")["concurrencyLimit"] is None
+    assert dashboard.api_json("GET", f"/api/v1/queues/{QUEUE}")["concurrencyLimit"] is None
 
 
 def test_a_read_only_session_sees_the_catalog_and_cannot_act(
@@ -147,4 +139,4 @@ def test_a_read_only_session_sees_the_catalog_and_cannot_act(
             assert refused.status_code == 403, refused.text
     finally:
         session.http.close()
-    assert api_json(dashboard, "GET", f"/api/v1/queues/{QUEUE}")["paused"] is False
+    assert dashboard.api_json("GET", f"/api/v1/queues/{QUEUE}")["paused"] is False

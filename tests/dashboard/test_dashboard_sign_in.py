@@ -30,7 +30,7 @@ def test_sign_in_then_sign_out(page: Page, context: BrowserContext, dashboard: D
     signed_in(page, dashboard.write_key)
     assert urlsplit(page.url).path == "/runs"
     nav = page.get_by_role("navigation", name="Main")
-    for label in ("Runs", "Test", "Tasks", "Queues", "API keys"):
+    for label in ("Runs", "Test", "Tasks", "Schedules", "Queues", "API keys"):
         expect(nav.get_by_role("link", name=label)).to_be_visible()
     expect(nav.get_by_role("link", name="Runs")).to_have_attribute("aria-current", "page")
     expect(page.locator(".key-name")).to_have_text("podtask-dev")

@@ -2,11 +2,11 @@
 
 One module per page group, each an `APIRouter` that `routes()` includes: `sign_in` (`/`,
 `/sign-in`, `/sign-out`), `runs_pages` (`/runs`), `test_page` (`/test`),
-`catalog_pages` (`/tasks`, `/queues`), `keys_page` (`/keys`). What every page
-shares (its session, its rendering, the redirect to sign in) is `pages`; the session
-cookie's rules are `sessions`; the templates are in `templates/` (each extends
-`base.html`), the hand-written CSS and JavaScript in `static/`, served at `/static/` (no
-CDN, no build step). Pages render their data on the server; their scripts
+`catalog_pages` (`/tasks`, `/queues`), `schedules_page` (`/schedules`), `keys_page`
+(`/keys`). What every page shares (its session, its rendering, the redirect to sign in)
+is `pages`; the session cookie's rules are `sessions`; the templates are in `templates/`
+(each extends `base.html`), the hand-written CSS and JavaScript in `static/`, served at
+`/static/` (no CDN, no build step). Pages render their data on the server; their scripts
 (`static/dashboard.js`: `podtask.api`, `podtask.stream`) call the JSON API with the
 session's cookie and CSRF token for live updates and actions.
 """
@@ -30,6 +30,7 @@ def page_routers() -> list[APIRouter]:
         keys_page,
         run_page,
         runs_pages,
+        schedules_page,
         sign_in,
         test_page,
     )
@@ -40,6 +41,7 @@ def page_routers() -> list[APIRouter]:
         run_page.router,
         test_page.router,
         catalog_pages.router,
+        schedules_page.router,
         keys_page.router,
     ]
 

@@ -14,6 +14,7 @@ nothing can be fetched from another host, however a page is written.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -49,6 +50,7 @@ NAVIGATION = (
     ("Runs", "/runs"),
     ("Test", "/test"),
     ("Tasks", "/tasks"),
+    ("Schedules", "/schedules"),
     ("Queues", "/queues"),
     ("API keys", "/keys"),
 )
@@ -167,6 +169,22 @@ def render(
     response = TEMPLATES.TemplateResponse(request, template, values, status_code=status_code)
     response.headers.update(PAGE_HEADERS)
     return response
+
+
+async def list_page(
+    read: Callable[[], Awaitable[dict[str, Any]]], cursor: str
+) -> tuple[list[dict[str, Any]], str | None, str]:
+    """One page of a list the API pages (`{"data": [...], "nextCursor"}`), as `read()`
+    answers it at `cursor`: its items, the next page's cursor, and what is wrong with the
+    cursor when the API refuses it (made for other filters, or too old), so that the page
+    says so and offers the first page rather than failing."""
+    try:
+        listed = await read()
+    except ApiError as exc:
+        if cursor and exc.status in (410, 422):
+            return [], None, exc.message
+        raise
+    return list(listed["data"]), listed["nextCursor"], ""
 
 
 def sign_in_redirect(request: Request, problem: SignInRequired) -> Response:

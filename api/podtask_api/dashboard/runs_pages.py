@@ -18,7 +18,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from podtask_api.dashboard import run_display
-from podtask_api.dashboard.pages import TEMPLATES, PageProblem, PageSessionDep, render
+from podtask_api.dashboard.pages import (
+    TEMPLATES,
+    PageProblem,
+    PageSessionDep,
+    list_page,
+    render,
+)
 from podtask_api.dashboard.runs_query import PAGE_SIZES, RunsQuery, read_runs_query
 from podtask_api.errors import ApiError
 from podtask_api.routes import runs as runs_api
@@ -42,19 +48,15 @@ async def _choices(svc: Services, query: RunsQuery) -> tuple[list[str], list[str
 
 async def _page(svc: Services, query: RunsQuery) -> tuple[list[dict[str, Any]], str | None, str]:
     """This page's runs, the next page's cursor, and what went wrong with the cursor."""
-    try:
-        listed = await runs_api.list_runs(
+    return await list_page(
+        lambda: runs_api.list_runs(
             svc=svc,
             query=RunQuery(query.run_filters()),
             limit=query.limit,
             cursor=query.cursor or None,
-        )
-    except ApiError as exc:
-        if query.cursor and exc.status in (410, 422):
-            # A cursor from other filters, or too old: say so, and offer the first page.
-            return [], None, exc.message
-        raise
-    return list(listed["data"]), listed["nextCursor"], ""
+        ),
+        query.cursor,
+    )
 
 
 @router.get("/runs")

@@ -2,11 +2,12 @@
 back into links. Pure.
 
 The page takes the same names as `GET /api/v1/runs` (`status` (repeated), `task`, `tag`,
-`queue`, `createdFrom`, `createdTo`, `isTest`, `parentRunId`, `limit`, `cursor`), so that
-its filters are the API's, and its live stream (`GET /api/v1/runs/events`) takes them as
-they are. `prev` (repeated) is the stack of the cursors of the pages before this one (an
-empty one is the first page): Previous pops it. A value the API would refuse is left out
-of the filters and said next to its field, rather than failing the page.
+`queue`, `createdFrom`, `createdTo`, `isTest`, `parentRunId`, `scheduleId`, `limit`,
+`cursor`), so that its filters are the API's, and its live stream
+(`GET /api/v1/runs/events`) takes them as they are. `prev` (repeated) is the stack of the
+cursors of the pages before this one (an empty one is the first page): Previous pops it. A
+value the API would refuse is left out of the filters and said next to its field, rather
+than failing the page.
 
 The time range is read as the API reads it: a time without a zone is UTC (the form says
 so; `datetime-local` fields send none).
@@ -42,6 +43,7 @@ class RunsQuery:
     created_to: str = ""
     test_only: bool = False
     parent_run_id: str = ""
+    schedule_id: str = ""
     limit: int = DEFAULT_PAGE_SIZE
     cursor: str = ""
     previous: tuple[str, ...] = ()
@@ -58,6 +60,7 @@ class RunsQuery:
             ("createdFrom", self.created_from),
             ("createdTo", self.created_to),
             ("parentRunId", self.parent_run_id),
+            ("scheduleId", self.schedule_id),
         ):
             if value and name not in self.problems:
                 params.append((name, value))
@@ -112,6 +115,7 @@ class RunsQuery:
             created_to=_utc(valid.get("createdTo")),
             is_test=True if self.test_only else None,
             parent_run_id=valid.get("parentRunId"),
+            schedule_id=valid.get("scheduleId"),
         )
 
 
@@ -145,11 +149,13 @@ def read_runs_query(params: Mapping[str, Sequence[str]]) -> RunsQuery:
         elif status and status not in STATUS_ORDER:
             problems["status"] = f"{status!r} is not a status"
     task, queue, tag = _first(params, "task"), _first(params, "queue"), _first(params, "tag")
-    parent = _first(params, "parentRunId")
+    parent, schedule = _first(params, "parentRunId"), _first(params, "scheduleId")
     if task and not is_label_value(task):
         problems["task"] = f"{task!r} is not a task id"
     if parent and not is_label_value(parent):
         problems["parentRunId"] = f"{parent!r} is not a run id"
+    if schedule and not is_label_value(schedule):
+        problems["scheduleId"] = f"{schedule!r} is not a schedule id"
     if len(tag) > 128:
         problems["tag"] = "a tag is at most 128 characters"
     if len(queue) > 253:
@@ -176,6 +182,7 @@ def read_runs_query(params: Mapping[str, Sequence[str]]) -> RunsQuery:
         created_to=created_to,
         test_only=_first(params, "isTest").lower() == "true",
         parent_run_id=parent,
+        schedule_id=schedule,
         limit=limit,
         cursor=cursor,
         previous=previous if cursor else (),
