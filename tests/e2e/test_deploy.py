@@ -129,7 +129,7 @@ def test_a_deploy_moves_new_triggers_to_its_version_and_earlier_runs_keep_theirs
     version, image = found.groups()
     assert image == IMAGE
     assert version != version_before
-    row = re.compile(r"^hello-world\s+examples/hello_world\.py\s+hello-world\s+small-1x$", re.M)
+    row = re.compile(r"^hello-world\s+examples/hello_world\.py\s+hello-world\s+small-1x\s+-$", re.M)
     assert row.search(done.stdout), done.stdout
     assert deployed_versions(stack)[0] == version
 
