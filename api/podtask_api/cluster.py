@@ -24,6 +24,7 @@ from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
 from podtask._contract import wire
+from podtask._contract.status_patches import status_set
 from podtask_api.metrics import count_kube_requests
 
 T = TypeVar("T")
@@ -53,20 +54,9 @@ REQUEST_TIMEOUT = (5, 30)
 CONNECTION_POOL_SIZE = 32
 
 
-def status_write(run: dict[str, Any], field: str, value: Any) -> dict[str, Any]:
-    """The JSON patch operation that sets `status.<field>` of `run` wholesale.
-
-    A JSON patch, not a merge patch: a merge patch would merge the value with the one before
-    (a key the new one lacks would stay) and drop every null inside it.
-    """
-    if isinstance(run.get("status"), dict):
-        return {"op": "add", "path": f"/status/{field}", "value": value}
-    return {"op": "add", "path": "/status", "value": {field: value}}
-
-
 def report_write(run: dict[str, Any], report: dict[str, Any]) -> dict[str, Any]:
     """The JSON patch operation that sets `status.report` of `run` wholesale."""
-    return status_write(run, "report", report)
+    return status_set(run.get("status"), "report", report)
 
 
 class ClusterError(Exception):
@@ -487,7 +477,7 @@ class KubernetesCluster:
         self._guarded_patch(
             run,
             report_guard,
-            status_write(run, "metadata", metadata),
+            status_set(run.get("status"), "metadata", metadata),
             self._api.patch_namespaced_custom_object_status,
             lambda fresh: AttemptNotCurrent(
                 f"run {fresh['metadata']['name']!r} moved on while its metadata was written",

@@ -10,11 +10,14 @@ from typing import Any, Protocol
 
 import kubernetes
 
+from podtask._contract.status_patches import version_pin
 from podtask._contract.wire import GROUP, TASK_QUEUES, TASK_RUNS, TASK_SCHEDULES, TASKS, VERSION
 from podtask_operator.kube import Conflict, Kube, KubeError, NotFound
 from podtask_operator.run_events import run_event
 
 log = logging.getLogger(__name__)
+
+JSON_PATCH = "application/json-patch+json"
 
 
 class RunChanged(Exception):
@@ -31,7 +34,7 @@ class ClusterApi(Protocol):
     async def get_config_map(self, name: str) -> dict[str, Any] | None: ...
 
     async def patch_run_status(
-        self, name: str, patch: dict[str, Any], *, resource_version: str | None = None
+        self, name: str, patch: list[dict[str, Any]], *, resource_version: str | None = None
     ) -> None: ...
 
     async def get_pod(self, name: str) -> dict[str, Any] | None: ...
@@ -83,16 +86,25 @@ class Cluster:
         )
 
     async def patch_run_status(
-        self, name: str, patch: dict[str, Any], *, resource_version: str | None = None
+        self, name: str, patch: list[dict[str, Any]], *, resource_version: str | None = None
     ) -> None:
-        """Merge `patch` into the run's status; with `resource_version`, only into that version
-        of the run (else `RunChanged`), so that a decision never overwrites what it did not see.
-        """
-        body: dict[str, Any] = {"status": patch}
-        if resource_version is not None:
-            body["metadata"] = {"resourceVersion": resource_version}
+        """Apply the JSON patch `patch` (`podtask._contract.status_patches`) to the run's status;
+        with `resource_version`, only to that version of the run (else `RunChanged`), so that a
+        decision never overwrites what it did not see."""
+        pin = [] if resource_version is None else [version_pin(resource_version)]
         try:
-            await self._patch_status(TASK_RUNS, name, body)
+            await self._kube.call(
+                lambda: self._custom.patch_namespaced_custom_object_status(
+                    GROUP,
+                    VERSION,
+                    self.namespace,
+                    TASK_RUNS,
+                    name,
+                    [*pin, *patch],
+                    _content_type=JSON_PATCH,
+                    _preload_content=False,
+                )
+            )
         except Conflict as exc:
             if resource_version is not None:
                 raise RunChanged(f"run {name} changed since version {resource_version}") from exc
@@ -143,8 +155,9 @@ class Cluster:
         )
 
     async def _patch_status(self, plural: str, name: str, body: dict[str, Any]) -> None:
-        """Merge `body` (`{"status": …}`, maybe a `metadata` precondition) into the status
-        subresource of one of podtask's objects."""
+        """Merge `body` (`{"status": …}`) into the status subresource of one of podtask's
+        objects: for the statuses that hold no free-form JSON (a merge patch reads a null as
+        "remove"), the queues' and schedules'."""
         await self._kube.call(
             lambda: self._custom.patch_namespaced_custom_object_status(
                 GROUP, VERSION, self.namespace, plural, name, body, _preload_content=False

@@ -1,4 +1,4 @@
-"""Writing a decided status onto a TaskRun: the merge patch from the status read to the status
+"""Writing a decided status onto a TaskRun: the JSON patch from the status read to the status
 decided (`status_patch`), the guard that writes it only onto the version it was decided from,
 and the Event that says why a run ended or waits.
 
@@ -15,6 +15,7 @@ from typing import Any
 
 from podtask._contract.bounded_errors import bounded_error
 from podtask._contract.resources import RunError, RunPhase, TaskRunStatus
+from podtask._contract.status_patches import status_changes
 from podtask_operator import metrics
 from podtask_operator.cluster import ClusterApi
 from podtask_operator.lifecycle import RunEnd, finished
@@ -38,16 +39,19 @@ def output_moved(old: TaskRunStatus, new: TaskRunStatus) -> bool:
     )
 
 
-def status_patch(old: TaskRunStatus, new: TaskRunStatus) -> dict[str, Any]:
-    """The merge patch from `old` to `new`: changed keys, and nulls for cleared ones."""
+def status_patch(read: Any, old: TaskRunStatus, new: TaskRunStatus) -> list[dict[str, Any]]:
+    """The JSON patch from `old` to `new` on a run whose status as read (before parsing into
+    `old`) is `read`: the changed fields set wholesale, the cleared ones removed."""
     before, after = old.to_wire(), new.to_wire()
-    patch: dict[str, Any] = {k: v for k, v in after.items() if before.get(k) != v}
-    patch.update({k: None for k in before if k not in after})
+    changes: dict[str, Any] = {k: v for k, v in after.items() if before.get(k) != v}
+    changes.update({k: None for k in before if k not in after})
     for key in _API_OWNED:
-        patch.pop(key, None)
-    if output_moved(old, new):
-        # Only that key of the report: a merge patch's null removes it, the rest stays.
-        patch["report"] = {"output": None}
+        changes.pop(key, None)
+    patch = status_changes(read, changes)
+    report = read.get("report") if isinstance(read, dict) else None
+    if output_moved(old, new) and isinstance(report, dict) and "output" in report:
+        # Only that key of the report: the rest is the API's.
+        patch.append({"op": "remove", "path": "/status/report/output"})
     return patch
 
 
@@ -68,7 +72,7 @@ class RunWriter:
     ) -> None:
         """Write the change from `old` to `new`; `guarded`, only onto the version of `run`
         they were decided from (else `RunChanged`)."""
-        patch = status_patch(old, new)
+        patch = status_patch(run.get("status"), old, new)
         if patch:
             version = run["metadata"].get("resourceVersion") if guarded else None
             await self._cluster.patch_run_status(
@@ -112,11 +116,14 @@ class RunWriter:
             error = bounded_error(RunError(type=error_type, message=message))
             await self._cluster.patch_run_status(
                 run["metadata"]["name"],
-                {
-                    "phase": RunPhase.SYSTEM_FAILURE.value,
-                    "error": error.to_wire(),
-                    "finishedAt": self._clock().isoformat(),
-                },
+                status_changes(
+                    run.get("status"),
+                    {
+                        "phase": RunPhase.SYSTEM_FAILURE.value,
+                        "error": error.to_wire(),
+                        "finishedAt": self._clock().isoformat(),
+                    },
+                ),
             )
             metrics.run_finished(run, TaskRunStatus(phase=RunPhase.SYSTEM_FAILURE))
             return

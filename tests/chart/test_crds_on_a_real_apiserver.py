@@ -152,7 +152,7 @@ def _statuses(name: str, spec: TaskRunSpec) -> list[tuple[str, Status, Status]]:
                 exit_code=0 if outcome is AttemptKind.SUCCEEDED else 1,
                 reason=outcome.value,
                 error=None if outcome is AttemptKind.SUCCEEDED else error,
-                output={"ok": True} if outcome is AttemptKind.SUCCEEDED else None,
+                output={"ok": True, "nothing": None} if outcome is AttemptKind.SUCCEEDED else None,
             )
             ended = end_attempt(of, executing, result, NOW + timedelta(seconds=3)).status
             writes.append((f"attempt {outcome.value}", executing, ended))
@@ -176,16 +176,18 @@ def test_every_status_the_operator_writes_is_accepted(
     for index, (what, before, after) in enumerate(_statuses("run-status", spec)):
         name = f"run-status-{index}"
         assert _create(client, namespace, name, SPEC).status_code == 201
+        read = None
         for old, new in ((Status(), before), (before, after)):
-            patch = status_patch(old, new)
+            patch = status_patch(read, old, new)
             if not patch:
                 continue
             answer = client.patch(
                 f"{_runs(namespace)}/{name}/status",
-                json={"status": patch},
-                headers={"Content-Type": "application/merge-patch+json"},
+                json=patch,
+                headers={"Content-Type": "application/json-patch+json"},
             )
             assert answer.status_code == 200, (what, answer.text)
+            read = answer.json()["status"]
         stored = Status.model_validate(answer.json()["status"])
         assert stored == after, what
         phases.add(str(stored.phase))

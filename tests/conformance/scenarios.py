@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from podtask._contract.status_patches import version_pin
 from tests.conformance.conformance_client import Cluster, Exchange, Transcript, normalise
 
 GROUP = "conformance.podtask.dev"
@@ -198,6 +199,21 @@ def create_and_conflict(cluster: Cluster, ns: str) -> Transcript:
     no_version = copy.deepcopy(created.body)
     del no_version["metadata"]["resourceVersion"]
     t.add("update without resourceVersion", cluster.request("PUT", gadgets(ns, "g1"), no_version))
+    # Any patch that leaves a resourceVersion in the object makes it a precondition: how the
+    # operator pins its JSON patches of a run's status to the version it decided from.
+    for what, version in (
+        ("stale", created.body["metadata"]["resourceVersion"]),
+        ("current", cluster.request("GET", gadgets(ns, "g1")).body["metadata"]["resourceVersion"]),
+    ):
+        t.add(
+            f"JSON patch pinned to the {what} resourceVersion",
+            cluster.request(
+                "PATCH",
+                gadgets(ns, "g1"),
+                [version_pin(version), {"op": "add", "path": "/spec/color", "value": "red"}],
+                content_type="application/json-patch+json",
+            ),
+        )
     return t
 
 

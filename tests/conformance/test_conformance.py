@@ -15,7 +15,7 @@ from tests.conformance.conftest import Transcripts
 from tests.conformance.scenarios import SCENARIOS
 
 EXPECTED_STATUSES: dict[str, list[int]] = {
-    "create_and_conflict": [201, 409, 200, 409, 200, 404, 422],
+    "create_and_conflict": [201, 409, 200, 409, 200, 404, 422, 409, 200],
     "invalid_custom_resources": [422] * 12 + [201, 201] + [422] * 6 + [201, 201] + [422] * 5,
     "invalid_taskrun": [422],
     "unknown_fields": [201, 200, 400, 201, 400, 422, 422],

@@ -29,6 +29,14 @@ def test_hello_world_completes_with_its_output(stack: Stack) -> None:
     assert run["attempts"][0]["exitCode"] == 0
 
 
+def test_an_output_keeps_every_null_it_holds(stack: Stack) -> None:
+    # A null inside an object is a value, not "delete this key" as in a merge patch.
+    payload = {"a": None, "b": [None, {"c": None}], "d": {"e": None, "f": 1}}
+    run = stack.wait_for(stack.trigger("returns-its-payload", payload))
+    assert run["status"] == "Completed", run
+    assert run["output"] == payload
+
+
 def test_the_readme_curl_works_without_a_content_type(stack: Stack) -> None:
     # `curl -d '{...}'` sends its JSON as application/x-www-form-urlencoded.
     done = subprocess.run(

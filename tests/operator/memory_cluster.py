@@ -1,9 +1,9 @@
 """An in-memory namespace behind `podtask_operator.cluster.ClusterApi`: the Kubernetes API
 boundary of the reconciler, so that its decisions can be driven step by step without kopf,
 an apiserver or a node agent. It keeps what an apiserver keeps for those calls: a
-resourceVersion per write (a stale one is refused as `RunChanged`), merge patches of the
-status, AlreadyExists on a second create, and the Events posted. Pods do nothing by
-themselves: the test moves them (`pod_ends`).
+resourceVersion per write (a stale one is refused as `RunChanged`), JSON patches of a run's
+status (merge patches of a queue's), AlreadyExists on a second create, and the Events
+posted. Pods do nothing by themselves: the test moves them (`pod_ends`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 
 from podtask._contract.resources import TaskRunSpec
 from podtask._contract.wire import API_VERSION, LABEL_RUN
-from podtask_devcluster.patches import merge_patch
+from podtask_devcluster.patches import json_patch, merge_patch
 from podtask_operator.cluster import RunChanged
 from podtask_operator.kube import NotFound, Transient
 
@@ -91,14 +91,16 @@ class MemoryCluster:
         return None
 
     async def patch_run_status(
-        self, name: str, patch: dict[str, Any], *, resource_version: str | None = None
+        self, name: str, patch: list[dict[str, Any]], *, resource_version: str | None = None
     ) -> None:
         run = self.runs.get(name)
         if run is None:
             raise NotFound(404, "NotFound", f"taskruns {name!r} not found")
         if resource_version is not None and resource_version != run["metadata"]["resourceVersion"]:
             raise RunChanged(f"run {name} changed since version {resource_version}")
-        run["status"] = merge_patch(run.get("status") or {}, copy.deepcopy(patch))
+        patched = json_patch(run, patch)
+        run.clear()
+        run.update(patched)
         self._bump(run)
 
     async def get_pod(self, name: str) -> dict[str, Any] | None:

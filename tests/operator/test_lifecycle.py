@@ -13,6 +13,7 @@ from podtask._contract.resources import (
     TaskRunStatus,
 )
 from podtask._contract.wire import NON_RETRYABLE_ERRORS
+from podtask_devcluster.patches import json_patch
 from podtask_operator.attempts import AttemptKind, classify_attempt, reported_success
 from podtask_operator.lifecycle import end_attempt, start_attempt
 from podtask_operator.run_writes import status_patch
@@ -33,8 +34,8 @@ def pod(
     return {"status": status}
 
 
-def ok(attempt: int = 1) -> AttemptReport:
-    return AttemptReport(attempt=attempt, ok=True, output={"message": "hi"})
+def ok(attempt: int = 1, output: Any = None) -> AttemptReport:
+    return AttemptReport(attempt=attempt, ok=True, output=output or {"message": "hi"})
 
 
 def failed(error_type: str, attempt: int = 1) -> AttemptReport:
@@ -198,16 +199,51 @@ def test_a_reported_success_stands_whatever_the_pod_does() -> None:
     assert reported_success(pod("Running"), None, attempt=1) is None
 
 
+def _written(read: dict[str, Any] | None, old: TaskRunStatus, new: TaskRunStatus) -> Any:
+    """The status `read` (parsed as `old`) once the operator's patch to `new` is applied."""
+    run = {"metadata": {"name": "run-abc123"}, **({} if read is None else {"status": read})}
+    return json_patch(run, status_patch(read, old, new)).get("status")
+
+
 def test_status_patch_sends_changes_and_clears_removed_keys(spec: TaskRunSpec) -> None:
     waiting = TaskRunStatus(
         phase=RunPhase.WAITING_TO_RETRY, attempt=1, next_attempt_at=NOW, report=ok()
     )
+    read = waiting.to_wire()
     started = start_attempt("run-abc123", spec, waiting, NOW)
-    patch = status_patch(waiting, started)
-    assert patch["phase"] == "Executing"
-    assert patch["nextAttemptAt"] is None
-    assert "report" not in patch
-    assert status_patch(started, started) == {}
+    patch = status_patch(read, waiting, started)
+    assert {"op": "add", "path": "/status/phase", "value": "Executing"} in patch
+    assert {"op": "remove", "path": "/status/nextAttemptAt"} in patch
+    assert not any(op["path"].startswith("/status/report") for op in patch)
+    assert _written(read, waiting, started) == {**started.to_wire(), "report": read["report"]}
+    assert status_patch(started.to_wire(), started, started) == []
+
+
+def test_the_first_status_patch_makes_the_status(spec: TaskRunSpec) -> None:
+    started = start_attempt("run-abc123", spec, TaskRunStatus(), NOW)
+    assert TaskRunStatus.model_validate(_written(None, TaskRunStatus(), started)) == started
+
+
+def test_a_cleared_key_the_status_does_not_hold_is_not_removed(spec: TaskRunSpec) -> None:
+    # The status read lacks what its parse defaults (attempts, conditions): nothing to remove.
+    held = TaskRunStatus(phase=RunPhase.WAITING_TO_RETRY, attempt=1, next_attempt_at=NOW)
+    read = {"phase": "WaitingToRetry", "attempt": 1}
+    started = start_attempt("run-abc123", spec, held, NOW)
+    assert TaskRunStatus.model_validate(_written(read, held, started)) == started
+
+
+def test_a_completed_runs_output_keeps_its_nulls_and_leaves_the_report(spec: TaskRunSpec) -> None:
+    """The output moves from the report to `status.output` whole: a null in it is a value (a
+    merge patch would read it as "remove this key")."""
+    output = {"a": None, "b": [None, {"c": None}], "d": {"e": None}}
+    started = start_attempt("run-abc123", spec, TaskRunStatus(), NOW)
+    executing = started.model_copy(update={"report": ok(output=output)})
+    read = executing.to_wire()
+    result = classify_attempt(pod("Succeeded", 0), ok(output=output), 1)
+    assert result is not None
+    written = _written(read, executing, end_attempt(spec, executing, result, NOW).status)
+    assert written["output"] == output
+    assert "output" not in written["report"] and written["report"]["ok"] is True
 
 
 def test_the_operator_never_writes_the_runs_metadata(spec: TaskRunSpec) -> None:
@@ -217,10 +253,15 @@ def test_the_operator_never_writes_the_runs_metadata(spec: TaskRunSpec) -> None:
     executing = started.model_copy(update={"metadata": {"progress": 0.5}})
     ended = end_attempt(spec, executing, classify_attempt(pod("Succeeded", 0), ok(), 1), NOW)
     assert ended.status.metadata == {"progress": 0.5}
+    read = executing.to_wire()
     for new in (ended.status, ended.status.model_copy(update={"metadata": None})):
-        patch = status_patch(executing, new)
-        assert patch["phase"] == "Completed" and "metadata" not in patch
-    assert "metadata" not in status_patch(started, executing)
+        patch = status_patch(read, executing, new)
+        assert {"op": "add", "path": "/status/phase", "value": "Completed"} in patch
+        assert not any(op["path"].startswith("/status/metadata") for op in patch)
+    assert not any(
+        op["path"].startswith("/status/metadata")
+        for op in status_patch(started.to_wire(), started, executing)
+    )
 
 
 def test_pending_runs_wait_for_their_delay_then_their_ttl_counts() -> None:

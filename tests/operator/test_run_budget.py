@@ -3,10 +3,10 @@
 The largest TaskRun each writer can produce is built by sending its own writes, in order:
 the API's create (payload, metadata, tags and keys at their limits), then for each of
 `MAX_ATTEMPTS` attempts the operator's status patch that starts it (`status_patch`), the
-API's JSON patch of the metadata the task wrote (`status_write`, the largest document on
+API's JSON patch of the metadata the task wrote (`status_set`, the largest document on
 the last attempt), of the runner's report (`report_write`, an error far over its cap, or
 the largest output on the last attempt) and the operator's status patch that ends it. The
-object that results is measured as Kubernetes stores it, applied locally (RFC 7386/6902)
+object that results is measured as Kubernetes stores it, applied locally (RFC 6902)
 and on the real kube-apiserver, whose etcd refuses a write over 1.5 MiB. Every string is
 filled with what costs most stored (`<` takes 6 bytes)."""
 
@@ -35,14 +35,15 @@ from podtask._contract.limits import (
     attempt_error_bytes,
 )
 from podtask._contract.resources import QueueRef, RetryPolicy, TaskRunSpec, TaskRunStatus, TaskSpec
+from podtask._contract.status_patches import status_set
 from podtask._contract.wire import API_VERSION, GROUP, VERSION
-from podtask_api.cluster import report_guard, report_write, status_write
+from podtask_api.cluster import report_guard, report_write
 from podtask_api.reports import CompletionReport, attempt_report
 from podtask_api.stored_json import encoded_size
 from podtask_api.task_runs import build_task_run
 from podtask_api.trigger_requests import TriggerRequest
 from podtask_devcluster.control_plane import ControlPlane
-from podtask_devcluster.patches import json_patch, merge_patch
+from podtask_devcluster.patches import json_patch
 from podtask_operator.attempts import classify_attempt
 from podtask_operator.lifecycle import end_attempt, start_attempt
 from podtask_operator.run_writes import status_patch
@@ -71,22 +72,17 @@ class Store(Protocol):
     """Where the writes go: each returns the object as stored after it."""
 
     def create(self, run: dict[str, Any]) -> dict[str, Any]: ...
-    def merge_status(self, name: str, patch: dict[str, Any]) -> dict[str, Any]: ...
     def json_patch_status(self, name: str, ops: list[dict[str, Any]]) -> dict[str, Any]: ...
 
 
 class LocalStore:
-    """The writes applied as RFC 7386 and RFC 6902 say, as the apiserver applies them."""
+    """The writes applied as RFC 6902 says, as the apiserver applies them."""
 
     def __init__(self) -> None:
         self.run: dict[str, Any] = {}
 
     def create(self, run: dict[str, Any]) -> dict[str, Any]:
         self.run = {**run, "metadata": {**run["metadata"], "uid": "0000-1111"}}
-        return self.run
-
-    def merge_status(self, name: str, patch: dict[str, Any]) -> dict[str, Any]:
-        self.run = merge_patch(self.run, {"status": patch})
         return self.run
 
     def json_patch_status(self, name: str, ops: list[dict[str, Any]]) -> dict[str, Any]:
@@ -119,9 +115,6 @@ class RealStore:
                 content=compact_json(body),
             )
         )
-
-    def merge_status(self, name: str, patch: dict[str, Any]) -> dict[str, Any]:
-        return self._patch(name, {"status": patch}, "application/merge-patch+json")
 
     def json_patch_status(self, name: str, ops: list[dict[str, Any]]) -> dict[str, Any]:
         return self._patch(name, ops, "application/json-patch+json")
@@ -180,10 +173,10 @@ def run_to_the_largest_end(store: Store, ends_ok: bool) -> dict[str, Any]:
     for number in range(1, MAX_ATTEMPTS + 1):
         status = TaskRunStatus.model_validate(run.get("status") or {})
         started = start_attempt(name, spec, status, now)
-        run = store.merge_status(name, status_patch(status, started))
+        run = store.json_patch_status(name, status_patch(run.get("status"), status, started))
         last = number == MAX_ATTEMPTS
         if last:
-            write = status_write(run, "metadata", largest_metadata())
+            write = status_set(run.get("status"), "metadata", largest_metadata())
             run = store.json_patch_status(name, [*report_guard(run), write])
         if last and ends_ok:
             report = CompletionReport(ok=True, output=_filling(MAX_OUTPUT_BYTES))
@@ -195,7 +188,7 @@ def run_to_the_largest_end(store: Store, ends_ok: bool) -> dict[str, Any]:
         assert result is not None
         now += timedelta(seconds=1)
         ended = end_attempt(spec, status, result, now).status
-        run = store.merge_status(name, status_patch(status, ended))
+        run = store.json_patch_status(name, status_patch(run["status"], status, ended))
     return run
 
 

@@ -1,4 +1,5 @@
-"""Tasks that end badly on purpose, one way each, and one that returns the largest output."""
+"""Tasks that end badly on purpose, one way each, and ones whose output is at an edge: the
+largest the API accepts, and its own payload (whatever JSON the test sends)."""
 
 from typing import Any
 
@@ -20,3 +21,8 @@ def returns_a_set(payload: Any, ctx: Context) -> object:
 def largest_output(payload: Any, ctx: Context) -> str:
     """The largest output the API accepts: `<` takes 6 bytes as Kubernetes stores it."""
     return "<" * ((MAX_OUTPUT_BYTES - 2) // 6)
+
+
+@task(id="returns-its-payload", retry={"max_attempts": 1})
+def returns_its_payload(payload: Any, ctx: Context) -> Any:
+    return payload
