@@ -86,6 +86,7 @@ crds: $(STAMP)
 	cp crds/*.yaml charts/podtask/crds/
 
 bench: $(STAMP)
+	rm -f bench/results.json
 	$(BIN)/python bench/e2e_throughput.py
 	$(BIN)/python bench/admission_cost.py
 	$(BIN)/python bench/api_throughput.py

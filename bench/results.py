@@ -1,0 +1,73 @@
+"""`bench/results.json`: every figure `make bench` measures, under its key (`p1` … `p7`, the
+goals in bench/README.md), with its goal, whether it meets it, and the raw
+numbers it was worked out from; and the line each benchmark prints for it.
+
+Each benchmark records its own keys as it ends (`record`); `make bench` starts from an empty
+file, so a figure in it was measured in that run.
+"""
+
+from __future__ import annotations
+
+import json
+import operator
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(os.environ.get("PODTASK_BENCH_RESULTS", Path(__file__).parent / "results.json"))
+
+_COMPARISONS: dict[str, Callable[[float, float], bool]] = {
+    "<=": operator.le,
+    "<": operator.lt,
+    ">=": operator.ge,
+    ">": operator.gt,
+}
+
+
+@dataclass(frozen=True)
+class Goal:
+    """What a figure must be: `value <comparison> bound`."""
+
+    comparison: str
+    bound: float
+
+    def __post_init__(self) -> None:
+        if self.comparison not in _COMPARISONS:
+            raise ValueError(f"a goal compares with one of {sorted(_COMPARISONS)}")
+
+    def met(self, value: float) -> bool:
+        return _COMPARISONS[self.comparison](value, self.bound)
+
+    def __str__(self) -> str:
+        return f"{self.comparison} {self.bound:g}"
+
+
+def record(
+    key: str,
+    what: str,
+    value: float,
+    goal: Goal,
+    raw: Mapping[str, Any],
+    **figures: float,
+) -> dict[str, Any]:
+    """Write figure `key` into `RESULTS` (keeping the others) and print its line; the entry.
+
+    `figures` are further named figures of the same measurement (e.g. `p2`'s
+    `cpu_ms_per_admission`), kept beside `value`.
+    """
+    entry: dict[str, Any] = {
+        "what": what,
+        "value": value,
+        "goal": str(goal),
+        "met": goal.met(value),
+        **figures,
+        "raw": dict(raw),
+    }
+    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    results[key] = entry
+    RESULTS.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    verdict = "meets" if entry["met"] else "MISSES"
+    print(f"{key}: {what}: {value:.3g} (goal {goal}: {verdict})", flush=True)
+    return entry
