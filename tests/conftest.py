@@ -9,6 +9,10 @@ need images (those using `built_images`, or marked `images`) did not run: they a
 likewise, without Debian's chromium, the dashboard's browser tests (those using `chromium`).
 A failing test that used a composed stack reports the tail of its operator's and API's logs:
 pytest's temporary folders, where the logs are, do not outlive a few later runs.
+
+On pytest-xdist workers (`make test`), each worker writes the groups of tests that share a
+fixture (`tests/worker_groups.py`) and the controller hands them out longest first
+(`tests/worker_order.py`); the summary's counts come from the workers' reports.
 """
 
 from __future__ import annotations

@@ -123,6 +123,15 @@ class ComposedStack:
         self.stop()
 
     def start(self) -> ComposedStack:
+        # A stack that fails to start (a deadline missed on a loaded machine) stops what it
+        # started: `with` calls no __exit__ then, and a fixture's error leaves no teardown.
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> ComposedStack:
         manifest = build_manifest(load_tasks(self.modules))
         if isinstance(self.cluster, EmbeddedCluster):
             cluster = self.cluster
