@@ -19,7 +19,7 @@ from types import TracebackType
 from podtask_devcluster.control_plane import ControlPlane, die_with_parent
 
 NODE_NAME = "podtask-local"
-NODE_READY_SECONDS = 90
+NODE_READY_SECONDS = 180
 
 
 class RealCluster:

@@ -157,7 +157,9 @@ class ComposedStack:
             ["-m", "podtask_api", "--host", "127.0.0.1", "--port", str(self.api_port)],
             {"PODTASK_API_KEY_HASHES": hashlib.sha256(self.api_key.encode()).hexdigest()},
         )
-        wait_until(self._api_ready, timeout=60)
+        # Generous: on a loaded machine (`make test`'s workers starting stacks at once) the
+        # API's imports alone take a while.
+        wait_until(self._api_ready, timeout=180)
 
     def kill_api(self) -> None:
         assert self.api is not None

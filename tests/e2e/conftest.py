@@ -99,8 +99,9 @@ def wait_until(check: Callable[[], Any], timeout: float = 30, interval: float = 
 
 
 def start_stack(state_dir: Path, *modules: str, cluster: str = "embedded") -> DevProcess:
-    # The real control plane's first start may build it (minutes on a fresh machine).
-    timeout = 90 if cluster == "embedded" else 1800
+    # The real control plane's first start may build it (minutes on a fresh machine); the
+    # embedded one can take minutes too when `make test`'s workers start stacks at once.
+    timeout = 300 if cluster == "embedded" else 1800
     return DevProcess(
         [str(ROOT / "examples"), *modules],
         state_dir,
