@@ -23,6 +23,7 @@ import json
 import shutil
 import tempfile
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,13 @@ class Durations:
         self._cache.set(CACHE_KEY, merged)
 
 
+def longest_first(
+    units: dict[str, dict[str, bool]], seconds: Callable[[str], float]
+) -> list[tuple[str, dict[str, bool]]]:
+    """The units (name -> its node ids), longest first; equal ones keep their order."""
+    return sorted(units.items(), key=lambda unit: -sum(seconds(nodeid) for nodeid in unit[1]))
+
+
 def grouped_scheduler(
     config: pytest.Config, log: Any, groups_dir: Path, durations: Durations
 ) -> Any:
@@ -92,11 +100,7 @@ def grouped_scheduler(
             # The queue is complete when the first unit is handed out (`schedule`).
             if not self._sorted:
                 self._sorted = True
-                units = sorted(
-                    self.workqueue.items(),
-                    key=lambda unit: -sum(durations.of(nodeid) for nodeid in unit[1]),
-                )
-                self.workqueue = OrderedDict(units)
+                self.workqueue = OrderedDict(longest_first(self.workqueue, durations.of))
             super()._assign_work_unit(node)
 
     return Grouped(config, log)

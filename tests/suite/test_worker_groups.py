@@ -1,0 +1,107 @@
+"""The suite's own scheduling on pytest-xdist workers: which tests share a worker
+(`tests/worker_groups.py`) and the order the units go in (`tests/worker_order.py`).
+
+Pure: the items are pytest's shapes (fixture definitions with a scope, params and the
+fixtures they use; a callspec), made here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from tests.worker_groups import ONCE_PER_RUN, groups, instances
+from tests.worker_order import longest_first
+
+HERE = Path(__file__)
+
+
+@dataclass
+class Definition:
+    scope: str
+    argnames: tuple[str, ...] = ()
+    params: list[str] | None = None
+    func: Any = field(default=lambda: None)  # defined in this file: its package is tests/suite
+
+
+def _item(nodeid: str, uses: dict[str, Definition], **params: str) -> Any:
+    return SimpleNamespace(
+        nodeid=nodeid,
+        path=Path(nodeid.split("::")[0]),
+        fixturenames=list(uses),
+        _fixtureinfo=SimpleNamespace(name2fixturedefs={k: [v] for k, v in uses.items()}),
+        callspec=SimpleNamespace(params=params),
+    )
+
+
+CLUSTER_KIND = Definition("package", params=["embedded", "real"])
+STACK = Definition("package", argnames=("cluster_kind",))
+COMPOSED = Definition("module", argnames=("cluster_kind",))
+TMP = Definition("function")
+
+
+def test_tests_sharing_a_package_stack_share_a_group_per_cluster() -> None:
+    uses = {"stack": STACK, "cluster_kind": CLUSTER_KIND}
+    items = [
+        _item("tests/e2e/test_a.py::test_one[embedded]", uses, cluster_kind="embedded"),
+        _item("tests/e2e/test_b.py::test_two[embedded]", uses, cluster_kind="embedded"),
+        _item("tests/e2e/test_a.py::test_one[real]", uses, cluster_kind="real"),
+    ]
+    found = groups(items)
+    assert found[items[0].nodeid] == found[items[1].nodeid]
+    assert found[items[0].nodeid] != found[items[2].nodeid]
+
+
+def test_a_parameter_of_the_package_links_nothing_by_itself() -> None:
+    uses = {"composed": COMPOSED, "cluster_kind": CLUSTER_KIND}
+    items = [
+        _item("tests/e2e/test_a.py::test_one[real]", uses, cluster_kind="real"),
+        _item("tests/e2e/test_b.py::test_two[real]", uses, cluster_kind="real"),
+        _item("tests/e2e/test_a.py::test_three[real]", uses, cluster_kind="real"),
+    ]
+    found = groups(items)
+    # One module's stack: one group; the other module's is another, though both are [real].
+    assert found[items[0].nodeid] == found[items[2].nodeid]
+    assert found[items[0].nodeid] != found[items[1].nodeid]
+
+
+def test_a_test_using_two_shared_instances_joins_their_groups() -> None:
+    stack = {"stack": STACK, "cluster_kind": CLUSTER_KIND}
+    composed = {"composed": COMPOSED, "cluster_kind": CLUSTER_KIND}
+    items = [
+        _item("tests/e2e/test_a.py::test_stack[real]", stack, cluster_kind="real"),
+        _item("tests/e2e/test_b.py::test_both[real]", stack | composed, cluster_kind="real"),
+        _item("tests/e2e/test_b.py::test_composed[real]", composed, cluster_kind="real"),
+        _item("tests/e2e/test_b.py::test_composed[embedded]", composed, cluster_kind="embedded"),
+    ]
+    found = groups(items)
+    assert found[items[0].nodeid] == found[items[1].nodeid] == found[items[2].nodeid]
+    assert found[items[3].nodeid] != found[items[0].nodeid]
+
+
+def test_function_and_session_fixtures_make_no_group_except_those_run_once() -> None:
+    session = Definition("session")
+    (once,) = sorted(ONCE_PER_RUN)[:1]
+    items = [
+        _item("tests/sdk/test_a.py::test_pure", {"tmp_path": TMP}),
+        _item("tests/api/test_b.py::test_kube", {"embedded_kube": session}),
+        _item("tests/images/test_c.py::test_one", {once: session}),
+        _item("tests/e2e/test_d.py::test_two", {once: session, "tmp_path": TMP}),
+    ]
+    found = groups(items)
+    assert set(found) == {items[2].nodeid, items[3].nodeid}
+    assert found[items[2].nodeid] == found[items[3].nodeid]
+    assert instances(items[0]) == instances(items[1]) == []
+
+
+def test_units_go_longest_first_by_their_tests_durations() -> None:
+    units = {
+        "group-a": {"t1": False, "t2": False, "t3": False},
+        "t4": {"t4": False},
+        "group-b": {"t5": False, "t6": False},
+    }
+    seconds = {"t1": 1.0, "t2": 1.0, "t3": 1.0, "t4": 240.0, "t5": 30.0}
+    # t6 was never timed: it counts as a second or so, not as nothing.
+    order = [name for name, _ in longest_first(units, lambda n: seconds.get(n, 1.0))]
+    assert order == ["t4", "group-b", "group-a"]
