@@ -16,7 +16,7 @@ PYTEST_ARGS ?=
 # than the cores: most of the suite's time is waiting (for pods, stacks, cron ticks), and the
 # waits of several workers overlap. Tests that share a stack or a cluster share a worker
 # (tests/worker_groups.py); the longest go first, by the durations of the last run
-# (tests/worker_order.py, kept in .pytest_cache).
+# (tests/worker_order.py, kept in ~/.cache/podtask/test-durations.json).
 TEST_WORKERS ?= 4
 
 .PHONY: dev test soak lint typecheck unit crds bench clean control-plane images wheelhouse browser

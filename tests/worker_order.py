@@ -1,6 +1,7 @@
 """How pytest-xdist's controller hands the suite to its workers (`--dist loadgroup`): in units
 of one group of tests each (`tests/worker_groups.py`), the longest unit first, by the
-durations of the last runs, which pytest's cache (`.pytest_cache`) keeps.
+durations of the last runs, kept in `~/.cache/podtask/test-durations.json`
+(`$PODTASK_TEST_DURATIONS` when set).
 
 The groups: each worker writes the groups of the tests it collected into a folder that the
 controller named in its `workerinput`, before it reports its collection; the scheduler reads
@@ -13,13 +14,14 @@ first: a test that waits minutes for a cron tick is a unit of one, and, taken la
 run alone at the end while the other workers sit idle. Here the units go longest first (LPT
 scheduling), a unit's cost the sum of its tests' setup, call and teardown in the runs that
 timed them; a test never timed counts as `UNKNOWN_SECONDS`. Every run, with or without
-workers, records the durations of the tests it ran, so the cache is warm from the second
-`make test` of a clone on.
+workers, records the durations of the tests it ran, so the order is right from the second
+`make test` on the machine on.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 from collections import OrderedDict
@@ -29,31 +31,46 @@ from typing import Any
 
 import pytest
 
+from podtask_devcluster.build_cache import exclusive
 from tests.worker_groups import GROUPS_FILE
 
-CACHE_KEY = "podtask/durations"
+# Outside the clone, as the control plane's build is: CI runs in a fresh clone of the
+# repository on the same machine, where `.pytest_cache` would always be empty.
+DURATIONS_ENV = "PODTASK_TEST_DURATIONS"
 # A test with no recorded duration: about the median of the component tests.
 UNKNOWN_SECONDS = 1.0
 
 
-class Durations:
-    """Seconds per test (setup, call and teardown), as recorded by earlier runs and this one."""
+def durations_file() -> Path:
+    configured = os.environ.get(DURATIONS_ENV)
+    if configured:
+        return Path(configured).expanduser()
+    return Path.home() / ".cache" / "podtask" / "test-durations.json"
 
-    def __init__(self, config: pytest.Config) -> None:
-        self._config = config
+
+def _read(path: Path) -> dict[str, float]:
+    try:
+        stored = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(stored, dict):
+        return {}
+    return {str(k): float(v) for k, v in stored.items() if isinstance(v, int | float)}
+
+
+class Durations:
+    """Seconds per test (setup, call and teardown), as recorded by earlier runs (of any clone
+    on this machine) and this one."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
         self._known: dict[str, float] | None = None
         self._this_run: dict[str, float] = {}
 
     @property
-    def _cache(self) -> pytest.Cache | None:
-        # None with `-p no:cacheprovider`: then nothing is known, nor kept.
-        return getattr(self._config, "cache", None)
-
-    @property
     def known(self) -> dict[str, float]:
         if self._known is None:
-            stored = self._cache.get(CACHE_KEY, {}) if self._cache is not None else {}
-            self._known = {str(k): float(v) for k, v in stored.items()}
+            self._known = _read(self.path)
         return self._known
 
     def of(self, nodeid: str) -> float:
@@ -63,11 +80,15 @@ class Durations:
         self._this_run[report.nodeid] = self._this_run.get(report.nodeid, 0.0) + report.duration
 
     def save(self) -> None:
-        """Keep this run's durations (the tests it did not run keep theirs)."""
-        if self._cache is None or not self._this_run:
+        """Keep this run's durations; the tests it did not run keep theirs. Several runs on the
+        machine (other clones) may end at once: each merges into the file under a lock."""
+        if not self._this_run:
             return
-        merged = {**self.known, **{k: round(v, 3) for k, v in self._this_run.items()}}
-        self._cache.set(CACHE_KEY, merged)
+        with exclusive(self.path.with_suffix(".lock")):
+            merged = {**_read(self.path), **{k: round(v, 3) for k, v in self._this_run.items()}}
+            partial = self.path.with_suffix(".partial")
+            partial.write_text(json.dumps(merged, sort_keys=True))
+            partial.replace(self.path)
 
 
 def longest_first(
@@ -111,7 +132,7 @@ class WorkerSchedule:
     without workers, xdist's controller with them (not in its workers)."""
 
     def __init__(self, config: pytest.Config) -> None:
-        self.durations = Durations(config)
+        self.durations = Durations(durations_file())
         self._groups_dir: Path | None = None
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:

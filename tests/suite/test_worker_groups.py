@@ -12,7 +12,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from tests.worker_groups import ONCE_PER_RUN, groups, instances
-from tests.worker_order import longest_first
+from tests.worker_order import UNKNOWN_SECONDS, Durations, longest_first
 
 HERE = Path(__file__)
 
@@ -105,3 +105,16 @@ def test_units_go_longest_first_by_their_tests_durations() -> None:
     # t6 was never timed: it counts as a second or so, not as nothing.
     order = [name for name, _ in longest_first(units, lambda n: seconds.get(n, 1.0))]
     assert order == ["t4", "group-b", "group-a"]
+
+
+def test_durations_are_kept_across_runs_and_merged(tmp_path: Path) -> None:
+    path = tmp_path / "durations.json"
+    first, second = Durations(path), Durations(path)
+    for nodeid, seconds in (("a", 2.0), ("a", 0.5), ("b", 1.0)):  # setup, call, teardown
+        first.record(SimpleNamespace(nodeid=nodeid, duration=seconds))  # type: ignore[arg-type]
+    second.record(SimpleNamespace(nodeid="c", duration=7.0))  # type: ignore[arg-type]
+    first.save()
+    second.save()  # another run that ended at once: both kept
+    later = Durations(path)
+    assert (later.of("a"), later.of("b"), later.of("c")) == (2.5, 1.0, 7.0)
+    assert later.of("never-timed") == UNKNOWN_SECONDS
