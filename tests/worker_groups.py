@@ -14,9 +14,9 @@ without workers. A test linked to two such instances joins both groups into one.
   instances, which two workers run side by side.
 - A package-scoped fixture that has params (`cluster_kind`) links nothing by itself: it
   names a parameter of the package, which the fixtures that depend on it carry.
-- Session fixtures start once per worker (the embedded cluster, the real control plane: each
-  worker has its own), except the ones in `ONCE_PER_RUN`, which cost minutes: every test that
-  uses one of those is in one group.
+- Session fixtures start once per worker (the embedded cluster: each worker has its own),
+  except the ones in `ONCE_PER_RUN`, which cost minutes or keep costing CPU (the images, the
+  session's real control plane): every test that uses one of those is in one group.
 - A test that uses no shared fixture (every `unit` test, and the tests that start what they
   need in their own body) has no group: any free worker takes it.
 """
@@ -35,6 +35,9 @@ import pytest
 ONCE_PER_RUN = frozenset(
     {
         "built_images",  # builds three images with buildah: minutes
+        # etcd and three Kubernetes components: a start costs tens of CPU-seconds, and each
+        # idles on the CPU for as long as its worker lives.
+        "real_control_plane",
     }
 )
 SHARED_SCOPES = ("class", "module", "package")
