@@ -41,29 +41,30 @@ COMPOSED = Definition("module", argnames=("cluster_kind",))
 TMP = Definition("function")
 
 
-def test_tests_sharing_a_package_stack_share_a_group_per_cluster() -> None:
-    uses = {"stack": STACK, "cluster_kind": CLUSTER_KIND}
-    items = [
-        _item("tests/e2e/test_a.py::test_one[embedded]", uses, cluster_kind="embedded"),
-        _item("tests/e2e/test_b.py::test_two[embedded]", uses, cluster_kind="embedded"),
-        _item("tests/e2e/test_a.py::test_one[real]", uses, cluster_kind="real"),
-    ]
+def _on(uses: dict[str, Definition], *tests: tuple[str, str]) -> list[str | None]:
+    """The group of each (node id, cluster) that uses `uses` and cluster_kind."""
+    both = {**uses, "cluster_kind": CLUSTER_KIND}
+    items = [_item(nodeid, both, cluster_kind=cluster) for nodeid, cluster in tests]
     found = groups(items)
-    assert found[items[0].nodeid] == found[items[1].nodeid]
-    assert found[items[0].nodeid] != found[items[2].nodeid]
+    return [found.get(item.nodeid) for item in items]
 
 
-def test_a_parameter_of_the_package_links_nothing_by_itself() -> None:
-    uses = {"composed": COMPOSED, "cluster_kind": CLUSTER_KIND}
-    items = [
-        _item("tests/e2e/test_a.py::test_one[real]", uses, cluster_kind="real"),
-        _item("tests/e2e/test_b.py::test_two[real]", uses, cluster_kind="real"),
-        _item("tests/e2e/test_a.py::test_three[real]", uses, cluster_kind="real"),
-    ]
-    found = groups(items)
-    # One module's stack: one group; the other module's is another, though both are [real].
-    assert found[items[0].nodeid] == found[items[2].nodeid]
-    assert found[items[0].nodeid] != found[items[1].nodeid]
+def test_a_package_stack_is_one_group_per_cluster_a_module_stack_one_per_module() -> None:
+    a_embedded, b_embedded, a_real = _on(
+        {"stack": STACK},
+        ("tests/e2e/test_a.py::test_one[embedded]", "embedded"),
+        ("tests/e2e/test_b.py::test_two[embedded]", "embedded"),
+        ("tests/e2e/test_a.py::test_one[real]", "real"),
+    )
+    assert a_embedded == b_embedded != a_real
+    # cluster_kind, a parameter of the package, links the two modules' stacks no more.
+    a_one, b_two, a_three = _on(
+        {"composed": COMPOSED},
+        ("tests/e2e/test_a.py::test_one[real]", "real"),
+        ("tests/e2e/test_b.py::test_two[real]", "real"),
+        ("tests/e2e/test_a.py::test_three[real]", "real"),
+    )
+    assert a_one == a_three != b_two
 
 
 def test_a_test_using_two_shared_instances_joins_their_groups() -> None:
