@@ -327,7 +327,7 @@ class ComposedStack:
                     f"the {name} {describe_exit(code)}; its log: {self.state / (name + '.log')}"
                 )
 
-    def wait_for(self, run_id: str, timeout: float = 60) -> dict[str, Any]:
+    def wait_for(self, run_id: str, timeout: float = 120) -> dict[str, Any]:
         def ended() -> dict[str, Any] | None:
             self.assert_running()
             run = self.run(run_id)

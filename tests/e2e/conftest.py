@@ -78,7 +78,7 @@ class Stack:
             for node in nodes
         )
 
-    def wait_for(self, run_id: str, timeout: float = 60) -> dict[str, Any]:
+    def wait_for(self, run_id: str, timeout: float = 120) -> dict[str, Any]:
         return wait_until(lambda: (r := self.run(run_id))["status"] in FINAL and r, timeout)
 
 
@@ -87,7 +87,7 @@ def at(stamp: str) -> datetime:
     return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
 
 
-def wait_until(check: Callable[[], Any], timeout: float = 30, interval: float = 0.1) -> Any:
+def wait_until(check: Callable[[], Any], timeout: float = 90, interval: float = 0.1) -> Any:
     deadline = time.monotonic() + timeout
     while True:
         result = check()
