@@ -12,6 +12,12 @@ RUNTIME ?= processes
 # The API's port of `make dev` (podtask dev --port; 0: any free port)
 PORT ?= 8030
 PYTEST_ARGS ?=
+# pytest-xdist workers of `make test` (0: none, the tests run in pytest's own process). More
+# than the cores: most of the suite's time is waiting (for pods, stacks, cron ticks), and the
+# waits of several workers overlap. Tests that share a stack or a cluster share a worker
+# (tests/worker_groups.py); the longest go first, by the durations of the last run
+# (tests/worker_order.py, kept in ~/.cache/podtask/test-durations.json).
+TEST_WORKERS ?= 4
 
 .PHONY: dev test soak lint typecheck unit crds bench clean control-plane images wheelhouse browser
 
@@ -35,8 +41,9 @@ typecheck: $(STAMP)
 
 # Both clusters: the embedded one and the real control plane (built first, once; minutes on a
 # fresh machine). PODTASK_TEST_CLUSTERS=embedded (or real) narrows the cluster-level suites.
+# The 25 slowest tests close the output, so that a slow one stays in view.
 test: lint typecheck control-plane browser
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup --durations=25 $(PYTEST_ARGS)
 
 # Debian's chromium, which the dashboard's browser tests (tests/dashboard) drive with Playwright:
 # installed with apt-get when it is missing and apt-get can be used (as root, or through sudo

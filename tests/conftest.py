@@ -9,12 +9,17 @@ need images (those using `built_images`, or marked `images`) did not run: they a
 likewise, without Debian's chromium, the dashboard's browser tests (those using `chromium`).
 A failing test that used a composed stack reports the tail of its operator's and API's logs:
 pytest's temporary folders, where the logs are, do not outlive a few later runs.
+
+On pytest-xdist workers (`make test`), each worker writes the groups of tests that share a
+fixture (`tests/worker_groups.py`) and the controller hands them out longest first
+(`tests/worker_order.py`); the summary's counts come from the workers' reports.
 """
 
 from __future__ import annotations
 
 import subprocess
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -25,6 +30,8 @@ from tests.e2e.composed import ComposedStack
 from tests.embedded_kube import embedded_kube
 from tests.real_control_plane import real_control_plane
 from tests.tiers import guarded, mark
+from tests.worker_groups import write_groups
+from tests.worker_order import WorkerSchedule
 
 __all__ = ["built_images", "embedded_kube", "real_control_plane"]
 
@@ -43,13 +50,18 @@ def _real_apiserver_version() -> str:
 
 _IMAGES_NOT_RUN = pytest.StashKey[tuple[int, str]]()
 _BROWSER_NOT_RUN = pytest.StashKey[tuple[int, str]]()
-_REAL = pytest.StashKey[set[str]]()  # the tests marked `real`
+_NOT_RUN = {"images": _IMAGES_NOT_RUN, "browser": _BROWSER_NOT_RUN}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput"):  # not in an xdist worker: its controller sees all
+        config.pluginmanager.register(WorkerSchedule(config), "podtask-worker-schedule")
 
 
 # First, so that `-m unit` (pytest's own deselection, which runs after) sees the tiers.
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    config.stash[_REAL] = mark(items)
+    mark(items)
     # Deselected rather than skipped: a skip is one summary line per test (or per file).
     for key, reason, needs in (
         (_IMAGES_NOT_RUN, tools_missing_reason(), _needs_images),
@@ -62,6 +74,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             config.hook.pytest_deselected(items=needing)
             items[:] = [i for i in items if i not in needing]
             config.stash[key] = (len(needing), reason)
+    write_groups(config, items)
 
 
 def _needs_images(item: pytest.Item) -> bool:
@@ -96,6 +109,25 @@ def pytest_runtest_makereport(item: pytest.Item) -> Iterator[None]:
             report.sections.append((title, text))
 
 
+# Under pytest-xdist the workers collect and deselect, and the controller writes the summary:
+# each worker sends what it did not run (all collect the same tests) in its `workeroutput`.
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    output = getattr(session.config, "workeroutput", None)
+    if output is not None:
+        for name, key in _NOT_RUN.items():
+            if key in session.config.stash:
+                output[f"not_run_{name}"] = session.config.stash[key]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    output = getattr(node, "workeroutput", {})
+    for name, key in _NOT_RUN.items():
+        if f"not_run_{name}" in output:
+            count, reason = output[f"not_run_{name}"]
+            node.config.stash[key] = (count, reason)
+
+
 def pytest_terminal_summary(
     terminalreporter: pytest.TerminalReporter, config: pytest.Config
 ) -> None:
@@ -109,7 +141,7 @@ def pytest_terminal_summary(
         for report in terminalreporter.stats.get(outcome, [])
         if getattr(report, "when", "call") == "call"
     ]
-    real = [r for r in ran if r.nodeid in config.stash.get(_REAL, set())]
+    real = [r for r in ran if "real" in r.keywords]
     if real:
         terminalreporter.write_line(
             f"real control plane: {_real_apiserver_version()} (kube-apiserver), "

@@ -19,7 +19,7 @@ from types import TracebackType
 from podtask_devcluster.control_plane import ControlPlane, die_with_parent
 
 NODE_NAME = "podtask-local"
-NODE_READY_SECONDS = 90
+NODE_READY_SECONDS = 180
 
 
 class RealCluster:
@@ -46,7 +46,12 @@ class RealCluster:
 
     def start(self) -> RealCluster:
         self.control_plane.start()
-        self.start_node_agent()
+        try:
+            self.start_node_agent()
+        except BaseException:
+            # `with` calls no __exit__ when __enter__ fails: stop the control plane here.
+            self.stop()
+            raise
         return self
 
     def start_node_agent(self) -> None:

@@ -55,7 +55,7 @@ def api(embedded_kube: EmbeddedKube, namespace: KubeNamespace) -> Iterator[Api]:
 
 def new_runs(namespace: KubeNamespace, known: set[str], count: int = 1) -> list[str]:
     """Wait for `count` runs not in `known` to appear; their names."""
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60
     while True:
         fresh = sorted(set(namespace.run_names()) - known)
         if len(fresh) >= count:

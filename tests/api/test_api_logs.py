@@ -84,7 +84,7 @@ def pod_phase(kube: EmbeddedKube, namespace: KubeNamespace, pod: str) -> str:
 
 
 def wait_until_finished(kube: EmbeddedKube, namespace: KubeNamespace, pod: str) -> None:
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + 60
     while pod_phase(kube, namespace, pod) not in ("Succeeded", "Failed"):
         assert time.monotonic() < deadline, f"pod {pod} did not finish"
         time.sleep(0.05)
@@ -126,7 +126,7 @@ def test_following_streams_the_log_while_the_pod_runs(
     run_id = _trigger(client)
     pod = start_attempt(embedded_kube, namespace, run_id, 1, script)
     url = f"/api/v1/runs/{run_id}/logs"
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + 60
     while pod_phase(embedded_kube, namespace, pod) != "Running":
         assert time.monotonic() < deadline
         time.sleep(0.02)

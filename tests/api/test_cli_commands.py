@@ -187,7 +187,7 @@ def test_runs_list_get_and_logs(
     assert missing.returncode == 1 and "there is no run 'run-missing'" in missing.stderr
 
     _attempt_pod(namespace, embedded_kube, second, "print('hello from the task'); print('done')")
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 60
     while True:
         logs = podtask("runs", "logs", second, "--attempt", "1", env=api_env)
         if logs.returncode == 0 and "done" in logs.stdout:

@@ -125,6 +125,15 @@ class ComposedStack:
         self.stop()
 
     def start(self) -> ComposedStack:
+        # A stack that fails to start (a deadline missed on a loaded machine) stops what it
+        # started: `with` calls no __exit__ then, and a fixture's error leaves no teardown.
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> ComposedStack:
         manifest = build_manifest(load_tasks(self.modules))
         if isinstance(self.cluster, EmbeddedCluster):
             cluster = self.cluster
@@ -150,7 +159,9 @@ class ComposedStack:
             ["-m", "podtask_api", "--host", "127.0.0.1", "--port", str(self.api_port)],
             {"PODTASK_API_KEY_HASHES": hashlib.sha256(self.api_key.encode()).hexdigest()},
         )
-        wait_until(self._api_ready, timeout=60)
+        # Generous: on a loaded machine (`make test`'s workers starting stacks at once) the
+        # API's imports alone take a while.
+        wait_until(self._api_ready, timeout=180)
 
     def kill_api(self) -> None:
         assert self.api is not None
@@ -329,7 +340,7 @@ class ComposedStack:
                     f"the {name} {describe_exit(code)}; its log: {self.state / (name + '.log')}"
                 )
 
-    def wait_for(self, run_id: str, timeout: float = 60) -> dict[str, Any]:
+    def wait_for(self, run_id: str, timeout: float = 120) -> dict[str, Any]:
         def ended() -> dict[str, Any] | None:
             self.assert_running()
             run = self.run(run_id)

@@ -79,7 +79,7 @@ class Stack:
             for node in nodes
         )
 
-    def wait_for(self, run_id: str, timeout: float = 60) -> dict[str, Any]:
+    def wait_for(self, run_id: str, timeout: float = 120) -> dict[str, Any]:
         return wait_until(lambda: (r := self.run(run_id))["status"] in FINAL and r, timeout)
 
 
@@ -88,7 +88,7 @@ def at(stamp: str) -> datetime:
     return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
 
 
-def wait_until(check: Callable[[], Any], timeout: float = 30, interval: float = 0.1) -> Any:
+def wait_until(check: Callable[[], Any], timeout: float = 90, interval: float = 0.1) -> Any:
     deadline = time.monotonic() + timeout
     while True:
         result = check()
@@ -100,8 +100,9 @@ def wait_until(check: Callable[[], Any], timeout: float = 30, interval: float = 
 
 
 def start_timeout(cluster: str) -> float:
-    # The real control plane's first start may build it (minutes on a fresh machine).
-    return 90 if cluster == "embedded" else 1800
+    # The real control plane's first start may build it (minutes on a fresh machine); the
+    # embedded one can take minutes too when `make test`'s workers start stacks at once.
+    return 300 if cluster == "embedded" else 1800
 
 
 def start_stack(state_dir: Path, *modules: str, cluster: str = "embedded") -> DevProcess:

@@ -25,7 +25,7 @@ from podtask._cli.devprocess import DevProcess
 from podtask_devcluster.image_build import build_image
 from podtask_devcluster.podman import tool_env
 from tests.clusters import CLUSTERS
-from tests.e2e.conftest import ROOT, Stack, wait_until
+from tests.e2e.conftest import ROOT, Stack, start_timeout, wait_until
 from tests.e2e.test_deploy import podtask_deploy
 
 DEPLOYED_TASK = '''"""Reads a file that only its task image holds."""
@@ -65,7 +65,7 @@ def container_stack_in(
         cwd=ROOT,
         cluster=cluster,
         runtime="containers",
-        start_timeout=90 if cluster == "embedded" else 1800,
+        start_timeout=start_timeout(cluster),
     ).start()
     try:
         yield Stack(dev)

@@ -169,7 +169,7 @@ def live_api(embedded_kube: EmbeddedKube) -> Iterator[LiveApi]:
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 120
     while not server.started:
         if time.monotonic() > deadline:
             raise RuntimeError("the test API did not start")
