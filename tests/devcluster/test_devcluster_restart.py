@@ -129,4 +129,4 @@ def test_command_line_entry_point(tmp_path: Path) -> None:
         assert (tmp_path / "s" / "kubeconfig").read_text().count("server: http://127.0.0.1:") == 1
     finally:
         process.terminate()
-        assert process.wait(15) == 0
+        assert process.wait(60) == 0
