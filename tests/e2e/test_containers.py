@@ -205,7 +205,7 @@ def test_a_deployed_task_image_runs_what_only_it_holds_and_earlier_runs_keep_the
         assert re.search(r"^image-only\s+tasks/image_only\.py\s", done.stdout, re.M), done.stdout
         # Triggered on the first image and held back until the second is deployed.
         before = stack.trigger("image-only", {}, delay=3600)
-        wait_until(lambda: stack.run(before)["status"] == "Delayed", timeout=30)
+        wait_until(lambda: stack.run(before)["status"] == "Delayed")
 
         second_image = build_task_image(task_image_context, built_images, second_marker)
         done = podtask_deploy(

@@ -119,7 +119,7 @@ def test_a_deploy_moves_new_triggers_to_its_version_and_earlier_runs_keep_theirs
     # Triggered before the deploy and held back until after it: it must still run as it
     # was triggered, from its module path and image of then.
     before = stack.trigger("hello-world", {"name": "before"}, delay=3600)
-    wait_until(lambda: stack.run(before)["status"] == "Delayed", timeout=30)
+    wait_until(lambda: stack.run(before)["status"] == "Delayed")
     version_before = stack.run(before)["version"]
 
     done = podtask_deploy(stack, "--image", IMAGE, "--module", "examples/")

@@ -177,7 +177,7 @@ def test_the_reading_child_ends_with_podtask_dev(tmp_path: Path, ending: str) ->
     module.write_text(_module(1))
     dev = DevProcess([str(module)], tmp_path / ".podtask", cwd=tmp_path).start()
     try:
-        child = wait_until(lambda: _try(_reading_child, dev), timeout=30)
+        child = wait_until(lambda: _try(_reading_child, dev))
         if ending == "killed":
             os.kill(dev.pid, signal.SIGKILL)
         else:

@@ -141,7 +141,7 @@ def test_a_tasks_setsid_daemon_ends_with_its_run(stack: Stack, tmp_path: Path) -
     run_id = stack.trigger("daemonizing", {"pidfile": str(pidfile), "hold": 1})
     pid = _daemon_pid(pidfile)
     assert stack.wait_for(run_id, timeout=90)["status"] == "Completed"
-    wait_until(lambda: _gone(pid), timeout=30)
+    wait_until(lambda: _gone(pid))
 
 
 def test_the_state_directory_is_owner_only(stack: Stack) -> None:

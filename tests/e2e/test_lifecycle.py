@@ -125,7 +125,7 @@ def test_cancel_a_queued_run(composed: ComposedStack) -> None:
     pause(composed, "gated", True)
     try:
         run_id = composed.trigger("gated", {})
-        wait_until(lambda: composed.run(run_id)["status"] == "Queued", timeout=30)
+        wait_until(lambda: composed.run(run_id)["status"] == "Queued")
         with composed.http() as http:
             assert http.post(f"/api/v1/runs/{run_id}/cancel").status_code == 200
         run = composed.wait_for(run_id, timeout=30)
@@ -137,7 +137,7 @@ def test_cancel_a_queued_run(composed: ComposedStack) -> None:
 
 def test_cancel_an_executing_run_deletes_its_pod(composed: ComposedStack) -> None:
     run_id = composed.trigger("gated", {"seconds": 60})
-    wait_until(lambda: composed.run(run_id)["status"] == "Executing", timeout=30)
+    wait_until(lambda: composed.run(run_id)["status"] == "Executing")
     with composed.http() as http:
         assert http.post(f"/api/v1/runs/{run_id}/cancel").status_code == 200
     run = composed.wait_for(run_id, timeout=30)
@@ -150,7 +150,7 @@ def test_cancel_an_executing_run_deletes_its_pod(composed: ComposedStack) -> Non
         }
         return f"{run_id}-1" not in names
 
-    wait_until(pod_gone, timeout=45)
+    wait_until(pod_gone)
     # The slot is free again: the next run of the queue starts and completes.
     assert composed.wait_for(composed.trigger("gated", {"echo": "next"}))["status"] == "Completed"
 

@@ -85,7 +85,7 @@ def test_a_queue_without_a_limit_shows_the_default_in_force(composed: ComposedSt
     # `sleepy` declares no limit: kubectl's LIMIT column (the CRD's printer column, which the
     # apiserver prints) and `podtask queues` show the operator's default, not a blank.
     default = str(OperatorSettings.model_fields["default_concurrency_limit"].default)
-    wait_until(lambda: queue_row(composed, "sleepy")[1] == default, timeout=30)
+    wait_until(lambda: queue_row(composed, "sleepy")[1] == default)
     assert queue_row(composed, "gated")[1] == "1"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PODTASK_")}
     env |= {"PODTASK_API_URL": composed.api_url, "PODTASK_API_KEY": composed.api_key}
@@ -126,7 +126,7 @@ def test_patching_a_taskqueue_changes_its_limit_and_pause_at_once(
         "-p",
         '{"spec":{"concurrencyLimit":6}}',
     )
-    wait_until(lambda: running() == 6, timeout=30)
+    wait_until(lambda: running() == 6)
 
     composed.kubectl(
         "patch", "taskqueue", "adjustable", "--type", "merge", "-p", '{"spec":{"paused":true}}'
@@ -135,7 +135,7 @@ def test_patching_a_taskqueue_changes_its_limit_and_pause_at_once(
     wait_until(lambda: running() == 0, timeout=60)
     assert len(composed.created_in("adjustable")) == created  # paused: nothing new started
     # LIMIT is the limit in force, which the operator writes on the queue's status.
-    wait_until(lambda: queue_row(composed, "adjustable")[1:3] == ["6", "true"], timeout=30)
+    wait_until(lambda: queue_row(composed, "adjustable")[1:3] == ["6", "true"])
 
     composed.kubectl(
         "patch", "taskqueue", "adjustable", "--type", "merge", "-p", '{"spec":{"paused":false}}'
@@ -152,7 +152,7 @@ def test_patching_a_taskqueue_changes_its_limit_and_pause_at_once(
         )
         return row[3:5] == ["0", "0"]
 
-    wait_until(counts_settled, timeout=30)
+    wait_until(counts_settled)
 
 
 def test_a_waiting_run_says_why(composed: ComposedStack, tmp_path: Path) -> None:
@@ -165,7 +165,7 @@ def test_a_waiting_run_says_why(composed: ComposedStack, tmp_path: Path) -> None
         conditions = composed.run(run_id).get("conditions") or []
         return next((c for c in conditions if c["type"] == "Waiting"), None)
 
-    condition = wait_until(waiting_condition, timeout=30)
+    condition = wait_until(waiting_condition)
     assert composed.run(run_id)["status"] == "Queued"
     assert condition["reason"] == "QueuePaused"
     assert "queue 'gated'" in condition["message"] and "position 1" in condition["message"]
@@ -198,7 +198,7 @@ def test_the_longest_queue_name_is_paused_and_limited_by_its_taskqueue(
         return [c["reason"] for c in conditions if c["type"] == "Waiting"]
 
     wait_until(lambda: queued() == 4, timeout=60)
-    wait_until(lambda: waiting_reasons() == ["QueuePaused"], timeout=30)
+    wait_until(lambda: waiting_reasons() == ["QueuePaused"])
     assert composed.created_in(name) == []
 
     composed.kubectl(
