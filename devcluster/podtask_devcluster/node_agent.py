@@ -50,7 +50,12 @@ from podtask_devcluster.podevents import node_event
 from podtask_devcluster.podlogs import log_path
 from podtask_devcluster.podstatus import conditions, lost_container_statuses, now_rfc3339
 from podtask_devcluster.private_files import private_directory
-from podtask_devcluster.runtime import add_runtime_option, make_runtime, runtime_choice
+from podtask_devcluster.runtime import (
+    SIMULATED,
+    add_runtime_option,
+    make_runtime,
+    runtime_choice,
+)
 from podtask_devcluster.store import JsonObject
 
 log = logging.getLogger(__name__)
@@ -109,7 +114,11 @@ class NodeAgent:
         self._stopping = False
         self._node_uid = ""
         self._boot_id = str(uuid.uuid4())
-        self._machine = Machine.this_one(private_directory(self.state_dir))
+        self._machine = (
+            Machine.simulated()
+            if self.runtime == SIMULATED
+            else Machine.this_one(private_directory(self.state_dir))
+        )
         self.registered = asyncio.Event()
         self.synced = asyncio.Event()
 
