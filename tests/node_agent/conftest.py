@@ -41,11 +41,13 @@ class AgentThread:
         *,
         node: str = NODE,
         runtime: str | None = None,
+        simulated_seconds: float | None = None,
     ) -> None:
         self.plane = plane
         self.state_dir = state_dir
         self.node = node
         self.runtime = runtime
+        self.simulated_seconds = simulated_seconds
         self.agent: NodeAgent | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -66,6 +68,7 @@ class AgentThread:
             node_name=self.node,
             images=ImageSet(IMAGES),
             runtime=self.runtime,
+            simulated_seconds=self.simulated_seconds,
             timing=Timing(image_backoff=(1.0, 2.0), config_retry=1.0),
             lease_renew_seconds=1.0,
             status_report_seconds=5.0,
