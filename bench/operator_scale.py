@@ -156,8 +156,36 @@ class RssSampler:
         self._stop.set()
 
 
+PARTS = (
+    ("operator", "podtask_operator"),
+    ("api", "podtask_api"),
+    ("node-agent", "node_agent"),
+    ("embedded-cluster", "podtask_devcluster"),
+    ("kube-apiserver", "kube-apiserver"),
+    ("etcd", "etcd"),
+    ("kube-scheduler", "kube-scheduler"),
+    ("kube-controller-manager", "kube-controller-manager"),
+)
+
+
+def cpu_by_part(dev: DevProcess) -> dict[str, float]:
+    """CPU seconds (user + system) each part of the stack has used so far."""
+    used: dict[str, float] = {}
+    for process in psutil.Process(dev.pid).children(recursive=True):
+        try:
+            line = " ".join(process.cmdline())
+            times = process.cpu_times()
+        except psutil.Error:
+            continue
+        part = next((name for name, mark in PARTS if mark in line), None)
+        if part is not None:
+            used[part] = used.get(part, 0.0) + times.user + times.system
+    return used
+
+
 class Scale:
     def __init__(self, dev: DevProcess, folder: Path) -> None:
+        self.dev = dev
         self.kube = kube_client(dev.kubeconfig, folder)
         self.api = httpx.Client(
             base_url=dev.api_url, headers={"Authorization": f"Bearer {dev.api_key}"}, timeout=300
@@ -259,10 +287,12 @@ def throughput(scale: Scale, sampler: RssSampler, args: argparse.Namespace) -> d
     triggered_in = time.monotonic() - started
     print(f"  {args.runs} runs triggered in {triggered_in:.1f} s", flush=True)
     scale.wait_queued(args.runs)
+    cpu_before = cpu_by_part(scale.dev)
     resumed = time.time()
     scale.set_queue(paused=False)
     runs = scale.wait_all_final(args.runs, args.budget)
     until = time.time()
+    cpu = {part: sec - cpu_before.get(part, 0.0) for part, sec in cpu_by_part(scale.dev).items()}
     writes = write_counts(scale.kube) - before
     phases = Counter(_phase(r) for r in runs)
     completed = [_finished(r) for r in runs if _phase(r) == "Completed"]
@@ -293,6 +323,8 @@ def throughput(scale: Scale, sampler: RssSampler, args: argparse.Namespace) -> d
         "writes_by_resource_and_verb_per_run": {
             f"{what} {verb}": round(n / done, 3) for (what, verb), n in sorted(writes.items())
         },
+        # From the resume on: what each part spent on the runs (and on listing them).
+        "cpu_ms_per_run_by_part": {part: round(sec * 1000 / done, 2) for part, sec in cpu.items()},
         "rss_peak_mb": sampler.peak(started),
         "rss_median_mb": statistics.median(mb for at, mb in sampler.samples if at >= started),
     }
@@ -360,6 +392,8 @@ def main() -> None:
     )
     for line, per_run in p7["writes_by_resource_and_verb_per_run"].items():
         print(f"  {line:40} {per_run:8.3f} a run")
+    for part, ms in p7["cpu_ms_per_run_by_part"].items():
+        print(f"  CPU of {part:33} {ms:8.2f} ms a run")
     raw = {"cluster": cluster, **p7}
     record(
         "p7",

@@ -92,16 +92,20 @@ def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
         yield running
 
 
+def agent_running(agent: AgentThread) -> Iterator[AgentThread]:
+    """`agent` started, for a fixture to yield; stopped after (unless a test stopped it)."""
+    (agent.state_dir / "credentials").mkdir(exist_ok=True)
+    agent.start()
+    yield agent
+    if agent.agent is not None:
+        agent.stop()
+
+
 @pytest.fixture(scope="package")
 def node_agent(
     plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[AgentThread]:
-    running = AgentThread(plane, tmp_path_factory.mktemp("node-agent"))
-    (running.state_dir / "credentials").mkdir(exist_ok=True)
-    running.start()
-    yield running
-    if running.agent is not None:
-        running.stop()
+    yield from agent_running(AgentThread(plane, tmp_path_factory.mktemp("node-agent")))
 
 
 @pytest.fixture(scope="package")

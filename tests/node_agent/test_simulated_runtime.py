@@ -18,7 +18,7 @@ from kubernetes.client.rest import ApiException
 from podtask_devcluster.control_plane import ControlPlane
 from podtask_devcluster.quantities import parse_quantity
 from tests.e2e.conftest import wait_until
-from tests.node_agent.conftest import NS, AgentThread
+from tests.node_agent.conftest import NS, AgentThread, agent_running
 
 SIMULATED = "podtask-simulated"
 # Long enough for the deletion test to catch the pod while it runs.
@@ -29,18 +29,14 @@ SECONDS = 6.0
 def simulated_node(
     plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[AgentThread]:
-    running = AgentThread(
+    agent = AgentThread(
         plane,
         tmp_path_factory.mktemp("simulated-node"),
         node=SIMULATED,
         runtime="simulated",
         simulated_seconds=SECONDS,
     )
-    (running.state_dir / "credentials").mkdir(exist_ok=True)
-    running.start()
-    yield running
-    if running.agent is not None:
-        running.stop()
+    yield from agent_running(agent)
 
 
 @pytest.fixture(scope="module")
