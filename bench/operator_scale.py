@@ -287,13 +287,16 @@ def throughput(scale: Scale, sampler: RssSampler, args: argparse.Namespace) -> d
     triggered_in = time.monotonic() - started
     print(f"  {args.runs} runs triggered in {triggered_in:.1f} s", flush=True)
     scale.wait_queued(args.runs)
+    # How long the operator took to see every run and queue it, after the last trigger.
+    queued_in = time.monotonic() - started - triggered_in
+    at_resume = write_counts(scale.kube)
     cpu_before = cpu_by_part(scale.dev)
     resumed = time.time()
     scale.set_queue(paused=False)
     runs = scale.wait_all_final(args.runs, args.budget)
     until = time.time()
     cpu = {part: sec - cpu_before.get(part, 0.0) for part, sec in cpu_by_part(scale.dev).items()}
-    writes = write_counts(scale.kube) - before
+    after = write_counts(scale.kube)
     phases = Counter(_phase(r) for r in runs)
     completed = [_finished(r) for r in runs if _phase(r) == "Completed"]
     if any(phase in FINAL and phase != "Completed" for phase in phases):
@@ -303,8 +306,13 @@ def throughput(scale: Scale, sampler: RssSampler, args: argparse.Namespace) -> d
         # Recorded all the same (0 runs/s): what the budget allowed is the finding.
         print(f"  no run completed within {args.budget:.0f} s: {dict(phases)}", flush=True)
     done = max(len(completed), 1)  # per completed run (all counts, when none completed)
-    to_runs = sum(n for (what, _), n in writes.items() if what.split("/")[0] in RUN_RESOURCES)
-    events = sum(n for (resource, _), n in writes.items() if resource == "events")
+    # The writes of triggering (per run triggered) and of running (per run completed: an
+    # upper bound when the budget ended the wait, for runs under way wrote some too).
+    per_run = {key: n / args.runs for key, n in (at_resume - before).items()}
+    for key, n in (after - at_resume).items():
+        per_run[key] = per_run.get(key, 0.0) + n / done
+    to_runs = sum(n for (what, _), n in per_run.items() if what.split("/")[0] in RUN_RESOURCES)
+    events = sum(n for (resource, _), n in per_run.items() if resource == "events")
     return {
         "runs": args.runs,
         "completed": len(completed),
@@ -316,13 +324,12 @@ def throughput(scale: Scale, sampler: RssSampler, args: argparse.Namespace) -> d
         "overall_runs_per_s": len(completed) / ((max(completed) if complete else until) - resumed),
         "trigger_seconds": triggered_in,
         "triggers_per_s": args.runs / triggered_in,
+        "queued_seconds_after_trigger": queued_in,
         "phases": dict(phases),
-        # Per completed run: the writes of runs still under way (when the budget ended the
-        # wait) count too, so this is an upper bound then.
-        "writes_per_run": to_runs / done,
-        "events_per_run": events / done,
+        "writes_per_run": to_runs,
+        "events_per_run": events,
         "writes_by_resource_and_verb_per_run": {
-            f"{what} {verb}": round(n / done, 3) for (what, verb), n in sorted(writes.items())
+            f"{what} {verb}": round(n, 3) for (what, verb), n in sorted(per_run.items())
         },
         # From the resume on: what each part spent on the runs (and on listing them).
         "cpu_ms_per_run_by_part": {part: round(sec * 1000 / done, 2) for part, sec in cpu.items()},
