@@ -334,7 +334,9 @@ def throughput(scale: Scale, sampler: RssSampler, args: argparse.Namespace) -> d
         # From the resume on: what each part spent on the runs (and on listing them).
         "cpu_ms_per_run_by_part": {part: round(sec * 1000 / done, 2) for part, sec in cpu.items()},
         "rss_peak_mb": sampler.peak(started),
-        "rss_median_mb": statistics.median(mb for at, mb in sampler.samples if at >= started),
+        "rss_median_mb": statistics.median(
+            [mb for at, mb in sampler.samples if at >= started] or [0.0]
+        ),
     }
 
 
