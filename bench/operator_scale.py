@@ -311,7 +311,9 @@ def throughput(scale: Scale, sampler: RssSampler, args: argparse.Namespace) -> d
     per_run = {key: n / args.runs for key, n in (at_resume - before).items()}
     for key, n in (after - at_resume).items():
         per_run[key] = per_run.get(key, 0.0) + n / done
-    to_runs = sum(n for (what, _), n in per_run.items() if what.split("/")[0] in RUN_RESOURCES)
+    # A cluster that counts by verb only (resource `*`): every write, an upper bound.
+    counted = RUN_RESOURCES | {"*"}
+    to_runs = sum(n for (what, _), n in per_run.items() if what.split("/")[0] in counted)
     events = sum(n for (resource, _), n in per_run.items() if resource == "events")
     return {
         "runs": args.runs,
