@@ -99,6 +99,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/api_throughput.py
 	$(BIN)/python bench/dev_reload.py
 	$(BIN)/python bench/runs_page.py
+	$(BIN)/python bench/operator_scale.py
 
 clean:
 	rm -rf $(VENV) .podtask .mypy_cache .ruff_cache .pytest_cache wheelhouse

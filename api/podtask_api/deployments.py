@@ -221,14 +221,15 @@ def schedule_name_taken(taken: ScheduleNameTaken) -> ApiError:
 
 
 def refused_by_dev_server() -> ApiError:
-    """`POST /api/v1/deployments` to a `podtask dev` whose pods run as processes: they run
-    this machine's files, not the deployed image, so its tasks would be replaced by ones
-    whose module files are looked for in the folder `podtask dev` started in ("no such
-    file" when the deploy ran elsewhere)."""
+    """`POST /api/v1/deployments` to a `podtask dev` whose pods run as processes (or are
+    simulated): they run this machine's files (or nothing), not the deployed image, so its
+    tasks would be replaced by ones whose module files are looked for in the folder
+    `podtask dev` started in ("no such file" when the deploy ran elsewhere)."""
     return ApiError(
         409,
         "dev_server",
-        "this API is a `podtask dev` server whose pods run this machine's files, not images: "
+        "this API is a `podtask dev` server whose pods run this machine's files (or are "
+        "simulated), not images: "
         "its tasks are the modules it serves, and it takes no deployment. Deploy to a "
         "cluster's API (set PODTASK_API_URL to it), or run deployed images locally with "
         "`podtask dev --runtime containers`",

@@ -54,11 +54,11 @@ class ApiSettings(BaseSettings):
         description="This API is `podtask dev`'s: public endpoints are open while no API key "
         "exists anywhere.",
     )
-    dev_runtime: Literal["processes", "containers"] | None = Field(
+    dev_runtime: Literal["processes", "containers", "simulated"] | None = Field(
         default=None,
         description="How `podtask dev`'s pods run, when this API is its. `processes`: from "
-        "this machine's files, whatever image a task names, so deployments are refused (the "
-        "deployed image would not be what runs).",
+        "this machine's files, whatever image a task names, and `simulated`: no process at "
+        "all, so deployments are refused (the deployed image would not be what runs).",
     )
     instance: str = Field(
         default="",

@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         workdir=options.workdir,
         instance=options.instance,
         runtime=options.runtime,
+        simulated_seconds=options.simulated_seconds,
     )
     cluster.start()
     print(f"podtask dev cluster: {cluster.url}", flush=True)

@@ -86,6 +86,7 @@ class EmbeddedCluster(LocalCluster):
         state_lock_timeout: float = DEFAULT_WAIT_SECONDS,
         node: bool = True,
         runtime: str | None = None,
+        simulated_seconds: float | None = None,
     ) -> None:
         self.state_dir = Path(state_dir)
         self._state_lock = StateLock(self.state_dir)
@@ -103,6 +104,7 @@ class EmbeddedCluster(LocalCluster):
         self.node = node
         # How its node runs containers (`runtime`): None is PODTASK_NODE_RUNTIME's choice.
         self.runtime = runtime
+        self.simulated_seconds = simulated_seconds
         self._observers: list[Callable[[JsonObject], None]] = []
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -299,6 +301,7 @@ class EmbeddedCluster(LocalCluster):
                     client_ca_file=self.pki.ca.cert,
                     workdir=self.workdir,
                     runtime=self.runtime,
+                    simulated_seconds=self.simulated_seconds,
                 )
                 await asyncio.wait_for(agent.start(), START_TIMEOUT_SECONDS)
                 await asyncio.wait_for(agent.synced.wait(), START_TIMEOUT_SECONDS)

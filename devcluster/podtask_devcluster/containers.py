@@ -57,14 +57,21 @@ class ContainerRun:
     # and whether the agent itself sent SIGKILL (an exit 137 that is no OOM kill).
     runtime_id: str = ""
     killed: bool = False
+    # In simulated mode: what stands for the container's process (`simulated_runtime`); it
+    # returns the exit code.
+    simulation: asyncio.Task[int] | None = None
 
     @property
     def container_id(self) -> str:
+        if self.simulation is not None:
+            return f"simulated://{self.runtime_id}"
         if self.runtime_id:
             return f"podman://{self.runtime_id}"
         return f"local://{self.process.pid}" if self.process is not None else ""
 
     def alive(self) -> bool:
+        if self.simulation is not None:
+            return not self.simulation.done()
         return self.process is not None and self.process.returncode is None
 
 

@@ -270,13 +270,22 @@ class ControlPlane(LocalCluster):
         return Path(path)
 
     def node_agent_args(
-        self, node_name: str, state_dir: Path, workdir: Path, *, runtime: str | None = None
+        self,
+        node_name: str,
+        state_dir: Path,
+        workdir: Path,
+        *,
+        runtime: str | None = None,
+        simulated_seconds: float | None = None,
     ) -> list[str]:
         """The arguments of `python` that run the node agent for Node `node_name` on this
         control plane: its own client certificate, serving certificate and state; `runtime`
-        (processes, containers) or, without it, PODTASK_NODE_RUNTIME's choice."""
+        (processes, containers, simulated) or, without it, PODTASK_NODE_RUNTIME's choice, and
+        how long a simulated container runs."""
         cert, key = self.node_serving_cert(node_name)
         chosen = ["--runtime", runtime] if runtime is not None else []
+        if simulated_seconds is not None:
+            chosen += ["--simulated-seconds", str(simulated_seconds)]
         return [
             *("-m", "podtask_devcluster.node_agent"),
             *("--kubeconfig", str(self.node_kubeconfig(node_name))),

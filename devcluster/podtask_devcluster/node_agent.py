@@ -1,7 +1,8 @@
 """The node agent: a kubelet for podtask that speaks the Kubernetes API. It registers a Node
 with this machine's CPU and memory, renews its Lease in `kube-node-lease` and reports node
 status, runs the pods bound to it (`nodepods`, with the runtime chosen by `--runtime` or
-PODTASK_NODE_RUNTIME: local processes, the default, or podman containers; `runtime`), posts
+PODTASK_NODE_RUNTIME: local processes, the default, podman containers, or simulated ones that
+start no process; `runtime`), posts
 kubelet Events, and serves container logs to the apiserver over HTTPS (`logserver`), so
 `kubectl logs` works through a real apiserver.
 
@@ -49,7 +50,12 @@ from podtask_devcluster.podevents import node_event
 from podtask_devcluster.podlogs import log_path
 from podtask_devcluster.podstatus import conditions, lost_container_statuses, now_rfc3339
 from podtask_devcluster.private_files import private_directory
-from podtask_devcluster.runtime import add_runtime_option, make_runtime, runtime_choice
+from podtask_devcluster.runtime import (
+    SIMULATED,
+    add_runtime_option,
+    make_runtime,
+    runtime_choice,
+)
 from podtask_devcluster.store import JsonObject
 
 log = logging.getLogger(__name__)
@@ -80,6 +86,7 @@ class NodeAgent:
         lease_renew_seconds: float = LEASE_RENEW_SECONDS,
         status_report_seconds: float = STATUS_REPORT_SECONDS,
         runtime: str | None = None,
+        simulated_seconds: float | None = None,
     ) -> None:
         self.connection = connection
         self.node_name = node_name
@@ -87,7 +94,9 @@ class NodeAgent:
         self.log_dir = self.state_dir / "logs"
         self.images = images if images is not None else ImageSet.from_env()
         self.runtime = runtime_choice(runtime)
-        self._runtime = make_runtime(self.runtime, node_name, self.state_dir, self.images)
+        self._runtime = make_runtime(
+            self.runtime, node_name, self.state_dir, self.images, simulated_seconds
+        )
         self._workdir = Path(workdir) if workdir is not None else Path.cwd()
         self._timing = timing or Timing()
         self._lease_every = lease_renew_seconds
@@ -105,7 +114,11 @@ class NodeAgent:
         self._stopping = False
         self._node_uid = ""
         self._boot_id = str(uuid.uuid4())
-        self._machine = Machine.this_one(private_directory(self.state_dir))
+        self._machine = (
+            Machine.simulated()
+            if self.runtime == SIMULATED
+            else Machine.this_one(private_directory(self.state_dir))
+        )
         self.registered = asyncio.Event()
         self.synced = asyncio.Event()
 
@@ -450,6 +463,7 @@ def main(argv: list[str] | None = None) -> int:
             client_ca_file=args.client_ca,
             workdir=args.workdir,
             runtime=args.runtime,
+            simulated_seconds=args.simulated_seconds,
         )
         async with agent:
             print(

@@ -172,7 +172,9 @@ class PodWorker:
                 ],
             },
         )
-        await asyncio.gather(*(self.runtime.wait(c) for c in entry.run.containers if c.process))
+        await asyncio.gather(
+            *(self.runtime.wait(c) for c in entry.run.containers if c.start_error is None)
+        )
         if self.stopping() or entry.run.removed:
             return
         await self._report_end(entry, specs, scheduled_at)

@@ -17,6 +17,9 @@ import psutil
 from podtask_devcluster.store import JsonObject
 
 MAX_PODS = 110
+SIMULATED_CPUS = 2_000
+SIMULATED_MEMORY_BYTES = 4 * 2**40
+SIMULATED_MAX_PODS = 1_000
 LEASE_NAMESPACE = "kube-node-lease"
 LEASE_DURATION_SECONDS = 40
 AGENT_VERSION = "v1.37.2-podtask"
@@ -37,6 +40,8 @@ class Machine:
     cpus: int
     memory_bytes: int
     storage_bytes: int
+    # A kubelet's --max-pods.
+    max_pods: int = MAX_PODS
 
     @classmethod
     def this_one(cls, storage_dir: Path) -> Machine:
@@ -47,12 +52,24 @@ class Machine:
             storage_bytes=int(shutil.disk_usage(storage_dir).total),
         )
 
+    @classmethod
+    def simulated(cls) -> Machine:
+        """What a node of simulated pods (`simulated_runtime`) advertises, as a kwok node
+        does: no pod uses any of it, so it is sized for the busy cluster a benchmark makes
+        (a queue limit of 500 machines of any preset up to large-1x fits)."""
+        return cls(
+            cpus=SIMULATED_CPUS,
+            memory_bytes=SIMULATED_MEMORY_BYTES,
+            storage_bytes=SIMULATED_MEMORY_BYTES,
+            max_pods=SIMULATED_MAX_PODS,
+        )
+
     def resources(self) -> JsonObject:
         return {
             "cpu": str(self.cpus),
             "memory": f"{self.memory_bytes // 1024}Ki",
             "ephemeral-storage": f"{self.storage_bytes // 1024}Ki",
-            "pods": str(MAX_PODS),
+            "pods": str(self.max_pods),
         }
 
 

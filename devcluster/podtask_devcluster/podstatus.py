@@ -103,7 +103,7 @@ def terminated(container: ContainerRun) -> JsonObject:
 
 def live_status(spec: JsonObject, container: ContainerRun) -> JsonObject:
     """A started container's status now: running, or terminated once its process ended."""
-    if container.process is None or not container.alive():
+    if not container.alive():
         return container_status(
             spec,
             {"terminated": terminated(container)},

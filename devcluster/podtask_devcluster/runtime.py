@@ -5,9 +5,13 @@ calls, whatever the runtime, and the choice between the two runtimes.
   its shim (`containers`); the image is not used; memory is enforced by polling RSS.
 - `containers`: each container runs with podman from the pod's image (`podman_runtime`),
   its limits enforced by the kernel.
+- `simulated`: no process at all; a container "runs" for `--simulated-seconds` and exits 0, a
+  task pod's doing what the runner does over HTTP (`simulated_runtime`), for benchmarks at scale.
+  Never chosen by default.
 
-`PODTASK_NODE_RUNTIME=processes|containers` chooses it, and `--runtime` wherever the node agent
-is started (its command line, `ControlPlane.node_agent_args`, `python -m podtask_devcluster`).
+`PODTASK_NODE_RUNTIME=processes|containers|simulated` chooses it, and `--runtime` wherever the
+node agent is started (its command line, `ControlPlane.node_agent_args`,
+`python -m podtask_devcluster`, `podtask dev`).
 """
 
 from __future__ import annotations
@@ -34,7 +38,8 @@ from podtask_devcluster.store import JsonObject
 RUNTIME_ENV = "PODTASK_NODE_RUNTIME"
 PROCESSES = "processes"
 CONTAINERS = "containers"
-RUNTIMES = (PROCESSES, CONTAINERS)
+SIMULATED = "simulated"
+RUNTIMES = (PROCESSES, CONTAINERS, SIMULATED)
 
 OomReport = Callable[[ContainerRun, int], None]
 
@@ -97,13 +102,22 @@ def runtime_choice(value: str | None = None, environ: Mapping[str, str] | None =
 
 
 def add_runtime_option(parser: argparse.ArgumentParser) -> None:
-    """`--runtime`, as every command that starts a node agent takes it."""
+    """`--runtime` and `--simulated-seconds`, as every command that starts a node agent takes
+    them."""
     parser.add_argument(
         "--runtime",
         choices=RUNTIMES,
         default=None,
-        help="how the node runs containers: local processes (default) or podman containers "
-        f"from their images (default: ${RUNTIME_ENV}, else {PROCESSES})",
+        help="how the node runs containers: local processes (default), podman containers "
+        "from their images, or simulated (no process: each container runs for "
+        f"--simulated-seconds and exits 0) (default: ${RUNTIME_ENV}, else {PROCESSES})",
+    )
+    parser.add_argument(
+        "--simulated-seconds",
+        type=float,
+        default=None,
+        help="with --runtime simulated: how long each container runs "
+        "(default: $PODTASK_NODE_SIMULATED_SECONDS, else 1)",
     )
 
 
@@ -162,9 +176,20 @@ class ProcessRuntime:
         await watch_memory(containers, self._on_oom)
 
 
-def make_runtime(choice: str, node: str, state_dir: Path, images: ImageSet) -> ContainerRuntime:
-    if runtime_choice(choice) == CONTAINERS:
+def make_runtime(
+    choice: str,
+    node: str,
+    state_dir: Path,
+    images: ImageSet,
+    simulated_seconds: float | None = None,
+) -> ContainerRuntime:
+    chosen = runtime_choice(choice)
+    if chosen == CONTAINERS:
         from podtask_devcluster.podman_runtime import PodmanRuntime
 
         return PodmanRuntime(node, state_dir)
+    if chosen == SIMULATED:
+        from podtask_devcluster.simulated_runtime import SimulatedRuntime
+
+        return SimulatedRuntime(simulated_seconds)
     return ProcessRuntime(node, images)

@@ -288,17 +288,20 @@ def test_podtask_devs_api_with_process_pods_refuses_a_deployment_saying_where_to
 ) -> None:
     # Its tasks are the modules it serves: a deployment would replace them with tasks whose
     # module files its pods may not have ("no such file" at run time).
-    settings = settings_for(embedded_kube, namespace, dev_mode=True, dev_runtime="processes")
-    with TestClient(
-        create_app(settings), headers={"Authorization": f"Bearer {API_KEY}"}
-    ) as dev_api:
-        refused = dev_api.post(
-            "/api/v1/deployments",
-            json={"manifest": manifest(manifest_task("send")), "image": IMAGE},
-        )
-        error = assert_error(refused, 409, "dev_server")
-        assert "`podtask dev` server" in error["message"] and "PODTASK_API_URL" in error["message"]
-        assert dev_api.get("/api/v1/deployments").json() == {"deployments": []}
+    # Simulated pods (`--runtime simulated`) run no image either.
+    for runtime in ("processes", "simulated"):
+        settings = settings_for(embedded_kube, namespace, dev_mode=True, dev_runtime=runtime)
+        with TestClient(
+            create_app(settings), headers={"Authorization": f"Bearer {API_KEY}"}
+        ) as dev_api:
+            refused = dev_api.post(
+                "/api/v1/deployments",
+                json={"manifest": manifest(manifest_task("send")), "image": IMAGE},
+            )
+            error = assert_error(refused, 409, "dev_server")
+            assert "`podtask dev` server" in error["message"]
+            assert "PODTASK_API_URL" in error["message"]
+            assert dev_api.get("/api/v1/deployments").json() == {"deployments": []}
     assert sorted(_objects(embedded_kube, namespace, "tasks")) == ["hello-world"]
     # Pods that run images (`--runtime containers`) run what is deployed: it is taken.
     settings = settings_for(embedded_kube, namespace, dev_mode=True, dev_runtime="containers")

@@ -41,11 +41,13 @@ class AgentThread:
         *,
         node: str = NODE,
         runtime: str | None = None,
+        simulated_seconds: float | None = None,
     ) -> None:
         self.plane = plane
         self.state_dir = state_dir
         self.node = node
         self.runtime = runtime
+        self.simulated_seconds = simulated_seconds
         self.agent: NodeAgent | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -66,6 +68,7 @@ class AgentThread:
             node_name=self.node,
             images=ImageSet(IMAGES),
             runtime=self.runtime,
+            simulated_seconds=self.simulated_seconds,
             timing=Timing(image_backoff=(1.0, 2.0), config_retry=1.0),
             lease_renew_seconds=1.0,
             status_report_seconds=5.0,
@@ -89,16 +92,20 @@ def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
         yield running
 
 
+def agent_running(agent: AgentThread) -> Iterator[AgentThread]:
+    """`agent` started, for a fixture to yield; stopped after (unless a test stopped it)."""
+    (agent.state_dir / "credentials").mkdir(exist_ok=True)
+    agent.start()
+    yield agent
+    if agent.agent is not None:
+        agent.stop()
+
+
 @pytest.fixture(scope="package")
 def node_agent(
     plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[AgentThread]:
-    running = AgentThread(plane, tmp_path_factory.mktemp("node-agent"))
-    (running.state_dir / "credentials").mkdir(exist_ok=True)
-    running.start()
-    yield running
-    if running.agent is not None:
-        running.stop()
+    yield from agent_running(AgentThread(plane, tmp_path_factory.mktemp("node-agent")))
 
 
 @pytest.fixture(scope="package")

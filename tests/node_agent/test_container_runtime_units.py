@@ -14,13 +14,16 @@ import pytest
 
 from podtask_devcluster.container_cgroups import cgroup_mounts
 from podtask_devcluster.crilog import LogOptions, decode, read_log
+from podtask_devcluster.nodestatus import Machine
 from podtask_devcluster.podenv import ContainerConfigError, Placement, plan_container
 from podtask_devcluster.podman_spec import (
     check_non_root,
     container_name,
     create_arguments,
 )
+from podtask_devcluster.quantities import parse_bytes
 from podtask_devcluster.runtime import RUNTIME_ENV, runtime_choice
+from podtask_devcluster.simulated_runtime import SECONDS_ENV, simulated_seconds
 
 PLACE = Placement(node_name="n1", host_ip="127.0.0.1", pod_ip="127.0.0.1")
 
@@ -162,8 +165,28 @@ def test_the_runtime_is_chosen_by_option_then_setting() -> None:
     assert runtime_choice(None, {}) == "processes"
     assert runtime_choice(None, {RUNTIME_ENV: "containers"}) == "containers"
     assert runtime_choice("processes", {RUNTIME_ENV: "containers"}) == "processes"
-    with pytest.raises(ValueError, match="choose processes or containers"):
+    # Simulated pods only when asked for: never the default.
+    assert runtime_choice(None, {RUNTIME_ENV: "simulated"}) == "simulated"
+    with pytest.raises(ValueError, match="choose processes or containers or simulated"):
         runtime_choice("docker", {})
+
+
+def test_how_long_a_simulated_container_runs() -> None:
+    assert simulated_seconds(None, {}) == 1.0
+    assert simulated_seconds(None, {SECONDS_ENV: "0.25"}) == 0.25
+    assert simulated_seconds(3.0, {SECONDS_ENV: "0.25"}) == 3.0
+    with pytest.raises(ValueError, match="PODTASK_NODE_SIMULATED_SECONDS must be a number"):
+        simulated_seconds(None, {SECONDS_ENV: "soon"})
+    with pytest.raises(ValueError, match="0 seconds or more"):
+        simulated_seconds(-1.0, {})
+
+
+def test_a_simulated_node_advertises_room_for_a_busy_cluster() -> None:
+    resources = Machine.simulated().resources()
+    assert int(resources["pods"]) >= 500
+    # 500 pods of the biggest preset a benchmark uses (large-1x: 4 cpu, 8 GiB) fit.
+    assert int(resources["cpu"]) >= 500 * 4
+    assert parse_bytes(resources["memory"]) >= 500 * 8 * 2**30
 
 
 def test_cgroup_mounts_of_a_hybrid_layout() -> None:

@@ -52,11 +52,12 @@ async def create_deployment(deployment: DeploymentRequest, svc: ServicesDep) -> 
     The namespace's tasks become exactly the manifest's, run from `image` at the new
     version; runs already triggered keep the version they were triggered on. A version that
     is already deployed is a 409 `deployment_exists`; `podtask dev`'s API takes no
-    deployment while its pods run as processes (409 `dev_server`). Each task's declared
-    schedule becomes its DECLARATIVE schedule (those no longer declared are deleted); a
-    declared schedule named like a schedule made over the API is a 409 `schedule_conflict`.
+    deployment while its pods run as processes or are simulated (409 `dev_server`). Each
+    task's declared schedule becomes its DECLARATIVE schedule (those no longer declared are
+    deleted); a declared schedule named like a schedule made over the API is a 409
+    `schedule_conflict`.
     """
-    if svc.settings.dev_runtime == "processes":
+    if svc.settings.dev_runtime in ("processes", "simulated"):
         raise refused_by_dev_server()
     cluster = svc.deployments
     manifest_text = manifest_json(deployment.manifest)

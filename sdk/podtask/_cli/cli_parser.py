@@ -135,11 +135,13 @@ def _dev_arguments(dev: argparse.ArgumentParser) -> None:
     )
     dev.add_argument(
         "--runtime",
-        choices=["processes", "containers"],
+        choices=["processes", "containers", "simulated"],
         default="processes",
         help="processes: each pod's command runs as a process of this environment (default); "
         "containers: each pod runs in its image with podman, under the kernel's memory and CPU "
-        "limits (`make images` builds the runner image that the tasks of `podtask dev` use)",
+        "limits (`make images` builds the runner image that the tasks of `podtask dev` use); "
+        "simulated: no process, each run fetches its attempt and reports success after "
+        "$PODTASK_NODE_SIMULATED_SECONDS (default 1), for benchmarks",
     )
 
 

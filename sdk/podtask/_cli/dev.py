@@ -46,8 +46,11 @@ NAMESPACE = "default"
 SUPERVISE_SECONDS = 0.2
 # `--cluster`: the embedded cluster (the default), or a real control plane built from source.
 CLUSTERS = ("embedded", "real")
-# `--runtime`: pods' commands as processes of this environment, or pods in their images.
-RUNTIMES = ("processes", "containers")
+# `--runtime`: pods' commands as processes of this environment, or pods in their images, or
+# simulated pods that start no process (benchmarks; never the default).
+RUNTIMES = ("processes", "containers", "simulated")
+# How long a simulated pod runs: passed on to the node from podtask dev's own environment.
+SIMULATED_SECONDS_ENV = "PODTASK_NODE_SIMULATED_SECONDS"
 # The one Node of `--cluster real`: this machine, as the node agent registers it.
 NODE_NAME = "podtask-local"
 NODE_READY_SECONDS = 60
@@ -98,6 +101,13 @@ def task_resources(
     return registration.task_resources(
         manifest, namespace, image=image, version_of=lambda task: dev_version(task.module)
     )
+
+
+def _simulated_seconds(runtime: str) -> dict[str, str]:
+    """The node's PODTASK_NODE_SIMULATED_SECONDS, from podtask dev's environment, when its pods
+    are simulated (the parts' environments leave out every other PODTASK_ variable)."""
+    seconds = os.environ.get(SIMULATED_SECONDS_ENV)
+    return {SIMULATED_SECONDS_ENV: seconds} if runtime == "simulated" and seconds else {}
 
 
 def unreadable_by_others(folder: Path) -> Path | None:
@@ -391,8 +401,9 @@ class DevStack:
         image = self.image = task_image(self.runtime)
         dev_secrets = DevSecrets.load_or_create(self.state_dir)
         base_env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
+        node_env = {**base_env, **_simulated_seconds(self.runtime)}
         kube = (
-            self._start_real(base_env) if self.cluster == "real" else self._start_embedded(base_env)
+            self._start_real(node_env) if self.cluster == "real" else self._start_embedded(node_env)
         )
         self.kube = kube
         register(kube, reading.manifest, image=image)
