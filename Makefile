@@ -92,6 +92,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/api_throughput.py
 	$(BIN)/python bench/dev_reload.py
 	$(BIN)/python bench/runs_page.py
+	$(BIN)/python bench/runner_startup.py
 
 clean:
 	rm -rf $(VENV) .podtask .mypy_cache .ruff_cache .pytest_cache wheelhouse

@@ -25,7 +25,6 @@ the runner says so in one plain line.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -50,6 +49,8 @@ from podtask.errors import TaskTerminatedError
 from podtask_runner.interruptions import TERMINATED_MESSAGE, Interruptions
 
 if TYPE_CHECKING:
+    import argparse
+
     from podtask._authoring.tasks import Task
     from podtask._contract.resources import CompletionReport
     from podtask_runner.callbacks import AttemptCallbacks
@@ -115,6 +116,8 @@ def _line_buffered(stream: TextIO) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
+    import argparse
+
     parser = argparse.ArgumentParser(
         prog="python -m podtask_runner",
         description="Run one attempt of a task. In a pod (no arguments) the attempt comes from "
@@ -145,13 +148,17 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str] | None, interruptions: Interruptions) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
+    given = sys.argv[1:] if argv is None else argv
     _line_buffered(sys.stdout)
     _line_buffered(sys.stderr)
     # `python -m` puts the working directory on sys.path; the console script does not.
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
+    if not given:
+        # A pod's runner: no arguments to read, and no argparse to import for them.
+        return _in_pod(interruptions)
+    parser = _parser()
+    args = parser.parse_args(given)
     if args.local is None:
         if args.payload is not None:
             parser.error("--payload goes with --local; in a pod the payload comes from the API")
