@@ -175,13 +175,7 @@ class WireModel(BaseModel):
     """camelCase on the wire, snake_case in Python; unknown keys are kept out."""
 
     model_config = ConfigDict(
-        alias_generator=to_camel,
-        populate_by_name=True,
-        extra="ignore",
-        use_enum_values=True,
-        # Each schema is built when its model is first used, not when the module is imported:
-        # a task pod uses two of these models (RetryPolicy, QueueRef) before its task runs.
-        defer_build=True,
+        alias_generator=to_camel, populate_by_name=True, extra="ignore", use_enum_values=True
     )
 
     def to_wire(self) -> dict[str, Any]:
