@@ -33,6 +33,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TextIO
+from urllib.parse import urlsplit
 
 from podtask._contract.wire import (
     ENV_API_CALL_ATTEMPTS,
@@ -79,6 +80,18 @@ class RunnerEnvironment:
         missing = [name for name in _ENV if not env.get(name)]
         if missing:
             raise RunnerEnvironmentError(f"missing environment variables: {', '.join(missing)}")
+        api_url = env[ENV_API_URL]
+        try:
+            parts = urlsplit(api_url)
+            # `port` raises ValueError for a port that is not a number.
+            valid_url = parts.scheme in ("http", "https") and bool(parts.hostname)
+            valid_url = valid_url and parts.port != 0
+        except ValueError:
+            valid_url = False
+        if not valid_url:
+            raise RunnerEnvironmentError(
+                f"{ENV_API_URL} must be the API's http(s) address, got {api_url!r}"
+            )
         try:
             attempt = int(env[ENV_ATTEMPT])
         except ValueError:
@@ -95,7 +108,7 @@ class RunnerEnvironment:
                     f"{env[ENV_API_CALL_ATTEMPTS]!r}"
                 ) from None
         return cls(
-            api_url=env[ENV_API_URL],
+            api_url=api_url,
             run_id=env[ENV_RUN_ID],
             attempt=attempt,
             token=env[ENV_ATTEMPT_TOKEN],
