@@ -35,8 +35,11 @@ if TYPE_CHECKING:
     )
     from podtask.hooks import AttemptResult
 
-# Where each public name lives (a submodule of its own when the module is None).
+# Where each public name lives (a submodule of its own when the module is None): the public
+# submodules too, as `podtask.client.trigger(...)` after a bare `import podtask` has always worked.
 _HOMES: dict[str, str | None] = {
+    "client": None,
+    "errors": None,
     "hooks": None,
     "metadata": None,
     "Context": "podtask._authoring.context",

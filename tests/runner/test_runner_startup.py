@@ -80,6 +80,7 @@ def test_what_is_left_out_is_still_there_when_used() -> None:
         "assert podtask.Task.trigger.__doc__ and podtask.Task.batch_trigger_and_wait_async\n"
         "assert set(podtask.__all__) <= set(dir(podtask))\n"
         "for name in podtask.__all__: getattr(podtask, name)\n"
+        "assert callable(podtask.client.trigger) and podtask.errors.TaskDeclarationError\n"
     )
     subprocess.run([sys.executable, "-c", script], check=True)
 
