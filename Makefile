@@ -100,6 +100,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/dev_reload.py
 	$(BIN)/python bench/runs_page.py
 	$(BIN)/python bench/operator_scale.py
+	$(BIN)/python bench/runner_startup.py
 
 clean:
 	rm -rf $(VENV) .podtask .mypy_cache .ruff_cache .pytest_cache wheelhouse

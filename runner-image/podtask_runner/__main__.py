@@ -25,7 +25,6 @@ the runner says so in one plain line.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -34,6 +33,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TextIO
+from urllib.parse import urlsplit
 
 from podtask._contract.wire import (
     ENV_API_CALL_ATTEMPTS,
@@ -50,6 +50,8 @@ from podtask.errors import TaskTerminatedError
 from podtask_runner.interruptions import TERMINATED_MESSAGE, Interruptions
 
 if TYPE_CHECKING:
+    import argparse
+
     from podtask._authoring.tasks import Task
     from podtask._contract.resources import CompletionReport
     from podtask_runner.callbacks import AttemptCallbacks
@@ -78,6 +80,18 @@ class RunnerEnvironment:
         missing = [name for name in _ENV if not env.get(name)]
         if missing:
             raise RunnerEnvironmentError(f"missing environment variables: {', '.join(missing)}")
+        api_url = env[ENV_API_URL]
+        try:
+            parts = urlsplit(api_url)
+            # `port` raises ValueError for a port that is not a number.
+            valid_url = parts.scheme in ("http", "https") and bool(parts.hostname)
+            valid_url = valid_url and parts.port != 0
+        except ValueError:
+            valid_url = False
+        if not valid_url:
+            raise RunnerEnvironmentError(
+                f"{ENV_API_URL} must be the API's http(s) address, got {api_url!r}"
+            )
         try:
             attempt = int(env[ENV_ATTEMPT])
         except ValueError:
@@ -94,7 +108,7 @@ class RunnerEnvironment:
                     f"{env[ENV_API_CALL_ATTEMPTS]!r}"
                 ) from None
         return cls(
-            api_url=env[ENV_API_URL],
+            api_url=api_url,
             run_id=env[ENV_RUN_ID],
             attempt=attempt,
             token=env[ENV_ATTEMPT_TOKEN],
@@ -115,6 +129,8 @@ def _line_buffered(stream: TextIO) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
+    import argparse
+
     parser = argparse.ArgumentParser(
         prog="python -m podtask_runner",
         description="Run one attempt of a task. In a pod (no arguments) the attempt comes from "
@@ -145,13 +161,17 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str] | None, interruptions: Interruptions) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
+    given = sys.argv[1:] if argv is None else argv
     _line_buffered(sys.stdout)
     _line_buffered(sys.stderr)
     # `python -m` puts the working directory on sys.path; the console script does not.
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
+    if not given:
+        # A pod's runner: no arguments to read, and no argparse to import for them.
+        return _in_pod(interruptions)
+    parser = _parser()
+    args = parser.parse_args(given)
     if args.local is None:
         if args.payload is not None:
             parser.error("--payload goes with --local; in a pod the payload comes from the API")

@@ -43,7 +43,6 @@ JSON payload as it came if it failed); `ctx` carries `init` from step 3 on.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import sys
@@ -61,7 +60,7 @@ from podtask._authoring.context import Context, MachineContext, running_in
 from podtask._authoring.modules import import_task_module
 from podtask._authoring.run_metadata import RunMetadata
 from podtask._authoring.tasks import Task, registered_tasks
-from podtask._client.attempt_waits import observed_by
+from podtask._client.wait_observers import observed_by
 from podtask._contract.bounded_errors import bounded_error
 from podtask._contract.json_values import JsonValueError, checked_json_text, stored_size
 from podtask._contract.limits import MAX_OUTPUT_BYTES
@@ -129,16 +128,20 @@ def error_from_exception(exc: BaseException) -> RunError:
     )
 
 
-# Frames of the runner and of asyncio between the author's own say nothing to the author.
-_PLUMBING = tuple(
-    os.path.dirname(module.__file__ or "") + os.sep for module in (asyncio, sys.modules[__name__])
-)
+def _plumbing() -> tuple[str, ...]:
+    """Where the runner's and asyncio's frames come from: between the author's own they say
+    nothing to the author. (asyncio only once imported: a plain task's runner has none.)"""
+    modules = [sys.modules[__name__], sys.modules.get("asyncio")]
+    return tuple(
+        os.path.dirname(module.__file__ or "") + os.sep for module in modules if module is not None
+    )
 
 
 def authors_traceback(exc: BaseException) -> str:
     """The formatted traceback with the runner's and asyncio's frames left out, as long as
     some frames are left: an error of the runner's own keeps them all."""
     formatted = traceback.TracebackException.from_exception(exc)
+    plumbing = _plumbing()
     seen: set[int] = set()
     pending = [formatted]
     while pending:
@@ -146,7 +149,7 @@ def authors_traceback(exc: BaseException) -> str:
         if id(current) in seen:
             continue
         seen.add(id(current))
-        authors = [f for f in current.stack if not f.filename.startswith(_PLUMBING)]
+        authors = [f for f in current.stack if not f.filename.startswith(plumbing)]
         if authors:
             current.stack = traceback.StackSummary.from_list(authors)
         pending.extend(e for e in (current.__cause__, current.__context__) if e is not None)
@@ -275,10 +278,9 @@ def execute_attempt(
             interruptions = stack.enter_context(Interruptions().installed())
         stack.enter_context(running_in(ctx))
         stack.enter_context(observed_by(interruptions))
-        # Not entered: the loop is only created if some of the author's code is async.
-        loop = asyncio.Runner()
-        stack.callback(loop.close)
-        author = AuthorCode(task.id, loop, interruptions, ctx)
+        # The loop is only created if some of the author's code is async.
+        author = AuthorCode(task.id, interruptions, ctx)
+        stack.callback(author.close)
         deadline = (
             None
             if max_duration_seconds is None

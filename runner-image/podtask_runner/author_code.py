@@ -15,18 +15,25 @@ in); that is reported as a declaration error naming the middleware.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
+import sys
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from podtask._authoring.context import Context, publish_context
 from podtask.errors import TaskDeclarationError
 from podtask.hooks import Middleware, hook_name, is_async_callable
 from podtask_runner.interruptions import Interruptions
 
+if TYPE_CHECKING:
+    import asyncio
+
 
 def _loop_running() -> bool:
+    # No loop can run where asyncio was never imported (a plain task's pod imports none).
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is None:
+        return False
     try:
         asyncio.get_running_loop()
     except RuntimeError:
@@ -44,13 +51,17 @@ def _discard(awaitable: Awaitable[Any]) -> None:
 class AuthorCode:
     """One attempt's way of calling the author's functions, interruptibly."""
 
-    def __init__(
-        self, task_id: str, loop: asyncio.Runner, interruptions: Interruptions, ctx: Context
-    ) -> None:
+    def __init__(self, task_id: str, interruptions: Interruptions, ctx: Context) -> None:
         self._task_id = task_id
-        self._loop = loop
+        # Made for the first awaitable: a task with no async code needs no loop, nor asyncio.
+        self._loop: asyncio.Runner | None = None
         self._interruptions = interruptions
         self._ctx = ctx
+
+    def close(self) -> None:
+        """Close the attempt's loop, if some async code needed one."""
+        if self._loop is not None:
+            self._loop.close()
 
     def publish(self, ctx: Context) -> None:
         """`ctx` is the attempt's context from now on (after `init` filled `ctx.init` in)."""
@@ -65,11 +76,20 @@ class AuthorCode:
         """What `result` comes to: awaited (again, if it gives an awaitable) until it is a
         value; then an interruption the code swallowed is raised all the same."""
         while inspect.isawaitable(result):
-            result = self._loop.run(self._attached(result))
+            result = self._running_loop().run(self._attached(result))
         self._interruptions.check()
         return result
 
+    def _running_loop(self) -> asyncio.Runner:
+        if self._loop is None:
+            import asyncio
+
+            self._loop = asyncio.Runner()
+        return self._loop
+
     async def _attached(self, awaitable: Awaitable[Any]) -> Any:
+        import asyncio
+
         self._interruptions.attach(asyncio.current_task())
         # The loop's asyncio context is its own: `current_context()` must hold there too.
         publish_context(self._ctx)

@@ -5,7 +5,7 @@ All carry the attempt token. Transient failures (connection errors, 5xx, 429,
 and an attempt the operator has not recorded yet) are retried with a short
 backoff; anything else raises `ApiCallError`, or `AttemptEnded` when the API says the
 attempt is over (the run was canceled, timed out, or moved on): nothing went wrong then,
-there is only nothing left to do.
+there is only nothing left to do. The HTTP itself is `api_transport`'s.
 """
 
 from __future__ import annotations
@@ -14,18 +14,26 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
-
-from podtask._contract.attempt_logs import LogChunk
-from podtask._contract.resources import CompletionReport
 from podtask._contract.wire import (
     ATTEMPT_ENDED,
     ATTEMPT_NOT_STARTED,
     RUNNER_ATTEMPT_PATH,
     RUNNER_METADATA_PATH,
 )
+from podtask_runner.api_transport import (
+    TRANSPORT_ERRORS,
+    ApiRequest,
+    ApiResponse,
+    HttpTransport,
+    Timeout,
+    Transport,
+)
+
+if TYPE_CHECKING:
+    from podtask._contract.attempt_logs import LogChunk
+    from podtask._contract.resources import CompletionReport
 
 
 class ApiCallError(Exception):
@@ -64,17 +72,18 @@ class CallRetry:
 
 # A stopping pod's report: two quick tries, well inside Kubernetes' default 30 s grace.
 HURRIED_RETRY = CallRetry(attempts=2, first_delay=0.2)
-HURRIED_TIMEOUT = httpx.Timeout(3.0, connect=1.0)
+HURRIED_TIMEOUT = Timeout(read=3.0, connect=1.0)
+DEFAULT_TIMEOUT = Timeout(read=30.0, connect=5.0)
 
 
-def is_transient(response: httpx.Response) -> bool:
+def is_transient(response: ApiResponse) -> bool:
     if response.status_code >= 500 or response.status_code == 429:
         return True
     # The operator may start the pod a moment before its status says which attempt it is.
     return response.status_code == 409 and _error_code(response) == ATTEMPT_NOT_STARTED
 
 
-def _error(response: httpx.Response) -> dict[str, Any]:
+def _error(response: ApiResponse) -> dict[str, Any]:
     try:
         error = response.json().get("error") or {}
     except (ValueError, AttributeError):
@@ -82,12 +91,12 @@ def _error(response: httpx.Response) -> dict[str, Any]:
     return error if isinstance(error, dict) else {}
 
 
-def _error_code(response: httpx.Response) -> str | None:
+def _error_code(response: ApiResponse) -> str | None:
     code = _error(response).get("code")
     return code if isinstance(code, str) else None
 
 
-def ended_attempt(response: httpx.Response) -> str | None:
+def ended_attempt(response: ApiResponse) -> str | None:
     """How the attempt ended, when the API refused the call for that (401 `attempt_ended`)."""
     if response.status_code != 401 or _error_code(response) != ATTEMPT_ENDED:
         return None
@@ -96,7 +105,7 @@ def ended_attempt(response: httpx.Response) -> str | None:
     return why if isinstance(why, str) and why else "it is over"
 
 
-def describe_response(response: httpx.Response) -> str:
+def describe_response(response: ApiResponse) -> str:
     """`HTTP 401 attempt_ended: ...` from the API's error shape, without the body's data."""
     try:
         error = response.json().get("error") or {}
@@ -117,22 +126,24 @@ class AttemptCallbacks:
         token: str,
         *,
         retry: CallRetry | None = None,
-        timeout: httpx.Timeout | None = None,
+        timeout: Timeout | None = None,
         sleep: Callable[[float], None] = time.sleep,
-        transport: httpx.BaseTransport | None = None,
+        transport: Transport | None = None,
     ) -> None:
         self._path = RUNNER_ATTEMPT_PATH.format(run_id=run_id, attempt=attempt)
-        self._client = httpx.Client(
-            base_url=api_url.rstrip("/"),
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=timeout or httpx.Timeout(30.0, connect=5.0),
-            transport=transport,
-        )
+        # A transport of its own unless one is given (tests play the API with one).
+        self._own_transport: HttpTransport | None = None
+        if transport is None:
+            transport = self._own_transport = HttpTransport(api_url)
+        self._transport: Transport = transport
+        self._headers = {"Authorization": f"Bearer {token}", "User-Agent": "podtask-runner"}
+        self._timeout = timeout or DEFAULT_TIMEOUT
         self._retry = retry or CallRetry()
         self._sleep = sleep
 
     def close(self) -> None:
-        self._client.close()
+        if self._own_transport is not None:
+            self._own_transport.close()
 
     def fetch_attempt(self) -> dict[str, Any]:
         response = self._send("GET", self._path)
@@ -152,31 +163,28 @@ class AttemptCallbacks:
         self._send(
             "POST",
             f"{self._path}/complete",
-            content=content.encode(),
-            headers={"Content-Type": "application/json"},
+            content.encode(),
             retry=HURRIED_RETRY if hurried else None,
             timeout=HURRIED_TIMEOUT if hurried else None,
         )
 
-    def append_log(self, chunk: LogChunk, *, retry: CallRetry, timeout: httpx.Timeout) -> None:
+    def append_log(self, chunk: LogChunk, *, retry: CallRetry, timeout: Timeout) -> None:
         """Send one chunk of the attempt's output; `retry` is short, for the next flush
         tries again anyway."""
         self._send(
             "POST",
             f"{self._path}/log",
-            content=json.dumps(chunk.to_wire(), ensure_ascii=False).encode(),
-            headers={"Content-Type": "application/json"},
+            json.dumps(chunk.to_wire(), ensure_ascii=False).encode(),
             retry=retry,
             timeout=timeout,
         )
 
-    def put_metadata(self, text: str, *, retry: CallRetry, timeout: httpx.Timeout) -> None:
+    def put_metadata(self, text: str, *, retry: CallRetry, timeout: Timeout) -> None:
         """Send the run's metadata, whole (`text`: its JSON, checked already)."""
         self._send(
             "PUT",
             self._path + RUNNER_METADATA_PATH,
-            content=f'{{"metadata":{text}}}'.encode(),
-            headers={"Content-Type": "application/json"},
+            f'{{"metadata":{text}}}'.encode(),
             retry=retry,
             timeout=timeout,
         )
@@ -185,18 +193,20 @@ class AttemptCallbacks:
         self,
         method: str,
         path: str,
+        body: bytes | None = None,
         *,
         retry: CallRetry | None = None,
-        timeout: httpx.Timeout | None = None,
-        **kwargs: Any,
-    ) -> httpx.Response:
+        timeout: Timeout | None = None,
+    ) -> ApiResponse:
         last_problem = "no attempt made"
-        if timeout is not None:
-            kwargs["timeout"] = timeout
+        headers = dict(self._headers)
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        request = ApiRequest(method, path, headers, body, timeout or self._timeout)
         for delay in [*(retry or self._retry).delays(), None]:
             try:
-                response = self._client.request(method, path, **kwargs)
-            except httpx.TransportError as exc:
+                response = self._transport(request)
+            except TRANSPORT_ERRORS as exc:
                 last_problem = f"{type(exc).__name__}: {exc}"
             else:
                 if response.is_success:

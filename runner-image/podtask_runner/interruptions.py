@@ -15,23 +15,26 @@ the outcome is decided, and the report to the API, are not cut short by it. Sign
 reach only the main thread, so elsewhere nothing is interrupted.
 
 While the task waits (`trigger_and_wait`, batches, `wait.for_`: the client says so, as a
-`podtask._client.attempt_waits.WaitObserver`), the max-duration clock stops: time spent
+`podtask._client.wait_observers.WaitObserver`), the max-duration clock stops: time spent
 waiting is not the task's (`waited_seconds`), and the deadline moves by it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from podtask.errors import TaskTerminatedError
+
+if TYPE_CHECKING:
+    import asyncio
 
 TERMINATED_MESSAGE = (
     "the attempt was stopped by SIGTERM: the run was canceled, or its pod was evicted or deleted"
@@ -157,13 +160,15 @@ class Interruptions:
     def _interrupt(self, error: Callable[[], BaseException]) -> None:
         if self._pending is None:
             self._pending = error
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            loop = None
+        # No loop can run where asyncio was never imported (a plain task's pod imports none).
+        asyncio = sys.modules.get("asyncio")
+        loop = None
+        if asyncio is not None:
+            with suppress(RuntimeError):
+                loop = asyncio.get_running_loop()
         # With a loop running but no task stepping, the loop is waiting (in select): an
         # exception raised here would tear through the loop's own code, so cancel instead.
-        if loop is not None and asyncio.current_task(loop) is None:
+        if asyncio is not None and loop is not None and asyncio.current_task(loop) is None:
             task = self._task
             if task is not None and not task.done():
                 task.cancel()

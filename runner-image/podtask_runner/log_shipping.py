@@ -19,8 +19,6 @@ import threading
 from collections.abc import Callable
 from typing import Protocol
 
-import httpx
-
 from podtask._contract.attempt_logs import (
     FLUSH_SECONDS,
     HEAD_BYTES,
@@ -28,6 +26,7 @@ from podtask._contract.attempt_logs import (
     TAIL_BYTES,
     LogChunk,
 )
+from podtask_runner.api_transport import Timeout
 from podtask_runner.callbacks import CallRetry
 from podtask_runner.output_capture import OutputTee
 from podtask_runner.shipping import Shipper
@@ -149,7 +148,7 @@ class LogBuffer:
 
 
 class LogSender(Protocol):
-    def append_log(self, chunk: LogChunk, *, retry: CallRetry, timeout: httpx.Timeout) -> None:
+    def append_log(self, chunk: LogChunk, *, retry: CallRetry, timeout: Timeout) -> None:
         pass
 
 
@@ -182,7 +181,7 @@ class LogShipper(Shipper):
             if chunk is None:
                 return
 
-            def append(retry: CallRetry, timeout: httpx.Timeout, chunk: LogChunk = chunk) -> None:
+            def append(retry: CallRetry, timeout: Timeout, chunk: LogChunk = chunk) -> None:
                 self._sender.append_log(chunk, retry=retry, timeout=timeout)
 
             if not self.send(append, final=final, hurried=hurried):

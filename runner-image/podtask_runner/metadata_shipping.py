@@ -18,10 +18,9 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-import httpx
-
 from podtask._authoring.run_metadata import RunMetadata
 from podtask._contract.run_metadata import SEND_INTERVAL_SECONDS
+from podtask_runner.api_transport import Timeout
 from podtask_runner.callbacks import CallRetry
 from podtask_runner.shipping import Shipper
 
@@ -40,7 +39,7 @@ def wait_before_sending(
 
 
 class MetadataSender(Protocol):
-    def put_metadata(self, text: str, *, retry: CallRetry, timeout: httpx.Timeout) -> None:
+    def put_metadata(self, text: str, *, retry: CallRetry, timeout: Timeout) -> None:
         pass
 
 
@@ -123,7 +122,7 @@ class MetadataShipper(Shipper):
                 return
             self._last_sent_at = self._clock()
 
-            def put(retry: CallRetry, timeout: httpx.Timeout) -> None:
+            def put(retry: CallRetry, timeout: Timeout) -> None:
                 self._sender.put_metadata(text, retry=retry, timeout=timeout)
 
             if self.send(put, final=final, hurried=hurried):

@@ -13,8 +13,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-import httpx
-
+from podtask_runner.api_transport import Timeout
 from podtask_runner.callbacks import (
     HURRIED_RETRY,
     HURRIED_TIMEOUT,
@@ -27,13 +26,13 @@ from podtask_runner.callbacks import (
 # little longer.
 FLUSH_RETRY = CallRetry(attempts=1)
 FINAL_RETRY = CallRetry(attempts=3, first_delay=0.2)
-SHIPPING_TIMEOUT = httpx.Timeout(5.0, connect=2.0)
+SHIPPING_TIMEOUT = Timeout(read=5.0, connect=2.0)
 
-Send = Callable[[CallRetry, httpx.Timeout], None]
+Send = Callable[[CallRetry, Timeout], None]
 """One call to the API, with the patience it is given."""
 
 
-def patience(*, final: bool, hurried: bool) -> tuple[CallRetry, httpx.Timeout]:
+def patience(*, final: bool, hurried: bool) -> tuple[CallRetry, Timeout]:
     """How long a send tries: `final`, the last one; `hurried`, the pod is being stopped
     (its grace period is short)."""
     retry = FLUSH_RETRY if not final else HURRIED_RETRY if hurried else FINAL_RETRY

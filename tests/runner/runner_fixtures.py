@@ -29,6 +29,7 @@ from podtask_api.run_names import random_run_name
 from podtask_api.settings import ApiSettings
 from podtask_api.task_runs import build_task_run
 from podtask_api.trigger_requests import TriggerRequest
+from podtask_runner.api_transport import ApiRequest, ApiResponse
 from podtask_runner.callbacks import AttemptCallbacks, CallRetry
 from tests.embedded_kube import EmbeddedKube, KubeNamespace
 
@@ -43,7 +44,25 @@ def played_callbacks(
     answer: Callable[[httpx.Request], httpx.Response], attempts: int = 4
 ) -> AttemptCallbacks:
     """The runner's API client for attempt 1 of run-1, the API played by `answer` (no sleeps
-    between tries)."""
+    between tries); `answer` meets each request as httpx's `Request` and answers with httpx's
+    `Response`, the transport carrying both as the runner's own."""
+
+    def transport(request: ApiRequest) -> ApiResponse:
+        played = answer(
+            httpx.Request(
+                request.method,
+                f"http://api{request.path}",
+                headers=request.headers,
+                content=request.body,
+                extensions={
+                    "timeout": {"connect": request.timeout.connect, "read": request.timeout.read}
+                },
+            )
+        )
+        return ApiResponse(
+            played.status_code, played.read(), played.reason_phrase, dict(played.headers)
+        )
+
     return AttemptCallbacks(
         "http://api",
         "run-1",
@@ -51,7 +70,7 @@ def played_callbacks(
         "tok",
         retry=CallRetry(attempts=attempts),
         sleep=lambda _: None,
-        transport=httpx.MockTransport(answer),
+        transport=transport,
     )
 
 

@@ -1,6 +1,6 @@
 """The runner's copy of its output for the API (`log_shipping`): what the buffer keeps, in
 which chunks it goes, and how the shipper meets a failing or an ended attempt. The API is
-played by an httpx transport (`AttemptCallbacks` is the real client)."""
+played through `played_callbacks` (`AttemptCallbacks` is the real client)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The runner's sending of its run's metadata (`metadata_shipping`): when a change is sent
 (the decision, `wait_before_sending`), the latest document whole, once more at the end, and
-how a failing or an ended attempt is met. The API is played by an httpx transport
+how a failing or an ended attempt is met. The API is played through `played_callbacks`
 (`AttemptCallbacks` is the real client)."""
 
 from __future__ import annotations

@@ -131,6 +131,10 @@ def test_runner_environment() -> None:
         RunnerEnvironment.from_env({**env, "PODTASK_ATTEMPT": "x"})
     with pytest.raises(RunnerEnvironmentError, match="PODTASK_RUN_ID"):
         RunnerEnvironment.from_env({k: v for k, v in env.items() if k != "PODTASK_RUN_ID"})
+    # An address the runner cannot call is a bad environment (exit 2), not a crash.
+    for url in ("api:8080", "ftp://api", "http://api:port"):
+        with pytest.raises(RunnerEnvironmentError, match="PODTASK_API_URL"):
+            RunnerEnvironment.from_env({**env, "PODTASK_API_URL": url})
 
 
 def test_call_retry_delays_grow_and_cap() -> None:

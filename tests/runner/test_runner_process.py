@@ -249,7 +249,7 @@ def test_an_unreachable_api_exits_2(live_api: LiveApi) -> None:
     )
     assert done.returncode == 2
     assert "could not fetch attempt 1" in done.stderr
-    assert "ConnectError" in done.stderr
+    assert "ConnectionRefusedError" in done.stderr
 
 
 def test_missing_environment_exits_2() -> None:

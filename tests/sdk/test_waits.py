@@ -16,8 +16,9 @@ from podtask import Context, MachineContext, client, idempotency_keys, wait
 from podtask._authoring.context import running_in
 from podtask._client import attempt_waits
 from podtask._client.api_calls import ApiCall
-from podtask._client.attempt_waits import AttemptWaits, observed_by, released_slot
+from podtask._client.attempt_waits import AttemptWaits, released_slot
 from podtask._client.client_config import ClientConfig, PodtaskApiError
+from podtask._client.wait_observers import observed_by
 from podtask._control.attempt_tokens import named_attempt, sign_attempt_token
 
 TOKEN = sign_attempt_token(b"secret", "run-parent", 2, ttl_seconds=60)

@@ -19,7 +19,6 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from podtask._authoring.trigger_options import to_json_value
 from podtask._contract.run_metadata import metadata_text
 
 Number = int | float
@@ -170,6 +169,9 @@ def _check_key(key: object) -> None:
 
 def _value(key: str, value: Any) -> Any:
     """`value` as JSON data (a model dumped, a date as ISO text), for `key`."""
+    # Imported when a value is set: the runner's context holds metadata before any is.
+    from podtask._authoring.trigger_options import to_json_value
+
     _check_key(key)
     try:
         return to_json_value(value, what=f"the metadata value of {key!r}")

@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import inspect
 import re
+import sys
 import typing
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
-from pydantic import BaseModel, ValidationError
-
-from podtask import client
 from podtask._authoring.context import Context
 from podtask._contract.durations import duration_seconds
 from podtask._contract.limits import MAX_TASK_ID_LENGTH
@@ -48,6 +46,11 @@ from podtask.hooks import (
     signature_problem,
 )
 
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from podtask import client
+
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -76,6 +79,20 @@ def _with_task_id(function: Callable[Concatenate[str, P], R]) -> Callable[Concat
     return method
 
 
+class _ClientFunction:
+    """`_with_task_id` of the `podtask.client` function `name`, made when first looked up:
+    every task pod declares its tasks before the task runs, and that needs no API client."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __get__(self, declared: Task | None, owner: type[Task]) -> Any:
+        from podtask import client
+
+        method = _with_task_id(getattr(client, self._name))
+        return method if declared is None else method.__get__(declared, owner)
+
+
 @dataclass(frozen=True)
 class Task:
     """A declared task: its id, its `run` function, its configuration and its own hooks."""
@@ -97,14 +114,24 @@ class Task:
 
     # Triggering from backend code, or from inside another task (the child then carries
     # the parent's run id): `podtask.client`'s functions, with this task's id.
-    trigger = _with_task_id(client.trigger)
-    trigger_async = _with_task_id(client.trigger_async)
-    trigger_and_wait = _with_task_id(client.trigger_and_wait)
-    trigger_and_wait_async = _with_task_id(client.trigger_and_wait_async)
-    batch_trigger = _with_task_id(client.batch_trigger)
-    batch_trigger_async = _with_task_id(client.batch_trigger_async)
-    batch_trigger_and_wait = _with_task_id(client.batch_trigger_and_wait)
-    batch_trigger_and_wait_async = _with_task_id(client.batch_trigger_and_wait_async)
+    if TYPE_CHECKING:
+        trigger = _with_task_id(client.trigger)
+        trigger_async = _with_task_id(client.trigger_async)
+        trigger_and_wait = _with_task_id(client.trigger_and_wait)
+        trigger_and_wait_async = _with_task_id(client.trigger_and_wait_async)
+        batch_trigger = _with_task_id(client.batch_trigger)
+        batch_trigger_async = _with_task_id(client.batch_trigger_async)
+        batch_trigger_and_wait = _with_task_id(client.batch_trigger_and_wait)
+        batch_trigger_and_wait_async = _with_task_id(client.batch_trigger_and_wait_async)
+    else:
+        trigger = _ClientFunction("trigger")
+        trigger_async = _ClientFunction("trigger_async")
+        trigger_and_wait = _ClientFunction("trigger_and_wait")
+        trigger_and_wait_async = _ClientFunction("trigger_and_wait_async")
+        batch_trigger = _ClientFunction("batch_trigger")
+        batch_trigger_async = _ClientFunction("batch_trigger_async")
+        batch_trigger_and_wait = _ClientFunction("batch_trigger_and_wait")
+        batch_trigger_and_wait_async = _ClientFunction("batch_trigger_and_wait_async")
 
     @property
     def is_async(self) -> bool:
@@ -122,6 +149,10 @@ class Task:
 
 def payload_model_of(run: Callable[..., Any]) -> type[BaseModel] | None:
     """The `BaseModel` subclass that `run`'s first parameter is annotated with, else None."""
+    pydantic = sys.modules.get("pydantic")
+    if pydantic is None:
+        # Nothing imported pydantic, so no annotation can be a model of it.
+        return None
     try:
         first = next(iter(inspect.signature(run).parameters.values()), None)
     except (TypeError, ValueError):
@@ -139,7 +170,7 @@ def payload_model_of(run: Callable[..., Any]) -> type[BaseModel] | None:
                 annotation = eval(annotation, getattr(run, "__globals__", {}))
             except Exception:
                 return None
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+    if isinstance(annotation, type) and issubclass(annotation, pydantic.BaseModel):
         return annotation
     return None
 
@@ -178,6 +209,8 @@ def _model(
             f"task {task_id!r}: {field} must be a {kind.__name__} or a dict, "
             f"got {type(value).__name__} {value!r}"
         )
+    from pydantic import ValidationError
+
     try:
         return kind.model_validate({**defaults, **dict(value or {})})
     except ValidationError as exc:
@@ -191,6 +224,8 @@ def queue(name: str, *, concurrency_limit: int | None = None) -> QueueRef:
     """A queue that several tasks share: pass it as `queue=` to each of them."""
     if not isinstance(name, str) or not name:
         raise TaskDeclarationError(f"queue name must be a non-empty string, got {name!r}")
+    from pydantic import ValidationError
+
     try:
         return QueueRef(name=name, concurrency_limit=concurrency_limit)
     except ValidationError as exc:

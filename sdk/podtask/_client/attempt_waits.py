@@ -18,7 +18,6 @@ The runner watches waits (`observed_by`): while its attempt waits (in a pod or, 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import sys
 import threading
@@ -26,7 +25,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from podtask._client.api_calls import ApiCall, poll_delay
 from podtask._client.client_config import (
@@ -35,6 +34,7 @@ from podtask._client.client_config import (
     PodtaskConnectionError,
     is_passing_trouble,
 )
+from podtask._client.wait_observers import observed_end, observed_start, stopping
 from podtask._contract.limits import MAX_WAIT_RUNS_SHOWN
 from podtask._contract.resources import format_timestamp
 from podtask._contract.wire import RUNNER_ATTEMPT_PATH
@@ -48,55 +48,6 @@ BEGIN_TRIES = 8
 _TRY_AGAIN_STATUSES = frozenset({409})
 
 Send = Callable[[ApiCall[Any]], Any]
-
-
-class WaitObserver(Protocol):
-    """What the runner learns of its attempt's waits."""
-
-    def wait_started(self) -> None: ...
-
-    def wait_ended(self) -> None: ...
-
-    @property
-    def stopping(self) -> bool:
-        """Whether the attempt is being stopped (a wait then goes on at once)."""
-        ...
-
-
-_observer: WaitObserver | None = None
-# Waits open in this process, whatever their client: the observer hears of the first to
-# start and of the last to end.
-_open_waits = 0
-_open_waits_lock = threading.Lock()
-
-
-@contextmanager
-def observed_by(observer: WaitObserver) -> Iterator[None]:
-    """Tell `observer` of every wait that starts and ends within the block."""
-    global _observer
-    previous, _observer = _observer, observer
-    try:
-        yield
-    finally:
-        _observer = previous
-
-
-def _observed_start() -> None:
-    global _open_waits
-    with _open_waits_lock:
-        _open_waits += 1
-        first = _open_waits == 1
-    if first and _observer is not None:
-        _observer.wait_started()
-
-
-def _observed_end() -> None:
-    global _open_waits
-    with _open_waits_lock:
-        _open_waits -= 1
-        last = _open_waits == 0
-    if last and _observer is not None:
-        _observer.wait_ended()
 
 
 def _wait_path(run_id: str, attempt: int) -> str:
@@ -199,7 +150,7 @@ class AttemptWaits:
             except (PodtaskConnectionError, PodtaskApiError) as exc:
                 if not _worth_another_try(exc):
                     raise
-            if asked and _observer is not None and _observer.stopping:
+            if asked and stopping():
                 return  # stopped meanwhile (SIGTERM): the attempt ends, it goes on no more
             time.sleep(poll_delay(polls))
             polls += 1
@@ -222,10 +173,13 @@ def attempt_waits(config: ClientConfig | None) -> AttemptWaits | None:
 
 def _stopping(exc: BaseException | None) -> bool:
     """Whether a wait that ended with `exc` ends because its attempt is being stopped."""
-    if _observer is not None and _observer.stopping:
+    if stopping():
         return True
-    # TaskTerminatedError, MaxDurationExceededError, KeyboardInterrupt, SystemExit.
-    return exc is not None and not isinstance(exc, Exception | asyncio.CancelledError)
+    # TaskTerminatedError, MaxDurationExceededError, KeyboardInterrupt, SystemExit; not the
+    # cancellation of an asyncio task (there is none where asyncio was never imported).
+    asyncio = sys.modules.get("asyncio")
+    cancelled = () if asyncio is None else (asyncio.CancelledError,)
+    return exc is not None and not isinstance(exc, (Exception, *cancelled))
 
 
 @contextmanager
@@ -240,7 +194,7 @@ def released_slot(
     of its queue meanwhile (when `config` is a task's), and holds one again when the block
     is left."""
     waits = attempt_waits(config)
-    _observed_start()
+    observed_start()
     try:
         if waits is not None:
             waits.begin(send, runs, until)
@@ -254,7 +208,7 @@ def released_slot(
             if waits is not None:
                 waits.end(send, hurried=_stopping(ended))
     finally:
-        _observed_end()
+        observed_end()
 
 
 @asynccontextmanager
@@ -267,8 +221,10 @@ async def released_slot_async(
 ) -> AsyncIterator[None]:
     """`released_slot` for async code: its API calls run in a thread (with the blocking
     `send`), so that the event loop goes on meanwhile."""
+    import asyncio  # running: it is imported
+
     waits = attempt_waits(config)
-    _observed_start()
+    observed_start()
     try:
         if waits is not None:
             await asyncio.to_thread(waits.begin, send, runs, until)
@@ -282,7 +238,7 @@ async def released_slot_async(
             if waits is not None:
                 await asyncio.to_thread(waits.end, send, hurried=_stopping(ended))
     finally:
-        _observed_end()
+        observed_end()
 
 
 def unsent(call: ApiCall[Any]) -> Any:

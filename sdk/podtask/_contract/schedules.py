@@ -24,11 +24,8 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
-from importlib import resources
 from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-from croniter import CroniterBadDateError, CroniterError, croniter
 
 from podtask._contract.limits import MAX_CRON_LENGTH, MAX_TIMEZONE_LENGTH
 from podtask._contract.run_ids import (
@@ -41,6 +38,9 @@ from podtask._contract.run_ids import (
 
 if TYPE_CHECKING:
     from podtask._contract.resources import TaskScheduleSpec
+
+# croniter is imported where a cron expression is read, not with this module: the CRD models
+# import it, and so does every task pod, which reads no cron expression.
 
 MACROS = ("@yearly", "@monthly", "@weekly", "@daily", "@hourly")
 CRON_FIELDS = ("minute", "hour", "day-of-month", "month", "day-of-week")
@@ -123,6 +123,8 @@ def check_cron(expression: str) -> str:
     for name, text, pattern in zip(CRON_FIELDS, fields, _FIELD_PATTERNS, strict=True):
         if not pattern.match(text):
             raise _bad_cron(expression, f"its {name} field {text!r} is not standard cron")
+    from croniter import CroniterBadDateError, CroniterError, croniter
+
     try:
         croniter(normalised, _PROBE).get_next(datetime)
     except CroniterBadDateError:
@@ -136,6 +138,8 @@ def check_cron(expression: str) -> str:
 def known_timezones() -> tuple[str, ...]:
     """Every IANA zone name a schedule may have, sorted: the `tzdata` package's list (the
     same on every machine), without its placeholder `Factory`."""
+    from importlib import resources
+
     listed = resources.files("tzdata").joinpath("zones").read_text().split()
     return tuple(sorted(name for name in listed if name != "Factory"))
 
@@ -206,6 +210,8 @@ class CronSchedule:
 
     def ticks_after(self, moment: datetime, count: int) -> list[datetime]:
         """The next `count` ticks strictly after `moment`, earliest first."""
+        from croniter import CroniterBadDateError, croniter
+
         after = _aware(moment)
         start = self._wall(after)
         walls = croniter(self.cron, start)
@@ -231,6 +237,8 @@ class CronSchedule:
 
     def latest_tick(self, at_or_before: datetime) -> datetime | None:
         """The last tick at or before `at_or_before`, within `LOOK_BACK`; None if none."""
+        from croniter import CroniterBadDateError, croniter
+
         until = _aware(at_or_before)
         earliest = until - LOOK_BACK
         walls = croniter(self.cron, self._wall(until) + _LARGEST_SHIFT)
