@@ -46,6 +46,7 @@ from podtask_devcluster.podenv import Plan
 from podtask_devcluster.podstatus import now_rfc3339
 from podtask_devcluster.private_files import open_private_for_writing
 from podtask_devcluster.store import JsonObject
+from podtask_runner.api_transport import ApiResponse
 from podtask_runner.callbacks import CallRetry, describe_response, ended_attempt, is_transient
 
 SECONDS_ENV = "PODTASK_NODE_SIMULATED_SECONDS"
@@ -191,10 +192,14 @@ class SimulatedRuntime:
         problem = "no attempt made"
         for delay in [*self._retry.delays(), None]:
             try:
-                response = await self._client.request(method, url, headers=headers, json=body)
+                answer = await self._client.request(method, url, headers=headers, json=body)
             except httpx.TransportError as error:
                 problem = f"{type(error).__name__}: {error}"
             else:
+                # As the runner's own transport hands it to the rules it shares with us.
+                response = ApiResponse(
+                    answer.status_code, answer.content, answer.reason_phrase, dict(answer.headers)
+                )
                 if response.is_success:
                     return
                 problem = describe_response(response)
