@@ -24,6 +24,7 @@ import argparse
 import asyncio
 import os
 import secrets
+import signal
 import statistics
 import subprocess
 import sys
@@ -147,6 +148,44 @@ def noop_cluster(tmp: str, started: list[subprocess.Popen[bytes]]) -> dict[str, 
     return env
 
 
+# -- the profile -------------------------------------------------------------------------------
+
+
+@contextmanager
+def sampled(pid: int, out: Path | None) -> Iterator[None]:
+    """py-spy samples process `pid` (every thread, CPU only) into `out` while in the block."""
+    if out is None:
+        yield
+        return
+    spy = subprocess.Popen(
+        [
+            *(str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(pid)),
+            *("--format", "raw", "--rate", "250", "--nonblocking", "--output", str(out)),
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        yield
+    finally:
+        spy.send_signal(signal.SIGINT)
+        spy.wait(timeout=60)
+
+
+def print_profile(collapsed: Path, top: int = 40) -> None:
+    """The functions the sampled process spent its CPU in, inclusive share, largest first."""
+    inclusive: dict[str, int] = {}
+    total = 0
+    for line in collapsed.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        samples = int(count)
+        total += samples
+        for frame in set(stack.split(";")):
+            inclusive[frame] = inclusive.get(frame, 0) + samples
+    print(f"\nwhere the API's CPU went ({total} samples, inclusive):")
+    for frame, samples in sorted(inclusive.items(), key=lambda kv: -kv[1])[:top]:
+        print(f"{100 * samples / total:5.1f}%  {frame}")
+
+
 # -- the load -----------------------------------------------------------------------------------
 
 
@@ -248,6 +287,13 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=500)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="FILE",
+        help="sample the API process with py-spy while it is measured (collapsed stacks to "
+        "FILE) and print where its CPU time went",
+    )
     parser.add_argument("--serve-bare", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_bare:
@@ -284,7 +330,10 @@ def main() -> int:
         api_url, bare_url = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{bare_port}"
         wait_ready(f"{api_url}/healthz", api, "API")
         wait_ready(f"{bare_url}/docs", bare, "bare app")
-        asyncio.run(measure(api_url, bare_url, api_key, args))
+        with sampled(api.pid, args.profile):
+            asyncio.run(measure(api_url, bare_url, api_key, args))
+    if args.profile:
+        print_profile(args.profile)
     return 0
 
 

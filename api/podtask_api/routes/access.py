@@ -89,8 +89,10 @@ async def authenticated_caller(request: Request, svc: ServicesDep, _: BearerSche
     attempt token counts only while its attempt executes: the run is read for it, so that an
     ended attempt's token is a 401 on every endpoint, not only those it may use.
     """
-    # In a thread: the key store may read its Secret.
-    known = await run_in_threadpool(svc.api_keys.known)
+    # In a thread only when the key store must read its Secret: mostly it need not.
+    known = svc.api_keys.fresh()
+    if known is None:
+        known = await run_in_threadpool(svc.api_keys.known)
     authorization = _authorization(request)
     cookie = request.cookies.get(SESSION_COOKIE)
     if authorization is None and cookie and known.required:
