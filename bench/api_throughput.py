@@ -165,10 +165,13 @@ def sampled(pid: int, out: Path | None) -> Iterator[None]:
     if out is None:
         yield
         return
+    if not Path(sys.executable).with_name("py-spy").exists():
+        raise SystemExit("--profile needs py-spy: pip install -e '.[bench]'")
     spy = subprocess.Popen(
         [
             *(str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(pid)),
-            *("--format", "raw", "--rate", "250", "--nonblocking", "--output", str(out)),
+            *("--format", "raw", "--rate", "200", "--nonblocking", "--function"),
+            *("--output", str(out)),
         ],
         stdout=subprocess.DEVNULL,
     )
@@ -179,19 +182,42 @@ def sampled(pid: int, out: Path | None) -> Iterator[None]:
         spy.wait(timeout=60)
 
 
-def print_profile(collapsed: Path, top: int = 40) -> None:
-    """The functions the sampled process spent its CPU in, inclusive share, largest first."""
+# A sample whose innermost frame is one of these is a thread waiting (for a request, for the
+# cluster's answer, for work), not spending CPU: py-spy cannot always tell in a container.
+WAITING = (
+    "wait (threading.py",
+    "get (queue.py",
+    "select (selectors.py",
+    "readinto (socket.py",
+    "recv_into (socket.py",
+    "_worker (concurrent",
+)
+
+
+def print_profile(collapsed: Path, top: int = 30) -> None:
+    """Where the sampled process spent its CPU: each function's inclusive share of the
+    busy samples, largest first (the frames every request passes through, above the route's
+    own, are left out: they are 100% of everything)."""
     inclusive: dict[str, int] = {}
-    total = 0
+    busy = 0
     for line in collapsed.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
+        frames = stack.split(";")
+        if any(waiting in frames[-1] for waiting in WAITING):
+            continue
         samples = int(count)
-        total += samples
-        for frame in set(stack.split(";")):
+        busy += samples
+        for frame in set(frames):
             inclusive[frame] = inclusive.get(frame, 0) + samples
-    print(f"\nwhere the API's CPU went ({total} samples, inclusive):")
-    for frame, samples in sorted(inclusive.items(), key=lambda kv: -kv[1])[:top]:
-        print(f"{100 * samples / total:5.1f}%  {frame}")
+    print(f"\nwhere the API's CPU went ({busy} busy samples; share of them, inclusive):")
+    interesting = ("podtask", "kubernetes", "pydantic", "json", "fastapi/routing", "uvicorn/prot")
+    shown = 0
+    for frame, samples in sorted(inclusive.items(), key=lambda kv: -kv[1]):
+        if any(part in frame for part in interesting) and "__main__" not in frame:
+            print(f"{100 * samples / busy:5.1f}%  {frame}")
+            shown += 1
+            if shown == top:
+                break
 
 
 # -- the load -----------------------------------------------------------------------------------
@@ -251,11 +277,21 @@ def interleaved(requests: int, chunk: int) -> list[tuple[str, int]]:
     return turns
 
 
+def cpu_seconds(pid: int) -> float:
+    import psutil
+
+    times = psutil.Process(pid).cpu_times()
+    return float(times.user + times.system)
+
+
 async def measure(
-    api_url: str, bare_url: str, api_key: str, args: argparse.Namespace
+    api_url: str, bare_url: str, api_key: str, args: argparse.Namespace, pids: dict[str, int]
 ) -> dict[str, dict[str, float]]:
-    """Both sides measured, turn and turn about; each side's figures (`summary`)."""
-    limits = httpx.Limits(max_connections=args.concurrency * 2)
+    """Both sides measured, turn and turn about; each side's figures (`summary`), with the
+    CPU its server and the cluster spent per trigger (`pids`: "api", "bare", "cluster")."""
+    # Idle connections are dropped before uvicorn drops them (its keep-alive is 5 s): a turn of
+    # the other side may last longer, and a request on a closed connection fails.
+    limits = httpx.Limits(max_connections=args.concurrency * 2, keepalive_expiry=2)
     headers = {"Authorization": f"Bearer {api_key}"}
     async with (
         httpx.AsyncClient(base_url=api_url, headers=headers, timeout=120, limits=limits) as api,
@@ -273,12 +309,25 @@ async def measure(
             await load(send, args.warmup, args.concurrency)
 
         timings: dict[str, tuple[float, list[float]]] = {"api": (0.0, []), "bare": (0.0, [])}
+        # CPU seconds of each side's server, and of the cluster during each side's turns.
+        cpu = {"api": [0.0, 0.0], "bare": [0.0, 0.0]}
         for side, count in interleaved(args.requests, args.concurrency * TURN_ROUNDS):
+            before = cpu_seconds(pids[side]), cpu_seconds(pids["cluster"])
             wall, latencies = await load(senders[side], count, args.concurrency)
+            cpu[side][0] += cpu_seconds(pids[side]) - before[0]
+            cpu[side][1] += cpu_seconds(pids["cluster"]) - before[1]
             timings[side] = (timings[side][0] + wall, timings[side][1] + latencies)
         print(f"\n{args.requests} triggers each, {args.concurrency} at a time:")
         real = summary("podtask API", *timings["api"])
         floor = summary("bare create", *timings["bare"])
+        for side, figures in (("api", real), ("bare", floor)):
+            figures["server_cpu_ms"] = 1000 * cpu[side][0] / args.requests
+            figures["cluster_cpu_ms"] = 1000 * cpu[side][1] / args.requests
+        print(
+            "CPU per trigger: "
+            f"API {real['server_cpu_ms']:.2f} ms + cluster {real['cluster_cpu_ms']:.2f} ms; "
+            f"bare {floor['server_cpu_ms']:.2f} ms + cluster {floor['cluster_cpu_ms']:.2f} ms"
+        )
         print(
             f"ratio (API / bare): throughput {real['rps'] / floor['rps']:.2f}x, "
             f"p50 latency {real['p50'] / floor['p50']:.2f}x, "
@@ -321,6 +370,10 @@ def record_p4(figures: dict[str, dict[str, float]], args: argparse.Namespace) ->
             "api_p99_ms": real["p99"],
             "bare_p50_ms": floor["p50"],
             "bare_p99_ms": floor["p99"],
+            "api_cpu_ms_per_trigger": real["server_cpu_ms"],
+            "bare_cpu_ms_per_trigger": floor["server_cpu_ms"],
+            "cluster_cpu_ms_per_api_trigger": real["cluster_cpu_ms"],
+            "cluster_cpu_ms_per_bare_trigger": floor["cluster_cpu_ms"],
         },
     )
 
@@ -382,7 +435,8 @@ def main() -> int:
         wait_ready(f"{api_url}/healthz", api, "API")
         wait_ready(f"{bare_url}/docs", bare, "bare app")
         with sampled(api.pid, args.profile):
-            figures = asyncio.run(measure(api_url, bare_url, api_key, args))
+            pids = {"api": api.pid, "bare": bare.pid, "cluster": started[0].pid}
+            figures = asyncio.run(measure(api_url, bare_url, api_key, args, pids))
     record_p4(figures, args)
     if args.profile:
         print_profile(args.profile)

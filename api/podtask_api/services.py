@@ -71,8 +71,9 @@ class Services:
         app.state.services = self
 
 
-def services(request: Request) -> Services:
-    """The dependency that gives a route its services."""
+async def services(request: Request) -> Services:
+    """The dependency that gives a route its services (`async`: a plain `def` dependency
+    would cost a hop to a worker thread on every request)."""
     found: Services = request.app.state.services
     return found
 
