@@ -28,7 +28,6 @@ The rules a watch line follows are `task_change`'s (pure).
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import threading
 from collections.abc import MutableMapping
@@ -39,7 +38,7 @@ from kubernetes.watch.watch import iter_resp_lines
 from urllib3.exceptions import HTTPError
 
 from podtask_api.cluster import ClusterError, KubernetesCluster, ListExpired
-from podtask_api.run_events import WatchExpired, WatchFailed
+from podtask_api.run_events import WatchExpired, WatchFailed, watch_event
 
 log = logging.getLogger("podtask_api")
 
@@ -61,23 +60,12 @@ class TaskChange:
 
 
 def task_change(line: str | bytes) -> TaskChange:
-    """What one line of a watch of Tasks says. Raises `WatchExpired` on a 410 error event,
-    `WatchFailed` on other errors and on what is no watch event. Pure."""
-    event = json.loads(line)
-    if not isinstance(event, dict):
-        raise WatchFailed("a watch line is not an object")
-    kind, obj = event.get("type"), event.get("object") or {}
-    if kind == "ERROR":
-        code, message = obj.get("code"), obj.get("message") or "watch error"
-        if code == 410:
-            raise WatchExpired(message)
-        raise WatchFailed(f"{code}: {message}")
+    """What one line of a watch of Tasks says. Raises as `run_events.watch_event`. Pure."""
+    kind, obj = watch_event(line)
     metadata = obj.get("metadata") or {}
     version = str(metadata.get("resourceVersion") or "")
     if kind == "BOOKMARK":
         return TaskChange(None, None, version)
-    if kind not in ("ADDED", "MODIFIED", "DELETED"):
-        raise WatchFailed(f"unknown watch event type {kind!r}")
     name = str(metadata.get("name") or "")
     return TaskChange(name, None if kind == "DELETED" else obj, version)
 
