@@ -36,6 +36,7 @@ from podtask_api.routes.metrics import metrics_router
 from podtask_api.run_feed import RunFeed
 from podtask_api.services import Services
 from podtask_api.settings import ApiSettings
+from podtask_api.task_catalog import TaskCatalog
 
 log = logging.getLogger("podtask_api")
 
@@ -142,11 +143,13 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     settings = settings or ApiSettings()
     cluster = KubernetesCluster.connect(settings.namespace, settings.kubeconfig)
     feed = RunFeed(cluster)
+    catalog = TaskCatalog(cluster)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
         feed.close()  # its watch thread ends with the app
+        catalog.close()  # and so does the Tasks'
 
     # /docs (Swagger UI) and /redoc load their scripts and styles from this API, not a CDN:
     # they work on a machine without internet.
@@ -175,6 +178,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         api_keys=api_key_store(settings, cluster.api_client),
         deployments=DeploymentCluster(cluster.api_client, settings.namespace),
         run_feed=feed,
+        tasks=catalog,
         session_key=signing_key,
     ).attach(app)
     # The server ends the event streams when it starts to stop (`http_protocol.ApiServer`).

@@ -318,6 +318,10 @@ class ApiKeyStore:
     lock every caller out); before any read has succeeded only the configured keys count,
     and a key that matches none of them is a 503, not a 401. Safe to use from several
     threads: one of them reads while the others wait for its result.
+
+    A key revoked through this process (`forget`) is refused from the next request on; one
+    revoked elsewhere (another replica, kubectl) works for at most `cache_seconds` more.
+    `fresh` answers without a read, and so without a thread, while the last read is recent.
     """
 
     def __init__(
@@ -338,6 +342,9 @@ class ApiKeyStore:
         self._read_at: float | None = None
         self._secret_keys: tuple[StoredApiKey, ...] | None = None
         self._problem: str | None = None
+        # What `known` last answered and when it read the Secret for it; replaced whole, so
+        # `fresh` reads it without the lock (which a thread reading the Secret may hold).
+        self._answer: tuple[KnownKeys, float] | None = None
 
     def _refresh(self) -> None:
         assert self._read_secret is not None
@@ -353,24 +360,40 @@ class ApiKeyStore:
         """Read the Secret again on the next request: this process has just changed it."""
         with self._lock:
             self._read_at = None
+            self._answer = None
 
     @property
     def configured(self) -> tuple[StoredApiKey, ...]:
         """The keys given as configuration (`PODTASK_API_KEY_HASHES`), not in the Secret."""
         return self._configured
 
+    def fresh(self) -> KnownKeys | None:
+        """The keys, when telling them needs no read of the Secret (its last read is under
+        `cache_seconds` old, or there is no Secret); None when a read is due: call `known`,
+        in a thread. Never blocks."""
+        answer = self._answer
+        if answer is None:
+            return None
+        known, read_at = answer
+        if self._read_secret is not None and self._clock() - read_at >= self._cache_seconds:
+            return None
+        return known
+
     def known(self) -> KnownKeys:
+        """The keys, the Secret read first when its last read is `cache_seconds` old."""
         with self._lock:
-            if self._read_secret is not None:
-                now = self._clock()
-                if self._read_at is None or now - self._read_at >= self._cache_seconds:
-                    self._refresh()
-                    self._read_at = now
+            now = self._clock()
+            due = self._read_at is None or now - self._read_at >= self._cache_seconds
+            if self._read_secret is not None and due:
+                self._refresh()
+                self._read_at = now
             keys = self._configured + (self._secret_keys or ())
             problem = self._problem if self._secret_keys is None else None
-        # Open only in dev mode with no key anywhere, and only while that is known for sure.
-        required = not self._dev_mode or bool(keys) or problem is not None
-        return KnownKeys(keys=keys, required=required, problem=problem)
+            # Open only in dev mode with no key anywhere, and only while that is known for sure.
+            required = not self._dev_mode or bool(keys) or problem is not None
+            known = KnownKeys(keys=keys, required=required, problem=problem)
+            self._answer = (known, now if self._read_at is None else self._read_at)
+        return known
 
 
 def secret_reader(secret: ApiKeySecret) -> Callable[[], list[StoredApiKey]]:

@@ -5,7 +5,7 @@ list runs a page at a time, read and change TaskQueues, read attempt pods and th
 routes call it in a thread. Its errors are translated here into the few
 outcomes the routes distinguish.
 
-What the API's service account needs in its namespace: tasks (get, list), taskqueues
+What the API's service account needs in its namespace: tasks (get, list, watch), taskqueues
 (get, list, patch), taskruns (get, list, watch, create, patch, delete; status: patch), and
 pods (get) with pods/log (get) for `GET /api/v1/runs/{id}/logs`, configmaps (get,
 list, create, patch, delete) for batch markers and the stored copies of attempts' logs, and
@@ -271,14 +271,21 @@ class KubernetesCluster:
         """Open a watch of TaskRuns from `resource_version`, which the cluster ends after
         `timeout_seconds`: the response, whose lines are the watch's events (the caller reads
         it in the thread that opened it, and releases it). Bookmarks keep its version fresh."""
+        return self._watch(wire.TASK_RUNS, resource_version, timeout_seconds)
+
+    def watch_tasks(self, resource_version: str, timeout_seconds: int) -> Any:
+        """Open a watch of Tasks from `resource_version` (as `watch_runs`)."""
+        return self._watch(wire.TASKS, resource_version, timeout_seconds)
+
+    def _watch(self, plural: str, resource_version: str, timeout_seconds: int) -> Any:
         return self._request(
-            wire.TASK_RUN_KIND,
+            _KINDS[plural],
             None,
             self._api.list_namespaced_custom_object,
             group=wire.GROUP,
             version=wire.VERSION,
             namespace=self.namespace,
-            plural=wire.TASK_RUNS,
+            plural=plural,
             watch=True,
             resource_version=resource_version,
             allow_watch_bookmarks=True,
@@ -294,6 +301,13 @@ class KubernetesCluster:
 
     def list_tasks(self) -> list[dict[str, Any]]:
         return self._list_all(wire.TASKS, None)
+
+    def list_tasks_at_version(self) -> tuple[list[dict[str, Any]], str]:
+        """Every Task, and the resourceVersion of the list: a watch from it sees every later
+        change. One page: a namespace holds at most a few hundred Tasks."""
+        listed = self._on(wire.TASKS, None, self._api.list_namespaced_custom_object)
+        version = str((listed.get("metadata") or {}).get("resourceVersion") or "")
+        return list(listed.get("items") or []), version
 
     def list_queues(self) -> list[dict[str, Any]]:
         return self._list_all(wire.TASK_QUEUES, None)

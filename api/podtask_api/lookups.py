@@ -85,13 +85,19 @@ async def patch_queue(svc: Services, name: str, patch: dict[str, Any]) -> dict[s
 
 
 async def find_task(svc: Services, task_id: str) -> TaskSpec | None:
-    """The deployed task `task_id`, or None when there is none; a 502 when it is malformed."""
+    """The deployed task `task_id`, or None when there is none; a 502 when it is malformed.
+
+    From the Tasks' catalog when it holds the task (how stale that may be: `task_catalog`),
+    else from the cluster.
+    """
     if not is_object_name(task_id):
         return None
-    try:
-        task = await svc.call(svc.cluster.get_task, task_id)
-    except ObjectNotFound:
-        return None
+    task = svc.tasks.lookup(task_id)
+    if task is None:
+        try:
+            task = await svc.call(svc.cluster.get_task, task_id)
+        except ObjectNotFound:
+            return None
     try:
         return TaskSpec.model_validate(task.get("spec") or {})
     except ValidationError as exc:

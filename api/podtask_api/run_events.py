@@ -91,21 +91,31 @@ def _version_of(obj: Mapping[str, Any]) -> str:
     return str((obj.get("metadata") or {}).get("resourceVersion") or "")
 
 
-def watch_change(line: str | bytes, statuses: MutableMapping[str, str]) -> WatchLine:
-    """The change one line of a watch of TaskRuns says; `statuses` (each run's last status)
-    is kept up to date. Raises `WatchExpired` on a 410 error event, `WatchFailed` on others."""
+def watch_event(line: str | bytes) -> tuple[str, dict[str, Any]]:
+    """The type (ADDED, MODIFIED, DELETED, BOOKMARK) and object of one line of a Kubernetes
+    watch. Raises `WatchExpired` on a 410 error event, `WatchFailed` on other errors and on
+    what is no watch event."""
     event = json.loads(line)
+    if not isinstance(event, dict):
+        raise WatchFailed("a watch line is not an object")
     kind, obj = event.get("type"), event.get("object") or {}
     if kind == "ERROR":
         code, message = obj.get("code"), obj.get("message") or "watch error"
         if code == 410:
             raise WatchExpired(message)
         raise WatchFailed(f"{code}: {message}")
+    if kind not in ("ADDED", "MODIFIED", "DELETED", "BOOKMARK"):
+        raise WatchFailed(f"unknown watch event type {kind!r}")
+    return kind, obj
+
+
+def watch_change(line: str | bytes, statuses: MutableMapping[str, str]) -> WatchLine:
+    """The change one line of a watch of TaskRuns says; `statuses` (each run's last status)
+    is kept up to date. Raises as `watch_event`."""
+    kind, obj = watch_event(line)
     version = _version_of(obj)
     if kind == "BOOKMARK":
         return WatchLine(None, version)
-    if kind not in ("ADDED", "MODIFIED", "DELETED"):
-        raise WatchFailed(f"unknown watch event type {kind!r}")
     name = str((obj.get("metadata") or {}).get("name") or "")
     previous = statuses.get(name)
     if kind == "DELETED":

@@ -1,8 +1,8 @@
 """What every route reaches, and the one way it reaches it: the `services` dependency.
 
-`Services` holds the settings, the cluster, the API keys, the deployments' cluster and the
-runs' event feed and the key that signs the dashboard's sessions; `create_app` makes it
-once, and each route asks for it with a `ServicesDep` parameter.
+`Services` holds the settings, the cluster, the API keys, the deployments' cluster, the
+runs' event feed, the Tasks' catalog and the key that signs the dashboard's sessions;
+`create_app` makes it once, and each route asks for it with a `ServicesDep` parameter.
 Cluster calls block, so routes make them through `Services.call`, which runs each in a
 worker thread and turns cluster failures into `ApiError`s.
 """
@@ -30,6 +30,7 @@ from podtask_api.settings import ApiSettings
 
 if TYPE_CHECKING:
     from podtask_api.run_feed import RunFeed
+    from podtask_api.task_catalog import TaskCatalog
 
 T = TypeVar("T")
 
@@ -51,6 +52,8 @@ class Services:
     deployments: DeploymentCluster
     # The one watch of TaskRuns that feeds every event stream of this process.
     run_feed: RunFeed
+    # The Tasks as one watch sees them: what a trigger reads its Task from.
+    tasks: TaskCatalog
     # Signs the dashboard's session cookies (`dashboard.sessions`).
     session_key: bytes = field(repr=False)
     # Batches whose runs users may see: known committed (see `batch_visibility`).
@@ -68,8 +71,9 @@ class Services:
         app.state.services = self
 
 
-def services(request: Request) -> Services:
-    """The dependency that gives a route its services."""
+async def services(request: Request) -> Services:
+    """The dependency that gives a route its services (`async`: a plain `def` dependency
+    would cost a hop to a worker thread on every request)."""
     found: Services = request.app.state.services
     return found
 

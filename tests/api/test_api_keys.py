@@ -155,6 +155,33 @@ def test_the_secret_is_read_at_most_once_per_cache_period() -> None:
     assert [k.name for k in store.known().keys] == ["b"] and len(calls) == 2
 
 
+def test_fresh_keys_are_told_without_a_read_until_the_cache_period_ends_or_a_change() -> None:
+    calls = []
+
+    def read() -> list[StoredApiKey]:
+        calls.append(1)
+        return [stored("a", "a")]
+
+    clock = Clock()
+    store = ApiKeyStore([], dev_mode=False, read_secret=read, cache_seconds=10, clock=clock)
+    assert store.fresh() is None  # never read: a read is due (in a thread)
+    known = store.known()
+    clock.now += 9
+    assert store.fresh() == known and len(calls) == 1
+    clock.now += 1
+    assert store.fresh() is None  # as old as the cache period: read again
+    store.known()
+    assert store.fresh() is not None
+    store.forget()  # this process changed the Secret (a key created or revoked)
+    assert store.fresh() is None and len(calls) == 2
+    # Without a Secret there is nothing to read: the configured keys are always fresh.
+    configured = ApiKeyStore(write_keys([api_key_digest("env")]), dev_mode=False, read_secret=None)
+    configured.known()
+    clock.now += 3600
+    fresh = configured.fresh()
+    assert fresh is not None and authenticate_caller("Bearer env", fresh, b"") == API_KEY_HOLDER
+
+
 def test_an_unreadable_secret_keeps_the_last_keys_or_refuses_to_guess() -> None:
     clock = Clock()
     outcome: list[Any] = [ApiKeysUnavailable("the Secret ns/keys cannot be read (HTTP 403)")]
@@ -349,7 +376,7 @@ def test_no_payload_output_or_key_reaches_the_apis_log(
         )
     try:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 120  # generous: the machine may be busy
         while True:
             assert process.poll() is None, log_path.read_text()
             try:

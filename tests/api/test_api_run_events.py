@@ -201,9 +201,11 @@ def test_every_stream_shares_one_watch_and_leaves_when_its_client_does(
 ) -> None:
     app = create_app(settings_for(embedded_kube, namespace))
     feed = app.state.services.run_feed
-    watches = embedded_kube.cluster.request_counts()["watch"]
     with served(app) as url:
         run_id = trigger(url)
+        # The trigger started the watch of Tasks (task_catalog): count the runs' from here.
+        wait_until(lambda: app.state.services.tasks.live, timeout=60)
+        watches = embedded_kube.cluster.request_counts()["watch"]
         with (
             event_stream(url, "/api/v1/runs/events") as everything,
             event_stream(url, "/api/v1/runs/events", {"task": "hello-world"}) as tasks,

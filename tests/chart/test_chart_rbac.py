@@ -94,6 +94,9 @@ API_RULES: set[Rule] = {
     # creates, patches (JSON patch of the spec) and deletes Tasks.
     ("podtask.dev", "tasks", "get", None),
     ("podtask.dev", "tasks", "list", None),
+    # KubernetesCluster.list_tasks_at_version / watch_tasks: the Tasks' catalog of triggers
+    # (task_catalog.TaskCatalog).
+    ("podtask.dev", "tasks", "watch", None),
     ("podtask.dev", "tasks", "create", None),
     ("podtask.dev", "tasks", "patch", None),
     ("podtask.dev", "tasks", "delete", None),

@@ -13,11 +13,14 @@ runner's routes declare `attempt_token` on their router:
 - `attempt_token`: the token signed for the path's run and attempt, while it executes.
 
 The rules are `auth`'s and `live_attempts`'; these fetch what they need (the keys, the
-run) and apply them. FastAPI resolves `authenticated_caller` once per request.
+run) and apply them. FastAPI resolves `authenticated_caller` once per request. Each is an
+`async def`, blocking nowhere: FastAPI runs a plain `def` dependency in a worker thread,
+a hop per dependency per request for what takes microseconds.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, Request, Security
@@ -54,6 +57,9 @@ BEARER = HTTPBearer(
 )
 BearerScheme = Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)]
 
+# What a route declares in `dependencies=[Depends(...)]`: one of the checks below.
+Access = Callable[..., Awaitable[None]]
+
 
 def _authorization(request: Request) -> str | None:
     return request.headers.get("authorization")
@@ -89,8 +95,10 @@ async def authenticated_caller(request: Request, svc: ServicesDep, _: BearerSche
     attempt token counts only while its attempt executes: the run is read for it, so that an
     ended attempt's token is a 401 on every endpoint, not only those it may use.
     """
-    # In a thread: the key store may read its Secret.
-    known = await run_in_threadpool(svc.api_keys.known)
+    # In a thread only when the key store must read its Secret: mostly it need not.
+    known = svc.api_keys.fresh()
+    if known is None:
+        known = await run_in_threadpool(svc.api_keys.known)
     authorization = _authorization(request)
     cookie = request.cookies.get(SESSION_COOKIE)
     if authorization is None and cookie and known.required:
@@ -111,27 +119,27 @@ async def authenticated_caller(request: Request, svc: ServicesDep, _: BearerSche
 CallerDep = Annotated[Caller, Depends(authenticated_caller)]
 
 
-def any_key(who: CallerDep) -> None:
+async def any_key(who: CallerDep) -> None:
     """Any API key, read-only ones too; no attempt token."""
     require_api_key_holder(who, "use this endpoint")
 
 
-def write_key(who: CallerDep) -> None:
+async def write_key(who: CallerDep) -> None:
     """An API key with write access; no read-only key, no attempt token."""
     require_api_key_holder(who, "use this endpoint")
     require_write_access(who)
 
 
-def key_or_run(who: CallerDep) -> None:
+async def key_or_run(who: CallerDep) -> None:
     """Any API key, or a run's attempt token (the route limits what the run may read)."""
 
 
-def write_key_or_run(who: CallerDep) -> None:
+async def write_key_or_run(who: CallerDep) -> None:
     """An API key with write access, or a run's attempt token."""
     require_write_access(who)
 
 
-def attempt_token(
+async def attempt_token(
     run_id: str, attempt: int, request: Request, svc: ServicesDep, _: BearerScheme
 ) -> None:
     """The attempt token signed for the path's run and attempt (whether the attempt still

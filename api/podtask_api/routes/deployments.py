@@ -90,6 +90,9 @@ async def create_deployment(deployment: DeploymentRequest, svc: ServicesDep) -> 
         with contextlib.suppress(ApiError, ClusterError):
             await svc.call(cluster.delete_record, record["metadata"]["name"])
         raise
+    finally:
+        # Triggers from now on get the Tasks as written (some may be, if it failed).
+        svc.tasks.forget()
     log.info("deployed version %s of %d task(s)", version, len(deployment.manifest.tasks))
     return DeploymentView(
         version=version,

@@ -45,7 +45,7 @@ class RunQuery:
     matches_none: bool = False
 
 
-def run_query(
+async def run_query(
     status: Annotated[
         list[RunStatus] | None,
         Query(description="Only runs in one of these statuses (repeat for several)."),

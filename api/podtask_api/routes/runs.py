@@ -49,6 +49,7 @@ from podtask_api.kube_events import involved_names, run_events_view
 from podtask_api.lookups import find_task, patch_run, read_run, run_not_found, task_not_found
 from podtask_api.routes.access import (
     PUBLIC_ROUTE_ERRORS,
+    Access,
     CallerDep,
     any_key,
     key_or_run,
@@ -105,7 +106,7 @@ _TEXT = "text/plain; charset=utf-8"
 
 
 def _triggering_runs(
-    path: str, answer: type[BaseModel], found: str, access: Callable[..., None]
+    path: str, answer: type[BaseModel], found: str, access: Access
 ) -> Callable[[Endpoint], Endpoint]:
     """The route of an endpoint that triggers runs: it answers 201, or 200 when every run
     was `found` (an idempotency key found it) and nothing was created."""

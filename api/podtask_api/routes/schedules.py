@@ -25,7 +25,7 @@ from podtask_api.api_models import SchedulePage, ScheduleView, TimezoneList
 from podtask_api.cluster import ObjectAlreadyExists, ObjectNotFound
 from podtask_api.errors import ApiError, error_responses, malformed_object
 from podtask_api.lookups import find_task
-from podtask_api.routes.access import PUBLIC_ROUTE_ERRORS, any_key, write_key
+from podtask_api.routes.access import PUBLIC_ROUTE_ERRORS, Access, any_key, write_key
 from podtask_api.routes.run_filters import CursorQuery
 from podtask_api.run_listing import (
     DEFAULT_PAGE_SIZE,
@@ -188,7 +188,7 @@ async def list_schedules(
 
 
 def _on_one_schedule(
-    method: str, path: str, access: Callable[..., None], *errors: int
+    method: str, path: str, access: Access, *errors: int
 ) -> Callable[[Endpoint], Endpoint]:
     """The route of an endpoint on the schedule `{schedule_id}`: it answers the schedule's
     view, or a 404 when there is no such schedule."""

@@ -22,7 +22,7 @@ from podtask_api.catalog_views import (
 )
 from podtask_api.errors import error_responses
 from podtask_api.lookups import patch_queue, read_queue
-from podtask_api.routes.access import PUBLIC_ROUTE_ERRORS, any_key, write_key
+from podtask_api.routes.access import PUBLIC_ROUTE_ERRORS, Access, any_key, write_key
 from podtask_api.services import ServicesDep
 
 router = APIRouter(prefix="/api/v1", responses=PUBLIC_ROUTE_ERRORS)
@@ -45,7 +45,7 @@ async def list_queues(svc: ServicesDep) -> dict[str, Any]:
 
 
 def _on_one_queue(
-    method: str, path: str, access: Callable[..., None], *errors: int
+    method: str, path: str, access: Access, *errors: int
 ) -> Callable[[Endpoint], Endpoint]:
     """The route of an endpoint on the queue `{name}`: it answers the queue's view, or a 404
     when there is no such queue."""

@@ -88,10 +88,11 @@ namespaces or CRDs (handlers.configure turns that off).
 - apiGroups: ["podtask.dev"]
   resources: ["taskruns/status"]
   verbs: ["patch"]
-# Tasks: read on every trigger; POST /api/v1/deployments makes them the manifest's tasks.
+# Tasks: watched, for every trigger reads its task (task_catalog); POST /api/v1/deployments
+# makes them the manifest's tasks.
 - apiGroups: ["podtask.dev"]
   resources: ["tasks"]
-  verbs: ["get", "list", "create", "patch", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 # TaskQueues: read, paused, limited, created by deployments, and deleted by one once no
 # longer declared and no unfinished run names them (it lists the runs labelled with them).
 - apiGroups: ["podtask.dev"]
