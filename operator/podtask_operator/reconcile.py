@@ -176,10 +176,12 @@ class RunReconciler:
         ended = self._seen_ending(pod, deleted=deleted)
         self._publish_counts()
         run = (pod["metadata"].get("labels") or {}).get(LABEL_RUN)
+        if freed is not None:
+            # The next run first: its start does not depend on how this attempt is judged
+            # (a run completed by its report has nothing left to write), and the slot is free.
+            await self.admit(freed)
         if run is not None and (freed is not None or self._worth_a_look(pod, deleted)):
             await self.reconcile(run, pod_ended=ended)
-        if freed is not None:
-            await self.admit(freed)
 
     def _seen_ending(self, pod: dict[str, Any], *, deleted: bool) -> bool:
         """Whether `pod` ends now, seen running before (once per pod, and never for a pod that
