@@ -151,7 +151,10 @@ async def through_the_stack(dev: DevProcess, runs: int, first: int = 0) -> tuple
         await asyncio.gather(*(trigger(first + i) for i in range(runs)))
         pending = set(triggered)
         while pending:
-            results = await asyncio.gather(*(api.get(f"/api/v1/runs/{i}") for i in pending))
+            try:
+                results = await asyncio.gather(*(api.get(f"/api/v1/runs/{i}") for i in pending))
+            except httpx.TransportError:  # a kept-alive connection closed under us: read again
+                continue
             for run in (r.json() for r in results):
                 if run["status"] in FINAL:
                     if run["status"] != "Completed":
@@ -223,7 +226,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.runs, args.waves = CONCURRENCY, 1
-    with tempfile.TemporaryDirectory() as tmp, DevProcess([str(NOOP)], Path(tmp) / "state") as dev:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        DevProcess([str(NOOP)], Path(tmp) / "state", start_timeout=600) as dev,
+    ):
         metrics_url = f"{cluster_url(dev.kubeconfig)}/metrics"
 
         def counts() -> Any:
