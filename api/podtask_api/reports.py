@@ -87,5 +87,7 @@ def report_writes(
     if not completes(old, stored):
         return [status_set(read, "report", report)]
     reported = old.model_copy(update={"report": stored})
-    new = completed(reported, stored.output, now)
-    return status_update(read, old.to_wire(), new.to_wire())
+    new = completed(reported, stored.output, now).to_wire()
+    # The report as stored in full (`attempt_report`), its output moved to `status.output`.
+    new["report"] = {**report, "output": None}
+    return status_update(read, old.to_wire(), new)
