@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from kubernetes import client, config
@@ -26,6 +27,7 @@ from urllib3.exceptions import HTTPError
 from podtask._contract import wire
 from podtask._contract.status_patches import status_set
 from podtask_api.metrics import count_kube_requests
+from podtask_api.reports import report_writes
 
 T = TypeVar("T")
 
@@ -52,11 +54,6 @@ REQUEST_TIMEOUT = (5, 30)
 
 # Connections kept to the Kubernetes API: at least as many as a batch trigger uses at once.
 CONNECTION_POOL_SIZE = 32
-
-
-def report_write(run: dict[str, Any], report: dict[str, Any]) -> dict[str, Any]:
-    """The JSON patch operation that sets `status.report` of `run` wholesale."""
-    return status_set(run.get("status"), "report", report)
 
 
 class ClusterError(Exception):
@@ -469,7 +466,8 @@ class KubernetesCluster:
         )
 
     def record_report(self, run: dict[str, Any], report: dict[str, Any]) -> None:
-        """Set `status.report` of `run` wholesale, only if its attempt is still as in `run`.
+        """Set `status.report` of `run` wholesale, only if its attempt is still as in `run`;
+        a report of success completes the run in the same write (`reports.report_writes`).
 
         `run` is the object as the caller last read it and judged the report against.
         Raises `AttemptNotCurrent` (with the run read again) when the attempt has moved
@@ -478,7 +476,7 @@ class KubernetesCluster:
         self._guarded_patch(
             run,
             report_guard,
-            report_write(run, report),
+            report_writes(run, report, datetime.now(UTC)),
             self._api.patch_namespaced_custom_object_status,
             lambda fresh: AttemptNotCurrent(
                 f"run {fresh['metadata']['name']!r} moved on while the report was written", fresh
@@ -519,17 +517,19 @@ class KubernetesCluster:
         self,
         run: dict[str, Any],
         guard_of: Callable[[dict[str, Any]], list[dict[str, Any]]],
-        write: dict[str, Any],
+        write: dict[str, Any] | list[dict[str, Any]],
         patch: Callable[..., Any],
         moved_on: Callable[[dict[str, Any]], ClusterError],
     ) -> dict[str, Any]:
-        """Apply `write` to `run` only while `guard_of(run)` still holds: a JSON patch whose
-        `test` makes the check and the write one atomic step."""
+        """Apply `write` (one JSON patch operation, or several) to `run` only while
+        `guard_of(run)` still holds: a JSON patch whose `test` makes the check and the write
+        one atomic step."""
+        writes = write if isinstance(write, list) else [write]
         name = run["metadata"]["name"]
         guard = guard_of(run)
         try:
             return self._on(
-                wire.TASK_RUNS, name, patch, body=[*guard, write], _content_type=JSON_PATCH
+                wire.TASK_RUNS, name, patch, body=[*guard, *writes], _content_type=JSON_PATCH
             )
         except ObjectRejected as exc:
             # Kubernetes answers a failed `test` with the same 422 as an invalid object; what

@@ -1,4 +1,5 @@
-"""The runner's completion report: its request shape and the `AttemptReport` it becomes.
+"""The runner's completion report: its request shape, the `AttemptReport` it becomes, and
+the write that records it (`report_writes`: a success completes the run in the same write).
 
 Pure. The report is bounded before it is stored, since it lands in the
 TaskRun's status and Kubernetes objects must stay small (`podtask._contract.limits`): an output
@@ -16,7 +17,9 @@ from pydantic import StrictBool, model_validator
 from podtask._contract import resources
 from podtask._contract.bounded_errors import bounded_error
 from podtask._contract.limits import MAX_OUTPUT_BYTES
-from podtask._contract.resources import AttemptReport
+from podtask._contract.resources import AttemptReport, RunPhase, TaskRunStatus
+from podtask._contract.run_endings import completed
+from podtask._contract.status_patches import status_set, status_update
 from podtask_api.errors import ApiError
 from podtask_api.stored_json import encoded_size
 
@@ -56,3 +59,35 @@ def attempt_report(
     if now is not None:
         fields["reported_at"] = now
     return AttemptReport(**fields).model_dump(mode="json", by_alias=True)
+
+
+def completes(status: TaskRunStatus, report: AttemptReport) -> bool:
+    """Whether recording `report` completes the run: a success of the attempt the run records
+    as executing. A report that comes before the operator recorded its attempt (the runner's
+    token proves the attempt started) is only recorded: the operator, which records the
+    attempt whatever else changed, completes that run once it has."""
+    return (
+        report.ok
+        and status.attempt == report.attempt
+        and status.phase == RunPhase.EXECUTING.value
+        and bool(status.attempts)
+    )
+
+
+def report_writes(
+    run: dict[str, Any], report: dict[str, Any], now: datetime
+) -> list[dict[str, Any]]:
+    """The JSON patch operations that record `report` (as stored) on `run` (as read): set
+    `status.report`; and, when it completes the run (`completes`), the final status with it,
+    the very one the operator writes for a success (`run_endings.completed`): one write for
+    the report and the end, where there were two."""
+    read = run.get("status")
+    old = TaskRunStatus.model_validate(read or {})
+    stored = AttemptReport.model_validate(report)
+    if not completes(old, stored):
+        return [status_set(read, "report", report)]
+    reported = old.model_copy(update={"report": stored})
+    new = completed(reported, stored.output, now).to_wire()
+    # The report as stored in full (`attempt_report`), its output moved to `status.output`.
+    new["report"] = {**report, "output": None}
+    return status_update(read, old.to_wire(), new)

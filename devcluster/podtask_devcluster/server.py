@@ -116,6 +116,11 @@ class ApiServer:
         self.client_counts: collections.Counter[str] = collections.Counter(
             {verb: 0 for verb in (*VERBS, "nonresource")}
         )
+        # By verb, group, resource, subresource and whether the node sent it: the labels of
+        # kube-apiserver's `apiserver_request_total` (and `node`, ours), for /metrics.
+        self.resource_counts: collections.Counter[tuple[str, str, str, str, bool]] = (
+            collections.Counter()
+        )
         self.app = Starlette(
             routes=[
                 Route(
@@ -143,10 +148,15 @@ class ApiServer:
                 errors.StatusError(500, "InternalError", f"internal error: {error}").status(), 500
             )
 
-    def _count(self, request: Request, verb: str) -> None:
+    def _count(self, request: Request, verb: str, target: Target | None = None) -> None:
         self.counts[verb] += 1
-        if not request.headers.get("user-agent", "").startswith(NODE_USER_AGENT):
+        node = request.headers.get("user-agent", "").startswith(NODE_USER_AGENT)
+        if not node:
             self.client_counts[verb] += 1
+        if target is not None:
+            resource = target.resource
+            key = (verb, resource.group, resource.plural, target.subresource or "", node)
+            self.resource_counts[key] += 1
 
     async def _route(self, request: Request, parts: list[str]) -> Response:
         if not parts or parts[0] not in ("api", "apis"):
@@ -227,8 +237,22 @@ class ApiServer:
             "# HELP apiserver_request_total Requests served by the podtask dev cluster, by verb.",
             "# TYPE apiserver_request_total counter",
         ]
+        by_resource: collections.Counter[str] = collections.Counter()
+        for (verb, group, plural, subresource, node), count in sorted(
+            list(self.resource_counts.items())
+        ):
+            by_resource[verb] += count
+            lines.append(
+                f'apiserver_request_total{{verb="{verb}",group="{group}",resource="{plural}",'
+                f'subresource="{subresource}",node="{str(node).lower()}"}} {count}'
+            )
+        # What no resource names (discovery, health, version), under `resource=""`.
         for verb, count in sorted(self.counts.items()):
-            lines.append(f'apiserver_request_total{{verb="{verb}"}} {count}')
+            if count > by_resource[verb]:
+                lines.append(
+                    f'apiserver_request_total{{verb="{verb}",group="",resource="",'
+                    f'subresource="",node=""}} {count - by_resource[verb]}'
+                )
         return "\n".join(lines) + "\n"
 
     def _target(self, group: str, version: str, rest: list[str]) -> Target:
@@ -281,11 +305,11 @@ class ApiServer:
         )
         if method in ("GET", "HEAD"):
             if target.subresource == "log" and target.name is not None:
-                self._count(request, "get")
+                self._count(request, "get", target)
                 return await self._logs(request, namespace, target.name, params)
             watching = target.watch_path or params.get("watch") in ("true", "1")
             if watching:
-                self._count(request, "watch")
+                self._count(request, "watch", target)
                 fields = parse_field_selector(params.get("fieldSelector"))
                 if target.name is not None:
                     fields = FieldSelector(
@@ -296,13 +320,13 @@ class ApiServer:
                     )
                 return self._watch(request, target, params, fields)
             if target.name is not None:
-                self._count(request, "get")
+                self._count(request, "get", target)
                 obj = self.registry.get(resource, namespace, target.name)
                 return self._object_response(request, resource, obj, params)
-            self._count(request, "list")
+            self._count(request, "list", target)
             return self._list(request, target, params)
         if method == "POST":
-            self._count(request, "create")
+            self._count(request, "create", target)
             if target.subresource == "binding" and target.name is not None:
                 body = await self._body(request, validation)
                 self.registry.bind(namespace, target.name, body)
@@ -327,7 +351,7 @@ class ApiServer:
             )
         if target.name is None:
             if method == "DELETE":
-                self._count(request, "deletecollection")
+                self._count(request, "deletecollection", target)
                 deletion = await self._delete_options(request, params)
                 deleted = self.registry.delete_collection(
                     resource,
@@ -339,14 +363,14 @@ class ApiServer:
                 return json_response(self._list_body(resource, deleted, None, None, None))
             raise errors.method_not_allowed(f"{method} needs the name of a {resource.kind}")
         if method == "PUT":
-            self._count(request, "update")
+            self._count(request, "update", target)
             body = await self._body(request, validation)
             updated = self.registry.update(
                 resource, namespace, target.name, body, options, target.subresource
             )
             return self._object_response(request, resource, updated, params, validation=validation)
         if method == "PATCH":
-            self._count(request, "patch")
+            self._count(request, "patch", target)
             raw = await self._raw_body(request)
             patched, status = self.registry.patch(
                 resource,
@@ -361,7 +385,7 @@ class ApiServer:
                 request, resource, patched, params, status=status, validation=validation
             )
         if method == "DELETE":
-            self._count(request, "delete")
+            self._count(request, "delete", target)
             deletion = await self._delete_options(request, params)
             removed = self.registry.delete(resource, namespace, target.name, deletion)
             scope = namespace if resource.namespaced else ""

@@ -24,6 +24,12 @@ from podtask._contract.resources import (
     TaskRunStatus,
 )
 from podtask._contract.retry import next_attempt_machine, next_retry_at
+from podtask._contract.run_endings import (
+    STALLED,
+    completed,
+    finished,
+    without_condition,
+)
 from podtask._contract.wire import TIMED_OUT_ERROR
 from podtask_operator.attempts import AttemptKind, ClassifiedAttempt
 from podtask_operator.pods import pod_name
@@ -49,16 +55,6 @@ _RETRYABLE = frozenset(
 )
 
 
-def format_duration(seconds: float) -> str:
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, secs = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{minutes}m{secs}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes}m"
-
-
 def start_attempt(
     run_name: str, spec: TaskRunSpec, status: TaskRunStatus, now: datetime
 ) -> TaskRunStatus:
@@ -80,11 +76,6 @@ def start_attempt(
             "conditions": without_condition(status, "Waiting", STALLED),
         }
     )
-
-
-# Phases in which an attempt runs: its pod exists and its token counts (Waiting: its runner
-# waits, its slot given back).
-ATTEMPT_PHASES = frozenset({RunPhase.EXECUTING, RunPhase.WAITING})
 
 
 @dataclass(frozen=True)
@@ -136,21 +127,16 @@ def end_attempt(
             }
         )
         return AttemptEnd(retrying, retry=True)
+    if result.kind is AttemptKind.SUCCEEDED:
+        # The same status the API writes when it records the report (`run_endings`).
+        return AttemptEnd(
+            completed(status, result.output, now, exit_code=result.exit_code), retry=False
+        )
     phase = _FINAL_PHASE_OF[result.kind]
-    message = (
-        "the task completed"
-        if result.error is None
-        else f"attempt {status.attempt} ended {result.reason}: {result.error.message}"
-    )
-    # The output is kept once, in `output`: the report's copy would count twice in the
-    # TaskRun's budget (`podtask._contract.limits`).
-    report = status.report
-    if report is not None and result.kind is AttemptKind.SUCCEEDED:
-        report = report.model_copy(update={"output": None})
+    assert result.error is not None  # every end but a success says what went wrong
+    message = f"attempt {status.attempt} ended {result.reason}: {result.error.message}"
     done = finished(
-        status.model_copy(
-            update={"attempts": attempts, "output": result.output, "report": report, "wait": None}
-        ),
+        status.model_copy(update={"attempts": attempts, "wait": None}),
         phase,
         now,
         reason=phase.value,
@@ -209,10 +195,6 @@ def attempt_deadline(spec: TaskRunSpec, execution_started: datetime | None) -> d
 
 # --- Conditions --------------------------------------------------------------------------
 
-# Why the current attempt does not go on (its pod cannot start, its node is not ready); gone
-# once it does, or once the attempt ends.
-STALLED = "Stalled"
-
 
 def with_condition(
     status: TaskRunStatus, type_: str, reason: str, message: str, now: datetime
@@ -229,10 +211,6 @@ def with_condition(
             type=type_, status="True", reason=reason, message=message, last_transition_time=now
         ),
     ]
-
-
-def without_condition(status: TaskRunStatus, *types: str) -> list[Condition]:
-    return [c for c in status.conditions if c.type not in types]
 
 
 def waiting(
@@ -271,41 +249,3 @@ def expired(spec: TaskRunSpec) -> RunEnd:
     """The end of a run that did not start within its ttl."""
     message = f"the run did not start within its ttl of {spec.ttl_seconds}s"
     return RunEnd(RunPhase.EXPIRED, "Expired", message)
-
-
-def finished(
-    status: TaskRunStatus,
-    phase: RunPhase,
-    now: datetime,
-    *,
-    reason: str,
-    message: str,
-    error: RunError | None = None,
-) -> TaskRunStatus:
-    """The final status for an end that is not an attempt's result: cancel, expiry, timeout."""
-    attempts = status.attempts
-    if status.phase in ATTEMPT_PHASES and attempts and attempts[-1].finished_at is None:
-        last = attempts[-1].model_copy(update={"finished_at": now, "reason": reason})
-        attempts = [*attempts[:-1], last]
-    conditions = without_condition(status, "Waiting", STALLED)
-    done = Condition(
-        type="Finished",
-        status="True",
-        reason=reason,
-        message=head(message, MAX_CONDITION_MESSAGE_BYTES),
-        last_transition_time=now,
-    )
-    return status.model_copy(
-        update={
-            "phase": phase,
-            "attempts": attempts,
-            "error": None if error is None else bounded_error(error),
-            "finished_at": now,
-            "next_attempt_at": None,
-            "wait": None,
-            "conditions": [*conditions, done],
-            "duration": format_duration((now - status.started_at).total_seconds())
-            if status.started_at
-            else None,
-        }
-    )

@@ -28,6 +28,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from podtask._contract.resources import RunPhase, TaskRunSpec, TaskRunStatus, parse_timestamp
+from podtask._contract.run_endings import ATTEMPT_PHASES, STALLED, without_condition
 from podtask._contract.wire import LABEL_RUN
 from podtask_operator import metrics
 from podtask_operator.admission import QueueControls
@@ -42,9 +43,7 @@ from podtask_operator.batch_gate import BatchGate
 from podtask_operator.cluster import ClusterApi, RunChanged
 from podtask_operator.kube import KubeError
 from podtask_operator.lifecycle import (
-    ATTEMPT_PHASES,
     CANCELED,
-    STALLED,
     RunEnd,
     attempt_deadline,
     end_attempt,
@@ -52,7 +51,6 @@ from podtask_operator.lifecycle import (
     timed_out,
     waiting,
     with_condition,
-    without_condition,
 )
 from podtask_operator.pending_pods import Notice, PendingTimeouts, pending_verdict
 from podtask_operator.pods import pod_name
@@ -121,6 +119,8 @@ class RunReconciler:
         # Pods not finished whose last event had something to say (a stall, a deletion):
         # their next event is reconciled too, if only to clear what was said.
         self._noticed_pods: set[str] = set()
+        # The pods created or seen not finished (`_seen_ending`).
+        self._live_pods: dict[str, bool] = {}
         self._pod_starts = metrics.PodStarts()
         self.scheduler = Scheduler(settings.default_concurrency_limit)
         metrics.QUEUE_GAUGES.follow(self.scheduler)
@@ -136,6 +136,7 @@ class RunReconciler:
         """Rebuild the queues from the cluster before admitting anything (start-up)."""
         for pod in await self._cluster.list_pods(LABEL_RUN):
             self.scheduler.observe_pod(pod)
+            self._seen_ending(pod, deleted=False)
             self._pod_starts.known(pod)
         queues = await self._cluster.list_queues()
         for queue in queues:
@@ -172,12 +173,24 @@ class RunReconciler:
     async def pod_changed(self, pod: dict[str, Any], *, deleted: bool = False) -> None:
         self._pod_starts.changed(pod, deleted=deleted)
         freed = self.scheduler.observe_pod(pod, deleted=deleted)
+        ended = self._seen_ending(pod, deleted=deleted)
         self._publish_counts()
         run = (pod["metadata"].get("labels") or {}).get(LABEL_RUN)
-        if run is not None and (freed is not None or self._worth_a_look(pod, deleted)):
-            await self.reconcile(run)
         if freed is not None:
+            # The next run first: its start does not depend on how this attempt is judged
+            # (a run completed by its report has nothing left to write), and the slot is free.
             await self.admit(freed)
+        if run is not None and (freed is not None or self._worth_a_look(pod, deleted)):
+            await self.reconcile(run, pod_ended=ended)
+
+    def _seen_ending(self, pod: dict[str, Any], *, deleted: bool) -> bool:
+        """Whether `pod` ends now, seen running before (once per pod, and never for a pod that
+        ended while no operator watched)."""
+        name = pod["metadata"]["name"]
+        if deleted or pod_is_finished(pod):
+            return self._live_pods.pop(name, False)
+        self._live_pods[name] = True
+        return False
 
     def _worth_a_look(self, pod: dict[str, Any], deleted: bool) -> bool:
         """Whether a change of a pod that has not finished may change its attempt: it cannot
@@ -212,10 +225,13 @@ class RunReconciler:
 
     # --- reconcile ---------------------------------------------------------------------
 
-    async def reconcile(self, name: str, listed: dict[str, Any] | None = None) -> BucketKey | None:
+    async def reconcile(
+        self, name: str, listed: dict[str, Any] | None = None, *, pod_ended: bool = False
+    ) -> BucketKey | None:
         """Bring one run a step forward; the bucket to admit from, if it now waits in one.
 
         `listed` is the run as a list just returned it, to spare a read at start-up.
+        `pod_ended`: its attempt's pod has just ended (once per pod: it freed its slot).
         """
         lock = self._locks.setdefault(name, asyncio.Lock())
         try:
@@ -227,6 +243,8 @@ class RunReconciler:
                         if run is None:
                             self.forget(name)
                             return self.scheduler.withdraw(name)
+                        if pod_ended:
+                            await self._writer.settle_completion(run)
                         return await self._reconcile(run)
                     except RunChanged:
                         log.info("run %s changed while it was decided; deciding again", name)
@@ -354,6 +372,7 @@ class RunReconciler:
                     break
                 self.scheduler.admitted(key, pod)
                 if pod is not None:
+                    self._live_pods[pod] = True  # created: its watch event may come later
                     metrics.admitted(key[0])
         self._publish_counts()
 

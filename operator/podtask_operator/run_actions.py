@@ -12,8 +12,9 @@ from datetime import datetime
 from enum import StrEnum
 
 from podtask._contract.resources import RunPhase, TaskRunSpec, TaskRunStatus
+from podtask._contract.run_endings import ATTEMPT_PHASES
 from podtask_operator.attempts import ClassifiedAttempt, reported_success
-from podtask_operator.lifecycle import ATTEMPT_PHASES, PendingAction, pending_action
+from podtask_operator.lifecycle import PendingAction, pending_action
 
 
 class Next(StrEnum):

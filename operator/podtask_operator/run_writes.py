@@ -13,17 +13,26 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from pydantic import ValidationError
+
 from podtask._contract.bounded_errors import bounded_error
 from podtask._contract.resources import RunError, RunPhase, TaskRunStatus
-from podtask._contract.status_patches import status_changes
+from podtask._contract.run_endings import COMPLETED_MESSAGE, completed_by_report, finished
+from podtask._contract.status_patches import status_changes, status_update
 from podtask_operator import metrics
+from podtask_operator.attempts import AttemptKind
 from podtask_operator.cluster import ClusterApi
-from podtask_operator.lifecycle import RunEnd, finished
+from podtask_operator.lifecycle import RunEnd
 
 # The runner's report belongs to the API; the operator never writes it, but for one thing:
-# the output it moves to `status.output` when the run completes (`output_moved`). The run's
-# metadata too (the API writes what the task sends): whatever the operator read, it leaves it.
+# the output it moves to `status.output` when it completes the run (`output_moved`): the API
+# completes a run itself as it records a report of success (`run_endings.completed`), so this
+# is for a report it found before the attempt was recorded. The run's metadata too (the API
+# writes what the task sends): whatever the operator read, it leaves it.
 _API_OWNED = frozenset({"report", "metadata"})
+# Runs finished here remembered until their pod ends (`RunWriter.settle_completion`): a run
+# is finished here while its pod runs only when stopped (a cancel, maxDuration, a ttl).
+FINISHED_MEMORY = 4096
 
 
 def output_moved(old: TaskRunStatus, new: TaskRunStatus) -> bool:
@@ -42,12 +51,7 @@ def output_moved(old: TaskRunStatus, new: TaskRunStatus) -> bool:
 def status_patch(read: Any, old: TaskRunStatus, new: TaskRunStatus) -> list[dict[str, Any]]:
     """The JSON patch from `old` to `new` on a run whose status as read (before parsing into
     `old`) is `read`: the changed fields set wholesale, the cleared ones removed."""
-    before, after = old.to_wire(), new.to_wire()
-    changes: dict[str, Any] = {k: v for k, v in after.items() if before.get(k) != v}
-    changes.update({k: None for k in before if k not in after})
-    for key in _API_OWNED:
-        changes.pop(key, None)
-    patch = status_changes(read, changes)
+    patch = status_update(read, old.to_wire(), new.to_wire(), leave=_API_OWNED)
     report = read.get("report") if isinstance(read, dict) else None
     if output_moved(old, new) and isinstance(report, dict) and "output" in report:
         # Only that key of the report: the rest is the API's.
@@ -61,6 +65,8 @@ class RunWriter:
     def __init__(self, cluster: ClusterApi, clock: Callable[[], datetime]) -> None:
         self._cluster = cluster
         self._clock = clock
+        # The runs whose final status this writer wrote, oldest first (`settle_completion`).
+        self._finished: dict[str, None] = {}
 
     async def write(
         self,
@@ -88,10 +94,33 @@ class RunWriter:
         # Counted once written: a write refused (`RunChanged`) is decided again, and a final
         # status is never written twice.
         metrics.run_finished(run, new)
+        self._finished[run["metadata"]["name"]] = None
+        while len(self._finished) > FINISHED_MEMORY:
+            del self._finished[next(iter(self._finished))]
         condition = new.conditions[-1] if new.conditions else None
         if condition is not None:
             kind = "Normal" if new.phase == RunPhase.COMPLETED.value else "Warning"
             await self.event(run, kind, condition.reason, condition.message)
+
+    async def settle_completion(self, run: dict[str, Any]) -> None:
+        """Once the pod of `run` has ended (seen running, then ended): the Event and the counts of
+        a completion the API wrote as it recorded the report (`run_endings.completed`), which
+        `finish` gives a final status written here. Not for a run this writer finished: its
+        Event is posted, its counts made."""
+        name = run["metadata"]["name"]
+        if name in self._finished:
+            del self._finished[name]
+            return
+        try:
+            status = TaskRunStatus.model_validate(run.get("status") or {})
+        except ValidationError:
+            return
+        if not completed_by_report(status):
+            return
+        metrics.run_finished(run, status)
+        task = str((run.get("spec") or {}).get("taskId") or "")
+        metrics.attempt_ended(task, AttemptKind.SUCCEEDED.value)
+        await self.event(run, "Normal", RunPhase.COMPLETED.value, COMPLETED_MESSAGE)
 
     async def end(self, run: dict[str, Any], status: TaskRunStatus, end: RunEnd) -> None:
         """End the run for a reason that is not an attempt's result."""

@@ -21,7 +21,8 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from podtask._contract.resources import Attempt, RunPhase, RunWait, TaskRunStatus
-from podtask_operator.lifecycle import with_condition, without_condition
+from podtask._contract.run_endings import without_condition
+from podtask_operator.lifecycle import with_condition
 
 # The condition type every wait of a run is said under (as Delayed, Queued, WaitingToRetry).
 WAITING_CONDITION = "Waiting"

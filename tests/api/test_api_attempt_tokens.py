@@ -128,10 +128,10 @@ def test_the_token_of_an_attempt_that_reported_is_refused(
     assert done.status_code == 204, done.text
     before = namespace.run_names()
 
-    # The run still executes (its pod has not exited yet), but the attempt has said its last.
+    # Its pod has not exited yet, but the attempt has said its last (and completed the run).
     _assert_all_refused(_every_use(client, run_id, 1, token, child))
     assert namespace.run_names() == before
-    assert namespace.run(run_id)["status"]["report"]["output"] == {"n": 1}
+    assert namespace.run(run_id)["status"]["output"] == {"n": 1}
 
 
 def test_the_same_report_sent_again_is_still_accepted(
@@ -146,10 +146,10 @@ def test_the_same_report_sent_again_is_still_accepted(
     again = client.post(url, json=REPORT, headers=token)
     assert again.status_code == 204, again.text
     assert namespace.run(run_id)["status"]["report"] == reported
-    # Another report is no retry: the attempt has ended.
+    # Another report is no retry: the attempt has ended (its report completed the run).
     other = client.post(url, json={"ok": True, "output": {"n": 2}}, headers=token)
-    assert "reported" in assert_error(other, 401, "attempt_ended")["message"]
-    # The same one again, also once the operator has finished the run.
+    assert "Completed" in assert_error(other, 401, "attempt_ended")["message"]
+    # The same one again, also once the run's final status is written again.
     namespace.set_run_status(run_id, {"phase": "Completed"})
     again = client.post(url, json=REPORT, headers=token)
     assert again.status_code == 204, again.text

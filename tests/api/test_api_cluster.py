@@ -134,14 +134,21 @@ def test_runner_report_lands_in_the_task_run_status(stack: Stack) -> None:
     )
     assert done.returncode == 0, done.stderr
     status = stack.run(run_id)["status"]
-    assert status["phase"] == "Executing"  # the operator, not the API, finishes runs
+    # A report of success completes the run in the same write (`reports.report_writes`): the
+    # output once, in `status.output`, its nulls kept; the attempt ended, its pod's exit code
+    # not known yet.
+    assert status["phase"] == "Completed"
     report = status["report"]
-    assert report["attempt"] == 1 and report["ok"] is True
-    assert report["output"] == {
+    assert report["attempt"] == 1 and report["ok"] is True and report.get("output") is None
+    assert status["output"] == {
         "payload": {"k": [1, None]},
         "async": True,
         "taskId": "runner-echo-async",
     }
+    (attempt,) = status["attempts"]
+    assert attempt["reason"] == "Completed" and attempt["finishedAt"]
+    assert attempt.get("exitCode") is None
+    assert status["conditions"][-1]["reason"] == "Completed"
 
 
 def test_a_report_for_a_moved_on_run_is_refused_atomically(stack: Stack) -> None:

@@ -230,3 +230,43 @@ def test_report_guard_tests_the_attempt_as_read() -> None:
         assert report_guard(unrecorded) == [
             {"op": "test", "path": "/metadata/resourceVersion", "value": "41"}
         ]
+
+
+def test_a_report_of_success_completes_the_run_in_the_same_write() -> None:
+    from datetime import UTC, datetime
+
+    from podtask._contract.resources import TaskRunStatus
+    from podtask._contract.run_endings import completed_by_report
+    from podtask_api.reports import report_writes
+    from podtask_devcluster.patches import json_patch
+
+    now = datetime(2026, 1, 1, 0, 0, 5, tzinfo=UTC)
+    executing = {
+        "phase": "Executing",
+        "attempt": 1,
+        "startedAt": "2026-01-01T00:00:00Z",
+        "attempts": [
+            {"number": 1, "pod": "r-1", "machine": "micro", "startedAt": "2026-01-01T00:00:00Z"}
+        ],
+    }
+    run = {"metadata": {"name": "r"}, "status": executing}
+    ok = attempt_report(CompletionReport(ok=True, output={"x": None}), 1)
+    status = TaskRunStatus.model_validate(json_patch(run, report_writes(run, ok, now))["status"])
+    assert status.phase == "Completed" and status.output == {"x": None}
+    assert status.report is not None and status.report.output is None and status.report.ok
+    assert status.attempts[0].finished_at == now and status.attempts[0].reason == "Completed"
+    assert status.conditions[-1].reason == "Completed" and status.duration == "5.0s"
+    assert completed_by_report(status)  # the operator settles it once its pod ends
+
+    # A failure is only recorded: the operator decides (a retry, or the end).
+    failed = attempt_report(
+        CompletionReport.model_validate({"ok": False, "error": {"type": "E", "message": "m"}}), 1
+    )
+    assert report_writes(run, failed, now) == [
+        {"op": "add", "path": "/status/report", "value": failed}
+    ]
+    # So is a success the token proves but the run does not record yet (the operator records
+    # its attempt whatever else changed, then completes it).
+    for unrecorded in ({}, {"phase": "Queued"}, {**executing, "attempt": 0, "attempts": []}):
+        early = {"metadata": {"name": "r"}, "status": unrecorded}
+        assert [op["path"] for op in report_writes(early, ok, now)] == ["/status/report"]

@@ -480,14 +480,17 @@ def test_completion_report_is_stored_in_status(
     status = namespace.run(run_id)["status"]
     report = status["report"]
     assert report["attempt"] == 1 and report["ok"] is True
-    assert report["output"] == {"x": None}
-    assert status["phase"] == "Executing"  # the operator decides
+    # A success completes the run in the same write, its output kept once, in `output`.
+    assert status["output"] == {"x": None} and report.get("output") is None
+    assert status["phase"] == "Completed"
 
     failed_run = _start_attempt(client, namespace)
     url = f"/api/v1/runner/runs/{failed_run}/attempts/1/complete"
     failure = {"ok": False, "error": {"type": "ValueError", "message": "bad", "stack": "tb"}}
     assert client.post(url, json=failure, headers=_token(failed_run, 1)).status_code == 204
-    report = namespace.run(failed_run)["status"]["report"]
+    failed = namespace.run(failed_run)["status"]
+    assert failed["phase"] == "Executing"  # the operator decides: a retry, or the end
+    report = failed["report"]
     # kube-apiserver drops the null (the schema's `output` is not nullable): no output is null.
     assert report.get("output") is None
     assert report["error"] == {"type": "ValueError", "message": "bad", "stack": "tb"}

@@ -14,10 +14,11 @@ import pytest
 from podtask._contract.machines import PRESETS
 from podtask._contract.resources import RunError, RunPhase, RunWait, TaskRunSpec
 from podtask._contract.resources import TaskRunStatus as Status
+from podtask._contract.run_endings import finished
 from podtask._contract.wire import API_VERSION, GROUP, VERSION
 from podtask_devcluster.control_plane import ControlPlane
 from podtask_operator.attempts import AttemptKind, ClassifiedAttempt
-from podtask_operator.lifecycle import end_attempt, finished, start_attempt, waiting
+from podtask_operator.lifecycle import end_attempt, start_attempt, waiting
 from podtask_operator.run_writes import status_patch
 from podtask_operator.waits import released, resumed
 from tests.control_plane.control_plane_testing import kubectl

@@ -376,7 +376,12 @@ def test_request_counts_and_metrics(cluster: EmbeddedCluster, api: client.ApiCli
     assert after["get"] == before["get"] + 1
     with urllib.request.urlopen(f"{cluster.url}/metrics") as response:
         text = response.read().decode()
-    assert 'apiserver_request_total{verb="list"}' in text
+    # Labelled as kube-apiserver labels them: verb, group, resource, subresource; and
+    # whether the cluster's own node sent it.
+    assert (
+        'apiserver_request_total{verb="list",group="",resource="configmaps",subresource="",'
+        'node="false"}'
+    ) in text
 
 
 def test_create_observer_sees_store_at_admission(

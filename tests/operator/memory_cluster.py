@@ -33,6 +33,7 @@ class MemoryCluster:
         # Pods a ResourceQuota still lets be created (None: no quota); then `quota_exceeded`.
         self.pod_quota: int | None = None
         self.created_pods: list[str] = []
+        self.status_writes = 0  # patches of runs' status (the operator's and the API's)
         self._versions = itertools.count(1)
 
     # --- what a test does ------------------------------------------------------------------
@@ -70,6 +71,18 @@ class MemoryCluster:
         self.runs[name].setdefault("status", {})["report"] = report
         self._bump(self.runs[name])
 
+    def report_through_api(self, name: str, report: dict[str, Any], now: datetime) -> None:
+        """The runner's report as the API records it: a success completes the run in the same
+        write (`podtask_api.reports.report_writes`)."""
+        from podtask_api.reports import report_writes
+
+        run = self.runs[name]
+        patched = json_patch(run, report_writes(run, report, now))
+        run.clear()
+        run.update(patched)
+        self.status_writes += 1
+        self._bump(run)
+
     def wait(self, name: str, wait: dict[str, Any] | None) -> None:
         """The runner's wait (`status.wait`), or its request to go on, as the API writes it."""
         self.runs[name].setdefault("status", {})["wait"] = wait
@@ -101,6 +114,7 @@ class MemoryCluster:
         patched = json_patch(run, patch)
         run.clear()
         run.update(patched)
+        self.status_writes += 1
         self._bump(run)
 
     async def get_pod(self, name: str) -> dict[str, Any] | None:

@@ -292,7 +292,8 @@ def test_pending_runs_wait_for_their_delay_then_their_ttl_counts() -> None:
 
 
 def test_max_duration_deadline_and_operator_ends(spec: TaskRunSpec) -> None:
-    from podtask_operator.lifecycle import MAX_DURATION_GRACE, attempt_deadline, finished
+    from podtask._contract.run_endings import finished
+    from podtask_operator.lifecycle import MAX_DURATION_GRACE, attempt_deadline
 
     bounded = spec.model_copy(update={"max_duration_seconds": 60})
     status = _executing(bounded)

@@ -185,6 +185,65 @@ async def test_a_run_its_attempts_and_its_admissions_are_counted_once(
 
 
 @pytest.mark.anyio
+async def test_a_run_the_api_completed_with_its_report_is_settled_once_its_pod_ends(
+    settings: OperatorSettings,
+) -> None:
+    """The report of success and the final status are one write (the API's); the operator
+    writes nothing more, but posts the run's Event and counts it when the pod ends, once."""
+    cluster = MemoryCluster()
+    reconciler = RunReconciler(cluster, settings, clock=lambda: T0, random=lambda: 0)
+    task = "settled"
+    before = {
+        "completed": value("podtask_runs_finished_total", task=task, status="Completed"),
+        "succeeded": value("podtask_attempts_total", task=task, outcome="Succeeded"),
+    }
+    cluster.add_run("s", _spec(task), T0)
+    await reconciler.run_changed("s")
+    assert cluster.status("s")["phase"] == "Executing"
+    writes = cluster.status_writes
+    cluster.report_through_api("s", {"attempt": 1, "ok": True, "output": 7}, T0)
+    await reconciler.run_changed("s")  # the watch event of the report: final, nothing to do
+    assert cluster.status("s")["phase"] == "Completed" and cluster.events == []
+    cluster.pod_ends("s-1", exit_code=0)
+    pod = (await cluster.get_pod("s-1")) or {}
+    await reconciler.pod_changed(pod)
+    await reconciler.pod_changed(pod)  # seen again (a relist): nothing more
+    await reconciler.rebuild()
+
+    assert cluster.status_writes == writes + 1  # the API's one write
+    assert cluster.events == [("s", "Normal", "Completed")]
+    assert cluster.status("s")["output"] == 7
+    assert value("podtask_runs_finished_total", task=task, status="Completed") == (
+        before["completed"] + 1
+    )
+    assert value("podtask_attempts_total", task=task, outcome="Succeeded") == (
+        before["succeeded"] + 1
+    )
+
+
+@pytest.mark.anyio
+async def test_a_run_ended_here_is_not_settled_again_when_its_pod_ends(
+    settings: OperatorSettings,
+) -> None:
+    """A cancel that finds the report of success completes the run here, pod still running:
+    the pod's end then posts and counts nothing more."""
+    cluster = MemoryCluster()
+    reconciler = RunReconciler(cluster, settings, clock=lambda: T0, random=lambda: 0)
+    task = "ended-here"
+    completed = value("podtask_runs_finished_total", task=task, status="Completed")
+    cluster.add_run("e", _spec(task), T0)
+    await reconciler.run_changed("e")
+    cluster.report("e", {"attempt": 1, "ok": True, "output": 1})  # as an older API wrote it
+    cluster.cancel("e", T0)
+    await reconciler.run_changed("e")
+    assert cluster.status("e")["phase"] == "Completed"
+    cluster.pod_ends("e-1", exit_code=0)
+    await reconciler.pod_changed((await cluster.get_pod("e-1")) or {})
+    assert cluster.events == [("e", "Normal", "Completed")]
+    assert value("podtask_runs_finished_total", task=task, status="Completed") == completed + 1
+
+
+@pytest.mark.anyio
 async def test_a_cancel_ends_the_running_attempt_as_canceled(settings: OperatorSettings) -> None:
     cluster = MemoryCluster()
     reconciler = RunReconciler(cluster, settings, clock=lambda: T0, random=lambda: 0)

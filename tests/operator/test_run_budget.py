@@ -4,7 +4,7 @@ The largest TaskRun each writer can produce is built by sending its own writes, 
 the API's create (payload, metadata, tags and keys at their limits), then for each of
 `MAX_ATTEMPTS` attempts the operator's status patch that starts it (`status_patch`), the
 API's JSON patch of the metadata the task wrote (`status_set`, the largest document on
-the last attempt), of the runner's report (`report_write`, an error far over its cap, or
+the last attempt), of the runner's report (`report_writes`, an error far over its cap, or
 the largest output on the last attempt) and the operator's status patch that ends it. The
 object that results is measured as Kubernetes stores it, applied locally (RFC 6902)
 and on the real kube-apiserver, whose etcd refuses a write over 1.5 MiB. Every string is
@@ -37,8 +37,8 @@ from podtask._contract.limits import (
 from podtask._contract.resources import QueueRef, RetryPolicy, TaskRunSpec, TaskRunStatus, TaskSpec
 from podtask._contract.status_patches import status_set
 from podtask._contract.wire import API_VERSION, GROUP, VERSION
-from podtask_api.cluster import report_guard, report_write
-from podtask_api.reports import CompletionReport, attempt_report
+from podtask_api.cluster import report_guard
+from podtask_api.reports import CompletionReport, attempt_report, report_writes
 from podtask_api.stored_json import encoded_size
 from podtask_api.task_runs import build_task_run
 from podtask_api.trigger_requests import TriggerRequest
@@ -182,8 +182,10 @@ def run_to_the_largest_end(store: Store, ends_ok: bool) -> dict[str, Any]:
             report = CompletionReport(ok=True, output=_filling(MAX_OUTPUT_BYTES))
         else:
             report = CompletionReport.model_validate({"ok": False, "error": huge})
-        run = store.json_patch_status(name, [report_write(run, attempt_report(report, number))])
+        run = store.json_patch_status(name, report_writes(run, attempt_report(report, number), now))
         status = TaskRunStatus.model_validate(run["status"])
+        if status.phase == "Completed":
+            continue  # the API completed it as it recorded the report
         result = classify_attempt(_pod(0 if report.ok else 1), status.report, number)
         assert result is not None
         now += timedelta(seconds=1)

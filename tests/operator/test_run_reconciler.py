@@ -202,3 +202,36 @@ async def test_a_cancel_while_queued_and_a_pod_refused_for_good(operator: Operat
     assert cluster.status("queued")["phase"] == "Canceled"
     assert cluster.deleted_pods == ["queued-1"]
     operator.close()
+
+
+@pytest.mark.anyio
+async def test_a_pods_end_starts_the_next_run_before_its_own_run_is_read(
+    operator: Operator,
+) -> None:
+    """The slot is free once the pod has ended: the next run's pod is created without waiting
+    for a read of the ended run (which a run completed with its report needs only for its
+    Event)."""
+    cluster, reconciler = operator.cluster, operator.reconciler
+    cluster.add_run("a", _spec(), T0)
+    cluster.add_run("b", _spec(), T0 + timedelta(seconds=1))
+    await reconciler.run_changed("a")
+    await reconciler.run_changed("b")
+    cluster.report_through_api("a", {"attempt": 1, "ok": True, "output": 1}, T0)
+    cluster.pod_ends("a-1", exit_code=0)
+    order: list[str] = []
+    get_run, create_pod = cluster.get_run, cluster.create_pod
+
+    async def read(name: str) -> dict[str, Any] | None:
+        order.append(f"read {name}")
+        return await get_run(name)
+
+    async def create(body: dict[str, Any]) -> dict[str, Any]:
+        order.append(f"create {body['metadata']['name']}")
+        return await create_pod(body)
+
+    cluster.get_run, cluster.create_pod = read, create  # type: ignore[method-assign]
+    await operator.pod_seen("a-1")
+    assert order.index("create b-1") < order.index("read a")
+    assert cluster.status("a")["phase"] == "Completed"
+    assert cluster.status("b")["phase"] == "Executing"
+    assert cluster.events[-1] == ("a", "Normal", "Completed")

@@ -145,7 +145,12 @@ class LiveApi:
         )
 
     def report(self, run: str) -> dict[str, Any]:
-        report: dict[str, Any] = self.status(run)["report"]
+        """The runner's report as the run holds it; a success's output with it (the API keeps
+        that once, in `status.output`, as it completes the run in the same write)."""
+        status = self.status(run)
+        report: dict[str, Any] = dict(status["report"])
+        if report.get("ok") and status.get("phase") == "Completed":
+            report["output"] = status.get("output")
         return report
 
     def runner_env(self, run: str, attempt: int = 1, **extra: str) -> dict[str, str]:

@@ -84,7 +84,10 @@ def test_the_benchmark_call_works() -> None:
         cwd=ROOT,
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout == '{"i":1}\n'
+    output = json.loads(done.stdout)
+    # The moments the end-to-end benchmark's latency breakdown takes from the task.
+    assert output.pop("process_started") <= output.pop("imported") <= output.pop("task_started")
+    assert output == {"i": 1}
 
 
 def test_async_task_and_output_after_the_tasks_prints(tmp_path: Path) -> None:

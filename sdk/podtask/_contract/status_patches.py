@@ -42,6 +42,24 @@ def status_changes(status: Any, changes: Mapping[str, Any]) -> list[dict[str, An
     ]
 
 
+def status_update(
+    status: Any,
+    before: Mapping[str, Any],
+    after: Mapping[str, Any],
+    *,
+    leave: frozenset[str] = frozenset(),
+) -> list[dict[str, Any]]:
+    """The operations from status `before` to status `after` (both as stored, e.g. a
+    `TaskRunStatus.to_wire()`), on an object whose status (as read) is `status`: each changed
+    field set wholesale, each one gone removed; the fields in `leave` untouched, whoever owns
+    them. Nothing when nothing changed: a write that changes nothing is not sent."""
+    changes: dict[str, Any] = {k: v for k, v in after.items() if before.get(k) != v}
+    changes.update({k: None for k in before if k not in after})
+    for field in leave:
+        changes.pop(field, None)
+    return status_changes(status, changes)
+
+
 def version_pin(resource_version: str) -> dict[str, Any]:
     """The operation that makes a JSON patch apply only onto that version of the object.
 
