@@ -88,6 +88,7 @@ def report_writes(
         return [status_set(read, "report", report)]
     reported = old.model_copy(update={"report": stored})
     new = completed(reported, stored.output, now).to_wire()
-    # The report as stored in full (`attempt_report`), its output moved to `status.output`.
-    new["report"] = {**report, "output": None}
+    # The report as stored in full (`attempt_report`) but its output, moved to
+    # `status.output`: stored once, as the operator leaves a report it moves it from.
+    new["report"] = {key: value for key, value in report.items() if key != "output"}
     return status_update(read, old.to_wire(), new)
