@@ -1,14 +1,14 @@
 """Housekeeping: finished attempt pods and finished TaskRuns are deleted once their retention
 has passed.
 
-This module owns what "due for deletion" means (pure functions over the objects as listed) and
-the periodic sweep that acts on it; only the leader sweeps. A finished pod stays for the pod
-retention, counted from when its container finished, so that `kubectl logs` works until
-then (the API serves the copy the runner sent after that, for the run retention); a pod
-whose run is not final is never deleted, because the operator still needs it to
-classify the attempt. A finished TaskRun stays for the run retention, counted from its
-`status.finishedAt`; its pods go with it through their ownerReference. Nothing here adds a
-finalizer, so nothing can get stuck.
+This module owns what "due for deletion" means (pure functions over the objects as the
+watches showed them: `sweep_index`) and the periodic sweep that acts on it; only the leader
+sweeps. A finished pod stays for the pod retention, counted from when its container finished,
+so that `kubectl logs` works until then (the API serves the copy the runner sent after that,
+for the run retention); a pod whose run is not final is never deleted, because the operator
+still needs it to classify the attempt. A finished TaskRun stays for the run retention,
+counted from its `status.finishedAt`; its pods go with it through their ownerReference.
+Nothing here adds a finalizer, so nothing can get stuck.
 
 Batch markers (`podtask._contract.batch_markers`): a batch still open after the abandon timeout was
 given up by whoever created it (the API died, its client stopped retrying); its marker is
@@ -24,7 +24,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import kubernetes
 
@@ -38,6 +38,9 @@ from podtask._contract.batch_markers import (
 from podtask._contract.resources import FINAL_PHASES, parse_timestamp
 from podtask._contract.wire import GROUP, LABEL_RUN, TASK_RUNS, VERSION
 from podtask_operator.kube import Conflict, Kube, NotFound
+
+if TYPE_CHECKING:
+    from podtask_operator.sweep_index import SweepIndex
 
 log = logging.getLogger(__name__)
 
@@ -231,16 +234,6 @@ class HousekeepingClient:
             return False
         return True
 
-    async def list_runs(self) -> list[dict[str, Any]]:
-        return await self._list(
-            self._custom.list_namespaced_custom_object, GROUP, VERSION, self.namespace, TASK_RUNS
-        )
-
-    async def list_pods(self) -> list[dict[str, Any]]:
-        return await self._list(
-            self._core.list_namespaced_pod, self.namespace, label_selector=LABEL_RUN
-        )
-
     async def list_markers(self) -> list[dict[str, Any]]:
         return await self._list(
             self._core.list_namespaced_config_map, self.namespace, label_selector=LABEL_BATCH
@@ -285,20 +278,30 @@ class SweepResult:
 
 async def sweep_once(
     client: HousekeepingClient,
+    index: SweepIndex,
     *,
     now: datetime,
     pod_retention: timedelta,
     run_retention: timedelta,
     batch_abandon_after: timedelta = timedelta(minutes=10),
 ) -> SweepResult:
-    """List the runs, the attempt pods and the batch markers, and delete what is due (see
-    `plan_sweep` and `plan_marker_sweep`)."""
-    runs = await client.list_runs()
-    pods = await client.list_pods()
+    """From the runs and attempt pods the watches showed (`index`) and the batch markers
+    listed, delete what is due (see `plan_sweep` and `plan_marker_sweep`)."""
+    runs = index.runs()
     markers = await client.list_markers()
-    plan = plan_sweep(runs, pods, now, pod_retention=pod_retention, run_retention=run_retention)
-    deleted_runs = [run.name for run in plan.runs if await client.delete_run(run)]
-    deleted_pods = [pod.name for pod in plan.pods if await client.delete_pod(pod)]
+    plan = plan_sweep(
+        runs, index.pods(), now, pod_retention=pod_retention, run_retention=run_retention
+    )
+    deleted_runs = []
+    for run in plan.runs:
+        if await client.delete_run(run):
+            deleted_runs.append(run.name)
+        index.forget_run(run.name)  # deleted, gone or replaced: its own event says which
+    deleted_pods = []
+    for pod in plan.pods:
+        if await client.delete_pod(pod):
+            deleted_pods.append(pod.name)
+        index.forget_pod(pod.name)
     doomed_markers = plan_marker_sweep(markers, runs, now, batch_abandon_after)
     deleted_markers = [m.name for m in doomed_markers if await client.delete_marker(m)]
     if deleted_runs or deleted_pods or deleted_markers:
@@ -313,6 +316,7 @@ async def sweep_once(
 
 async def run_housekeeping(
     client: HousekeepingClient,
+    index: SweepIndex,
     *,
     interval_seconds: float,
     pod_retention: timedelta,
@@ -326,6 +330,7 @@ async def run_housekeeping(
         try:
             await sweep_once(
                 client,
+                index,
                 now=utcnow(),
                 pod_retention=pod_retention,
                 run_retention=run_retention,

@@ -54,6 +54,7 @@ from podtask_operator.lifecycle import (
     with_condition,
     without_condition,
 )
+from podtask_operator.live_pods import LivePods, attempt_of
 from podtask_operator.pending_pods import Notice, PendingTimeouts, pending_verdict
 from podtask_operator.pods import pod_name
 from podtask_operator.queue_status import QueueStatusWriter
@@ -121,6 +122,7 @@ class RunReconciler:
         # Pods not finished whose last event had something to say (a stall, a deletion):
         # their next event is reconciled too, if only to clear what was said.
         self._noticed_pods: set[str] = set()
+        self._live_pods = LivePods()
         self._pod_starts = metrics.PodStarts()
         self.scheduler = Scheduler(settings.default_concurrency_limit)
         metrics.QUEUE_GAUGES.follow(self.scheduler)
@@ -136,6 +138,7 @@ class RunReconciler:
         """Rebuild the queues from the cluster before admitting anything (start-up)."""
         for pod in await self._cluster.list_pods(LABEL_RUN):
             self.scheduler.observe_pod(pod)
+            self._live_pods.observe(pod)
             self._pod_starts.known(pod)
         queues = await self._cluster.list_queues()
         for queue in queues:
@@ -152,17 +155,21 @@ class RunReconciler:
         )
         log.info("rebuilt the queues from %d runs", len(runs))
 
-    async def run_changed(self, name: str, *, deleted: bool = False) -> None:
+    async def run_changed(
+        self, name: str, seen: dict[str, Any] | None = None, *, deleted: bool = False
+    ) -> None:
+        """`seen`: the run as its watch event showed it, decided on without reading it again
+        (a decision is written only onto that version: a newer one refuses it)."""
         if deleted:
             key = self.scheduler.withdraw(name)
             self.forget(name)
             self.batches.forget(name)
             self._publish_counts()
         else:
-            key = await self.reconcile(name)
+            key = await self.reconcile(name, listed=seen)
         if key is not None:
             await self.admit(key)
-            await self.mark_waiting(name)
+            await self.mark_waiting(name, seen)
 
     async def batch_changed(self, marker: dict[str, Any], *, deleted: bool = False) -> None:
         """A batch's marker changed: once committed, its held runs go on."""
@@ -172,10 +179,16 @@ class RunReconciler:
     async def pod_changed(self, pod: dict[str, Any], *, deleted: bool = False) -> None:
         self._pod_starts.changed(pod, deleted=deleted)
         freed = self.scheduler.observe_pod(pod, deleted=deleted)
+        self._live_pods.observe(pod, deleted=deleted)
         self._publish_counts()
-        run = (pod["metadata"].get("labels") or {}).get(LABEL_RUN)
+        labels = pod["metadata"].get("labels") or {}
+        run = labels.get(LABEL_RUN)
         if run is not None and (freed is not None or self._worth_a_look(pod, deleted)):
-            await self.reconcile(run)
+            # This event is the read of the pod; the run is read after it (`_reconcile`).
+            attempt = attempt_of(pod)
+            await self.reconcile(
+                run, pod_seen=None if attempt is None else (attempt, None if deleted else pod)
+            )
         if freed is not None:
             await self.admit(freed)
 
@@ -212,22 +225,32 @@ class RunReconciler:
 
     # --- reconcile ---------------------------------------------------------------------
 
-    async def reconcile(self, name: str, listed: dict[str, Any] | None = None) -> BucketKey | None:
+    async def reconcile(
+        self,
+        name: str,
+        listed: dict[str, Any] | None = None,
+        pod_seen: tuple[int, dict[str, Any] | None] | None = None,
+    ) -> BucketKey | None:
         """Bring one run a step forward; the bucket to admit from, if it now waits in one.
 
-        `listed` is the run as a list just returned it, to spare a read at start-up.
+        `listed` is the run as a list or a watch event just showed it, to spare a read: its
+        attempt's pod may then be judged as the pod watch last showed it, while it runs.
+        `pod_seen` is an attempt's pod as its watch event just showed it (None: deleted): the
+        run is read after it. Both count for the first decision only; one refused because the
+        run changed is taken again from fresh reads.
         """
         lock = self._locks.setdefault(name, asyncio.Lock())
         try:
             async with lock:
                 for _ in range(DECISION_TRIES):
                     try:
+                        seen = listed is not None
                         run = listed if listed is not None else await self._cluster.get_run(name)
-                        listed = None
+                        first_pod, listed, pod_seen = pod_seen, None, None
                         if run is None:
                             self.forget(name)
                             return self.scheduler.withdraw(name)
-                        return await self._reconcile(run)
+                        return await self._reconcile(run, first_pod, live_pods=seen)
                     except RunChanged:
                         log.info("run %s changed while it was decided; deciding again", name)
                     except Exception:
@@ -243,9 +266,14 @@ class RunReconciler:
             self._publish_counts()
 
     async def _reconcile(
-        self, run: dict[str, Any], pod_seen: tuple[int, dict[str, Any] | None] | None = None
+        self,
+        run: dict[str, Any],
+        pod_seen: tuple[int, dict[str, Any] | None] | None = None,
+        *,
+        live_pods: bool = False,
     ) -> BucketKey | None:
-        """`pod_seen`: the attempt number and its pod, as read just before `run` was."""
+        """`pod_seen`: the attempt number and its pod, as read just before `run` was.
+        `live_pods`: a pod the pod watch shows running may stand for a read of it."""
         name = run["metadata"]["name"]
         try:
             spec = TaskRunSpec.model_validate(run.get("spec") or {})
@@ -262,10 +290,18 @@ class RunReconciler:
                 self.forget(name)
                 return self.scheduler.withdraw(name)
             case Next.WATCH_ATTEMPT:
+                if pod_seen is None and live_pods:
+                    # A running pod is judged the same whichever read of the run came first;
+                    # one that ended is read again, then the run (its report) after it.
+                    pod_seen = self._live_pods.running(pod_name(name, status.attempt), status)
                 if pod_seen is None or pod_seen[0] != status.attempt:
                     # The pod first, then the run: the run read second holds any report the
                     # runner made before the pod was seen ending.
                     pod = await self._cluster.get_pod(pod_name(name, status.attempt))
+                    if pod is None:
+                        self._live_pods.forget(pod_name(name, status.attempt))
+                    else:
+                        self._live_pods.observe(pod)
                     fresh = await self._cluster.get_run(name)
                     if fresh is None:
                         self.forget(name)
@@ -308,14 +344,17 @@ class RunReconciler:
                     self._wake_at(name, action.until)  # when its ttl runs out
                 return self.scheduler.enqueue(name, spec, line_stamp(spec, _created(run, now)))
 
-    async def mark_waiting(self, name: str) -> None:
-        """Say in the run's status why it waits, if admission left it waiting."""
+    async def mark_waiting(self, name: str, seen: dict[str, Any] | None = None) -> None:
+        """Say in the run's status why it waits, if admission left it waiting. `seen`: the run
+        as its watch event showed it (else it is read)."""
         if not self.scheduler.is_waiting(name):
             return
         async with self._locks.setdefault(name, asyncio.Lock()):
             why = self.scheduler.why_waiting(name)
-            run = await self._cluster.get_run(name) if why is not None else None
-            if run is None or why is None:
+            if why is None:
+                return
+            run = seen if seen is not None else await self._cluster.get_run(name)
+            if run is None:
                 return
             status = TaskRunStatus.model_validate(run.get("status") or {})
             if phase_of(status) is RunPhase.WAITING:
