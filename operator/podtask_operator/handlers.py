@@ -40,10 +40,26 @@ def _sweep_index(memo: kopf.Memo) -> SweepIndex:
     return index
 
 
+class NoDiffBase(kopf.DiffBaseStorage):
+    """No last-handled state: the handlers here are event handlers only, which no diff
+    concerns. kopf would otherwise deep-copy each object's body on every watch event to diff
+    it (a TaskRun's payload, a pod's spec) and throw the copy away."""
+
+    def build(self, *, body: kopf.Body, extra_fields: Any = None) -> Any:
+        return None
+
+    def fetch(self, *, body: kopf.Body) -> Any:
+        return None
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: Any) -> None:
+        return None
+
+
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     # Only event handlers: kopf keeps no per-object progress, so it writes nothing of its own.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage()
+    settings.persistence.diffbase_storage = NoDiffBase()
     settings.posting.level = logging.WARNING
     # One namespace, known at start: no need to follow namespaces and CRDs cluster-wide. Left
     # on, kopf would list them, and under a namespaced Role (the chart's default) retry the 403

@@ -4,7 +4,8 @@ showed them: so that a run's watch event is decided without reading its pod agai
 Only a pod that shows its attempt still running is handed out (`running`): how a running
 attempt is judged does not depend on whether its run was read before or after its pod. A pod
 that ended is judged from a read of the run made after it (the runner reports before it
-exits), which the pod's own watch event starts. Pure: no I/O; bounded by the pods that run.
+exits), which the pod's own watch event starts. And which changes of a running pod are worth
+a look at its attempt (`observe`). Pure: no I/O; bounded by the pods that run.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 from podtask._contract.resources import TaskRunStatus
 from podtask._contract.wire import LABEL_ATTEMPT
 from podtask_operator.attempts import classify_attempt, pod_is_finished
+from podtask_operator.pending_pods import PendingVerdict
 
 
 def attempt_of(pod: Mapping[str, Any]) -> int | None:
@@ -29,17 +31,34 @@ def attempt_of(pod: Mapping[str, Any]) -> int | None:
 class LivePods:
     def __init__(self) -> None:
         self._pods: dict[str, dict[str, Any]] = {}
+        # Pods not finished whose last event had something to say (a stall, a deletion):
+        # their next event is reconciled too, if only to clear what was said.
+        self._noticed: set[str] = set()
 
     def __len__(self) -> int:
         return len(self._pods)
 
-    def observe(self, pod: dict[str, Any], *, deleted: bool = False) -> None:
-        """A pod as a watch event or a read showed it."""
+    def observe(
+        self, pod: dict[str, Any], verdict: PendingVerdict | None = None, *, deleted: bool = False
+    ) -> bool:
+        """A pod as a watch event or a read showed it (`verdict`: `pending_verdict`'s on it).
+        Whether this change of a pod that has not finished may change its attempt: it cannot
+        start, it is being deleted, its node is not ready, or it was one of those."""
         name = pod["metadata"]["name"]
         if deleted or pod_is_finished(pod):
             self._pods.pop(name, None)
-        else:
-            self._pods[name] = pod
+            self._noticed.discard(name)
+            return False
+        self._pods[name] = pod
+        if verdict is not None and (
+            verdict.notice or verdict.end or pod["metadata"].get("deletionTimestamp")
+        ):
+            self._noticed.add(name)
+            return True
+        if name in self._noticed:
+            self._noticed.discard(name)
+            return True
+        return False
 
     def forget(self, name: str) -> None:
         """A read found the pod gone."""

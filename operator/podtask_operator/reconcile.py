@@ -119,9 +119,6 @@ class RunReconciler:
         self._timeouts = PendingTimeouts.of(
             settings.pending_timeout_seconds, settings.image_pull_timeout_seconds
         )
-        # Pods not finished whose last event had something to say (a stall, a deletion):
-        # their next event is reconciled too, if only to clear what was said.
-        self._noticed_pods: set[str] = set()
         self._live_pods = LivePods()
         self._pod_starts = metrics.PodStarts()
         self.scheduler = Scheduler(settings.default_concurrency_limit)
@@ -179,11 +176,12 @@ class RunReconciler:
     async def pod_changed(self, pod: dict[str, Any], *, deleted: bool = False) -> None:
         self._pod_starts.changed(pod, deleted=deleted)
         freed = self.scheduler.observe_pod(pod, deleted=deleted)
-        self._live_pods.observe(pod, deleted=deleted)
+        ended = deleted or pod_is_finished(pod)
+        verdict = None if ended else pending_verdict(pod, self._clock(), self._timeouts)
+        worth_a_look = self._live_pods.observe(pod, verdict, deleted=deleted)
         self._publish_counts()
-        labels = pod["metadata"].get("labels") or {}
-        run = labels.get(LABEL_RUN)
-        if run is not None and (freed is not None or self._worth_a_look(pod, deleted)):
+        run = (pod["metadata"].get("labels") or {}).get(LABEL_RUN)
+        if run is not None and (freed is not None or worth_a_look):
             # This event is the read of the pod; the run is read after it (`_reconcile`).
             attempt = attempt_of(pod)
             await self.reconcile(
@@ -191,22 +189,6 @@ class RunReconciler:
             )
         if freed is not None:
             await self.admit(freed)
-
-    def _worth_a_look(self, pod: dict[str, Any], deleted: bool) -> bool:
-        """Whether a change of a pod that has not finished may change its attempt: it cannot
-        start, it is being deleted, its node is not ready, or it was one of those."""
-        name = pod["metadata"]["name"]
-        if deleted or pod_is_finished(pod):
-            self._noticed_pods.discard(name)
-            return False
-        verdict = pending_verdict(pod, self._clock(), self._timeouts)
-        if verdict.notice or verdict.end or pod["metadata"].get("deletionTimestamp"):
-            self._noticed_pods.add(name)
-            return True
-        if name in self._noticed_pods:
-            self._noticed_pods.discard(name)
-            return True
-        return False
 
     async def queue_changed(self, name: str, queue: dict[str, Any] | None) -> None:
         keys = self.scheduler.set_controls(name, None if queue is None else queue_controls(queue))
