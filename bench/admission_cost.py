@@ -159,17 +159,30 @@ class Measured:
     cpu_seconds: float
     peak_rss: int
     wall_seconds: float
+    requests: dict[str, float]
 
     @property
     def ms_per_admission(self) -> float:
         return self.cpu_seconds * 1000 / self.admissions
 
 
+def kube_requests(metrics_url: str) -> dict[str, float]:
+    """The operator's Kubernetes requests so far, by verb and resource (its own metrics)."""
+    counts: dict[str, float] = {}
+    for line in httpx.get(metrics_url, timeout=30).text.splitlines():
+        if line.startswith("podtask_kube_requests_total{"):
+            labels, value = line[len("podtask_kube_requests_total{") :].rsplit("} ", 1)
+            fields = dict(part.split("=", 1) for part in labels.split(","))
+            key = f"{fields['verb'].strip(chr(34))} {fields['resource'].strip(chr(34))}"
+            counts[key] = counts.get(key, 0) + float(value)
+    return counts
+
+
 def _profiler(pid: int, out: Path | None) -> subprocess.Popen[bytes] | None:
     if out is None:
         return None
     out.parent.mkdir(parents=True, exist_ok=True)
-    spy = ["py-spy", "record", "--pid", str(pid), "--rate", "200", "--format", "raw"]
+    spy = ["py-spy", "record", "--pid", str(pid), "--rate", "200", "--format", "raw", "--gil"]
     return subprocess.Popen(
         [*spy, "--nonblocking", "--output", str(out)],
         stdout=subprocess.DEVNULL,
@@ -187,16 +200,22 @@ def measure(waiting: int, admissions: int, profile: Path | None = None) -> Measu
         bench.wait(lambda: bench.queue_counts()[1] >= waiting + admissions, "the backlog")
         _wait_until_idle(operator)  # the backlog's Queued writes and their echoes are done
         spy = _profiler(operator.pid, profile)
+        requested = kube_requests(dev.operator_metrics_url)
         before = _cpu_seconds(operator)
         started = time.monotonic()
         bench.set_paused(False)
         bench.wait(bench.all_completed(runs[:admissions]), f"{admissions} completions")
         cpu = _cpu_seconds(operator) - before
         wall = time.monotonic() - started
+        requests = {
+            what: round((count - requested.get(what, 0)) / admissions, 2)
+            for what, count in kube_requests(dev.operator_metrics_url).items()
+            if count > requested.get(what, 0)
+        }
         if spy is not None:
             spy.send_signal(2)  # py-spy writes its output on SIGINT
             spy.wait(timeout=120)
-        return Measured(waiting, admissions, cpu, rss.stop(), wall)
+        return Measured(waiting, admissions, cpu, rss.stop(), wall, requests)
 
 
 def main() -> None:
@@ -218,7 +237,8 @@ def main() -> None:
     for m in (small, large):
         print(
             f"operator CPU per admission, {m.waiting:>6} waiting: {m.ms_per_admission:8.2f} ms"
-            f"  (peak RSS {m.peak_rss / MB:.0f} MB, {m.admissions} runs in {m.wall_seconds:.1f} s)"
+            f"  (peak RSS {m.peak_rss / MB:.0f} MB, {m.admissions} runs in {m.wall_seconds:.1f} s,"
+            f" {sum(m.requests.values()):.1f} Kubernetes requests each)"
         )
     raw = {
         f"{m.waiting}_waiting": {
@@ -227,6 +247,7 @@ def main() -> None:
             "ms_per_admission": round(m.ms_per_admission, 3),
             "wall_seconds": round(m.wall_seconds, 2),
             "peak_rss_mb": round(m.peak_rss / MB, 1),
+            "kube_requests_per_admission": m.requests,
         }
         for m in (small, large)
     }

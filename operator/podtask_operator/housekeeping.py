@@ -138,18 +138,24 @@ def marker_due_for_deletion(
     return marker.state is BatchState.OPEN or runs_left == 0
 
 
-def plan_marker_sweep(
-    markers: Iterable[Mapping[str, Any]],
-    runs: Iterable[Mapping[str, Any]],
-    now: datetime,
-    abandon_after: timedelta,
-) -> list[Doomed]:
-    """The batch markers one sweep deletes (see `marker_due_for_deletion`)."""
+def runs_per_batch(runs: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    """How many of `runs` each batch (by its marker's uid) has."""
     runs_of: dict[str, int] = {}
     for run in runs:
         owner = batch_owner(run)
         if owner is not None:
             runs_of[owner.uid] = runs_of.get(owner.uid, 0) + 1
+    return runs_of
+
+
+def plan_marker_sweep(
+    markers: Iterable[Mapping[str, Any]],
+    runs_of: Mapping[str, int],
+    now: datetime,
+    abandon_after: timedelta,
+) -> list[Doomed]:
+    """The batch markers one sweep deletes (see `marker_due_for_deletion`); `runs_of`: how
+    many runs each batch has left, by its marker's uid (`runs_per_batch`)."""
     doomed = []
     for body in markers:
         marker = read_marker(body)
@@ -287,10 +293,9 @@ async def sweep_once(
 ) -> SweepResult:
     """From the runs and attempt pods the watches showed (`index`) and the batch markers
     listed, delete what is due (see `plan_sweep` and `plan_marker_sweep`)."""
-    runs = index.runs()
     markers = await client.list_markers()
     plan = plan_sweep(
-        runs, index.pods(), now, pod_retention=pod_retention, run_retention=run_retention
+        index.runs(), index.pods(), now, pod_retention=pod_retention, run_retention=run_retention
     )
     deleted_runs = []
     for run in plan.runs:
@@ -302,7 +307,7 @@ async def sweep_once(
         if await client.delete_pod(pod):
             deleted_pods.append(pod.name)
         index.forget_pod(pod.name)
-    doomed_markers = plan_marker_sweep(markers, runs, now, batch_abandon_after)
+    doomed_markers = plan_marker_sweep(markers, index.runs_per_batch(), now, batch_abandon_after)
     deleted_markers = [m.name for m in doomed_markers if await client.delete_marker(m)]
     if deleted_runs or deleted_pods or deleted_markers:
         log.info(

@@ -4,11 +4,11 @@ anyway: of each TaskRun and attempt pod, only the fields `housekeeping`'s rules 
 A sweep used to list every TaskRun and pod of the namespace: work and memory in proportion to
 everything retained (10,000 runs parsed whole every interval), not to what changed. The index
 keeps slim copies instead, and only of the objects a rule can concern: finished pods (the
-pods that may be due), final runs (the runs that may be due; a pod's run not found is kept,
-as one not final is) and the runs of a batch (a committed batch's marker goes once none of
-its runs is left). Pure: no I/O. Filled by kopf's watches, which list everything when they
-start, so a restarted operator knows it all again; an object deleted while a watch was down
-(no event) is dropped when a sweep finds it gone.
+pods that may be due) and final runs (the runs that may be due; a pod's run not found is kept,
+as one not final is); and of the runs of a batch, only which batch (a committed batch's
+marker goes once none of its runs is left). Pure: no I/O. Filled by kopf's watches, which
+list everything when they start, so a restarted operator knows it all again; an object
+deleted while a watch was down (no event) is dropped when a sweep finds it gone.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from podtask._contract.batch_markers import LABEL_BATCH
+from podtask._contract.batch_markers import batch_owner
 from podtask._contract.wire import LABEL_RUN
 from podtask_operator.housekeeping import FINISHED_POD_PHASES, run_is_final
 
@@ -35,23 +35,12 @@ def _slim_metadata(metadata: Mapping[str, Any], labels: dict[str, str]) -> dict[
 
 
 def slim_run(run: Mapping[str, Any]) -> dict[str, Any] | None:
-    """What the sweep's rules read of a run; None for a run no rule concerns now (not final,
-    not in a batch)."""
-    metadata = run.get("metadata") or {}
-    batch = (metadata.get("labels") or {}).get(LABEL_BATCH)
-    if not batch and not run_is_final(run):
+    """What the sweep's rules read of a final run; None for a run not final."""
+    if not run_is_final(run):
         return None
-    slim = _slim_metadata(metadata, {LABEL_BATCH: batch} if batch else {})
-    owners = [
-        {"kind": ref.get("kind"), "name": ref.get("name"), "uid": ref.get("uid")}
-        for ref in metadata.get("ownerReferences") or []
-        if ref.get("kind") == "ConfigMap"
-    ]
-    if owners:
-        slim["ownerReferences"] = owners
     status = run.get("status") or {}
     return {
-        "metadata": slim,
+        "metadata": _slim_metadata(run.get("metadata") or {}, {}),
         "status": {"phase": status.get("phase"), "finishedAt": status.get("finishedAt")},
     }
 
@@ -90,34 +79,61 @@ def slim_pod(pod: Mapping[str, Any]) -> dict[str, Any] | None:
 
 class SweepIndex:
     def __init__(self) -> None:
-        self._runs: dict[str, dict[str, Any]] = {}
+        self._final_runs: dict[str, dict[str, Any]] = {}
         self._pods: dict[str, dict[str, Any]] = {}
-
-    @staticmethod
-    def _keep(
-        into: dict[str, dict[str, Any]], name: str, slim: dict[str, Any] | None, deleted: bool
-    ) -> None:
-        if deleted or slim is None:
-            into.pop(name, None)
-        else:
-            into[name] = slim
+        # The runs of each batch (by its marker's uid), and the batch of each run in one.
+        self._batches: dict[str, set[str]] = {}
+        self._batch_of: dict[str, str] = {}
 
     def observe_run(self, run: Mapping[str, Any], *, deleted: bool = False) -> None:
         """A TaskRun as its watch event showed it."""
-        self._keep(self._runs, run["metadata"]["name"], slim_run(run), deleted)
+        name = run["metadata"]["name"]
+        slim = None if deleted else slim_run(run)
+        if slim is None:
+            self._final_runs.pop(name, None)
+        else:
+            self._final_runs[name] = slim
+        owner = None if deleted else batch_owner(run)
+        if owner is None:
+            self._leave_batch(name)
+        elif self._batch_of.get(name) != owner.uid:
+            self._leave_batch(name)
+            self._batch_of[name] = owner.uid
+            self._batches.setdefault(owner.uid, set()).add(name)
+
+    def _leave_batch(self, name: str) -> None:
+        uid = self._batch_of.pop(name, None)
+        if uid is not None:
+            names = self._batches[uid]
+            names.discard(name)
+            if not names:
+                del self._batches[uid]
 
     def observe_pod(self, pod: Mapping[str, Any], *, deleted: bool = False) -> None:
         """An attempt pod as its watch event showed it."""
-        self._keep(self._pods, pod["metadata"]["name"], slim_pod(pod), deleted)
+        name = pod["metadata"]["name"]
+        slim = None if deleted else slim_pod(pod)
+        if slim is None:
+            self._pods.pop(name, None)
+        else:
+            self._pods[name] = slim
 
     def forget_run(self, name: str) -> None:
-        self._runs.pop(name, None)
+        """A sweep found the run gone (or deleted it)."""
+        self._final_runs.pop(name, None)
+        self._leave_batch(name)
 
     def forget_pod(self, name: str) -> None:
         self._pods.pop(name, None)
 
     def runs(self) -> list[dict[str, Any]]:
-        return list(self._runs.values())
+        """The final runs."""
+        return list(self._final_runs.values())
 
     def pods(self) -> list[dict[str, Any]]:
+        """The finished attempt pods."""
         return list(self._pods.values())
+
+    def runs_per_batch(self) -> dict[str, int]:
+        """How many runs each batch has left, by its marker's uid."""
+        return {uid: len(names) for uid, names in self._batches.items()}

@@ -3,7 +3,7 @@ as it would from the objects themselves, and keeps only the objects a rule can c
 
 from datetime import timedelta
 
-from podtask_operator.housekeeping import plan_marker_sweep, plan_sweep
+from podtask_operator.housekeeping import plan_marker_sweep, plan_sweep, runs_per_batch
 from podtask_operator.sweep_index import SweepIndex, slim_pod, slim_run
 from tests.operator.test_housekeeping import HOUR, NOW, _batch_run, _marker, pod, run
 
@@ -27,42 +27,40 @@ def test_slim_copies_plan_the_same_sweep_as_the_whole_objects() -> None:
             conditions=[{"type": "Ready", "lastTransitionTime": "2026-01-01T07:00:00Z"}],
         ),
     ]
-    slim_runs = [slim_run(r) for r in runs]
-    slim_pods = [slim_pod(p) for p in pods]
-    assert None not in slim_runs and None not in slim_pods
+    index = SweepIndex()
+    for each in runs:
+        index.observe_run(each)
+    for each in pods:
+        index.observe_pod(each)
+    assert [slim_run(r) for r in runs] == index.runs()
+    assert [slim_pod(p) for p in pods] == index.pods()
     for retention in (timedelta(0), HOUR, 4 * HOUR):
         assert plan_sweep(
-            slim_runs,  # type: ignore[arg-type]
-            slim_pods,  # type: ignore[arg-type]
-            NOW,
-            pod_retention=retention,
-            run_retention=retention,
+            index.runs(), index.pods(), NOW, pod_retention=retention, run_retention=retention
         ) == plan_sweep(runs, pods, NOW, pod_retention=retention, run_retention=retention)
 
 
-def test_a_batch_run_is_kept_while_it_runs_so_its_marker_stays() -> None:
-    spent, live = (
-        _marker("committed", 11 * timedelta(minutes=1), "c1"),
-        _marker("committed", 11 * timedelta(minutes=1), "c2"),
-    )
-    batch_run = {**_batch_run(live), "status": {"phase": "Executing"}}
+def test_it_counts_the_runs_each_batch_has_left() -> None:
+    old, abandon = timedelta(minutes=11), timedelta(minutes=10)
+    markers = [_marker("committed", old, "c1"), _marker("committed", old, "c2")]
+    executing = {**_batch_run(markers[0]), "status": {"phase": "Executing"}}
+    completed = {**_batch_run(markers[1]), "status": {"phase": "Completed"}}
     index = SweepIndex()
-    index.observe_run(batch_run)
-    assert plan_marker_sweep([spent, live], index.runs(), NOW, timedelta(minutes=10)) == (
-        plan_marker_sweep([spent, live], [batch_run], NOW, timedelta(minutes=10))
-    )
-    assert [
-        d.uid for d in plan_marker_sweep([live], index.runs(), NOW, timedelta(minutes=10))
-    ] == []
-    index.observe_run(batch_run, deleted=True)
-    assert index.runs() == []
+    for each in (executing, completed, executing):  # an event again changes nothing
+        index.observe_run(each)
+    assert index.runs_per_batch() == runs_per_batch([executing, completed]) == {"c1": 1, "c2": 1}
+    assert plan_marker_sweep(markers, index.runs_per_batch(), NOW, abandon) == []
+    index.observe_run(completed, deleted=True)
+    index.forget_run(executing["metadata"]["name"])
+    assert index.runs_per_batch() == {}
+    assert len(plan_marker_sweep(markers, index.runs_per_batch(), NOW, abandon)) == 2
 
 
 def test_only_what_a_rule_concerns_is_kept() -> None:
     index = SweepIndex()
     index.observe_run(run("Executing", None, name="live"))
     index.observe_pod(pod("Running", None, run="live", name="live-1"))
-    assert index.runs() == [] and index.pods() == []
+    assert index.runs() == [] and index.pods() == [] and index.runs_per_batch() == {}
     index.observe_run(run("Completed", HOUR, name="live"))
     index.observe_pod(pod("Succeeded", HOUR, run="live", name="live-1"))
     assert [r["metadata"]["name"] for r in index.runs()] == ["live"]
