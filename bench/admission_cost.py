@@ -158,6 +158,8 @@ class Measured:
     admissions: int
     cpu_seconds: float
     peak_rss: int
+    # With the backlog queued and the operator idle: what it keeps, without what it handles.
+    idle_rss: int
     wall_seconds: float
     requests: dict[str, float]
 
@@ -199,6 +201,7 @@ def measure(waiting: int, admissions: int, profile: Path | None = None) -> Measu
         runs = bench.trigger(waiting + admissions)
         bench.wait(lambda: bench.queue_counts()[1] >= waiting + admissions, "the backlog")
         _wait_until_idle(operator)  # the backlog's Queued writes and their echoes are done
+        idle_rss = operator.memory_info().rss
         spy = _profiler(operator.pid, profile)
         requested = kube_requests(dev.operator_metrics_url)
         before = _cpu_seconds(operator)
@@ -215,7 +218,7 @@ def measure(waiting: int, admissions: int, profile: Path | None = None) -> Measu
         if spy is not None:
             spy.send_signal(2)  # py-spy writes its output on SIGINT
             spy.wait(timeout=120)
-        return Measured(waiting, admissions, cpu, rss.stop(), wall, requests)
+        return Measured(waiting, admissions, cpu, rss.stop(), idle_rss, wall, requests)
 
 
 def main() -> None:
@@ -237,7 +240,8 @@ def main() -> None:
     for m in (small, large):
         print(
             f"operator CPU per admission, {m.waiting:>6} waiting: {m.ms_per_admission:8.2f} ms"
-            f"  (peak RSS {m.peak_rss / MB:.0f} MB, {m.admissions} runs in {m.wall_seconds:.1f} s,"
+            f"  (RSS peak {m.peak_rss / MB:.0f} MB, idle {m.idle_rss / MB:.0f} MB,"
+            f" {m.admissions} runs in {m.wall_seconds:.1f} s,"
             f" {sum(m.requests.values()):.1f} Kubernetes requests each)"
         )
     raw = {
@@ -247,6 +251,7 @@ def main() -> None:
             "ms_per_admission": round(m.ms_per_admission, 3),
             "wall_seconds": round(m.wall_seconds, 2),
             "peak_rss_mb": round(m.peak_rss / MB, 1),
+            "idle_rss_mb": round(m.idle_rss / MB, 1),
             "kube_requests_per_admission": m.requests,
         }
         for m in (small, large)
