@@ -10,9 +10,8 @@ bucket again later.
 Runs are reconciled one at a time per run (a lock per name), so the pod handler, the TaskRun
 handler, timers and admission never race each other into a second attempt. A watch event is
 itself a read: a run's event is decided on the body it carries, a pod's event stands for a
-read of that pod, and a running pod is judged as the pod watch last showed it (`live_pods`);
-no decision then waits for a round trip the event made needless. An attempt starts only from
-a fresh read of its run, and a timer, which has no event, reads the run and its pod.
+read of that pod, and a running pod is judged as the pod watch last showed it (`live_pods`).
+An attempt starts only from a fresh read of its run; a timer (no event) reads run and pod.
 
 An attempt is judged from a read of the run made after the read of its pod: the runner
 reports before it exits, so a pod seen ended comes with its report. A decision is written
