@@ -193,7 +193,10 @@ def _profiler(pid: int, out: Path | None) -> subprocess.Popen[bytes] | None:
 
 
 def measure(waiting: int, admissions: int, profile: Path | None = None) -> Measured:
-    with tempfile.TemporaryDirectory() as tmp, DevProcess([str(MODULE)], Path(tmp) / "s") as dev:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        DevProcess([str(MODULE)], Path(tmp) / "s", start_timeout=600) as dev,
+    ):
         bench = Bench(dev)
         operator = psutil.Process(dev.part_pid("operator"))
         rss = PeakRss(operator)
