@@ -245,6 +245,21 @@ class HousekeepingClient:
             self._core.list_namespaced_config_map, self.namespace, label_selector=LABEL_BATCH
         )
 
+    async def batch_has_runs(self, batch_id: str) -> bool:
+        """Whether any TaskRun of the batch exists (one is enough: a list of at most one)."""
+        page = await self._kube.call(
+            lambda: self._custom.list_namespaced_custom_object(
+                GROUP,
+                VERSION,
+                self.namespace,
+                TASK_RUNS,
+                label_selector=f"{LABEL_BATCH}={batch_id}",
+                limit=1,
+                _preload_content=False,
+            )
+        )
+        return bool(page.get("items"))
+
     async def delete_marker(self, marker: Doomed) -> bool:
         return await self._delete(
             self._core.delete_namespaced_config_map, marker.name, self.namespace, target=marker
@@ -308,7 +323,20 @@ async def sweep_once(
             deleted_pods.append(pod.name)
         index.forget_pod(pod.name)
     doomed_markers = plan_marker_sweep(markers, index.runs_per_batch(), now, batch_abandon_after)
-    deleted_markers = [m.name for m in doomed_markers if await client.delete_marker(m)]
+    committed = {
+        marker.uid: marker.batch_id
+        for marker in map(read_marker, markers)
+        if marker is not None and marker.state is BatchState.COMMITTED
+    }
+    deleted_markers = []
+    for doomed in doomed_markers:
+        # "None of its runs is left" is the one rule an index that lags can get wrong (its
+        # runs' events not handled yet, or not since a restart): asked of the API server.
+        spent = doomed.uid not in committed or not await client.batch_has_runs(
+            committed[doomed.uid]
+        )
+        if spent and await client.delete_marker(doomed):
+            deleted_markers.append(doomed.name)
     if deleted_runs or deleted_pods or deleted_markers:
         log.info(
             "housekeeping deleted %d finished run(s), %d finished pod(s) and %d batch marker(s)",

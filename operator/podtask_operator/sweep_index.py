@@ -8,7 +8,10 @@ pods that may be due) and final runs (the runs that may be due; a pod's run not 
 as one not final is); and of the runs of a batch, only which batch (a committed batch's
 marker goes once none of its runs is left). Pure: no I/O. Filled by kopf's watches, which
 list everything when they start, so a restarted operator knows it all again; an object
-deleted while a watch was down (no event) is dropped when a sweep finds it gone.
+deleted while a watch was down (no event) is dropped when a sweep finds it gone. An index
+lags the cluster (events not handled yet, or not since a restart), so the one rule that
+concludes from an absence, a committed batch with no run left, is confirmed with the API
+server before its marker goes (`housekeeping.sweep_once`).
 """
 
 from __future__ import annotations
