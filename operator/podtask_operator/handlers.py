@@ -28,7 +28,6 @@ from podtask_operator.settings import OperatorSettings
 from podtask_operator.sweep_index import SweepIndex
 
 _FINAL = frozenset(p.value for p in FINAL_PHASES)
-WORKER_LIMIT = 64
 # Where `python -m podtask_operator` puts its `OperatorSettings` in kopf's memo: read once, at
 # start, and used by the health endpoint, the Lease, housekeeping and these handlers alike.
 SETTINGS_MEMO_KEY = "operator_settings"
@@ -61,12 +60,6 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     # Only event handlers: kopf keeps no per-object progress, so it writes nothing of its own.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage()
     settings.persistence.diffbase_storage = NoDiffBase()
-    # Objects handled at once, per resource kind. Unbounded, a burst (a batch of 10,000 runs)
-    # had a handler under way for each, every one holding its body, its parsed models and a
-    # request queued behind the client's threads: the operator's memory peaked with the
-    # burst. Bounded, the rest of a burst waits as kopf received it; the slots are twice the
-    # client's threads (`kube.Kube`), more than the requests that can be under way.
-    settings.queueing.worker_limit = WORKER_LIMIT
     settings.posting.level = logging.WARNING
     # One namespace, known at start: no need to follow namespaces and CRDs cluster-wide. Left
     # on, kopf would list them, and under a namespaced Role (the chart's default) retry the 403
