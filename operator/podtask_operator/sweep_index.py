@@ -80,6 +80,13 @@ def slim_pod(pod: Mapping[str, Any]) -> dict[str, Any] | None:
     }
 
 
+def _keep(into: dict[str, dict[str, Any]], name: str, slim: dict[str, Any] | None) -> None:
+    if slim is None:
+        into.pop(name, None)
+    else:
+        into[name] = slim
+
+
 class SweepIndex:
     def __init__(self) -> None:
         self._final_runs: dict[str, dict[str, Any]] = {}
@@ -91,11 +98,7 @@ class SweepIndex:
     def observe_run(self, run: Mapping[str, Any], *, deleted: bool = False) -> None:
         """A TaskRun as its watch event showed it."""
         name = run["metadata"]["name"]
-        slim = None if deleted else slim_run(run)
-        if slim is None:
-            self._final_runs.pop(name, None)
-        else:
-            self._final_runs[name] = slim
+        _keep(self._final_runs, name, None if deleted else slim_run(run))
         owner = None if deleted else batch_owner(run)
         if owner is None:
             self._leave_batch(name)
@@ -114,12 +117,7 @@ class SweepIndex:
 
     def observe_pod(self, pod: Mapping[str, Any], *, deleted: bool = False) -> None:
         """An attempt pod as its watch event showed it."""
-        name = pod["metadata"]["name"]
-        slim = None if deleted else slim_pod(pod)
-        if slim is None:
-            self._pods.pop(name, None)
-        else:
-            self._pods[name] = slim
+        _keep(self._pods, pod["metadata"]["name"], None if deleted else slim_pod(pod))
 
     def forget_run(self, name: str) -> None:
         """A sweep found the run gone (or deleted it)."""

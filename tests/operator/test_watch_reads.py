@@ -32,20 +32,23 @@ def _event(objects: dict[str, dict[str, Any]], name: str) -> dict[str, Any]:
     return copy.deepcopy(objects[name])
 
 
+async def _started(cluster: MemoryCluster, reconciler: RunReconciler) -> None:
+    """Run `a` triggered and started, and its pod's and its status's events handled."""
+    cluster.add_run("a", _spec(), T0)
+    await reconciler.run_changed("a", _event(cluster.runs, "a"))
+    await reconciler.pod_changed(_event(cluster.pods, "a-1"))  # the pod's ADDED event
+    await reconciler.run_changed("a", _event(cluster.runs, "a"))  # its Executing status
+
+
 @pytest.mark.anyio
 async def test_a_run_goes_through_its_events_with_two_reads_of_it(
     cluster: MemoryCluster, reconciler: RunReconciler
 ) -> None:
-    cluster.add_run("a", _spec(), T0)
-    await reconciler.run_changed("a", _event(cluster.runs, "a"))
-    # Admitted at once: its attempt starts from a fresh read of the run, never from an event.
+    await _started(cluster, reconciler)
+    # Admitted at once, its attempt started from a fresh read of the run, never from an event.
     assert cluster.created_pods == ["a-1"]
-    assert cluster.reads == ["run/a"]
-
-    await reconciler.pod_changed(_event(cluster.pods, "a-1"))  # the pod's ADDED event
-    await reconciler.run_changed("a", _event(cluster.runs, "a"))  # its Executing status
     assert cluster.status("a")["phase"] == "Executing"
-    assert cluster.reads == ["run/a"]  # both decided from what the events showed
+    assert cluster.reads == ["run/a"]  # the pod's and the status's events decided as shown
 
     cluster.report("a", {"attempt": 1, "ok": True, "output": {"n": 1}})
     cluster.pod_ends("a-1", exit_code=0)
@@ -60,9 +63,7 @@ async def test_a_run_goes_through_its_events_with_two_reads_of_it(
 async def test_a_wake_up_reads_the_pod_not_the_watchs_copy(
     cluster: MemoryCluster, reconciler: RunReconciler
 ) -> None:
-    cluster.add_run("a", _spec(), T0)
-    await reconciler.run_changed("a", _event(cluster.runs, "a"))
-    await reconciler.pod_changed(_event(cluster.pods, "a-1"))
+    await _started(cluster, reconciler)
     # The pod goes without an event reaching the operator (a watch that was down meanwhile).
     del cluster.pods["a-1"]
     await reconciler.run_changed("a", _event(cluster.runs, "a"))
