@@ -22,7 +22,7 @@ from typing import Any, NoReturn
 import kopf
 
 # Importing the handlers registers them with kopf.
-from podtask_operator.handlers import SETTINGS_MEMO_KEY
+from podtask_operator.handlers import SETTINGS_MEMO_KEY, SWEEP_INDEX_MEMO_KEY
 
 # Importing health also registers its Lease event handler, which feeds the heartbeat.
 from podtask_operator.health import (
@@ -41,6 +41,7 @@ from podtask_operator.leadership import (
 )
 from podtask_operator.metrics import LEADER
 from podtask_operator.settings import OperatorSettings
+from podtask_operator.sweep_index import SweepIndex
 
 log = logging.getLogger("podtask_operator")
 
@@ -125,9 +126,12 @@ async def serve(settings: OperatorSettings, health_address: HealthAddress | None
             log.info("leading (leader election is off)")
         health.start_leading()
         LEADER.set(1)
+        # Filled by the handlers from kopf's watches, read by housekeeping's sweeps.
+        sweep_index = SweepIndex()
         housekeeping = asyncio.create_task(
             run_housekeeping(
                 HousekeepingClient(api_client, settings.namespace),
+                sweep_index,
                 interval_seconds=settings.housekeeping_interval_seconds,
                 pod_retention=timedelta(seconds=settings.pod_retention_seconds),
                 run_retention=timedelta(seconds=settings.run_retention_seconds),
@@ -141,7 +145,9 @@ async def serve(settings: OperatorSettings, health_address: HealthAddress | None
             clusterwide=False,
             namespaces=[settings.namespace],
             stop_flag=stop,
-            memo=kopf.Memo({_STOP_FLAG: stop, SETTINGS_MEMO_KEY: settings}),
+            memo=kopf.Memo(
+                {_STOP_FLAG: stop, SETTINGS_MEMO_KEY: settings, SWEEP_INDEX_MEMO_KEY: sweep_index}
+            ),
         )
         return 0
     finally:

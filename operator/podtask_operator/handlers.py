@@ -25,17 +25,41 @@ from podtask_operator.kube import load_api_client
 from podtask_operator.reconcile import RunReconciler
 from podtask_operator.schedule_ticker import ScheduleTicker
 from podtask_operator.settings import OperatorSettings
+from podtask_operator.sweep_index import SweepIndex
 
 _FINAL = frozenset(p.value for p in FINAL_PHASES)
 # Where `python -m podtask_operator` puts its `OperatorSettings` in kopf's memo: read once, at
 # start, and used by the health endpoint, the Lease, housekeeping and these handlers alike.
 SETTINGS_MEMO_KEY = "operator_settings"
+# Where it puts the `SweepIndex` its housekeeping sweeps from: the handlers feed it.
+SWEEP_INDEX_MEMO_KEY = "sweep_index"
+
+
+def _sweep_index(memo: kopf.Memo) -> SweepIndex:
+    index: SweepIndex = memo[SWEEP_INDEX_MEMO_KEY]
+    return index
+
+
+class NoDiffBase(kopf.DiffBaseStorage):
+    """No last-handled state: the handlers here are event handlers only, which no diff
+    concerns. kopf would otherwise deep-copy each object's body on every watch event to diff
+    it (a TaskRun's payload, a pod's spec) and throw the copy away."""
+
+    def build(self, *, body: kopf.Body, extra_fields: Any = None) -> Any:
+        return None
+
+    def fetch(self, *, body: kopf.Body) -> Any:
+        return None
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: Any) -> None:
+        return None
 
 
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     # Only event handlers: kopf keeps no per-object progress, so it writes nothing of its own.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage()
+    settings.persistence.diffbase_storage = NoDiffBase()
     settings.posting.level = logging.WARNING
     # One namespace, known at start: no need to follow namespaces and CRDs cluster-wide. Left
     # on, kopf would list them, and under a namespaced Role (the chart's default) retry the 403
@@ -68,18 +92,23 @@ async def close(memo: kopf.Memo, **_: Any) -> None:
 
 @kopf.on.event(GROUP, VERSION, TASK_RUNS)
 async def taskrun_changed(
-    type: str, name: str, status: kopf.Status, memo: kopf.Memo, **_: Any
+    type: str, name: str, body: kopf.Body, status: kopf.Status, memo: kopf.Memo, **_: Any
 ) -> None:
     WATCH_HEARTBEAT.beat()
-    if type != "DELETED" and status.get("phase") in _FINAL:
-        return
-    await memo.reconciler.run_changed(name, deleted=type == "DELETED")
+    run = dict(body)
+    _sweep_index(memo).observe_run(run, deleted=type == "DELETED")
+    if type == "DELETED":
+        await memo.reconciler.run_changed(name, deleted=True)
+    elif status.get("phase") not in _FINAL:
+        await memo.reconciler.run_changed(name, run)
 
 
 @kopf.on.event("", "v1", "pods", labels={LABEL_RUN: kopf.PRESENT})
 async def pod_changed(type: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     WATCH_HEARTBEAT.beat()
-    await memo.reconciler.pod_changed(dict(body), deleted=type == "DELETED")
+    pod = dict(body)
+    _sweep_index(memo).observe_pod(pod, deleted=type == "DELETED")
+    await memo.reconciler.pod_changed(pod, deleted=type == "DELETED")
 
 
 @kopf.on.event(GROUP, VERSION, TASK_QUEUES)

@@ -1,14 +1,14 @@
 """Housekeeping: finished attempt pods and finished TaskRuns are deleted once their retention
 has passed.
 
-This module owns what "due for deletion" means (pure functions over the objects as listed) and
-the periodic sweep that acts on it; only the leader sweeps. A finished pod stays for the pod
-retention, counted from when its container finished, so that `kubectl logs` works until
-then (the API serves the copy the runner sent after that, for the run retention); a pod
-whose run is not final is never deleted, because the operator still needs it to
-classify the attempt. A finished TaskRun stays for the run retention, counted from its
-`status.finishedAt`; its pods go with it through their ownerReference. Nothing here adds a
-finalizer, so nothing can get stuck.
+This module owns what "due for deletion" means (pure functions over the objects as the
+watches showed them: `sweep_index`) and the periodic sweep that acts on it; only the leader
+sweeps. A finished pod stays for the pod retention, counted from when its container finished,
+so that `kubectl logs` works until then (the API serves the copy the runner sent after that,
+for the run retention); a pod whose run is not final is never deleted, because the operator
+still needs it to classify the attempt. A finished TaskRun stays for the run retention,
+counted from its `status.finishedAt`; its pods go with it through their ownerReference.
+Nothing here adds a finalizer, so nothing can get stuck.
 
 Batch markers (`podtask._contract.batch_markers`): a batch still open after the abandon timeout was
 given up by whoever created it (the API died, its client stopped retrying); its marker is
@@ -24,7 +24,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import kubernetes
 
@@ -38,6 +38,9 @@ from podtask._contract.batch_markers import (
 from podtask._contract.resources import FINAL_PHASES, parse_timestamp
 from podtask._contract.wire import GROUP, LABEL_RUN, TASK_RUNS, VERSION
 from podtask_operator.kube import Conflict, Kube, NotFound
+
+if TYPE_CHECKING:
+    from podtask_operator.sweep_index import SweepIndex
 
 log = logging.getLogger(__name__)
 
@@ -135,18 +138,24 @@ def marker_due_for_deletion(
     return marker.state is BatchState.OPEN or runs_left == 0
 
 
-def plan_marker_sweep(
-    markers: Iterable[Mapping[str, Any]],
-    runs: Iterable[Mapping[str, Any]],
-    now: datetime,
-    abandon_after: timedelta,
-) -> list[Doomed]:
-    """The batch markers one sweep deletes (see `marker_due_for_deletion`)."""
+def runs_per_batch(runs: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    """How many of `runs` each batch (by its marker's uid) has."""
     runs_of: dict[str, int] = {}
     for run in runs:
         owner = batch_owner(run)
         if owner is not None:
             runs_of[owner.uid] = runs_of.get(owner.uid, 0) + 1
+    return runs_of
+
+
+def plan_marker_sweep(
+    markers: Iterable[Mapping[str, Any]],
+    runs_of: Mapping[str, int],
+    now: datetime,
+    abandon_after: timedelta,
+) -> list[Doomed]:
+    """The batch markers one sweep deletes (see `marker_due_for_deletion`); `runs_of`: how
+    many runs each batch has left, by its marker's uid (`runs_per_batch`)."""
     doomed = []
     for body in markers:
         marker = read_marker(body)
@@ -231,20 +240,25 @@ class HousekeepingClient:
             return False
         return True
 
-    async def list_runs(self) -> list[dict[str, Any]]:
-        return await self._list(
-            self._custom.list_namespaced_custom_object, GROUP, VERSION, self.namespace, TASK_RUNS
-        )
-
-    async def list_pods(self) -> list[dict[str, Any]]:
-        return await self._list(
-            self._core.list_namespaced_pod, self.namespace, label_selector=LABEL_RUN
-        )
-
     async def list_markers(self) -> list[dict[str, Any]]:
         return await self._list(
             self._core.list_namespaced_config_map, self.namespace, label_selector=LABEL_BATCH
         )
+
+    async def batch_has_runs(self, batch_id: str) -> bool:
+        """Whether any TaskRun of the batch exists (one is enough: a list of at most one)."""
+        page = await self._kube.call(
+            lambda: self._custom.list_namespaced_custom_object(
+                GROUP,
+                VERSION,
+                self.namespace,
+                TASK_RUNS,
+                label_selector=f"{LABEL_BATCH}={batch_id}",
+                limit=1,
+                _preload_content=False,
+            )
+        )
+        return bool(page.get("items"))
 
     async def delete_marker(self, marker: Doomed) -> bool:
         return await self._delete(
@@ -285,22 +299,44 @@ class SweepResult:
 
 async def sweep_once(
     client: HousekeepingClient,
+    index: SweepIndex,
     *,
     now: datetime,
     pod_retention: timedelta,
     run_retention: timedelta,
     batch_abandon_after: timedelta = timedelta(minutes=10),
 ) -> SweepResult:
-    """List the runs, the attempt pods and the batch markers, and delete what is due (see
-    `plan_sweep` and `plan_marker_sweep`)."""
-    runs = await client.list_runs()
-    pods = await client.list_pods()
+    """From the runs and attempt pods the watches showed (`index`) and the batch markers
+    listed, delete what is due (see `plan_sweep` and `plan_marker_sweep`)."""
     markers = await client.list_markers()
-    plan = plan_sweep(runs, pods, now, pod_retention=pod_retention, run_retention=run_retention)
-    deleted_runs = [run.name for run in plan.runs if await client.delete_run(run)]
-    deleted_pods = [pod.name for pod in plan.pods if await client.delete_pod(pod)]
-    doomed_markers = plan_marker_sweep(markers, runs, now, batch_abandon_after)
-    deleted_markers = [m.name for m in doomed_markers if await client.delete_marker(m)]
+    plan = plan_sweep(
+        index.runs(), index.pods(), now, pod_retention=pod_retention, run_retention=run_retention
+    )
+    deleted_runs = []
+    for run in plan.runs:
+        if await client.delete_run(run):
+            deleted_runs.append(run.name)
+        index.forget_run(run.name)  # deleted, gone or replaced: its own event says which
+    deleted_pods = []
+    for pod in plan.pods:
+        if await client.delete_pod(pod):
+            deleted_pods.append(pod.name)
+        index.forget_pod(pod.name)
+    doomed_markers = plan_marker_sweep(markers, index.runs_per_batch(), now, batch_abandon_after)
+    committed = {
+        marker.uid: marker.batch_id
+        for marker in map(read_marker, markers)
+        if marker is not None and marker.state is BatchState.COMMITTED
+    }
+    deleted_markers = []
+    for doomed in doomed_markers:
+        # "None of its runs is left" is the one rule an index that lags can get wrong (its
+        # runs' events not handled yet, or not since a restart): asked of the API server.
+        spent = doomed.uid not in committed or not await client.batch_has_runs(
+            committed[doomed.uid]
+        )
+        if spent and await client.delete_marker(doomed):
+            deleted_markers.append(doomed.name)
     if deleted_runs or deleted_pods or deleted_markers:
         log.info(
             "housekeeping deleted %d finished run(s), %d finished pod(s) and %d batch marker(s)",
@@ -313,6 +349,7 @@ async def sweep_once(
 
 async def run_housekeeping(
     client: HousekeepingClient,
+    index: SweepIndex,
     *,
     interval_seconds: float,
     pod_retention: timedelta,
@@ -326,6 +363,7 @@ async def run_housekeeping(
         try:
             await sweep_once(
                 client,
+                index,
                 now=utcnow(),
                 pod_retention=pod_retention,
                 run_retention=run_retention,

@@ -7,13 +7,16 @@ the admission passes itself, and acts through `attempt_start`, `run_writes` and
 `queue_status`. Only its own timers call back into it, to reconcile a run or admit from a
 bucket again later.
 
-Runs are reconciled one at a time per run (a lock per name), always from a fresh read, so
-the pod handler, the TaskRun handler, timers and admission never race each other into a
-second attempt.
+Runs are reconciled one at a time per run (a lock per name), so the pod handler, the TaskRun
+handler, timers and admission never race each other into a second attempt. A watch event is
+itself a read: a run's event is decided on the body it carries, a pod's event stands for a
+read of that pod, and a running pod is judged as the pod watch last showed it (`live_pods`).
+An attempt starts only from a fresh read of its run; a timer (no event) reads run and pod.
 
 An attempt is judged from a read of the run made after the read of its pod: the runner
 reports before it exits, so a pod seen ended comes with its report. A decision is written
-only onto the version of the run it was taken from (`run_writes`).
+only onto the version of the run it was taken from (`run_writes`): one taken on an event
+older than the run is refused, and taken again from a fresh read.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ from podtask_operator.lifecycle import (
     waiting,
     with_condition,
 )
+from podtask_operator.live_pods import LivePods, attempt_of
 from podtask_operator.pending_pods import Notice, PendingTimeouts, pending_verdict
 from podtask_operator.pods import pod_name
 from podtask_operator.queue_status import QueueStatusWriter
@@ -116,11 +120,7 @@ class RunReconciler:
         self._timeouts = PendingTimeouts.of(
             settings.pending_timeout_seconds, settings.image_pull_timeout_seconds
         )
-        # Pods not finished whose last event had something to say (a stall, a deletion):
-        # their next event is reconciled too, if only to clear what was said.
-        self._noticed_pods: set[str] = set()
-        # The pods created or seen not finished (`_seen_ending`).
-        self._live_pods: dict[str, bool] = {}
+        self._live_pods = LivePods()
         self._pod_starts = metrics.PodStarts()
         self.scheduler = Scheduler(settings.default_concurrency_limit)
         metrics.QUEUE_GAUGES.follow(self.scheduler)
@@ -136,7 +136,7 @@ class RunReconciler:
         """Rebuild the queues from the cluster before admitting anything (start-up)."""
         for pod in await self._cluster.list_pods(LABEL_RUN):
             self.scheduler.observe_pod(pod)
-            self._seen_ending(pod, deleted=False)
+            self._live_pods.observe(pod)
             self._pod_starts.known(pod)
         queues = await self._cluster.list_queues()
         for queue in queues:
@@ -153,17 +153,21 @@ class RunReconciler:
         )
         log.info("rebuilt the queues from %d runs", len(runs))
 
-    async def run_changed(self, name: str, *, deleted: bool = False) -> None:
+    async def run_changed(
+        self, name: str, seen: dict[str, Any] | None = None, *, deleted: bool = False
+    ) -> None:
+        """`seen`: the run as its watch event showed it, decided on without reading it again
+        (a decision is written only onto that version: a newer one refuses it)."""
         if deleted:
             key = self.scheduler.withdraw(name)
             self.forget(name)
             self.batches.forget(name)
             self._publish_counts()
         else:
-            key = await self.reconcile(name)
+            key = await self.reconcile(name, listed=seen)
         if key is not None:
             await self.admit(key)
-            await self.mark_waiting(name)
+            await self.mark_waiting(name, seen)
 
     async def batch_changed(self, marker: dict[str, Any], *, deleted: bool = False) -> None:
         """A batch's marker changed: once committed, its held runs go on."""
@@ -173,40 +177,25 @@ class RunReconciler:
     async def pod_changed(self, pod: dict[str, Any], *, deleted: bool = False) -> None:
         self._pod_starts.changed(pod, deleted=deleted)
         freed = self.scheduler.observe_pod(pod, deleted=deleted)
-        ended = self._seen_ending(pod, deleted=deleted)
+        ended = deleted or pod_is_finished(pod)
+        # Before `observe`, which forgets a pod once it ended.
+        ended_here = self._live_pods.ends(pod, deleted=deleted)
+        verdict = None if ended else pending_verdict(pod, self._clock(), self._timeouts)
+        worth_a_look = self._live_pods.observe(pod, verdict, deleted=deleted)
         self._publish_counts()
         run = (pod["metadata"].get("labels") or {}).get(LABEL_RUN)
         if freed is not None:
             # The next run first: its start does not depend on how this attempt is judged
             # (a run completed by its report has nothing left to write), and the slot is free.
             await self.admit(freed)
-        if run is not None and (freed is not None or self._worth_a_look(pod, deleted)):
-            await self.reconcile(run, pod_ended=ended)
-
-    def _seen_ending(self, pod: dict[str, Any], *, deleted: bool) -> bool:
-        """Whether `pod` ends now, seen running before (once per pod, and never for a pod that
-        ended while no operator watched)."""
-        name = pod["metadata"]["name"]
-        if deleted or pod_is_finished(pod):
-            return self._live_pods.pop(name, False)
-        self._live_pods[name] = True
-        return False
-
-    def _worth_a_look(self, pod: dict[str, Any], deleted: bool) -> bool:
-        """Whether a change of a pod that has not finished may change its attempt: it cannot
-        start, it is being deleted, its node is not ready, or it was one of those."""
-        name = pod["metadata"]["name"]
-        if deleted or pod_is_finished(pod):
-            self._noticed_pods.discard(name)
-            return False
-        verdict = pending_verdict(pod, self._clock(), self._timeouts)
-        if verdict.notice or verdict.end or pod["metadata"].get("deletionTimestamp"):
-            self._noticed_pods.add(name)
-            return True
-        if name in self._noticed_pods:
-            self._noticed_pods.discard(name)
-            return True
-        return False
+        if run is not None and (freed is not None or worth_a_look):
+            # This event is the read of the pod; the run is read after it (`_reconcile`).
+            attempt = attempt_of(pod)
+            await self.reconcile(
+                run,
+                pod_seen=None if attempt is None else (attempt, None if deleted else pod),
+                pod_ended=ended_here,
+            )
 
     async def queue_changed(self, name: str, queue: dict[str, Any] | None) -> None:
         keys = self.scheduler.set_controls(name, None if queue is None else queue_controls(queue))
@@ -226,26 +215,37 @@ class RunReconciler:
     # --- reconcile ---------------------------------------------------------------------
 
     async def reconcile(
-        self, name: str, listed: dict[str, Any] | None = None, *, pod_ended: bool = False
+        self,
+        name: str,
+        listed: dict[str, Any] | None = None,
+        pod_seen: tuple[int, dict[str, Any] | None] | None = None,
+        *,
+        pod_ended: bool = False,
     ) -> BucketKey | None:
         """Bring one run a step forward; the bucket to admit from, if it now waits in one.
 
-        `listed` is the run as a list just returned it, to spare a read at start-up.
-        `pod_ended`: its attempt's pod has just ended (once per pod: it freed its slot).
+        `listed` is the run as a list or a watch event just showed it, to spare a read: its
+        attempt's pod may then be judged as the pod watch last showed it, while it runs.
+        `pod_seen` is an attempt's pod as its watch event just showed it (None: deleted): the
+        run is read after it. `pod_ended`: that pod has just ended (once per pod: it freed its
+        slot). All count for the first decision only; one refused because the run changed is
+        taken again from fresh reads.
         """
         lock = self._locks.setdefault(name, asyncio.Lock())
         try:
             async with lock:
                 for _ in range(DECISION_TRIES):
                     try:
+                        seen = listed is not None
                         run = listed if listed is not None else await self._cluster.get_run(name)
-                        listed = None
+                        first_pod, listed, pod_seen = pod_seen, None, None
+                        first_ended, pod_ended = pod_ended, False
                         if run is None:
                             self.forget(name)
                             return self.scheduler.withdraw(name)
-                        if pod_ended:
+                        if first_ended:
                             await self._writer.settle_completion(run)
-                        return await self._reconcile(run)
+                        return await self._reconcile(run, first_pod, live_pods=seen)
                     except RunChanged:
                         log.info("run %s changed while it was decided; deciding again", name)
                     except Exception:
@@ -261,9 +261,14 @@ class RunReconciler:
             self._publish_counts()
 
     async def _reconcile(
-        self, run: dict[str, Any], pod_seen: tuple[int, dict[str, Any] | None] | None = None
+        self,
+        run: dict[str, Any],
+        pod_seen: tuple[int, dict[str, Any] | None] | None = None,
+        *,
+        live_pods: bool = False,
     ) -> BucketKey | None:
-        """`pod_seen`: the attempt number and its pod, as read just before `run` was."""
+        """`pod_seen`: the attempt number and its pod, as read just before `run` was.
+        `live_pods`: a pod the pod watch shows running may stand for a read of it."""
         name = run["metadata"]["name"]
         try:
             spec = TaskRunSpec.model_validate(run.get("spec") or {})
@@ -280,10 +285,18 @@ class RunReconciler:
                 self.forget(name)
                 return self.scheduler.withdraw(name)
             case Next.WATCH_ATTEMPT:
+                if pod_seen is None and live_pods:
+                    # A running pod is judged the same whichever read of the run came first;
+                    # one that ended is read again, then the run (its report) after it.
+                    pod_seen = self._live_pods.running(pod_name(name, status.attempt), status)
                 if pod_seen is None or pod_seen[0] != status.attempt:
                     # The pod first, then the run: the run read second holds any report the
                     # runner made before the pod was seen ending.
                     pod = await self._cluster.get_pod(pod_name(name, status.attempt))
+                    if pod is None:
+                        self._live_pods.forget(pod_name(name, status.attempt))
+                    else:
+                        self._live_pods.observe(pod)
                     fresh = await self._cluster.get_run(name)
                     if fresh is None:
                         self.forget(name)
@@ -326,14 +339,17 @@ class RunReconciler:
                     self._wake_at(name, action.until)  # when its ttl runs out
                 return self.scheduler.enqueue(name, spec, line_stamp(spec, _created(run, now)))
 
-    async def mark_waiting(self, name: str) -> None:
-        """Say in the run's status why it waits, if admission left it waiting."""
+    async def mark_waiting(self, name: str, seen: dict[str, Any] | None = None) -> None:
+        """Say in the run's status why it waits, if admission left it waiting. `seen`: the run
+        as its watch event showed it (else it is read)."""
         if not self.scheduler.is_waiting(name):
             return
         async with self._locks.setdefault(name, asyncio.Lock()):
             why = self.scheduler.why_waiting(name)
-            run = await self._cluster.get_run(name) if why is not None else None
-            if run is None or why is None:
+            if why is None:
+                return
+            run = seen if seen is not None else await self._cluster.get_run(name)
+            if run is None:
                 return
             status = TaskRunStatus.model_validate(run.get("status") or {})
             if phase_of(status) is RunPhase.WAITING:
@@ -372,7 +388,7 @@ class RunReconciler:
                     break
                 self.scheduler.admitted(key, pod)
                 if pod is not None:
-                    self._live_pods[pod] = True  # created: its watch event may come later
+                    self._live_pods.expect(pod)  # created: its watch event may come later
                     metrics.admitted(key[0])
         self._publish_counts()
 

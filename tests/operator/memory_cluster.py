@@ -34,6 +34,8 @@ class MemoryCluster:
         self.pod_quota: int | None = None
         self.created_pods: list[str] = []
         self.status_writes = 0  # patches of runs' status (the operator's and the API's)
+        # The reads the reconciler made, in order: "run/<name>", "pod/<name>".
+        self.reads: list[str] = []
         self._versions = itertools.count(1)
 
     # --- what a test does ------------------------------------------------------------------
@@ -98,6 +100,7 @@ class MemoryCluster:
     # --- ClusterApi --------------------------------------------------------------------------
 
     async def get_run(self, name: str) -> dict[str, Any] | None:
+        self.reads.append(f"run/{name}")
         return copy.deepcopy(self.runs.get(name))
 
     async def get_config_map(self, name: str) -> dict[str, Any] | None:
@@ -118,6 +121,7 @@ class MemoryCluster:
         self._bump(run)
 
     async def get_pod(self, name: str) -> dict[str, Any] | None:
+        self.reads.append(f"pod/{name}")
         return copy.deepcopy(self.pods.get(name))
 
     async def create_pod(self, body: dict[str, Any]) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from podtask_operator.housekeeping import (
     pod_finished_at,
     run_due_for_deletion,
     run_finished_at,
+    runs_per_batch,
 )
 
 NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
@@ -196,7 +197,7 @@ def test_abandoned_batches_and_spent_markers_are_deleted_young_ones_never() -> N
     just_committed = _marker("committed", young, "c3")
     markers = [abandoned, being_made, live, spent, just_committed]
     runs = [_batch_run(abandoned), _batch_run(being_made), _batch_run(live)]
-    doomed = plan_marker_sweep(markers, runs, NOW, abandon)
+    doomed = plan_marker_sweep(markers, runs_per_batch(runs), NOW, abandon)
     # Pinned to the version seen open: a batch committed since survives its deletion.
     assert doomed == [
         Doomed("podtask-batch-a1", "a1", "v-a1"),

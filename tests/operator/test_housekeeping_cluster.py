@@ -1,5 +1,6 @@
 """Housekeeping against the embedded cluster: real attempt pods run by its kubelet, real
-TaskRuns; a sweep deletes exactly what is due, and a deleted run takes its pods along."""
+TaskRuns; a sweep deletes exactly what is due, and a deleted run takes its pods along. The
+sweeps' index is filled from a listing here, as kopf's watches fill it when they start."""
 
 from __future__ import annotations
 
@@ -23,8 +24,9 @@ from podtask._contract.batch_markers import (
     read_marker,
 )
 from podtask._contract.resources import TaskRunSpec
-from podtask._contract.wire import API_VERSION, LABEL_ATTEMPT, LABEL_RUN
+from podtask._contract.wire import API_VERSION, GROUP, LABEL_ATTEMPT, LABEL_RUN, TASK_RUNS, VERSION
 from podtask_operator.housekeeping import HousekeepingClient, run_housekeeping, sweep_once
+from podtask_operator.sweep_index import SweepIndex
 from tests.embedded_kube import EmbeddedKube, KubeNamespace
 
 SPEC = TaskRunSpec.model_validate(
@@ -47,6 +49,18 @@ def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
             return result
         time.sleep(0.05)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def watched(kube: EmbeddedKube, namespace: str) -> SweepIndex:
+    """The sweep index of what the namespace holds now: its runs and attempt pods."""
+    index = SweepIndex()
+    custom, core = client.CustomObjectsApi(kube.api), client.CoreV1Api(kube.api)
+    for run in custom.list_namespaced_custom_object(GROUP, VERSION, namespace, TASK_RUNS)["items"]:
+        index.observe_run(run)
+    pods = core.list_namespaced_pod(namespace, label_selector=LABEL_RUN)
+    for pod in core.api_client.sanitize_for_serialization(pods)["items"]:
+        index.observe_pod(pod)
+    return index
 
 
 class Runs:
@@ -138,6 +152,7 @@ def test_sweeps_delete_what_is_due_and_nothing_else(embedded_kube: EmbeddedKube)
     async def sweep(pod_retention: float, run_retention: float) -> tuple[list[str], list[str]]:
         result = await sweep_once(
             housekeeping,
+            watched(embedded_kube, namespace.name),
             now=datetime.now(UTC),
             pod_retention=timedelta(seconds=pod_retention),
             run_retention=timedelta(seconds=run_retention),
@@ -160,6 +175,7 @@ def test_sweeps_delete_what_is_due_and_nothing_else(embedded_kube: EmbeddedKube)
         task = asyncio.create_task(
             run_housekeeping(
                 housekeeping,
+                watched(embedded_kube, namespace.name),
                 interval_seconds=0.1,
                 pod_retention=timedelta(0),
                 run_retention=timedelta(0),
@@ -210,16 +226,30 @@ def test_an_abandoned_batch_goes_with_its_runs_and_a_committed_one_stays(
     abandoned = batch("0abandoned", "open")
     committed = batch("0committed", "committed")
     housekeeping = HousekeepingClient(embedded_kube.api, namespace.name)
-    result = asyncio.run(
+    # Before the watches showed any run (an operator just started, or behind a burst): the
+    # committed batch's runs are there all the same, and its marker stays.
+    unseen = asyncio.run(
         sweep_once(
             housekeeping,
+            SweepIndex(),
             now=datetime.now(UTC),
             pod_retention=timedelta(hours=1),
             run_retention=timedelta(days=7),
             batch_abandon_after=timedelta(minutes=10),
         )
     )
-    assert result.deleted_markers == [marker_name("0abandoned")]
+    assert unseen.deleted_markers == [marker_name("0abandoned")]
+    result = asyncio.run(
+        sweep_once(
+            housekeeping,
+            watched(embedded_kube, namespace.name),
+            now=datetime.now(UTC),
+            pod_retention=timedelta(hours=1),
+            run_retention=timedelta(days=7),
+            batch_abandon_after=timedelta(minutes=10),
+        )
+    )
+    assert result.deleted_markers == []
     wait_for(
         lambda: namespace.run_names() == sorted(committed), 15, "the abandoned runs to be collected"
     )
