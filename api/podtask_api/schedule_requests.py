@@ -23,6 +23,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
 
+# `podtask._contract.schedules` imports croniter only where a cron expression is read (task
+# pods read none); the API reads them, so it imports croniter at start: its import runs a
+# process (`file -b python`, through platform.architecture), not to be run inside the event
+# loop at the first schedule.
+import croniter  # noqa: F401
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 

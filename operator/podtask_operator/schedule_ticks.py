@@ -29,6 +29,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+# `podtask._contract.schedules` imports croniter only where a cron expression is read (task
+# pods read none); the operator reads them, so it imports croniter at start: its import runs a
+# process (`file -b python`, through platform.architecture), not to be run inside the event
+# loop at the first schedule.
+import croniter  # noqa: F401
 from pydantic import ValidationError
 
 from podtask._contract.bounded_text import head
