@@ -13,6 +13,7 @@ from typing import Any
 from podtask._contract.resources import RunPhase, TaskRunSpec, TaskRunStatus, parse_timestamp
 from podtask._control.attempt_tokens import sign_attempt_token
 from podtask_operator import metrics
+from podtask_operator.admission_order import Turn
 from podtask_operator.cluster import ClusterApi
 from podtask_operator.kube import Refused, Transient
 from podtask_operator.lifecycle import attempt_deadline, start_attempt, waiting
@@ -59,11 +60,12 @@ class AttemptStarter:
         return int(pending) + spec.max_duration_seconds + 600
 
     async def start(
-        self, run: dict[str, Any], spec: TaskRunSpec, status: TaskRunStatus
+        self, run: dict[str, Any], spec: TaskRunSpec, status: TaskRunStatus, turn: Turn
     ) -> StartedAttempt | None:
-        """Create the next attempt's Secret and pod and record the attempt; None when the
-        cluster refused them for good (the run has failed). Raises `AdmissionDeferred` when it
-        refused them for now (the run says why it waits)."""
+        """Create the next attempt's Secret and pod, the pod in its `turn` (after the pods of
+        the runs admitted before it), and record the attempt; None when the cluster refused
+        them for good (the run has failed). Raises `AdmissionDeferred` when it refused them
+        for now (the run says why it waits)."""
         name = run["metadata"]["name"]
         started = start_attempt(name, spec, status, self._clock())
         token = sign_attempt_token(
@@ -81,7 +83,11 @@ class AttemptStarter:
         try:
             await self._cluster.create_secret(secret)
             what = "pod"
-            await self._cluster.create_pod(pod)
+            await turn.wait()
+            try:
+                await self._cluster.create_pod(pod)
+            finally:
+                turn.end()
         except Transient as exc:
             # An exceeded ResourceQuota frees up as other pods end; throttling passes: the run
             # keeps its place in line and says why it waits.

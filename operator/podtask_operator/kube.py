@@ -1,8 +1,8 @@
 """`Kube`: the operator's one way to call the Kubernetes API, and the typed errors it raises.
 
-The official client is synchronous, so every call runs on a thread pool of the `Kube` and
-the event loop never blocks. A failed call raises one of four errors, decided once here
-(`api_error`) so that no caller reads HTTP status codes:
+The official client is synchronous, so every call runs on a thread pool of the `Kube`, its
+answer read and parsed there too, and the event loop never blocks. A failed call raises one
+of four errors, decided once here (`api_error`) so that no caller reads HTTP status codes:
 
 - `NotFound` (404): the object is not there.
 - `Conflict` (409): it exists already (AlreadyExists), or it changed since the version a
@@ -135,6 +135,11 @@ def load_api_client() -> kubernetes.client.ApiClient:
     return count_kube_requests(kubernetes.client.ApiClient(configuration))
 
 
+def _answer_of(fn: Callable[[], Any]) -> dict[str, Any]:
+    """Send the request and read its JSON answer (on a pool thread: reading waits)."""
+    return json.loads(fn().data or b"{}")  # type: ignore[no-any-return]
+
+
 class Kube:
     """Calls through one `ApiClient` on a thread pool of its own; the typed errors above.
 
@@ -165,8 +170,7 @@ class Kube:
         delay = _FIRST_DELAY
         for attempt in range(1, self._retries + 1):
             try:
-                response = await loop.run_in_executor(self._pool, fn)
-                return json.loads(response.data or b"{}")  # type: ignore[no-any-return]
+                return await loop.run_in_executor(self._pool, _answer_of, fn)
             except Exception as exc:
                 error = api_error(exc)
                 if error is None:

@@ -83,17 +83,20 @@ class WaitingLine:
 
 @dataclass
 class Bucket:
-    """One queue (and concurrency key): who waits, which of its pods are active, and which
-    of those belong to runs that wait (`released`: they hold no slot)."""
+    """One queue (and concurrency key): who waits, which runs are being started (`starting`:
+    admitted, their pod not created yet), which of its pods are active, and which of those
+    belong to runs that wait (`released`: they hold no slot)."""
 
     key: BucketKey
     queue: str
     waiting: WaitingLine = field(default_factory=WaitingLine)
+    starting: set[str] = field(default_factory=set)
     active: set[str] = field(default_factory=set)
     released: set[str] = field(default_factory=set)
 
     @property
     def occupied(self) -> int:
-        """The slots its active pods hold: all of them but those of waiting runs."""
+        """The slots held: by the runs being started, and by its active pods but those of
+        waiting runs."""
         # `&` walks the smaller set: few runs wait at once, many pods may be active.
-        return len(self.active) - len(self.released & self.active)
+        return len(self.starting) + len(self.active) - len(self.released & self.active)

@@ -22,9 +22,11 @@ older than the run is refused, and taken again from a fresh read.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import random as _random
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -35,6 +37,7 @@ from podtask._contract.run_endings import ATTEMPT_PHASES, STALLED, without_condi
 from podtask._contract.wire import LABEL_RUN
 from podtask_operator import metrics
 from podtask_operator.admission import QueueControls
+from podtask_operator.admission_order import Turn, TurnLine
 from podtask_operator.attempt_start import AttemptStarter
 from podtask_operator.attempts import (
     ClassifiedAttempt,
@@ -59,7 +62,7 @@ from podtask_operator.live_pods import LivePods, attempt_of
 from podtask_operator.pending_pods import Notice, PendingTimeouts, pending_verdict
 from podtask_operator.pods import pod_name
 from podtask_operator.queue_status import QueueStatusWriter
-from podtask_operator.queues import BucketKey
+from podtask_operator.queues import BucketKey, LinePlace
 from podtask_operator.run_actions import Next, next_action, phase_of
 from podtask_operator.run_writes import RunWriter
 from podtask_operator.scheduler import RETRY_ADMISSION_SECONDS, AdmissionDeferred, Scheduler
@@ -73,6 +76,9 @@ RETRY_SECONDS = 5
 # Decisions in a row refused because the run changed under them; each follows someone
 # else's write, so this bound only keeps a writer that never stops from looping us.
 DECISION_TRIES = 5
+# Starts of admitted runs under way at once, over all buckets: each is a few API calls, so
+# side by side they keep a busy queue's slots filled; more would only queue on the client.
+ADMISSIONS_IN_FLIGHT = 16
 # Phases of a run that has no attempt running and may be admitted.
 _STARTABLE = frozenset({None, RunPhase.DELAYED, RunPhase.QUEUED, RunPhase.WAITING_TO_RETRY})
 
@@ -92,6 +98,15 @@ def line_stamp(spec: TaskRunSpec, created: datetime) -> str:
     """
     when = (spec.triggered_at or created).astimezone(UTC)
     return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass
+class _AdmissionPass:
+    """One admission pass of a bucket: its number (a deferral's backoff grows once per
+    pass), and whether a start failed, which ends it."""
+
+    number: int
+    halted: bool = False
 
 
 def queue_controls(queue: dict[str, Any]) -> QueueControls:
@@ -116,6 +131,9 @@ class RunReconciler:
         self._locks: dict[str, asyncio.Lock] = {}
         self._timers: dict[str, tuple[datetime, asyncio.TimerHandle]] = {}
         self._admission_timers: dict[BucketKey, asyncio.TimerHandle] = {}
+        self._admission_passes = itertools.count(1)
+        self._admissions_in_flight = asyncio.Semaphore(ADMISSIONS_IN_FLIGHT)
+        self._turns: dict[BucketKey, TurnLine] = {}
         self._background: set[asyncio.Task[Any]] = set()
         self._timeouts = PendingTimeouts.of(
             settings.pending_timeout_seconds, settings.image_pull_timeout_seconds
@@ -373,24 +391,53 @@ class RunReconciler:
             await self.admit(key)
 
     async def admit(self, key: BucketKey) -> None:
-        """Start the best waiting runs of a bucket while it has free slots."""
-        async with self.scheduler.admission_lock(key):
-            while (place := self.scheduler.next_admission(key)) is not None:
-                try:
-                    pod = await self._start_admitted(place.name)
-                except AdmissionDeferred as exc:
-                    log.info("run %s waits: %s", place.name, exc)
-                    self._admit_later(key, self.scheduler.put_back(key, place, exc))
-                    break
-                except Exception:
-                    log.exception("could not start run %s; trying again shortly", place.name)
-                    self._admit_later(key, self.scheduler.put_back(key, place))
-                    break
-                self.scheduler.admitted(key, pod)
-                if pod is not None:
-                    self._live_pods.expect(pod)  # created: its watch event may come later
-                    metrics.admitted(key[0])
-        self._publish_counts()
+        """Start the best waiting runs of a bucket while it has free slots, side by side (at
+        most `ADMISSIONS_IN_FLIGHT` starts at once), their pods created in line order
+        (`admission_order`); return once they started or went back in line. A start that
+        fails ends the pass: the runs after it wait for the bucket's next try. A start that
+        gives its slot back (its run may no longer start, its pod ended already) makes another
+        pass."""
+        while True:
+            starts: list[asyncio.Task[bool]] = []
+            admission = _AdmissionPass(next(self._admission_passes))
+            async with self.scheduler.admission_lock(key):
+                turns = self._turns.setdefault(key, TurnLine())
+                while not admission.halted:
+                    await self._admissions_in_flight.acquire()
+                    place = None if admission.halted else self.scheduler.next_admission(key)
+                    if place is None:
+                        self._admissions_in_flight.release()
+                        break
+                    work = self._admit_one(key, place, turns.next(), admission)
+                    starts.append(asyncio.get_running_loop().create_task(work))
+            slots_back = await asyncio.gather(*starts)
+            self._publish_counts()
+            if admission.halted or not any(slots_back):
+                return
+
+    async def _admit_one(
+        self, key: BucketKey, place: LinePlace, turn: Turn, admission: _AdmissionPass
+    ) -> bool:
+        """Start one admitted run; whether it gave its slot back unused."""
+        try:
+            pod = await self._start_admitted(place.name, turn)
+        except AdmissionDeferred as exc:
+            log.info("run %s waits: %s", place.name, exc)
+            admission.halted = True
+            self._admit_later(key, self.scheduler.put_back(key, place, exc, admission.number))
+            return False
+        except Exception:
+            log.exception("could not start run %s; trying again shortly", place.name)
+            admission.halted = True
+            self._admit_later(key, self.scheduler.put_back(key, place))
+            return False
+        finally:
+            turn.end()
+            self._admissions_in_flight.release()
+        if pod is not None:
+            self._live_pods.expect(pod)  # created: its watch event may come later
+            metrics.admitted(key[0])
+        return not self.scheduler.admitted(key, place.name, pod)
 
     def _admit_later(self, key: BucketKey, delay: float = RETRY_ADMISSION_SECONDS) -> None:
         if key in self._admission_timers:
@@ -402,18 +449,19 @@ class RunReconciler:
 
         self._admission_timers[key] = asyncio.get_running_loop().call_later(delay, again)
 
-    async def _start_admitted(self, name: str) -> str | None:
+    async def _start_admitted(self, name: str, turn: Turn) -> str | None:
         """Start the next attempt of a run the scheduler admitted; its pod, or None if it
-        may no longer start (canceled, expired, gone, already running)."""
+        may no longer start (canceled, expired, gone, already running). Its pod is created
+        in its `turn`."""
         async with self._locks.setdefault(name, asyncio.Lock()):
             for _ in range(DECISION_TRIES - 1):
                 try:
-                    return await self._start_fresh(name)
+                    return await self._start_fresh(name, turn)
                 except RunChanged:
                     log.info("run %s changed while it was started; deciding again", name)
-            return await self._start_fresh(name)
+            return await self._start_fresh(name, turn)
 
-    async def _start_fresh(self, name: str) -> str | None:
+    async def _start_fresh(self, name: str, turn: Turn) -> str | None:
         """One try at starting the next attempt of `name`, from a fresh read of it."""
         run = await self._cluster.get_run(name)
         if run is None:
@@ -436,7 +484,7 @@ class RunReconciler:
             return await self._waits.resume(run, spec, status)  # its wait is over
         if not action.startable:
             return None  # its own event or timer acts on it
-        started = await self._starter.start(run, spec, status)
+        started = await self._starter.start(run, spec, status, turn)
         if started is None:
             self.forget(name)  # the cluster refused its pod for good: it failed
             return None

@@ -2,8 +2,9 @@
 
 It holds state and answers; it calls nobody. The reconciler runs the admission passes: under
 a bucket's lock (`admission_lock`, so passes for one bucket run one at a time) it takes the
-next run while the bucket has a free slot (`next_admission`), starts it, and says how that
-went (`admitted`, `put_back`). Active pods are counted from the cluster (pod watch events)
+next run while the bucket has a free slot (`next_admission`: the run holds a slot from then
+on), starts it alongside the others it took, and says how each start went (`admitted`,
+`put_back`). Active pods are counted from the cluster (pod watch events)
 plus the pods this operator created and has not seen yet, so a lagging watch cannot let a
 queue exceed its limit. A run whose attempt waits gives its slot back while its pod runs on
 (`release`), and is queued again to take one before it goes on (`enqueue(resuming=True)`,
@@ -67,7 +68,8 @@ class Scheduler:
         self._controls: dict[str, QueueControls] = {}
         self._declared: dict[str, int | None] = {}
         self._locks: dict[BucketKey, asyncio.Lock] = {}
-        self._deferred: dict[BucketKey, tuple[AdmissionDeferred, float]] = {}
+        # Why a bucket waits, its backoff, and the admission pass that set it.
+        self._deferred: dict[BucketKey, tuple[AdmissionDeferred, float, int]] = {}
         self._changed: set[str] = set()
 
     # --- state ---------------------------------------------------------------------------
@@ -196,7 +198,8 @@ class Scheduler:
         return self._locks.setdefault(key, asyncio.Lock())
 
     def next_admission(self, key: BucketKey) -> LinePlace | None:
-        """Take the best waiting run of the bucket if it has a free slot (hold its lock)."""
+        """Take the best waiting run of the bucket if it has a free slot (hold its lock); it
+        holds a slot until its start is told (`admitted`, `put_back`)."""
         bucket = self._buckets.get(key)
         if bucket is None or not bucket.waiting:
             return None
@@ -204,38 +207,54 @@ class Scheduler:
             return None
         place = bucket.waiting.pop_first()
         self._run_bucket.pop(place.name, None)
+        bucket.starting.add(place.name)
         return place
 
-    def admitted(self, key: BucketKey, pod: str | None) -> None:
-        """The run taken last started in `pod`, or resumed in it (None: it may no longer)."""
+    def admitted(self, key: BucketKey, name: str, pod: str | None) -> bool:
+        """The run `name` taken for admission started in `pod`, or resumed in it (None: it
+        may no longer start). Whether its slot is held now: not when it did not start, or
+        its pod ended already."""
         bucket = self._buckets[key]
-        if pod is not None:
-            self._deferred.pop(key, None)
-            bucket.released.discard(pod)
-            if pod not in self._ended:
-                bucket.active.add(pod)
+        bucket.starting.discard(name)
         self._changed.add(bucket.queue)
+        if pod is None:
+            return False
+        self._deferred.pop(key, None)
+        bucket.released.discard(pod)
+        if pod in self._ended:
+            return False
+        bucket.active.add(pod)
+        return True
 
     def put_back(
-        self, key: BucketKey, place: LinePlace, deferred: AdmissionDeferred | None = None
+        self,
+        key: BucketKey,
+        place: LinePlace,
+        deferred: AdmissionDeferred | None = None,
+        admission_pass: int = 0,
     ) -> float:
-        """The run taken last could not start: it keeps its place at the head of the line.
-        The delay before the bucket tries again: a backoff that doubles while the cluster
-        refuses its pods for now (`deferred`), else `RETRY_ADMISSION_SECONDS`."""
+        """A run taken for admission could not start: it keeps its place in the line. The
+        delay before the bucket tries again: a backoff that doubles from one admission pass
+        to the next while the cluster refuses its pods for now (`deferred`; the starts of
+        one pass refused together count once), else `RETRY_ADMISSION_SECONDS`."""
+        bucket = self._buckets[key]
+        bucket.starting.discard(place.name)
         if place.name not in self._run_bucket:
-            self._buckets[key].waiting.add(place)
+            bucket.waiting.add(place)
             self._run_bucket[place.name] = key
+        self._changed.add(key[0])
         if deferred is None:
             return RETRY_ADMISSION_SECONDS
-        return self._defer(key, deferred)
+        return self._defer(key, deferred, admission_pass)
 
-    def _defer(self, key: BucketKey, why: AdmissionDeferred) -> float:
+    def _defer(self, key: BucketKey, why: AdmissionDeferred, admission_pass: int) -> float:
         """Remember why the bucket waits; the backoff before its next try."""
         previous = self._deferred.get(key)
-        delay = (
-            DEFERRED_FIRST_SECONDS
-            if previous is None
-            else min(previous[1] * 2, DEFERRED_MAX_SECONDS)
-        )
-        self._deferred[key] = (why, delay)
+        if previous is None:
+            delay = DEFERRED_FIRST_SECONDS
+        elif previous[2] == admission_pass:
+            delay = previous[1]
+        else:
+            delay = min(previous[1] * 2, DEFERRED_MAX_SECONDS)
+        self._deferred[key] = (why, delay, admission_pass)
         return delay

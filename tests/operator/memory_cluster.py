@@ -8,6 +8,7 @@ posted. Pods do nothing by themselves: the test moves them (`pod_ends`).
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import itertools
 from datetime import datetime
@@ -36,6 +37,10 @@ class MemoryCluster:
         self.status_writes = 0  # patches of runs' status (the operator's and the API's)
         # The reads the reconciler made, in order: "run/<name>", "pod/<name>".
         self.reads: list[str] = []
+        # Reads of these runs are answered once their event is set (a slow apiserver), and
+        # the runs whose read waits so now.
+        self.held_reads: dict[str, asyncio.Event] = {}
+        self.reads_waiting: set[str] = set()
         self._versions = itertools.count(1)
 
     # --- what a test does ------------------------------------------------------------------
@@ -101,6 +106,11 @@ class MemoryCluster:
 
     async def get_run(self, name: str) -> dict[str, Any] | None:
         self.reads.append(f"run/{name}")
+        held = self.held_reads.get(name)
+        if held is not None:
+            self.reads_waiting.add(name)
+            await held.wait()
+            self.reads_waiting.discard(name)
         return copy.deepcopy(self.runs.get(name))
 
     async def get_config_map(self, name: str) -> dict[str, Any] | None:

@@ -1,6 +1,7 @@
 """Waiting lines, limits and the admission passes, against an in-memory cluster."""
 
 import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -201,12 +202,13 @@ async def test_a_start_refused_for_now_waits_first_in_line_and_says_why(line: Li
     assert line.cluster.status("run2")["conditions"][0]["reason"] == "QuotaExceeded"
     assert scheduler.why_waiting("run3") is not None
     assert scheduler.why_waiting("run3")[0] == "QuotaExceeded"  # type: ignore[index]
-    # Each refusal doubles the wait before the next try, up to the maximum.
-    assert scheduler._defer(key, AdmissionDeferred("QuotaExceeded", "again")) == (
-        2 * DEFERRED_FIRST_SECONDS
-    )
-    for _ in range(10):
-        delay = scheduler._defer(key, AdmissionDeferred("QuotaExceeded", "again"))
+    # The starts of one pass refused together (run2 and run3) waited once: the next pass
+    # refused doubles the wait before the next try, up to the maximum.
+    refused = AdmissionDeferred("QuotaExceeded", "again")
+    assert scheduler._defer(key, refused, 1000) == 2 * DEFERRED_FIRST_SECONDS
+    assert scheduler._defer(key, refused, 1000) == 2 * DEFERRED_FIRST_SECONDS
+    for admission_pass in range(1001, 1011):
+        delay = scheduler._defer(key, refused, admission_pass)
     assert delay == DEFERRED_MAX_SECONDS
     # A pod of the queue ends and the quota has room again: admitted at once.
     line.cluster.pod_quota = 1
@@ -231,3 +233,54 @@ async def test_a_bucket_refused_for_now_is_tried_again_by_itself(line: Line) -> 
         if line.started:
             break
     assert line.started == ["run0"]
+
+
+async def _until(check: Callable[[], bool]) -> None:
+    """Let the reconciler's tasks run until `check` holds (a generous bound of loop turns)."""
+    for _ in range(10_000):
+        if check():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("the condition never held")
+
+
+@pytest.mark.anyio
+async def test_a_bucket_starts_its_runs_side_by_side_and_creates_their_pods_in_line_order(
+    line: Line,
+) -> None:
+    for i in range(4):
+        key = line.enqueue(f"run{i}", spec(limit=3), f"{i}")
+    held = {f"run{i}": asyncio.Event() for i in range(3)}
+    line.cluster.held_reads.update(held)
+    admission = asyncio.create_task(line.reconciler.admit(key))
+    # Three starts under way at once: one at a time, run0's slow read would hold the others.
+    await _until(lambda: line.cluster.reads_waiting == {"run0", "run1", "run2"})
+    assert line.scheduler.counts("emails") == (3, 1)  # they hold their slots meanwhile
+    held["run2"].set()
+    held["run1"].set()
+    await _until(lambda: not line.cluster.reads_waiting - {"run0"})
+    for _ in range(100):
+        await asyncio.sleep(0)
+    assert line.started == []  # run1 and run2 are ready, and wait for run0's pod
+    held["run0"].set()
+    await admission
+    assert line.started == ["run0", "run1", "run2"]
+    assert line.scheduler.is_waiting("run3")
+    assert line.scheduler.counts("emails") == (3, 1)
+
+
+@pytest.mark.anyio
+async def test_a_start_that_gives_its_slot_back_lets_the_next_run_in_after_it(
+    line: Line,
+) -> None:
+    for i in range(4):
+        key = line.enqueue(f"run{i}", spec(limit=3), f"{i}")
+    held = asyncio.Event()
+    line.cluster.held_reads["run0"] = held
+    admission = asyncio.create_task(line.reconciler.admit(key))
+    await _until(lambda: line.cluster.reads_waiting == {"run0"})
+    del line.cluster.runs["run0"]  # deleted while it was being started
+    held.set()
+    await admission
+    assert line.started == ["run1", "run2", "run3"]
+    assert line.scheduler.counts("emails") == (3, 0)

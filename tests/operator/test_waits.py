@@ -140,7 +140,7 @@ def test_a_waiting_runs_pod_holds_no_slot_until_it_is_admitted_again() -> None:
     assert scheduler.counts("solo") == (0, 1)
     child = scheduler.next_admission(key)
     assert child is not None and child.name == "child"
-    scheduler.admitted(key, "child-1")
+    scheduler.admitted(key, "child", "child-1")
 
     # The parent's wait is over: it goes before a run triggered meanwhile, once a slot frees.
     scheduler.enqueue("later", spec, "3")
@@ -153,7 +153,7 @@ def test_a_waiting_runs_pod_holds_no_slot_until_it_is_admitted_again() -> None:
     scheduler.observe_pod(_pod("child-1", phase="Succeeded"))
     place = scheduler.next_admission(key)
     assert place is not None and place.name == "parent"
-    scheduler.admitted(key, "parent-1")
+    scheduler.admitted(key, "parent", "parent-1")
     assert scheduler.counts("solo") == (1, 1)
     assert scheduler.next_admission(key) is None
 
