@@ -75,6 +75,12 @@ def test_a_concurrency_key_has_the_limit_to_itself(composed: ComposedStack) -> N
     assert max(sum(c.active_of_key.values()) for c in creations) == 6
 
 
+def acted_on(composed: ComposedStack, name: str) -> int:
+    """The generation of the queue's spec the operator acts on (0 before it said one)."""
+    queue = json.loads(composed.kubectl("get", "taskqueue", name, "-o", "json"))
+    return int((queue.get("status") or {}).get("observedGeneration") or 0)
+
+
 def queue_row(composed: ComposedStack, name: str) -> list[str]:
     """The queue's row of `kubectl get taskqueues`: NAME LIMIT PAUSED RUNNING QUEUED AGE."""
     table = composed.kubectl("get", "taskqueues")
@@ -136,9 +142,22 @@ def test_patching_a_taskqueue_changes_its_limit_and_pause_at_once(
         )
     )
 
-    composed.kubectl(
-        "patch", "taskqueue", "adjustable", "--type", "merge", "-p", '{"spec":{"paused":true}}'
+    patched = json.loads(
+        composed.kubectl(
+            "patch",
+            "taskqueue",
+            "adjustable",
+            "--type",
+            "merge",
+            "-p",
+            '{"spec":{"paused":true}}',
+            "-o",
+            "json",
+        )
     )
+    # From the moment the operator says it acts on the paused spec, nothing new starts.
+    generation = patched["metadata"]["generation"]
+    wait_until(lambda: acted_on(composed, "adjustable") >= generation)
     created = len(composed.created_in("adjustable"))
     wait_until(lambda: running() == 0, timeout=60)
     assert len(composed.created_in("adjustable")) == created  # paused: nothing new started
