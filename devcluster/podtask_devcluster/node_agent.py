@@ -47,7 +47,7 @@ from podtask_devcluster.nodestatus import (
     rfc3339,
 )
 from podtask_devcluster.podevents import node_event
-from podtask_devcluster.podlogs import log_path
+from podtask_devcluster.podlogs import log_path, remove_pod_logs
 from podtask_devcluster.podstatus import conditions, lost_container_statuses, now_rfc3339
 from podtask_devcluster.private_files import private_directory
 from podtask_devcluster.runtime import (
@@ -302,9 +302,8 @@ class NodeAgent:
                     self._spawn(self._runtime.kill(container))
                 if entry.run.finished:
                     del self._pods[key]
-            for container in (pod.get("spec") or {}).get("containers") or []:
-                with contextlib.suppress(OSError):
-                    log_path(self.log_dir, key[0], key[1], container.get("name", "")).unlink()
+            with contextlib.suppress(OSError):
+                remove_pod_logs(self.log_dir, key[0], key[1])
             return
         self._seen[key] = pod
         if entry is not None and entry.run.uid == uid:

@@ -26,7 +26,7 @@ from podtask_devcluster.podenv import (
     referenced_objects,
 )
 from podtask_devcluster.podevents import PodEvents
-from podtask_devcluster.podlogs import log_path
+from podtask_devcluster.podlogs import log_path, remove_pod_logs
 from podtask_devcluster.podstatus import (
     container_status,
     live_status,
@@ -120,6 +120,10 @@ class PodWorker:
             "gracePeriodSeconds": 0,
             "preconditions": {"uid": uid},
         }
+        # A kubelet reclaims a pod's containers, and their logs with them, before it asks for
+        # the final delete: once the pod is gone, so are its logs.
+        with contextlib.suppress(OSError):
+            remove_pod_logs(self.log_dir, namespace, name)
         with contextlib.suppress(ApiError):
             await self.api.delete(pod_path(namespace, name), body)
 

@@ -1,7 +1,8 @@
 """What the operator writes on each TaskQueue's status (`kubectl get taskqueues`): the running
-and queued counts, and the limit in force (`limitInForce`: the queue's own, else the one its
+and queued counts, the limit in force (`limitInForce`: the queue's own, else the one its
 runs declare, else the operator's default), so that a queue without a limit shows the number
-that holds it rather than nothing.
+that holds it rather than nothing, and the generation of the spec it acts on
+(`observedGeneration`, as Kubernetes controllers say it).
 
 Written soon after they change, once for a burst of changes, and only when they differ from
 what the TaskQueue holds: what this operator wrote last, or what a watch event of the queue
@@ -23,10 +24,16 @@ log = logging.getLogger(__name__)
 QUEUE_STATUS_DELAY_SECONDS = 0.5
 
 
-def queue_status(scheduler: Scheduler, queue: str) -> dict[str, int]:
-    """The status the operator gives `queue` now."""
+def queue_status(
+    scheduler: Scheduler, queue: str, observed_generation: int | None = None
+) -> dict[str, int]:
+    """The status the operator gives `queue` now; `observed_generation`: the generation of
+    its spec the operator acts on, when it is known."""
     running, queued = scheduler.counts(queue)
-    return {"running": running, "queued": queued, "limitInForce": scheduler.limit(queue)}
+    status = {"running": running, "queued": queued, "limitInForce": scheduler.limit(queue)}
+    if observed_generation is not None:
+        status["observedGeneration"] = observed_generation
+    return status
 
 
 class QueueStatusWriter:
@@ -35,6 +42,7 @@ class QueueStatusWriter:
         self._scheduler = scheduler
         self._pending: dict[str, asyncio.TimerHandle] = {}
         self._written: dict[str, dict[str, Any]] = {}
+        self._acted_on: dict[str, int] = {}
         self._background: set[asyncio.Task[Any]] = set()
 
     def observed(self, queue: str, status: Mapping[str, Any] | None) -> None:
@@ -42,8 +50,15 @@ class QueueStatusWriter:
         queue is gone)."""
         if status is None:
             self._written.pop(queue, None)
+            self._acted_on.pop(queue, None)
         else:
             self._written[queue] = dict(status)
+
+    def acted_on(self, queue: str, generation: int | None) -> None:
+        """The operator acts on this generation of the queue's spec now: written with the
+        queue's next status (`changed`)."""
+        if generation is not None:
+            self._acted_on[queue] = generation
 
     def changed(self, queues: Iterable[str]) -> None:
         """Write these queues' status soon (as it stands then): one write for a burst."""
@@ -59,7 +74,7 @@ class QueueStatusWriter:
 
     def _write_soon(self, queue: str) -> None:
         self._pending.pop(queue, None)
-        status = queue_status(self._scheduler, queue)
+        status = queue_status(self._scheduler, queue, self._acted_on.get(queue))
         task = asyncio.get_running_loop().create_task(self._write(queue, status))
         self._background.add(task)
         task.add_done_callback(self._background.discard)

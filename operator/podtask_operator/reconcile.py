@@ -158,8 +158,10 @@ class RunReconciler:
             self._pod_starts.known(pod)
         queues = await self._cluster.list_queues()
         for queue in queues:
-            self.scheduler.set_controls(queue["metadata"]["name"], queue_controls(queue))
-            self._queue_status.observed(queue["metadata"]["name"], queue.get("status") or {})
+            name = queue["metadata"]["name"]
+            self.scheduler.set_controls(name, queue_controls(queue))
+            self._queue_status.observed(name, queue.get("status") or {})
+            self._queue_status.acted_on(name, queue["metadata"].get("generation"))
         runs = await self._cluster.list_runs()
         for run in runs:
             await self.reconcile(run["metadata"]["name"], listed=run)
@@ -219,6 +221,12 @@ class RunReconciler:
         keys = self.scheduler.set_controls(name, None if queue is None else queue_controls(queue))
         self._queue_status.observed(name, None if queue is None else queue.get("status") or {})
         if queue is not None:
+            # The passes under way when the spec changed end first (they see the new spec for
+            # their next run only): from the status that says so, none starts against it.
+            for key in keys:
+                async with self.scheduler.admission_lock(key):
+                    pass
+            self._queue_status.acted_on(name, queue["metadata"].get("generation"))
             self._queue_status.changed([name])
         await self.admit_all(keys)
 

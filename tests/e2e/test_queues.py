@@ -75,6 +75,12 @@ def test_a_concurrency_key_has_the_limit_to_itself(composed: ComposedStack) -> N
     assert max(sum(c.active_of_key.values()) for c in creations) == 6
 
 
+def acted_on(composed: ComposedStack, name: str) -> int:
+    """The generation of the queue's spec the operator acts on (0 before it said one)."""
+    queue = json.loads(composed.kubectl("get", "taskqueue", name, "-o", "json"))
+    return int((queue.get("status") or {}).get("observedGeneration") or 0)
+
+
 def queue_row(composed: ComposedStack, name: str) -> list[str]:
     """The queue's row of `kubectl get taskqueues`: NAME LIMIT PAUSED RUNNING QUEUED AGE."""
     table = composed.kubectl("get", "taskqueues")
@@ -115,7 +121,8 @@ def test_patching_a_taskqueue_changes_its_limit_and_pause_at_once(
             and p["status"].get("phase") not in ("Succeeded", "Failed")
         )
 
-    ids = composed.batch("adjustable", [{"seconds": 3}] * 12)
+    # Runs long enough that six overlap even when the machine is slow to start pods.
+    ids = composed.batch("adjustable", [{"seconds": 6}] * 12)
     wait_until(lambda: running() == 3, timeout=60)
     composed.kubectl(
         "patch",
@@ -126,11 +133,31 @@ def test_patching_a_taskqueue_changes_its_limit_and_pause_at_once(
         "-p",
         '{"spec":{"concurrencyLimit":6}}',
     )
-    wait_until(lambda: running() == 6)
-
-    composed.kubectl(
-        "patch", "taskqueue", "adjustable", "--type", "merge", "-p", '{"spec":{"paused":true}}'
+    # Six of the queue active at once, sampled or counted as a pod was created (a sample alone
+    # can fall between two waves when the machine is slow to start pods).
+    wait_until(
+        lambda: (
+            running() == 6
+            or max(c.active_in_bucket for c in composed.created_in("adjustable")) == 6
+        )
     )
+
+    patched = json.loads(
+        composed.kubectl(
+            "patch",
+            "taskqueue",
+            "adjustable",
+            "--type",
+            "merge",
+            "-p",
+            '{"spec":{"paused":true}}',
+            "-o",
+            "json",
+        )
+    )
+    # From the moment the operator says it acts on the paused spec, nothing new starts.
+    generation = patched["metadata"]["generation"]
+    wait_until(lambda: acted_on(composed, "adjustable") >= generation)
     created = len(composed.created_in("adjustable"))
     wait_until(lambda: running() == 0, timeout=60)
     assert len(composed.created_in("adjustable")) == created  # paused: nothing new started

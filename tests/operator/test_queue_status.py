@@ -98,3 +98,52 @@ async def test_a_queue_made_again_gets_its_status_again(settings: OperatorSettin
     cluster.queues["bulk"] = task_queue("bulk", None)
     await reconciler.queue_changed("bulk", task_queue("bulk", None))
     await written(cluster, "bulk", limitInForce=DEFAULT_LIMIT)
+
+
+class SlowReads(MemoryCluster):
+    """Reads of a run wait for `answer` while `slow` names it: a start under way."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.slow: set[str] = set()
+        self.answer = asyncio.Event()
+        self.waiting = asyncio.Event()
+
+    async def get_run(self, name: str) -> dict[str, Any] | None:
+        if name in self.slow:
+            self.waiting.set()
+            await self.answer.wait()
+        return await super().get_run(name)
+
+
+@pytest.mark.anyio
+async def test_the_generation_acted_on_is_written_once_the_starts_under_way_ended(
+    settings: OperatorSettings,
+) -> None:
+    cluster = SlowReads()
+    cluster.queues = {"reports": task_queue("reports", 5)}
+    cluster.queues["reports"]["metadata"]["generation"] = 1
+    reconciler = RunReconciler(cluster, settings, clock=lambda: NOW)
+    await reconciler.rebuild()
+    await written(cluster, "reports", observedGeneration=1)
+    for i in range(3):
+        cluster.add_run(f"run-{i}", run_spec("reports", 5), NOW)
+        reconciler.scheduler.enqueue(f"run-{i}", run_spec("reports", 5), str(i))
+    cluster.slow.add("run-0")
+    admission = asyncio.create_task(reconciler.admit(("reports", "")))
+    await cluster.waiting.wait()  # run-0's start is under way
+
+    paused = task_queue("reports", 5, {"observedGeneration": 1})
+    paused["spec"]["paused"] = True
+    paused["metadata"]["generation"] = 2
+    pausing = asyncio.create_task(reconciler.queue_changed("reports", paused))
+    for _ in range(40):
+        await asyncio.sleep(0.025)
+    assert not pausing.done()  # it waits for run-0's start
+    assert cluster.queues["reports"]["status"]["observedGeneration"] == 1
+    cluster.answer.set()
+    await admission
+    await pausing
+    await written(cluster, "reports", observedGeneration=2)
+    # run-0's start ended with its pod; the pause held the runs after it.
+    assert cluster.created_pods == ["run-0-1"]

@@ -289,6 +289,13 @@ class TaskQueueStatus(WireModel):
         description="The limit the operator applies: the spec's, else the one the queue's "
         "runs declare, else the operator's default (PODTASK_DEFAULT_CONCURRENCY_LIMIT).",
     )
+    observed_generation: int | None = Field(
+        default=None,
+        ge=0,
+        description="The generation of the spec the operator acts on: once it is written, "
+        "the starts begun before it have ended, and no run starts against that spec (a "
+        "paused queue starts none).",
+    )
 
 
 class RunPhase(StrEnum):
