@@ -65,7 +65,9 @@ class AttemptStarter:
         """Create the next attempt's Secret and pod, the pod in its `turn` (after the pods of
         the runs admitted before it), and record the attempt; None when the cluster refused
         them for good (the run has failed). Raises `AdmissionDeferred` when it refused them
-        for now (the run says why it waits)."""
+        for now (the run says why it waits), `Withdrawn` when its bucket no longer admits it
+        before its pod is sent."""
+        turn.check()
         name = run["metadata"]["name"]
         started = start_attempt(name, spec, status, self._clock())
         token = sign_attempt_token(

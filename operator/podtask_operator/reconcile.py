@@ -37,7 +37,7 @@ from podtask._contract.run_endings import ATTEMPT_PHASES, STALLED, without_condi
 from podtask._contract.wire import LABEL_RUN
 from podtask_operator import metrics
 from podtask_operator.admission import QueueControls
-from podtask_operator.admission_order import Turn, TurnLine
+from podtask_operator.admission_order import Turn, TurnLine, Withdrawn
 from podtask_operator.attempt_start import AttemptStarter
 from podtask_operator.attempts import (
     ClassifiedAttempt,
@@ -221,11 +221,12 @@ class RunReconciler:
         keys = self.scheduler.set_controls(name, None if queue is None else queue_controls(queue))
         self._queue_status.observed(name, None if queue is None else queue.get("status") or {})
         if queue is not None:
-            # The passes under way when the spec changed end first (they see the new spec for
-            # their next run only): from the status that says so, none starts against it.
+            # The starts under way when the spec changed end first (the pods already sent;
+            # a paused queue withdraws the others): from the status that says so, none
+            # starts against the old spec.
             for key in keys:
                 async with self.scheduler.admission_lock(key):
-                    pass
+                    await self._turn_line(key).drained()
             self._queue_status.acted_on(name, queue["metadata"].get("generation"))
             self._queue_status.changed([name])
         await self.admit_all(keys)
@@ -409,7 +410,7 @@ class RunReconciler:
             starts: list[asyncio.Task[bool]] = []
             admission = _AdmissionPass(next(self._admission_passes))
             async with self.scheduler.admission_lock(key):
-                turns = self._turns.setdefault(key, TurnLine())
+                turns = self._turn_line(key)
                 while not admission.halted:
                     await self._admissions_in_flight.acquire()
                     place = None if admission.halted else self.scheduler.next_admission(key)
@@ -429,6 +430,10 @@ class RunReconciler:
         """Start one admitted run; whether it gave its slot back unused."""
         try:
             pod = await self._start_admitted(place.name, turn)
+        except Withdrawn:
+            admission.halted = True  # the queue was paused: its resumption admits again
+            self.scheduler.put_back(key, place)
+            return False
         except AdmissionDeferred as exc:
             log.info("run %s waits: %s", place.name, exc)
             admission.halted = True
@@ -446,6 +451,12 @@ class RunReconciler:
             self._live_pods.expect(pod)  # created: its watch event may come later
             metrics.admitted(key[0])
         return not self.scheduler.admitted(key, place.name, pod)
+
+    def _turn_line(self, key: BucketKey) -> TurnLine:
+        line = self._turns.get(key)
+        if line is None:
+            line = self._turns[key] = TurnLine(lambda: not self.scheduler.paused(key[0]))
+        return line
 
     def _admit_later(self, key: BucketKey, delay: float = RETRY_ADMISSION_SECONDS) -> None:
         if key in self._admission_timers:

@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from podtask_operator.admission_order import TurnLine
+from podtask_operator.admission_order import TurnLine, Withdrawn
 
 
 async def _settle() -> None:
@@ -61,3 +61,19 @@ async def test_a_start_cancelled_while_it_waits_leaves_the_chain_whole() -> None
     assert not after.done()
     first.end()
     await after
+
+
+@pytest.mark.anyio
+async def test_a_start_whose_bucket_no_longer_admits_it_is_withdrawn_when_its_turn_comes() -> None:
+    admitting = True
+    line = TurnLine(lambda: admitting)
+    first, second = line.next(), line.next()
+    first.check()
+    waiting = asyncio.create_task(second.wait())
+    await _settle()
+    admitting = False  # the queue is paused while `second` waits for its turn
+    first.end()
+    with pytest.raises(Withdrawn):
+        await waiting
+    second.end()
+    await line.drained()

@@ -145,5 +145,11 @@ async def test_the_generation_acted_on_is_written_once_the_starts_under_way_ende
     await admission
     await pausing
     await written(cluster, "reports", observedGeneration=2)
-    # run-0's start ended with its pod; the pause held the runs after it.
-    assert cluster.created_pods == ["run-0-1"]
+    # The starts under way had sent no pod: the pause withdrew them, and they wait in line.
+    assert cluster.created_pods == []
+    assert all(reconciler.scheduler.is_waiting(f"run-{i}") for i in range(3))
+    assert reconciler.scheduler.counts("reports") == (0, 3)
+    resumed = task_queue("reports", 5, {"observedGeneration": 2})
+    resumed["metadata"]["generation"] = 3
+    await reconciler.queue_changed("reports", resumed)
+    assert cluster.created_pods == ["run-0-1", "run-1-1", "run-2-1"]
