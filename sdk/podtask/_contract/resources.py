@@ -413,7 +413,12 @@ class Attempt(WireModel):
     machine: MachineName
     started_at: datetime | None = None
     finished_at: datetime | None = None
-    exit_code: int | None = None
+    exit_code: int | None = Field(
+        default=None,
+        description="The exit code of the attempt's container, when its end was judged from "
+        "the pod; absent when the runner's report of success completed the run (its process "
+        "exits 0 just after).",
+    )
     reason: str | None = None
     error: RunError | None = None
     waited_seconds: float | None = Field(
