@@ -16,6 +16,7 @@ view at that event is the namespace's pods as of that create.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import secrets
 import signal
@@ -375,6 +376,21 @@ class ComposedStack:
             raise AssertionError(
                 f"{len(stands)} of {len(wanted)} runs not ended after {timeout}s: {stands}"
             ) from None
+
+    def patch_queue(self, name: str, spec: dict[str, Any]) -> None:
+        """Merge `spec` into the TaskQueue's, and return once the operator acts on it (its
+        `status.observedGeneration`): from then on no run starts against the old spec."""
+        patch = json.dumps({"spec": spec})
+        patched = self.kubectl(
+            "patch", "taskqueue", name, "--type", "merge", "-p", patch, "-o", "json"
+        )
+        generation = json.loads(patched)["metadata"]["generation"]
+
+        def acted_on() -> bool:
+            queue = json.loads(self.kubectl("get", "taskqueue", name, "-o", "json"))
+            return int((queue.get("status") or {}).get("observedGeneration") or 0) >= generation
+
+        wait_until(acted_on)
 
     def kubectl(self, *args: str, stdin: str | None = None) -> str:
         done = self.kubectl_run(*args, stdin=stdin)
