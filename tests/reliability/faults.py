@@ -438,6 +438,14 @@ class PhaseWatch(ClusterWatch):
         new attempt, which the ledger (a start after the completed attempt) and the `PodWatch`
         (a pod after it) show. A final phase followed by another phase still fails here.
         """
+        runs = list(runs)
+        # The watch lags behind a read of the runs (which said they ended): its events are
+        # waited for first, generously; what it then shows is judged.
+        with contextlib.suppress(AssertionError):
+            wait_until(
+                lambda: all(any(p in FINAL for p in self.phases(run)) for run in runs),
+                timeout=60,
+            )
         problems = {}
         for run in runs:
             phases = self.phases(run)
