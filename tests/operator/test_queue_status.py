@@ -11,6 +11,7 @@ import pytest
 from podtask_operator.reconcile import RunReconciler
 from podtask_operator.settings import OperatorSettings
 from tests.operator.memory_cluster import MemoryCluster
+from tests.operator.test_scheduler import _until
 from tests.operator.test_scheduler import spec as run_spec
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -100,27 +101,11 @@ async def test_a_queue_made_again_gets_its_status_again(settings: OperatorSettin
     await written(cluster, "bulk", limitInForce=DEFAULT_LIMIT)
 
 
-class SlowReads(MemoryCluster):
-    """Reads of a run wait for `answer` while `slow` names it: a start under way."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.slow: set[str] = set()
-        self.answer = asyncio.Event()
-        self.waiting = asyncio.Event()
-
-    async def get_run(self, name: str) -> dict[str, Any] | None:
-        if name in self.slow:
-            self.waiting.set()
-            await self.answer.wait()
-        return await super().get_run(name)
-
-
 @pytest.mark.anyio
 async def test_the_generation_acted_on_is_written_once_the_starts_under_way_ended(
     settings: OperatorSettings,
 ) -> None:
-    cluster = SlowReads()
+    cluster = MemoryCluster()
     cluster.queues = {"reports": task_queue("reports", 5)}
     cluster.queues["reports"]["metadata"]["generation"] = 1
     reconciler = RunReconciler(cluster, settings, clock=lambda: NOW)
@@ -129,9 +114,9 @@ async def test_the_generation_acted_on_is_written_once_the_starts_under_way_ende
     for i in range(3):
         cluster.add_run(f"run-{i}", run_spec("reports", 5), NOW)
         reconciler.scheduler.enqueue(f"run-{i}", run_spec("reports", 5), str(i))
-    cluster.slow.add("run-0")
+    answer = cluster.held_reads["run-0"] = asyncio.Event()
     admission = asyncio.create_task(reconciler.admit(("reports", "")))
-    await cluster.waiting.wait()  # run-0's start is under way
+    await _until(lambda: "run-0" in cluster.reads_waiting)  # run-0's start is under way
 
     paused = task_queue("reports", 5, {"observedGeneration": 1})
     paused["spec"]["paused"] = True
@@ -141,7 +126,7 @@ async def test_the_generation_acted_on_is_written_once_the_starts_under_way_ende
         await asyncio.sleep(0.025)
     assert not pausing.done()  # it waits for run-0's start
     assert cluster.queues["reports"]["status"]["observedGeneration"] == 1
-    cluster.answer.set()
+    answer.set()
     await admission
     await pausing
     await written(cluster, "reports", observedGeneration=2)
