@@ -6,10 +6,11 @@ and reads and writes podtask objects there, as the operator and `podtask deploy`
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import pytest
 from kubernetes import client, config
@@ -55,6 +56,26 @@ class KubeNamespace:
         self._objects.patch_namespaced_custom_object_status(
             GROUP, VERSION, self.name, "taskruns", name, {"status": status}
         )
+
+
+T = TypeVar("T")
+
+
+class Closing(Protocol):
+    async def close(self) -> None: ...
+
+
+def run_then_close(client: Closing, work: Awaitable[T]) -> T:
+    """`asyncio.run(work)`, then close `client`'s connections in the same loop: an operator
+    client's connections belong to the loop that opened them."""
+
+    async def run() -> T:
+        try:
+            return await work
+        finally:
+            await client.close()
+
+    return asyncio.run(run())
 
 
 class EmbeddedKube:

@@ -32,7 +32,7 @@ from podtask_operator.health import (
     serve_health,
 )
 from podtask_operator.housekeeping import HousekeepingClient, run_housekeeping
-from podtask_operator.kube import load_api_client
+from podtask_operator.kube import load_configuration
 from podtask_operator.leadership import (
     LeaderElector,
     LeaseKeeper,
@@ -99,14 +99,15 @@ async def serve(settings: OperatorSettings, health_address: HealthAddress | None
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    api_client = load_api_client()
+    configuration = load_configuration()
     elector: LeaderElector | None = None
     keeper: LeaseKeeper | None = None
     housekeeping: asyncio.Task[object] | None = None
+    housekeeping_client: HousekeepingClient | None = None
     try:
         if settings.leader_election:
             store = LeaseStore(
-                api_client,
+                configuration,
                 settings.namespace,
                 settings.lease_name,
                 request_timeout=max(1.0, settings.lease_renew_seconds),
@@ -128,9 +129,10 @@ async def serve(settings: OperatorSettings, health_address: HealthAddress | None
         LEADER.set(1)
         # Filled by the handlers from kopf's watches, read by housekeeping's sweeps.
         sweep_index = SweepIndex()
+        housekeeping_client = HousekeepingClient(configuration, settings.namespace)
         housekeeping = asyncio.create_task(
             run_housekeeping(
-                HousekeepingClient(api_client, settings.namespace),
+                housekeeping_client,
                 sweep_index,
                 interval_seconds=settings.housekeeping_interval_seconds,
                 pod_retention=timedelta(seconds=settings.pod_retention_seconds),
@@ -152,13 +154,15 @@ async def serve(settings: OperatorSettings, health_address: HealthAddress | None
         return 0
     finally:
         await _cancel(housekeeping)
+        if housekeeping_client is not None:
+            await housekeeping_client.close()
         if keeper is not None:
             await asyncio.to_thread(keeper.stop)
         if elector is not None:
             await elector.release()
+            await elector.close()
         if server is not None:
             server.close()
-        api_client.close()  # type: ignore[no-untyped-call]
 
 
 def main(argv: list[str] | None = None) -> None:

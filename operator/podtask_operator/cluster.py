@@ -1,5 +1,5 @@
 """The operator's Pods, Secrets, TaskRuns, TaskQueues, TaskSchedules, Tasks and Events of one
-namespace, through `Kube` (threads, retries of transient failures, typed errors)."""
+namespace, through `Kube` (asyncio HTTP, retries of transient failures, typed errors)."""
 
 from __future__ import annotations
 
@@ -12,12 +12,13 @@ import kubernetes
 
 from podtask._contract.status_patches import version_pin
 from podtask._contract.wire import GROUP, TASK_QUEUES, TASK_RUNS, TASK_SCHEDULES, TASKS, VERSION
-from podtask_operator.kube import Conflict, Kube, KubeError, NotFound
+from podtask_operator.kube import Conflict, Kube, KubeError, NotFound, core_path, group_path
 from podtask_operator.run_events import run_event
 
 log = logging.getLogger(__name__)
 
 JSON_PATCH = "application/json-patch+json"
+MERGE_PATCH = "application/merge-patch+json"
 
 
 class RunChanged(Exception):
@@ -61,29 +62,25 @@ class ClusterApi(Protocol):
 class Cluster:
     """Pods and TaskRuns of one namespace (and what schedules need: `schedule_ticker`)."""
 
-    def __init__(self, api_client: kubernetes.client.ApiClient, namespace: str) -> None:
+    def __init__(self, configuration: kubernetes.client.Configuration, namespace: str) -> None:
         self.namespace = namespace
-        self._kube = Kube(api_client)
-        self._core = self._kube.core
-        self._custom = self._kube.custom
+        self._kube = Kube(configuration)
 
-    def close(self) -> None:
-        self._kube.close()
+    async def close(self) -> None:
+        await self._kube.close()
+
+    def _core(self, plural: str, name: str | None = None) -> str:
+        return core_path(self.namespace, plural, name)
+
+    def _ours(self, plural: str, name: str | None = None) -> str:
+        return group_path(GROUP, VERSION, self.namespace, plural, name)
 
     async def get_run(self, name: str) -> dict[str, Any] | None:
-        return await self._kube.get_or_none(
-            lambda: self._custom.get_namespaced_custom_object(
-                GROUP, VERSION, self.namespace, TASK_RUNS, name, _preload_content=False
-            )
-        )
+        return await self._kube.get_or_none(self._ours(TASK_RUNS, name))
 
     async def get_config_map(self, name: str) -> dict[str, Any] | None:
         """A batch's marker (see podtask._contract.batch_markers); None when there is none."""
-        return await self._kube.get_or_none(
-            lambda: self._core.read_namespaced_config_map(
-                name, self.namespace, _preload_content=False
-            )
-        )
+        return await self._kube.get_or_none(self._core("configmaps", name))
 
     async def patch_run_status(
         self, name: str, patch: list[dict[str, Any]], *, resource_version: str | None = None
@@ -93,17 +90,11 @@ class Cluster:
         decision never overwrites what it did not see."""
         pin = [] if resource_version is None else [version_pin(resource_version)]
         try:
-            await self._kube.call(
-                lambda: self._custom.patch_namespaced_custom_object_status(
-                    GROUP,
-                    VERSION,
-                    self.namespace,
-                    TASK_RUNS,
-                    name,
-                    [*pin, *patch],
-                    _content_type=JSON_PATCH,
-                    _preload_content=False,
-                )
+            await self._kube.request(
+                "PATCH",
+                self._ours(TASK_RUNS, name) + "/status",
+                body=[*pin, *patch],
+                content_type=JSON_PATCH,
             )
         except Conflict as exc:
             if resource_version is not None:
@@ -111,20 +102,12 @@ class Cluster:
             raise
 
     async def get_pod(self, name: str) -> dict[str, Any] | None:
-        return await self._kube.get_or_none(
-            lambda: self._core.read_namespaced_pod(name, self.namespace, _preload_content=False)
-        )
+        return await self._kube.get_or_none(self._core("pods", name))
 
     async def create_pod(self, body: dict[str, Any]) -> dict[str, Any]:
         """Create the pod; when it exists already (a retried create), return the existing one."""
         try:
-            return await self._kube.call(
-                lambda: self._core.create_namespaced_pod(
-                    self.namespace,
-                    body,  # type: ignore[arg-type]
-                    _preload_content=False,
-                )
-            )
+            return await self._kube.request("POST", self._core("pods"), body=body)
         except Conflict:
             pass
         existing = await self.get_pod(body["metadata"]["name"])
@@ -136,55 +119,32 @@ class Cluster:
         """Create the Secret; when it exists already (a retried create) it is the one to use:
         its name is deterministic and nothing ever changes it."""
         with contextlib.suppress(Conflict):
-            await self._kube.call(
-                lambda: self._core.create_namespaced_secret(
-                    self.namespace,
-                    body,  # type: ignore[arg-type]
-                    _preload_content=False,
-                )
-            )
+            await self._kube.request("POST", self._core("secrets"), body=body)
 
-    async def _list(self, fn: Any) -> list[dict[str, Any]]:
-        return list((await self._kube.call(fn)).get("items", []))
-
-    async def _list_custom(self, plural: str) -> list[dict[str, Any]]:
-        return await self._list(
-            lambda: self._custom.list_namespaced_custom_object(
-                GROUP, VERSION, self.namespace, plural, _preload_content=False
-            )
-        )
+    async def _list(self, path: str, **params: str) -> list[dict[str, Any]]:
+        return list((await self._kube.request("GET", path, params=params)).get("items", []))
 
     async def _patch_status(self, plural: str, name: str, body: dict[str, Any]) -> None:
         """Merge `body` (`{"status": …}`) into the status subresource of one of podtask's
         objects: for the statuses that hold no free-form JSON (a merge patch reads a null as
         "remove"), the queues' and schedules'."""
-        await self._kube.call(
-            lambda: self._custom.patch_namespaced_custom_object_status(
-                GROUP, VERSION, self.namespace, plural, name, body, _preload_content=False
-            )
+        await self._kube.request(
+            "PATCH", self._ours(plural, name) + "/status", body=body, content_type=MERGE_PATCH
         )
 
     async def list_runs(self) -> list[dict[str, Any]]:
-        return await self._list_custom(TASK_RUNS)
+        return await self._list(self._ours(TASK_RUNS))
 
     async def list_queues(self) -> list[dict[str, Any]]:
-        return await self._list_custom(TASK_QUEUES)
+        return await self._list(self._ours(TASK_QUEUES))
 
     async def list_pods(self, label_selector: str) -> list[dict[str, Any]]:
-        return await self._list(
-            lambda: self._core.list_namespaced_pod(
-                self.namespace, label_selector=label_selector, _preload_content=False
-            )
-        )
+        return await self._list(self._core("pods"), labelSelector=label_selector)
 
     async def delete_pod(self, name: str) -> None:
         """Delete gracefully (the runner gets SIGTERM and runs cleanup); gone already is fine."""
         with contextlib.suppress(NotFound):
-            await self._kube.call(
-                lambda: self._core.delete_namespaced_pod(
-                    name, self.namespace, _preload_content=False
-                )
-            )
+            await self._kube.request("DELETE", self._core("pods", name))
 
     async def patch_queue_status(self, name: str, status: dict[str, Any]) -> bool:
         """False when the TaskQueue does not exist."""
@@ -198,20 +158,12 @@ class Cluster:
 
     async def get_task(self, task_id: str) -> dict[str, Any] | None:
         """The deployed `Task` of this id; None when there is none."""
-        return await self._kube.get_or_none(
-            lambda: self._custom.get_namespaced_custom_object(
-                GROUP, VERSION, self.namespace, TASKS, task_id, _preload_content=False
-            )
-        )
+        return await self._kube.get_or_none(self._ours(TASKS, task_id))
 
     async def create_run(self, body: dict[str, Any]) -> bool:
         """Create a TaskRun: True, or False when one of its name exists already."""
         try:
-            await self._kube.call(
-                lambda: self._custom.create_namespaced_custom_object(
-                    GROUP, VERSION, self.namespace, TASK_RUNS, body, _preload_content=False
-                )
-            )
+            await self._kube.request("POST", self._ours(TASK_RUNS), body=body)
         except Conflict:
             return False
         return True
@@ -230,13 +182,7 @@ class Cluster:
         """A Kubernetes Event on the TaskRun: `kubectl describe taskrun` shows why."""
         body = run_event(run, self.namespace, type_, reason, message, now)
         try:
-            await self._kube.call(
-                lambda: self._core.create_namespaced_event(
-                    self.namespace,
-                    body,  # type: ignore[arg-type]
-                    _preload_content=False,
-                )
-            )
+            await self._kube.request("POST", self._core("events"), body=body)
         except KubeError as exc:
             # An Event is an explanation, not state: never let it fail a run's reconcile.
             log.warning("could not post event %s on %s: %s", reason, run["metadata"]["name"], exc)

@@ -21,7 +21,7 @@ from podtask._contract.wire import (
 )
 from podtask_operator.cluster import Cluster
 from podtask_operator.health import WATCH_HEARTBEAT
-from podtask_operator.kube import load_api_client
+from podtask_operator.kube import load_configuration
 from podtask_operator.reconcile import RunReconciler
 from podtask_operator.schedule_ticker import ScheduleTicker
 from podtask_operator.settings import OperatorSettings
@@ -74,7 +74,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         selectors["configmaps"] = LABEL_BATCH
     settings.watching.client_timeout = 330
     operator_settings: OperatorSettings = memo[SETTINGS_MEMO_KEY]
-    cluster = Cluster(load_api_client(), operator_settings.namespace)
+    cluster = Cluster(load_configuration(), operator_settings.namespace)
     jitter = random.Random(operator_settings.retry_jitter_seed)
     reconciler = RunReconciler(cluster, operator_settings, random=jitter.random)
     memo.cluster = cluster
@@ -87,7 +87,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
 @kopf.on.cleanup()
 async def close(memo: kopf.Memo, **_: Any) -> None:
     await memo.ticker.close()
-    memo.cluster.close()
+    await memo.cluster.close()
 
 
 @kopf.on.event(GROUP, VERSION, TASK_RUNS)

@@ -19,7 +19,6 @@ through their ownerReference. A committed marker is deleted once none of its run
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -37,7 +36,7 @@ from podtask._contract.batch_markers import (
 )
 from podtask._contract.resources import FINAL_PHASES, parse_timestamp
 from podtask._contract.wire import GROUP, LABEL_RUN, TASK_RUNS, VERSION
-from podtask_operator.kube import Conflict, Kube, NotFound
+from podtask_operator.kube import Conflict, Kube, NotFound, core_path, group_path
 
 if TYPE_CHECKING:
     from podtask_operator.sweep_index import SweepIndex
@@ -196,90 +195,63 @@ def plan_sweep(
 
 
 class HousekeepingClient:
-    """The few calls a sweep makes, through `Kube`."""
+    """The few calls a sweep makes, through a `Kube` of its own (two connections: a sweep
+    never crowds out the reconciler's calls)."""
 
-    def __init__(self, api_client: kubernetes.client.ApiClient, namespace: str) -> None:
+    def __init__(self, configuration: kubernetes.client.Configuration, namespace: str) -> None:
         self.namespace = namespace
-        self._kube = Kube(api_client, workers=2, thread_name="housekeeping")
-        self._core = self._kube.core
-        self._custom = self._kube.custom
+        self._kube = Kube(configuration, connections=2)
 
-    def close(self) -> None:
-        self._kube.close()
+    async def close(self) -> None:
+        await self._kube.close()
 
-    async def _list(
-        self, lister: Callable[..., Any], *args: Any, **selector: Any
-    ) -> list[dict[str, Any]]:
-        """Every object `lister(*args, **selector)` lists, page by page, so that a namespace
+    async def _list(self, path: str, **selector: str) -> list[dict[str, Any]]:
+        """Every object at `path` that `selector` selects, page by page, so that a namespace
         with many retained runs never comes back as one response."""
-
-        def fetch(token: str | None) -> Any:
-            return lister(
-                *args, limit=_PAGE_SIZE, _continue=token, _preload_content=False, **selector
-            )
-
         items: list[dict[str, Any]] = []
         token: str | None = None
         while True:
-            page = await self._kube.call(functools.partial(fetch, token))
+            params: dict[str, str | int] = {**selector, "limit": _PAGE_SIZE}
+            if token is not None:
+                params["continue"] = token
+            page = await self._kube.request("GET", path, params=params)
             items.extend(page.get("items") or [])
             token = (page.get("metadata") or {}).get("continue") or None
             if token is None:
                 return items
 
-    async def _delete(self, deleter: Callable[..., Any], *args: Any, target: Doomed) -> bool:
-        """Delete `target` with `deleter(*args)`, pinned to it (`_delete_options`). True when
-        deleted; False when already gone (404) or replaced by a new object of the same name
-        (409 on the uid precondition)."""
-        call = functools.partial(
-            deleter, *args, body=_delete_options(target), _preload_content=False
-        )
+    async def _delete(self, path: str, target: Doomed) -> bool:
+        """Delete `target` at `path`, pinned to it (`_delete_options`). True when deleted;
+        False when already gone (404) or replaced by a new object of the same name (409 on
+        the uid precondition)."""
         try:
-            await self._kube.call(call)
+            await self._kube.request("DELETE", path, body=_delete_options(target))
         except (NotFound, Conflict):
             return False
         return True
 
     async def list_markers(self) -> list[dict[str, Any]]:
-        return await self._list(
-            self._core.list_namespaced_config_map, self.namespace, label_selector=LABEL_BATCH
-        )
+        return await self._list(core_path(self.namespace, "configmaps"), labelSelector=LABEL_BATCH)
 
     async def batch_has_runs(self, batch_id: str) -> bool:
         """Whether any TaskRun of the batch exists (one is enough: a list of at most one)."""
-        page = await self._kube.call(
-            lambda: self._custom.list_namespaced_custom_object(
-                GROUP,
-                VERSION,
-                self.namespace,
-                TASK_RUNS,
-                label_selector=f"{LABEL_BATCH}={batch_id}",
-                limit=1,
-                _preload_content=False,
-            )
+        page = await self._kube.request(
+            "GET",
+            group_path(GROUP, VERSION, self.namespace, TASK_RUNS),
+            params={"labelSelector": f"{LABEL_BATCH}={batch_id}", "limit": 1},
         )
         return bool(page.get("items"))
 
     async def delete_marker(self, marker: Doomed) -> bool:
-        return await self._delete(
-            self._core.delete_namespaced_config_map, marker.name, self.namespace, target=marker
-        )
+        return await self._delete(core_path(self.namespace, "configmaps", marker.name), marker)
 
     async def delete_run(self, run: Doomed) -> bool:
         return await self._delete(
-            self._custom.delete_namespaced_custom_object,
-            GROUP,
-            VERSION,
-            self.namespace,
-            TASK_RUNS,
-            run.name,
-            target=run,
+            group_path(GROUP, VERSION, self.namespace, TASK_RUNS, run.name), run
         )
 
     async def delete_pod(self, pod: Doomed) -> bool:
-        return await self._delete(
-            self._core.delete_namespaced_pod, pod.name, self.namespace, target=pod
-        )
+        return await self._delete(core_path(self.namespace, "pods", pod.name), pod)
 
 
 def _delete_options(target: Doomed) -> dict[str, Any]:

@@ -1,8 +1,11 @@
 """`Kube`: the operator's one way to call the Kubernetes API, and the typed errors it raises.
 
-The official client is synchronous, so every call runs on a thread pool of the `Kube`, its
-answer read and parsed there too, and the event loop never blocks. A failed call raises one
-of four errors, decided once here (`api_error`) so that no caller reads HTTP status codes:
+Calls go over aiohttp on the caller's event loop: no thread per request, and the JSON answer
+parsed once, as kopf's own watches do. Who the operator is (server, CA, client certificate,
+bearer token, refreshed as a service account's or an exec plugin's token expires) comes from
+the official client's configuration loaders, which know every kubeconfig form; only its
+transport is left aside. A failed call raises one of four errors, decided once here
+(`refusal`, `api_error`) so that no caller reads HTTP status codes:
 
 - `NotFound` (404): the object is not there.
 - `Conflict` (409): it exists already (AlreadyExists), or it changed since the version a
@@ -19,15 +22,15 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+import ssl
+from collections.abc import Mapping
 from typing import Any
 
+import aiohttp
 import kubernetes
-import urllib3
-from kubernetes.client.exceptions import ApiException
 
-from podtask_operator.metrics import count_kube_requests
+from podtask._control.kube_requests import NO_ANSWER, kube_request
+from podtask_operator.metrics import report_kube_request
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +45,9 @@ _MAX_RETRY_AFTER = 5.0
 # pods=2"). Its other refusals ("insufficient quota to consume", "failed quota: … must
 # specify limits.cpu") are about the object or the namespace's setup, and stay permanent.
 _EXCEEDED_QUOTA = "exceeded quota"
+_JSON = "application/json"
+# No answer in this long is a lost connection (kube-apiserver's own request timeout is 60 s).
+DEFAULT_TIMEOUT = 90.0
 
 
 class KubeError(Exception):
@@ -79,20 +85,39 @@ class Transient(KubeError):
         return self.reason == "QuotaExceeded"
 
 
-def _body(exc: ApiException) -> Mapping[str, Any]:
+def _status_body(body: bytes) -> Mapping[str, Any]:
     try:
-        body = json.loads(exc.body or "")
+        parsed = json.loads(body or b"")
     except (TypeError, ValueError):
         return {}
-    return body if isinstance(body, dict) else {}
+    return parsed if isinstance(parsed, dict) else {}
 
 
-def _retry_after(exc: ApiException) -> float | None:
-    value = (exc.headers or {}).get("Retry-After")
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    value = headers.get("Retry-After")
     try:
         return None if value is None else max(0.0, float(value))
     except ValueError:
         return None
+
+
+def refusal(status: int, body: bytes, headers: Mapping[str, str] | None = None) -> KubeError:
+    """The typed error for an answer of HTTP status `status` (≥ 400) and its body, normally a
+    `Status` object (`reason`, `message`)."""
+    parsed = _status_body(body)
+    message = str(parsed.get("message") or body.decode("utf-8", "replace"))
+    reason = str(parsed.get("reason") or "")
+    if status == 404:
+        return NotFound(status, reason or "NotFound", message)
+    if status == 409:
+        return Conflict(status, reason or "Conflict", message)
+    if status == 403 and _EXCEEDED_QUOTA in message:
+        return Transient(status, "QuotaExceeded", message)
+    if status == 429:
+        return Transient(status, reason or "TooManyRequests", message, _retry_after(headers or {}))
+    if 400 <= status < 500:
+        return Refused(status, reason, message)
+    return Transient(status, reason or "ServerError", message)
 
 
 def api_error(exc: BaseException) -> KubeError | None:
@@ -100,77 +125,131 @@ def api_error(exc: BaseException) -> KubeError | None:
     (a bug of ours, which must surface as it is)."""
     if isinstance(exc, KubeError):
         return exc
-    if isinstance(exc, ApiException):
-        status = exc.status
-        body = _body(exc)
-        message = str(body.get("message") or exc.body or exc.reason or "")
-        reason = str(body.get("reason") or exc.reason or "")
-        if status == 404:
-            return NotFound(status, reason or "NotFound", message)
-        if status == 409:
-            return Conflict(status, reason or "Conflict", message)
-        if status == 403 and _EXCEEDED_QUOTA in message:
-            return Transient(status, "QuotaExceeded", message)
-        if status == 429:
-            return Transient(status, reason or "TooManyRequests", message, _retry_after(exc))
-        if status is not None and 400 <= status < 500:
-            return Refused(status, reason, message)
-        if status is None or status >= 500:
-            return Transient(status, reason or "ServerError", message)
-        return Refused(status, reason, message)
-    if isinstance(exc, urllib3.exceptions.HTTPError | ConnectionError | TimeoutError):
+    if isinstance(exc, aiohttp.ClientError | ConnectionError | TimeoutError):
         return Transient(None, type(exc).__name__, str(exc))
     return None
 
 
-def load_api_client() -> kubernetes.client.ApiClient:
-    """A client from the in-cluster service account, else from KUBECONFIG; its requests are
-    counted (`podtask_kube_requests_total`)."""
+def load_configuration() -> kubernetes.client.Configuration:
+    """Who the operator is and where its API server is: the in-cluster service account, else
+    KUBECONFIG (or ~/.kube/config)."""
     configuration = kubernetes.client.Configuration()
     try:
         kubernetes.config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
     except kubernetes.config.ConfigException:
         kubernetes.config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-    configuration.connection_pool_maxsize = 32
-    return count_kube_requests(kubernetes.client.ApiClient(configuration))
+    return configuration
 
 
-def _answer_of(fn: Callable[[], Any]) -> dict[str, Any]:
-    """Send the request and read its JSON answer (on a pool thread: reading waits)."""
-    return json.loads(fn().data or b"{}")  # type: ignore[no-any-return]
+def _ssl_context(configuration: kubernetes.client.Configuration) -> ssl.SSLContext | bool:
+    if not configuration.host.startswith("https"):
+        return False
+    context = ssl.create_default_context(cafile=configuration.ssl_ca_cert)
+    if configuration.cert_file:
+        context.load_cert_chain(configuration.cert_file, configuration.key_file)
+    if not configuration.verify_ssl:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    elif configuration.assert_hostname is False:
+        context.check_hostname = False
+    return context
 
 
 class Kube:
-    """Calls through one `ApiClient` on a thread pool of its own; the typed errors above.
+    """Calls over one aiohttp session per event loop (the Lease keeper has a loop of its own);
+    the typed errors above; every request counted in `podtask_kube_requests_total`.
 
     `retries` is how many times a call is sent while it fails transiently (1: never again,
-    for callers with a deadline of their own, such as Lease renewals).
+    for callers with a deadline of their own, such as Lease renewals); `connections` bounds
+    the requests in flight at once, as kube-apiserver's max-in-flight would otherwise.
     """
 
     def __init__(
         self,
-        api_client: kubernetes.client.ApiClient,
+        configuration: kubernetes.client.Configuration,
         *,
-        workers: int = 32,
-        thread_name: str = "kube",
+        connections: int = 32,
         retries: int = DEFAULT_RETRIES,
+        timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
-        self.core = kubernetes.client.CoreV1Api(api_client)
-        self.custom = kubernetes.client.CustomObjectsApi(api_client)
-        self.coordination = kubernetes.client.CoordinationV1Api(api_client)
+        self._configuration = configuration
+        self._server = configuration.host.rstrip("/")
+        self._ssl = _ssl_context(configuration)
+        self._connections = connections
         self._retries = retries
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=thread_name)
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._sessions: dict[asyncio.AbstractEventLoop, aiohttp.ClientSession] = {}
 
-    def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
-
-    async def call(self, fn: Callable[[], Any]) -> dict[str, Any]:
-        """Send one request (`fn` calls the client with `_preload_content=False`); its JSON."""
+    def _session(self) -> aiohttp.ClientSession:
         loop = asyncio.get_running_loop()
+        session = self._sessions.get(loop)
+        if session is None or session.closed:
+            session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self._connections, ssl=self._ssl),
+                timeout=self._timeout,
+            )
+            self._sessions[loop] = session
+        return session
+
+    def _headers(self, content_type: str | None) -> dict[str, str]:
+        headers = {"Accept": _JSON}
+        if content_type is not None:
+            headers["Content-Type"] = content_type
+        # Asked per request: the configuration's refresh hook renews an expiring token.
+        token = self._configuration.get_api_key_with_prefix("BearerToken", alias="authorization")
+        if token:
+            headers["Authorization"] = token
+        return headers
+
+    async def close(self) -> None:
+        """Close the session of the running loop (each loop that called closes its own)."""
+        session = self._sessions.pop(asyncio.get_running_loop(), None)
+        if session is not None:
+            await session.close()
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, str | int] | None,
+        body: Any,
+        content_type: str | None,
+    ) -> dict[str, Any]:
+        what = kube_request(method, path, (params or {}).items())
+        data = None if body is None else json.dumps(body).encode()
+        try:
+            async with self._session().request(
+                method,
+                self._server + path,
+                params=params,
+                data=data,
+                headers=self._headers(content_type if body is not None else None),
+            ) as response:
+                answer = await response.read()
+        except BaseException:
+            report_kube_request(what, NO_ANSWER)
+            raise
+        report_kube_request(what, str(response.status))
+        if response.status >= 400:
+            raise refusal(response.status, answer, response.headers)
+        parsed = json.loads(answer or b"{}")
+        return parsed if isinstance(parsed, dict) else {}
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str | int] | None = None,
+        body: Any = None,
+        content_type: str = _JSON,
+    ) -> dict[str, Any]:
+        """Send one request to `path` (from the server's root: `/api/v1/…`, `/apis/…`) and
+        return its JSON answer; retried while it fails transiently."""
         delay = _FIRST_DELAY
         for attempt in range(1, self._retries + 1):
             try:
-                return await loop.run_in_executor(self._pool, _answer_of, fn)
+                return await self._send(method, path, params, body, content_type)
             except Exception as exc:
                 error = api_error(exc)
                 if error is None:
@@ -186,8 +265,23 @@ class Kube:
                 delay = min(delay * 2, _MAX_DELAY)
         raise AssertionError("unreachable")
 
-    async def get_or_none(self, fn: Callable[[], Any]) -> dict[str, Any] | None:
+    async def get_or_none(
+        self, path: str, *, params: Mapping[str, str | int] | None = None
+    ) -> dict[str, Any] | None:
         try:
-            return await self.call(fn)
+            return await self.request("GET", path, params=params)
         except NotFound:
             return None
+
+
+def core_path(namespace: str, plural: str, name: str | None = None) -> str:
+    """The path of a core (`v1`) resource of a namespace, or of one object of it."""
+    return f"/api/v1/namespaces/{namespace}/{plural}" + ("" if name is None else f"/{name}")
+
+
+def group_path(
+    group: str, version: str, namespace: str, plural: str, name: str | None = None
+) -> str:
+    """The path of a resource of an API group in a namespace, or of one object of it."""
+    base = f"/apis/{group}/{version}/namespaces/{namespace}/{plural}"
+    return base + ("" if name is None else f"/{name}")

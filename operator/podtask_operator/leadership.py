@@ -28,11 +28,12 @@ from typing import Any, NoReturn
 import kubernetes
 
 from podtask._contract.resources import parse_timestamp
-from podtask_operator.kube import Conflict, Kube
+from podtask_operator.kube import Conflict, Kube, group_path
 
 log = logging.getLogger(__name__)
 
-LEASE_API_VERSION = "coordination.k8s.io/v1"
+COORDINATION = "coordination.k8s.io"
+LEASE_API_VERSION = f"{COORDINATION}/v1"
 
 
 class LeaseAction(enum.StrEnum):
@@ -122,12 +123,12 @@ class LeadershipLost(Exception):
 
 
 class LeaseStore:
-    """Reads and writes one Lease through a `Kube` of its own (two threads, no retries: a
+    """Reads and writes one Lease through a `Kube` of its own (two connections, no retries: a
     renewal has a deadline of its own), so that the renewals never queue behind other work."""
 
     def __init__(
         self,
-        api_client: kubernetes.client.ApiClient,
+        configuration: kubernetes.client.Configuration,
         namespace: str,
         name: str,
         *,
@@ -135,22 +136,15 @@ class LeaseStore:
     ) -> None:
         self.namespace = namespace
         self.name = name
-        self._kube = Kube(api_client, workers=2, thread_name="lease", retries=1)
-        self._api = self._kube.coordination
-        self._timeout = request_timeout
+        self._kube = Kube(configuration, connections=2, retries=1, timeout=request_timeout)
+        self._leases = group_path(COORDINATION, "v1", namespace, "leases")
 
-    def close(self) -> None:
-        self._kube.close()
+    async def close(self) -> None:
+        """Close this loop's connections (the keeper's loop closes its own)."""
+        await self._kube.close()
 
     async def read(self) -> dict[str, Any] | None:
-        return await self._kube.get_or_none(
-            lambda: self._api.read_namespaced_lease(
-                self.name,
-                self.namespace,
-                _preload_content=False,
-                _request_timeout=self._timeout,
-            )
-        )
+        return await self._kube.get_or_none(f"{self._leases}/{self.name}")
 
     async def create(self, spec: dict[str, Any]) -> dict[str, Any]:
         body = {
@@ -159,31 +153,15 @@ class LeaseStore:
             "metadata": {"name": self.name, "namespace": self.namespace},
             "spec": spec,
         }
-        return await self._write(
-            lambda: self._api.create_namespaced_lease(
-                self.namespace,
-                body,  # type: ignore[arg-type]
-                _preload_content=False,
-                _request_timeout=self._timeout,
-            )
-        )
+        return await self._write("POST", self._leases, body)
 
     async def replace(self, lease: Mapping[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
         """Write `spec` over `lease` as read: its resourceVersion makes a concurrent write a 409."""
-        body = {**lease, "spec": spec}
-        return await self._write(
-            lambda: self._api.replace_namespaced_lease(
-                self.name,
-                self.namespace,
-                body,  # type: ignore[arg-type]
-                _preload_content=False,
-                _request_timeout=self._timeout,
-            )
-        )
+        return await self._write("PUT", f"{self._leases}/{self.name}", {**lease, "spec": spec})
 
-    async def _write(self, fn: Callable[[], Any]) -> dict[str, Any]:
+    async def _write(self, method: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
         try:
-            return await self._kube.call(fn)
+            return await self._kube.request(method, path, body=body)
         except Conflict as exc:
             raise LeaseConflict(exc.reason) from exc
 
@@ -335,6 +313,10 @@ class LeaderElector:
         finally:
             self._last_renewed = None
 
+    async def close(self) -> None:
+        """Close the Lease store's connections of the running loop."""
+        await self._store.close()
+
 
 class LeaseKeeper:
     """Runs `keep_leading` on a thread with its own event loop, and calls `on_lost(reason)` from
@@ -378,4 +360,5 @@ class LeaseKeeper:
         except Exception as exc:
             self._on_lost(f"renewing failed unexpectedly: {exc!r}")
         finally:
+            loop.run_until_complete(self._elector.close())
             loop.close()

@@ -9,7 +9,8 @@ again from a fresh read. So a restarted operator, or a new leader, does not coun
 its predecessor wrote. Pod start latency is read from pods as the watch shows them, once per
 pod: the pods already started when this replica began leading are its predecessor's
 (`PodStarts.known`). The queue gauges are read from the scheduler's state when scraped, and
-the Kubernetes API requests from the client's REST layer (`podtask._control.kube_requests`).
+the Kubernetes API requests as `kube.Kube` sends them (`podtask._control.kube_requests` names
+their verb and resource).
 
 A standby serves the same registry: its leader gauge is 0 and it has counted nothing.
 """
@@ -34,7 +35,7 @@ from prometheus_client.registry import Collector
 
 from podtask._contract.resources import TaskRunSpec, TaskRunStatus, parse_timestamp
 from podtask._contract.wire import LABEL_TASK
-from podtask._control.kube_requests import Client, KubeRequest, report_requests
+from podtask._control.kube_requests import KubeRequest
 from podtask_operator.pending_pods import execution_started_at
 
 if TYPE_CHECKING:
@@ -173,13 +174,9 @@ def admitted(queue: str) -> None:
     ADMISSIONS.labels(queue=queue).inc()
 
 
-def _kube_request(request: KubeRequest, code: str) -> None:
+def report_kube_request(request: KubeRequest, code: str) -> None:
+    """Count one request the operator sent, with its answer's code (`kube.Kube` reports each)."""
     KUBE_REQUESTS.labels(verb=request.verb, resource=request.resource, code=code).inc()
-
-
-def count_kube_requests(api_client: Client) -> Client:
-    """Count every request `api_client` sends; `api_client` itself."""
-    return report_requests(api_client, _kube_request)
 
 
 # Pods whose start was observed (or was before this replica led), remembered so that each is

@@ -10,7 +10,6 @@ embedded cluster's node agent, the cluster's writes) is real.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 import time
 from collections.abc import Callable
@@ -25,7 +24,7 @@ from podtask._contract.wire import API_VERSION, GROUP, LABEL_ATTEMPT, LABEL_RUN,
 from podtask_operator.cluster import Cluster
 from podtask_operator.reconcile import RunReconciler
 from podtask_operator.settings import OperatorSettings
-from tests.embedded_kube import EmbeddedKube, KubeNamespace
+from tests.embedded_kube import EmbeddedKube, KubeNamespace, run_then_close
 
 OUTPUT = {"answer": 42}
 
@@ -145,7 +144,7 @@ class ReportAfterRead(Cluster):
     `nth` read of the run (a get or a list) returns, before the operator reads anything else."""
 
     def __init__(self, attempts: Attempts, run: str, nth: int = 1) -> None:
-        super().__init__(attempts.kube.api, attempts.namespace.name)
+        super().__init__(attempts.kube.api.configuration, attempts.namespace.name)
         self._attempts = attempts
         self._run = run
         self._reads_left = nth
@@ -195,10 +194,7 @@ def test_a_report_after_the_run_is_read_counts_for_the_exited_pod(
     attempts.executing("event", "pass", _spec())
     _wait(lambda: attempts.pod_phase("event-1") == "Succeeded", "the pod to exit 0")
     cluster = ReportAfterRead(attempts, "event")
-    try:
-        asyncio.run(_reconciler(cluster, settings).reconcile("event"))
-    finally:
-        cluster.close()
+    run_then_close(cluster, _reconciler(cluster, settings).reconcile("event"))
     _assert_completed_once(attempts, "event")
 
 
@@ -208,10 +204,7 @@ def test_a_report_after_the_restart_listing_counts_for_the_exited_pod(
     attempts.executing("listed", "pass", _spec(retry={"maxAttempts": 1}))
     _wait(lambda: attempts.pod_phase("listed-1") == "Succeeded", "the pod to exit 0")
     cluster = ReportAfterRead(attempts, "listed")
-    try:
-        asyncio.run(_reconciler(cluster, settings).rebuild())
-    finally:
-        cluster.close()
+    run_then_close(cluster, _reconciler(cluster, settings).rebuild())
     _assert_completed_once(attempts, "listed")
 
 
@@ -227,10 +220,7 @@ def test_a_report_before_the_max_duration_write_wins_over_the_timeout(
     _wait(lambda: attempts.pod_phase(f"{name}-1") == "Running", "the pod to run")
     cluster = ReportAfterRead(attempts, name, nth)
     # maxDuration counts from the container's start: a minute after it, the attempt is over.
-    try:
-        asyncio.run(_reconciler(cluster, settings, timedelta(minutes=1)).reconcile(name))
-    finally:
-        cluster.close()
+    run_then_close(cluster, _reconciler(cluster, settings, timedelta(minutes=1)).reconcile(name))
     _assert_completed_once(attempts, name)
 
 
@@ -243,8 +233,5 @@ def test_a_report_before_the_cancel_write_wins_over_the_cancel(
     _wait(lambda: attempts.pod_phase(f"{name}-1") == "Running", "the pod to run")
     attempts.cancel(name)
     cluster = ReportAfterRead(attempts, name, nth)
-    try:
-        asyncio.run(_reconciler(cluster, settings).reconcile(name))
-    finally:
-        cluster.close()
+    run_then_close(cluster, _reconciler(cluster, settings).reconcile(name))
     _assert_completed_once(attempts, name)

@@ -27,7 +27,7 @@ from podtask._contract.resources import TaskRunSpec
 from podtask._contract.wire import API_VERSION, GROUP, LABEL_ATTEMPT, LABEL_RUN, TASK_RUNS, VERSION
 from podtask_operator.housekeeping import HousekeepingClient, run_housekeeping, sweep_once
 from podtask_operator.sweep_index import SweepIndex
-from tests.embedded_kube import EmbeddedKube, KubeNamespace
+from tests.embedded_kube import EmbeddedKube, KubeNamespace, run_then_close
 
 SPEC = TaskRunSpec.model_validate(
     {
@@ -147,7 +147,7 @@ def test_sweeps_delete_what_is_due_and_nothing_else(embedded_kube: EmbeddedKube)
         ("canceled-1", "Running"),
     ]:
         wait_for(lambda pod=pod, phase=phase: kube.phase(pod) == phase, 15, f"{pod} {phase}")
-    housekeeping = HousekeepingClient(embedded_kube.api, namespace.name)
+    housekeeping = HousekeepingClient(embedded_kube.api.configuration, namespace.name)
 
     async def sweep(pod_retention: float, run_retention: float) -> tuple[list[str], list[str]]:
         result = await sweep_once(
@@ -160,15 +160,15 @@ def test_sweeps_delete_what_is_due_and_nothing_else(embedded_kube: EmbeddedKube)
         return result.deleted_runs, result.deleted_pods
 
     # Only the run past its retention goes; its pod goes with it (ownerReference).
-    assert asyncio.run(sweep(3600, 7 * 86400)) == (["old"], [])
+    assert run_then_close(housekeeping, sweep(3600, 7 * 86400)) == (["old"], [])
     wait_for(lambda: "old-1" not in kube.pods(), 10, "old-1 to be garbage-collected")
     assert namespace.run_names() == ["canceled", "done", "live"]
 
     # A tiny pod retention: the finished pods of the final run go; the run's pods that the
     # operator may still need (run not final) and the running pod stay.
-    assert asyncio.run(sweep(0, 7 * 86400)) == ([], ["done-1", "done-2"])
+    assert run_then_close(housekeeping, sweep(0, 7 * 86400)) == ([], ["done-1", "done-2"])
     assert kube.pods() == ["canceled-1", "live-1"]
-    assert asyncio.run(sweep(0, 7 * 86400)) == ([], [])  # nothing left that is due
+    assert run_then_close(housekeeping, sweep(0, 7 * 86400)) == ([], [])  # nothing left that is due
 
     # The loop, with a tiny run retention: the final runs go, their pods with them.
     async def loop_until_swept() -> None:
@@ -190,7 +190,7 @@ def test_sweeps_delete_what_is_due_and_nothing_else(embedded_kube: EmbeddedKube)
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    asyncio.run(loop_until_swept())
+    run_then_close(housekeeping, loop_until_swept())
     wait_for(lambda: kube.pods() == ["live-1"], 15, "the canceled run's pod to go with it")
 
 
@@ -225,10 +225,11 @@ def test_an_abandoned_batch_goes_with_its_runs_and_a_committed_one_stays(
 
     abandoned = batch("0abandoned", "open")
     committed = batch("0committed", "committed")
-    housekeeping = HousekeepingClient(embedded_kube.api, namespace.name)
+    housekeeping = HousekeepingClient(embedded_kube.api.configuration, namespace.name)
     # Before the watches showed any run (an operator just started, or behind a burst): the
     # committed batch's runs are there all the same, and its marker stays.
-    unseen = asyncio.run(
+    unseen = run_then_close(
+        housekeeping,
         sweep_once(
             housekeeping,
             SweepIndex(),
@@ -236,10 +237,11 @@ def test_an_abandoned_batch_goes_with_its_runs_and_a_committed_one_stays(
             pod_retention=timedelta(hours=1),
             run_retention=timedelta(days=7),
             batch_abandon_after=timedelta(minutes=10),
-        )
+        ),
     )
     assert unseen.deleted_markers == [marker_name("0abandoned")]
-    result = asyncio.run(
+    result = run_then_close(
+        housekeeping,
         sweep_once(
             housekeeping,
             watched(embedded_kube, namespace.name),
@@ -247,7 +249,7 @@ def test_an_abandoned_batch_goes_with_its_runs_and_a_committed_one_stays(
             pod_retention=timedelta(hours=1),
             run_retention=timedelta(days=7),
             batch_abandon_after=timedelta(minutes=10),
-        )
+        ),
     )
     assert result.deleted_markers == []
     wait_for(

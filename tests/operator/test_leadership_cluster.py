@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,11 +19,12 @@ from podtask_devcluster import EmbeddedCluster
 from podtask_operator.leadership import (
     LeaderElector,
     LeadershipLost,
+    LeaseConflict,
     LeaseKeeper,
     LeaseStore,
     format_lease_time,
 )
-from tests.embedded_kube import EmbeddedKube
+from tests.embedded_kube import EmbeddedKube, run_then_close
 
 # Not unit (tests/tiers.py): electors against an embedded cluster.
 pytestmark = pytest.mark.component
@@ -32,11 +33,9 @@ LEASE = "podtask-operator"
 
 
 @pytest.fixture
-def store(embedded_kube: EmbeddedKube) -> Iterator[LeaseStore]:
+def store(embedded_kube: EmbeddedKube) -> LeaseStore:
     namespace = embedded_kube.new_namespace("lease")
-    lease_store = LeaseStore(embedded_kube.api, namespace.name, LEASE, request_timeout=5)
-    yield lease_store
-    lease_store.close()
+    return LeaseStore(embedded_kube.api.configuration, namespace.name, LEASE, request_timeout=5)
 
 
 def elector(store: LeaseStore, name: str, duration: int = 2, renew: float = 0.25) -> LeaderElector:
@@ -68,7 +67,7 @@ def test_of_two_racing_replicas_exactly_one_leads(store: LeaseStore) -> None:
         assert sorted(second) == [False, True]
         assert (await lease_spec(store))["holderIdentity"] in ("c", "d")
 
-    asyncio.run(scenario())
+    run_then_close(store, scenario())
 
 
 def test_a_killed_leader_is_replaced_only_after_its_lease_expires(store: LeaseStore) -> None:
@@ -90,7 +89,7 @@ def test_a_killed_leader_is_replaced_only_after_its_lease_expires(store: LeaseSt
         assert acquired is not None and acquired > last_renewal + timedelta(seconds=2)
         assert taken["leaseTransitions"] == 1
 
-    asyncio.run(scenario())
+    run_then_close(store, scenario())
 
 
 def test_a_released_lease_is_taken_over_at_once(store: LeaseStore) -> None:
@@ -111,7 +110,7 @@ def test_a_released_lease_is_taken_over_at_once(store: LeaseStore) -> None:
         assert released_at is not None and acquired is not None
         assert acquired < released_at + timedelta(seconds=60)
 
-    asyncio.run(scenario())
+    run_then_close(store, scenario())
 
 
 def test_a_standby_stops_waiting_when_told_to(store: LeaseStore) -> None:
@@ -123,7 +122,7 @@ def test_a_standby_stops_waiting_when_told_to(store: LeaseStore) -> None:
         stop.set()
         assert await asyncio.wait_for(waiting, timeout=5) is False
 
-    asyncio.run(scenario())
+    run_then_close(store, scenario())
 
 
 def test_a_leader_that_finds_the_lease_taken_has_lost(store: LeaseStore) -> None:
@@ -137,13 +136,13 @@ def test_a_leader_that_finds_the_lease_taken_has_lost(store: LeaseStore) -> None
         with pytest.raises(LeadershipLost, match="usurper"):
             await asyncio.wait_for(leader.keep_leading(), timeout=10)
 
-    asyncio.run(scenario())
+    run_then_close(store, scenario())
 
 
 def test_a_leader_that_cannot_renew_gives_up_before_its_lease_expires(tmp_path: Path) -> None:
     cluster = EmbeddedCluster(tmp_path / "state", port=0).start()
     api = config.new_client_from_config(config_file=str(cluster.kubeconfig_path))
-    store = LeaseStore(api, "default", LEASE, request_timeout=0.5)
+    store = LeaseStore(api.configuration, "default", LEASE, request_timeout=0.5)
     try:
 
         async def scenario() -> None:
@@ -168,9 +167,8 @@ def test_a_leader_that_cannot_renew_gives_up_before_its_lease_expires(tmp_path: 
             assert readings[-1] - renewed >= leader.renew_deadline
             assert leader.renew_deadline < leader.duration_seconds
 
-        asyncio.run(scenario())
+        run_then_close(store, scenario())
     finally:
-        store.close()
         api.close()
         cluster.stop()
 
@@ -182,22 +180,32 @@ def wait_until(check: Callable[[], object], timeout: float) -> None:
         time.sleep(0.05)
 
 
+async def usurp(store: LeaseStore) -> None:
+    """Write another holder into the Lease, read again as often as a renewal slips in."""
+    while True:
+        lease = await store.read()
+        assert lease is not None
+        try:
+            await store.replace(lease, {**lease["spec"], "holderIdentity": "usurper"})
+            return
+        except LeaseConflict:
+            continue
+
+
 def test_the_keeper_renews_on_its_own_thread_and_reports_the_loss(store: LeaseStore) -> None:
     leader = elector(store, "leader", duration=2, renew=0.25)
-    assert asyncio.run(leader.acquire())
-    first = asyncio.run(lease_spec(store))["renewTime"]
+    assert run_then_close(store, leader.acquire())
+    first = run_then_close(store, lease_spec(store))["renewTime"]
     lost: list[str] = []
     keeper = LeaseKeeper(leader, on_lost=lost.append)
     keeper.start()
     try:
         # Past the Lease duration, with no event loop of ours running: the keeper renewed it.
         time.sleep(2.2)
-        spec = asyncio.run(lease_spec(store))
+        spec = run_then_close(store, lease_spec(store))
         assert spec["holderIdentity"] == "leader" and spec["renewTime"] > first
         assert not lost
-        lease = asyncio.run(store.read())
-        assert lease is not None
-        asyncio.run(store.replace(lease, {**lease["spec"], "holderIdentity": "usurper"}))
+        run_then_close(store, usurp(store))
         wait_until(lambda: lost, 5)
         assert "usurper" in lost[0]
     finally:
@@ -206,11 +214,11 @@ def test_the_keeper_renews_on_its_own_thread_and_reports_the_loss(store: LeaseSt
 
 def test_a_stopped_keeper_renews_no_more(store: LeaseStore) -> None:
     leader = elector(store, "leader", duration=2, renew=0.25)
-    assert asyncio.run(leader.acquire())
+    assert run_then_close(store, leader.acquire())
     keeper = LeaseKeeper(leader, on_lost=lambda reason: pytest.fail(reason))
     keeper.start()
     time.sleep(0.3)
     keeper.stop(timeout=5)
-    stopped = asyncio.run(lease_spec(store))["renewTime"]
+    stopped = run_then_close(store, lease_spec(store))["renewTime"]
     time.sleep(0.6)
-    assert asyncio.run(lease_spec(store))["renewTime"] == stopped
+    assert run_then_close(store, lease_spec(store))["renewTime"] == stopped

@@ -24,7 +24,7 @@ from podtask._contract.wire import API_VERSION, LABEL_ATTEMPT, LABEL_MACHINE, LA
 from podtask_operator.cluster import Cluster
 from podtask_operator.reconcile import RunReconciler
 from podtask_operator.settings import OperatorSettings
-from tests.embedded_kube import EmbeddedKube
+from tests.embedded_kube import EmbeddedKube, run_then_close
 
 NAME = "stuck"
 
@@ -139,7 +139,7 @@ def test_a_pod_that_cannot_create_its_container_says_why_and_is_retried(
         runner_command=[sys.executable, "-c", "import time; time.sleep(60)"],
         pending_timeout_seconds=4,
     )
-    cluster = Cluster(embedded_kube.api, namespace.name)
+    cluster = Cluster(embedded_kube.api.configuration, namespace.name)
     reconciler = RunReconciler(cluster, settings, random=lambda: 0.0)
 
     async def scenario() -> None:
@@ -185,7 +185,4 @@ def test_a_pod_that_cannot_create_its_container_says_why_and_is_retried(
         # The slot of the stuck pod is free; only attempt 2's pod counts.
         assert reconciler.scheduler.counts("hello-world") == (1, 0)
 
-    try:
-        asyncio.run(scenario())
-    finally:
-        cluster.close()
+    run_then_close(cluster, scenario())

@@ -4,7 +4,6 @@ goes with its run."""
 
 from __future__ import annotations
 
-import asyncio
 import sys
 import time
 from collections.abc import Callable
@@ -18,7 +17,7 @@ from podtask._contract.wire import API_VERSION
 from podtask_operator.cluster import Cluster
 from podtask_operator.pods import pod_for_attempt, token_secret_for_attempt
 from podtask_operator.settings import OperatorSettings
-from tests.embedded_kube import EmbeddedKube
+from tests.embedded_kube import EmbeddedKube, run_then_close
 
 
 def _wait_for(check: Callable[[], Any], what: str, timeout: float = 20) -> Any:
@@ -52,7 +51,7 @@ def test_the_pod_gets_its_token_from_the_attempts_secret(
             "import os; print('token=' + os.environ['PODTASK_ATTEMPT_TOKEN'])",
         ],
     )
-    cluster = Cluster(embedded_kube.api, namespace.name)
+    cluster = Cluster(embedded_kube.api.configuration, namespace.name)
     core = kubernetes.client.CoreV1Api(embedded_kube.api)
 
     async def start() -> None:
@@ -61,10 +60,7 @@ def test_the_pod_gets_its_token_from_the_attempts_secret(
         await cluster.create_secret(token_secret_for_attempt(run, 1, "second.token"))
         await cluster.create_pod(pod_for_attempt(run, spec, 1, "micro", settings))
 
-    try:
-        asyncio.run(start())
-    finally:
-        cluster.close()
+    run_then_close(cluster, start())
 
     def log() -> str:
         try:

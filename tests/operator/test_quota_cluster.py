@@ -17,15 +17,14 @@ from collections.abc import Callable
 from typing import Any
 
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 
 from podtask._contract.resources import TaskRunSpec
 from podtask._contract.wire import API_VERSION, LABEL_RUN
 from podtask_operator.cluster import Cluster
-from podtask_operator.kube import api_error
+from podtask_operator.kube import refusal
 from podtask_operator.reconcile import RunReconciler
 from podtask_operator.settings import OperatorSettings
-from tests.embedded_kube import EmbeddedKube
+from tests.embedded_kube import EmbeddedKube, run_then_close
 
 RUNS = 3
 
@@ -34,29 +33,29 @@ class PodQuota(Cluster):
     """The operator's cluster layer behind a ResourceQuota of `pods` pods."""
 
     def __init__(self, kube: EmbeddedKube, namespace: str, pods: int) -> None:
-        super().__init__(kube.api, namespace)
+        super().__init__(kube.api.configuration, namespace)
         self.pods = pods
 
     async def create_pod(self, body: dict[str, Any]) -> dict[str, Any]:
         pods = await self.list_pods(LABEL_RUN)
         used = sum(1 for p in pods if p["status"].get("phase") not in ("Succeeded", "Failed"))
         if used >= self.pods:
-            refusal = ApiException(status=403, reason="Forbidden")
-            refusal.body = json.dumps(
-                {
-                    "kind": "Status",
-                    "apiVersion": "v1",
-                    "status": "Failure",
-                    "message": f'pods "{body["metadata"]["name"]}" is forbidden: exceeded quota: '
-                    f"pods, requested: pods=1, used: pods={used}, limited: pods={self.pods}",
-                    "reason": "Forbidden",
-                    "details": {"name": body["metadata"]["name"], "kind": "pods"},
-                    "code": 403,
-                }
+            raise refusal(
+                403,
+                json.dumps(
+                    {
+                        "kind": "Status",
+                        "apiVersion": "v1",
+                        "status": "Failure",
+                        "message": f'pods "{body["metadata"]["name"]}" is forbidden: '
+                        f"exceeded quota: pods, requested: pods=1, used: pods={used}, "
+                        f"limited: pods={self.pods}",
+                        "reason": "Forbidden",
+                        "details": {"name": body["metadata"]["name"], "kind": "pods"},
+                        "code": 403,
+                    }
+                ).encode(),
             )
-            error = api_error(refusal)
-            assert error is not None
-            raise error from refusal
         return await super().create_pod(body)
 
 
@@ -137,10 +136,7 @@ def test_runs_refused_by_a_quota_wait_and_all_start(embedded_kube: EmbeddedKube)
             stop.set()
             await watcher
 
-    try:
-        asyncio.run(scenario())
-    finally:
-        cluster.close()
+    run_then_close(cluster, scenario())
 
     # One pod at a time, as the quota allows; each run had its one attempt.
     assert most_alive == 1

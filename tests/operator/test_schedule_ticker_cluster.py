@@ -92,7 +92,7 @@ def test_ticks_trigger_their_runs_once_and_the_status_follows(
     schedules.create("orphan", "not-deployed", tick)
 
     async def scenario() -> None:
-        cluster = Cluster(embedded_kube.api, namespace.name)
+        cluster = Cluster(embedded_kube.api.configuration, namespace.name)
         ticker = ScheduleTicker(cluster, MissedTicks.RUN_LATEST, clock=clock)
         second = ScheduleTicker(cluster, MissedTicks.RUN_LATEST, clock=clock)
         try:
@@ -154,6 +154,6 @@ def test_ticks_trigger_their_runs_once_and_the_status_follows(
         finally:
             await ticker.close()
             await second.close()
-            cluster.close()
+            await cluster.close()
 
     asyncio.run(scenario())

@@ -3,9 +3,10 @@ one's Kubernetes verb and resource (`kube_request`, pure: the rules kube-apiserv
 request info follows), and the hook that reports every request of a client with its answer's
 code (`report_requests`).
 
-The hook sits on the official client's REST layer, below the API's and the operator's own
-call layers: every HTTP request is reported once, a retried call once per try, a watch when
-its response begins. Both components report into their own `podtask_kube_requests_total`.
+The hook sits on the official client's REST layer, below the API's own call layer (the
+operator's `Kube` reports its requests itself): every HTTP request is reported once, a retried
+call once per try, a watch when its response begins. Both components report into their own
+`podtask_kube_requests_total`.
 """
 
 from __future__ import annotations
