@@ -24,6 +24,11 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.failures import Failure, FailureGroup
+
+# Imported here, not by `from_asgi` inside a test: pytest rewrites a plugin's modules as they
+# are imported, and CPython 3.11.7's compiler can fail on a deep stack ("AST constructor
+# recursion depth mismatch", fixed in 3.11.8).
+from schemathesis.specs.openapi import schemas as _schemas  # noqa: F401
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     response_headers_conformance,

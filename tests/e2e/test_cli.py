@@ -40,7 +40,8 @@ def test_a_retried_run_waited_for_read_and_replayed_on_the_command_line(stack: S
     assert [(r[0], r[1], r[5], r[6]) for r in rows] == [
         ("1", "small-1x", "1", "Error"),
         ("2", "small-1x", "1", "Error"),
-        ("3", "small-1x", "0", "Completed"),
+        # Completed by its report, before its pod exited: no exit code (docs/kubectl.md)
+        ("3", "small-1x", "-", "Completed"),
     ]
     assert rows[0][7] == "RuntimeError: attempt 1 fails on purpose" and rows[2][7] == "-"
 

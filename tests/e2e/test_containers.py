@@ -135,7 +135,15 @@ def test_hello_world_completes_in_the_runner_image_and_leaves_nothing_running(
     run = stack.wait_for(stack.trigger("hello-world", {"name": "container"}), timeout=120)
     assert run["status"] == "Completed", run
     assert run["output"] == {"message": "hello container"}
-    pod = stack.pod(f"{run['id']}-1")
+    # The run's report completed it; its pod ends a moment later.
+    pod = wait_until(
+        lambda: (
+            found
+            if (found := stack.pod(f"{run['id']}-1"))["status"].get("phase") == "Succeeded"
+            else None
+        ),
+        timeout=60,
+    )
     assert pod["spec"]["containers"][0]["image"] == built_images["runner"]
     status = pod["status"]["containerStatuses"][0]
     assert status["containerID"].startswith("podman://"), status
