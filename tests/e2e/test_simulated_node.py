@@ -72,7 +72,7 @@ def test_a_run_on_the_simulated_node_completes_without_a_process(simulated: Stac
     assert run["output"] is None and run["error"] is None
     (attempt,) = run["attempts"]
     # Its report completed the run, before the pod ended: no exit code on the attempt.
-    assert "exitCode" not in attempt and attempt["reason"] == "Completed"
+    assert attempt["exitCode"] is None and attempt["reason"] == "Completed"
     assert runners == [], "a runner process was started"
 
     def ended_pod() -> dict[str, Any] | None:
