@@ -175,11 +175,7 @@ class WireModel(BaseModel):
     """camelCase on the wire, snake_case in Python; unknown keys are kept out."""
 
     model_config = ConfigDict(
-        alias_generator=to_camel,
-        populate_by_name=True,
-        extra="ignore",
-        use_enum_values=True,
-        defer_build=True,
+        alias_generator=to_camel, populate_by_name=True, extra="ignore", use_enum_values=True
     )
 
     def to_wire(self) -> dict[str, Any]:
