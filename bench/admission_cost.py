@@ -184,7 +184,18 @@ def _profiler(pid: int, out: Path | None) -> subprocess.Popen[bytes] | None:
     if out is None:
         return None
     out.parent.mkdir(parents=True, exist_ok=True)
-    spy = ["py-spy", "record", "--pid", str(pid), "--rate", "200", "--format", "raw", "--gil"]
+    # The environment's own py-spy (`pip install 'podtask[bench]'`), on PATH or not.
+    spy = [
+        str(Path(sys.executable).with_name("py-spy")),
+        "record",
+        "--pid",
+        str(pid),
+        "--rate",
+        "200",
+        "--format",
+        "raw",
+        "--gil",
+    ]
     return subprocess.Popen(
         [*spy, "--nonblocking", "--output", str(out)],
         stdout=subprocess.DEVNULL,
