@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import subprocess
 import sys
 import tempfile
@@ -49,6 +50,7 @@ from run_stages import (  # noqa: E402
     writes_between,
     writes_table,
 )
+from stack_cpu import cpu_between, cpu_by_part  # noqa: E402
 
 NOOP = HERE / "tasks" / "noop.py"
 NAMESPACE = "default"
@@ -180,6 +182,12 @@ def _run_directly(i: int) -> int:
     return subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
 
 
+def time_of_children() -> float:
+    """CPU seconds of this process's ended children (the runners spawned directly)."""
+    times = os.times()
+    return times.children_user + times.children_system
+
+
 def spawned_directly(runs: int) -> float:
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=CONCURRENCY) as pool:
@@ -241,10 +249,13 @@ def main() -> None:
             before = counts()
             unwaited, moments = unwaited_runs(dev, sightings, args.waves)
             wave_writes = writes_between(before, counts())
-        before = counts()
+        before, cpu_before = counts(), cpu_by_part(dev)
         stack_seconds, _ = asyncio.run(through_the_stack(dev, args.runs))
         burst_writes = writes_between(before, counts())
+        burst_cpu = cpu_between(cpu_before, cpu_by_part(dev))
+        direct_cpu = time_of_children()
         direct_seconds = spawned_directly(args.runs)
+        direct_cpu = time_of_children() - direct_cpu
 
     print(f"writes of {unwaited} runs that did not wait, per run:")
     print(writes_table(wave_writes, unwaited))
@@ -259,6 +270,9 @@ def main() -> None:
     print(f"\nruns: {args.runs} no-op runs, triggered at once, {CONCURRENCY} at a time")
     print(f"dev stack end to end:     {stack_rate:8.2f} runs/s ({stack_seconds:.2f} s)")
     print(f"runner spawned directly:  {direct_rate:8.2f} runs/s ({direct_seconds:.2f} s)")
+    cpu_ms = {part: round(sec * 1000 / args.runs, 1) for part, sec in burst_cpu.items() if sec}
+    print("CPU per run, dev stack: " + ", ".join(f"{p} {ms} ms" for p, ms in cpu_ms.items()))
+    print(f"CPU per run, runner spawned directly: {direct_cpu * 1000 / args.runs:.1f} ms")
     record(
         "p1",
         "end-to-end runs/s through podtask dev ÷ the runner spawned directly",
@@ -269,6 +283,8 @@ def main() -> None:
             "concurrency": CONCURRENCY,
             "stack_seconds": stack_seconds,
             "direct_seconds": direct_seconds,
+            "cpu_ms_per_run_by_part": cpu_ms,
+            "direct_cpu_ms_per_run": direct_cpu * 1000 / args.runs,
             "stages_ms": {
                 f"{s.start} → {s.end}": {"p50": s.p50_ms, "p99": s.p99_ms} for s in stages(moments)
             },

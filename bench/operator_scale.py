@@ -44,6 +44,7 @@ import psutil
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 from results import Goal, record
+from stack_cpu import cpu_by_part
 
 from podtask._cli.devprocess import DevProcess
 
@@ -154,33 +155,6 @@ class RssSampler:
 
     def stop(self) -> None:
         self._stop.set()
-
-
-PARTS = (
-    ("operator", "podtask_operator"),
-    ("api", "podtask_api"),
-    ("node-agent", "node_agent"),
-    ("embedded-cluster", "podtask_devcluster"),
-    ("kube-apiserver", "kube-apiserver"),
-    ("etcd", "etcd"),
-    ("kube-scheduler", "kube-scheduler"),
-    ("kube-controller-manager", "kube-controller-manager"),
-)
-
-
-def cpu_by_part(dev: DevProcess) -> dict[str, float]:
-    """CPU seconds (user + system) each part of the stack has used so far."""
-    used: dict[str, float] = {}
-    for process in psutil.Process(dev.pid).children(recursive=True):
-        try:
-            line = " ".join(process.cmdline())
-            times = process.cpu_times()
-        except psutil.Error:
-            continue
-        part = next((name for name, mark in PARTS if mark in line), None)
-        if part is not None:
-            used[part] = used.get(part, 0.0) + times.user + times.system
-    return used
 
 
 class Scale:
