@@ -29,7 +29,7 @@ from typing import Any
 import aiohttp
 import kubernetes
 
-from podtask._control.kube_requests import NO_ANSWER, kube_request
+from podtask._control.kube_requests import NO_ANSWER, KubeRequest, kube_request
 from podtask_operator.metrics import report_kube_request
 
 log = logging.getLogger(__name__)
@@ -209,21 +209,20 @@ class Kube:
 
     async def _send(
         self,
+        what: KubeRequest,
         method: str,
         path: str,
         params: Mapping[str, str | int] | None,
-        body: Any,
-        content_type: str | None,
+        data: bytes | None,
+        content_type: str,
     ) -> dict[str, Any]:
-        what = kube_request(method, path, (params or {}).items())
-        data = None if body is None else json.dumps(body).encode()
         try:
             async with self._session().request(
                 method,
                 self._server + path,
                 params=params,
                 data=data,
-                headers=self._headers(content_type if body is not None else None),
+                headers=self._headers(None if data is None else content_type),
             ) as response:
                 answer = await response.read()
         except BaseException:
@@ -246,10 +245,14 @@ class Kube:
     ) -> dict[str, Any]:
         """Send one request to `path` (from the server's root: `/api/v1/…`, `/apis/…`) and
         return its JSON answer; retried while it fails transiently."""
+        # Named and encoded once; only the headers are made again for each try (a token may
+        # have been renewed meanwhile).
+        what = kube_request(method, path, (params or {}).items())
+        data = None if body is None else json.dumps(body).encode()
         delay = _FIRST_DELAY
         for attempt in range(1, self._retries + 1):
             try:
-                return await self._send(method, path, params, body, content_type)
+                return await self._send(what, method, path, params, data, content_type)
             except Exception as exc:
                 error = api_error(exc)
                 if error is None:
