@@ -21,7 +21,7 @@ from podtask._contract.run_endings import COMPLETED_MESSAGE, completed_by_report
 from podtask._contract.status_patches import status_changes, status_update
 from podtask_operator import metrics
 from podtask_operator.attempts import AttemptKind
-from podtask_operator.cluster import ClusterApi
+from podtask_operator.cluster import ClusterApi, RunChanged
 from podtask_operator.lifecycle import RunEnd
 
 # The runner's report belongs to the API; the operator never writes it, but for one thing:
@@ -33,6 +33,8 @@ _API_OWNED = frozenset({"report", "metadata"})
 # Runs finished here remembered until their pod ends (`RunWriter.settle_completion`): a run
 # is finished here while its pod runs only when stopped (a cancel, maxDuration, a ttl).
 FINISHED_MEMORY = 4096
+# Tries of an unguarded write of a run that had no status when it was read (`RunWriter.write`).
+UNGUARDED_TRIES = 5
 
 
 def output_moved(old: TaskRunStatus, new: TaskRunStatus) -> bool:
@@ -77,10 +79,35 @@ class RunWriter:
         guarded: bool = True,
     ) -> None:
         """Write the change from `old` to `new`; `guarded`, only onto the version of `run`
-        they were decided from (else `RunChanged`)."""
-        patch = status_patch(run.get("status"), old, new)
+        they were decided from (else `RunChanged`); unguarded, onto whatever the run's status
+        holds by then."""
+        name = run["metadata"]["name"]
+        for _ in range(UNGUARDED_TRIES - 1):
+            try:
+                await self._write_once(run, old, new, guarded=guarded)
+                return
+            except RunChanged:
+                if guarded:
+                    raise
+            # A run read with no status: its write was the whole status, pinned (below); the
+            # fresh read has one, which this change is now written onto, field by field.
+            fresh = await self._cluster.get_run(name)
+            if fresh is None:
+                return
+            run = fresh
+        await self._write_once(run, old, new, guarded=guarded)
+
+    async def _write_once(
+        self, run: dict[str, Any], old: TaskRunStatus, new: TaskRunStatus, *, guarded: bool
+    ) -> None:
+        read = run.get("status")
+        patch = status_patch(read, old, new)
         if patch:
-            version = run["metadata"].get("resourceVersion") if guarded else None
+            # A status written onto a run that had none is one `add` of the whole status: onto
+            # a later version it would replace what was written since (a runner's report made
+            # before its attempt was recorded), so it is pinned whether guarded or not.
+            pinned = guarded or not isinstance(read, dict)
+            version = run["metadata"].get("resourceVersion") if pinned else None
             await self._cluster.patch_run_status(
                 run["metadata"]["name"], patch, resource_version=version
             )
@@ -143,16 +170,21 @@ class RunWriter:
         if status is None:
             # The status itself does not parse: replace the fields that say how it ended.
             error = bounded_error(RunError(type=error_type, message=message))
+            read = run.get("status")
             await self._cluster.patch_run_status(
                 run["metadata"]["name"],
                 status_changes(
-                    run.get("status"),
+                    read,
                     {
                         "phase": RunPhase.SYSTEM_FAILURE.value,
                         "error": error.to_wire(),
                         "finishedAt": self._clock().isoformat(),
                     },
                 ),
+                # Not a mapping: the status is replaced whole, so only the one judged invalid.
+                resource_version=None
+                if isinstance(read, dict)
+                else run["metadata"].get("resourceVersion"),
             )
             metrics.run_finished(run, TaskRunStatus(phase=RunPhase.SYSTEM_FAILURE))
             return

@@ -235,3 +235,32 @@ async def test_a_pods_end_starts_the_next_run_before_its_own_run_is_read(
     assert cluster.status("a")["phase"] == "Completed"
     assert cluster.status("b")["phase"] == "Executing"
     assert cluster.events[-1] == ("a", "Normal", "Completed")
+
+
+@pytest.mark.anyio
+async def test_a_report_made_before_a_first_attempt_is_recorded_is_kept(
+    operator: Operator,
+) -> None:
+    """A run with no status yet whose runner reports before the operator records the attempt
+    (an operator paused between creating the pod and writing the attempt): the record of the
+    attempt is written onto the status the report made, not in place of it, and the run ends
+    with its task's output, not as a crash."""
+    cluster, reconciler = operator.cluster, operator.reconciler
+    cluster.add_run("a", _spec(), T0)
+    create_pod = cluster.create_pod
+
+    async def create_then_report(body: dict[str, Any]) -> dict[str, Any]:
+        pod = await create_pod(body)
+        cluster.report_through_api("a", {"attempt": 1, "ok": True, "output": {"n": 1}}, T0)
+        return pod
+
+    cluster.create_pod = create_then_report  # type: ignore[method-assign]
+    await reconciler.run_changed("a")
+    a = cluster.status("a")
+    assert (a["phase"], a["attempt"], a["report"]["attempt"]) == ("Executing", 1, 1)
+
+    cluster.pod_ends("a-1", exit_code=0)
+    await operator.pod_seen("a-1")
+    a = cluster.status("a")
+    assert (a["phase"], a["output"]) == ("Completed", {"n": 1})
+    operator.close()

@@ -73,7 +73,10 @@ def test_an_operator_frozen_past_its_lease_exits_and_its_restart_loses_nothing(
 
     wait_until(lambda: len(composed.operator_restarts) > restarts_before, timeout=120)
     runs = composed.wait_all(ids, timeout=600)
-    assert Counter(r["status"]["phase"] for r in runs.values()) == {"Completed": len(ids)}
+    outcomes = Counter(r["status"]["phase"] for r in runs.values())
+    assert outcomes == {"Completed": len(ids)}, f"{outcomes}: " + str(
+        {n: r["status"] for n, r in runs.items() if r["status"]["phase"] != "Completed"}
+    )
     ledger.assert_each_returned_once(ids)
     ledger.assert_no_attempt_started_twice()
     phases.assert_each_ended_once(ids)
