@@ -232,7 +232,7 @@ def _local(module: str, task_id: str, payload: Any, interruptions: Interruptions
             run_id=LOCAL_RUN_ID,
             attempt=1,
             task_id=task.id,
-            queue=task.queue.name,
+            queue=task.queue_name,
             machine=MachineContext(preset.name, preset.cpu, preset.memory_gb),
             started_at=datetime.now(UTC),
         )

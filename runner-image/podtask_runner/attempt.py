@@ -52,19 +52,15 @@ from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
-
-from pydantic import BaseModel, ValidationError
+from typing import TYPE_CHECKING, Any
 
 from podtask._authoring.context import Context, MachineContext, running_in
 from podtask._authoring.modules import import_task_module
 from podtask._authoring.run_metadata import RunMetadata
-from podtask._authoring.tasks import Task, registered_tasks
+from podtask._authoring.tasks import Task, declarations_registered, registered_tasks
 from podtask._client.wait_observers import observed_by
-from podtask._contract.bounded_errors import bounded_error
 from podtask._contract.json_values import JsonValueError, checked_json_text, stored_size
 from podtask._contract.limits import MAX_OUTPUT_BYTES
-from podtask._contract.resources import CompletionReport, RunError
 from podtask.errors import (
     MaxDurationExceededError,
     PayloadValidationError,
@@ -80,6 +76,9 @@ from podtask.hooks import (
 )
 from podtask_runner.author_code import AuthorCode
 from podtask_runner.interruptions import Deadline, Interruptions
+
+if TYPE_CHECKING:
+    from podtask._contract.resources import CompletionReport, RunError
 
 __all__ = [
     "AFTER_HOOK_GRACE_SECONDS",
@@ -114,10 +113,16 @@ class OutputTooLargeError(Exception):
 
 def failure_report(exc: BaseException) -> CompletionReport:
     """The report of an attempt that ended with `exc`."""
+    from podtask._contract.resources import CompletionReport
+
     return CompletionReport(ok=False, error=error_from_exception(exc))
 
 
 def error_from_exception(exc: BaseException) -> RunError:
+    # The report's models (pydantic's) are imported once the task has run, not before it.
+    from podtask._contract.bounded_errors import bounded_error
+    from podtask._contract.resources import RunError
+
     message = str(exc)
     if isinstance(exc, SystemExit):
         message = f"the task called sys.exit({exc.code!r})"
@@ -160,7 +165,9 @@ def authors_traceback(exc: BaseException) -> str:
 def find_task(module_ref: str, task_id: str) -> Task:
     """Import the task module and pick the task with `task_id` from what it declared."""
     try:
-        module = import_task_module(module_ref)
+        # Its declarations were registered: what this attempt reads of them is checked.
+        with declarations_registered():
+            module = import_task_module(module_ref)
     except TaskModuleImportError:
         raise
     except BaseException as exc:  # a module may call sys.exit() at import time
@@ -207,7 +214,8 @@ def encode_output(task_id: str, output: Any) -> str:
 
     A pydantic model is sent as its JSON dump, as it would be over any JSON API.
     """
-    if isinstance(output, BaseModel):
+    pydantic = sys.modules.get("pydantic")
+    if pydantic is not None and isinstance(output, pydantic.BaseModel):
         output = output.model_dump(mode="json")
     try:
         # What the TaskRun cannot hold (NaN, a lone surrogate, over MAX_JSON_DEPTH levels, an
@@ -233,6 +241,8 @@ def validated_payload(task: Task, payload: Any) -> Any:
     model = task.payload_model
     if model is None:
         return payload
+    from pydantic import ValidationError
+
     try:
         return model.model_validate(payload)
     except ValidationError as exc:
@@ -325,6 +335,8 @@ def execute_attempt(
 
     if error is not None:
         return failure_report(error)
+    from podtask._contract.resources import CompletionReport
+
     # Round-trip so the reported output is exactly what JSON carries (tuples become lists).
     return CompletionReport(ok=True, output=json.loads(text))
 

@@ -6,11 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from podtask._contract.attempt_logs import (
     HEAD_SEGMENTS,
     MAX_CHUNK_BYTES,
+    MAX_LOG_OFFSET,
     SEGMENT_BYTES,
     TAIL_SEGMENTS,
     UNFINISHED_LINE,
@@ -74,11 +75,20 @@ def test_the_final_chunk_records_where_the_log_ends() -> None:
 
 
 def test_a_chunk_carries_at_most_one_segment_of_text() -> None:
+    """Made by the runner (a dataclass) and read by the API (pydantic validating it as
+    FastAPI does a body): the same rules."""
+    body = TypeAdapter(LogChunk)
     LogChunk(offset=0, text="x" * MAX_CHUNK_BYTES)
-    with pytest.raises(ValidationError, match="at most"):
+    body.validate_python({"offset": 0, "text": "x" * MAX_CHUNK_BYTES})
+    with pytest.raises(ValueError, match="at most"):
         LogChunk(offset=0, text="é" * (MAX_CHUNK_BYTES // 2 + 1))
-    with pytest.raises(ValidationError):
-        LogChunk(offset=-1, text="x")
+    with pytest.raises(ValidationError, match="at most"):
+        body.validate_python({"offset": 0, "text": "é" * (MAX_CHUNK_BYTES // 2 + 1)})
+    for offset in (-1, MAX_LOG_OFFSET + 1):
+        with pytest.raises(ValueError, match="offset must be from 0"):
+            LogChunk(offset=offset, text="x")
+        with pytest.raises(ValidationError, match="offset must be from 0"):
+            body.validate_python({"offset": offset, "text": "x"})
 
 
 def test_a_segment_is_labelled_named_and_owned_by_its_run() -> None:

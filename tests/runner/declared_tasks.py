@@ -14,12 +14,12 @@ def make_task(run: Callable[..., Any], hooks: TaskHooks | None = None, task_id: 
     return Task(
         id=task_id,
         run=run,
-        retry=RetryPolicy(),
-        queue=QueueRef(name=task_id),
         machine="micro",
         max_duration_seconds=None,
         ttl_seconds=None,
         module=__name__,
         source="test",
         hooks=hooks or TaskHooks(),
+        declared_retry=RetryPolicy(),
+        declared_queue=QueueRef(name=task_id),
     )

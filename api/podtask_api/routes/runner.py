@@ -13,9 +13,10 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Depends, Response
+from pydantic import BaseModel, ConfigDict, Field
 
 from podtask._contract.attempt_logs import LogChunk
-from podtask._contract.run_metadata import MetadataUpdate
+from podtask._contract.limits import MAX_RUN_METADATA_BYTES
 from podtask._contract.wire import ATTEMPT_ENDED, RUNNER_ATTEMPT_PATH, RUNNER_METADATA_PATH
 from podtask_api.api_models import RunnerAttempt
 from podtask_api.cluster import AttemptNotCurrent, ObjectNotFound
@@ -31,6 +32,19 @@ from podtask_api.stored_logs import append_chunk, attempt_pod
 # Each retry follows an operator write that landed between our read and our write; one
 # attempt sees a couple at most, so the bound only keeps a misbehaving writer from looping us.
 REPORT_WRITE_TRIES = 5
+
+
+class MetadataUpdate(BaseModel):
+    """`PUT /api/v1/runner/runs/{run}/attempts/{attempt}/metadata`: the whole document
+    (`podtask._contract.run_metadata`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    metadata: dict[str, Any] = Field(
+        description="The run's metadata, whole: it replaces what was stored (a JSON object, "
+        f"at most {MAX_RUN_METADATA_BYTES // 1024} KiB)."
+    )
+
 
 router = APIRouter(
     prefix=RUNNER_ATTEMPT_PATH,

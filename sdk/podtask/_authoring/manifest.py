@@ -29,10 +29,10 @@ from pydantic.alias_generators import to_camel
 
 from podtask._authoring.modules import load_tasks
 from podtask._authoring.tasks import TASK_ID_RULE, Task, is_valid_task_id
+from podtask._contract.kube_names import QUEUE_NAME_PATTERN
 from podtask._contract.limits import KIB, MAX_PAYLOAD_SCHEMA_BYTES, MAX_QUEUE_NAME_LENGTH
 from podtask._contract.machines import PRESETS
 from podtask._contract.resources import (
-    QUEUE_NAME_PATTERN,
     QueueRef,
     RetryPolicy,
     TaskScheduleDeclaration,

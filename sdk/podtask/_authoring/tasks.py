@@ -3,6 +3,13 @@
 Everything a task declares is checked here, when its module is imported: a mistake
 is a `TaskDeclarationError` that names the task and the option, not a failure in a
 pod later. The hooks' signatures and their order are described in `podtask.hooks`.
+
+But for one importer: a task pod's runner (`declarations_registered`). Its module's
+declarations were checked when they were registered (`podtask dev`, `podtask deploy`),
+and an attempt runs from its TaskRun's spec, not from them; so there the options checked
+with the CRD's pydantic models (`retry`, `queue`, `schedule`) are kept as declared and
+checked when first read, which a runner does not do before its task runs: a pod does not
+import pydantic for them (bench/README.md, "Runner start-up (p6)").
 """
 
 from __future__ import annotations
@@ -11,27 +18,19 @@ import inspect
 import re
 import sys
 import typing
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 from podtask._authoring.context import Context
 from podtask._contract.durations import duration_seconds
+from podtask._contract.kube_names import TASK_ID_PATTERN
 from podtask._contract.limits import MAX_TASK_ID_LENGTH
 from podtask._contract.machines import DEFAULT_MACHINE, PRESETS, MachinePreset, machine_preset
-from podtask._contract.resources import (
-    TASK_ID_PATTERN,
-    QueueRef,
-    RetryPolicy,
-    TaskScheduleDeclaration,
-)
-from podtask._contract.schedules import (
-    DEFAULT_TIMEZONE,
-    InvalidSchedule,
-    check_cron,
-    check_timezone,
-)
+from podtask._contract.schedules import DEFAULT_TIMEZONE, InvalidSchedule
 from podtask.errors import TaskDeclarationError
 from podtask.hooks import (
     HOOK_PARAMETERS,
@@ -50,6 +49,16 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
 
     from podtask import client
+    from podtask._contract.resources import (
+        QueueRef,
+        RetryPolicy,
+        TaskScheduleDeclaration,
+        WireModel,
+    )
+
+    RetryOption = RetryPolicy | Mapping[str, Any] | None
+    QueueOption = QueueRef | Mapping[str, Any] | None
+    ScheduleOption = str | Mapping[str, str] | TaskScheduleDeclaration | None
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -95,19 +104,44 @@ class _ClientFunction:
 
 @dataclass(frozen=True)
 class Task:
-    """A declared task: its id, its `run` function, its configuration and its own hooks."""
+    """A declared task: its id, its `run` function, its configuration and its own hooks.
+
+    `declared_retry`, `declared_queue` and `declared_schedule` are the options as declared
+    (the models once checked); `retry`, `queue` and `schedule` are them checked, when first
+    read (see the module's docstring)."""
 
     id: str
     run: RunFunction
-    retry: RetryPolicy
-    queue: QueueRef
     machine: str
     max_duration_seconds: int | None
     ttl_seconds: int | None
     module: str
     source: str
     hooks: TaskHooks = field(default_factory=TaskHooks)
-    schedule: TaskScheduleDeclaration | None = None
+    declared_retry: RetryOption = None
+    declared_queue: QueueOption = None
+    declared_schedule: ScheduleOption = None
+
+    @cached_property
+    def retry(self) -> RetryPolicy:
+        return _retry_policy(self.id, self.declared_retry)
+
+    @cached_property
+    def queue(self) -> QueueRef:
+        return _queue_ref(self.id, self.declared_queue)
+
+    @cached_property
+    def schedule(self) -> TaskScheduleDeclaration | None:
+        return _schedule(self.id, self.declared_schedule)
+
+    @property
+    def queue_name(self) -> str:
+        """The name of its queue as declared, unchecked: a run's context names it."""
+        declared = self.declared_queue
+        name = declared.get("name") if isinstance(declared, Mapping) else None
+        if declared is not None and not isinstance(declared, Mapping):
+            name = declared.name
+        return name if isinstance(name, str) and name else self.id
 
     def __call__(self, payload: Any, ctx: Context) -> Any:
         return self.run(payload, ctx)
@@ -175,7 +209,23 @@ def payload_model_of(run: Callable[..., Any]) -> type[BaseModel] | None:
     return None
 
 
-M = TypeVar("M", RetryPolicy, QueueRef)
+M = TypeVar("M", bound="WireModel")
+
+# Whether declarations are checked as they are made (`declarations_registered`).
+_checked_when_declared = True
+
+
+@contextmanager
+def declarations_registered() -> Iterator[None]:
+    """Inside, the declarations made are those registered already: their `retry`, `queue`
+    and `schedule` are checked when first read (the module's docstring)."""
+    global _checked_when_declared
+    was, _checked_when_declared = _checked_when_declared, False
+    try:
+        yield
+    finally:
+        _checked_when_declared = was
+
 
 _registry: dict[str, Task] = {}
 
@@ -220,11 +270,28 @@ def _model(
         raise TaskDeclarationError(f"task {task_id!r}: invalid {field}: {problems}") from None
 
 
+def _retry_policy(task_id: str, declared: RetryOption) -> RetryPolicy:
+    from podtask._contract.resources import RetryPolicy
+
+    return _model(RetryPolicy, declared, task_id, "retry")
+
+
+def _queue_ref(task_id: str, declared: QueueOption) -> QueueRef:
+    from podtask._contract.resources import QueueRef
+
+    queue_ref = _model(QueueRef, declared, task_id, "queue", name=task_id)
+    if not queue_ref.name:
+        raise TaskDeclarationError(f"task {task_id!r}: invalid queue: name must not be empty")
+    return queue_ref
+
+
 def queue(name: str, *, concurrency_limit: int | None = None) -> QueueRef:
     """A queue that several tasks share: pass it as `queue=` to each of them."""
     if not isinstance(name, str) or not name:
         raise TaskDeclarationError(f"queue name must be a non-empty string, got {name!r}")
     from pydantic import ValidationError
+
+    from podtask._contract.resources import QueueRef
 
     try:
         return QueueRef(name=name, concurrency_limit=concurrency_limit)
@@ -276,6 +343,9 @@ def _schedule(task_id: str, schedule: object) -> TaskScheduleDeclaration | None:
     """`schedule=`: a cron expression (in UTC), or `{"cron": ..., "timezone": ...}`."""
     if schedule is None:
         return None
+    from podtask._contract.resources import TaskScheduleDeclaration
+    from podtask._contract.schedules import check_cron, check_timezone
+
     if isinstance(schedule, TaskScheduleDeclaration):
         return schedule
     if isinstance(schedule, str):
@@ -354,12 +424,12 @@ def _task_hooks(
 def task(
     *,
     id: str,
-    retry: RetryPolicy | Mapping[str, Any] | None = None,
-    queue: QueueRef | Mapping[str, Any] | None = None,
+    retry: RetryOption = None,
+    queue: QueueOption = None,
     machine: str | MachinePreset = DEFAULT_MACHINE,
     max_duration: int | timedelta | None = None,
     ttl: int | timedelta | None = None,
-    schedule: str | Mapping[str, str] | None = None,
+    schedule: ScheduleOption = None,
     init: InitHook | None = None,
     cleanup: CleanupHook | None = None,
     middleware: Middleware | Sequence[Middleware] | None = None,
@@ -383,11 +453,11 @@ def task(
     machine_name = _machine_name(id, machine)
     max_duration_seconds = _whole_seconds(id, "max_duration", max_duration)
     ttl_seconds = _whole_seconds(id, "ttl", ttl)
-    declared_schedule = _schedule(id, schedule)
-    retry_policy = _model(RetryPolicy, retry, id, "retry")
-    queue_ref = _model(QueueRef, queue, id, "queue", name=id)
-    if not queue_ref.name:
-        raise TaskDeclarationError(f"task {id!r}: invalid queue: name must not be empty")
+    if _checked_when_declared:
+        # Checked as the decorator is made, before it decorates anything.
+        schedule = _schedule(id, schedule)
+        retry = _retry_policy(id, retry)
+        queue = _queue_ref(id, queue)
     task_hooks = _task_hooks(
         id,
         init=init,
@@ -407,15 +477,15 @@ def task(
         declared = Task(
             id=id,
             run=fn,
-            retry=retry_policy,
-            queue=queue_ref,
             machine=machine_name,
             max_duration_seconds=max_duration_seconds,
             ttl_seconds=ttl_seconds,
             module=fn.__module__,
             source=_source_of(fn),
             hooks=task_hooks,
-            schedule=declared_schedule,
+            declared_retry=retry,
+            declared_queue=queue,
+            declared_schedule=schedule,
         )
         existing = _registry.get(id)
         if existing is not None and existing.source != declared.source:

@@ -17,10 +17,10 @@ which the API stores the log. Pure.
 
 from __future__ import annotations
 
-from pydantic import Field, model_validator
+from dataclasses import asdict, dataclass
+from typing import Any
 
 from podtask._contract.limits import KIB
-from podtask._contract.resources import WireModel
 
 # The unit of storage: a Kubernetes object holds one segment of the log.
 SEGMENT_BYTES = 64 * KIB
@@ -39,19 +39,28 @@ MAX_CHUNK_BYTES = SEGMENT_BYTES
 MAX_LOG_OFFSET = 10**12 - 1
 
 
-class LogChunk(WireModel):
+@dataclass(frozen=True)
+class LogChunk:
     """`POST .../log`: `text` written at byte `offset` of the attempt's output; `final` on
-    the runner's last chunk (the log is whole up to `offset` + its length)."""
+    the runner's last chunk (the log is whole up to `offset` + its length).
 
-    offset: int = Field(ge=0, le=MAX_LOG_OFFSET)
+    A dataclass, not a pydantic model: the runner makes chunks from its start, before its
+    task runs, and a task pod need not import pydantic for them. The API validates the
+    body with pydantic all the same (FastAPI takes a dataclass as a body), the checks of
+    `__post_init__` included; unknown keys are ignored, as on the other wire models."""
+
+    offset: int
     text: str = ""
     final: bool = False
 
-    @model_validator(mode="after")
-    def _within_a_chunk(self) -> LogChunk:
+    def __post_init__(self) -> None:
+        if not 0 <= self.offset <= MAX_LOG_OFFSET:
+            raise ValueError(f"offset must be from 0 to {MAX_LOG_OFFSET}, got {self.offset}")
         if len(self.text.encode(errors="surrogatepass")) > MAX_CHUNK_BYTES:
             raise ValueError(f"a log chunk carries at most {MAX_CHUNK_BYTES} bytes of text")
-        return self
+
+    def to_wire(self) -> dict[str, Any]:
+        return asdict(self)
 
     @property
     def end(self) -> int:

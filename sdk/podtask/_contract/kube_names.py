@@ -17,6 +17,10 @@ _OBJECT_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 LABEL_VALUE_PATTERN = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
 _LABEL_VALUE = re.compile(LABEL_VALUE_PATTERN)
 MAX_LABEL_VALUE_LENGTH = 63
+# A DNS label (RFC 1123): task ids; dotted labels make a DNS subdomain: queue names.
+DNS_LABEL_PATTERN = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+TASK_ID_PATTERN = rf"^{DNS_LABEL_PATTERN}$"
+QUEUE_NAME_PATTERN = rf"^{DNS_LABEL_PATTERN}(\.{DNS_LABEL_PATTERN})*$"
 
 
 def is_object_name(name: str) -> bool:

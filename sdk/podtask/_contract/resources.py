@@ -33,6 +33,7 @@ from pydantic.alias_generators import to_camel
 from pydantic.config import JsonDict
 from pydantic_core import PydanticCustomError
 
+from podtask._contract.kube_names import QUEUE_NAME_PATTERN, TASK_ID_PATTERN
 from podtask._contract.limits import (
     MAX_ATTEMPTS,
     MAX_CONCURRENCY_KEY_LENGTH,
@@ -64,12 +65,6 @@ from podtask._contract.schedules import (
     check_cron,
     check_timezone,
 )
-
-# A DNS label (RFC 1123): task ids; dotted labels make a DNS subdomain: queue names.
-DNS_LABEL_PATTERN = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
-TASK_ID_PATTERN = rf"^{DNS_LABEL_PATTERN}$"
-QUEUE_NAME_PATTERN = rf"^{DNS_LABEL_PATTERN}(\.{DNS_LABEL_PATTERN})*$"
-
 
 # A JSON object the apiserver holds as one field: its keys are not tracked one by one in the
 # object's managedFields, which would cost about as much as the keys themselves and take the

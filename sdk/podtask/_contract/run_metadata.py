@@ -3,17 +3,16 @@
 
 The document is one JSON object. The runner sends it whole, at most once every
 `SEND_INTERVAL_SECONDS` while it changes and once more before the attempt reports, with
-`PUT …/attempts/{attempt}/metadata` (`MetadataUpdate`); the API stores it whole, in place of
-the one before. It may take at most `MAX_RUN_METADATA_BYTES` as Kubernetes stores it: the
+`PUT …/attempts/{attempt}/metadata` (`{"metadata": document}`); the API stores it whole, in
+place of the one before. It may take at most `MAX_RUN_METADATA_BYTES` as Kubernetes stores it: the
 task hears of a change that would make it larger at once (`metadata_text`), and the API
-refuses a larger one (413) by the same rule. Pure.
+refuses a larger one (413) by the same rule. Pure, and without pydantic: a task pod
+imports it before its task runs.
 """
 
 from __future__ import annotations
 
 from typing import Any
-
-from pydantic import BaseModel, ConfigDict, Field
 
 from podtask._contract.json_values import JsonValueError, checked_json_text, stored_size
 from podtask._contract.limits import MAX_RUN_METADATA_BYTES
@@ -22,17 +21,6 @@ from podtask._contract.limits import MAX_RUN_METADATA_BYTES
 SEND_INTERVAL_SECONDS = 1.0
 # The convention for a run's progress: a number from 0 to 1 under this key.
 PROGRESS_KEY = "progress"
-
-
-class MetadataUpdate(BaseModel):
-    """`PUT /api/v1/runner/runs/{run}/attempts/{attempt}/metadata`: the whole document."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    metadata: dict[str, Any] = Field(
-        description="The run's metadata, whole: it replaces what was stored (a JSON object, "
-        f"at most {MAX_RUN_METADATA_BYTES // 1024} KiB)."
-    )
 
 
 def too_large_message(size: int) -> str:
