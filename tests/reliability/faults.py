@@ -72,6 +72,10 @@ def runners(root: int | None = None) -> list[Runner]:
     return found
 
 
+# How long `kill_runners` waits for a first runner to kill.
+FIRST_RUNNER_SECONDS = 120.0
+
+
 def kill_runners(
     rng: random.Random,
     times: int,
@@ -79,9 +83,15 @@ def kill_runners(
     spare: Iterable[str] = (),
 ) -> list[Runner]:
     """SIGKILL a random live runner, `times` times, `between` seconds apart; each run at
-    most once (its retries are left alone), and never a run in `spare`. The runners killed."""
+    most once (its retries are left alone), and never a run in `spare`. The runners killed.
+
+    The first once some runner is live: on a loaded machine the first pods start well after
+    the runs are triggered, and a fixed window could pass with none to kill."""
     killed: list[Runner] = []
     hit = set(spare)
+    deadline = time.monotonic() + FIRST_RUNNER_SECONDS
+    while not [r for r in runners() if r.run not in hit] and time.monotonic() < deadline:
+        time.sleep(0.1)
     for _ in range(times):
         time.sleep(rng.uniform(*between))
         candidates = [r for r in runners() if r.run not in hit]
