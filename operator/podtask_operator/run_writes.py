@@ -61,6 +61,18 @@ def status_patch(read: Any, old: TaskRunStatus, new: TaskRunStatus) -> list[dict
     return patch
 
 
+def _pin(run: dict[str, Any], *, guarded: bool) -> str | None:
+    """The resourceVersion a status write onto `run` (as read) applies to only; None: any.
+
+    A guarded write is pinned. So is any write onto a run read without a status (or with one
+    that is not an object): its patch is one `add` of the whole status, which onto a later
+    version would replace what was written since (a runner's report made before its attempt
+    was recorded, or a status fixed meanwhile)."""
+    if guarded or not isinstance(run.get("status"), dict):
+        return run["metadata"].get("resourceVersion")  # type: ignore[no-any-return]
+    return None
+
+
 class RunWriter:
     """Writes what the reconciler decided about a run, and posts the Events that explain it."""
 
@@ -103,13 +115,8 @@ class RunWriter:
         read = run.get("status")
         patch = status_patch(read, old, new)
         if patch:
-            # A status written onto a run that had none is one `add` of the whole status: onto
-            # a later version it would replace what was written since (a runner's report made
-            # before its attempt was recorded), so it is pinned whether guarded or not.
-            pinned = guarded or not isinstance(read, dict)
-            version = run["metadata"].get("resourceVersion") if pinned else None
             await self._cluster.patch_run_status(
-                run["metadata"]["name"], patch, resource_version=version
+                run["metadata"]["name"], patch, resource_version=_pin(run, guarded=guarded)
             )
 
     async def event(self, run: dict[str, Any], type_: str, reason: str, message: str) -> None:
@@ -181,10 +188,7 @@ class RunWriter:
                         "finishedAt": self._clock().isoformat(),
                     },
                 ),
-                # Not a mapping: the status is replaced whole, so only the one judged invalid.
-                resource_version=None
-                if isinstance(read, dict)
-                else run["metadata"].get("resourceVersion"),
+                resource_version=_pin(run, guarded=False),
             )
             metrics.run_finished(run, TaskRunStatus(phase=RunPhase.SYSTEM_FAILURE))
             return
