@@ -12,11 +12,13 @@ pytest's temporary folders, where the logs are, do not outlive a few later runs.
 
 On pytest-xdist workers (`make test`), each worker writes the groups of tests that share a
 fixture (`tests/worker_groups.py`) and the controller hands them out longest first
-(`tests/worker_order.py`); the summary's counts come from the workers' reports.
+(`tests/worker_order.py`); the summary's counts come from the workers' reports. Each worker
+draws free ports from a slice of the range of its own (`podtask_devcluster.ports`).
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Iterator
 from typing import Any
@@ -24,6 +26,7 @@ from typing import Any
 import pytest
 
 from podtask_devcluster.podman import tools_missing_reason
+from podtask_devcluster.ports import RANGE_VARIABLE, slice_of_range
 from tests.built_images import built_images
 from tests.dashboard.browser import chromium_missing_reason
 from tests.e2e.composed import ComposedStack
@@ -56,6 +59,12 @@ _NOT_RUN = {"images": _IMAGES_NOT_RUN, "browser": _BROWSER_NOT_RUN}
 def pytest_configure(config: pytest.Config) -> None:
     if not hasattr(config, "workerinput"):  # not in an xdist worker: its controller sees all
         config.pluginmanager.register(WorkerSchedule(config), "podtask-worker-schedule")
+        return
+    # Each worker (and what it starts) takes its servers' ports from a slice of its own: a
+    # port one worker drew and binds later is never drawn by another meanwhile.
+    worker = config.workerinput
+    index, count = int(worker["workerid"].removeprefix("gw")), int(worker["workercount"])
+    os.environ[RANGE_VARIABLE] = slice_of_range(index, count)
 
 
 # First, so that `-m unit` (pytest's own deselection, which runs after) sees the tiers.

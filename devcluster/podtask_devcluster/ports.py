@@ -4,10 +4,16 @@ A port that the kernel hands out for `bind(0)` comes from the ephemeral range, w
 where every outgoing connection takes its local port: between choosing such a port and the
 server binding it, a client's connection (kube-apiserver to etcd makes many) may take it.
 So the ports are chosen below the ephemeral range, where only servers bind.
+
+Processes that start servers side by side (a test session's workers) would still draw the
+same port now and then, and a port drawn but not yet bound (a rendered chart's, long before
+its process starts) is free to the others: each such process is given its own slice of the
+range in `PODTASK_FREE_PORT_RANGE` ("low-high"), and a process never hands out a port twice.
 """
 
 from __future__ import annotations
 
+import os
 import random
 import socket
 from pathlib import Path
@@ -18,6 +24,8 @@ _CHOICE = random.SystemRandom()
 EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 LOWEST = 10000
 TRIES = 200
+RANGE_VARIABLE = "PODTASK_FREE_PORT_RANGE"
+_handed_out: set[int] = set()
 
 
 def _ephemeral_start() -> int:
@@ -27,16 +35,38 @@ def _ephemeral_start() -> int:
         return 32768
 
 
+def port_range() -> tuple[int, int]:
+    """The lowest and the highest port to hand out: this process's slice, if it was given one."""
+    given = os.environ.get(RANGE_VARIABLE, "")
+    if given:
+        low, _, high = given.partition("-")
+        return int(low), int(high)
+    return LOWEST, _ephemeral_start() - 1
+
+
+def slice_of_range(index: int, count: int) -> str:
+    """The `index`th of `count` equal slices of the range, as `RANGE_VARIABLE` takes it."""
+    lowest, highest = port_range()
+    size = (highest - lowest + 1) // count
+    low = lowest + index * size
+    return f"{low}-{low + size - 1}"
+
+
 def free_ports(count: int) -> list[int]:
-    """`count` distinct ports free on every IPv4 address now, outside the ephemeral range."""
-    highest = _ephemeral_start() - 1
+    """`count` distinct ports free on every IPv4 address now, in this process's range, none
+    handed out before by this process (unless the range has no other left)."""
+    lowest, highest = port_range()
+    if len(_handed_out) > (highest - lowest) // 2:
+        _handed_out.clear()
     chosen: list[int] = []
     held: list[socket.socket] = []
     try:
         for _ in range(TRIES * count):
             if len(chosen) == count:
                 break
-            port = _CHOICE.randint(LOWEST, highest)
+            port = _CHOICE.randint(lowest, highest)
+            if port in _handed_out or port in chosen:
+                continue
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             try:
                 # The wildcard: free on every address, for servers that bind 0.0.0.0 too.
@@ -50,7 +80,8 @@ def free_ports(count: int) -> list[int]:
         for sock in held:
             sock.close()
     if len(chosen) < count:
-        raise OSError(f"no {count} free loopback ports between {LOWEST} and {highest}")
+        raise OSError(f"no {count} free loopback ports between {lowest} and {highest}")
+    _handed_out.update(chosen)
     return chosen
 
 

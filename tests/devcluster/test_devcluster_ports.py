@@ -1,0 +1,37 @@
+"""Free ports: drawn from this process's slice of the range, never handed out twice."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from podtask_devcluster import ports
+
+pytestmark = pytest.mark.component  # binds sockets to find free ports
+
+
+def test_the_slices_of_a_range_do_not_overlap_and_stay_in_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(ports.RANGE_VARIABLE, "10000-19999")
+    slices = [ports.slice_of_range(i, 4) for i in range(4)]
+    assert slices == ["10000-12499", "12500-14999", "15000-17499", "17500-19999"]
+
+
+def test_ports_come_from_the_given_slice_and_none_twice(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ports.RANGE_VARIABLE, "20000-20199")
+    monkeypatch.setattr(ports, "_handed_out", set())
+    handed = [port for _ in range(40) for port in ports.free_ports(2)]
+    assert len(set(handed)) == len(handed) == 80
+    assert all(20000 <= port <= 20199 for port in handed)
+
+
+def test_a_port_in_use_is_not_handed_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ports, "_handed_out", set())
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        port = taken.getsockname()[1]
+        monkeypatch.setenv(ports.RANGE_VARIABLE, f"{port}-{port}")
+        with pytest.raises(OSError, match=f"no 1 free loopback ports between {port} and {port}"):
+            ports.free_ports(1)
