@@ -20,7 +20,7 @@ operator, the API and the apiserver, not process start-up.
   (`rss_mb_100k` when 100,000 were reached; the count reached is in `raw` either way).
 
 Usage: python bench/operator_scale.py [--runs 10000] [--queue-limit 500] [--seconds 1]
-       [--budget 300] [--rss-runs 100000] [--rss-budget 120] [--cluster real|embedded] [--quick]
+       [--budget 120] [--rss-runs 100000] [--rss-budget 120] [--cluster real|embedded] [--quick]
 """
 
 from __future__ import annotations
@@ -341,7 +341,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=10_000)
     parser.add_argument("--queue-limit", type=int, default=500)
     parser.add_argument("--seconds", type=float, default=1.0, help="a simulated pod's run time")
-    parser.add_argument("--budget", type=float, default=300, help="seconds for the runs to end")
+    parser.add_argument("--budget", type=float, default=120, help="seconds for the runs to end")
     parser.add_argument("--rss-runs", type=int, default=100_000)
     parser.add_argument("--rss-budget", type=float, default=120, help="seconds for --rss-runs")
     parser.add_argument("--cluster", choices=["real", "embedded"], default=None)
