@@ -64,6 +64,7 @@ from podtask_operator.pods import pod_name
 from podtask_operator.queue_status import QueueStatusWriter
 from podtask_operator.queues import BucketKey, LinePlace
 from podtask_operator.run_actions import Next, next_action, phase_of
+from podtask_operator.run_backlog import RunBacklog
 from podtask_operator.run_writes import RunWriter
 from podtask_operator.scheduler import RETRY_ADMISSION_SECONDS, AdmissionDeferred, Scheduler
 from podtask_operator.settings import OperatorSettings
@@ -135,6 +136,7 @@ class RunReconciler:
         self._admissions_in_flight = asyncio.Semaphore(ADMISSIONS_IN_FLIGHT)
         self._turns: dict[BucketKey, TurnLine] = {}
         self._background: set[asyncio.Task[Any]] = set()
+        self._backlog = RunBacklog(self.run_changed, self._spawn)
         self._timeouts = PendingTimeouts.of(
             settings.pending_timeout_seconds, settings.image_pull_timeout_seconds
         )
@@ -191,8 +193,7 @@ class RunReconciler:
 
     async def batch_changed(self, marker: dict[str, Any], *, deleted: bool = False) -> None:
         """A batch's marker changed: once committed, its held runs go on."""
-        for name in self.batches.marker_changed(marker, deleted=deleted):
-            self._spawn(self.run_changed(name))
+        self._backlog.add(self.batches.marker_changed(marker, deleted=deleted))
 
     async def pod_changed(self, pod: dict[str, Any], *, deleted: bool = False) -> None:
         self._pod_starts.changed(pod, deleted=deleted)
