@@ -165,7 +165,9 @@ def authors_traceback(exc: BaseException) -> str:
 def find_task(module_ref: str, task_id: str) -> Task:
     """Import the task module and pick the task with `task_id` from what it declared."""
     try:
-        # Its declarations were registered: what this attempt reads of them is checked.
+        # An attempt runs from its TaskRun's spec, not from the module's declarations (which
+        # were checked as `podtask dev` or `podtask deploy` registered them): their options are
+        # checked only when read.
         with declarations_registered():
             module = import_task_module(module_ref)
     except TaskModuleImportError:

@@ -138,9 +138,10 @@ class Task:
     def queue_name(self) -> str:
         """The name of its queue as declared, unchecked: a run's context names it."""
         declared = self.declared_queue
-        name = declared.get("name") if isinstance(declared, Mapping) else None
-        if declared is not None and not isinstance(declared, Mapping):
-            name = declared.name
+        if isinstance(declared, Mapping):
+            name = declared.get("name")
+        else:
+            name = getattr(declared, "name", None)
         return name if isinstance(name, str) and name else self.id
 
     def __call__(self, payload: Any, ctx: Context) -> Any:
