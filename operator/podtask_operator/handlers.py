@@ -87,6 +87,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
 @kopf.on.cleanup()
 async def close(memo: kopf.Memo, **_: Any) -> None:
     await memo.ticker.close()
+    await memo.reconciler.close()
     await memo.cluster.close()
 
 

@@ -72,6 +72,14 @@ class QueueStatusWriter:
                     QUEUE_STATUS_DELAY_SECONDS, self._write_soon, queue
                 )
 
+    async def close(self) -> None:
+        """Write nothing more: the pending writes dropped, those under way ended. (The next
+        leader writes every queue's status from its own counts.)"""
+        for timer in self._pending.values():
+            timer.cancel()
+        self._pending.clear()
+        await _cancelled(self._background)
+
     def _write_soon(self, queue: str) -> None:
         self._pending.pop(queue, None)
         status = queue_status(self._scheduler, queue, self._acted_on.get(queue))
@@ -90,3 +98,10 @@ class QueueStatusWriter:
             return
         if exists:
             self._written[queue] = {**written, **status}
+
+
+async def _cancelled(tasks: set[asyncio.Task[Any]]) -> None:
+    """Cancel `tasks` and wait for them to end."""
+    for task in list(tasks):
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)

@@ -669,6 +669,21 @@ class RunReconciler:
 
         self._timers[name] = (due, loop.call_later(delay, wake))
 
+    async def close(self) -> None:
+        """Start nothing more and end what is under way (the operator stops): no timer, no
+        admission and no write left to call the cluster once its client is closed, which
+        would open a connection that nothing closes."""
+        for _, timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+        for handle in self._admission_timers.values():
+            handle.cancel()
+        self._admission_timers.clear()
+        await self._queue_status.close()
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(work)
         self._background.add(task)

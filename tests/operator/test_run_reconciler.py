@@ -5,6 +5,7 @@ wrote and created in return."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 from podtask._contract.resources import TaskRunSpec
 from podtask_operator.kube import Refused
 from podtask_operator.pods import token_secret_name
+from podtask_operator.queue_status import QUEUE_STATUS_DELAY_SECONDS
 from podtask_operator.reconcile import RunReconciler
 from podtask_operator.settings import OperatorSettings
 from tests.operator.memory_cluster import MemoryCluster
@@ -264,3 +266,32 @@ async def test_a_report_made_before_a_first_attempt_is_recorded_is_kept(
     a = cluster.status("a")
     assert (a["phase"], a["output"]) == ("Completed", {"n": 1})
     operator.close()
+
+
+@pytest.mark.anyio
+async def test_a_closed_reconciler_calls_the_cluster_no_more(operator: Operator) -> None:
+    """Closed as the operator stops, before its cluster client: a pending queue status write
+    and a run's wake-up are dropped (a call after the client closed opened a connection that
+    nothing closed)."""
+    cluster, clock, reconciler = operator.cluster, operator.clock, operator.reconciler
+    calls: list[str] = []
+    patch_queue_status, get_run = cluster.patch_queue_status, cluster.get_run
+
+    async def queue_status(name: str, status: dict[str, Any]) -> bool:
+        calls.append(f"queue/{name}")
+        return await patch_queue_status(name, status)
+
+    async def read(name: str) -> dict[str, Any] | None:
+        calls.append(f"run/{name}")
+        return await get_run(name)
+
+    cluster.add_run("a", _spec(), T0)
+    await reconciler.run_changed("a")  # started: its queue's status is to be written soon
+    cluster.pod_ends("a-1", exit_code=1)
+    await operator.pod_seen("a-1")  # crashed: a retry after the backoff
+    assert cluster.status("a")["phase"] == "WaitingToRetry"
+    cluster.patch_queue_status, cluster.get_run = queue_status, read  # type: ignore[method-assign]
+    await reconciler.close()
+    clock.advance(BACKOFF.total_seconds() + 1)
+    await asyncio.sleep(QUEUE_STATUS_DELAY_SECONDS + 0.2)
+    assert calls == []
