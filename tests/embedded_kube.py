@@ -19,6 +19,7 @@ from podtask._contract.crds import custom_resource_definitions
 from podtask._contract.resources import TaskSpec
 from podtask._contract.wire import API_VERSION, GROUP, VERSION
 from podtask_devcluster import EmbeddedCluster
+from podtask_operator.kube_login import kubeconfig_login
 
 
 class KubeNamespace:
@@ -85,6 +86,7 @@ class EmbeddedKube:
         self.cluster = cluster
         self.kubeconfig = Path(cluster.kubeconfig_path)
         self.api = config.new_client_from_config(config_file=str(self.kubeconfig))
+        self.login = kubeconfig_login([self.kubeconfig])
         self._objects = client.CustomObjectsApi(self.api)
 
     def install_crds(self) -> None:

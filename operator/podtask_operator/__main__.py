@@ -22,7 +22,7 @@ from typing import Any, NoReturn
 import kopf
 
 # Importing the handlers registers them with kopf.
-from podtask_operator.handlers import SETTINGS_MEMO_KEY, SWEEP_INDEX_MEMO_KEY
+from podtask_operator.handlers import LOGIN_MEMO_KEY, SETTINGS_MEMO_KEY, SWEEP_INDEX_MEMO_KEY
 
 # Importing health also registers its Lease event handler, which feeds the heartbeat.
 from podtask_operator.health import (
@@ -32,7 +32,7 @@ from podtask_operator.health import (
     serve_health,
 )
 from podtask_operator.housekeeping import HousekeepingClient, run_housekeeping
-from podtask_operator.kube import load_configuration
+from podtask_operator.kube_login import NoCredentials, load_login
 from podtask_operator.leadership import (
     LeaderElector,
     LeaseKeeper,
@@ -99,7 +99,7 @@ async def serve(settings: OperatorSettings, health_address: HealthAddress | None
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    configuration = load_configuration()
+    login = load_login()
     elector: LeaderElector | None = None
     keeper: LeaseKeeper | None = None
     housekeeping: asyncio.Task[object] | None = None
@@ -107,7 +107,7 @@ async def serve(settings: OperatorSettings, health_address: HealthAddress | None
     try:
         if settings.leader_election:
             store = LeaseStore(
-                configuration,
+                login,
                 settings.namespace,
                 settings.lease_name,
                 request_timeout=max(1.0, settings.lease_renew_seconds),
@@ -129,7 +129,7 @@ async def serve(settings: OperatorSettings, health_address: HealthAddress | None
         LEADER.set(1)
         # Filled by the handlers from kopf's watches, read by housekeeping's sweeps.
         sweep_index = SweepIndex()
-        housekeeping_client = HousekeepingClient(configuration, settings.namespace)
+        housekeeping_client = HousekeepingClient(login, settings.namespace)
         housekeeping = asyncio.create_task(
             run_housekeeping(
                 housekeeping_client,
@@ -148,7 +148,12 @@ async def serve(settings: OperatorSettings, health_address: HealthAddress | None
             namespaces=[settings.namespace],
             stop_flag=stop,
             memo=kopf.Memo(
-                {_STOP_FLAG: stop, SETTINGS_MEMO_KEY: settings, SWEEP_INDEX_MEMO_KEY: sweep_index}
+                {
+                    _STOP_FLAG: stop,
+                    SETTINGS_MEMO_KEY: settings,
+                    SWEEP_INDEX_MEMO_KEY: sweep_index,
+                    LOGIN_MEMO_KEY: login,
+                }
             ),
         )
         return 0
@@ -185,7 +190,11 @@ def main(argv: list[str] | None = None) -> None:
     if not args.verbose:
         # kopf logs every handler call at INFO: one line per watch event is noise here.
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
-    sys.exit(asyncio.run(serve(settings, _health_address(args.liveness, settings))))
+    try:
+        code = asyncio.run(serve(settings, _health_address(args.liveness, settings)))
+    except NoCredentials as exc:  # what to set, not a traceback
+        sys.exit(f"podtask-operator: {exc}")
+    sys.exit(code)
 
 
 if __name__ == "__main__":

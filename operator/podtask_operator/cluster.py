@@ -8,11 +8,10 @@ import logging
 from datetime import datetime
 from typing import Any, Protocol
 
-import kubernetes
-
 from podtask._contract.status_patches import version_pin
 from podtask._contract.wire import GROUP, TASK_QUEUES, TASK_RUNS, TASK_SCHEDULES, TASKS, VERSION
 from podtask_operator.kube import Conflict, Kube, KubeError, NotFound, core_path, group_path
+from podtask_operator.kube_login import KubeLogin
 from podtask_operator.run_events import run_event
 
 log = logging.getLogger(__name__)
@@ -62,9 +61,9 @@ class ClusterApi(Protocol):
 class Cluster:
     """Pods and TaskRuns of one namespace (and what schedules need: `schedule_ticker`)."""
 
-    def __init__(self, configuration: kubernetes.client.Configuration, namespace: str) -> None:
+    def __init__(self, login: KubeLogin, namespace: str) -> None:
         self.namespace = namespace
-        self._kube = Kube(configuration)
+        self._kube = Kube(login)
 
     async def close(self) -> None:
         await self._kube.close()

@@ -21,7 +21,7 @@ from podtask._contract.wire import (
 )
 from podtask_operator.cluster import Cluster
 from podtask_operator.health import WATCH_HEARTBEAT
-from podtask_operator.kube import load_configuration
+from podtask_operator.kube_login import KubeLogin
 from podtask_operator.reconcile import RunReconciler
 from podtask_operator.schedule_ticker import ScheduleTicker
 from podtask_operator.settings import OperatorSettings
@@ -33,6 +33,7 @@ _FINAL = frozenset(p.value for p in FINAL_PHASES)
 SETTINGS_MEMO_KEY = "operator_settings"
 # Where it puts the `SweepIndex` its housekeeping sweeps from: the handlers feed it.
 SWEEP_INDEX_MEMO_KEY = "sweep_index"
+LOGIN_MEMO_KEY = "kube_login"
 
 
 def _sweep_index(memo: kopf.Memo) -> SweepIndex:
@@ -55,6 +56,13 @@ class NoDiffBase(kopf.DiffBaseStorage):
         return None
 
 
+@kopf.on.login()
+def login(memo: kopf.Memo, **_: Any) -> kopf.ConnectionInfo:
+    # The operator's own, not kopf's default (the official client's, which would import it).
+    kube_login: KubeLogin = memo[LOGIN_MEMO_KEY]
+    return kube_login.for_kopf()
+
+
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     # Only event handlers: kopf keeps no per-object progress, so it writes nothing of its own.
@@ -74,7 +82,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         selectors["configmaps"] = LABEL_BATCH
     settings.watching.client_timeout = 330
     operator_settings: OperatorSettings = memo[SETTINGS_MEMO_KEY]
-    cluster = Cluster(load_configuration(), operator_settings.namespace)
+    cluster = Cluster(memo[LOGIN_MEMO_KEY], operator_settings.namespace)
     jitter = random.Random(operator_settings.retry_jitter_seed)
     reconciler = RunReconciler(cluster, operator_settings, random=jitter.random)
     memo.cluster = cluster

@@ -25,8 +25,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-import kubernetes
-
 from podtask._contract.batch_markers import (
     LABEL_BATCH,
     BatchMarker,
@@ -37,6 +35,7 @@ from podtask._contract.batch_markers import (
 from podtask._contract.resources import FINAL_PHASES, parse_timestamp
 from podtask._contract.wire import GROUP, LABEL_RUN, TASK_RUNS, VERSION
 from podtask_operator.kube import Conflict, Kube, NotFound, core_path, group_path
+from podtask_operator.kube_login import KubeLogin
 
 if TYPE_CHECKING:
     from podtask_operator.sweep_index import SweepIndex
@@ -198,9 +197,9 @@ class HousekeepingClient:
     """The few calls a sweep makes, through a `Kube` of its own (two connections: a sweep
     never crowds out the reconciler's calls)."""
 
-    def __init__(self, configuration: kubernetes.client.Configuration, namespace: str) -> None:
+    def __init__(self, login: KubeLogin, namespace: str) -> None:
         self.namespace = namespace
-        self._kube = Kube(configuration, connections=2)
+        self._kube = Kube(login, connections=2)
 
     async def close(self) -> None:
         await self._kube.close()

@@ -2,9 +2,9 @@
 
 Calls go over aiohttp on the caller's event loop: no thread per request, and the JSON answer
 parsed once, as kopf's own watches do. Who the operator is (server, CA, client certificate,
-bearer token, refreshed as a service account's or an exec plugin's token expires) comes from
-the official client's configuration loaders, which know every kubeconfig form; only its
-transport is left aside. A failed call raises one of four errors, decided once here
+bearer token, renewed as a service account's or an exec plugin's token expires) is its
+`KubeLogin` (`podtask_operator.kube_login`), the one kopf logs in with too. A failed call
+raises one of four errors, decided once here
 (`refusal`, `api_error`) so that no caller reads HTTP status codes:
 
 - `NotFound` (404): the object is not there.
@@ -27,9 +27,9 @@ from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
-import kubernetes
 
 from podtask._control.kube_requests import NO_ANSWER, KubeRequest, kube_request
+from podtask_operator.kube_login import KubeLogin
 from podtask_operator.metrics import report_kube_request
 
 log = logging.getLogger(__name__)
@@ -130,29 +130,10 @@ def api_error(exc: BaseException) -> KubeError | None:
     return None
 
 
-def load_configuration() -> kubernetes.client.Configuration:
-    """Who the operator is and where its API server is: the in-cluster service account, else
-    KUBECONFIG (or ~/.kube/config)."""
-    configuration = kubernetes.client.Configuration()
-    try:
-        kubernetes.config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-    except kubernetes.config.ConfigException:
-        kubernetes.config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-    return configuration
-
-
-def _ssl_context(configuration: kubernetes.client.Configuration) -> ssl.SSLContext | bool:
-    if not configuration.host.startswith("https"):
+def _ssl_context(login: KubeLogin) -> ssl.SSLContext | bool:
+    if not login.server.startswith("https"):
         return False
-    context = ssl.create_default_context(cafile=configuration.ssl_ca_cert)
-    if configuration.cert_file:
-        context.load_cert_chain(configuration.cert_file, configuration.key_file)
-    if not configuration.verify_ssl:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    elif configuration.assert_hostname is False:
-        context.check_hostname = False
-    return context
+    return login.connection.as_ssl_context()
 
 
 class Kube:
@@ -166,15 +147,15 @@ class Kube:
 
     def __init__(
         self,
-        configuration: kubernetes.client.Configuration,
+        login: KubeLogin,
         *,
         connections: int = 32,
         retries: int = DEFAULT_RETRIES,
         timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
-        self._configuration = configuration
-        self._server = configuration.host.rstrip("/")
-        self._ssl = _ssl_context(configuration)
+        self._login = login
+        self._server = login.server
+        self._ssl = _ssl_context(login)
         self._connections = connections
         self._retries = retries
         self._timeout = aiohttp.ClientTimeout(total=timeout)
@@ -195,10 +176,8 @@ class Kube:
         headers = {"Accept": _JSON}
         if content_type is not None:
             headers["Content-Type"] = content_type
-        # Asked per request: the configuration's refresh hook renews an expiring token.
-        token = self._configuration.get_api_key_with_prefix("BearerToken", alias="authorization")
-        if token:
-            headers["Authorization"] = token
+        # Made per request: a token read from a file or made by a plugin is renewed.
+        headers.update(self._login.headers())
         return headers
 
     async def close(self) -> None:

@@ -25,10 +25,9 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 
-import kubernetes
-
 from podtask._contract.resources import parse_timestamp
 from podtask_operator.kube import Conflict, Kube, group_path
+from podtask_operator.kube_login import KubeLogin
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +127,7 @@ class LeaseStore:
 
     def __init__(
         self,
-        configuration: kubernetes.client.Configuration,
+        login: KubeLogin,
         namespace: str,
         name: str,
         *,
@@ -136,7 +135,7 @@ class LeaseStore:
     ) -> None:
         self.namespace = namespace
         self.name = name
-        self._kube = Kube(configuration, connections=2, retries=1, timeout=request_timeout)
+        self._kube = Kube(login, connections=2, retries=1, timeout=request_timeout)
         self._leases = group_path(COORDINATION, "v1", namespace, "leases")
 
     async def close(self) -> None:

@@ -6,6 +6,11 @@ attempt is judged does not depend on whether its run was read before or after it
 that ended is judged from a read of the run made after it (the runner reports before it
 exits), which the pod's own watch event starts. And which changes of a running pod are worth
 a look at its attempt (`observe`). Pure: no I/O; bounded by the pods that run.
+
+A pod is kept as `slim_pod` makes it: what judging an attempt reads (its metadata without
+`managedFields`, its node and its containers' resources, its whole status). A pod as the API
+server sends it is about 40 KB of Python objects, most of it the field managers' record of
+the spec and the status; with 500 pods running they were the operator's largest part (p5).
 """
 
 from __future__ import annotations
@@ -17,6 +22,21 @@ from podtask._contract.resources import TaskRunStatus
 from podtask._contract.wire import LABEL_ATTEMPT
 from podtask_operator.attempts import classify_attempt, pod_is_finished
 from podtask_operator.pending_pods import PendingVerdict
+
+
+def slim_pod(pod: Mapping[str, Any]) -> dict[str, Any]:
+    """Of `pod`, what `classify_attempt`, `pending_verdict` and the scheduler read."""
+    metadata = {k: v for k, v in (pod.get("metadata") or {}).items() if k != "managedFields"}
+    spec = pod.get("spec") or {}
+    slim_spec: dict[str, Any] = {
+        "containers": [
+            {"name": c.get("name"), "resources": c.get("resources") or {}}
+            for c in spec.get("containers") or []
+        ]
+    }
+    if spec.get("nodeName"):
+        slim_spec["nodeName"] = spec["nodeName"]
+    return {"metadata": metadata, "spec": slim_spec, "status": pod.get("status") or {}}
 
 
 def attempt_of(pod: Mapping[str, Any]) -> int | None:
@@ -52,7 +72,7 @@ class LivePods:
             self._pods.pop(name, None)
             self._noticed.discard(name)
             return False
-        self._pods[name] = pod
+        self._pods[name] = slim_pod(pod)
         if verdict is not None and (
             verdict.notice or verdict.end or pod["metadata"].get("deletionTimestamp")
         ):

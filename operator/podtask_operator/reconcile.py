@@ -65,6 +65,7 @@ from podtask_operator.queue_status import QueueStatusWriter
 from podtask_operator.queues import BucketKey, LinePlace
 from podtask_operator.run_actions import Next, next_action, phase_of
 from podtask_operator.run_backlog import RunBacklog
+from podtask_operator.run_locks import RunLocks
 from podtask_operator.run_writes import RunWriter
 from podtask_operator.scheduler import RETRY_ADMISSION_SECONDS, AdmissionDeferred, Scheduler
 from podtask_operator.settings import OperatorSettings
@@ -129,7 +130,7 @@ class RunReconciler:
         self._cluster = cluster
         self._clock = clock
         self._random = random
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._locks = RunLocks()
         self._timers: dict[str, tuple[datetime, asyncio.TimerHandle]] = {}
         self._admission_timers: dict[BucketKey, asyncio.TimerHandle] = {}
         self._admission_passes = itertools.count(1)
@@ -236,9 +237,6 @@ class RunReconciler:
         timer = self._timers.pop(name, None)
         if timer is not None:
             timer[1].cancel()
-        lock = self._locks.get(name)
-        if lock is not None and not lock.locked():
-            del self._locks[name]
 
     # --- reconcile ---------------------------------------------------------------------
 
@@ -259,9 +257,8 @@ class RunReconciler:
         slot). All count for the first decision only; one refused because the run changed is
         taken again from fresh reads.
         """
-        lock = self._locks.setdefault(name, asyncio.Lock())
         try:
-            async with lock:
+            async with self._locks.held(name):
                 for _ in range(DECISION_TRIES):
                     try:
                         seen = listed is not None
@@ -372,7 +369,7 @@ class RunReconciler:
         as its watch event showed it (else it is read)."""
         if not self.scheduler.is_waiting(name):
             return
-        async with self._locks.setdefault(name, asyncio.Lock()):
+        async with self._locks.held(name):
             why = self.scheduler.why_waiting(name)
             if why is None:
                 return
@@ -473,7 +470,7 @@ class RunReconciler:
         """Start the next attempt of a run the scheduler admitted; its pod, or None if it
         may no longer start (canceled, expired, gone, already running). Its pod is created
         in its `turn`."""
-        async with self._locks.setdefault(name, asyncio.Lock()):
+        async with self._locks.held(name):
             for _ in range(DECISION_TRIES - 1):
                 try:
                     return await self._start_fresh(name, turn)

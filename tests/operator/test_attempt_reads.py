@@ -144,7 +144,7 @@ class ReportAfterRead(Cluster):
     `nth` read of the run (a get or a list) returns, before the operator reads anything else."""
 
     def __init__(self, attempts: Attempts, run: str, nth: int = 1) -> None:
-        super().__init__(attempts.kube.api.configuration, attempts.namespace.name)
+        super().__init__(attempts.kube.login, attempts.namespace.name)
         self._attempts = attempts
         self._run = run
         self._reads_left = nth

@@ -147,7 +147,7 @@ def test_sweeps_delete_what_is_due_and_nothing_else(embedded_kube: EmbeddedKube)
         ("canceled-1", "Running"),
     ]:
         wait_for(lambda pod=pod, phase=phase: kube.phase(pod) == phase, 15, f"{pod} {phase}")
-    housekeeping = HousekeepingClient(embedded_kube.api.configuration, namespace.name)
+    housekeeping = HousekeepingClient(embedded_kube.login, namespace.name)
 
     async def sweep(pod_retention: float, run_retention: float) -> tuple[list[str], list[str]]:
         result = await sweep_once(
@@ -225,7 +225,7 @@ def test_an_abandoned_batch_goes_with_its_runs_and_a_committed_one_stays(
 
     abandoned = batch("0abandoned", "open")
     committed = batch("0committed", "committed")
-    housekeeping = HousekeepingClient(embedded_kube.api.configuration, namespace.name)
+    housekeeping = HousekeepingClient(embedded_kube.login, namespace.name)
     # Before the watches showed any run (an operator just started, or behind a burst): the
     # committed batch's runs are there all the same, and its marker stays.
     unseen = run_then_close(

@@ -8,9 +8,9 @@ import json
 from typing import Any
 
 import aiohttp
+import kopf
 import pytest
 from aiohttp import web
-from kubernetes import client
 
 from podtask_operator.kube import (
     Conflict,
@@ -22,6 +22,7 @@ from podtask_operator.kube import (
     api_error,
     refusal,
 )
+from podtask_operator.kube_login import KubeLogin
 
 
 def _refusal(
@@ -148,7 +149,7 @@ async def test_a_call_retries_what_passes_and_not_an_exceeded_quota() -> None:
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    kube = Kube(client.Configuration(host=f"http://127.0.0.1:{port}"))
+    kube = Kube(KubeLogin(kopf.ConnectionInfo(server=f"http://127.0.0.1:{port}")))
     path = "/api/v1/namespaces/tasks/pods"
     try:
         apiserver.answers = [_status(503, "ServiceUnavailable", "etcd leader changed")] * 2

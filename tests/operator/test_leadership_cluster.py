@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kubernetes import config
 
 from podtask._contract.resources import parse_timestamp
 from podtask_devcluster import EmbeddedCluster
+from podtask_operator.kube_login import kubeconfig_login
 from podtask_operator.leadership import (
     LeaderElector,
     LeadershipLost,
@@ -35,7 +35,7 @@ LEASE = "podtask-operator"
 @pytest.fixture
 def store(embedded_kube: EmbeddedKube) -> LeaseStore:
     namespace = embedded_kube.new_namespace("lease")
-    return LeaseStore(embedded_kube.api.configuration, namespace.name, LEASE, request_timeout=5)
+    return LeaseStore(embedded_kube.login, namespace.name, LEASE, request_timeout=5)
 
 
 def elector(store: LeaseStore, name: str, duration: int = 2, renew: float = 0.25) -> LeaderElector:
@@ -141,8 +141,9 @@ def test_a_leader_that_finds_the_lease_taken_has_lost(store: LeaseStore) -> None
 
 def test_a_leader_that_cannot_renew_gives_up_before_its_lease_expires(tmp_path: Path) -> None:
     cluster = EmbeddedCluster(tmp_path / "state", port=0).start()
-    api = config.new_client_from_config(config_file=str(cluster.kubeconfig_path))
-    store = LeaseStore(api.configuration, "default", LEASE, request_timeout=0.5)
+    store = LeaseStore(
+        kubeconfig_login([Path(cluster.kubeconfig_path)]), "default", LEASE, request_timeout=0.5
+    )
     try:
 
         async def scenario() -> None:
@@ -169,7 +170,6 @@ def test_a_leader_that_cannot_renew_gives_up_before_its_lease_expires(tmp_path: 
 
         run_then_close(store, scenario())
     finally:
-        api.close()
         cluster.stop()
 
 

@@ -2,7 +2,10 @@
 scheduler, kubelet and controllers write them (k8s.io/kubernetes v1.37: the scheduler's
 "0/N nodes are available" message, the kubelet's image and container waiting reasons, the
 node lifecycle controller's Ready=False, the taint manager's and the scheduler's
-DisruptionTarget conditions)."""
+DisruptionTarget conditions).
+
+Each verdict and each classification here is also taken on the pod as `LivePods` keeps it
+(`slim_pod`), and must be the same."""
 
 from __future__ import annotations
 
@@ -13,18 +16,48 @@ from typing import Any
 import pytest
 
 from podtask._contract.resources import TaskRunSpec
-from podtask_operator.attempts import AttemptKind, classify_attempt
+from podtask_operator import attempts, pending_pods
+from podtask_operator.attempts import AttemptKind, ClassifiedAttempt
+from podtask_operator.live_pods import slim_pod
 from podtask_operator.pending_pods import (
     LOST_DELETION_GRACE,
     PendingTimeouts,
+    PendingVerdict,
     execution_started_at,
-    pending_verdict,
 )
 from podtask_operator.pods import pod_for_attempt
 from podtask_operator.settings import OperatorSettings
 
 CREATED = datetime(2026, 11, 30, 12, 0, 0, tzinfo=UTC)
 TIMEOUTS = PendingTimeouts(pending=timedelta(minutes=10), image_pull=timedelta(minutes=2))
+
+
+def pending_verdict(
+    pod: dict[str, Any], now: datetime, timeouts: PendingTimeouts
+) -> PendingVerdict | None:
+    verdict = pending_pods.pending_verdict(pod, now, timeouts)
+    assert pending_pods.pending_verdict(slim_pod(pod), now, timeouts) == verdict
+    return verdict
+
+
+def classify_attempt(
+    pod: dict[str, Any] | None, report: Any, attempt: int
+) -> ClassifiedAttempt | None:
+    result = attempts.classify_attempt(pod, report, attempt)
+    if pod is not None:
+        assert attempts.classify_attempt(slim_pod(pod), report, attempt) == result
+    return result
+
+
+def test_a_pod_as_live_pods_keeps_it_has_no_field_managers(created_pod: dict[str, Any]) -> None:
+    pod = copy.deepcopy(created_pod)
+    pod["metadata"]["managedFields"] = [{"manager": "podtask-operator", "fieldsV1": {"f:spec": {}}}]
+    slim = slim_pod(pod)
+    assert "managedFields" not in slim["metadata"]
+    assert slim["metadata"]["labels"] == pod["metadata"]["labels"]
+    assert slim["spec"]["containers"][0]["resources"] == pod["spec"]["containers"][0]["resources"]
+    assert "env" not in slim["spec"]["containers"][0]
+    assert slim["status"] == pod["status"]
 
 
 def _stamp(moment: datetime) -> str:

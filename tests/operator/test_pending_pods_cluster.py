@@ -139,7 +139,7 @@ def test_a_pod_that_cannot_create_its_container_says_why_and_is_retried(
         runner_command=[sys.executable, "-c", "import time; time.sleep(60)"],
         pending_timeout_seconds=4,
     )
-    cluster = Cluster(embedded_kube.api.configuration, namespace.name)
+    cluster = Cluster(embedded_kube.login, namespace.name)
     reconciler = RunReconciler(cluster, settings, random=lambda: 0.0)
 
     async def scenario() -> None:

@@ -51,7 +51,7 @@ def test_the_pod_gets_its_token_from_the_attempts_secret(
             "import os; print('token=' + os.environ['PODTASK_ATTEMPT_TOKEN'])",
         ],
     )
-    cluster = Cluster(embedded_kube.api.configuration, namespace.name)
+    cluster = Cluster(embedded_kube.login, namespace.name)
     core = kubernetes.client.CoreV1Api(embedded_kube.api)
 
     async def start() -> None:

@@ -33,7 +33,7 @@ class PodQuota(Cluster):
     """The operator's cluster layer behind a ResourceQuota of `pods` pods."""
 
     def __init__(self, kube: EmbeddedKube, namespace: str, pods: int) -> None:
-        super().__init__(kube.api.configuration, namespace)
+        super().__init__(kube.login, namespace)
         self.pods = pods
 
     async def create_pod(self, body: dict[str, Any]) -> dict[str, Any]:

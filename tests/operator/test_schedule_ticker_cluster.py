@@ -92,7 +92,7 @@ def test_ticks_trigger_their_runs_once_and_the_status_follows(
     schedules.create("orphan", "not-deployed", tick)
 
     async def scenario() -> None:
-        cluster = Cluster(embedded_kube.api.configuration, namespace.name)
+        cluster = Cluster(embedded_kube.login, namespace.name)
         ticker = ScheduleTicker(cluster, MissedTicks.RUN_LATEST, clock=clock)
         second = ScheduleTicker(cluster, MissedTicks.RUN_LATEST, clock=clock)
         try:
