@@ -7,8 +7,8 @@ watches and `Kube`'s calls alike, found where the official client finds them:
 - else the kubeconfig's current context (`KUBECONFIG`'s files merged, the first to set a
   value winning, or `~/.kube/config`): the cluster's server, CA (file or data) and
   `insecure-skip-tls-verify`; the user's client certificate and key (files or data), token,
-  `tokenFile` (read again each minute) or username and password. Relative paths are the
-  kubeconfig file's.
+  `tokenFile` (read again each minute, and over a token, as client-go does) or username and
+  password. Relative paths are the kubeconfig file's.
 
 A user whose token a program makes (`exec`) or an `auth-provider` keeps is logged in by the
 official client's loaders, imported only then: that client is about 20 MB of the operator's
@@ -40,15 +40,19 @@ class NoCredentials(Exception):
 
 @dataclass
 class _TokenFile:
+    """The token in `path`, read again once a minute; as client-go does, the last value read
+    wins over `token` (a kubeconfig's own), which stands while the file cannot be read."""
+
     path: Path
-    read_at: float = -TOKEN_FILE_SECONDS
     token: str = ""
+    read_at: float = -TOKEN_FILE_SECONDS
 
     def __call__(self) -> str:
         now = time.monotonic()
         if now - self.read_at >= TOKEN_FILE_SECONDS:
-            self.token = self.path.read_text().strip()
             self.read_at = now
+            with contextlib.suppress(OSError):
+                self.token = self.path.read_text().strip() or self.token
         return self.token
 
 
@@ -171,8 +175,8 @@ def kubeconfig_login(paths: list[Path] | None = None) -> KubeLogin:
     if not connection.server:
         raise NoCredentials(f"the kubeconfig's cluster {context['cluster']!r} has no server")
     token_file = path(user_dir, user.get("tokenFile"))
-    if token_file and not user.get("token"):
-        return KubeLogin(connection, bearer=_TokenFile(Path(token_file)))
+    if token_file:
+        return KubeLogin(connection, bearer=_TokenFile(Path(token_file), user.get("token") or ""))
     return KubeLogin(connection)
 
 

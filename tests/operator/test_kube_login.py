@@ -106,13 +106,29 @@ def test_a_static_token_and_inline_data_pass_as_they_are(tmp_path: Path) -> None
                 },
             }
         ],
-        users=[{"name": "u", "user": {"token": "abc", "tokenFile": "ignored-when-a-token-is-set"}}],
+        users=[{"name": "u", "user": {"token": "abc"}}],
     )
     login = kubeconfig_login([config])
     assert login.connection.ca_data == "Q0E="
     assert login.connection.insecure is True
     assert login.headers() == {"Authorization": "Bearer abc"}
     assert login.for_kopf() is login.connection
+
+
+def test_a_token_file_wins_over_a_token_while_it_can_be_read(tmp_path: Path) -> None:
+    config = _kubeconfig(
+        tmp_path / "config",
+        "c",
+        contexts=[_context("c", "k", "u")],
+        clusters=[{"name": "k", "cluster": {"server": "https://k"}}],
+        users=[{"name": "u", "user": {"token": "abc", "tokenFile": "token"}}],
+    )
+    login = kubeconfig_login([config])
+    assert login.headers() == {"Authorization": "Bearer abc"}  # no such file (yet)
+    (tmp_path / "token").write_text("from-the-file")
+    assert login.bearer is not None
+    login.bearer.read_at -= TOKEN_FILE_SECONDS  # type: ignore[attr-defined]
+    assert login.headers() == {"Authorization": "Bearer from-the-file"}
 
 
 def test_in_a_pod_the_service_account_is_used(
