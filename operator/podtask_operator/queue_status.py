@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from typing import Any
 
 from podtask_operator.cluster import ClusterApi
@@ -37,13 +37,20 @@ def queue_status(
 
 
 class QueueStatusWriter:
-    def __init__(self, cluster: ClusterApi, scheduler: Scheduler) -> None:
+    def __init__(
+        self,
+        cluster: ClusterApi,
+        scheduler: Scheduler,
+        spawn: Callable[[Coroutine[Any, Any, None]], None],
+    ) -> None:
+        """`spawn` runs a write in the background, among the work its owner ends when it
+        closes."""
         self._cluster = cluster
         self._scheduler = scheduler
+        self._spawn = spawn
         self._pending: dict[str, asyncio.TimerHandle] = {}
         self._written: dict[str, dict[str, Any]] = {}
         self._acted_on: dict[str, int] = {}
-        self._background: set[asyncio.Task[Any]] = set()
 
     def observed(self, queue: str, status: Mapping[str, Any] | None) -> None:
         """What a TaskQueue's status holds, as a watch event or a list showed it (None: the
@@ -72,20 +79,17 @@ class QueueStatusWriter:
                     QUEUE_STATUS_DELAY_SECONDS, self._write_soon, queue
                 )
 
-    async def close(self) -> None:
-        """Write nothing more: the pending writes dropped, those under way ended. (The next
-        leader writes every queue's status from its own counts.)"""
+    def stop(self) -> None:
+        """Start no write more: the pending ones dropped (those under way are the spawner's to
+        end). The next leader writes every queue's status from its own counts."""
         for timer in self._pending.values():
             timer.cancel()
         self._pending.clear()
-        await _cancelled(self._background)
 
     def _write_soon(self, queue: str) -> None:
         self._pending.pop(queue, None)
         status = queue_status(self._scheduler, queue, self._acted_on.get(queue))
-        task = asyncio.get_running_loop().create_task(self._write(queue, status))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        self._spawn(self._write(queue, status))
 
     async def _write(self, queue: str, status: dict[str, int]) -> None:
         written = self._written.get(queue) or {}
@@ -98,10 +102,3 @@ class QueueStatusWriter:
             return
         if exists:
             self._written[queue] = {**written, **status}
-
-
-async def _cancelled(tasks: set[asyncio.Task[Any]]) -> None:
-    """Cancel `tasks` and wait for them to end."""
-    for task in list(tasks):
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)

@@ -149,7 +149,7 @@ class RunReconciler:
         self._writer = RunWriter(cluster, clock)
         self._starter = AttemptStarter(cluster, settings, self._writer, self._timeouts, clock)
         self._waits = WaitWrites(self.scheduler, self._writer, clock)
-        self._queue_status = QueueStatusWriter(cluster, self.scheduler)
+        self._queue_status = QueueStatusWriter(cluster, self.scheduler, self._spawn)
 
     # --- what the kopf handlers call ---------------------------------------------------
 
@@ -676,7 +676,7 @@ class RunReconciler:
         for handle in self._admission_timers.values():
             handle.cancel()
         self._admission_timers.clear()
-        await self._queue_status.close()
+        self._queue_status.stop()
         for task in list(self._background):
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
