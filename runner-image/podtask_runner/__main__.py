@@ -48,6 +48,7 @@ from podtask._contract.wire import (
 )
 from podtask.errors import TaskTerminatedError
 from podtask_runner.interruptions import TERMINATED_MESSAGE, Interruptions
+from podtask_runner.output_capture import write_in_order
 
 if TYPE_CHECKING:
     import argparse
@@ -118,7 +119,8 @@ class RunnerEnvironment:
 
 def _say(message: str) -> None:
     # One write, the newline with it: a line that stderr gets whole is never cut in a log.
-    sys.stderr.write(f"[podtask-runner] {message}\n")
+    # In order: after all the process wrote before it, in the stored log too.
+    write_in_order(f"[podtask-runner] {message}\n")
 
 
 def _line_buffered(stream: TextIO) -> None:
@@ -214,7 +216,7 @@ def _attempt(
     elapsed = time.monotonic() - started
     if outcome.error is not None:
         # The traceback goes to the pod log as any crashing Python process would print it.
-        print(outcome.error.stack or "", file=sys.stderr, end="")
+        write_in_order(outcome.error.stack or "")
         _say(f"{label} failed after {elapsed:.3f}s: {outcome.error.type}")
     else:
         _say(f"{label} completed in {elapsed:.3f}s")

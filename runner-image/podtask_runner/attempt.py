@@ -76,6 +76,7 @@ from podtask.hooks import (
 )
 from podtask_runner.author_code import AuthorCode
 from podtask_runner.interruptions import Deadline, Interruptions
+from podtask_runner.output_capture import write_in_order
 
 if TYPE_CHECKING:
     from podtask._contract.resources import CompletionReport, RunError
@@ -372,9 +373,9 @@ class _AfterOutcome:
                 self.author.call(hook, *args)
         except BaseException as exc:
             error = self.interruptions.explain(exc)
-            print(
+            write_in_order(
                 f"[podtask-runner] the {kind} hook {name} of task {self.task_id!r} raised "
                 "(the attempt's outcome stands):\n"
-                + "".join(traceback.format_exception(error)).rstrip("\n"),
-                file=sys.stderr,
+                + "".join(traceback.format_exception(error)).rstrip("\n")
+                + "\n"
             )
