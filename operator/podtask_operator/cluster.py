@@ -5,12 +5,21 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any, Protocol
 
 from podtask._contract.status_patches import version_pin
 from podtask._contract.wire import GROUP, TASK_QUEUES, TASK_RUNS, TASK_SCHEDULES, TASKS, VERSION
-from podtask_operator.kube import Conflict, Kube, KubeError, NotFound, core_path, group_path
+from podtask_operator.kube import (
+    Conflict,
+    Kube,
+    KubeError,
+    NotFound,
+    Refused,
+    core_path,
+    group_path,
+)
 from podtask_operator.kube_login import KubeLogin
 from podtask_operator.run_events import run_event
 
@@ -18,6 +27,9 @@ log = logging.getLogger(__name__)
 
 JSON_PATCH = "application/json-patch+json"
 MERGE_PATCH = "application/merge-patch+json"
+# The TaskRuns of one page of `run_pages`: 10,000 runs in one answer are tens of MB parsed at
+# once (kubectl chunks its lists by 500 too).
+RUN_PAGE = 500
 
 
 class RunChanged(Exception):
@@ -43,7 +55,7 @@ class ClusterApi(Protocol):
 
     async def create_secret(self, body: dict[str, Any]) -> None: ...
 
-    async def list_runs(self) -> list[dict[str, Any]]: ...
+    def run_pages(self, limit: int = RUN_PAGE) -> AsyncIterator[list[dict[str, Any]]]: ...
 
     async def list_queues(self) -> list[dict[str, Any]]: ...
 
@@ -131,8 +143,27 @@ class Cluster:
             "PATCH", self._ours(plural, name) + "/status", body=body, content_type=MERGE_PATCH
         )
 
-    async def list_runs(self) -> list[dict[str, Any]]:
-        return await self._list(self._ours(TASK_RUNS))
+    async def run_pages(self, limit: int = RUN_PAGE) -> AsyncIterator[list[dict[str, Any]]]:
+        """Every TaskRun, a page of at most `limit` at a time (one list in chunks: `limit` and
+        `continue`). When the list's continue token has expired (410: the API server no longer
+        holds the version it lists from), the list starts again: the pages already given come
+        again, newer."""
+        path = self._ours(TASK_RUNS)
+        params = {"limit": str(limit)}
+        while True:
+            try:
+                answer = await self._kube.request("GET", path, params=params)
+            except Refused as exc:
+                if exc.status != 410 or "continue" not in params:
+                    raise
+                log.info("the list of TaskRuns expired while it was read; listing them again")
+                params = {"limit": str(limit)}
+                continue
+            yield list(answer.get("items", []))
+            token = (answer.get("metadata") or {}).get("continue")
+            if not token:
+                return
+            params = {"limit": str(limit), "continue": str(token)}
 
     async def list_queues(self) -> list[dict[str, Any]]:
         return await self._list(self._ours(TASK_QUEUES))

@@ -19,7 +19,7 @@ from podtask._contract.wire import (
     TASK_SCHEDULES,
     VERSION,
 )
-from podtask_operator.cluster import Cluster
+from podtask_operator.cluster import RUN_PAGE, Cluster
 from podtask_operator.health import WATCH_HEARTBEAT
 from podtask_operator.kube_login import KubeLogin
 from podtask_operator.reconcile import RunReconciler
@@ -81,6 +81,9 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     if selectors is not None:
         selectors["configmaps"] = LABEL_BATCH
     settings.watching.client_timeout = 330
+    # Each watch starts with a list of what exists: in pages, as `rebuild` lists the runs, so
+    # that a restart with 10,000 TaskRuns does not parse one answer of tens of MB at once.
+    settings.watching.chunk_size = RUN_PAGE
     operator_settings: OperatorSettings = memo[SETTINGS_MEMO_KEY]
     cluster = Cluster(memo[LOGIN_MEMO_KEY], operator_settings.namespace)
     jitter = random.Random(operator_settings.retry_jitter_seed)

@@ -165,16 +165,24 @@ class RunReconciler:
             self.scheduler.set_controls(name, queue_controls(queue))
             self._queue_status.observed(name, queue.get("status") or {})
             self._queue_status.acted_on(name, queue["metadata"].get("generation"))
-        runs = await self._cluster.list_runs()
-        for run in runs:
-            await self.reconcile(run["metadata"]["name"], listed=run)
+        # A page at a time, none kept: of a run the second pass needs only whether it may
+        # have to say why it waits (one whose status says Queued already has nothing to say).
+        listed = 0
+        to_mark: list[str] = []
+        async for page in self._cluster.run_pages():
+            for run in page:
+                name = run["metadata"]["name"]
+                listed += 1
+                if (run.get("status") or {}).get("phase") != RunPhase.QUEUED.value:
+                    to_mark.append(name)
+                await self.reconcile(name, listed=run)
         await self.admit_all()
-        for run in runs:
-            await self.mark_waiting(run["metadata"]["name"])
+        for name in to_mark:
+            await self.mark_waiting(name)
         self._queue_status.changed(
             {key[0] for key in self.scheduler.buckets()} | {q["metadata"]["name"] for q in queues}
         )
-        log.info("rebuilt the queues from %d runs", len(runs))
+        log.info("rebuilt the queues from %d runs", listed)
 
     async def run_changed(
         self, name: str, seen: dict[str, Any] | None = None, *, deleted: bool = False

@@ -11,13 +11,14 @@ from __future__ import annotations
 import asyncio
 import copy
 import itertools
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
 from podtask._contract.resources import TaskRunSpec
 from podtask._contract.wire import API_VERSION, LABEL_RUN
 from podtask_devcluster.patches import json_patch, merge_patch
-from podtask_operator.cluster import RunChanged
+from podtask_operator.cluster import RUN_PAGE, RunChanged
 from podtask_operator.kube import NotFound, Transient
 
 
@@ -153,8 +154,10 @@ class MemoryCluster:
     async def create_secret(self, body: dict[str, Any]) -> None:
         self.secrets.setdefault(body["metadata"]["name"], copy.deepcopy(body))
 
-    async def list_runs(self) -> list[dict[str, Any]]:
-        return [copy.deepcopy(run) for run in self.runs.values()]
+    async def run_pages(self, limit: int = RUN_PAGE) -> AsyncIterator[list[dict[str, Any]]]:
+        runs = [copy.deepcopy(run) for run in self.runs.values()]
+        for start in range(0, len(runs), limit):
+            yield runs[start : start + limit]
 
     async def list_queues(self) -> list[dict[str, Any]]:
         return [copy.deepcopy(queue) for queue in self.queues.values()]

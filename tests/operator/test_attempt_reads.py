@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,7 +21,7 @@ from kubernetes import client
 
 from podtask._contract.resources import TaskRunSpec
 from podtask._contract.wire import API_VERSION, GROUP, LABEL_ATTEMPT, LABEL_RUN, VERSION
-from podtask_operator.cluster import Cluster
+from podtask_operator.cluster import RUN_PAGE, Cluster
 from podtask_operator.reconcile import RunReconciler
 from podtask_operator.settings import OperatorSettings
 from tests.embedded_kube import EmbeddedKube, KubeNamespace, run_then_close
@@ -160,10 +160,10 @@ class ReportAfterRead(Cluster):
             self._read()
         return run
 
-    async def list_runs(self) -> list[dict[str, Any]]:
-        runs = await super().list_runs()
-        self._read()
-        return runs
+    async def run_pages(self, limit: int = RUN_PAGE) -> AsyncIterator[list[dict[str, Any]]]:
+        async for page in super().run_pages(limit):
+            self._read()
+            yield page
 
 
 @pytest.fixture

@@ -7,10 +7,12 @@ A wake-up of its own (a timer) has no event to trust: it reads both."""
 from __future__ import annotations
 
 import copy
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
+from podtask_operator.cluster import RUN_PAGE
 from podtask_operator.reconcile import RunReconciler
 from podtask_operator.settings import OperatorSettings
 from tests.operator.memory_cluster import MemoryCluster
@@ -74,3 +76,40 @@ async def test_a_wake_up_reads_the_pod_not_the_watchs_copy(
     status = cluster.status("a")
     assert status["phase"] == "WaitingToRetry"
     assert status["attempts"][0]["reason"] == "PodDeleted"
+
+
+@pytest.mark.anyio
+async def test_a_rebuild_lists_the_runs_in_pages_and_reads_only_those_it_must_mark(
+    cluster: MemoryCluster, reconciler: RunReconciler
+) -> None:
+    # A restart with a backlog of more than one page: most of it marked Queued already by the
+    # operator before, some runs new. Limit 1: one run starts, the others wait.
+    listed_pages: list[int] = []
+    pages = cluster.run_pages
+
+    async def counted(limit: int = RUN_PAGE) -> AsyncIterator[list[dict[str, Any]]]:
+        async for page in pages(limit):
+            listed_pages.append(len(page))
+            yield page
+
+    cluster.run_pages = counted  # type: ignore[method-assign]
+    queued = [f"q{i:04d}" for i in range(RUN_PAGE + 100)]
+    fresh = [f"n{i:02d}" for i in range(20)]
+    for name in queued:
+        cluster.add_run(name, _spec(), T0)
+        cluster.runs[name]["status"] = {"phase": "Queued", "attempt": 0}
+    for name in fresh:
+        cluster.add_run(name, _spec(), T0)
+
+    await reconciler.rebuild()
+
+    assert listed_pages == [RUN_PAGE, 120]
+    assert len(cluster.created_pods) == 1
+    # The run started was read fresh; each new run once, to say why it waits; no run the
+    # list showed Queued was read again.
+    started = cluster.created_pods[0].rsplit("-", 1)[0]
+    assert sorted(cluster.reads) == sorted({f"run/{n}" for n in fresh} | {f"run/{started}"})
+    for name in fresh:
+        if name != started:
+            assert cluster.status(name)["phase"] == "Queued"
+    assert reconciler.scheduler.counts("emails") == (1, len(queued) + len(fresh) - 1)
