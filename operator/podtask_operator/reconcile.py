@@ -136,6 +136,9 @@ class RunReconciler:
         self._admission_passes = itertools.count(1)
         self._admissions_in_flight = asyncio.Semaphore(ADMISSIONS_IN_FLIGHT)
         self._turns: dict[BucketKey, TurnLine] = {}
+        # The buckets with an admission pass under way, and those asked for one more meanwhile.
+        self._passes_under_way: set[BucketKey] = set()
+        self._pass_again: set[BucketKey] = set()
         self._background: set[asyncio.Task[Any]] = set()
         self._backlog = RunBacklog(self.run_changed, self._spawn)
         self._timeouts = PendingTimeouts.of(
@@ -411,24 +414,56 @@ class RunReconciler:
         (`admission_order`); return once they started or went back in line. A start that
         fails ends the pass: the runs after it wait for the bucket's next try. A start that
         gives its slot back (its run may no longer start, its pod ended already) makes another
-        pass."""
-        while True:
-            starts: list[asyncio.Task[bool]] = []
-            admission = _AdmissionPass(next(self._admission_passes))
-            async with self.scheduler.admission_lock(key):
-                turns = self._turn_line(key)
-                while not admission.halted:
-                    await self._admissions_in_flight.acquire()
-                    place = None if admission.halted else self.scheduler.next_admission(key)
-                    if place is None:
-                        self._admissions_in_flight.release()
-                        break
-                    work = self._admit_one(key, place, turns.next(), admission)
-                    starts.append(asyncio.get_running_loop().create_task(work))
-            slots_back = await asyncio.gather(*starts)
-            self._publish_counts()
-            if admission.halted or not any(slots_back):
-                return
+        pass.
+
+        While a pass of the bucket is under way, a call asks it to make one more once it ends
+        and returns at once: every ended pod and every new run asks, and one waiting for the
+        pass would hold its watch event as long (at 20 ended pods a second, hundreds of them
+        piled up behind a pass that kept taking the slots they freed)."""
+        if key in self._passes_under_way:
+            self._pass_again.add(key)
+            return
+        self._passes_under_way.add(key)
+        try:
+            while True:
+                self._pass_again.discard(key)
+                slot_back = await self._admission_pass(key)
+                if not slot_back and key not in self._pass_again:
+                    return
+        finally:
+            self._passes_under_way.discard(key)
+
+    async def _admission_pass(self, key: BucketKey) -> bool:
+        """One admission pass of the bucket; whether a start gave its slot back (so another
+        pass may take it), unless a failed start ended the pass."""
+        starts: set[asyncio.Task[bool]] = set()
+        slot_back = False
+
+        def ended(start: asyncio.Task[bool]) -> None:
+            # A pass takes slots as they free up, for as long as they do: its ended starts are
+            # not kept until it ends.
+            nonlocal slot_back
+            starts.discard(start)
+            if not start.cancelled() and start.exception() is None and start.result():
+                slot_back = True
+
+        admission = _AdmissionPass(next(self._admission_passes))
+        async with self.scheduler.admission_lock(key):
+            turns = self._turn_line(key)
+            while not admission.halted:
+                await self._admissions_in_flight.acquire()
+                place = None if admission.halted else self.scheduler.next_admission(key)
+                if place is None:
+                    self._admissions_in_flight.release()
+                    break
+                start = asyncio.get_running_loop().create_task(
+                    self._admit_one(key, place, turns.next(), admission)
+                )
+                starts.add(start)
+                start.add_done_callback(ended)
+        await asyncio.gather(*starts)
+        self._publish_counts()
+        return slot_back and not admission.halted
 
     async def _admit_one(
         self, key: BucketKey, place: LinePlace, turn: Turn, admission: _AdmissionPass

@@ -6,6 +6,7 @@ A wake-up of its own (a timer) has no event to trust: it reads both."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from collections.abc import AsyncIterator
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 import pytest
 
 from podtask_operator.cluster import RUN_PAGE
-from podtask_operator.reconcile import RunReconciler
+from podtask_operator.reconcile import ADMISSIONS_IN_FLIGHT, RunReconciler
 from podtask_operator.settings import OperatorSettings
 from tests.operator.memory_cluster import MemoryCluster
 from tests.operator.test_run_reconciler import T0, Clock, _spec
@@ -113,3 +114,35 @@ async def test_a_rebuild_lists_the_runs_in_pages_and_reads_only_those_it_must_ma
         if name != started:
             assert cluster.status(name)["phase"] == "Queued"
     assert reconciler.scheduler.counts("emails") == (1, len(queued) + len(fresh) - 1)
+
+
+@pytest.mark.anyio
+async def test_an_event_does_not_wait_behind_an_admission_pass_under_way(
+    cluster: MemoryCluster, reconciler: RunReconciler
+) -> None:
+    # A pass that keeps taking free slots holds the bucket's lock while its starts are under
+    # way (here: all of them held at their fresh read of the run). An event that asks for an
+    # admission meanwhile (a new run, an ended pod) returns at once instead of holding its
+    # watch event until the pass ends; the pass then makes one more and admits it.
+    limit = ADMISSIONS_IN_FLIGHT + 10
+    spec = _spec(queue={"name": "emails", "concurrencyLimit": limit})
+    release = asyncio.Event()
+    first = [f"a{i:02d}" for i in range(ADMISSIONS_IN_FLIGHT + 2)]
+    later = [f"b{i:02d}" for i in range(3)]
+    for name in first + later:
+        cluster.held_reads[name] = release
+    for name in first:
+        cluster.add_run(name, spec, T0)
+        reconciler.scheduler.enqueue(name, spec, T0.isoformat())
+    passing = asyncio.create_task(reconciler.admit(("emails", "")))
+    while len(cluster.reads_waiting) < ADMISSIONS_IN_FLIGHT:
+        await asyncio.sleep(0.01)
+
+    for name in later:
+        cluster.add_run(name, spec, T0)
+        await asyncio.wait_for(reconciler.run_changed(name, _event(cluster.runs, name)), 30)
+    assert not passing.done() and not cluster.created_pods
+
+    release.set()
+    await asyncio.wait_for(passing, 30)
+    assert sorted(cluster.created_pods) == sorted(f"{name}-1" for name in first + later)
