@@ -25,6 +25,7 @@ import asyncio
 import itertools
 import logging
 import random as _random
+from collections import Counter
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -136,8 +137,8 @@ class RunReconciler:
         self._admission_passes = itertools.count(1)
         self._admissions_in_flight = asyncio.Semaphore(ADMISSIONS_IN_FLIGHT)
         self._turns: dict[BucketKey, TurnLine] = {}
-        # The buckets with an admission pass under way, and those asked for one more meanwhile.
-        self._passes_under_way: set[BucketKey] = set()
+        # The admission passes under way by bucket, and the buckets asked for one more meanwhile.
+        self._passes_under_way: Counter[BucketKey] = Counter()
         self._pass_again: set[BucketKey] = set()
         self._background: set[asyncio.Task[Any]] = set()
         self._backlog = RunBacklog(self.run_changed, self._spawn)
@@ -220,7 +221,7 @@ class RunReconciler:
         if freed is not None:
             # The next run first: its start does not depend on how this attempt is judged
             # (a run completed by its report has nothing left to write), and the slot is free.
-            await self.admit(freed)
+            await self.admit_soon(freed)
         if run is not None and (freed is not None or worth_a_look):
             # This event is the read of the pod; the run is read after it (`_reconcile`).
             attempt = attempt_of(pod)
@@ -413,17 +414,9 @@ class RunReconciler:
         most `ADMISSIONS_IN_FLIGHT` starts at once), their pods created in line order
         (`admission_order`); return once they started or went back in line. A start that
         fails ends the pass: the runs after it wait for the bucket's next try. A start that
-        gives its slot back (its run may no longer start, its pod ended already) makes another
-        pass.
-
-        While a pass of the bucket is under way, a call asks it to make one more once it ends
-        and returns at once: every ended pod and every new run asks, and one waiting for the
-        pass would hold its watch event as long (at 20 ended pods a second, hundreds of them
-        piled up behind a pass that kept taking the slots they freed)."""
-        if key in self._passes_under_way:
-            self._pass_again.add(key)
-            return
-        self._passes_under_way.add(key)
+        gives its slot back (its run may no longer start, its pod ended already), or a call
+        of `admit_soon` while it was under way, makes another pass."""
+        self._passes_under_way[key] += 1
         try:
             while True:
                 self._pass_again.discard(key)
@@ -431,7 +424,20 @@ class RunReconciler:
                 if not slot_back and key not in self._pass_again:
                     return
         finally:
-            self._passes_under_way.discard(key)
+            self._passes_under_way[key] -= 1
+            if not self._passes_under_way[key]:
+                del self._passes_under_way[key]
+
+    async def admit_soon(self, key: BucketKey) -> None:
+        """`admit`, or, while a pass of the bucket is under way, one more pass once it ends,
+        without waiting for it. For a slot that frees up (an ended pod): the event waits for no
+        pass, which would hold it as long as the pass takes slots as they free up (at 20 ended
+        pods a second, hundreds of events piled up behind one). A new run waits for its pass
+        (`admit`): what its status then says about its wait is from after it."""
+        if self._passes_under_way[key]:
+            self._pass_again.add(key)
+            return
+        await self.admit(key)
 
     async def _admission_pass(self, key: BucketKey) -> bool:
         """One admission pass of the bucket; whether a start gave its slot back (so another

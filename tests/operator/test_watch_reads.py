@@ -117,15 +117,16 @@ async def test_a_rebuild_lists_the_runs_in_pages_and_reads_only_those_it_must_ma
 
 
 @pytest.mark.anyio
-async def test_an_event_does_not_wait_behind_an_admission_pass_under_way(
+async def test_an_ended_pod_does_not_wait_behind_an_admission_pass_under_way(
     cluster: MemoryCluster, reconciler: RunReconciler
 ) -> None:
     # A pass that keeps taking free slots holds the bucket's lock while its starts are under
-    # way (here: all of them held at their fresh read of the run). An event that asks for an
-    # admission meanwhile (a new run, an ended pod) returns at once instead of holding its
-    # watch event until the pass ends; the pass then makes one more and admits it.
+    # way (here: all of them held at their fresh read of the run). The admission an ended pod
+    # asks for meanwhile returns at once instead of holding the pod's watch event until the
+    # pass ends; the pass then makes one more, which admits the runs queued since.
     limit = ADMISSIONS_IN_FLIGHT + 10
     spec = _spec(queue={"name": "emails", "concurrencyLimit": limit})
+    key = ("emails", "")
     release = asyncio.Event()
     first = [f"a{i:02d}" for i in range(ADMISSIONS_IN_FLIGHT + 2)]
     later = [f"b{i:02d}" for i in range(3)]
@@ -134,13 +135,14 @@ async def test_an_event_does_not_wait_behind_an_admission_pass_under_way(
     for name in first:
         cluster.add_run(name, spec, T0)
         reconciler.scheduler.enqueue(name, spec, T0.isoformat())
-    passing = asyncio.create_task(reconciler.admit(("emails", "")))
+    passing = asyncio.create_task(reconciler.admit(key))
     while len(cluster.reads_waiting) < ADMISSIONS_IN_FLIGHT:
         await asyncio.sleep(0.01)
 
     for name in later:
         cluster.add_run(name, spec, T0)
-        await asyncio.wait_for(reconciler.run_changed(name, _event(cluster.runs, name)), 30)
+        reconciler.scheduler.enqueue(name, spec, T0.isoformat())
+    await asyncio.wait_for(reconciler.admit_soon(key), 30)
     assert not passing.done() and not cluster.created_pods
 
     release.set()
