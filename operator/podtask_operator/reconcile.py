@@ -169,17 +169,18 @@ class RunReconciler:
             self.scheduler.set_controls(name, queue_controls(queue))
             self._queue_status.observed(name, queue.get("status") or {})
             self._queue_status.acted_on(name, queue["metadata"].get("generation"))
-        # A page at a time, none kept: of a run the second pass needs only whether it may
-        # have to say why it waits (one whose status says Queued already has nothing to say).
+        # A page at a time, none kept: the second pass needs only the runs left in line that
+        # may have to say why they wait (one whose status says Queued has nothing to say).
         listed = 0
         to_mark: list[str] = []
         async for page in self._cluster.run_pages():
             for run in page:
                 name = run["metadata"]["name"]
                 listed += 1
-                if (run.get("status") or {}).get("phase") != RunPhase.QUEUED.value:
-                    to_mark.append(name)
                 await self.reconcile(name, listed=run)
+                queued = (run.get("status") or {}).get("phase") == RunPhase.QUEUED.value
+                if not queued and self.scheduler.is_waiting(name):
+                    to_mark.append(name)
         await self.admit_all()
         for name in to_mark:
             await self.mark_waiting(name)
