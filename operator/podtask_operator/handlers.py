@@ -34,6 +34,8 @@ SETTINGS_MEMO_KEY = "operator_settings"
 # Where it puts the `SweepIndex` its housekeeping sweeps from: the handlers feed it.
 SWEEP_INDEX_MEMO_KEY = "sweep_index"
 LOGIN_MEMO_KEY = "kube_login"
+# How long kopf keeps an object's worker waiting for the object's next event (its default: 5 s).
+WORKER_IDLE_SECONDS = 0.5
 
 
 def _sweep_index(memo: kopf.Memo) -> SweepIndex:
@@ -84,6 +86,11 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     # Each watch starts with a list of what exists: in pages, as `rebuild` lists the runs, so
     # that a restart with 10,000 TaskRuns does not parse one answer of tens of MB at once.
     settings.watching.chunk_size = RUN_PAGE
+    # kopf keeps a worker per object for a while after its last event, holding that event's
+    # whole body: after a burst of 10,000 TaskRuns (or their pods), thousands of them at once,
+    # tens of MB. The handlers here keep no per-object state, so a worker started again for
+    # the object's next event costs only a task.
+    settings.queueing.idle_timeout = WORKER_IDLE_SECONDS
     operator_settings: OperatorSettings = memo[SETTINGS_MEMO_KEY]
     cluster = Cluster(memo[LOGIN_MEMO_KEY], operator_settings.namespace)
     jitter = random.Random(operator_settings.retry_jitter_seed)
