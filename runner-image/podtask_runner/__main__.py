@@ -54,7 +54,7 @@ if TYPE_CHECKING:
     import argparse
 
     from podtask._authoring.tasks import Task
-    from podtask._contract.resources import CompletionReport
+    from podtask_runner.attempt import Outcome
     from podtask_runner.callbacks import AttemptCallbacks
 
 LOCAL_RUN_ID = "local"
@@ -195,14 +195,15 @@ def _attempt(
     label: str,
     module: str,
     task_id: str,
-    execute: Callable[[Task], CompletionReport],
+    execute: Callable[[Task], Outcome],
     interruptions: Interruptions,
-) -> CompletionReport:
+) -> Outcome:
     """Import the module, find the task, `execute` it; log the start and the verdict."""
     from podtask_runner.attempt import failure_report, find_task
 
     _say(f"{label} (task {task_id}) starting")
     started = time.monotonic()
+    outcome: Outcome
     try:
         # A slow import (a big library) is no reason to ignore a SIGTERM.
         with interruptions.interrupting():
@@ -228,7 +229,7 @@ def _local(module: str, task_id: str, payload: Any, interruptions: Interruptions
     from podtask._contract.machines import machine_preset
     from podtask_runner.attempt import execute_attempt
 
-    def execute(task: Task) -> CompletionReport:
+    def execute(task: Task) -> Outcome:
         preset = machine_preset(task.machine)
         ctx = Context(
             run_id=LOCAL_RUN_ID,
@@ -310,7 +311,7 @@ def _in_pod(interruptions: Interruptions) -> int:
             _say(f"the API sent an attempt the runner cannot read: {type(exc).__name__}: {exc}")
             return EXIT_RUNNER_FAILED
 
-        def execute(task: Task) -> CompletionReport:
+        def execute(task: Task) -> Outcome:
             return execute_attempt(
                 task,
                 attempt.get("payload"),
@@ -337,9 +338,7 @@ def _in_pod(interruptions: Interruptions) -> int:
         callbacks.close()
 
 
-def _report(
-    callbacks: AttemptCallbacks, outcome: CompletionReport, label: str, *, hurried: bool
-) -> bool:
+def _report(callbacks: AttemptCallbacks, outcome: Outcome, label: str, *, hurried: bool) -> bool:
     """Send the report; False when it could not reach the API. An attempt that has ended
     meanwhile (its run canceled or timed out) needs none: that is no failure."""
     from podtask_runner.callbacks import ApiCallError, AttemptEnded

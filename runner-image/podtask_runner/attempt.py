@@ -1,4 +1,5 @@
-"""Running one attempt of a task: from (task, payload, context) to its `CompletionReport`.
+"""Running one attempt of a task: from (task, payload, context) to its report (`Succeeded`, or
+the `CompletionReport` of a failure).
 
 Everything here is free of network IO so it can be tested in-process; the caller
 (`podtask_runner.__main__`) fetches the inputs and sends the report.
@@ -52,7 +53,7 @@ from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from podtask._authoring.context import Context, MachineContext, running_in
 from podtask._authoring.modules import import_task_module
@@ -79,13 +80,19 @@ from podtask_runner.interruptions import Deadline, Interruptions
 from podtask_runner.output_capture import write_in_order
 
 if TYPE_CHECKING:
+    from typing import TypeAlias
+
     from podtask._contract.resources import CompletionReport, RunError
+
+    # What an attempt comes to: its report of success, or the model of a failure's report.
+    Outcome: TypeAlias = "Succeeded | CompletionReport"
 
 __all__ = [
     "AFTER_HOOK_GRACE_SECONDS",
     "MaxDurationExceededError",
     "OutputNotSerializableError",
     "OutputTooLargeError",
+    "Succeeded",
     "TaskNotFoundError",
     "context_from_wire",
     "encode_output",
@@ -110,6 +117,21 @@ class OutputNotSerializableError(Exception):
 
 class OutputTooLargeError(Exception):
     """The task's JSON output is over `MAX_OUTPUT_BYTES`."""
+
+
+@dataclass(frozen=True)
+class Succeeded:
+    """The report of an attempt that succeeded: `CompletionReport(ok=True, output=...)` as the
+    wire carries it, without the model, so that a task that ends well costs the runner no
+    import of pydantic (about 100 ms of CPU, between the task's end and its report). The API
+    reads the report with the model (`test_a_report_of_success_is_the_wire_models`)."""
+
+    output: Any
+    ok: Literal[True] = True
+    error: None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"ok": True, "output": self.output, "error": None}
 
 
 def failure_report(exc: BaseException) -> CompletionReport:
@@ -276,7 +298,7 @@ def execute_attempt(
     global_hooks: TaskHooks | None = None,
     interruptions: Interruptions | None = None,
     after_hook_grace_seconds: float = AFTER_HOOK_GRACE_SECONDS,
-) -> CompletionReport:
+) -> Outcome:
     """Run one attempt of `task` with its hooks, in the order the module docstring gives.
 
     `global_hooks` defaults to those registered with `podtask.hooks`. Without
@@ -338,10 +360,8 @@ def execute_attempt(
 
     if error is not None:
         return failure_report(error)
-    from podtask._contract.resources import CompletionReport
-
     # Round-trip so the reported output is exactly what JSON carries (tuples become lists).
-    return CompletionReport(ok=True, output=json.loads(text))
+    return Succeeded(json.loads(text))
 
 
 @dataclass(frozen=True)

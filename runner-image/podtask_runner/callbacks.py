@@ -33,7 +33,7 @@ from podtask_runner.api_transport import (
 
 if TYPE_CHECKING:
     from podtask._contract.attempt_logs import LogChunk
-    from podtask._contract.resources import CompletionReport
+    from podtask_runner.attempt import Outcome
 
 
 class ApiCallError(Exception):
@@ -155,7 +155,7 @@ class AttemptCallbacks:
             raise ApiCallError("the API answered the attempt fetch with something not an object")
         return body
 
-    def report(self, report: CompletionReport, *, hurried: bool = False) -> None:
+    def report(self, report: Outcome, *, hurried: bool = False) -> None:
         """Send the report; `hurried` (the pod is being stopped) tries briefly, for the
         grace period Kubernetes gives a stopping pod is short and shared with the hooks."""
         # The output was encoded once already; encoding again cannot fail.

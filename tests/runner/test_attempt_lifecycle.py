@@ -19,10 +19,9 @@ from pydantic import BaseModel
 
 from podtask import Context, MachineContext
 from podtask._authoring.context import current_context
-from podtask._contract.resources import CompletionReport
 from podtask.errors import AbortTaskRunError
 from podtask.hooks import AttemptResult, TaskHooks
-from podtask_runner.attempt import execute_attempt
+from podtask_runner.attempt import Succeeded, execute_attempt
 from podtask_runner.interruptions import Interruptions
 
 CTX = Context(
@@ -143,7 +142,7 @@ def test_order_of_a_successful_attempt(hooks_async: bool, run_async: bool) -> No
     outcome = execute_attempt(
         make_task(run, rec.hooks(asynchronous=hooks_async)), 7, CTX, global_hooks=NO_GLOBALS
     )
-    assert outcome == CompletionReport(ok=True, output={"payload": 7, "init": "task-init"})
+    assert outcome == Succeeded({"payload": 7, "init": "task-init"})
     assert rec.calls == SUCCESS
 
 
@@ -560,7 +559,7 @@ def test_sigterm_during_cleanup_interrupts_nothing() -> None:
             global_hooks=NO_GLOBALS,
             interruptions=interruptions,
         )
-    assert outcome == CompletionReport(ok=True, output="ok")
+    assert outcome == Succeeded("ok")
     assert finished == ["cleanup"]
     assert interruptions.terminated  # the runner still exits 143
 

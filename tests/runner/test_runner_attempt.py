@@ -25,6 +25,7 @@ from podtask_runner.__main__ import RunnerEnvironment, RunnerEnvironmentError
 from podtask_runner.attempt import (
     OutputNotSerializableError,
     OutputTooLargeError,
+    Succeeded,
     TaskNotFoundError,
     context_from_wire,
     encode_output,
@@ -44,7 +45,15 @@ CTX = Context(
 
 def test_sync_run_outcome() -> None:
     outcome = execute_attempt(make_task(lambda p, ctx: {"got": p, "run": ctx.run_id}), 5, CTX)
-    assert outcome == CompletionReport(ok=True, output={"got": 5, "run": "run-abc"})
+    assert outcome == Succeeded({"got": 5, "run": "run-abc"})
+
+
+@pytest.mark.parametrize("output", [None, 0, "", "text", [1, "a"], {"a": {"b": [None, 1.5]}}])
+def test_a_report_of_success_is_the_wire_models(output: Any) -> None:
+    """The runner sends `Succeeded` without the models; the API reads it as the model."""
+    wire = Succeeded(output).to_wire()
+    assert wire == CompletionReport(ok=True, output=output).to_wire()
+    assert CompletionReport.model_validate(wire) == CompletionReport(ok=True, output=output)
 
 
 def test_async_run_outcome() -> None:
