@@ -10,7 +10,6 @@ from typing import Any
 import kopf
 
 from podtask._contract.batch_markers import LABEL_BATCH
-from podtask._contract.resources import FINAL_PHASES
 from podtask._contract.wire import (
     GROUP,
     LABEL_RUN,
@@ -27,7 +26,6 @@ from podtask_operator.schedule_ticker import ScheduleTicker
 from podtask_operator.settings import OperatorSettings
 from podtask_operator.sweep_index import SweepIndex
 
-_FINAL = frozenset(p.value for p in FINAL_PHASES)
 # Where `python -m podtask_operator` puts its `OperatorSettings` in kopf's memo: read once, at
 # start, and used by the health endpoint, the Lease, housekeeping and these handlers alike.
 SETTINGS_MEMO_KEY = "operator_settings"
@@ -110,15 +108,13 @@ async def close(memo: kopf.Memo, **_: Any) -> None:
 
 
 @kopf.on.event(GROUP, VERSION, TASK_RUNS)
-async def taskrun_changed(
-    type: str, name: str, body: kopf.Body, status: kopf.Status, memo: kopf.Memo, **_: Any
-) -> None:
+async def taskrun_changed(type: str, name: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     WATCH_HEARTBEAT.beat()
     run = dict(body)
     _sweep_index(memo).observe_run(run, deleted=type == "DELETED")
     if type == "DELETED":
         await memo.reconciler.run_changed(name, deleted=True)
-    elif status.get("phase") not in _FINAL:
+    else:
         await memo.reconciler.run_changed(name, run)
 
 

@@ -95,6 +95,10 @@ class LivePods:
         ended = deleted or pod_is_finished(pod)
         return ended and (name in self._pods or name in self._created)
 
+    def alive(self, name: str) -> bool:
+        """Whether the pod `name` was created here or seen, and not seen ended since."""
+        return name in self._pods or name in self._created
+
     def forget(self, name: str) -> None:
         """A read found the pod gone."""
         self._pods.pop(name, None)

@@ -48,6 +48,7 @@ from podtask_operator.attempts import (
 )
 from podtask_operator.batch_gate import BatchGate
 from podtask_operator.cluster import ClusterApi, RunChanged
+from podtask_operator.final_runs import FinalRuns, is_final
 from podtask_operator.kube import KubeError
 from podtask_operator.lifecycle import (
     CANCELED,
@@ -146,6 +147,7 @@ class RunReconciler:
             settings.pending_timeout_seconds, settings.image_pull_timeout_seconds
         )
         self._live_pods = LivePods()
+        self._final_runs = FinalRuns()
         self._pod_starts = metrics.PodStarts()
         self.scheduler = Scheduler(settings.default_concurrency_limit)
         metrics.QUEUE_GAUGES.follow(self.scheduler)
@@ -193,12 +195,19 @@ class RunReconciler:
         self, name: str, seen: dict[str, Any] | None = None, *, deleted: bool = False
     ) -> None:
         """`seen`: the run as its watch event showed it, decided on without reading it again
-        (a decision is written only onto that version: a newer one refuses it)."""
+        (a decision is written only onto that version: a newer one refuses it). A run seen
+        final has nothing left to decide; its pod's end, if still to come, is settled on it."""
         if deleted:
             key = self.scheduler.withdraw(name)
             self.forget(name)
             self.batches.forget(name)
+            self._final_runs.forget(name)
             self._publish_counts()
+        elif seen is not None and is_final(seen):
+            attempt = (seen.get("status") or {}).get("attempt")
+            if isinstance(attempt, int) and self._live_pods.alive(pod_name(name, attempt)):
+                self._final_runs.seen(seen)
+            return
         else:
             key = await self.reconcile(name, listed=seen)
         if key is not None:
@@ -224,13 +233,30 @@ class RunReconciler:
             # (a run completed by its report has nothing left to write), and the slot is free.
             await self.admit_soon(freed)
         if run is not None and (freed is not None or worth_a_look):
-            # This event is the read of the pod; the run is read after it (`_reconcile`).
+            # This event is the read of the pod; the run is read after it (`_reconcile`),
+            # unless its watch showed it final already: a final status changes no more.
             attempt = attempt_of(pod)
+            final = self._final_runs.take(run, attempt) if ended_here else None
+            if final is not None:
+                await self._settle_final(final)
+                return
             await self.reconcile(
                 run,
                 pod_seen=None if attempt is None else (attempt, None if deleted else pod),
                 pod_ended=ended_here,
             )
+
+    async def _settle_final(self, run: dict[str, Any]) -> None:
+        """The pod of a run seen final has ended: what `reconcile` does with a final run read
+        after the pod (`Next.DONE`), on the watch's copy."""
+        name = run["metadata"]["name"]
+        try:
+            async with self._locks.held(name):
+                await self._writer.settle_completion(run)
+                self.forget(name)
+                self.scheduler.withdraw(name)
+        finally:
+            self._publish_counts()
 
     async def queue_changed(self, name: str, queue: dict[str, Any] | None) -> None:
         keys = self.scheduler.set_controls(name, None if queue is None else queue_controls(queue))

@@ -1,7 +1,8 @@
 """What the reconciler reads when kopf hands it watch events: a run's event is decided on the
 event's own body, a pod's event is the read of that pod, and a running pod is judged as the
 pod watch last showed it; the run is read again only where a decision needs a read no older
-than something else (the start of an attempt; an ended pod, for the report made before it).
+than something else (the start of an attempt; an ended pod, for the report made before it,
+unless the run's watch showed it final already).
 A wake-up of its own (a timer) has no event to trust: it reads both."""
 
 from __future__ import annotations
@@ -60,6 +61,37 @@ async def test_a_run_goes_through_its_events_with_two_reads_of_it(
     assert cluster.reads == ["run/a", "run/a"]
     status = cluster.status("a")
     assert (status["phase"], status["output"]) == ("Completed", {"n": 1})
+
+
+@pytest.mark.anyio
+async def test_a_run_its_watch_showed_completed_is_not_read_when_its_pod_ends(
+    cluster: MemoryCluster, reconciler: RunReconciler
+) -> None:
+    await _started(cluster, reconciler)
+    # The API completes the run with the report; the run's event comes before the pod's end.
+    cluster.report_through_api("a", {"attempt": 1, "ok": True, "output": {"n": 1}}, T0)
+    await reconciler.run_changed("a", _event(cluster.runs, "a"))
+    assert reconciler.scheduler.counts("emails") == (1, 0)
+    cluster.pod_ends("a-1", exit_code=0)
+    await reconciler.pod_changed(_event(cluster.pods, "a-1"))
+    # The final status the watch showed is what a read would: no read after the start's.
+    assert cluster.reads == ["run/a"]
+    assert cluster.events[-1] == ("a", "Normal", "Completed")
+    assert reconciler.scheduler.counts("emails") == (0, 0)
+
+    # A run whose pod ends before its final event is read, as before; its event, after,
+    # keeps no copy (its pod has ended), and a later one of the same run is read again.
+    cluster.add_run("b", _spec(), T0)
+    await reconciler.run_changed("b", _event(cluster.runs, "b"))
+    await reconciler.pod_changed(_event(cluster.pods, "b-1"))
+    cluster.report_through_api("b", {"attempt": 1, "ok": True, "output": None}, T0)
+    cluster.pod_ends("b-1", exit_code=0)
+    cluster.reads.clear()
+    await reconciler.pod_changed(_event(cluster.pods, "b-1"))
+    await reconciler.run_changed("b", _event(cluster.runs, "b"))
+    assert cluster.reads == ["run/b"]
+    assert [e for e in cluster.events if e[0] == "b"][-1] == ("b", "Normal", "Completed")
+    assert len(reconciler._final_runs) == 0
 
 
 @pytest.mark.anyio
