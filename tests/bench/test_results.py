@@ -41,3 +41,25 @@ def test_a_figure_that_must_be_high_keeps_the_lowest(
     results.record_worst("p7", "a", "a", 120.0, goal, {})
     assert results.record_worst("p7", "b", "b", 80.0, goal, {})["value"] == 80.0
     assert results.record_worst("p7", "c", "c", 90.0, goal, {})["value"] == 80.0
+
+
+def test_a_figure_with_goals_for_its_further_figures_meets_only_all_of_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(results, "RESULTS", tmp_path / "results.json")
+    five = {"cpu_ms_per_admission": results.Goal("<=", 5)}
+    ratio = results.Goal("<=", 1.2)
+    entry = results.record(
+        "p2", "ratio", 1.1, ratio, {}, figure_goals=five, cpu_ms_per_admission=9.0
+    )
+    assert entry["goal"] == "<= 1.2; cpu_ms_per_admission <= 5" and entry["met"] is False
+    entry = results.record(
+        "p2", "ratio", 1.1, ratio, {}, figure_goals=five, cpu_ms_per_admission=4.5
+    )
+    assert entry["met"] is True and entry["cpu_ms_per_admission"] == 4.5
+    assert (
+        results.record("p2", "ratio", 1.3, ratio, {}, figure_goals=five, cpu_ms_per_admission=4.5)[
+            "met"
+        ]
+        is False
+    )
