@@ -62,11 +62,14 @@ def chunk_key(offset: int) -> str:
 
 @dataclass(frozen=True)
 class Piece:
-    """What one chunk writes into one segment: `value` under `key`."""
+    """What one chunk writes into one segment, in one write: `data`'s values under its keys.
+    `opens`: it starts the segment (its text begins at the segment's first byte), which is
+    then new as a rule: created first, not patched first (a patch of a segment not there yet
+    is a request for nothing)."""
 
     segment: int
-    key: str
-    value: str
+    data: dict[str, str]
+    opens: bool = False
 
 
 def _char_start(data: bytes, index: int) -> int:
@@ -82,16 +85,24 @@ def chunk_pieces(chunk: LogChunk) -> list[Piece]:
     # the U+FFFD that replaces it does: the offsets stay right.
     data = unicode_text(chunk.text).encode()
     offset = chunk.offset
-    pieces = []
+    pieces: list[Piece] = []
     while data:
         segment = offset // SEGMENT_BYTES
         room = (segment + 1) * SEGMENT_BYTES - offset
         cut = _char_start(data, min(room, len(data)))
-        pieces.append(Piece(segment, chunk_key(offset), data[:cut].decode()))
+        # The chunk's text after the first piece begins a segment (a few bytes in, at most,
+        # where the segment before ran long to end on a whole character).
+        opens = bool(pieces) or offset == segment * SEGMENT_BYTES
+        pieces.append(Piece(segment, {chunk_key(offset): data[:cut].decode()}, opens))
         data = data[cut:]
         offset += cut
     if chunk.final:
-        pieces.append(Piece(chunk.end // SEGMENT_BYTES, END_KEY, str(chunk.end)))
+        segment = chunk.end // SEGMENT_BYTES
+        if pieces and pieces[-1].segment == segment:
+            # The end goes in the same write as the last text of its segment.
+            pieces[-1].data[END_KEY] = str(chunk.end)
+        else:
+            pieces.append(Piece(segment, {END_KEY: str(chunk.end)}))
     return pieces
 
 
@@ -119,7 +130,7 @@ def segment_body(run: Mapping[str, Any], attempt: int, piece: Piece) -> dict[str
                 }
             ],
         },
-        "data": {piece.key: piece.value},
+        "data": dict(piece.data),
     }
 
 
@@ -128,7 +139,10 @@ def piece_patch(run: Mapping[str, Any], piece: Piece) -> list[dict[str, Any]]:
     a deleted run of the same name may not be collected yet)."""
     return [
         {"op": "test", "path": "/metadata/ownerReferences/0/uid", "value": run["metadata"]["uid"]},
-        {"op": "add", "path": f"/data/{piece.key}", "value": piece.value},
+        *(
+            {"op": "add", "path": f"/data/{key}", "value": value}
+            for key, value in piece.data.items()
+        ),
     ]
 
 

@@ -52,6 +52,8 @@ def append_chunk(
 def _store(cluster: KubernetesCluster, run: dict[str, Any], attempt: int, piece: Piece) -> None:
     run_id = run["metadata"]["name"]
     name = segment_name(run_id, attempt, piece.segment)
+    if piece.opens and _create(cluster, run, attempt, piece):
+        return
     for _ in range(2):
         try:
             cluster.json_patch_config_map(name, piece_patch(run, piece))
@@ -70,13 +72,20 @@ def _store(cluster: KubernetesCluster, run: dict[str, Any], attempt: int, piece:
                 "try again shortly",
                 {"id": run_id, "attempt": attempt},
             ) from None
-        try:
-            cluster.create_config_map(segment_body(run, attempt, piece))
-        except ObjectAlreadyExists:
-            continue  # created meanwhile: add to it
-        if may_drop_segments(piece.segment):
-            _drop_old_segments(cluster, run, attempt, piece.segment)
-        return
+        if _create(cluster, run, attempt, piece):
+            return
+        # Created meanwhile: add to it.
+
+
+def _create(cluster: KubernetesCluster, run: dict[str, Any], attempt: int, piece: Piece) -> bool:
+    """Create the piece's segment with it; False when the segment exists already."""
+    try:
+        cluster.create_config_map(segment_body(run, attempt, piece))
+    except ObjectAlreadyExists:
+        return False
+    if may_drop_segments(piece.segment):
+        _drop_old_segments(cluster, run, attempt, piece.segment)
+    return True
 
 
 def _drop_old_segments(

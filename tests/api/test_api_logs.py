@@ -260,6 +260,20 @@ def test_once_the_pod_is_gone_the_log_is_the_copy_its_runner_sent(
     assert followed.text == whole.text
 
 
+def test_a_short_attempts_whole_log_is_one_write(
+    client: TestClient, namespace: KubeNamespace, embedded_kube: EmbeddedKube
+) -> None:
+    """Its one chunk, final: the segment is created with the text and the end in it (not
+    patched first, to find it missing, nor patched again for the end)."""
+    run_id = _executing_run(client, namespace)
+    before = embedded_kube.cluster.request_counts()
+    _sent(client, run_id, 1, 0, "starting\ncompleted\n", final=True)
+    after = embedded_kube.cluster.request_counts()
+    writes = {verb: after[verb] - before[verb] for verb in ("create", "patch", "update")}
+    assert writes == {"create": 1, "patch": 0, "update": 0}
+    assert client.get(f"/api/v1/runs/{run_id}/logs").text == "starting\ncompleted\n"
+
+
 def test_each_attempt_keeps_its_own_log(client: TestClient, namespace: KubeNamespace) -> None:
     run_id = _executing_run(client, namespace)
     _sent(client, run_id, 1, 0, "attempt one\n", final=True)

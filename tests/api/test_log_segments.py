@@ -46,13 +46,15 @@ def _segments(*chunks: LogChunk) -> list[dict[str, Any]]:
         for piece in chunk_pieces(chunk):
             if piece.segment not in held:
                 held[piece.segment] = segment_body(RUN, 1, piece)
-            held[piece.segment]["data"][piece.key] = piece.value
+            held[piece.segment]["data"].update(piece.data)
     return list(held.values())
 
 
 def test_a_chunk_within_a_segment_is_one_key_under_its_offset() -> None:
     pieces = chunk_pieces(LogChunk(offset=10, text="hello\n"))
-    assert pieces == [Piece(0, "000000000010", "hello\n")]
+    assert pieces == [Piece(0, {"000000000010": "hello\n"})]
+    # The log's first chunk starts its first segment: created, not patched first.
+    assert chunk_pieces(LogChunk(offset=0, text="hi\n")) == [Piece(0, {chunk_key(0): "hi\n"}, True)]
     assert chunk_key(3) < chunk_key(20) < chunk_key(SEGMENT_BYTES)
 
 
@@ -61,17 +63,25 @@ def test_a_chunk_across_a_segment_boundary_is_cut_where_a_character_starts() -> 
     start = SEGMENT_BYTES - 2
     text = "aéé" + "b" * 10
     pieces = chunk_pieces(LogChunk(offset=start, text=text))
-    assert [p.segment for p in pieces] == [0, 1]
-    assert pieces[0].value == "aé" and pieces[0].key == chunk_key(start)
-    assert pieces[1].value == "é" + "b" * 10 and pieces[1].key == chunk_key(start + 3)
-    assert "".join(p.value for p in pieces) == text
+    assert [(p.segment, p.opens) for p in pieces] == [(0, False), (1, True)]
+    assert pieces[0].data == {chunk_key(start): "aé"}
+    assert pieces[1].data == {chunk_key(start + 3): "é" + "b" * 10}
+    assert "".join(v for p in pieces for v in p.data.values()) == text
 
 
 def test_the_final_chunk_records_where_the_log_ends() -> None:
+    # In the same write as the last text of its segment (a short attempt's log: one write).
     pieces = chunk_pieces(LogChunk(offset=SEGMENT_BYTES * 2, text="bye\n", final=True))
-    assert pieces[-1] == Piece(2, END_KEY, str(SEGMENT_BYTES * 2 + 4))
+    end = str(SEGMENT_BYTES * 2 + 4)
+    assert pieces == [Piece(2, {chunk_key(SEGMENT_BYTES * 2): "bye\n", END_KEY: end}, True)]
     empty = chunk_pieces(LogChunk(offset=SEGMENT_BYTES, final=True))
-    assert empty == [Piece(1, END_KEY, str(SEGMENT_BYTES))]
+    assert empty == [Piece(1, {END_KEY: str(SEGMENT_BYTES)})]
+    # Text that fills its segment to the last byte: the end is the next segment's.
+    filled = chunk_pieces(LogChunk(offset=SEGMENT_BYTES - 3, text="ab\n", final=True))
+    assert filled == [
+        Piece(0, {chunk_key(SEGMENT_BYTES - 3): "ab\n"}),
+        Piece(1, {END_KEY: str(SEGMENT_BYTES)}),
+    ]
 
 
 def test_a_chunk_carries_at_most_one_segment_of_text() -> None:
@@ -92,7 +102,7 @@ def test_a_chunk_carries_at_most_one_segment_of_text() -> None:
 
 
 def test_a_segment_is_labelled_named_and_owned_by_its_run() -> None:
-    body = segment_body(RUN, 2, Piece(5, chunk_key(0), "x"))
+    body = segment_body(RUN, 2, Piece(5, {chunk_key(0): "x"}))
     meta = body["metadata"]
     assert meta["name"] == segment_name("run-abc", 2, 5) == "run-abc-2-log-5"
     assert meta["labels"][LABEL_RUN] == "run-abc"
@@ -108,7 +118,7 @@ def test_a_segment_is_labelled_named_and_owned_by_its_run() -> None:
     assert is_run_segment(body, RUN)
     assert not is_run_segment(body, {"metadata": {"name": "run-abc", "uid": "uid-2"}})
     # The write into an existing segment holds only if it is still this run's.
-    assert piece_patch(RUN, Piece(5, "000000000001", "y"))[0] == {
+    assert piece_patch(RUN, Piece(5, {"000000000001": "y"}))[0] == {
         "op": "test",
         "path": "/metadata/ownerReferences/0/uid",
         "value": "uid-1",
