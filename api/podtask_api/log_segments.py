@@ -63,8 +63,9 @@ def chunk_key(offset: int) -> str:
 @dataclass(frozen=True)
 class Piece:
     """What one chunk writes into one segment, in one write: `data`'s values under its keys.
-    `opens`: it starts the segment (its text begins at the segment's first byte), which is
-    then new as a rule: created first, not patched first (a patch of a segment not there yet
+    `opens`: its text is the first of the segment (from the segment's first byte, or a few
+    bytes in where the segment before ran long to end on a whole character), so the segment
+    is new as a rule: created first, not patched first (a patch of a segment not there yet
     is a request for nothing)."""
 
     segment: int
