@@ -13,17 +13,8 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
-from podtask._contract.resources import FINAL_PHASES
-
 # Well above the pods that end in the moment between a run's final event and its pod's end.
 FINAL_RUNS_KEPT = 2_000
-
-
-_FINAL = frozenset(p.value for p in FINAL_PHASES)
-
-
-def is_final(run: Mapping[str, Any]) -> bool:
-    return (run.get("status") or {}).get("phase") in _FINAL
 
 
 def slim_final_run(run: Mapping[str, Any]) -> dict[str, Any]:

@@ -93,7 +93,7 @@ class LivePods:
         operator watched."""
         name = pod["metadata"]["name"]
         ended = deleted or pod_is_finished(pod)
-        return ended and (name in self._pods or name in self._created)
+        return ended and self.alive(name)
 
     def alive(self, name: str) -> bool:
         """Whether the pod `name` was created here or seen, and not seen ended since."""

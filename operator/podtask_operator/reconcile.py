@@ -48,7 +48,8 @@ from podtask_operator.attempts import (
 )
 from podtask_operator.batch_gate import BatchGate
 from podtask_operator.cluster import ClusterApi, RunChanged
-from podtask_operator.final_runs import FinalRuns, is_final
+from podtask_operator.final_runs import FinalRuns
+from podtask_operator.housekeeping import run_is_final
 from podtask_operator.kube import KubeError
 from podtask_operator.lifecycle import (
     CANCELED,
@@ -203,7 +204,7 @@ class RunReconciler:
             self.batches.forget(name)
             self._final_runs.forget(name)
             self._publish_counts()
-        elif seen is not None and is_final(seen):
+        elif seen is not None and run_is_final(seen):
             attempt = (seen.get("status") or {}).get("attempt")
             if isinstance(attempt, int) and self._live_pods.alive(pod_name(name, attempt)):
                 self._final_runs.seen(seen)

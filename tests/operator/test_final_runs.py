@@ -6,7 +6,8 @@ from typing import Any
 
 from podtask._contract.resources import TaskRunStatus
 from podtask._contract.run_endings import completed_by_report
-from podtask_operator.final_runs import FinalRuns, is_final, slim_final_run
+from podtask_operator.final_runs import FinalRuns, slim_final_run
+from podtask_operator.housekeeping import run_is_final
 
 
 def _run(name: str, attempt: int = 1, phase: str = "Completed") -> dict[str, Any]:
@@ -56,7 +57,7 @@ def test_a_slim_copy_keeps_what_settling_reads_and_drops_the_outputs() -> None:
     assert completed_by_report(status) == completed_by_report(
         TaskRunStatus.model_validate(_run("a")["status"])
     )
-    assert is_final(slim) and not is_final(_run("b", phase="Executing"))
+    assert run_is_final(slim) and not run_is_final(_run("b", phase="Executing"))
 
 
 def test_a_copy_is_taken_once_for_its_attempts_pod_and_the_oldest_go_first() -> None:
