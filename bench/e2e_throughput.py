@@ -67,7 +67,9 @@ class Sightings:
     two watches, on threads of their own."""
 
     def __init__(self, kubeconfig: str) -> None:
-        self._api = kubernetes.config.new_client_from_config(config_file=kubeconfig)
+        self._api = kubernetes.config.new_client_from_config(  # type: ignore[no-untyped-call]
+            config_file=kubeconfig
+        )
         self.stored: dict[str, float] = {}
         self.completed: dict[str, float] = {}
         self.pod_created: dict[str, float] = {}
@@ -75,8 +77,8 @@ class Sightings:
         self._threads: list[threading.Thread] = []
 
     def __enter__(self) -> Sightings:
-        custom = kubernetes.client.CustomObjectsApi(self._api)
-        core = kubernetes.client.CoreV1Api(self._api)
+        custom: Any = kubernetes.client.CustomObjectsApi(self._api)
+        core: Any = kubernetes.client.CoreV1Api(self._api)
         runs = custom.list_namespaced_custom_object(GROUP, VERSION, NAMESPACE, TASK_RUNS)
         pods = core.list_namespaced_pod(NAMESPACE, label_selector=LABEL_RUN)
         self._follow(
@@ -98,11 +100,13 @@ class Sightings:
         return self
 
     def _follow(self, seen: Callable[[str, Any], None], lister: Any, *args: Any, **kw: Any) -> None:
-        watch = kubernetes.watch.Watch()
+        watch = kubernetes.watch.Watch()  # type: ignore[no-untyped-call]
 
         def follow() -> None:
             try:
-                for event in watch.stream(lister, *args, timeout_seconds=3600, **kw):
+                for event in watch.stream(  # type: ignore[no-untyped-call]
+                    lister, *args, timeout_seconds=3600, **kw
+                ):
                     seen(event["type"], event["object"])
             except Exception:  # the cluster stopped under the watch: the benchmark is over
                 return
@@ -124,17 +128,19 @@ class Sightings:
 
     def __exit__(self, *_: object) -> None:
         for watch in self._watches:
-            watch.stop()
+            watch.stop()  # type: ignore[no-untyped-call]
 
     def taskrun(self, name: str) -> dict[str, Any]:
-        custom = kubernetes.client.CustomObjectsApi(self._api)
+        custom: Any = kubernetes.client.CustomObjectsApi(self._api)
         found: dict[str, Any] = custom.get_namespaced_custom_object(
             GROUP, VERSION, NAMESPACE, TASK_RUNS, name
         )
         return found
 
 
-async def through_the_stack(dev: DevProcess, runs: int, first: int = 0) -> tuple[float, dict]:
+async def through_the_stack(
+    dev: DevProcess, runs: int, first: int = 0
+) -> tuple[float, dict[str, Any]]:
     """Trigger `runs` no-op runs at once and wait for each to complete: the seconds it took,
     and for each run id its trigger time (wall clock) and its output."""
     headers = {"Authorization": f"Bearer {dev.api_key}"}

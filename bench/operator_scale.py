@@ -44,7 +44,7 @@ import psutil
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 from results import Goal, record, record_worst
-from stack_cpu import cpu_by_part
+from stack_cpu import KUBERNETES_PARTS, cores, cpu_by_part, runs_per_s_bound
 
 from podtask._cli.devprocess import DevProcess
 
@@ -336,6 +336,10 @@ def memory_at(scale: Scale, sampler: RssSampler, args: argparse.Namespace) -> di
     }
 
 
+def _rate(runs_per_s: float | None) -> str:
+    return "no bound" if runs_per_s is None else f"{runs_per_s:.1f} runs/s"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=10_000)
@@ -378,9 +382,22 @@ def main() -> None:
     )
     for line, per_run in p7["writes_by_resource_and_verb_per_run"].items():
         print(f"  {line:40} {per_run:8.3f} a run")
-    for part, ms in p7["cpu_ms_per_run_by_part"].items():
+    by_part = p7["cpu_ms_per_run_by_part"]
+    for part, ms in by_part.items():
         print(f"  CPU of {part:33} {ms:8.2f} ms a run")
-    raw = {"cluster": cluster, **p7}
+    # What this machine allows at those costs: the goal is out of reach here when Kubernetes's
+    # own parts alone (or all parts) cost more CPU a run than its cores have for it.
+    bound = {
+        "cores": cores(),
+        "kubernetes_parts": runs_per_s_bound(by_part, cores(), KUBERNETES_PARTS),
+        "all_parts": runs_per_s_bound(by_part, cores()),
+    }
+    print(
+        f"  at most, on this machine's {bound['cores']} cores: {_rate(bound['all_parts'])} at "
+        f"what all parts spend a run, {_rate(bound['kubernetes_parts'])} at what Kubernetes's "
+        f"own parts ({', '.join(KUBERNETES_PARTS)}) spend, whatever podtask's spend"
+    )
+    raw = {"cluster": cluster, **p7, "runs_per_s_bound_by_cpu": bound}
     record(
         "p7",
         f"sustained runs/s through the operator, simulated node, {cluster} control plane, "

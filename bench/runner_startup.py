@@ -27,7 +27,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 from kubernetes import client, config
@@ -74,14 +74,17 @@ class Bench:
     def __init__(self, cluster: EmbeddedCluster, workdir: Path) -> None:
         self.cluster = cluster
         self.workdir = workdir
-        self.kube = config.new_client_from_config(config_file=str(cluster.kubeconfig_path))
-        extensions = client.ApiextensionsV1Api(self.kube)
+        # The client's stubs type bodies as its model classes; it takes plain dicts as well.
+        self.kube = config.new_client_from_config(  # type: ignore[no-untyped-call]
+            config_file=str(cluster.kubeconfig_path)
+        )
+        extensions: Any = client.ApiextensionsV1Api(self.kube)
         for crd in custom_resource_definitions():
             extensions.create_custom_resource_definition(crd)
         self.namespace = f"startup-{uuid.uuid4().hex[:8]}"
-        self.core = client.CoreV1Api(self.kube)
+        self.core: Any = cast(Any, client.CoreV1Api(self.kube))
         self.core.create_namespace({"metadata": {"name": self.namespace}})
-        self.objects = client.CustomObjectsApi(self.kube)
+        self.objects: Any = client.CustomObjectsApi(self.kube)
         port = free_port()
         self.api_url = f"http://127.0.0.1:{port}"
         self.api = subprocess.Popen(

@@ -1,7 +1,11 @@
 """CPU time of each part of a `podtask dev` stack (its processes, told apart by their command
-lines), for the benchmarks that say where a run's CPU goes."""
+lines), for the benchmarks that say where a run's CPU goes, and the most runs a second this
+machine's cores allow at that cost (`runs_per_s_bound`)."""
 
 from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
 
 import psutil
 
@@ -18,6 +22,8 @@ PARTS = (
     ("kube-scheduler", "kube-scheduler"),
     ("kube-controller-manager", "kube-controller-manager"),
 )
+# The parts that are Kubernetes itself (the real control plane), none of them podtask's.
+KUBERNETES_PARTS = ("kube-apiserver", "etcd", "kube-scheduler", "kube-controller-manager")
 
 
 def cpu_by_part(dev: DevProcess) -> dict[str, float]:
@@ -46,3 +52,19 @@ def cpu_by_part(dev: DevProcess) -> dict[str, float]:
 
 def cpu_between(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
     return {part: after[part] - before.get(part, 0.0) for part in after}
+
+
+def cores() -> int:
+    """The cores this process may run on (the benchmark's stack runs on the same)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def runs_per_s_bound(
+    cpu_ms_per_run: Mapping[str, float], core_count: int, parts: Iterable[str] | None = None
+) -> float | None:
+    """The most runs a second `core_count` cores can serve when each run costs what `parts` (all of
+    them when None) spent on it, whatever the other parts spend; None when they spent none.
+    A CPU-bound run rate can reach it, never pass it."""
+    chosen = cpu_ms_per_run.keys() if parts is None else parts
+    ms = sum(cpu_ms_per_run.get(part, 0.0) for part in chosen)
+    return core_count * 1000 / ms if ms > 0 else None

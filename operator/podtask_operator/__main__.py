@@ -22,7 +22,12 @@ from typing import Any, NoReturn
 import kopf
 
 # Importing the handlers registers them with kopf.
-from podtask_operator.handlers import LOGIN_MEMO_KEY, SETTINGS_MEMO_KEY, SWEEP_INDEX_MEMO_KEY
+from podtask_operator.handlers import (
+    HEALTH_MEMO_KEY,
+    LOGIN_MEMO_KEY,
+    SETTINGS_MEMO_KEY,
+    SWEEP_INDEX_MEMO_KEY,
+)
 
 # Importing health also registers its Lease event handler, which feeds the heartbeat.
 from podtask_operator.health import (
@@ -153,6 +158,7 @@ async def serve(settings: OperatorSettings, health_address: HealthAddress | None
                     SETTINGS_MEMO_KEY: settings,
                     SWEEP_INDEX_MEMO_KEY: sweep_index,
                     LOGIN_MEMO_KEY: login,
+                    HEALTH_MEMO_KEY: health,
                 }
             ),
         )

@@ -19,7 +19,7 @@ from podtask._contract.wire import (
     VERSION,
 )
 from podtask_operator.cluster import RUN_PAGE, Cluster
-from podtask_operator.health import WATCH_HEARTBEAT
+from podtask_operator.health import WATCH_HEARTBEAT, OperatorHealth
 from podtask_operator.kube_login import KubeLogin
 from podtask_operator.reconcile import RunReconciler
 from podtask_operator.schedule_ticker import ScheduleTicker
@@ -32,6 +32,8 @@ SETTINGS_MEMO_KEY = "operator_settings"
 # Where it puts the `SweepIndex` its housekeeping sweeps from: the handlers feed it.
 SWEEP_INDEX_MEMO_KEY = "sweep_index"
 LOGIN_MEMO_KEY = "kube_login"
+# Where it puts its `OperatorHealth`: told when the start-up below is done (`/readyz`).
+HEALTH_MEMO_KEY = "operator_health"
 # How long kopf keeps an object's worker waiting for the object's next event (its default: 5 s).
 WORKER_IDLE_SECONDS = 0.5
 
@@ -98,6 +100,10 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     memo.ticker = ScheduleTicker(cluster, operator_settings.missed_ticks)
     # Before any watch starts: what runs, what waits and what each queue allows.
     await reconciler.rebuild()
+    # kopf starts the watches next, each from a list: what the cluster holds from now on is
+    # acted on.
+    health: OperatorHealth = memo[HEALTH_MEMO_KEY]
+    health.start_serving()
 
 
 @kopf.on.cleanup()

@@ -1,4 +1,6 @@
-"""The operator's liveness: an HTTP endpoint that goes unhealthy when the watch goes quiet.
+"""The operator's liveness: an HTTP endpoint that goes unhealthy when the watch goes quiet;
+and its readiness (`GET /readyz`): 200 once this replica leads and has started serving (its
+queues rebuilt from the cluster, its watches about to start), 503 before.
 
 This module owns `WATCH_HEARTBEAT`, which every kopf event handler beats on every watch event;
 the pure verdict on it (`assess`); the kopf handler on Lease events that keeps the beats coming
@@ -31,6 +33,7 @@ from podtask_operator.metrics import METRICS_PATH, REGISTRY
 log = logging.getLogger(__name__)
 
 HEALTH_PATH = "/healthz"
+READY_PATH = "/readyz"
 
 
 class WatchHeartbeat:
@@ -112,9 +115,22 @@ class OperatorHealth:
         self.detect_stalls = detect_stalls
         self._clock = clock
         self._leading_since: float | None = None
+        self._serving = False
 
     def start_leading(self) -> None:
         self._leading_since = self._clock()
+
+    def start_serving(self) -> None:
+        """The leader's start-up is done: what it finds in the cluster from now on, it acts on."""
+        self._serving = True
+
+    def readiness(self) -> tuple[bool, str]:
+        """Whether this replica serves, and what it is doing otherwise."""
+        if self._serving:
+            return True, "serving"
+        if self._leading_since is None:
+            return False, "waiting for the Lease"
+        return False, "starting: rebuilding its queues from the cluster"
 
     def report(self) -> HealthReport:
         return assess(
@@ -159,8 +175,8 @@ def _metrics(request: web.BaseRequest) -> web.Response:
 
 async def serve_health(health: OperatorHealth, address: HealthAddress) -> asyncio.Server:
     """Start answering `GET <path>` (and HEAD): 200 when healthy, 503 when not, JSON either
-    way; and `GET /metrics`. Port 0 picks a free port (see the returned server's sockets);
-    close the server to stop."""
+    way; `GET /readyz` likewise, for whether it serves; and `GET /metrics`. Port 0 picks a
+    free port (see the returned server's sockets); close the server to stop."""
 
     async def handle(request: web.BaseRequest) -> web.StreamResponse:
         if request.method not in ("GET", "HEAD"):
@@ -168,6 +184,9 @@ async def serve_health(health: OperatorHealth, address: HealthAddress) -> asynci
         if request.path == METRICS_PATH:
             # Read on the event loop, as the scheduler's state the queue gauges read is.
             return _metrics(request)
+        if request.path == READY_PATH and address.path != READY_PATH:
+            ready, reason = health.readiness()
+            return _response(200 if ready else 503, {"ready": ready, "reason": reason})
         if request.path != address.path:
             return _response(404, {})
         report = health.report()

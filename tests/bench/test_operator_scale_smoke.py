@@ -35,5 +35,9 @@ def test_the_scale_benchmark_writes_p5_and_p7(tmp_path: Path) -> None:
     assert {"value", "goal", "met", "raw"} <= set(written["p7"])
     assert written["p7"]["raw"]["cluster"] == cluster
     assert written["p7"]["writes_per_run"] > 0
+    bound = written["p7"]["raw"]["runs_per_s_bound_by_cpu"]
+    assert bound["cores"] >= 1 and bound["all_parts"] > 0
+    if cluster == "real":
+        assert 0 < bound["all_parts"] < bound["kubernetes_parts"]
     assert written["p5"]["value"] > 0
     assert "many" in written["p5"]["raw"]["measured"]["bench/operator_scale.py"]

@@ -257,3 +257,18 @@ def test_a_second_podtask_dev_on_the_same_port_says_so_and_how_to_choose_another
     assert f"port {port} is taken by another `podtask dev` (its API answers there)" in message
     assert "choose another port with `podtask dev --port N` (`make dev PORT=N`)" in message
     assert "exited with code" not in message and "Ready" not in message
+
+
+def test_ready_is_said_once_the_operator_serves(tmp_path: Path) -> None:
+    """`Ready.` means a run triggered now is seen and started: the operator has rebuilt its
+    queues and starts its watches, not merely been spawned."""
+    dev = _start(tmp_path / ".podtask")
+    try:
+        assert dev.operator_metrics_url.endswith("/metrics")
+        readyz = dev.operator_metrics_url.removesuffix("/metrics") + "/readyz"
+        # At once, without waiting: podtask dev said Ready only after this answered 200.
+        answer = httpx.get(readyz, timeout=5)
+        assert (answer.status_code, answer.json()) == (200, {"ready": True, "reason": "serving"})
+        assert "podtask dev: the operator" not in "".join(dev.output)
+    finally:
+        dev.stop()

@@ -115,3 +115,31 @@ def test_the_endpoint_serves_the_verdict() -> None:
             await server.wait_closed()
 
     asyncio.run(scenario())
+
+
+@pytest.mark.component
+def test_the_endpoint_says_ready_once_the_leader_serves() -> None:
+    health = OperatorHealth(WatchHeartbeat(), stall_seconds=60)
+    probe = "GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n"
+
+    async def scenario() -> None:
+        server = await serve_health(health, HealthAddress("127.0.0.1", 0))
+        port = server.sockets[0].getsockname()[1]
+        try:
+            # A standby is live (`/healthz`), not ready.
+            assert await _get(port, probe) == (
+                503,
+                {"ready": False, "reason": "waiting for the Lease"},
+            )
+            health.start_leading()
+            status, said = await _get(port, probe)
+            assert (status, said["ready"]) == (503, False)
+            assert said["reason"].startswith("starting")
+            health.start_serving()
+            assert await _get(port, probe) == (200, {"ready": True, "reason": "serving"})
+            assert (await _get(port, "POST /readyz HTTP/1.1\r\nHost: x\r\n\r\n"))[0] == 405
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    asyncio.run(scenario())

@@ -54,6 +54,8 @@ SIMULATED_SECONDS_ENV = "PODTASK_NODE_SIMULATED_SECONDS"
 # The one Node of `--cluster real`: this machine, as the node agent registers it.
 NODE_NAME = "podtask-local"
 NODE_READY_SECONDS = 60
+# The operator lists every TaskRun and pod before it serves: a state of many runs takes a while.
+OPERATOR_READY_SECONDS = 180
 
 
 def free_port() -> int:
@@ -279,6 +281,10 @@ class Part:
     started_at: float = 0.0
     restart_at: float | None = None
 
+    def log_tail(self) -> str:
+        """The end of its log: why it stopped, for the message that says it did."""
+        return self.log_path.read_text()[-3000:] if self.log_path.exists() else ""
+
 
 class DevStack:
     """The three processes of `podtask dev`: started in order, each restarted with a backoff
@@ -374,7 +380,7 @@ class DevStack:
         assert part.process is not None
         while time.monotonic() < deadline:
             if part.process.poll() is not None:
-                tail = part.log_path.read_text()[-3000:] if part.log_path.exists() else ""
+                tail = part.log_tail()
                 if answered_by_another or "already in use" in tail:
                     raise PortTaken(port, part.name, option)
                 raise SystemExit(f"podtask dev: the {part.name} exited during start-up:\n{tail}")
@@ -426,7 +432,7 @@ class DevStack:
             },
         )
         self._wait_ready(f"{self.api_url}/healthz", api, self.api_port, "--port")
-        self._add(
+        operator = self._add(
             "operator",
             ["-m", "podtask_operator"],
             {
@@ -440,7 +446,25 @@ class DevStack:
                 "PODTASK_DEV_SOURCE_DIR": os.getcwd(),
             },
         )
+        self._wait_operator_ready(operator)
         return dev_secrets
+
+    def _wait_operator_ready(self, operator: Part) -> None:
+        """Until the operator serves (its `/readyz`): its queues rebuilt from the cluster, its
+        watches starting. Before, a run triggered would wait unseen."""
+        url = f"http://127.0.0.1:{self.operator_port}/readyz"
+        deadline = time.monotonic() + OPERATOR_READY_SECONDS
+        assert operator.process is not None
+        while time.monotonic() < deadline:
+            if operator.process.poll() is not None:
+                raise SystemExit(
+                    f"podtask dev: the operator exited during start-up:\n{operator.log_tail()}"
+                )
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(url, timeout=2).status_code == 200:
+                    return
+            time.sleep(0.1)
+        raise SystemExit(f"podtask dev: the operator did not become ready; see {operator.log_path}")
 
     def register_change(self, manifest: Manifest) -> None:
         """Register what the task modules declare after a change (the watch's doing)."""
@@ -504,8 +528,9 @@ class DevStack:
         while time.monotonic() < deadline:
             assert agent.process is not None
             if agent.process.poll() is not None:
-                tail = agent.log_path.read_text()[-3000:] if agent.log_path.exists() else ""
-                raise SystemExit(f"podtask dev: the node agent exited during start-up:\n{tail}")
+                raise SystemExit(
+                    f"podtask dev: the node agent exited during start-up:\n{agent.log_tail()}"
+                )
             with contextlib.suppress(httpx.HTTPError):
                 if self.control_plane.node_condition(NODE_NAME) == "True":
                     return
