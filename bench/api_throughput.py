@@ -42,6 +42,8 @@ from typing import Any
 
 import httpx
 
+from podtask_devcluster.ports import free_port
+
 HERE = Path(__file__).resolve().parent
 NOOP = HERE / "tasks" / "noop.py"
 TASK = "noop"
@@ -94,14 +96,6 @@ def bare_app() -> Any:
 
 
 # -- the processes ------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_ready(url: str, process: subprocess.Popen[bytes], name: str) -> None:

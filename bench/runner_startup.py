@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import compileall
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -43,6 +42,7 @@ from podtask_api.task_runs import build_task_run
 from podtask_api.trigger_requests import TriggerRequest
 from podtask_devcluster import EmbeddedCluster
 from podtask_devcluster.podenv import Placement, plan_container
+from podtask_devcluster.ports import free_port
 from podtask_operator.pods import pod_for_attempt, pod_name, token_secret_for_attempt
 from podtask_operator.settings import OperatorSettings
 
@@ -59,13 +59,6 @@ TASK_ID = "first-line"
 MACHINE = "small-1x"
 SECRET = "runner-startup-bench-secret"
 DEADLINE_SECONDS = 120.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class Bench:

@@ -30,12 +30,13 @@ import httpx
 from api_throughput import (
     NAMESPACE,
     TASK,
-    free_port,
     noop_cluster,
     percentile,
     processes,
     wait_ready,
 )
+
+from podtask_devcluster.ports import free_port
 
 # The page must be served within this on this machine (the acceptance 3).
 BUDGET_MS = 300.0

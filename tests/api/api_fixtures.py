@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ from podtask_api.app import create_app
 from podtask_api.auth import api_key_digest
 from podtask_api.http_protocol import ApiServer, server_config
 from podtask_api.settings import ApiSettings
+from podtask_devcluster.ports import free_port
 from tests.embedded_kube import EmbeddedKube, KubeNamespace
 from tests.task_specs import HELLO
 
@@ -121,13 +121,6 @@ def attempt_token(run_id: str, attempt: int = 1, *, ttl: float = 60) -> str:
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @contextlib.contextmanager

@@ -7,7 +7,6 @@ the test plays the operator by writing run status there.
 from __future__ import annotations
 
 import json
-import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from podtask._control.attempt_tokens import sign_attempt_token
 from podtask_api.app import create_app
 from podtask_api.cluster import KubernetesCluster, ObjectRejected
 from podtask_devcluster.cluster import kubeconfig_text
+from podtask_devcluster.ports import free_port
 from tests.embedded_kube import EmbeddedKube, KubeNamespace
 
 
@@ -182,17 +182,10 @@ def test_idempotency_key_returns_the_same_run(client: TestClient) -> None:
     assert other.json()["id"] != first.json()["id"]
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
 @pytest.mark.component
 def test_an_unreachable_cluster_is_503(tmp_path: Path) -> None:
     kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(kubeconfig_text(f"http://127.0.0.1:{_closed_port()}"))
+    kubeconfig.write_text(kubeconfig_text(f"http://127.0.0.1:{free_port()}"))
     with TestClient(
         create_app(api_settings(kubeconfig=str(kubeconfig))),
         headers={"Authorization": f"Bearer {API_KEY}"},

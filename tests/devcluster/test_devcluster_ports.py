@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 
 import pytest
 
@@ -35,3 +38,37 @@ def test_a_port_in_use_is_not_handed_out(monkeypatch: pytest.MonkeyPatch) -> Non
         monkeypatch.setenv(ports.RANGE_VARIABLE, f"{port}-{port}")
         with pytest.raises(OSError, match=f"no 1 free loopback ports between {port} and {port}"):
             ports.free_ports(1)
+
+
+def test_a_port_another_live_process_drew_is_not_drawn_again_until_it_exits(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A test worker and the `podtask dev` it starts share a slice: the port one drew and
+    binds later must not be drawn by the other meanwhile."""
+    with socket.socket() as probe:
+        probe.bind(("0.0.0.0", 0))
+        port = probe.getsockname()[1]
+    only = f"{port}-{port}"
+    drawer = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from podtask_devcluster import ports;"
+            " print(ports.free_port(), flush=True); sys.stdin.read()",
+        ],
+        env={**os.environ, ports.RANGE_VARIABLE: only},
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert drawer.stdout is not None and drawer.stdin is not None
+    try:
+        assert drawer.stdout.readline().strip() == str(port)
+        monkeypatch.setattr(ports, "_handed_out", set())
+        monkeypatch.setenv(ports.RANGE_VARIABLE, only)
+        with pytest.raises(OSError, match=f"no 1 free loopback ports between {port} and {port}"):
+            ports.free_ports(1)
+    finally:
+        drawer.stdin.close()
+        drawer.wait(timeout=30)
+    assert ports.free_ports(1) == [port]

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import stat
 import threading
 from collections import Counter
@@ -21,6 +20,7 @@ import psutil
 import pytest
 
 from podtask._cli.devprocess import DevProcess
+from podtask_devcluster.ports import free_port
 from tests.e2e.conftest import ROOT, TASK_MODULES, Stack, wait_until
 
 MODULE = str(TASK_MODULES / "supervised.py")
@@ -220,9 +220,7 @@ def test_a_port_taken_by_another_server_is_refused_by_name(tmp_path: Path) -> No
 def test_only_its_own_api_counts_as_ready(tmp_path: Path) -> None:
     """A server that answers the health check on the port without being ours is not ready,
     even when the port looked free a moment before (another program took it in between)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     impostor_started = threading.Event()
     impostor: list[ThreadingHTTPServer] = []
 

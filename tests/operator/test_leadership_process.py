@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,17 +18,11 @@ from typing import Any, TypeVar
 
 import pytest
 
+from podtask_devcluster.ports import free_port
 from tests.embedded_kube import EmbeddedKube
 
 T = TypeVar("T")
 STALL_SECONDS = 3
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def wait_for(check: Callable[[], T | None], timeout: float, what: str) -> T:

@@ -7,7 +7,6 @@ status it writes when it starts an attempt's pod.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -29,6 +28,7 @@ from podtask_api.run_names import random_run_name
 from podtask_api.settings import ApiSettings
 from podtask_api.task_runs import build_task_run
 from podtask_api.trigger_requests import TriggerRequest
+from podtask_devcluster.ports import free_port
 from podtask_runner.api_transport import ApiRequest, ApiResponse
 from podtask_runner.callbacks import AttemptCallbacks, CallRetry
 from tests.embedded_kube import EmbeddedKube, KubeNamespace
@@ -72,13 +72,6 @@ def played_callbacks(
         sleep=lambda _: None,
         transport=transport,
     )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass
