@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 
 from podtask_devcluster.cluster import kubeconfig_text
 from tests.chart.chart import Rendered
@@ -119,9 +120,26 @@ class DeployedProcess:
         wait_until(
             lambda: self.probe("readinessProbe") == 200,
             timeout,
-            lambda: f"{self.name} never became ready:\n{self.output()[-4000:]}",
+            lambda: (
+                f"{self.name} never became ready:\n{self.output()[-4000:]}"
+                + "".join(port_holders(p["containerPort"]) for p in self.container["ports"])
+            ),
         )
         assert self.process is not None and self.process.poll() is None
+
+
+def port_holders(port: int) -> str:
+    """Who else has `port` as a local port: the sockets and their processes, if any."""
+    found = ""
+    for c in psutil.net_connections(kind="tcp"):
+        if not c.laddr or c.laddr.port != port:
+            continue
+        try:
+            command = " ".join(psutil.Process(c.pid).cmdline())[:300] if c.pid else "?"
+        except psutil.Error:
+            command = "(exited)"
+        found += f"\n{port} {c.status} to {c.raddr} pid {c.pid}: {command}"
+    return found
 
 
 def wait_until(

@@ -38,6 +38,8 @@ SCHEDULE = {
     "metadata": {"name": "minutely"},
     "spec": {"taskId": "hello-world", "cron": "* * * * *"},
 }
+# A node selector that no node matches.
+NO_NODE = {"podtask.dev/test-no-node": "none"}
 FINAL = {"Completed", "Failed", "Crashed", "Canceled", "Expired", "TimedOut", "SystemFailure"}
 
 
@@ -52,13 +54,23 @@ def installed(
 ) -> Iterator[tuple[Rendered, list[str]]]:
     """`kubectl create namespace` + the chart's CRDs + its objects, as `helm template | kubectl
     apply` would install them; ports and the API's address are the only values set for this
-    machine (both processes run on it instead of in pods)."""
+    machine (both processes run on it instead of in pods).
+
+    A real cluster's controllers would run the Deployments' own pods, and this machine's node
+    runs a pod as a process in the machine's network namespace, not in one of its own: those
+    pods would bind the same ports as the test's processes (the operator's, crash-looping
+    without credentials, now and then first). So no node is selected for them: they stay
+    Pending, as they would on a cluster with no node for them."""
     api_port, health_port = free_port(), free_port()
     rendered = render(
         {
             "apiKeys": {"bootstrap": API_KEY, "cacheSeconds": 0},
-            "api": {"port": api_port, "internalUrl": f"http://127.0.0.1:{api_port}"},
-            "operator": {"healthPort": health_port},
+            "api": {
+                "port": api_port,
+                "internalUrl": f"http://127.0.0.1:{api_port}",
+                "nodeSelector": NO_NODE,
+            },
+            "operator": {"healthPort": health_port, "nodeSelector": NO_NODE},
             # Short, so that the test sees housekeeping delete a pod and a run.
             "retention": {"podSeconds": 4, "runSeconds": 6, "housekeepingIntervalSeconds": 0.5},
         },
@@ -67,7 +79,47 @@ def installed(
     kubectl("create", "namespace", NAMESPACE)
     out = _applied(kubectl, CHART / "crds")
     out += _applied(kubectl, rendered.write(tmp_path_factory.mktemp("chart") / "podtask.yaml"))
+    if isinstance(chart_cluster, RealCluster):
+        wait_until(
+            lambda: _unschedulable_pods(kubectl) == {"api", "operator"},
+            60,
+            lambda: f"the chart's own pods are not all left unscheduled: {_pod_phases(kubectl)}",
+        )
     yield rendered, out
+
+
+def _pods_of_the_chart(kubectl: Kubectl) -> list[dict[str, Any]]:
+    listed = kubectl(
+        "get", "pods", "-n", NAMESPACE, "-l", "app.kubernetes.io/name=podtask", "-o", "json"
+    ).stdout
+    pods: list[dict[str, Any]] = json.loads(listed)["items"]
+    return pods
+
+
+def _unschedulable_pods(kubectl: Kubectl) -> set[str]:
+    """The components whose pods the scheduler found no node for (and none of theirs runs)."""
+    pods = _pods_of_the_chart(kubectl)
+    unscheduled = {
+        pod["metadata"]["labels"]["app.kubernetes.io/component"]
+        for pod in pods
+        if any(
+            c["type"] == "PodScheduled" and c.get("reason") == "Unschedulable"
+            for c in pod.get("status", {}).get("conditions", [])
+        )
+    }
+    placed = {
+        pod["metadata"]["labels"]["app.kubernetes.io/component"]
+        for pod in pods
+        if pod["spec"].get("nodeName")
+    }
+    return unscheduled - placed
+
+
+def _pod_phases(kubectl: Kubectl) -> dict[str, Any]:
+    return {
+        pod["metadata"]["name"]: (pod["spec"].get("nodeName"), pod.get("status", {}).get("phase"))
+        for pod in _pods_of_the_chart(kubectl)
+    }
 
 
 def test_the_crds_and_every_object_apply_with_kubectl(
