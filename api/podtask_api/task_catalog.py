@@ -183,12 +183,22 @@ class TaskCatalog:
 
     def _watch(self, version: str, generation: int) -> str:
         """Follow one watch request to its end; the last version it reached."""
+        # A `forget` during the list (or while the watch opens) ends the watch here rather than
+        # at its first line, which could be a minute away (kube-apiserver's bookmarks): `_run`
+        # then lists again at once.
+        if generation != self._generation:
+            return version
         response = self._cluster.watch_tasks(version, self.watch_seconds)
         with self._lock:
-            self._response = response
             # The watch goes on from `version`: what the catalog holds plus what it delivers
             # is the cluster's state, unless a deployment asked for a new list meanwhile.
-            self._live = generation == self._generation and not self._stopping.is_set()
+            current = generation == self._generation and not self._stopping.is_set()
+            self._response = response if current else None
+            self._live = current
+        if not current:
+            response.close()  # unread: its connection may not be reused
+            response.release_conn()
+            return version
         try:
             for line in iter_resp_lines(response):  # type: ignore[no-untyped-call]
                 change = task_change(line)

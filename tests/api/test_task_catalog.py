@@ -6,8 +6,9 @@ moment ago triggers; a deployment through the API is read back at once)."""
 from __future__ import annotations
 
 import json
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from fastapi.testclient import TestClient
 from kubernetes import client as kube_client
 
 from podtask._contract.wire import GROUP, VERSION
+from podtask_api.cluster import KubernetesCluster
 from podtask_api.run_events import WatchExpired, WatchFailed
 from podtask_api.task_catalog import TaskCatalog, TaskChange, apply_change, task_change
 from tests.embedded_kube import EmbeddedKube, KubeNamespace
@@ -122,14 +124,76 @@ def test_a_task_registered_a_moment_ago_triggers(
     assert trigger(client, "just-registered").status_code == 201
 
 
+class GatedCluster(KubernetesCluster):
+    """The namespace as the API reaches it, but a list of Tasks waits while the gate is shut:
+    a test holds a list back to see what the catalog serves meanwhile."""
+
+    def __init__(self, namespace: str, api_client: Any) -> None:
+        super().__init__(namespace, api_client)
+        self.gate = threading.Event()
+        self.gate.set()
+        self.lists_begun = 0
+        self.lists_done = 0
+        self.watches_opened = 0
+
+    def watch_tasks(self, resource_version: str, timeout_seconds: int) -> Any:
+        self.watches_opened += 1
+        return super().watch_tasks(resource_version, timeout_seconds)
+
+    def list_tasks_at_version(self) -> tuple[list[dict[str, Any]], str]:
+        self.lists_begun += 1
+        self.gate.wait()
+        listed = super().list_tasks_at_version()
+        self.lists_done += 1
+        return listed
+
+
+@pytest.fixture
+def gated(
+    embedded_kube: EmbeddedKube, namespace: KubeNamespace
+) -> Iterator[tuple[TaskCatalog, GatedCluster]]:
+    cluster = GatedCluster.connect(namespace.name, str(embedded_kube.kubeconfig))
+    assert isinstance(cluster, GatedCluster)
+    catalog = TaskCatalog(cluster)
+    try:
+        yield catalog, cluster
+    finally:
+        cluster.gate.set()
+        catalog.close()
+
+
 def test_after_forget_nothing_is_served_from_memory_until_a_new_list(
-    client: TestClient,
+    gated: tuple[TaskCatalog, GatedCluster],
 ) -> None:
-    catalog = live_catalog(client)
+    catalog, cluster = gated
+    catalog.lookup(HELLO.task_id)
+    wait_until(lambda: catalog.lookup(HELLO.task_id) is not None)
+    cluster.gate.clear()
     catalog.forget()
     assert not catalog.live and catalog.lookup(HELLO.task_id) is None
+    # The list after `forget` is held back: until it is in, memory serves nothing.
+    wait_until(lambda: cluster.lists_begun == 2)
+    assert not catalog.live and catalog.lookup(HELLO.task_id) is None
+    cluster.gate.set()
+    wait_until(lambda: catalog.lookup(HELLO.task_id) is not None)
+    assert cluster.lists_done == 2
+
+
+def test_a_list_under_way_when_forget_comes_is_followed_by_a_new_one_at_once(
+    gated: tuple[TaskCatalog, GatedCluster],
+) -> None:
+    catalog, cluster = gated
+    cluster.gate.clear()
+    catalog.lookup(HELLO.task_id)
+    wait_until(lambda: cluster.lists_begun == 1)
+    # The list may have been read before this process's writes: it may not make the catalog
+    # live, and the catalog does not open a watch from it (and wait there for a line, which
+    # may be a minute away on kube-apiserver) before it lists again.
+    catalog.forget()
+    cluster.gate.set()
     wait_until(lambda: catalog.live)
-    assert catalog.lookup(HELLO.task_id) is not None
+    assert cluster.lists_done == 2 and catalog.lookup(HELLO.task_id) is not None
+    assert cluster.watches_opened == 1
 
 
 def test_a_deployment_through_the_api_is_what_the_next_trigger_gets(
