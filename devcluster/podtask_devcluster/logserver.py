@@ -35,6 +35,8 @@ class ContainerLog:
 
     path: Path
     still_writing: Callable[[], bool]
+    # The log of the container's run before this one, once it was started again.
+    previous: Path | None = None
 
 
 # (namespace, pod, container) -> the pod and the log, or None when the pod is not here.
@@ -136,10 +138,12 @@ class LogServer:
                 f'container "{container}" in pod "{name}" is not available', status_code=400
             )
         if query.get("previous") in ("true", "1"):
-            return PlainTextResponse(
-                f'previous terminated container "{container}" in pod "{name}" not found',
-                status_code=400,
-            )
+            if log is None or log.previous is None or not log.previous.exists():
+                return PlainTextResponse(
+                    f'previous terminated container "{container}" in pod "{name}" not found',
+                    status_code=400,
+                )
+            return Response(read_log(log.previous, options), media_type="text/plain")
         if log is None or not log.path.exists():
             return PlainTextResponse(
                 f'container "{container}" in pod "{name}" is waiting to start: '

@@ -14,8 +14,10 @@ containers outlive a killed agent until its next start removes them), and a stop
 stops heartbeating, so the control plane sees the node go NotReady. When it
 starts again it adopts its pods the way a restarted kubelet finds its containers gone: a pod
 that had started (Running, or a container running or terminated) ends Failed with its
-containers terminated `ContainerStatusUnknown` (exit 137); a pod that never started runs now;
-a pod being deleted is deleted (grace 0); a pod the API no longer has is simply not seen.
+containers terminated `ContainerStatusUnknown` (exit 137) when its restartPolicy is Never, and
+else has its containers started again (each a restart, the lost run its last state); a pod
+that never started runs now; a pod being deleted is deleted (grace 0); a pod the API no longer
+has is simply not seen.
 
 `python -m podtask_devcluster.node_agent --kubeconfig … --serving-cert … --serving-key …`
 """
@@ -32,11 +34,12 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
+from podtask_devcluster.container_restarts import NEVER, restart_policy
 from podtask_devcluster.containers import ContainerRun, PodRun
 from podtask_devcluster.images import ImageSet
 from podtask_devcluster.kubeapi import ApiError, Connection, Gone, KubeApi
 from podtask_devcluster.logserver import ContainerLog, LogServer
-from podtask_devcluster.nodepods import NodePod, PodWorker, Timing
+from podtask_devcluster.nodepods import NodePod, PodWorker, Restarts, Timing, restarts_after_loss
 from podtask_devcluster.nodestatus import (
     LEASE_NAMESPACE,
     Machine,
@@ -47,7 +50,7 @@ from podtask_devcluster.nodestatus import (
     rfc3339,
 )
 from podtask_devcluster.podevents import node_event
-from podtask_devcluster.podlogs import log_path, remove_pod_logs
+from podtask_devcluster.podlogs import log_path, previous_log_path, remove_pod_logs
 from podtask_devcluster.podstatus import conditions, lost_container_statuses, now_rfc3339
 from podtask_devcluster.private_files import private_directory
 from podtask_devcluster.runtime import (
@@ -328,14 +331,19 @@ class NodeAgent:
             return
         if phase in TERMINAL:
             return
+        restarts: list[Restarts] = []
         if _started(pod) and entry is None:
-            if uid not in self._handled:
+            if restart_policy(pod) != NEVER:
+                restarts = restarts_after_loss(pod, now_rfc3339())
+            elif uid not in self._handled:
                 self._handled.add(uid)
                 self._spawn(self._mark_lost(pod))
-            return
+                return
+            else:
+                return
         if entry is not None and entry.run.uid == uid:
             return
-        entry = NodePod(pod, PodRun(key[0], key[1], uid))
+        entry = NodePod(pod, PodRun(key[0], key[1], uid), restarts=restarts)
         self._pods[key] = entry
         entry.run.task = loop.create_task(self._run(entry))
 
@@ -410,7 +418,10 @@ class NodeAgent:
                 for c in entry.run.containers
             )
 
-        return pod, ContainerLog(path, still_writing) if path.exists() else None
+        if not path.exists():
+            return pod, None
+        previous = previous_log_path(path)
+        return pod, ContainerLog(path, still_writing, previous if previous.exists() else None)
 
 
 def _key(pod: JsonObject) -> Key:

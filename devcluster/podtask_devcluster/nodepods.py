@@ -2,9 +2,11 @@
 image check (the agent never pulls: an image it lacks is ErrImagePull, then ImagePullBackOff),
 the environment (a missing Secret or ConfigMap is CreateContainerConfigError, retried), the
 containers started with the node's runtime (`runtime`: local processes or podman containers,
-one flow for both), Running, then Succeeded or Failed; a deletion
-stops it with its grace period (Killing) and then deletes the pod with grace 0. Each step
-writes `pods/status` and posts the Events a kubelet posts."""
+one flow for both), Running, a container that ends started again as the pod's restartPolicy
+says (`container_restarts`: at once, then after a growing back-off, CrashLoopBackOff), then
+Succeeded or Failed once no container will start again; a deletion stops it with its grace
+period (Killing) and then deletes the pod with grace 0. Each step writes `pods/status` and
+posts the Events a kubelet posts."""
 
 from __future__ import annotations
 
@@ -15,7 +17,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from podtask_devcluster.containers import PodRun
+from podtask_devcluster.container_restarts import (
+    BACKOFF_SECONDS,
+    NEVER,
+    BackOff,
+    back_off_message,
+    crash_loop_waiting,
+    next_start,
+    restart_policy,
+    starts_again,
+)
+from podtask_devcluster.containers import ContainerRun, PodRun
 from podtask_devcluster.kubeapi import ApiError, KubeApi
 from podtask_devcluster.podenv import (
     CONFIGMAP,
@@ -25,11 +37,12 @@ from podtask_devcluster.podenv import (
     plan_container,
     referenced_objects,
 )
-from podtask_devcluster.podevents import PodEvents
-from podtask_devcluster.podlogs import log_path, remove_pod_logs
+from podtask_devcluster.podevents import WARNING, PodEvents
+from podtask_devcluster.podlogs import keep_as_previous, log_path, remove_pod_logs
 from podtask_devcluster.podstatus import (
     container_status,
     live_status,
+    lost_container_statuses,
     now_rfc3339,
     terminated,
     waiting_status,
@@ -51,10 +64,22 @@ class Timing:
 
     image_backoff: tuple[float, float] = IMAGE_BACKOFF_SECONDS
     config_retry: float = CONFIG_RETRY_SECONDS
+    restart_backoff: tuple[float, float] = BACKOFF_SECONDS
 
 
 def pod_path(namespace: str, name: str) -> str:
     return f"/api/v1/namespaces/{namespace}/pods/{name}"
+
+
+@dataclass
+class Restarts:
+    """What one container's earlier runs left: how often it was started again, how its last
+    run ended, its back-off, and the waiting state it shows while it backs off."""
+
+    count: int = 0
+    last_state: JsonObject | None = None
+    backoff: BackOff = field(default_factory=BackOff)
+    waiting: JsonObject | None = None
 
 
 @dataclass(eq=False)
@@ -64,6 +89,9 @@ class NodePod:
     pod: JsonObject
     run: PodRun
     deleting: asyncio.Event = field(default_factory=asyncio.Event)
+    # By container, in the spec's order; given when an agent adopts a pod whose containers it
+    # lost (`restarts_after_loss`), else fresh when the pod starts.
+    restarts: list[Restarts] = field(default_factory=list)
 
     @property
     def namespace(self) -> str:
@@ -146,13 +174,20 @@ class PodWorker:
         specs: list[JsonObject] = (entry.pod.get("spec") or {}).get("containers") or []
         scheduled_at = _scheduled_at(entry.pod)
         start_time = (entry.pod.get("status") or {}).get("startTime") or now_rfc3339()
+        if len(entry.restarts) != len(specs):
+            entry.restarts = [Restarts() for _ in specs]
+        # A pod whose containers ran before (lost with an earlier agent) stays Running while
+        # they start again, as a kubelet counts a container with a last state.
+        restarted = any(r.last_state for r in entry.restarts)
         pending = {
-            "phase": "Pending",
+            "phase": "Running" if restarted else "Pending",
             "hostIP": HOST_IP,
             "hostIPs": [{"ip": HOST_IP}],
             "startTime": start_time,
             "conditions": _pod_conditions(False, scheduled_at, "ContainersNotReady"),
-            "containerStatuses": [waiting_status(c, "ContainerCreating") for c in specs],
+            "containerStatuses": _counted(
+                entry, [waiting_status(c, "ContainerCreating") for c in specs]
+            ),
         }
         if not await self.write_status(entry, pending):
             return
@@ -160,28 +195,107 @@ class PodWorker:
         if plans is None:
             return
         await self._start_containers(entry, specs, plans)
-        ready = all(c.alive() for c in entry.run.containers)
-        await self.write_status(
-            entry,
-            {
-                "phase": "Running",
-                "podIP": HOST_IP,
-                "podIPs": [{"ip": HOST_IP}],
-                "conditions": _pod_conditions(
-                    ready, scheduled_at, None if ready else "ContainersNotReady"
-                ),
-                "containerStatuses": [
-                    live_status(spec, c)
-                    for spec, c in zip(specs, entry.run.containers, strict=True)
-                ],
-            },
-        )
+        await self._write_running(entry, specs, scheduled_at, with_ip=True)
+        policy = restart_policy(entry.pod)
         await asyncio.gather(
-            *(self.runtime.wait(c) for c in entry.run.containers if c.start_error is None)
+            *(
+                self._follow(entry, specs, plans, index, policy, scheduled_at)
+                for index in range(len(specs))
+            )
         )
         if self.stopping() or entry.run.removed:
             return
         await self._report_end(entry, specs, scheduled_at)
+
+    async def _write_running(
+        self, entry: NodePod, specs: list[JsonObject], scheduled_at: str, *, with_ip: bool = False
+    ) -> None:
+        """The pod Running, each container as it is now."""
+        ready = all(c.alive() for c in entry.run.containers) and not any(
+            r.waiting for r in entry.restarts
+        )
+        status: JsonObject = {
+            "phase": "Running",
+            "conditions": _pod_conditions(
+                ready, scheduled_at, None if ready else "ContainersNotReady"
+            ),
+            "containerStatuses": [
+                live_status(
+                    spec,
+                    c,
+                    restart_count=r.count,
+                    last_state=r.last_state,
+                    waiting=r.waiting,
+                )
+                for spec, c, r in zip(specs, entry.run.containers, entry.restarts, strict=True)
+            ],
+        }
+        if with_ip:
+            status.update({"podIP": HOST_IP, "podIPs": [{"ip": HOST_IP}]})
+        await self.write_status(entry, status)
+
+    async def _follow(
+        self,
+        entry: NodePod,
+        specs: list[JsonObject],
+        plans: list[Plan],
+        index: int,
+        policy: str,
+        scheduled_at: str,
+    ) -> None:
+        """Container `index` until it ends for good: each time it ends, started again (after
+        its back-off) while `policy` says so and the pod is not being deleted."""
+        restarts = entry.restarts[index]
+        loop = asyncio.get_running_loop()
+        while True:
+            container = entry.run.containers[index]
+            if container.start_error is None:
+                await self.runtime.wait(container)
+            if self.stopping() or entry.run.removed or entry.deleting.is_set():
+                return
+            if not starts_again(policy, container.exit_code or 0):
+                if policy != NEVER and len(specs) > 1:
+                    await self._write_running(entry, specs, scheduled_at)  # the others run on
+                return
+            delay, restarts.backoff = next_start(
+                restarts.backoff, loop.time(), self.timing.restart_backoff
+            )
+            restarts.last_state = {"terminated": terminated(container)}
+            if delay > 0:
+                restarts.waiting = crash_loop_waiting(delay, container.name, entry.pod)
+                await self._write_running(entry, specs, scheduled_at)
+                await self.events.post(
+                    entry.pod,
+                    "BackOff",
+                    back_off_message(container.name, entry.pod),
+                    container=container.name,
+                    event_type=WARNING,
+                )
+                await self._pause(entry, delay)
+                if self.stopping() or entry.run.removed or entry.deleting.is_set():
+                    return
+            restarts.waiting = None
+            restarts.count += 1
+            await self._start_again(entry, specs[index], plans[index], index)
+            await self._write_running(entry, specs, scheduled_at)
+
+    async def _start_again(
+        self, entry: NodePod, spec: JsonObject, plan: Plan, index: int
+    ) -> ContainerRun:
+        """A new run of container `index`, in place of the one that ended, whose log becomes
+        the container's previous one (`kubectl logs --previous`)."""
+        name = str(spec.get("name", ""))
+        log_file = log_path(self.log_dir, entry.namespace, entry.name, name)
+        keep_as_previous(log_file)
+        await self._post_pulled(entry, spec)
+        started = await self.runtime.start(entry.pod, spec, plan, log_file)
+        entry.run.containers[index] = started
+        await self._post_started(entry, started)
+        if entry.run.removed:
+            await self.runtime.kill(started)  # gone while it started
+        elif entry.deleting.is_set():
+            await self.runtime.stop(started)  # deleted while it started: its grace period runs
+        return started
 
     async def _start_containers(
         self, entry: NodePod, specs: list[JsonObject], plans: list[Plan]
@@ -195,20 +309,32 @@ class PodWorker:
                 entry.pod, spec, plan, log_path(self.log_dir, entry.namespace, entry.name, name)
             )
             entry.run.containers.append(started)
-            if started.start_error is not None:
-                await self.events.post(
-                    entry.pod,
-                    "Failed",
-                    f"Error: {started.start_error}",
-                    container=name,
-                )
-            else:
-                await self.events.post(entry.pod, "Created", "Container created", container=name)
-                await self.events.post(entry.pod, "Started", "Container started", container=name)
+            await self._post_started(entry, started)
         if entry.deleting.is_set():
             # Deleted while starting: the terminating task found no process yet to signal.
             for container in entry.run.containers:
                 await self.runtime.stop(container)
+
+    async def _post_started(self, entry: NodePod, started: ContainerRun) -> None:
+        if started.start_error is not None:
+            await self.events.post(
+                entry.pod, "Failed", f"Error: {started.start_error}", container=started.name
+            )
+        else:
+            await self.events.post(
+                entry.pod, "Created", "Container created", container=started.name
+            )
+            await self.events.post(
+                entry.pod, "Started", "Container started", container=started.name
+            )
+
+    async def _post_pulled(self, entry: NodePod, spec: JsonObject) -> None:
+        await self.events.post(
+            entry.pod,
+            "Pulled",
+            f'Container image "{spec.get("image", "")}" already present on machine',
+            container=str(spec.get("name", "")),
+        )
 
     async def _report_end(self, entry: NodePod, specs: list[JsonObject], scheduled_at: str) -> None:
         """Succeeded when every container exited 0, else Failed, with their terminations."""
@@ -225,8 +351,10 @@ class PodWorker:
                         {"terminated": terminated(c)},
                         ready=False,
                         container_id=c.container_id,
+                        restart_count=r.count,
+                        last_state=r.last_state,
                     )
-                    for spec, c in zip(specs, entry.run.containers, strict=True)
+                    for spec, c, r in zip(specs, entry.run.containers, entry.restarts, strict=True)
                 ],
             },
         )
@@ -250,12 +378,7 @@ class PodWorker:
                 name = str(spec.get("name", ""))
                 if name not in pulled:
                     pulled.add(name)
-                    await self.events.post(
-                        entry.pod,
-                        "Pulled",
-                        f'Container image "{spec.get("image", "")}" already present on machine',
-                        container=name,
-                    )
+                    await self._post_pulled(entry, spec)
             try:
                 objects = await self._fetch_referenced(entry.pod)
 
@@ -277,7 +400,9 @@ class PodWorker:
                 ]
             except ContainerConfigError as error:
                 message = str(error)
-                statuses = [waiting_status(c, "CreateContainerConfigError", message) for c in specs]
+                statuses = _counted(
+                    entry, [waiting_status(c, "CreateContainerConfigError", message) for c in specs]
+                )
                 if not await self.write_status(entry, {**pending, "containerStatuses": statuses}):
                     return None
                 await self.events.post(
@@ -350,7 +475,9 @@ class PodWorker:
             else waiting_status(c, "ContainerCreating")
             for c in specs
         ]
-        return await self.write_status(entry, {**pending, "containerStatuses": statuses})
+        return await self.write_status(
+            entry, {**pending, "containerStatuses": _counted(entry, statuses)}
+        )
 
     async def _pause(self, entry: NodePod, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -387,6 +514,28 @@ class PodWorker:
         for container in entry.run.containers:
             if container.alive():
                 await self.runtime.kill(container)
+
+
+def restarts_after_loss(pod: JsonObject, finished: str) -> list[Restarts]:
+    """A pod's containers lost with an earlier agent, to be started again: each start counts
+    as a restart, the lost run (`ContainerStatusUnknown`) as its last state. Its back-off
+    starts over, as a restarted kubelet's does."""
+    before = {c.get("name"): c for c in (pod.get("status") or {}).get("containerStatuses") or []}
+    return [
+        Restarts(
+            count=int((before.get(lost["name"]) or {}).get("restartCount") or 0) + 1,
+            last_state=lost["state"],
+        )
+        for lost in lost_container_statuses(pod, finished)
+    ]
+
+
+def _counted(entry: NodePod, statuses: list[JsonObject]) -> list[JsonObject]:
+    """`statuses` (the containers', in order) with what their earlier runs left."""
+    for status, restarts in zip(statuses, entry.restarts, strict=False):
+        status["restartCount"] = restarts.count
+        status["lastState"] = restarts.last_state or {}
+    return statuses
 
 
 def _scheduled_at(pod: JsonObject) -> str:

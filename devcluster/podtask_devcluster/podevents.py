@@ -17,7 +17,8 @@ log = logging.getLogger(__name__)
 NORMAL = "Normal"
 WARNING = "Warning"
 # The reasons this kubelet posts as Warnings (a container that failed, a process the kernel
-# killed); every other one it posts (Pulled, Created, Started, BackOff, Killing, ...) is Normal.
+# killed); every other one it posts (Pulled, Created, Started, Killing, ...) is Normal, and
+# BackOff is Normal for an image pull, a Warning for a container's restart.
 WARNING_REASONS = frozenset({"Failed", "OOMKilling"})
 
 
@@ -36,7 +37,10 @@ class PodEvents:
         message: str,
         *,
         container: str | None = None,
+        event_type: str | None = None,
     ) -> None:
+        """Post the Event; its type is `event_type`, else told by its reason (a reason a
+        kubelet posts both ways, BackOff, is Normal unless said)."""
         meta = pod["metadata"]
         involved: JsonObject = {
             "apiVersion": "v1",
@@ -51,6 +55,8 @@ class PodEvents:
             involved["fieldPath"] = f"spec.containers{{{container}}}"
         namespace = str(involved["namespace"])
         body = _event(namespace, involved, self.node, reason, message)
+        if event_type is not None:
+            body["type"] = event_type
         try:
             await self.api.create(f"/api/v1/namespaces/{namespace}/events", body)
         except (ApiError, OSError) as error:

@@ -53,6 +53,8 @@ def container_status(
     ready: bool,
     container_id: str = "",
     started: bool = False,
+    restart_count: int = 0,
+    last_state: JsonObject | None = None,
 ) -> JsonObject:
     status: JsonObject = {
         "name": spec.get("name", ""),
@@ -60,9 +62,9 @@ def container_status(
         "imageID": "",
         "ready": ready,
         "started": started,
-        "restartCount": 0,
+        "restartCount": restart_count,
         "state": state,
-        "lastState": {},
+        "lastState": last_state or {},
     }
     if container_id:
         status["containerID"] = container_id
@@ -101,14 +103,34 @@ def terminated(container: ContainerRun) -> JsonObject:
     return state
 
 
-def live_status(spec: JsonObject, container: ContainerRun) -> JsonObject:
-    """A started container's status now: running, or terminated once its process ended."""
+def live_status(
+    spec: JsonObject,
+    container: ContainerRun,
+    *,
+    restart_count: int = 0,
+    last_state: JsonObject | None = None,
+    waiting: JsonObject | None = None,
+) -> JsonObject:
+    """A started container's status now: running, or terminated once its process ended, or
+    `waiting` (in back-off before it starts again); `restart_count` and `last_state` (its
+    previous end) once it has been started again."""
+    if waiting is not None:
+        return container_status(
+            spec,
+            {"waiting": waiting},
+            ready=False,
+            container_id=container.container_id,
+            restart_count=restart_count,
+            last_state=last_state,
+        )
     if not container.alive():
         return container_status(
             spec,
             {"terminated": terminated(container)},
             ready=False,
             container_id=container.container_id,
+            restart_count=restart_count,
+            last_state=last_state,
         )
     return container_status(
         spec,
@@ -116,6 +138,8 @@ def live_status(spec: JsonObject, container: ContainerRun) -> JsonObject:
         ready=True,
         container_id=container.container_id,
         started=True,
+        restart_count=restart_count,
+        last_state=last_state,
     )
 
 

@@ -69,7 +69,7 @@ class AgentThread:
             images=ImageSet(IMAGES),
             runtime=self.runtime,
             simulated_seconds=self.simulated_seconds,
-            timing=Timing(image_backoff=(1.0, 2.0), config_retry=1.0),
+            timing=Timing(image_backoff=(1.0, 2.0), config_retry=1.0, restart_backoff=(1.0, 2.0)),
             lease_renew_seconds=1.0,
             status_report_seconds=5.0,
         )
@@ -142,14 +142,20 @@ def name() -> str:
     return f"p-{uuid.uuid4().hex[:8]}"
 
 
-def pod_manifest(name: str, script: str, image: str = "python:3.11", **container: Any) -> str:
+def pod_manifest(
+    name: str,
+    script: str,
+    image: str = "python:3.11",
+    restart_policy: str = "Never",
+    **container: Any,
+) -> str:
     return json.dumps(
         {
             "apiVersion": "v1",
             "kind": "Pod",
             "metadata": {"name": name, "namespace": NS},
             "spec": {
-                "restartPolicy": "Never",
+                "restartPolicy": restart_policy,
                 "automountServiceAccountToken": False,
                 "terminationGracePeriodSeconds": 30,
                 "containers": [

@@ -2,8 +2,9 @@
 podman from the pod's image, as its spec says (command and args against the image's
 ENTRYPOINT and CMD, user, read-only root, capabilities, environment with a Secret, emptyDir
 and hostPath volumes), with the kernel enforcing the memory limit (OOMKilled, 137), its logs
-read through the apiserver, an image the node lacks a failed pull, and a deletion that stops
-it with its grace period and leaves nothing of it in podman."""
+read through the apiserver, a container started again as its restartPolicy says, an image the
+node lacks a failed pull, and a deletion that stops it with its grace period and leaves
+nothing of it in podman."""
 
 from __future__ import annotations
 
@@ -359,6 +360,34 @@ def test_a_container_that_exits_non_zero_is_an_error_and_one_that_cannot_start_a
     terminated = _status(pod)["state"]["terminated"]
     assert (terminated["reason"], terminated["exitCode"]) == ("StartError", 128)
     assert "/no/such/program" in terminated["message"]
+    assert not _left_in_podman(pod["metadata"]["uid"])
+
+
+def test_an_on_failure_container_starts_again_and_keeps_its_pods_empty_dir(
+    core: client.CoreV1Api, image: str, name: str
+) -> None:
+    script = (
+        "import os, sys\n"
+        "p = '/work/runs'\n"
+        "n = len(open(p).read()) + 1 if os.path.exists(p) else 1\n"
+        "open(p, 'w').write('x' * n)\n"
+        "print(f'run {n}', flush=True)\n"
+        "sys.exit(3 if n == 1 else 0)\n"
+    )
+    _create(
+        core,
+        name,
+        image,
+        command=["python3", "-c", script],
+        volumeMounts=[{"name": "work", "mountPath": "/work"}],
+        pod_spec={"restartPolicy": "OnFailure", "volumes": [{"name": "work", "emptyDir": {}}]},
+    )
+    pod = _finished(core, name)
+    assert pod["status"]["phase"] == "Succeeded"
+    status = _status(pod)
+    assert status["restartCount"] == 1 and status["lastState"]["terminated"]["exitCode"] == 3
+    assert _logs(core, name) == "run 2\n"
+    assert _logs(core, name, previous=True) == "run 1\n"
     assert not _left_in_podman(pod["metadata"]["uid"])
 
 
