@@ -40,7 +40,6 @@ from podtask_devcluster.podenv import (
 from podtask_devcluster.podevents import WARNING, PodEvents
 from podtask_devcluster.podlogs import keep_as_previous, log_path, remove_pod_logs
 from podtask_devcluster.podstatus import (
-    container_status,
     live_status,
     lost_container_statuses,
     now_rfc3339,
@@ -219,16 +218,7 @@ class PodWorker:
             "conditions": _pod_conditions(
                 ready, scheduled_at, None if ready else "ContainersNotReady"
             ),
-            "containerStatuses": [
-                live_status(
-                    spec,
-                    c,
-                    restart_count=r.count,
-                    last_state=r.last_state,
-                    waiting=r.waiting,
-                )
-                for spec, c, r in zip(specs, entry.run.containers, entry.restarts, strict=True)
-            ],
+            "containerStatuses": _live_statuses(entry, specs),
         }
         if with_ip:
             status.update({"podIP": HOST_IP, "podIPs": [{"ip": HOST_IP}]})
@@ -251,7 +241,7 @@ class PodWorker:
             container = entry.run.containers[index]
             if container.start_error is None:
                 await self.runtime.wait(container)
-            if self.stopping() or entry.run.removed or entry.deleting.is_set():
+            if self._ending(entry):
                 return
             if not starts_again(policy, container.exit_code or 0):
                 if policy != NEVER and len(specs) > 1:
@@ -272,12 +262,17 @@ class PodWorker:
                     event_type=WARNING,
                 )
                 await self._pause(entry, delay)
-                if self.stopping() or entry.run.removed or entry.deleting.is_set():
+                restarts.waiting = None  # over, whether it starts again or the pod ends
+                if self._ending(entry):
                     return
-            restarts.waiting = None
             restarts.count += 1
             await self._start_again(entry, specs[index], plans[index], index)
             await self._write_running(entry, specs, scheduled_at)
+
+    def _ending(self, entry: NodePod) -> bool:
+        """Whether the pod's containers are not to start again: the agent stops, or the pod
+        is being deleted or gone."""
+        return self.stopping() or entry.run.removed or entry.deleting.is_set()
 
     async def _start_again(
         self, entry: NodePod, spec: JsonObject, plan: Plan, index: int
@@ -345,17 +340,7 @@ class PodWorker:
             {
                 "phase": "Failed" if failed else "Succeeded",
                 "conditions": _pod_conditions(False, scheduled_at, reason),
-                "containerStatuses": [
-                    container_status(
-                        spec,
-                        {"terminated": terminated(c)},
-                        ready=False,
-                        container_id=c.container_id,
-                        restart_count=r.count,
-                        last_state=r.last_state,
-                    )
-                    for spec, c, r in zip(specs, entry.run.containers, entry.restarts, strict=True)
-                ],
+                "containerStatuses": _live_statuses(entry, specs),
             },
         )
 
@@ -527,6 +512,14 @@ def restarts_after_loss(pod: JsonObject, finished: str) -> list[Restarts]:
             last_state=lost["state"],
         )
         for lost in lost_container_statuses(pod, finished)
+    ]
+
+
+def _live_statuses(entry: NodePod, specs: list[JsonObject]) -> list[JsonObject]:
+    """The started containers' statuses now, with what their earlier runs left."""
+    return [
+        live_status(spec, c, restart_count=r.count, last_state=r.last_state, waiting=r.waiting)
+        for spec, c, r in zip(specs, entry.run.containers, entry.restarts, strict=True)
     ]
 
 

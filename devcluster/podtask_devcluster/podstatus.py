@@ -114,30 +114,19 @@ def live_status(
     """A started container's status now: running, or terminated once its process ended, or
     `waiting` (in back-off before it starts again); `restart_count` and `last_state` (its
     previous end) once it has been started again."""
+    running = waiting is None and container.alive()
     if waiting is not None:
-        return container_status(
-            spec,
-            {"waiting": waiting},
-            ready=False,
-            container_id=container.container_id,
-            restart_count=restart_count,
-            last_state=last_state,
-        )
-    if not container.alive():
-        return container_status(
-            spec,
-            {"terminated": terminated(container)},
-            ready=False,
-            container_id=container.container_id,
-            restart_count=restart_count,
-            last_state=last_state,
-        )
+        state: JsonObject = {"waiting": waiting}
+    elif running:
+        state = {"running": {"startedAt": container.started_at}}
+    else:
+        state = {"terminated": terminated(container)}
     return container_status(
         spec,
-        {"running": {"startedAt": container.started_at}},
-        ready=True,
+        state,
+        ready=running,
         container_id=container.container_id,
-        started=True,
+        started=running,
         restart_count=restart_count,
         last_state=last_state,
     )

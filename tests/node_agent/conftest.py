@@ -169,3 +169,17 @@ def pod_manifest(
             },
         }
     )
+
+
+def read_pod(core: client.CoreV1Api, name: str) -> dict[str, Any]:
+    """The pod `name` of NS, as JSON."""
+    data: dict[str, Any] = core.api_client.sanitize_for_serialization(
+        core.read_namespaced_pod(name, NS)
+    )
+    return data
+
+
+def pod_events(core: client.CoreV1Api, name: str) -> list[dict[str, Any]]:
+    """The Events about the pod `name` of NS, as JSON."""
+    listed = core.list_namespaced_event(NS, field_selector=f"involvedObject.name={name}")
+    return [core.api_client.sanitize_for_serialization(e) for e in listed.items]

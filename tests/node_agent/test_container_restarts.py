@@ -16,7 +16,7 @@ import psutil
 from kubernetes import client, watch
 
 from tests.e2e.conftest import wait_until
-from tests.node_agent.conftest import NS, AgentThread, pod_manifest
+from tests.node_agent.conftest import NS, AgentThread, pod_events, pod_manifest, read_pod
 
 Kubectl = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -70,11 +70,6 @@ def main_status(pod: dict[str, Any]) -> dict[str, Any]:
     return found
 
 
-def events_of(core: client.CoreV1Api, name: str) -> list[dict[str, Any]]:
-    listed = core.list_namespaced_event(NS, field_selector=f"involvedObject.name={name}")
-    return [core.api_client.sanitize_for_serialization(e) for e in listed.items]
-
-
 def test_a_container_that_keeps_ending_starts_again_with_a_back_off(
     core: client.CoreV1Api, kubectl: Kubectl, name: str, tmp_path: Path
 ) -> None:
@@ -107,7 +102,7 @@ def test_a_container_that_keeps_ending_starts_again_with_a_back_off(
 
     assert kubectl("logs", name).stdout == "run 3\n"
     assert kubectl("logs", name, "--previous").stdout == "run 2\n"
-    events = events_of(core, name)
+    events = pod_events(core, name)
     back_off = [e for e in events if e["reason"] == "BackOff"]
     assert back_off and back_off[0]["type"] == "Warning"
     assert back_off[0]["message"] == (
@@ -171,21 +166,14 @@ def test_a_restarted_agent_starts_the_lost_containers_of_an_always_pod_again(
         node_agent.start()
 
     def running_again() -> dict[str, Any] | None:
-        status = main_status(_pod(core, name))
+        status = main_status(read_pod(core, name))
         again = "running" in status.get("state", {}) and status["containerID"] != first
         return status if again else None
 
     status = wait_until(running_again)
-    assert _pod(core, name)["status"]["phase"] == "Running"
+    assert read_pod(core, name)["status"]["phase"] == "Running"
     assert status["restartCount"] == 1
     lost = status["lastState"]["terminated"]
     assert lost["reason"] == "ContainerStatusUnknown" and lost["exitCode"] == 137
     assert lost["containerID"] == first
     kubectl("delete", "pod", name, "--wait=true", "--timeout=60s")
-
-
-def _pod(core: client.CoreV1Api, name: str) -> dict[str, Any]:
-    found: dict[str, Any] = core.api_client.sanitize_for_serialization(
-        core.read_namespaced_pod(name, NS)
-    )
-    return found

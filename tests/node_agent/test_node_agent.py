@@ -23,20 +23,20 @@ from kubernetes.client.rest import ApiException
 from podtask_devcluster.control_plane import ControlPlane
 from podtask_devcluster.nodestatus import Machine
 from tests.e2e.conftest import wait_until
-from tests.node_agent.conftest import NODE, NS, AgentThread, pod_manifest
+from tests.node_agent.conftest import (
+    NODE,
+    NS,
+    AgentThread,
+    pod_events,
+    pod_manifest,
+    read_pod,
+)
 
 Kubectl = Callable[..., subprocess.CompletedProcess[str]]
 
 
-def _pod(core: client.CoreV1Api, name: str) -> dict[str, Any]:
-    data: dict[str, Any] = core.api_client.sanitize_for_serialization(
-        core.read_namespaced_pod(name, NS)
-    )
-    return data
-
-
 def _phase(core: client.CoreV1Api, name: str, *phases: str) -> dict[str, Any] | None:
-    pod = _pod(core, name)
+    pod = read_pod(core, name)
     return pod if pod.get("status", {}).get("phase") in phases else None
 
 
@@ -50,13 +50,8 @@ def _state(pod: dict[str, Any]) -> dict[str, Any]:
     return state
 
 
-def _events(core: client.CoreV1Api, name: str) -> list[dict[str, Any]]:
-    listed = core.list_namespaced_event(NS, field_selector=f"involvedObject.name={name}")
-    return [core.api_client.sanitize_for_serialization(e) for e in listed.items]
-
-
 def _reasons(core: client.CoreV1Api, name: str) -> set[str]:
-    return {e["reason"] for e in _events(core, name)}
+    return {e["reason"] for e in pod_events(core, name)}
 
 
 def _gone(core: client.CoreV1Api, name: str) -> bool:
@@ -131,7 +126,7 @@ def test_a_pod_runs_to_succeeded_and_kubectl_logs_reads_it(
     previous = kubectl("logs", name, "--previous", check=False)
     assert previous.returncode != 0 and "previous terminated container" in previous.stderr
 
-    events = _events(core, name)
+    events = pod_events(core, name)
     assert {"Pulled", "Created", "Started"} <= {e["reason"] for e in events}
     kubelet = [e for e in events if e["reason"] in ("Pulled", "Created", "Started")]
     assert all(e["source"] == {"component": "kubelet", "host": NODE} for e in kubelet)
@@ -157,7 +152,7 @@ def test_an_image_the_node_lacks_is_a_failed_pull_and_never_starts(
     kubectl("create", "-f", "-", input=pod_manifest(name, "print('ran')", image="busybox:1.36"))
 
     def waiting(reason: str) -> dict[str, Any] | None:
-        pod = _pod(core, name)
+        pod = read_pod(core, name)
         statuses = pod.get("status", {}).get("containerStatuses") or []
         found = statuses and (statuses[0]["state"].get("waiting") or {}).get("reason") == reason
         return pod if found else None
@@ -167,7 +162,7 @@ def test_an_image_the_node_lacks_is_a_failed_pull_and_never_starts(
     backoff = wait_until(lambda: waiting("ImagePullBackOff"))
     assert _state(backoff)["waiting"]["message"].startswith('Back-off pulling image "busybox:1.36"')
     assert backoff["status"]["phase"] == "Pending"
-    events = _events(core, name)
+    events = pod_events(core, name)
     failed = [e["message"] for e in events if e["reason"] == "Failed"]
     assert any(m.startswith('Failed to pull image "busybox:1.36"') for m in failed)
     assert "Error: ErrImagePull" in failed
@@ -186,18 +181,18 @@ def test_a_missing_secret_is_a_config_error_until_it_exists(
     kubectl("create", "-f", "-", input=pod_manifest(name, script, env=env))
 
     def config_error() -> dict[str, Any] | None:
-        pod = _pod(core, name)
+        pod = read_pod(core, name)
         statuses = pod.get("status", {}).get("containerStatuses") or []
         waiting = (statuses and statuses[0]["state"].get("waiting")) or {}
         return waiting if waiting.get("reason") == "CreateContainerConfigError" else None
 
     waiting = wait_until(config_error)
     assert waiting["message"] == f'secret "{secret}" not found'
-    assert _pod(core, name)["status"]["phase"] == "Pending"
+    assert read_pod(core, name)["status"]["phase"] == "Pending"
     wait_until(
         lambda: (
             f'Error: secret "{secret}" not found'
-            in [e["message"] for e in _events(core, name) if e["reason"] == "Failed"]
+            in [e["message"] for e in pod_events(core, name) if e["reason"] == "Failed"]
         )
     )
     core.create_namespaced_secret(
@@ -230,7 +225,7 @@ def test_kubectl_delete_stops_the_pod_gracefully(
     kubectl("delete", "pod", name, "--wait=true", "--timeout=60s")
     assert _gone(core, name)
     assert marker.read_text() == "SIGTERM"
-    killing = [e for e in _events(core, name) if e["reason"] == "Killing"]
+    killing = [e for e in pod_events(core, name) if e["reason"] == "Killing"]
     assert killing and killing[0]["message"] == "Stopping container main"
 
 
@@ -266,7 +261,7 @@ def test_a_restarted_agent_fails_its_lost_pods_and_runs_the_new_ones(
     late = f"{name}-late"
     try:
         kubectl("create", "-f", "-", input=pod_manifest(late, "print('after the restart')"))
-        wait_until(lambda: _pod(core, late)["spec"].get("nodeName") == NODE)
+        wait_until(lambda: read_pod(core, late)["spec"].get("nodeName") == NODE)
         # The node is lost: its containers are gone with it.
         wait_until(lambda: not psutil.pid_exists(pid))
     finally:
